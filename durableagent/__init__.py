@@ -1,0 +1,1 @@
+"""Host Microsoft Agent Framework agents in Azure Durable Functions entities."""

@@ -1,0 +1,1 @@
+"""Scripted, offline stand-ins for model clients."""
