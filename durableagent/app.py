@@ -1,0 +1,129 @@
+"""`AgentFunctionApp`: a `DFApp` that turns agents into durable, HTTP-reachable sessions."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+from agent_framework import SupportsAgentRun
+
+from .entity import agent_type_of, create_entity_function
+from .http import AgentRoutes, Polling
+from .scripting import ScriptSwap
+from .session import entity_name_for
+
+logger = logging.getLogger("durableagent")
+
+_AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+RUN_TIMEOUT_ENV = "DURABLEAGENT_RUN_TIMEOUT"
+
+
+@dataclass(frozen=True)
+class RegisteredAgent:
+    name: str
+    agent: SupportsAgentRun
+    callback: object | None
+    entity_name: str
+
+
+def _polling_from_env() -> Polling:
+    raw = os.environ.get(RUN_TIMEOUT_ENV)
+    if not raw:
+        return Polling()
+    try:
+        timeout = float(raw)
+    except ValueError:
+        raise ValueError(f"{RUN_TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+    return Polling(timeout=timeout)
+
+
+class AgentFunctionApp(df.DFApp):
+    """Registers one durable entity per agent plus the run/state/health HTTP routes.
+
+    The routes are generic (`agents/{agent_name}/...`) so an unknown agent gets a JSON 404
+    from us rather than a bare 404 from the host. Every other trigger a user adds to this
+    app (timers, queues, their own routes) is registered exactly as on a plain `DFApp`.
+    """
+
+    def __init__(
+        self,
+        agents: Iterable[SupportsAgentRun] | None = None,
+        http_auth_level: func.AuthLevel = func.AuthLevel.ANONYMOUS,
+        enable_health_check: bool = True,
+        default_callback: object | None = None,
+        *,
+        polling: Polling | None = None,
+    ) -> None:
+        super().__init__(http_auth_level=http_auth_level)
+        self._agents: dict[str, RegisteredAgent] = {}
+        self.default_callback = default_callback
+        self._script_swap = ScriptSwap.from_env()
+        self._routes = AgentRoutes(self._resolve, self._agents_info, polling or _polling_from_env())
+        self._register_routes(enable_health_check)
+        for agent in agents or ():
+            self.add_agent(agent)
+
+    @property
+    def agents(self) -> Mapping[str, SupportsAgentRun]:
+        return MappingProxyType({name: reg.agent for name, reg in self._agents.items()})
+
+    def add_agent(self, agent: SupportsAgentRun, callback: object | None = None) -> None:
+        name = getattr(agent, "name", None)
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"agent {agent!r} has no name; give it one, e.g. Agent(name='WeatherAgent', ...)")
+        if not _AGENT_NAME.match(name):
+            raise ValueError(
+                f"agent name {name!r} is not usable in routes and entity ids; "
+                "use letters, digits, '-', '_' and '.' (at most 100 characters)"
+            )
+        if self._resolve(name) is not None:
+            raise ValueError(f"an agent named {name!r} is already registered (names are case-insensitive)")
+        self._script_swap.apply(agent)
+        registered = RegisteredAgent(name, agent, callback or self.default_callback, entity_name_for(name))
+        entity = create_entity_function(agent, name, registered.callback)
+        function_name = "dafx_" + re.sub(r"\W", "_", name) + "_entity"
+        entity.__name__ = function_name
+        self.function_name(function_name)(self.entity_trigger(context_name="context",
+                                                              entity_name=registered.entity_name)(entity))
+        self._agents[name] = registered
+        logger.info("registered agent %s as entity %s", name, registered.entity_name)
+
+    # -- internals ------------------------------------------------------
+    def _resolve(self, name: str) -> str | None:
+        """Entity names are case-insensitive in Durable Functions, so agent lookups are too."""
+        if name in self._agents:
+            return name
+        lowered = name.lower()
+        return next((n for n in self._agents if n.lower() == lowered), None)
+
+    def _agents_info(self) -> list[dict[str, str]]:
+        return [{"name": r.name, "type": agent_type_of(r.agent)} for r in self._agents.values()]
+
+    def _register_routes(self, enable_health_check: bool) -> None:
+        routes = self._routes
+
+        @self.function_name("dafx_run_agent")
+        @self.route(route="agents/{agent_name}/run", methods=["POST"])
+        @self.durable_client_input(client_name="client")
+        async def dafx_run_agent(req: func.HttpRequest, client: Any) -> func.HttpResponse:
+            return await routes.run(req, client)
+
+        @self.function_name("dafx_get_session")
+        @self.route(route="agents/{agent_name}/{session_id}", methods=["GET"])
+        @self.durable_client_input(client_name="client")
+        async def dafx_get_session(req: func.HttpRequest, client: Any) -> func.HttpResponse:
+            return await routes.state(req, client)
+
+        if enable_health_check:
+
+            @self.function_name("dafx_health")
+            @self.route(route="health", methods=["GET"])
+            def dafx_health(req: func.HttpRequest) -> func.HttpResponse:
+                return routes.health(req)

@@ -1,0 +1,137 @@
+"""The durable entity behind each session: runs turns and keeps their history."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import azure.durable_functions as df
+from agent_framework import AgentResponse, Message, SupportsAgentRun
+
+from .callbacks import AgentCallbackContext, notify
+from .loop import run_coroutine
+from .requests import RequestError, validate_run_request
+from .state import AgentState
+
+logger = logging.getLogger("durableagent.entity")
+
+OPERATIONS = ("run_agent", "get_state", "reset")
+
+
+def agent_type_of(agent: SupportsAgentRun) -> str:
+    return type(agent).__name__
+
+
+def _run_options(request: dict[str, Any]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if not request.get("enable_tool_calls", True):
+        options["tool_choice"] = "none"
+    if request.get("response_schema"):
+        options["response_format"] = request["response_schema"]
+    return options
+
+
+def _check_structured(response: AgentResponse, schema: dict[str, Any] | None) -> None:
+    """Raise when a reply asked to follow a JSON schema does not."""
+    if not schema:
+        return
+    import jsonschema
+
+    try:
+        value = json.loads(response.text)
+    except ValueError:
+        raise ValueError(f"structured reply is not JSON: {response.text[:200]!r}") from None
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as exc:
+        raise ValueError(f"structured reply does not match response_schema: {exc.message}") from None
+
+
+class AgentEntity:
+    """Operation logic, kept apart from the Durable context so it is easy to reason about."""
+
+    def __init__(self, agent: SupportsAgentRun, agent_name: str, callback: object | None = None) -> None:
+        self.agent = agent
+        self.agent_name = agent_name
+        self.callback = callback
+
+    async def _invoke(
+        self, messages: list[Message], options: dict[str, Any], context: AgentCallbackContext
+    ) -> AgentResponse:
+        run: Any = self.agent.run
+        if self.callback is None:
+            return await run(messages, options=options) if options else await run(messages)
+        stream = run(messages, stream=True, options=options) if options else run(messages, stream=True)
+        async for update in stream:
+            await notify(self.callback, "on_streaming_response_update", update, context)
+        response = await stream.get_final_response()
+        await notify(self.callback, "on_agent_response", response, context)
+        return response
+
+    def run_agent(self, state: AgentState, raw_input: object, session_key: str) -> dict[str, Any]:
+        """One turn. Errors become a failed turn in the history, never a broken entity."""
+        if isinstance(raw_input, str):
+            raw_input = {"message": raw_input}
+        if not isinstance(raw_input, dict):
+            return {"status": "error", "error": "run_agent input must be a JSON object with a 'message'"}
+        correlation_id = str(raw_input.get("correlation_id") or uuid.uuid4().hex)
+        try:
+            request = validate_run_request({k: v for k, v in raw_input.items() if k != "correlation_id"})
+        except RequestError as exc:
+            return {"status": "error", "error": f"invalid run_agent input: {exc}"}
+        if state.has_correlation(correlation_id):
+            # A redelivered signal: the turn already happened, keep history free of duplicates.
+            entry = state.reply_for(correlation_id)
+            return {"status": (entry or {}).get("status", "pending"), "correlation_id": correlation_id}
+
+        history = state.to_messages()
+        state.add_user_message(request.message, correlation_id, role=request.role)
+        messages = [*history, Message(role=request.role, contents=[request.message])]
+        context = AgentCallbackContext(self.agent_name, correlation_id, session_key, request.message)
+        options = _run_options(request.entity_input(correlation_id))
+        try:
+            response = run_coroutine(self._invoke(messages, options, context))
+            _check_structured(response, request.response_schema)
+        except Exception as exc:  # the model, a tool or the schema check failed
+            logger.warning("agent %s turn %s failed: %s", self.agent_name, correlation_id, exc)
+            state.add_error(correlation_id, f"{type(exc).__name__}: {exc}")
+            return {"status": "error", "error": f"{type(exc).__name__}: {exc}", "correlation_id": correlation_id}
+        entry = state.add_assistant_message(response, correlation_id)
+        return {"status": "success", "response": entry["content"], "correlation_id": correlation_id}
+
+
+def create_entity_function(
+    agent: SupportsAgentRun, agent_name: str, callback: object | None = None
+) -> Callable[[df.DurableEntityContext], None]:
+    """Entity body for the Durable SDK (`Entity.create` wraps it)."""
+    logic = AgentEntity(agent, agent_name, callback)
+    agent_type = agent_type_of(agent)
+
+    def entity_function(context: df.DurableEntityContext) -> None:
+        try:
+            state = AgentState.from_dict(context.get_state(dict), agent_type=agent_type)
+        except ValueError as exc:
+            # Never overwrite state we cannot read: report and leave it as stored.
+            logger.error("session %s has unreadable state: %s", context.entity_key, exc)
+            context.set_result({"status": "error", "error": f"stored state is unreadable: {exc}"})
+            return
+        operation = context.operation_name
+        if operation == "run_agent":
+            result = logic.run_agent(state, context.get_input(), context.entity_key)
+        elif operation == "get_state":
+            context.set_result(state.get_state())
+            return
+        elif operation == "reset":
+            state.reset()
+            result = {"status": "reset"}
+        else:
+            context.set_result({"status": "error", "error": f"unknown operation {operation!r}"})
+            return
+        context.set_state(state.get_state())
+        context.set_result(result)
+
+    entity_function.__name__ = f"{agent_name}_entity"
+    return entity_function

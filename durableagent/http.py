@@ -1,0 +1,166 @@
+"""HTTP handlers for the agent routes; the app wires them to Functions triggers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from .requests import RequestError, parse_run_request
+from .session import AgentSessionId, validate_key
+from .state import AgentState
+
+logger = logging.getLogger("durableagent.http")
+
+
+class DurableClient(Protocol):
+    """The part of `DurableOrchestrationClient` the routes use (a double in unit tests)."""
+
+    async def signal_entity(self, entityId: df.EntityId, operation_name: str, operation_input: Any = None) -> None: ...
+
+    async def read_entity_state(self, entityId: df.EntityId) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Polling:
+    """How the run route waits for the entity's reply: short, growing intervals up to a deadline."""
+
+    timeout: float = 60.0
+    first_interval: float = 0.01
+    max_interval: float = 0.5
+    growth: float = 1.5
+
+    def intervals(self) -> Any:
+        interval = self.first_interval
+        while True:
+            yield interval
+            interval = min(interval * self.growth, self.max_interval)
+
+
+def json_response(body: Mapping[str, Any], status: int = 200) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+
+
+def error_response(error: str, status: int, **extra: Any) -> func.HttpResponse:
+    return json_response({"status": "error", "error": error, **extra}, status)
+
+
+class BackendUnavailable(Exception):
+    """The durable backend (storage, host) did not answer as expected."""
+
+
+async def read_state(client: DurableClient, session: AgentSessionId) -> dict[str, Any] | None:
+    """Stored state of a session, or None when the entity does not exist."""
+    try:
+        response = await client.read_entity_state(session.to_entity_id())
+    except Exception as exc:
+        raise BackendUnavailable(str(exc)) from exc
+    if not response.entity_exists:
+        return None
+    state = response.entity_state
+    if isinstance(state, str):
+        state = json.loads(state)
+    return state if isinstance(state, dict) else None
+
+
+class AgentRoutes:
+    """Route logic; `lookup` maps a route's agent name to the registered agent's name."""
+
+    def __init__(self, lookup: Callable[[str], str | None], agents_info: Callable[[], list[dict[str, str]]],
+                 polling: Polling) -> None:
+        self._lookup = lookup
+        self._agents_info = agents_info
+        self.polling = polling
+
+    def _agent(self, req: func.HttpRequest) -> str:
+        requested = req.route_params.get("agent_name", "")
+        name = self._lookup(requested)
+        if name is None:
+            known = ", ".join(a["name"] for a in self._agents_info()) or "none"
+            raise RequestError(f"unknown agent {requested!r}; registered agents: {known}", 404)
+        return name
+
+    async def run(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
+        try:
+            agent = self._agent(req)
+            request = parse_run_request(req.get_body() or b"")
+        except RequestError as exc:
+            return error_response(str(exc), exc.status)
+        session = AgentSessionId(agent, request.session_key or uuid.uuid4().hex)
+        correlation_id = uuid.uuid4().hex
+        ids = {"sessionId": session.key, "correlationId": correlation_id}
+        try:
+            await client.signal_entity(session.to_entity_id(), "run_agent", request.entity_input(correlation_id))
+            entry, state = await self._wait_for_reply(client, session, correlation_id)
+        except BackendUnavailable as exc:
+            logger.error("durable backend unavailable for %s: %s", session, exc)
+            return error_response(f"durable backend unavailable: {exc}", 503, **ids)
+        except Exception as exc:
+            logger.error("could not signal %s: %s", session, exc)
+            return error_response(f"durable backend unavailable: {exc}", 503, **ids)
+        if entry is None:
+            status_url = req.url.rsplit("?", 1)[0].rsplit("/", 1)[0] + f"/{session.key}"
+            return json_response({"status": "accepted", "message": request.message, **ids, "statusUrl": status_url},
+                                 202)
+        if entry.get("status") == "error":
+            return error_response(entry.get("error") or "agent run failed", 500, message=request.message, **ids)
+        return json_response({
+            "response": entry.get("content"),
+            "message": request.message,
+            "status": "success",
+            "message_count": state.message_count,
+            **ids,
+        })
+
+    async def _wait_for_reply(
+        self, client: DurableClient, session: AgentSessionId, correlation_id: str
+    ) -> tuple[dict[str, Any] | None, AgentState]:
+        deadline = time.monotonic() + self.polling.timeout
+        state = AgentState()
+        for interval in self.polling.intervals():
+            data = await read_state(client, session)
+            if data is not None:
+                state = AgentState.from_dict(data)
+                entry = state.reply_for(correlation_id)
+                if entry is not None:
+                    return entry, state
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None, state
+            await asyncio.sleep(min(interval, remaining))
+        raise AssertionError("unreachable")
+
+    async def state(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
+        try:
+            agent = self._agent(req)
+            key = req.route_params.get("session_id", "")
+            try:
+                validate_key(key)
+            except ValueError as exc:
+                raise RequestError(f"invalid session id: {exc}") from None
+        except RequestError as exc:
+            return error_response(str(exc), exc.status)
+        session = AgentSessionId(agent, key)
+        try:
+            data = await read_state(client, session)
+        except BackendUnavailable as exc:
+            return error_response(f"durable backend unavailable: {exc}", 503)
+        if data is None:
+            return error_response(f"session {key!r} of agent {agent!r} not found", 404)
+        try:
+            state = AgentState.from_dict(data).get_state()
+        except ValueError as exc:
+            return error_response(f"stored state is unreadable: {exc}", 500)
+        return json_response({**state, "sessionId": key, "agent": agent})
+
+    def health(self, req: func.HttpRequest) -> func.HttpResponse:
+        agents = self._agents_info()
+        return json_response({"status": "healthy", "agents": agents, "agent_count": len(agents)})

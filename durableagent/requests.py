@@ -1,0 +1,101 @@
+"""Validation of what callers send, before anything reaches an entity."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .session import validate_key
+
+MAX_MESSAGE_CHARS = 256 * 1024
+ALLOWED_ROLES = ("user", "system")
+_KNOWN_FIELDS = {"message", "sessionId", "sessionKey", "role", "enable_tool_calls", "response_schema"}
+
+
+class RequestError(ValueError):
+    """A caller mistake; `status` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    message: str
+    session_key: str | None = None
+    role: str = "user"
+    enable_tool_calls: bool = True
+    response_schema: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def entity_input(self, correlation_id: str) -> dict[str, Any]:
+        """The `run_agent` operation input."""
+        return {
+            "message": self.message,
+            "role": self.role,
+            "correlation_id": correlation_id,
+            "enable_tool_calls": self.enable_tool_calls,
+            "response_schema": self.response_schema,
+        }
+
+
+def _check_schema(schema: object) -> dict[str, Any]:
+    if not isinstance(schema, dict):
+        raise RequestError("'response_schema' must be a JSON object (a JSON schema)")
+    try:
+        import jsonschema
+
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise RequestError(f"'response_schema' is not a valid JSON schema: {exc.message}") from None
+    return schema
+
+
+def parse_run_request(body: bytes) -> RunRequest:
+    """Parse a `POST .../run` body; every problem is a RequestError naming it."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError("request body is not valid UTF-8") from None
+    if not text.strip():
+        raise RequestError("request body is empty; send JSON like {\"message\": \"hello\"}")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise RequestError(f"request body is not valid JSON: {exc}") from None
+    return validate_run_request(data)
+
+
+def validate_run_request(data: object) -> RunRequest:
+    if not isinstance(data, dict):
+        raise RequestError(f"request body must be a JSON object, got {type(data).__name__}")
+    message = data.get("message")
+    if message is None:
+        raise RequestError("'message' is required")
+    if not isinstance(message, str):
+        raise RequestError(f"'message' must be a string, got {type(message).__name__}")
+    if not message.strip():
+        raise RequestError("'message' must not be empty")
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise RequestError(f"'message' is {len(message)} characters; the limit is {MAX_MESSAGE_CHARS}", 413)
+    if "sessionId" in data and "sessionKey" in data and data["sessionId"] != data["sessionKey"]:
+        raise RequestError("'sessionId' and 'sessionKey' are aliases; send one of them")
+    key = data.get("sessionId", data.get("sessionKey"))
+    if key is not None:
+        try:
+            validate_key(key)
+        except ValueError as exc:
+            raise RequestError(f"invalid 'sessionId': {exc}") from None
+    role = data.get("role", "user")
+    if role not in ALLOWED_ROLES:
+        raise RequestError(f"'role' must be one of {', '.join(ALLOWED_ROLES)}, got {role!r}")
+    enable_tools = data.get("enable_tool_calls", True)
+    if not isinstance(enable_tools, bool):
+        raise RequestError("'enable_tool_calls' must be true or false")
+    schema = data.get("response_schema")
+    if schema is not None:
+        schema = _check_schema(schema)
+    extra = {k: v for k, v in data.items() if k not in _KNOWN_FIELDS}
+    return RunRequest(message, key, role, enable_tools, schema, extra)

@@ -1,0 +1,130 @@
+"""Drive a real AgentFunctionApp's registered functions the way a Functions host would.
+
+`DurableClientDouble` stands in for the durable client binding only: it speaks the real
+entity JSON protocol to the registered entity functions (double-encoded inputs, JSON state
+text, batch results), applies signals after `signal_entity` returns, one at a time per
+entity, as the Durable runtime does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+import pytest
+from agent_framework import Agent
+from azure.durable_functions.models.EntityStateResponse import EntityStateResponse
+
+from durableagent import AgentFunctionApp
+from fakes import ScriptedChatClient
+
+
+def get_weather(location: str) -> str:
+    """Get the weather for a location."""
+    return f"Sunny, 22 C in {location}"
+
+
+class DurableClientDouble:
+    def __init__(self, app: AgentFunctionApp) -> None:
+        self.functions = {f.get_function_name(): f for f in app.get_functions()}
+        self.entities = {}
+        for f in self.functions.values():
+            trigger = f.get_trigger()
+            if trigger.type == "entityTrigger":
+                self.entities[(trigger.entity_name or f.get_function_name()).lower()] = f.get_user_function()
+        self.states: dict[tuple[str, str], str | None] = {}
+        self.locks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.results: list[dict[str, Any]] = []
+        self.pending: set[asyncio.Task[None]] = set()
+        self.fail_with: Exception | None = None
+
+    def run_batch(self, name: str, key: str, operations: list[tuple[str, Any]]) -> dict[str, Any]:
+        """One entity invocation with the host's JSON context; returns the parsed response."""
+        ident = (name.lower(), key)
+        state = self.states.get(ident)
+        context = {
+            "self": {"name": name.lower(), "key": key},
+            "exists": state is not None,
+            "state": state,
+            "batch": [
+                {"name": op, "input": None if arg is None else json.dumps(json.dumps(arg)), "isSignal": True}
+                for op, arg in operations
+            ],
+        }
+        output = json.loads(self.entities[name.lower()](json.dumps(context)))
+        if output["entityExists"]:
+            self.states[ident] = output["entityState"]
+        else:
+            self.states.pop(ident, None)
+        self.results.extend(output["results"])
+        return output
+
+    async def _apply(self, name: str, key: str, op: str, arg: Any) -> None:
+        async with self.locks[(name.lower(), key)]:
+            await asyncio.to_thread(self.run_batch, name, key, [(op, arg)])
+
+    async def signal_entity(self, entityId: df.EntityId, operation_name: str, operation_input: Any = None) -> None:
+        if self.fail_with:
+            raise self.fail_with
+        task = asyncio.create_task(self._apply(entityId.name, entityId.key, operation_name, operation_input))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def read_entity_state(self, entityId: df.EntityId) -> EntityStateResponse:
+        if self.fail_with:
+            raise self.fail_with
+        state = self.states.get((entityId.name.lower(), entityId.key))
+        if state is None:
+            return EntityStateResponse(False)
+        return EntityStateResponse(True, json.loads(state))
+
+    async def drain(self) -> None:
+        while self.pending:
+            await asyncio.gather(*list(self.pending))
+
+    # -- calling the app's HTTP functions ---------------------------------
+    async def call(
+        self, function_name: str, method: str, url: str, *, body: bytes | str | None = None, **route_params: str
+    ) -> tuple[int, Any]:
+        fn = self.functions[function_name].get_user_function()
+        if isinstance(body, str):
+            body = body.encode()
+        req = func.HttpRequest(method, url, body=body or b"", route_params=route_params, headers={})
+        target = getattr(fn, "client_function", None)
+        if target is not None:
+            response = await target(req=req, client=self)
+        else:
+            response = fn(req=req)
+        text = response.get_body().decode()
+        return response.status_code, json.loads(text)
+
+    async def run(self, agent: str, payload: Any) -> tuple[int, Any]:
+        body = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
+        return await self.call(
+            "dafx_run_agent", "POST", f"http://localhost/api/agents/{agent}/run", body=body, agent_name=agent
+        )
+
+    async def state(self, agent: str, session: str) -> tuple[int, Any]:
+        return await self.call(
+            "dafx_get_session", "GET", f"http://localhost/api/agents/{agent}/{session}",
+            agent_name=agent, session_id=session,
+        )
+
+
+def make_agent(client: ScriptedChatClient, name: str = "WeatherAgent") -> Agent:
+    return Agent(client=client, name=name, instructions="You answer weather questions.", tools=[get_weather])
+
+
+@pytest.fixture
+def build():
+    """Build an app from agents and return (app, client double)."""
+
+    def _build(*agents: Agent, **kwargs: Any) -> tuple[AgentFunctionApp, DurableClientDouble]:
+        app = AgentFunctionApp(agents=list(agents), **kwargs)
+        return app, DurableClientDouble(app)
+
+    return _build

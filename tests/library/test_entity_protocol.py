@@ -1,0 +1,71 @@
+"""The entity function driven with the JSON context the Functions host sends."""
+
+import json
+
+from fakes import ScriptedChatClient
+
+from .conftest import make_agent
+
+ENTITY = "dafx-weatheragent"
+
+
+def _results(output):
+    return [(r["isError"], json.loads(r["result"]) if r["result"] else None) for r in output["results"]]
+
+
+def test_batch_of_operations_runs_in_order(build):
+    _, host = build(make_agent(ScriptedChatClient(steps=[{"text": "first"}, {"text": "second"}])))
+    output = host.run_batch(ENTITY, "k", [
+        ("run_agent", {"message": "one", "correlation_id": "c1"}),
+        ("run_agent", {"message": "two", "correlation_id": "c2"}),
+        ("get_state", None),
+    ])
+    assert output["entityExists"] is True
+    (e1, r1), (e2, r2), (e3, state) = _results(output)
+    assert not (e1 or e2 or e3)
+    assert (r1["response"], r2["response"]) == ("first", "second")
+    assert [e["content"] for e in state["conversation_history"]] == ["one", "first", "two", "second"]
+    assert json.loads(output["entityState"]) == state
+
+
+def test_redelivered_signal_is_not_applied_twice(build):
+    fake = ScriptedChatClient(steps=[{"text": "only once"}])
+    _, host = build(make_agent(fake))
+    signal = ("run_agent", {"message": "hi", "correlation_id": "same"})
+    host.run_batch(ENTITY, "k", [signal])
+    output = host.run_batch(ENTITY, "k", [signal])
+    state = json.loads(output["entityState"])
+    assert state["message_count"] == 2 and len(fake.requests) == 1
+
+
+def test_plain_string_input_is_a_message(build):
+    _, host = build(make_agent(ScriptedChatClient(steps=[{"text": "hello"}])))
+    output = host.run_batch(ENTITY, "k", [("run_agent", "hi there")])
+    state = json.loads(output["entityState"])
+    assert state["conversation_history"][0]["content"] == "hi there"
+
+
+def test_bad_input_and_unknown_operation_leave_state_untouched(build):
+    _, host = build(make_agent(ScriptedChatClient(steps=[{"text": "ok"}])))
+    host.run_batch(ENTITY, "k", [("run_agent", {"message": "hi", "correlation_id": "c"})])
+    before = host.states[(ENTITY, "k")]
+    output = host.run_batch(ENTITY, "k", [("run_agent", {"message": ""}), ("run_agent", [1]), ("explode", None)])
+    results = _results(output)
+    assert all(r["status"] == "error" for _, r in results)
+    assert "unknown operation" in results[2][1]["error"]
+    assert host.states[(ENTITY, "k")] == before
+
+
+def test_reset_clears_history(build):
+    _, host = build(make_agent(ScriptedChatClient(steps=[{"text": "ok"}])))
+    host.run_batch(ENTITY, "k", [("run_agent", {"message": "hi"})])
+    output = host.run_batch(ENTITY, "k", [("reset", None), ("get_state", None)])
+    assert _results(output)[1][1]["conversation_history"] == []
+
+
+def test_unreadable_state_is_reported_and_not_overwritten(build):
+    _, host = build(make_agent(ScriptedChatClient(steps=[{"text": "ok"}])))
+    host.states[(ENTITY, "k")] = json.dumps({"schema_version": 99, "conversation_history": []})
+    output = host.run_batch(ENTITY, "k", [("run_agent", {"message": "hi"})])
+    assert "unreadable" in _results(output)[0][1]["error"]
+    assert json.loads(host.states[(ENTITY, "k")])["schema_version"] == 99
