@@ -77,7 +77,9 @@ class AgentFunctionApp(df.DFApp):
     def add_agent(self, agent: SupportsAgentRun, callback: object | None = None) -> None:
         name = getattr(agent, "name", None)
         if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"agent {agent!r} has no name; give it one, e.g. Agent(name='WeatherAgent', ...)")
+            raise ValueError(
+                f"agent {agent!r} has no name; give it one, e.g. Agent(name='WeatherAgent', ...)"
+            )
         if not _AGENT_NAME.match(name):
             raise ValueError(
                 f"agent name {name!r} is not usable in routes and entity ids; "
@@ -90,8 +92,9 @@ class AgentFunctionApp(df.DFApp):
         entity = create_entity_function(agent, name, registered.callback)
         function_name = "dafx_" + re.sub(r"\W", "_", name) + "_entity"
         entity.__name__ = function_name
-        self.function_name(function_name)(self.entity_trigger(context_name="context",
-                                                              entity_name=registered.entity_name)(entity))
+        self.function_name(function_name)(
+            self.entity_trigger(context_name="context", entity_name=registered.entity_name)(entity)
+        )
         self._agents[name] = registered
         logger.info("registered agent %s as entity %s", name, registered.entity_name)
 

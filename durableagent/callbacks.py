@@ -26,12 +26,16 @@ class AgentCallbackContext:
 class AgentResponseCallbackProtocol(Protocol):
     """Either method may be sync or async."""
 
-    def on_streaming_response_update(self, update: AgentResponseUpdate, context: AgentCallbackContext) -> Any: ...
+    def on_streaming_response_update(
+        self, update: AgentResponseUpdate, context: AgentCallbackContext
+    ) -> Any: ...
 
     def on_agent_response(self, response: AgentResponse, context: AgentCallbackContext) -> Any: ...
 
 
-async def notify(callback: object | None, method: str, payload: object, context: AgentCallbackContext) -> None:
+async def notify(
+    callback: object | None, method: str, payload: object, context: AgentCallbackContext
+) -> None:
     """Call one callback method; a failing callback is logged and never breaks the turn."""
     handler = getattr(callback, method, None)
     if handler is None:

@@ -98,7 +98,11 @@ class AgentEntity:
         except Exception as exc:  # the model, a tool or the schema check failed
             logger.warning("agent %s turn %s failed: %s", self.agent_name, correlation_id, exc)
             state.add_error(correlation_id, f"{type(exc).__name__}: {exc}")
-            return {"status": "error", "error": f"{type(exc).__name__}: {exc}", "correlation_id": correlation_id}
+            return {
+                "status": "error",
+                "error": f"{type(exc).__name__}: {exc}",
+                "correlation_id": correlation_id,
+            }
         entry = state.add_assistant_message(response, correlation_id)
         return {"status": "success", "response": entry["content"], "correlation_id": correlation_id}
 

@@ -24,7 +24,9 @@ logger = logging.getLogger("durableagent.http")
 class DurableClient(Protocol):
     """The part of `DurableOrchestrationClient` the routes use (a double in unit tests)."""
 
-    async def signal_entity(self, entityId: df.EntityId, operation_name: str, operation_input: Any = None) -> None: ...
+    async def signal_entity(
+        self, entityId: df.EntityId, operation_name: str, operation_input: Any = None
+    ) -> None: ...
 
     async def read_entity_state(self, entityId: df.EntityId) -> Any: ...
 
@@ -74,8 +76,12 @@ async def read_state(client: DurableClient, session: AgentSessionId) -> dict[str
 class AgentRoutes:
     """Route logic; `lookup` maps a route's agent name to the registered agent's name."""
 
-    def __init__(self, lookup: Callable[[str], str | None], agents_info: Callable[[], list[dict[str, str]]],
-                 polling: Polling) -> None:
+    def __init__(
+        self,
+        lookup: Callable[[str], str | None],
+        agents_info: Callable[[], list[dict[str, str]]],
+        polling: Polling,
+    ) -> None:
         self._lookup = lookup
         self._agents_info = agents_info
         self.polling = polling
@@ -98,7 +104,9 @@ class AgentRoutes:
         correlation_id = uuid.uuid4().hex
         ids = {"sessionId": session.key, "correlationId": correlation_id}
         try:
-            await client.signal_entity(session.to_entity_id(), "run_agent", request.entity_input(correlation_id))
+            await client.signal_entity(
+                session.to_entity_id(), "run_agent", request.entity_input(correlation_id)
+            )
             entry, state = await self._wait_for_reply(client, session, correlation_id)
         except BackendUnavailable as exc:
             logger.error("durable backend unavailable for %s: %s", session, exc)
@@ -108,17 +116,22 @@ class AgentRoutes:
             return error_response(f"durable backend unavailable: {exc}", 503, **ids)
         if entry is None:
             status_url = req.url.rsplit("?", 1)[0].rsplit("/", 1)[0] + f"/{session.key}"
-            return json_response({"status": "accepted", "message": request.message, **ids, "statusUrl": status_url},
-                                 202)
+            return json_response(
+                {"status": "accepted", "message": request.message, **ids, "statusUrl": status_url}, 202
+            )
         if entry.get("status") == "error":
-            return error_response(entry.get("error") or "agent run failed", 500, message=request.message, **ids)
-        return json_response({
-            "response": entry.get("content"),
-            "message": request.message,
-            "status": "success",
-            "message_count": state.message_count,
-            **ids,
-        })
+            return error_response(
+                entry.get("error") or "agent run failed", 500, message=request.message, **ids
+            )
+        return json_response(
+            {
+                "response": entry.get("content"),
+                "message": request.message,
+                "status": "success",
+                "message_count": state.message_count,
+                **ids,
+            }
+        )
 
     async def _wait_for_reply(
         self, client: DurableClient, session: AgentSessionId, correlation_id: str

@@ -60,7 +60,7 @@ def parse_run_request(body: bytes) -> RunRequest:
     except UnicodeDecodeError:
         raise RequestError("request body is not valid UTF-8") from None
     if not text.strip():
-        raise RequestError("request body is empty; send JSON like {\"message\": \"hello\"}")
+        raise RequestError('request body is empty; send JSON like {"message": "hello"}')
     try:
         data = json.loads(text)
     except ValueError as exc:

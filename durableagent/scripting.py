@@ -43,7 +43,10 @@ class ScriptSwap:
             logger.warning(
                 "\n%s\n DURABLEAGENT_CHAT_SCRIPT is set: every agent answers from the SCRIPTED FAKE model\n"
                 " script: %s\n requests recorded to: %s\n%s",
-                "=" * 72, self.script, self.record, "=" * 72,
+                "=" * 72,
+                self.script,
+                self.record,
+                "=" * 72,
             )
         return self._client
 
@@ -51,7 +54,9 @@ class ScriptSwap:
         if self.script is None:
             return
         if not hasattr(agent, "client"):
-            logger.warning("agent %s has no 'client' attribute; it keeps its own model", getattr(agent, "name", agent))
+            logger.warning(
+                "agent %s has no 'client' attribute; it keeps its own model", getattr(agent, "name", agent)
+            )
             return
         agent.client = self._fake()  # type: ignore[attr-defined]
         logger.warning("agent %s now uses the scripted fake model", getattr(agent, "name", agent))

@@ -30,7 +30,10 @@ def validate_key(key: object) -> str:
         raise ValueError(f"session key is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}")
     bad = _BAD_KEY.search(key)
     if bad:
-        raise ValueError(f"session key contains {bad.group()!r}; '/', '?', '#', '@', '%', '\\' and whitespace are not allowed")
+        raise ValueError(
+            f"session key contains {bad.group()!r}; "
+            "'/', '?', '#', '@', '%', '\\' and whitespace are not allowed"
+        )
     return key
 
 

@@ -64,7 +64,9 @@ def _migrate(data: Mapping[str, Any]) -> dict[str, Any]:
     """Bring stored state written by an older version up to SCHEMA_VERSION."""
     version = data.get("schema_version", 0)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise ValueError(f"unsupported state schema_version {version!r} (this version reads <= {SCHEMA_VERSION})")
+        raise ValueError(
+            f"unsupported state schema_version {version!r} (this version reads <= {SCHEMA_VERSION})"
+        )
     migrated = dict(data)
     if version == 0:
         # Version 0 (unreleased) stored the list under "history" and had no statuses.

@@ -1,1 +1,32 @@
-"""Scripted, offline stand-ins for model clients."""
+"""Scripted, offline stand-ins for model clients.
+
+``ScriptedChatClient`` is a real agent-framework chat client whose answers come from a
+script (ordered steps, then rules, then a default), so agents, tools and hosts can be
+exercised end to end without a model service.
+"""
+
+from .client import RawScriptedChatClient, ScriptedChatClient
+from .errors import ScriptError, ScriptExhaustedError
+from .recording import RecordedRequest, read_recorded
+from .script import Condition, Rule, Script, Step, StepLike, ToolCall, build_script, load_script, parse_script
+from .weather import WEATHER_SCRIPT_PATH, weather_script
+
+__all__ = [
+    "WEATHER_SCRIPT_PATH",
+    "Condition",
+    "RawScriptedChatClient",
+    "RecordedRequest",
+    "Rule",
+    "Script",
+    "ScriptError",
+    "ScriptExhaustedError",
+    "ScriptedChatClient",
+    "Step",
+    "StepLike",
+    "ToolCall",
+    "build_script",
+    "load_script",
+    "parse_script",
+    "read_recorded",
+    "weather_script",
+]

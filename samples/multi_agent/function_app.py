@@ -10,10 +10,24 @@ from azure.identity import DefaultAzureCredential
 
 from durableagent import AgentFunctionApp
 
-_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-              ast.Pow: operator.pow, ast.USub: operator.neg}
-_WORDS = (("multiplied by", "*"), ("divided by", "/"), ("times", "*"), ("plus", "+"), ("minus", "-"),
-          ("over", "/"), ("x", "*"), ("^", "**"))
+_OPERATORS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+    ast.USub: operator.neg,
+}
+_WORDS = (
+    ("multiplied by", "*"),
+    ("divided by", "/"),
+    ("times", "*"),
+    ("plus", "+"),
+    ("minus", "-"),
+    ("over", "/"),
+    ("x", "*"),
+    ("^", "**"),
+)
 
 
 def get_weather(location: str) -> str:
@@ -52,9 +66,17 @@ def chat_client() -> OpenAIChatClient:
 
 app = AgentFunctionApp(
     agents=[
-        Agent(client=chat_client(), name="WeatherAgent", instructions="Answer weather questions.",
-              tools=[get_weather]),
-        Agent(client=chat_client(), name="MathAgent", instructions="Solve arithmetic with calculate.",
-              tools=[calculate]),
+        Agent(
+            client=chat_client(),
+            name="WeatherAgent",
+            instructions="Answer weather questions.",
+            tools=[get_weather],
+        ),
+        Agent(
+            client=chat_client(),
+            name="MathAgent",
+            instructions="Solve arithmetic with calculate.",
+            tools=[calculate],
+        ),
     ]
 )

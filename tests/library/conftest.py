@@ -67,7 +67,9 @@ class DurableClientDouble:
         async with self.locks[(name.lower(), key)]:
             await asyncio.to_thread(self.run_batch, name, key, [(op, arg)])
 
-    async def signal_entity(self, entityId: df.EntityId, operation_name: str, operation_input: Any = None) -> None:
+    async def signal_entity(
+        self, entityId: df.EntityId, operation_name: str, operation_input: Any = None
+    ) -> None:
         if self.fail_with:
             raise self.fail_with
         task = asyncio.create_task(self._apply(entityId.name, entityId.key, operation_name, operation_input))
@@ -88,7 +90,13 @@ class DurableClientDouble:
 
     # -- calling the app's HTTP functions ---------------------------------
     async def call(
-        self, function_name: str, method: str, url: str, *, body: bytes | str | None = None, **route_params: str
+        self,
+        function_name: str,
+        method: str,
+        url: str,
+        *,
+        body: bytes | str | None = None,
+        **route_params: str,
     ) -> tuple[int, Any]:
         fn = self.functions[function_name].get_user_function()
         if isinstance(body, str):
@@ -110,8 +118,11 @@ class DurableClientDouble:
 
     async def state(self, agent: str, session: str) -> tuple[int, Any]:
         return await self.call(
-            "dafx_get_session", "GET", f"http://localhost/api/agents/{agent}/{session}",
-            agent_name=agent, session_id=session,
+            "dafx_get_session",
+            "GET",
+            f"http://localhost/api/agents/{agent}/{session}",
+            agent_name=agent,
+            session_id=session,
         )
 
 

@@ -57,7 +57,9 @@ def test_registers_entity_and_routes_beside_user_triggers():
 
     functions = {f.get_function_name(): f for f in app.get_functions()}
     assert {"hello", "tick", "work", "dafx_run_agent", "dafx_get_session", "dafx_health"} <= set(functions)
-    entities = {f.get_trigger().entity_name for f in functions.values() if f.get_trigger().type == "entityTrigger"}
+    entities = {
+        f.get_trigger().entity_name for f in functions.values() if f.get_trigger().type == "entityTrigger"
+    }
     assert entities == {"dafx-WeatherAgent", "dafx-MathAgent"}
     assert functions["dafx_run_agent"].get_trigger().route == "agents/{agent_name}/run"
     assert functions["tick"].get_trigger().type == "timerTrigger"

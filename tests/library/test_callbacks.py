@@ -37,7 +37,11 @@ async def test_callback_sees_stream_chunks_and_final_response(build):
     assert [u for u in recorder.updates if u] == ["Sun", "ny ", "today"]
     assert recorder.responses == ["Sunny today"]
     context = recorder.contexts[0]
-    assert (context.agent_name, context.conversation_id, context.request_message) == ("WeatherAgent", "cb", "weather?")
+    assert (context.agent_name, context.conversation_id, context.request_message) == (
+        "WeatherAgent",
+        "cb",
+        "weather?",
+    )
     assert context.correlation_id == body["correlationId"]
 
 

@@ -15,11 +15,15 @@ def _results(output):
 
 def test_batch_of_operations_runs_in_order(build):
     _, host = build(make_agent(ScriptedChatClient(steps=[{"text": "first"}, {"text": "second"}])))
-    output = host.run_batch(ENTITY, "k", [
-        ("run_agent", {"message": "one", "correlation_id": "c1"}),
-        ("run_agent", {"message": "two", "correlation_id": "c2"}),
-        ("get_state", None),
-    ])
+    output = host.run_batch(
+        ENTITY,
+        "k",
+        [
+            ("run_agent", {"message": "one", "correlation_id": "c1"}),
+            ("run_agent", {"message": "two", "correlation_id": "c2"}),
+            ("get_state", None),
+        ],
+    )
     assert output["entityExists"] is True
     (e1, r1), (e2, r2), (e3, state) = _results(output)
     assert not (e1 or e2 or e3)
@@ -49,7 +53,9 @@ def test_bad_input_and_unknown_operation_leave_state_untouched(build):
     _, host = build(make_agent(ScriptedChatClient(steps=[{"text": "ok"}])))
     host.run_batch(ENTITY, "k", [("run_agent", {"message": "hi", "correlation_id": "c"})])
     before = host.states[(ENTITY, "k")]
-    output = host.run_batch(ENTITY, "k", [("run_agent", {"message": ""}), ("run_agent", [1]), ("explode", None)])
+    output = host.run_batch(
+        ENTITY, "k", [("run_agent", {"message": ""}), ("run_agent", [1]), ("explode", None)]
+    )
     results = _results(output)
     assert all(r["status"] == "error" for _, r in results)
     assert "unknown operation" in results[2][1]["error"]

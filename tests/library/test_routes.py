@@ -35,8 +35,12 @@ async def test_run_then_state_has_history_tool_calls_and_usage(build):
     assert (user["role"], user["content"]) == ("user", "weather in Paris?")
     assert user["correlation_id"] == assistant["correlation_id"] == body["correlationId"]
     assert assistant["agent_response"]["tool_calls"] == [
-        {"call_id": "call_1", "name": "get_weather", "arguments": {"location": "Paris"},
-         "result": "Sunny, 22 C in Paris"}
+        {
+            "call_id": "call_1",
+            "name": "get_weather",
+            "arguments": {"location": "Paris"},
+            "result": "Sunny, 22 C in Paris",
+        }
     ]
     assert assistant["agent_response"]["usage"]["total_tokens"] >= 36
     # The tool really ran and its result went back to the model.
@@ -52,7 +56,9 @@ async def test_every_turn_sees_the_whole_history(build):
     assert status == 200 and body["message_count"] == 4
     last = fake.requests[-1].messages
     texts = [m.text for m in last]
-    assert "weather in Paris?" in texts and "It is sunny in Paris." in texts and texts[-1] == "what did I ask?"
+    assert (
+        "weather in Paris?" in texts and "It is sunny in Paris." in texts and texts[-1] == "what did I ask?"
+    )
     assert any(c.type == "function_result" for m in last for c in m.contents)
 
 
@@ -81,7 +87,9 @@ async def test_concurrent_requests_to_one_session_each_get_their_own_reply(build
     fake = ScriptedChatClient(rules=[{"when": lambda request: True, "then": echo}])
     _, host = build(make_agent(fake))
     messages = [f"message {i}" for i in range(8)]
-    results = await asyncio.gather(*(host.run("WeatherAgent", {"message": m, "sessionId": "busy"}) for m in messages))
+    results = await asyncio.gather(
+        *(host.run("WeatherAgent", {"message": m, "sessionId": "busy"}) for m in messages)
+    )
     for message, (status, body) in zip(messages, results, strict=True):
         assert status == 200
         assert body["response"] == f"echo: {message}"
@@ -117,7 +125,10 @@ async def test_tool_that_raises_is_reported_to_the_model_and_recorded(build):
     from agent_framework import Agent
 
     fake = ScriptedChatClient(
-        steps=[{"tool_calls": [{"name": "broken_tool", "arguments": {"location": "Oslo"}}]}, {"text": "Sorry."}]
+        steps=[
+            {"tool_calls": [{"name": "broken_tool", "arguments": {"location": "Oslo"}}]},
+            {"text": "Sorry."},
+        ]
     )
     agent = Agent(client=fake, name="Flaky", tools=[broken_tool])
     _, host = build(agent)
@@ -126,7 +137,10 @@ async def test_tool_that_raises_is_reported_to_the_model_and_recorded(build):
     _, state = await host.state("Flaky", "t")
     call = state["conversation_history"][-1]["agent_response"]["tool_calls"][0]
     assert call["name"] == "broken_tool"
-    assert "weather service offline" in json.dumps(call["result"]) or "error" in json.dumps(call["result"]).lower()
+    assert (
+        "weather service offline" in json.dumps(call["result"])
+        or "error" in json.dumps(call["result"]).lower()
+    )
 
 
 async def test_timeout_answers_202_with_a_state_url_then_the_reply_lands(build):
@@ -148,10 +162,14 @@ async def test_response_schema_is_requested_and_validated(build):
     schema = {"type": "object", "properties": {"temp": {"type": "number"}}, "required": ["temp"]}
     fake = ScriptedChatClient(steps=[{"text": '{"temp": 21.5}'}, {"text": '{"temp": "warm"}'}])
     _, host = build(make_agent(fake))
-    status, body = await host.run("WeatherAgent", {"message": "temp?", "sessionId": "j", "response_schema": schema})
+    status, body = await host.run(
+        "WeatherAgent", {"message": "temp?", "sessionId": "j", "response_schema": schema}
+    )
     assert status == 200 and json.loads(body["response"]) == {"temp": 21.5}
     assert fake.requests[0].options.get("response_format") == schema
-    status, body = await host.run("WeatherAgent", {"message": "temp?", "sessionId": "j", "response_schema": schema})
+    status, body = await host.run(
+        "WeatherAgent", {"message": "temp?", "sessionId": "j", "response_schema": schema}
+    )
     assert status == 500 and "response_schema" in body["error"]
 
 

@@ -12,7 +12,9 @@ def _response_with_tool() -> AgentResponse:
             Message(
                 role="assistant",
                 contents=[
-                    Content.from_function_call(call_id="c1", name="get_weather", arguments='{"location": "Paris"}')
+                    Content.from_function_call(
+                        call_id="c1", name="get_weather", arguments='{"location": "Paris"}'
+                    )
                 ],
             ),
             Message(role="tool", contents=[Content.from_function_result(call_id="c1", result="Sunny")]),
@@ -30,7 +32,11 @@ def test_assistant_entry_carries_text_tool_calls_and_usage():
     assert entry["agent_response"]["tool_calls"] == [
         {"call_id": "c1", "name": "get_weather", "arguments": {"location": "Paris"}, "result": "Sunny"}
     ]
-    assert entry["agent_response"]["usage"] == {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    assert entry["agent_response"]["usage"] == {
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "total_tokens": 15,
+    }
     assert state.message_count == 2
     assert state.last_response == "It is sunny in Paris."
 
@@ -68,8 +74,12 @@ def test_reset_clears_history():
 
 
 def test_migrates_unversioned_state():
-    old = {"history": [{"role": "user", "content": "hi", "correlation_id": "c"},
-                       {"role": "assistant", "content": "hello", "correlation_id": "c"}]}
+    old = {
+        "history": [
+            {"role": "user", "content": "hi", "correlation_id": "c"},
+            {"role": "assistant", "content": "hello", "correlation_id": "c"},
+        ]
+    }
     state = AgentState.from_dict(old)
     assert state.get_state()["schema_version"] == SCHEMA_VERSION
     assert state.reply_for("c")["status"] == "success"
@@ -77,7 +87,8 @@ def test_migrates_unversioned_state():
 
 
 @pytest.mark.parametrize(
-    "data", [{"schema_version": SCHEMA_VERSION + 1}, {"schema_version": 1, "conversation_history": "x"}, [1, 2]]
+    "data",
+    [{"schema_version": SCHEMA_VERSION + 1}, {"schema_version": 1, "conversation_history": "x"}, [1, 2]],
 )
 def test_refuses_state_it_cannot_read(data):
     with pytest.raises(ValueError):

@@ -1,0 +1,262 @@
+"""The scripted chat client: a real agent-framework client whose "model" is a script.
+
+``RawScriptedChatClient`` answers requests; ``ScriptedChatClient`` adds the same layers
+the real OpenAI client has, so tool calls it emits are executed by the framework and the
+results come back in the next request, exactly as with a real model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from agent_framework import (
+    BaseChatClient,
+    ChatAndFunctionMiddlewareTypes,
+    ChatMiddlewareLayer,
+    ChatOptions,
+    ChatResponse,
+    ChatResponseUpdate,
+    FunctionInvocationConfiguration,
+    FunctionInvocationLayer,
+    Message,
+    ResponseStream,
+)
+from agent_framework.observability import ChatTelemetryLayer
+
+from .errors import ScriptError, ScriptExhaustedError
+from .recording import RecordedRequest, append_record, tool_names
+from .responses import Reply, build_response, build_updates, resolve_step
+from .script import Script, Step, StepLike, build_script, load_script
+
+_FileSignature = tuple[int, int]
+RELOAD_ATTEMPTS = 5
+RELOAD_PAUSE_SECONDS = 0.05
+
+
+class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
+    """Answers each request from a script; no function invocation or middleware by itself."""
+
+    OTEL_PROVIDER_NAME: ClassVar[str] = "scripted"
+
+    def __init__(
+        self,
+        steps: Iterable[StepLike] | Script | None = None,
+        *,
+        rules: Iterable[Any] | None = None,
+        default: StepLike | None = None,
+        record_path: str | os.PathLike[str] | None = None,
+        model: str = "scripted-model",
+        **kwargs: Any,
+    ) -> None:
+        """Build from a ``Script`` or from Python steps/rules/default (see ``fakes.script``)."""
+        super().__init__(**kwargs)
+        if isinstance(steps, Script):
+            if rules is not None or default is not None:
+                raise ScriptError("pass either a Script or steps/rules/default, not both")
+            script = steps
+        else:
+            script = build_script(list(steps or ()), list(rules or ()), default, source="<python script>")
+        self.model = model
+        self._lock = threading.Lock()
+        self._script = script
+        self._cursor = 0
+        self._count = 0
+        self._requests: list[RecordedRequest] = []
+        self._record_path = Path(record_path) if record_path is not None else None
+        self._script_path: Path | None = None
+        self._script_signature: _FileSignature | None = None
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        record_path: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """Load a ``.json``/``.toml`` script that is re-read whenever the file changes."""
+        file = Path(path)
+        signature = _signature(file)
+        client = cls(load_script(file), record_path=record_path, **kwargs)
+        client._script_path = file
+        client._script_signature = signature
+        return client
+
+    # region inspection
+
+    @property
+    def script(self) -> Script:
+        """The script currently in use (replaced when a watched file changes)."""
+        return self._script
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def record_path(self) -> Path | None:
+        """Where requests are appended as JSON lines, if anywhere."""
+        return self._record_path
+
+    @property
+    def remaining_steps(self) -> list[Step]:
+        """Steps not yet consumed."""
+        with self._lock:
+            return list(self._script.steps[self._cursor :])
+
+    def assert_complete(self) -> None:
+        """Fail when scripted steps were never used: the conversation went differently than planned."""
+        remaining = self.remaining_steps
+        if remaining:
+            used = len(self._script.steps) - len(remaining)
+            lines = [f"  steps[{used + i}]: {step.describe()}" for i, step in enumerate(remaining)]
+            raise AssertionError(
+                f"{len(remaining)} scripted step(s) of {self._script.source} were never used:\n"
+                + "\n".join(lines)
+            )
+
+    # endregion
+
+    def _inner_get_response(
+        self,
+        *,
+        messages: Sequence[Message],
+        stream: bool,
+        options: Mapping[str, Any],
+        **kwargs: Any,
+    ) -> Awaitable[ChatResponse[Any]] | ResponseStream[ChatResponseUpdate, ChatResponse[Any]]:
+        """Pick the step for this request and return it whole or as a stream of updates."""
+        if stream:
+
+            async def updates() -> AsyncIterator[ChatResponseUpdate]:
+                reply, response_id = await self._prepare(messages, options, stream=True)
+                for update in build_updates(reply, response_id=response_id, model=self.model):
+                    yield update
+
+            return self._build_response_stream(updates(), response_format=options.get("response_format"))
+
+        async def respond() -> ChatResponse[Any]:
+            reply, response_id = await self._prepare(messages, options, stream=False)
+            return build_response(reply, response_id=response_id, model=self.model)
+
+        return respond()
+
+    async def _prepare(
+        self, messages: Sequence[Message], options: Mapping[str, Any], *, stream: bool
+    ) -> tuple[Reply, str]:
+        validated = await self._validate_options(options)
+        request = RecordedRequest(
+            messages=list(messages),
+            tools=tool_names(validated.get("tools")),
+            options=validated,
+            stream=stream,
+        )
+        step, variables = self._take_step(request)
+        reply = resolve_step(step, request, variables)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.error is not None:
+            raise reply.error
+        return reply, f"scripted-{request.number}"
+
+    def _take_step(self, request: RecordedRequest) -> tuple[Step, dict[str, str]]:
+        """Record the request and choose its step; the lock makes this safe across threads."""
+        with self._lock:
+            self._reload_if_changed()
+            self._count += 1
+            request.number = self._count
+            self._requests.append(request)
+            if self._record_path is not None:
+                append_record(self._record_path, request)
+            variables = {"user": request.user_text, "tool_result": request.tool_result}
+            script = self._script
+            if self._cursor < len(script.steps):
+                self._cursor += 1
+                return script.steps[self._cursor - 1], variables
+            for rule in script.rules:
+                groups = rule.match(request)
+                if groups is not None:
+                    return rule.then, {**variables, **groups}
+            if script.default is not None:
+                return script.default, variables
+            raise ScriptExhaustedError(
+                f"{script.source} has nothing for request #{request.number} "
+                f"(latest user message: {request.user_text!r}, "
+                f"{'ends with a tool result' if request.after_tool else 'no tool result pending'}): "
+                f"all {len(script.steps)} step(s) used, no rule matched and there is no default",
+                log_level=None,
+            )
+
+    def _reload_if_changed(self) -> None:
+        """Swap in the new script (steps from the start) when the watched file changed."""
+        if self._script_path is None:
+            return
+        signature = _signature(self._script_path)
+        if signature == self._script_signature:
+            return
+        # A writer may be mid-way through the file: give it a moment before calling it malformed.
+        for attempt in range(RELOAD_ATTEMPTS):
+            try:
+                script = load_script(self._script_path)
+                break
+            except ScriptError:
+                if attempt == RELOAD_ATTEMPTS - 1:
+                    raise
+                time.sleep(RELOAD_PAUSE_SECONDS)
+                signature = _signature(self._script_path)
+        self._script = script
+        self._script_signature = signature
+        self._cursor = 0
+
+
+def _signature(path: Path) -> _FileSignature:
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ScriptError(f"{path}: cannot read script: {exc}") from exc
+    return (info.st_mtime_ns, info.st_size)
+
+
+class ScriptedChatClient(
+    FunctionInvocationLayer[ChatOptions[Any]],
+    ChatMiddlewareLayer[ChatOptions[Any]],
+    ChatTelemetryLayer[ChatOptions[Any]],
+    RawScriptedChatClient,
+):
+    """Scripted fake model usable anywhere a chat client is: ``Agent(client=ScriptedChatClient(...))``.
+
+    Layers are composed like ``OpenAIChatClient`` so the framework runs the tool calls the
+    script emits and feeds their results into the next request.
+    """
+
+    def __init__(
+        self,
+        steps: Iterable[StepLike] | Script | None = None,
+        *,
+        rules: Iterable[Any] | None = None,
+        default: StepLike | None = None,
+        record_path: str | os.PathLike[str] | None = None,
+        model: str = "scripted-model",
+        middleware: Sequence[ChatAndFunctionMiddlewareTypes] | None = None,
+        function_invocation_configuration: FunctionInvocationConfiguration | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """See ``RawScriptedChatClient``; ``middleware`` and function invocation settings go to the layers."""
+        super().__init__(
+            steps=steps,
+            rules=rules,
+            default=default,
+            record_path=record_path,
+            model=model,
+            middleware=middleware,
+            function_invocation_configuration=function_invocation_configuration,
+            **kwargs,
+        )

@@ -1,0 +1,235 @@
+"""Script files: JSON/TOML loading, validation messages, re-reading and the record file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from agent_framework import Agent
+
+from fakes import ScriptedChatClient, ScriptError, load_script, parse_script, read_recorded
+
+
+def get_weather(location: str) -> str:
+    """Return canned weather for a place."""
+    return f"Rainy in {location}"
+
+
+def write_json(path: Path, data: object) -> Path:
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def bump_mtime(path: Path) -> None:
+    """Make sure a rewrite is visible even on filesystems with coarse timestamps."""
+    info = path.stat()
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 2_000_000_000))
+
+
+async def test_json_script_file(tmp_path: Path):
+    path = write_json(
+        tmp_path / "script.json",
+        {
+            "steps": [
+                {"tool_calls": [{"name": "get_weather", "arguments": {"location": "Bergen"}}]},
+                {
+                    "text": "Bring an umbrella: {tool_result}",
+                    "usage": {"input_tokens": 1, "output_tokens": 1},
+                },
+            ],
+            "default": {"text": "default"},
+        },
+    )
+    client = ScriptedChatClient.from_file(path)
+    agent = Agent(client=client, name="a", tools=[get_weather])
+
+    first = await agent.run("weather?")
+    second = await agent.run("more?")
+
+    assert first.text == "Bring an umbrella: Rainy in Bergen"
+    assert second.text == "default"
+    assert client.script.source == str(path)
+
+
+async def test_toml_script_file(tmp_path: Path):
+    path = tmp_path / "script.toml"
+    path.write_text(
+        """
+[[steps]]
+chunks = ["To", "ml"]
+
+[[rules]]
+when = { user = "weather (?:in|for) (?P<city>\\\\w+)", after_tool = false }
+[[rules.then.tool_calls]]
+name = "get_weather"
+arguments = { location = "{city}" }
+
+[[rules]]
+when = { tool = "get_weather" }
+then = { text = "TOML says {tool_result}" }
+
+[default]
+text = "fallback"
+""",
+        encoding="utf-8",
+    )
+    client = ScriptedChatClient.from_file(path)
+    agent = Agent(client=client, name="a", tools=[get_weather])
+
+    assert (await agent.run("hi")).text == "Toml"
+    assert (await agent.run("weather for Cork")).text == "TOML says Rainy in Cork"
+    assert (await agent.run("bye")).text == "fallback"
+
+
+async def test_file_is_reread_when_it_changes(tmp_path: Path):
+    path = write_json(tmp_path / "script.json", {"steps": ["old 1", "old 2"]})
+    client = ScriptedChatClient.from_file(path)
+    agent = Agent(client=client, name="a")
+    assert (await agent.run("1")).text == "old 1"
+
+    write_json(path, {"steps": ["new 1", "new 2"], "default": "new default"})
+    bump_mtime(path)
+
+    texts = [(await agent.run(str(n))).text for n in range(3)]
+    assert texts == ["new 1", "new 2", "new default"]
+
+
+async def test_unchanged_file_is_not_restarted(tmp_path: Path):
+    path = write_json(tmp_path / "script.json", {"steps": ["one", "two"]})
+    client = ScriptedChatClient.from_file(path)
+    agent = Agent(client=client, name="a")
+
+    texts = [(await agent.run("x")).text for _ in range(2)]
+
+    assert texts == ["one", "two"]
+
+
+async def test_broken_rewrite_raises_then_recovers(tmp_path: Path):
+    path = write_json(tmp_path / "script.json", {"steps": ["ok"]})
+    client = ScriptedChatClient.from_file(path)
+    agent = Agent(client=client, name="a")
+
+    path.write_text('{"steps": [', encoding="utf-8")
+    bump_mtime(path)
+    with pytest.raises(ScriptError, match="not valid JSON"):
+        await agent.run("x")
+
+    write_json(path, {"steps": ["fixed"]})
+    bump_mtime(path)
+    assert (await agent.run("x")).text == "fixed"
+
+
+async def test_every_request_is_appended_to_the_record_file(tmp_path: Path):
+    script = write_json(
+        tmp_path / "script.json",
+        {"steps": [{"tool_calls": [{"name": "get_weather", "arguments": {"location": "Nice"}}]}, "done"]},
+    )
+    record = tmp_path / "out" / "script.requests.jsonl"
+    client = ScriptedChatClient.from_file(script, record_path=record)
+
+    await Agent(client=client, name="a", tools=[get_weather]).run("weather in Nice")
+
+    lines = record.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2
+    assert [json.loads(line) for line in lines] == [r.to_dict() for r in client.requests]
+    recorded = read_recorded(record)
+    assert recorded[0]["messages"][0]["text"] == "weather in Nice"
+    assert recorded[0]["tools"] == ["get_weather"]
+    assert recorded[1]["messages"][-1]["contents"][0]["result"] == "Rainy in Nice"
+    assert recorded[1]["stream"] is False
+
+
+def test_read_recorded_handles_missing_file_and_partial_last_line(tmp_path: Path):
+    path = tmp_path / "r.jsonl"
+    assert read_recorded(path) == []
+
+    path.write_text('{"a": 1}\n\n{"b": 2}\n{"c": ', encoding="utf-8")
+
+    assert read_recorded(path) == [{"a": 1}, {"b": 2}]
+
+
+def test_read_recorded_rejects_corrupt_middle_line(tmp_path: Path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"a": 1}\nnot json\n{"b": 2}\n', encoding="utf-8")
+
+    with pytest.raises(ValueError, match="line 2"):
+        read_recorded(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"steps": [{"text": "x", "colour": "red"}]}, r"steps\[0\]: unknown step key.*'colour'"),
+        ({"steps": [{}]}, r"steps\[0\]: the step does nothing"),
+        ({"steps": [{"usage": {"input_tokens": 1}}]}, r"steps\[0\]: the step does nothing"),
+        ({"steps": [{"text": "a", "chunks": ["b"]}]}, "either 'text' or 'chunks'"),
+        ({"steps": [{"text": 5}]}, r"steps\[0\]\.text: must be a string"),
+        ({"steps": [{"chunks": []}]}, "chunks: must be a non-empty list"),
+        ({"steps": [{"tool_calls": [{"arguments": {}}]}]}, r"tool_calls\[0\]\.name"),
+        ({"steps": [{"tool_calls": [{"name": "f", "arguments": [1]}]}]}, r"arguments: must be an object"),
+        ({"steps": [{"tool_calls": [{"name": "f", "args": {}}]}]}, "unknown tool call key.*'args'"),
+        ({"steps": [{"text": "x", "usage": {"input_tokens": -1}}]}, r"usage\.input_tokens"),
+        ({"steps": [{"text": "x", "usage": {"prompt_tokens": 1}}]}, "unknown usage key"),
+        ({"steps": [{"text": "x", "delay": "soon"}]}, "delay: must be a number"),
+        (
+            {"steps": [{"error": "boom", "error_type": "NoSuchError"}]},
+            "'NoSuchError' is not a known exception",
+        ),
+        ({"steps": [{"error": "boom", "text": "x"}]}, "'error' step cannot also have"),
+        ({"steps": [{"text": "hi {name}"}]}, r"unknown placeholder.*\{name\}"),
+        ({"steps": "hello"}, "'steps' must be a list"),
+        ({"rules": {"when": {}}}, "'rules' must be a list"),
+        ({"rules": [{"when": {"user": "("}, "then": "x"}]}, r"rules\[0\]\.when\.user: bad regex"),
+        ({"rules": [{"when": {"usr": "x"}, "then": "x"}]}, "unknown condition key.*'usr'"),
+        ({"rules": [{"when": {"after_tool": "yes"}, "then": "x"}]}, "after_tool: must be true or false"),
+        ({"rules": [{"when": {"user": "x"}}]}, r"rules\[0\]: a rule needs a 'then'"),
+        ({"rules": [{"when": {"user": "(?P<a>x)"}, "then": "{b}"}]}, r"unknown placeholder.*\{b\}"),
+        (
+            {"rules": [{"when": {"tool": "t", "after_tool": False}, "then": "x"}]},
+            "contradicts after_tool=false",
+        ),
+        ({"stepz": []}, "unknown top-level key.*'stepz'"),
+        ([1, 2], "a script must be an object"),
+    ],
+)
+def test_malformed_scripts_name_the_file_and_problem(tmp_path: Path, data: object, problem: str):
+    path = write_json(tmp_path / "bad.json", data)
+
+    with pytest.raises(ValueError, match=problem) as caught:
+        ScriptedChatClient.from_file(path)
+
+    assert isinstance(caught.value, ScriptError)
+    assert str(path) in str(caught.value)
+
+
+def test_placeholders_can_be_escaped():
+    script = parse_script({"default": {"text": "use {{name}} literally"}})
+
+    assert script.default is not None
+    assert script.default.text == "use {{name}} literally"
+
+
+async def test_escaped_braces_render_literally():
+    client = ScriptedChatClient(default="use {{name}} for {user}")
+
+    assert (await Agent(client=client, name="a").run("me")).text == "use {name} for me"
+
+
+def test_invalid_json_and_toml_and_suffix(tmp_path: Path):
+    bad_json = tmp_path / "s.json"
+    bad_json.write_text("{nope", encoding="utf-8")
+    bad_toml = tmp_path / "s.toml"
+    bad_toml.write_text("steps = [", encoding="utf-8")
+    yaml = tmp_path / "s.yaml"
+    yaml.write_text("steps: []", encoding="utf-8")
+
+    with pytest.raises(ScriptError, match=r"s\.json: not valid JSON"):
+        load_script(bad_json)
+    with pytest.raises(ScriptError, match=r"s\.toml: not valid TOML"):
+        load_script(bad_toml)
+    with pytest.raises(ScriptError, match=r"must end in \.json or \.toml"):
+        load_script(yaml)
+    with pytest.raises(ScriptError, match="cannot read script"):
+        ScriptedChatClient.from_file(tmp_path / "missing.json")
