@@ -1,0 +1,454 @@
+"""pytest plugin (entry point ``durableagent_harness``): one Azurite per session, one host per app.
+
+Fixtures are lazy: a test run that never asks for ``azurite``/``function_host``/``host_client`` starts
+nothing. Tests share the session's host (one per app folder, see ``_HostPool``) and isolate
+themselves with ``unique_session`` keys.
+
+About pytest-xprocess: we use its ``xprocess`` fixture for its bookkeeping - a pid file per process
+under ``.pytest_cache/d/.xprocess``, so ``pytest --xshow`` lists our processes and ``pytest --xkill``
+kills leftovers. Logs stay in the run's own temp folder instead of xprocess's ``xprocess.log``: that
+folder is shared by every pytest run of the checkout and truncated when a run starts, which loses
+lines when two runs overlap (several people/agents testing one checkout). Its hook that attaches
+process logs to failing reports does ``report = yield`` in an old-style hookwrapper (it gets a pluggy
+Result, not the report), so it never attaches anything; we do that ourselves (see
+``pytest_runtest_makereport`` below).
+
+Starting and stopping stays with ``harness.processes`` because ``XProcess.ensure`` does not fit:
+it reuses a still-running process from an earlier run whose (random) ports we cannot know, it hard-codes
+``preexec_fn=os.setpgrp`` so the child cannot get ``PR_SET_PDEATHSIG``, its startup check keeps polling
+a child that already died instead of failing with its log, and the TUI/CLI start the very same processes
+without pytest - one code path means the same teardown everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import tomllib
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import pytest
+
+if TYPE_CHECKING:
+    import httpx
+
+    from harness.azurite import Azurite
+    from harness.stack import FunctionHost
+
+HOST_MODES = ("func", "local", "auto")
+STACK_FIXTURES = frozenset({"azurite", "function_host", "host_client"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--durableagent-app`` / ``--durableagent-host`` and their ini equivalents."""
+    group = parser.getgroup("durableagent", "durableagent local stack (Azurite + Functions host)")
+    group.addoption(
+        "--durableagent-app",
+        dest="durableagent_app",
+        default=None,
+        metavar="DIR",
+        help="app folder the session host serves (default: ini durableagent_app, else samples/weather)",
+    )
+    group.addoption(
+        "--durableagent-host",
+        dest="durableagent_host",
+        default=None,
+        choices=HOST_MODES,
+        help="func = Azure Functions Core Tools, local = python -m harness.host, auto = func if on PATH",
+    )
+    parser.addini("durableagent_app", "Functions app folder for the function_host fixture", default="")
+    parser.addini(
+        "durableagent_host", "host mode for the function_host fixture: func|local|auto", default="auto"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "integration: needs Azurite and a Functions host (started by the harness plugin)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests using the stack fixtures are integration tests: ``-m 'not integration'`` skips them."""
+    for item in items:
+        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+_LOG_HANDLES = pytest.StashKey[dict[str, TextIO]]()
+_LOG_PATHS = pytest.StashKey[dict[str, Path]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """After a failing run, say where the Azurite and host logs are."""
+    paths = config.stash.get(_LOG_PATHS, {})
+    if paths and exitstatus != 0:
+        terminalreporter.section("durableagent process logs")
+        for name, path in paths.items():
+            terminalreporter.write_line(f"{name}: {path}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Add what Azurite/the host logged during a failing test phase to its report."""
+    report = yield
+    for name, handle in item.config.stash.get(_LOG_HANDLES, {}).items():
+        content = handle.read()  # always read, so the next report only shows its own lines
+        if content.strip() and report.failed:
+            report.sections.append((f"{name} log ({call.when})", content))
+    return report
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _reporter(config: pytest.Config) -> Callable[[str], None]:
+    """Write a progress line to the terminal even while output is captured (e.g. the npm install)."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    terminal = config.pluginmanager.getplugin("terminalreporter")
+
+    def report(message: str) -> None:
+        if terminal is None:
+            return
+        suspended = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
+        with suspended:
+            terminal.write_line(f"[durableagent] {message}")
+
+    return report
+
+
+class _XprocessSlot:
+    """Our process's place in xprocess's bookkeeping: log path, pid file, and the failing-report hook."""
+
+    def __init__(self, config: pytest.Config, xprocess: Any, name: str, log_dir: Path) -> None:
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        self.name = f"{name}-{worker}" if worker else name
+        self.config = config
+        self._handle: TextIO | None = None
+        self.log_path = log_dir / f"{self.name}.log"
+        self.pid_path: Path | None = Path(str(xprocess.getinfo(self.name).pidpath)) if xprocess else None
+        config.stash.setdefault(_LOG_PATHS, {})[self.name] = self.log_path
+
+    def attach(self, pid: int | None) -> None:
+        """Record the pid (for --xshow/--xkill) and stream new log lines into failing test reports."""
+        if self.pid_path is not None and pid is not None:
+            self.pid_path.write_text(str(pid))
+        handle = open(self.log_path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in detach
+        handle.seek(0, os.SEEK_END)
+        self._handle = handle
+        self.config.stash.setdefault(_LOG_HANDLES, {})[self.name] = handle
+
+    def detach(self) -> None:
+        self.config.stash.get(_LOG_HANDLES, {}).pop(self.name, None)
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        if self.pid_path is not None:
+            with contextlib.suppress(OSError):
+                self.pid_path.unlink()  # a stale pid could be reused; never let --xkill hit it
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def durableagent_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Session folder for Azurite data, the chat script and the request record."""
+    return tmp_path_factory.mktemp("durableagent")
+
+
+@pytest.fixture(scope="session")
+def _durableagent_xprocess(request: pytest.FixtureRequest) -> Any:
+    """pytest-xprocess's helper, or None when that plugin or the cache provider is disabled."""
+    try:
+        return request.getfixturevalue("xprocess")
+    except (pytest.FixtureLookupError, AttributeError, OSError):
+        return None
+
+
+@pytest.fixture(scope="session")
+def azurite(
+    request: pytest.FixtureRequest, durableagent_dir: Path, _durableagent_xprocess: Any
+) -> Iterator[Azurite]:
+    """A session-wide Azurite on free ports; ``azurite.connection_string`` for storage clients."""
+    from harness.azurite import Azurite
+
+    slot = _XprocessSlot(
+        request.config, _durableagent_xprocess, "durableagent-azurite", durableagent_dir / "logs"
+    )
+    emulator = Azurite(
+        durableagent_dir / "azurite-data", log_path=slot.log_path, on_progress=_reporter(request.config)
+    )
+    emulator.start()
+    slot.attach(emulator.pid)
+    try:
+        yield emulator
+    finally:
+        slot.detach()
+        emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def function_host_app_dir(request: pytest.FixtureRequest) -> Path:
+    """App folder for ``function_host``: ``--durableagent-app``, ini ``durableagent_app``, else the sample.
+
+    Override this fixture in a conftest to test another app.
+    """
+    from harness.stack import DEFAULT_APP_DIR
+
+    config = request.config
+    cli = config.getoption("durableagent_app")
+    if cli:
+        return (Path(config.invocation_params.dir) / cli).resolve()
+    ini = config.getini("durableagent_app")
+    if ini:
+        base = config.inipath.parent if config.inipath else config.rootpath
+        return (Path(base) / str(ini)).resolve()
+    return DEFAULT_APP_DIR
+
+
+@pytest.fixture(scope="session")
+def function_host_mode(request: pytest.FixtureRequest) -> str:
+    """``func``, ``local`` or ``auto`` from ``--durableagent-host`` / ini ``durableagent_host``."""
+    mode = (
+        request.config.getoption("durableagent_host") or request.config.getini("durableagent_host") or "auto"
+    )
+    if mode not in HOST_MODES:
+        raise pytest.UsageError(f"durableagent_host must be one of {', '.join(HOST_MODES)}, not {mode!r}")
+    return str(mode)
+
+
+@pytest.fixture(scope="session")
+def function_host_env() -> dict[str, str]:
+    """Extra environment for the host process (override to set app settings)."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def chat_script_default() -> dict[str, Any]:
+    """The script every test starts from: the rule-based weather script (override for another baseline)."""
+    from fakes import WEATHER_SCRIPT_PATH
+
+    return _load_script_file(Path(WEATHER_SCRIPT_PATH))
+
+
+def _load_script_file(path: Path) -> dict[str, Any]:
+    if path.suffix.lower() == ".toml":
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise TypeError(f"{path}: a chat script must be a JSON object")
+    return data
+
+
+class ChatScript:
+    """The chat script file the session host's fake model reads, plus the requests it recorded.
+
+    ``set()`` replaces the file atomically (the fake re-reads it on its next request and starts its
+    steps from the beginning); ``requests()`` returns what the fake received since this test began.
+    """
+
+    def __init__(self, path: Path, record_path: Path, default: Mapping[str, Any]) -> None:
+        self.path = path
+        self.record_path = record_path
+        self.default = dict(default)
+        self._offset = self._record_size()
+        self._dirty = False
+
+    def _record_size(self) -> int:
+        try:
+            return self.record_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def set(self, script: Mapping[str, Any] | Sequence[Any]) -> None:
+        """Use ``script``: a whole script object, or a list of steps (shorthand for ``{"steps": [...]}``)."""
+        if isinstance(script, Mapping):
+            data: dict[str, Any] = dict(script)
+        elif isinstance(script, Sequence) and not isinstance(script, str | bytes):
+            data = {"steps": list(script)}
+        else:
+            raise TypeError(
+                f"chat_script.set() takes a script dict or a list of steps, not {type(script).__name__}"
+            )
+        write_script(self.path, data)
+        self._dirty = True
+
+    def reset(self) -> None:
+        """Back to the default script (done automatically after each test that changed it)."""
+        write_script(self.path, self.default)
+        self._dirty = False
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Requests the fake model received since the test started, oldest first (parsed JSON lines)."""
+        try:
+            with open(self.record_path, "rb") as fh:
+                fh.seek(self._offset)
+                raw = fh.read()
+        except FileNotFoundError:
+            return []
+        complete = raw[: raw.rfind(b"\n") + 1]  # ignore a line still being written
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
+
+    def clear(self) -> None:
+        """Forget the requests recorded so far (``requests()`` then starts from now)."""
+        self._offset = self._record_size()
+
+
+def write_script(path: Path, data: Mapping[str, Any]) -> None:
+    """Atomically replace ``path`` with ``data`` as JSON, with a strictly newer mtime.
+
+    The fake detects changes by (mtime_ns, size); two same-sized writes within the clock resolution
+    would otherwise look unchanged.
+    """
+    try:
+        previous = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        previous = 0
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+        stat = os.stat(tmp)
+        mtime = max(stat.st_mtime_ns, previous + 1_000_000)
+        os.utime(tmp, ns=(mtime, mtime))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@pytest.fixture(scope="session")
+def _durableagent_chat_files(
+    durableagent_dir: Path, chat_script_default: dict[str, Any]
+) -> tuple[Path, Path]:
+    """(script, record) paths of the session; the script starts as ``chat_script_default``."""
+    script = durableagent_dir / "chat-script.json"
+    record = durableagent_dir / "chat-requests.jsonl"
+    write_script(script, chat_script_default)
+    return script, record
+
+
+class _HostPool:
+    """The session's Functions hosts, one per (app folder, mode, env), all stopped at session end.
+
+    ``function_host`` is not itself session-scoped: pytest caches a session fixture once, so a
+    ``function_host_app_dir`` override in a sub-folder's conftest would silently get the first app's
+    host. Resolving through this pool gives each app its own host while still starting it only once.
+    """
+
+    def __init__(
+        self, config: pytest.Config, xprocess: Any, storage: str, chat_files: tuple[Path, Path]
+    ) -> None:
+        self.config = config
+        self.xprocess = xprocess
+        self.storage = storage
+        self.script, self.record = chat_files
+        self.hosts: dict[tuple[Any, ...], tuple[FunctionHost, _XprocessSlot]] = {}
+        self.failures: dict[tuple[Any, ...], BaseException] = {}
+
+    def get(self, app_dir: Path, mode: str, env: Mapping[str, str]) -> FunctionHost:
+        from harness.stack import FunctionHost
+
+        key = (Path(app_dir).resolve(), mode, tuple(sorted(env.items())))
+        if key in self.hosts:
+            return self.hosts[key][0]
+        if key in self.failures:  # fail fast instead of waiting for the same broken start-up again
+            raise self.failures[key]
+        name = f"durableagent-host-{key[0].name}"
+        taken = {slot.name for _, slot in self.hosts.values()}
+        if name in taken:
+            name = f"{name}-{len(self.hosts) + 1}"
+        slot = _XprocessSlot(self.config, self.xprocess, name, self.script.parent / "logs")
+        host = FunctionHost(
+            key[0],
+            storage=self.storage,
+            mode=mode,  # type: ignore[arg-type]
+            chat_script=self.script,
+            chat_record=self.record,
+            env=env,
+            log_path=slot.log_path,
+        )
+        if self.config.getoption("verbose") > 0:
+            _reporter(self.config)(
+                f"starting the Functions host ({host.mode}) for {host.app_dir}; log: {host.log_path}"
+            )
+        try:
+            host.start()
+        except BaseException as exc:
+            self.failures[key] = exc
+            raise
+        slot.attach(host.pid)
+        self.hosts[key] = (host, slot)
+        return host
+
+    def close(self) -> None:
+        for host, slot in self.hosts.values():
+            slot.detach()
+            host.stop()
+        self.hosts.clear()
+
+
+@pytest.fixture(scope="session")
+def _durableagent_hosts(
+    request: pytest.FixtureRequest,
+    azurite: Azurite,
+    _durableagent_xprocess: Any,
+    _durableagent_chat_files: tuple[Path, Path],
+) -> Iterator[_HostPool]:
+    pool = _HostPool(
+        request.config, _durableagent_xprocess, azurite.connection_string, _durableagent_chat_files
+    )
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="module")
+def function_host(
+    _durableagent_hosts: _HostPool,
+    function_host_app_dir: Path,
+    function_host_mode: str,
+    function_host_env: dict[str, str],
+) -> FunctionHost:
+    """The Functions host for the app (started once per session), on Azurite, with the scripted fake model.
+
+    ``function_host.url`` is its base URL; ``function_host.restart(kill=True)`` simulates a crash.
+    """
+    return _durableagent_hosts.get(function_host_app_dir, function_host_mode, function_host_env)
+
+
+@pytest.fixture
+def host_client(function_host: FunctionHost) -> Iterator[httpx.Client]:
+    """An ``httpx.Client`` for the session host (``base_url`` = host URL, 30 s timeout)."""
+    import httpx
+
+    with httpx.Client(base_url=function_host.url, timeout=30.0) as client:
+        yield client
+
+
+@pytest.fixture
+def chat_script(
+    _durableagent_chat_files: tuple[Path, Path], chat_script_default: dict[str, Any]
+) -> Iterator[ChatScript]:
+    """Set this test's model script and read the requests the fake received; default restored after."""
+    script, record = _durableagent_chat_files
+    helper = ChatScript(script, record, chat_script_default)
+    yield helper
+    if helper._dirty:
+        helper.reset()
+
+
+@pytest.fixture
+def unique_session(request: pytest.FixtureRequest) -> str:
+    """A session key no other test uses (readable: derived from the test name)."""
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-").lower()[:40] or "test"
+    return f"{stem}-{uuid.uuid4().hex[:8]}"

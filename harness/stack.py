@@ -1,0 +1,342 @@
+"""The local stack: Azurite plus a Functions host (real ``func`` or the Python stand-in) for one app.
+
+The TUI, the CLI, benchmarks and the pytest plugin all start the same two processes the same way, so
+a green test run means the interactive stack works too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self, cast
+
+from harness.azurite import Azurite
+from harness.processes import ManagedProcess, StartupError, ensure_port_free, free_port, wait_port_free
+
+__all__ = [
+    "CHAT_ENV_VARS",
+    "DEFAULT_APP_DIR",
+    "FunctionHost",
+    "HostMode",
+    "Stack",
+    "resolve_host_mode",
+]
+
+HostMode = Literal["func", "local", "auto"]
+DEFAULT_APP_DIR = Path(__file__).resolve().parents[1] / "samples" / "weather"
+CHAT_ENV_VARS = ("DURABLEAGENT_CHAT_SCRIPT", "DURABLEAGENT_CHAT_RECORD")
+HOST_MODES: tuple[str, ...] = ("func", "local", "auto")
+
+
+def resolve_host_mode(mode: str) -> Literal["func", "local"]:
+    """``auto`` means the real Functions Core Tools when ``func`` is on PATH, else the local host."""
+    if mode not in HOST_MODES:
+        raise ValueError(f"host mode must be one of {', '.join(HOST_MODES)}, not {mode!r}")
+    if mode == "auto":
+        return "func" if shutil.which("func") else "local"
+    if mode == "func" and not shutil.which("func"):
+        raise StartupError(
+            "host mode 'func' needs Azure Functions Core Tools (`func`) on PATH; "
+            "install them or use host mode 'local'"
+        )
+    return cast(Literal["func", "local"], mode)
+
+
+class FunctionHost:
+    """A Functions host serving ``app_dir`` on ``port``: ``func start`` or ``python -m harness.host``.
+
+    Both variants get the same environment, readiness check (``GET /admin/host/status`` -> 200),
+    log capture and teardown, so callers do not care which one runs.
+    """
+
+    def __init__(
+        self,
+        app_dir: Path = DEFAULT_APP_DIR,
+        *,
+        storage: str | None = None,
+        mode: HostMode = "auto",
+        port: int | None = None,
+        chat_script: Path | None = None,
+        chat_record: Path | None = None,
+        task_hub: str | None = None,
+        env: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.app_dir = Path(app_dir).resolve()
+        if not self.app_dir.is_dir():
+            raise StartupError(f"app folder {self.app_dir} does not exist")
+        self.storage = storage
+        self.requested_mode: HostMode = mode
+        self.mode: Literal["func", "local"] = resolve_host_mode(mode)
+        self.port = port
+        self._port_requested = port is not None
+        self.chat_script = Path(chat_script).resolve() if chat_script is not None else None
+        self.chat_record = Path(chat_record).resolve() if chat_record is not None else None
+        self.task_hub = task_hub
+        self.extra_env = dict(env or {})
+        self.log_path = (
+            Path(log_path) if log_path else Path(tempfile.mkdtemp(prefix="durableagent-")) / "host.log"
+        )
+        self.host = host
+        self._proc: ManagedProcess | None = None
+
+    def __repr__(self) -> str:
+        return f"<FunctionHost {self.mode} {self.app_dir.name} url={self.url if self.port else None}>"
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:7071`` (routes live under ``/api``)."""
+        if self.port is None:
+            raise RuntimeError("the host has not been started")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def process(self) -> ManagedProcess | None:
+        return self._proc
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.is_running()
+
+    def environment(self) -> dict[str, str]:
+        """The child's full environment: ours, minus any inherited fake-model settings, plus the stack's."""
+        env = {k: v for k, v in os.environ.items() if k not in CHAT_ENV_VARS}
+        env["PYTHONUNBUFFERED"] = "1"
+        if self.storage:
+            env["AzureWebJobsStorage"] = self.storage
+        if self.chat_script is not None:
+            env["DURABLEAGENT_CHAT_SCRIPT"] = str(self.chat_script)
+            if self.chat_record is not None:
+                env["DURABLEAGENT_CHAT_RECORD"] = str(self.chat_record)
+        if self.task_hub:
+            env["DURABLEAGENT_TASK_HUB"] = self.task_hub
+        env.update(self.extra_env)
+        return env
+
+    def command(self) -> list[str]:
+        """The command line for the chosen mode."""
+        assert self.port is not None
+        if self.mode == "func":
+            func = shutil.which("func")
+            if func is None:
+                raise StartupError("`func` is no longer on PATH")
+            return [func, "start", "--port", str(self.port)]
+        args = [sys.executable, "-m", "harness.host", str(self.app_dir), "--port", str(self.port)]
+        if self.storage:
+            args += ["--storage", self.storage]
+        return args
+
+    def start(self, timeout: float = 120.0) -> Self:
+        """Start the host and wait until ``/admin/host/status`` answers 200."""
+        if self.is_running():
+            return self
+        if self.port is None:
+            self.port = free_port(self.host)
+        else:
+            ensure_port_free(self.port, self.host, what=f"the Functions host ({self.mode})")
+        self._spawn(timeout)
+        return self
+
+    def _spawn(self, timeout: float) -> float:
+        name = "func" if self.mode == "func" else "local host"
+        self._proc = ManagedProcess(
+            self.command(),
+            log_path=self.log_path,
+            name=name,
+            env=self.environment(),
+            inherit_env=False,
+            cwd=self.app_dir,
+        )
+        self._proc.start()
+        return self._proc.wait_ready(self.ready, timeout)
+
+    def ready(self) -> bool:
+        """``GET /admin/host/status`` is 200 (and, when it says, the state is Running)."""
+        import httpx
+
+        response = httpx.get(f"{self.url}/admin/host/status", timeout=2.0)
+        if response.status_code != 200:
+            return False
+        try:
+            state = response.json().get("state")
+        except (ValueError, AttributeError):
+            return True
+        return state in (None, "Running")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Graceful stop (SIGTERM to the process group, then SIGKILL); logs are kept."""
+        if self._proc is not None:
+            self._proc.stop(timeout)
+
+    def restart(self, *, kill: bool = False, timeout: float = 120.0) -> float:
+        """Stop (``kill=True``: SIGKILL, like a crash) and start again on the same port; returns seconds.
+
+        Durable state lives in Azurite, so this is how tests check that sessions survive a host restart.
+        """
+        if self.port is None:
+            raise RuntimeError("the host has not been started")
+        began = time.monotonic()
+        if self._proc is not None:
+            if kill:
+                self._proc.kill()
+            else:
+                self._proc.stop()
+        wait_port_free(self.port, self.host, timeout=10.0, what=f"the Functions host ({self.mode})")
+        self._spawn(timeout)
+        return time.monotonic() - began
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def default_script_path() -> Path:
+    """The rule-based weather script used when no script is given (imported lazily: optional at import)."""
+    from fakes import WEATHER_SCRIPT_PATH
+
+    return Path(WEATHER_SCRIPT_PATH)
+
+
+class Stack:
+    """Azurite + a Functions host for one app folder, started and stopped together.
+
+    ``script`` scripts the fake model (default: the weather script); ``live=True`` uses the app's real
+    model client instead. Progress goes to ``on_progress`` or, when stderr is a terminal (or
+    ``progress=True``), to a rich spinner.
+    """
+
+    def __init__(
+        self,
+        app_dir: Path = DEFAULT_APP_DIR,
+        *,
+        host_mode: HostMode = "auto",
+        script: Path | None = None,
+        live: bool = False,
+        work_dir: Path | None = None,
+        port: int | None = None,
+        task_hub: str | None = None,
+        env: Mapping[str, str] | None = None,
+        on_progress: Callable[[str], None] | None = None,
+        progress: bool | None = None,
+    ) -> None:
+        self.app_dir = Path(app_dir).resolve()
+        self.host_mode = host_mode
+        self.live = live
+        if live and script is not None:
+            raise ValueError("a chat script and live=True exclude each other")
+        self.script_path: Path | None = None if live else Path(script or default_script_path()).resolve()
+        self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="durableagent-stack-"))
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.record_path: Path | None = None if live else self.work_dir / "chat-requests.jsonl"
+        self.on_progress = on_progress
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.azurite = Azurite(
+            self.work_dir / "azurite-data",
+            log_path=self.work_dir / "azurite.log",
+            on_progress=self._report,
+        )
+        self.host = FunctionHost(
+            self.app_dir,
+            mode=host_mode,
+            port=port,
+            chat_script=self.script_path,
+            chat_record=self.record_path,
+            task_hub=task_hub,
+            env=env,
+            log_path=self.work_dir / "host.log",
+        )
+        self._status: object | None = None
+
+    def __repr__(self) -> str:
+        return f"<Stack {self.app_dir.name} host={self.host.mode} running={self.is_running()}>"
+
+    @property
+    def url(self) -> str:
+        return self.host.url
+
+    @property
+    def connection_string(self) -> str:
+        return self.azurite.connection_string
+
+    @property
+    def log_paths(self) -> dict[str, Path]:
+        return {"azurite": self.azurite.log_path, "host": self.host.log_path}
+
+    def is_running(self) -> bool:
+        return self.azurite.is_running() and self.host.is_running()
+
+    def _report(self, message: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(message)
+        elif self._status is not None:
+            self._status.update(message)  # type: ignore[attr-defined]
+
+    @contextmanager
+    def _progress_display(self) -> Iterator[None]:
+        if self.on_progress is not None or not self.progress:
+            yield
+            return
+        from rich.console import Console
+
+        with Console(stderr=True).status("Starting the local stack...", spinner="dots") as status:
+            self._status = status
+            try:
+                yield
+            finally:
+                self._status = None
+
+    def start(self, timeout: float = 120.0) -> float:
+        """Start Azurite, then the host; return the seconds taken. On failure nothing is left running."""
+        began = time.monotonic()
+        try:
+            with self._progress_display():
+                self._report("Starting Azurite...")
+                self.azurite.start()
+                self.host.storage = self.azurite.connection_string
+                self._report(f"Starting the Functions host ({self.host.mode}) for {self.app_dir.name}...")
+                self.host.start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        elapsed = time.monotonic() - began
+        self._report(f"Stack ready at {self.url} in {elapsed:.1f} s")
+        return elapsed
+
+    def restart_host(self, *, kill: bool = False) -> float:
+        """Restart only the host (state in Azurite survives); returns seconds taken."""
+        return self.host.restart(kill=kill)
+
+    def stop(self) -> None:
+        """Stop the host first (it talks to Azurite while shutting down), then Azurite."""
+        self.host.stop()
+        self.azurite.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

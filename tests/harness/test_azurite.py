@@ -1,0 +1,151 @@
+"""harness.azurite: locating/installing Azurite and running it (real Azurite, installed on first use)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.azurite import (
+    ACCOUNT_NAME,
+    AZURITE_VERSION,
+    Azurite,
+    AzuriteNotFoundError,
+    azurite_install_dir,
+    cache_dir,
+    ensure_azurite,
+    find_azurite,
+)
+from harness.processes import ensure_port_free, port_is_open
+from tests.harness.standins import alive, wait_dead, write_executable
+
+
+@pytest.fixture(scope="module")
+def azurite_exe() -> Path:
+    if shutil.which("node") is None and find_azurite() is None:
+        pytest.skip("node is not installed")
+    return ensure_azurite()
+
+
+@pytest.fixture
+def running(tmp_path: Path, azurite_exe: Path) -> Iterator[Azurite]:
+    with Azurite(tmp_path / "data", executable=azurite_exe) as emulator:
+        yield emulator
+
+
+def test_three_services_answer(running: Azurite) -> None:
+    assert running.is_running()
+    assert len(set(running.ports.values())) == 3
+    for service in ("blob", "queue", "table"):
+        assert port_is_open(running.ports[service])
+        response = httpx.get(f"{running.endpoint(service)}?comp=list", timeout=5)
+        assert response.status_code < 500
+    assert "successfully listening" in running.log_path.read_text()
+    assert running.data_dir.is_dir() and running.log_path == running.data_dir / "azurite.log"
+
+
+def test_connection_string_works_with_sdks(running: Azurite) -> None:
+    from azure.data.tables import TableServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    conn = running.connection_string
+    assert f"AccountName={ACCOUNT_NAME}" in conn
+    assert f"TableEndpoint=http://127.0.0.1:{running.table_port}/{ACCOUNT_NAME}" in conn
+    tables = TableServiceClient.from_connection_string(conn)
+    tables.create_table("harnesstest")
+    assert "harnesstest" in [t.name for t in tables.list_tables()]
+    queues = QueueServiceClient.from_connection_string(conn)
+    queues.create_queue("harness-test")
+    assert "harness-test" in [q.name for q in queues.list_queues()]
+
+
+def test_stop_frees_ports(tmp_path: Path, azurite_exe: Path) -> None:
+    emulator = Azurite(tmp_path / "data", executable=azurite_exe).start()
+    pid, ports = emulator.pid, dict(emulator.ports)
+    emulator.stop()
+    assert pid is not None and wait_dead(pid) == []
+    for port in ports.values():
+        ensure_port_free(port)
+    emulator.stop()  # idempotent
+
+
+def test_requested_port_taken(tmp_path: Path, azurite_exe: Path, running: Azurite) -> None:
+    with pytest.raises(Exception, match=f"port 127.0.0.1:{running.blob_port} is already in use"):
+        Azurite(tmp_path / "other", executable=azurite_exe, blob_port=running.blob_port).start()
+
+
+def test_cache_dir_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DURABLEAGENT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DURABLEAGENT_AZURITE", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    assert cache_dir() == tmp_path / "cache"
+    assert azurite_install_dir() == tmp_path / "cache" / f"azurite-{AZURITE_VERSION}"
+    assert find_azurite() is None
+    exe = write_executable(azurite_install_dir() / "node_modules" / ".bin" / "azurite", "")
+    assert find_azurite() == exe
+    assert ensure_azurite() == exe
+
+
+def test_missing_node_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DURABLEAGENT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DURABLEAGENT_AZURITE", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    with pytest.raises(AzuriteNotFoundError, match="node/npm are not on PATH"):
+        ensure_azurite()
+
+
+def test_failed_install_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"
+    write_executable(bin_dir / "node", "")
+    write_executable(bin_dir / "npm", "import sys\nprint('npm ERR! 404 Not Found - azurite')\nsys.exit(1)\n")
+    monkeypatch.setenv("DURABLEAGENT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DURABLEAGENT_AZURITE", raising=False)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    messages: list[str] = []
+    with pytest.raises(AzuriteNotFoundError, match=r"failed \(exit 1\): npm ERR! 404 Not Found - azurite"):
+        ensure_azurite(on_progress=messages.append)
+    assert messages and "Installing Azurite" in messages[0]
+    assert not azurite_install_dir().exists()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"azurite-{AZURITE_VERSION}-install.log"]
+
+
+def test_successful_install_uses_npm_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake npm that "installs" a bin: the staging folder is renamed into the cache."""
+    bin_dir = tmp_path / "bin"
+    write_executable(bin_dir / "node", "")
+    npm = """
+import os, pathlib, sys
+args = sys.argv[1:]
+assert args[:3] == ["install", "--no-audit", "--no-fund"], args
+assert args[-1] == "azurite@3.35.0", args
+prefix = pathlib.Path(args[args.index("--prefix") + 1])
+exe = prefix / "node_modules" / ".bin" / "azurite"
+exe.parent.mkdir(parents=True)
+exe.write_text("#!/bin/sh\\n")
+exe.chmod(0o755)
+print("added 1 package")
+"""
+    write_executable(bin_dir / "npm", npm)
+    monkeypatch.setenv("DURABLEAGENT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DURABLEAGENT_AZURITE", raising=False)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    exe = ensure_azurite(quiet=True)
+    assert exe == azurite_install_dir() / "node_modules" / ".bin" / "azurite"
+    assert exe.exists()
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".log")) == [
+        f"azurite-{AZURITE_VERSION}"
+    ]
+
+
+def test_dead_azurite_reports_its_log(tmp_path: Path) -> None:
+    exe = write_executable(
+        tmp_path / "azurite", "import sys\nprint('azurite: bad flag', sys.argv[1:3])\nsys.exit(2)\n"
+    )
+    emulator = Azurite(tmp_path / "data", executable=exe)
+    with pytest.raises(Exception, match="azurite exited with code 2 during start-up") as info:
+        emulator.start()
+    assert "azurite: bad flag ['--location'" in str(info.value)
+    assert emulator.pid is not None and not alive(emulator.pid)
