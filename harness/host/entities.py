@@ -1,0 +1,211 @@
+"""Entity dispatch: one worker per entity applies its persisted signals in order, in batches.
+
+Different entities run concurrently; operations on one entity never overlap. The entity function is
+the SDK's own handler (sync), run in a thread pool with the Functions JSON protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from concurrent.futures import Executor
+from typing import Any
+
+import azure.functions as func
+from azure.core.exceptions import AzureError
+
+from .loader import EntityFunction
+from .store import (
+    MAX_BATCH,
+    ConcurrencyConflict,
+    EntityStore,
+    PendingSignal,
+    StorageUnavailable,
+    invalid_key_reason,
+)
+
+log = logging.getLogger("harness.host")
+
+
+def build_request(name: str, key: str, exists: bool, state: str | None, batch: list[PendingSignal]) -> str:
+    """The JSON the Functions host hands an entity function.
+
+    Each signal's `input` is the JSON text of the token the client posted; the Python client posts the
+    JSON text of its value encoded once more, so inputs arrive double-encoded as the SDK expects.
+    """
+    return json.dumps(
+        {
+            "self": {"name": name, "key": key},
+            "exists": exists,
+            "state": state,
+            "batch": [{"name": s.operation, "input": s.input, "isSignal": True} for s in batch],
+        }
+    )
+
+
+def split_instance_id(iid: str) -> tuple[str, str]:
+    """`@name@key` -> (name, key); keys may contain '@'."""
+    _, name, key = iid.split("@", 2)
+    return name, key
+
+
+class EntityDispatcher:
+    """Owns the per-entity workers and the per-entity locks that also serialise purges."""
+
+    def __init__(self, store: EntityStore, entities: dict[str, EntityFunction], executor: Executor) -> None:
+        self.store = store
+        self.entities = entities
+        self.executor = executor
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._wake: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._retry_delay = 0.5
+        self._closing = False
+
+    def lock(self, iid: str) -> asyncio.Lock:
+        """The lock held while an entity is being applied or purged."""
+        return self._locks.setdefault(iid, asyncio.Lock())
+
+    def notify(self, iid: str) -> None:
+        """A signal for `iid` was persisted: make sure its worker runs (again)."""
+        if self._closing:
+            return
+        self._wake.add(iid)
+        if iid not in self._workers:
+            self._workers[iid] = asyncio.get_running_loop().create_task(self._run(iid), name=f"entity {iid}")
+
+    async def resume(self) -> int:
+        """Start workers for every entity with signals left over from a previous run."""
+        ids = await self.store.instances_with_signals()
+        for iid in sorted(ids):
+            self.notify(iid)
+        return len(ids)
+
+    async def idle(self) -> None:
+        """Wait until no worker is running (tests and shutdown)."""
+        while self._workers:
+            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop the workers; unapplied signals stay persisted for the next start."""
+        self._closing = True
+        tasks = list(self._workers.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, iid: str) -> None:
+        batch_size = MAX_BATCH
+        try:
+            while True:
+                self._wake.discard(iid)
+                try:
+                    async with self.lock(iid):
+                        applied = await self._apply_once(iid, batch_size)
+                    batch_size = MAX_BATCH
+                    self._retry_delay = 0.5
+                except (StorageUnavailable, AzureError) as exc:
+                    log.warning("entity %s: %s; retrying in %.1fs", iid, exc, self._retry_delay)
+                    await asyncio.sleep(self._retry_delay)
+                    self._retry_delay = min(self._retry_delay * 2, 5.0)
+                    continue
+                except ConcurrencyConflict as exc:
+                    log.info("entity %s changed concurrently (%s); re-applying", iid, exc)
+                    await asyncio.sleep(0.05)
+                    continue
+                except _BatchFailed as exc:
+                    # The handler itself blew up (not an operation error): isolate the bad signal.
+                    if batch_size > 1:
+                        batch_size = 1
+                        continue
+                    log.error(
+                        "entity %s: dropping signal %s that crashes the entity handler: %s", iid, exc.row, exc
+                    )
+                    async with self.lock(iid):
+                        before = await self.store.read(iid)
+                        name, key = split_instance_id(iid)
+                        await self.store.commit(
+                            before,
+                            name,
+                            key,
+                            before is not None and before.exists,
+                            before.state if before else None,
+                            exc.signals,
+                        )
+                    continue
+                if applied == 0 and iid not in self._wake:
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("entity worker %s failed", iid)
+        finally:
+            self._workers.pop(iid, None)
+            if iid in self._wake and not self._closing:
+                # A signal arrived while we were failing out: start over.
+                self.notify(iid)
+
+    async def _apply_once(self, iid: str, limit: int) -> int:
+        """Apply up to `limit` pending signals; returns how many were applied."""
+        signals = await self.store.pending(iid, limit)
+        if not signals:
+            return 0
+        name, key = split_instance_id(iid)
+        if invalid_key_reason(name, key) is not None:
+            log.error("entity %s: invalid id, dropping %d signals", iid, len(signals))
+            await self.store.commit(None, name, key, False, None, signals)
+            return len(signals)
+        entity = self.entities.get(name)
+        if entity is None:
+            log.error("entity %s: no entity function named %r; dropping %d signals", iid, name, len(signals))
+            await self.store.commit(None, name, key, False, None, signals)
+            return len(signals)
+        before = await self.store.read(iid)
+        exists = before is not None and before.exists
+        request = build_request(name, key, exists, before.state if exists and before else None, signals)
+        loop = asyncio.get_running_loop()
+        try:
+            raw = await loop.run_in_executor(self.executor, entity.fn, func.EntityContext(request))
+            response = json.loads(raw)
+        except Exception as exc:
+            raise _BatchFailed(signals, f"{type(exc).__name__}: {exc}") from exc
+        for signal, result in zip(signals, response.get("results") or [], strict=False):
+            if result.get("isError"):
+                log.warning("entity %s operation %r failed: %s", iid, signal.operation, result.get("result"))
+        new_exists = bool(response.get("entityExists"))
+        state = response.get("entityState") if new_exists else None
+        if state is not None and not isinstance(state, str):
+            state = json.dumps(state)
+        await self._forward_signals(iid, response.get("signals") or [])
+        await self.store.commit(before, name, key, new_exists, state, signals)
+        log.debug("entity %s applied %d operations", iid, len(signals))
+        return len(signals)
+
+    async def _forward_signals(self, source: str, signals: list[Any]) -> None:
+        """Enqueue signals an entity sent to other entities (at-least-once: written before the commit)."""
+        for signal in signals:
+            try:
+                target = signal.get("target") or {}
+                name = str(target.get("name", "")).lower()
+                key = str(target.get("key", ""))
+                op = str(signal["name"])
+                payload = signal.get("input")
+            except (AttributeError, KeyError, TypeError):
+                log.warning("entity %s emitted a signal the host does not understand: %r", source, signal)
+                continue
+            if name not in self.entities or invalid_key_reason(name, key):
+                log.warning("entity %s signalled unknown entity @%s@%s", source, name, key)
+                continue
+            text = payload if isinstance(payload, str) or payload is None else json.dumps(payload)
+            await self.store.add_signal(name, key, op, text)
+            self.notify(f"@{name}@{key}")
+
+
+class _BatchFailed(Exception):
+    """The entity handler raised for a whole batch."""
+
+    def __init__(self, signals: list[PendingSignal], message: str) -> None:
+        super().__init__(message)
+        self.signals = signals
+        self.row = signals[0].row_key if signals else "?"

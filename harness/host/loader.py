@@ -1,0 +1,181 @@
+"""Load an unmodified `function_app.py` and index its functions once.
+
+The SDK's `get_functions()` may only be called once per process, so the result is kept in an
+`AppIndex` that the rest of the host reads.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+
+from .routes import RouteTemplate, RouteTemplateError, sort_key
+
+log = logging.getLogger("harness.host")
+
+ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
+
+
+class AppLoadError(RuntimeError):
+    """The app could not be imported or indexed (a user error, reported without a long traceback)."""
+
+
+@dataclass
+class HttpFunction:
+    """One HTTP-triggered function and what is needed to call it."""
+
+    name: str
+    route: str
+    template: RouteTemplate
+    methods: tuple[str, ...]
+    auth_level: str
+    trigger_param: str
+    client_params: list[str]
+    other_inputs: list[str]
+    wants_context: bool
+    fn: Callable[..., Any]
+    is_async: bool
+
+
+@dataclass
+class EntityFunction:
+    """One entity-triggered function; `name` is the lower-cased entity name."""
+
+    name: str
+    display_name: str
+    function_name: str
+    fn: Callable[..., Any]
+
+
+@dataclass
+class AppIndex:
+    """Everything the host learned from the app."""
+
+    module_name: str
+    http: list[HttpFunction] = field(default_factory=list)
+    entities: dict[str, EntityFunction] = field(default_factory=dict)
+    unsupported: list[tuple[str, str]] = field(default_factory=list)  # (function name, trigger type)
+
+
+def _enum_value(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def find_function_register(module: Any) -> func.FunctionRegister:
+    """The module global that is a FunctionRegister (`func.FunctionApp`, `df.DFApp`, ...)."""
+    found = [v for v in vars(module).values() if isinstance(v, func.FunctionRegister)]
+    if not found:
+        raise AppLoadError(f"{module.__file__}: no FunctionRegister (e.g. `app = func.FunctionApp()`) found")
+    if len(found) > 1 and any(f is not found[0] for f in found):
+        raise AppLoadError(f"{module.__file__}: more than one FunctionRegister defined")
+    return found[0]
+
+
+def import_app(app_dir: Path, module_name: str = "function_app") -> Any:
+    """Import `function_app.py` from app_dir with app_dir on sys.path (so its own imports work)."""
+    app_dir = app_dir.resolve()
+    script = app_dir / f"{module_name}.py"
+    if not script.is_file():
+        raise AppLoadError(f"{script} not found")
+    if str(app_dir) not in sys.path:
+        sys.path.insert(0, str(app_dir))
+    existing = sys.modules.get(module_name)
+    if existing is not None and Path(getattr(existing, "__file__", "") or "").resolve() == script:
+        return existing
+    spec = importlib.util.spec_from_file_location(module_name, script)
+    if spec is None or spec.loader is None:
+        raise AppLoadError(f"cannot import {script}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(module_name, None)
+        raise AppLoadError(f"importing {script} failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def index_functions(functions: list[Any], module_name: str = "function_app") -> AppIndex:
+    """Turn the SDK's Function objects into what the host serves."""
+    index = AppIndex(module_name=module_name)
+    for function in functions:
+        name = function.get_function_name()
+        trigger = function.get_trigger()
+        trigger_type = getattr(trigger, "type", None) or "unknown"
+        fn = function.get_user_function()
+        if trigger_type == "httpTrigger":
+            index.http.append(_http_function(name, trigger, function.get_bindings(), fn))
+        elif trigger_type == "entityTrigger":
+            display = getattr(trigger, "entity_name", None) or name
+            index.entities[display.lower()] = EntityFunction(
+                name=display.lower(), display_name=display, function_name=name, fn=fn
+            )
+        else:
+            index.unsupported.append((name, trigger_type))
+    index.http.sort(key=lambda f: sort_key(f.template))
+    return index
+
+
+def _http_function(name: str, trigger: Any, bindings: list[Any], fn: Callable[..., Any]) -> HttpFunction:
+    route = trigger.route if trigger.route is not None else name
+    try:
+        template = RouteTemplate.parse(route)
+    except RouteTemplateError as exc:
+        raise AppLoadError(f"function {name}: {exc}") from exc
+    methods = tuple(_enum_value(m).upper() for m in trigger.methods) if trigger.methods else ALL_METHODS
+    clients: list[str] = []
+    others: list[str] = []
+    for binding in bindings:
+        if int(getattr(binding, "direction", 0) or 0) != 0:  # outputs such as `$return`
+            continue
+        if binding.type == "httpTrigger":
+            continue
+        if binding.type == "durableClient":
+            clients.append(binding.name)
+        else:
+            others.append(f"{binding.name} ({binding.type})")
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    return HttpFunction(
+        name=name,
+        route=route,
+        template=template,
+        methods=methods,
+        auth_level=_enum_value(trigger.auth_level or "function").lower(),
+        trigger_param=trigger.name,
+        client_params=clients,
+        other_inputs=others,
+        wants_context="context" in params,
+        fn=fn,
+        is_async=inspect.iscoroutinefunction(fn),
+    )
+
+
+_INDEXED: dict[Path, AppIndex] = {}
+
+
+def load_app(app_dir: Path) -> AppIndex:
+    """Import the app and index it; `get_functions()` runs once per app per process (the SDK demands it)."""
+    key = app_dir.resolve()
+    if key in _INDEXED:
+        return _INDEXED[key]
+    module = import_app(app_dir)
+    register = find_function_register(module)
+    try:
+        functions = register.get_functions()
+    except Exception as exc:
+        raise AppLoadError(f"indexing functions failed: {type(exc).__name__}: {exc}") from exc
+    index = index_functions(functions, module.__name__)
+    _INDEXED[key] = index
+    return index

@@ -1,0 +1,336 @@
+"""Assemble the local host (app index + HTTP triggers + Durable API + entity workers) and its CLI.
+
+`LocalHost` is the in-process async API (tests); `main(argv)` is `host [APP_DIR] --port ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+
+from aiohttp import web
+from azure.core.exceptions import AzureError
+
+from .durable_api import BASE_PATH, DurableApi
+from .entities import EntityDispatcher
+from .http import MAX_HTTP_BODY, FunctionServer, KeyPolicy
+from .loader import AppIndex, AppLoadError, load_app
+from .responses import json_response
+from .settings import KEY_ENV, HostConfig, apply_local_settings, resolve_storage
+from .store import EntityStore, StorageUnavailable
+
+log = logging.getLogger("harness.host")
+
+HOST_VERSION = "4.0.0-durableagent-local"
+
+
+async def _reset_sdk_http_session() -> None:
+    """Close and forget the Durable SDK's shared aiohttp session (it is bound to one event loop).
+
+    Only matters when several hosts run one after another in one process (tests): each has a new loop.
+    """
+    try:
+        from azure.durable_functions.models.utils import http_utils
+    except ImportError:  # pragma: no cover - SDK layout changed
+        return
+    session = getattr(http_utils, "_client_session", None)
+    if session is not None and not session.closed:
+        try:
+            await session.close()
+        except Exception:  # created on another (closed) loop: just drop it
+            log.debug("could not close the SDK's HTTP session", exc_info=True)
+    if hasattr(http_utils, "_client_session"):
+        http_utils._client_session = None
+    if hasattr(http_utils, "_session_lock"):
+        http_utils._session_lock = asyncio.Lock()
+
+
+class LocalHost:
+    """The local Functions host, usable in-process: `async with LocalHost(dir, port=0) as host: host.url`."""
+
+    def __init__(
+        self,
+        app_dir: str | os.PathLike[str] = ".",
+        *,
+        port: int = 7071,
+        host: str = "127.0.0.1",
+        storage: str | None = None,
+        enforce_keys: bool = False,
+        function_key: str | None = None,
+        hub_name: str | None = None,
+    ) -> None:
+        self.app_dir = Path(app_dir).resolve()
+        self.port = port
+        self.host = host
+        self._storage_arg = storage
+        self.enforce_keys = enforce_keys
+        self.function_key = function_key or os.environ.get(KEY_ENV) or secrets.token_urlsafe(24)
+        self._hub_arg = hub_name
+        self.instance_id = uuid.uuid4().hex
+        self.index: AppIndex | None = None
+        self.config: HostConfig | None = None
+        self.store: EntityStore | None = None
+        self.dispatcher: EntityDispatcher | None = None
+        self._runner: web.AppRunner | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._rpc_secret = secrets.token_hex(16)
+        self._resume_task: asyncio.Task[None] | None = None
+        self._started = 0.0
+
+    @property
+    def url(self) -> str:
+        """Base URL clients should use (loopback when bound to all interfaces)."""
+        shown = "127.0.0.1" if self.host in {"0.0.0.0", "", "::"} else self.host
+        return f"http://{shown}:{self.port}"
+
+    @property
+    def hub_name(self) -> str:
+        """The task hub in use."""
+        assert self.config is not None
+        return self.config.hub_name
+
+    def rpc_base_url(self) -> str:
+        """What the durable client binding points at; a secret base when keys are enforced."""
+        base = f"{self.url}{BASE_PATH}/"
+        return f"{base}rpc-{self._rpc_secret}/" if self.enforce_keys else base
+
+    def client_binding(self) -> str:
+        """The durable client binding JSON string the SDK's DurableOrchestrationClient parses."""
+        rpc = self.rpc_base_url()
+        public = f"{self.url}{BASE_PATH}/"
+        query = f"taskHub={self.hub_name}&connection=Storage"
+        if self.enforce_keys:
+            query += f"&code={self.function_key}"
+        instance = f"{public}instances/INSTANCEID"
+        management = {
+            "id": "INSTANCEID",
+            "statusQueryGetUri": f"{instance}?{query}",
+            "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{query}",
+            "terminatePostUri": f"{instance}/terminate?reason={{text}}&{query}",
+            "rewindPostUri": f"{instance}/rewind?reason={{text}}&{query}",
+            "purgeHistoryDeleteUri": f"{instance}?{query}",
+            "restartPostUri": f"{instance}/restart?{query}",
+            "suspendPostUri": f"{instance}/suspend?reason={{text}}&{query}",
+            "resumePostUri": f"{instance}/resume?reason={{text}}&{query}",
+        }
+        creation = {
+            "createNewInstancePostUri": f"{public}orchestrators/{{functionName}}[/{{instanceId}}]?{query}",
+            "createAndWaitOnNewInstancePostUri": (
+                f"{public}orchestrators/{{functionName}}[/{{instanceId}}]?timeout={{timeoutInSeconds}}"
+                f"&pollingInterval={{intervalInSeconds}}&{query}"
+            ),
+        }
+        return json.dumps(
+            {
+                "taskHubName": self.hub_name,
+                "creationUrls": creation,
+                "managementUrls": management,
+                "rpcBaseUrl": rpc,
+                "baseUrl": rpc,
+                "requiredQueryStringParameters": f"code={self.function_key}" if self.enforce_keys else "",
+            }
+        )
+
+    async def start(self) -> LocalHost:
+        """Load the app, connect storage, bind the port, resume pending signals, log the banner."""
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> LocalHost:
+        apply_local_settings(self.app_dir)
+        config = HostConfig.load(self.app_dir)
+        if self._hub_arg:
+            config = HostConfig(route_prefix=config.route_prefix, hub_name=self._hub_arg)
+        self.config = config
+        self.index = load_app(self.app_dir)
+        self.store = EntityStore(resolve_storage(self._storage_arg), config.hub_name)
+        try:
+            await self.store.open()
+        except StorageUnavailable as exc:
+            log.warning("storage not reachable yet (%s); entity calls answer 503 until it is", exc)
+        self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="host-worker")
+        keys = KeyPolicy(self.enforce_keys, self.function_key)
+        self.dispatcher = EntityDispatcher(self.store, self.index.entities, self._executor)
+        functions = FunctionServer(
+            self.index, config.route_prefix, self._executor, self.client_binding, keys, str(self.app_dir)
+        )
+        app = web.Application(client_max_size=MAX_HTTP_BODY)
+        app.router.add_get("/admin/host/status", self._status)
+        api = DurableApi(self.store, self.dispatcher, keys)
+        if self.enforce_keys:
+            api.add_routes(app, f"{BASE_PATH}/rpc-{self._rpc_secret}", trusted=True)
+        api.add_routes(app, BASE_PATH)
+        app.router.add_route("*", "/{tail:.*}", functions.handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0:
+            self.port = self._runner.addresses[0][1]
+        self._started = time.monotonic()
+        self._resume_task = asyncio.get_running_loop().create_task(self._resume())
+        self._banner(functions)
+        return self
+
+    async def _resume(self) -> None:
+        """Restart workers for signals persisted by an earlier run; retried while storage is down."""
+        assert self.dispatcher is not None
+        delay = 0.5
+        while True:
+            try:
+                count = await self.dispatcher.resume()
+            except StorageUnavailable as exc:
+                log.warning("resuming pending signals: %s; retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if count:
+                log.info("resumed %d entities with pending signals", count)
+            return
+
+    async def wait_idle(self) -> None:
+        """Wait until start-up resumption is done and no entity has work in flight (tests)."""
+        if self._resume_task is not None:
+            await asyncio.shield(self._resume_task)
+        if self.dispatcher is not None:
+            await self.dispatcher.idle()
+
+    async def stop(self) -> None:
+        """Stop serving; unapplied signals stay in storage for the next start."""
+        if self._resume_task is not None:
+            self._resume_task.cancel()
+            await asyncio.gather(self._resume_task, return_exceptions=True)
+        if self.dispatcher is not None:
+            await self.dispatcher.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.store is not None:
+            await self.store.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        await _reset_sdk_http_session()
+
+    async def __aenter__(self) -> LocalHost:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def _status(self, request: web.Request) -> web.StreamResponse:
+        """Readiness probe, same path and shape as the Functions host."""
+        return json_response(
+            {
+                "state": "Running",
+                "id": self.instance_id,
+                "version": HOST_VERSION,
+                "processUptime": int((time.monotonic() - self._started) * 1000),
+                "taskHub": self.hub_name,
+            }
+        )
+
+    def _banner(self, functions: FunctionServer) -> None:
+        """List what is served, like `func start` does."""
+        assert self.index is not None
+        lines = [f"Local Functions host ({HOST_VERSION}) for {self.app_dir}", "", "Functions:", ""]
+        for fn in self.index.http:
+            methods = ",".join(fn.methods) if len(fn.methods) < 8 else "ALL"
+            lines.append(
+                f"        {fn.name}: [{methods}] {self.url}{functions.url_path(fn)}  ({fn.auth_level})"
+            )
+            for other in fn.other_inputs:
+                lines.append(f"            warning: input binding {other} is not supported (passed None)")
+        for entity in self.index.entities.values():
+            lines.append(f"        {entity.function_name}: entityTrigger ({entity.display_name})")
+        lines.append("")
+        lines.append(
+            f"Task hub: {self.hub_name}  storage table: {self.store.table_name if self.store else '?'}"
+        )
+        lines.append(f"Durable API: {self.url}{BASE_PATH}/")
+        if self.enforce_keys:
+            lines.append(f"Function key (enforced): {self.function_key}")
+        for line in lines:
+            log.info("%s", line)
+        for name, trigger in self.index.unsupported:
+            log.warning(
+                "function %s: trigger %s is not supported by the local host; it will not run", name, trigger
+            )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """`host [APP_DIR] --port 7071 [--host 127.0.0.1] [--enforce-keys] [--storage CONNSTR]`."""
+    parser = argparse.ArgumentParser(
+        prog="host", description="Run a Python v2 Functions app locally (HTTP triggers + durable entities)."
+    )
+    parser.add_argument("app_dir", nargs="?", default=".", help="directory containing function_app.py")
+    parser.add_argument("--port", type=int, default=7071)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind")
+    parser.add_argument(
+        "--enforce-keys", action="store_true", help=f"require a key (env {KEY_ENV} or generated)"
+    )
+    parser.add_argument(
+        "--storage", default=None, help="storage connection string (default AzureWebJobsStorage)"
+    )
+    parser.add_argument("--verbose", "-v", action="store_true")
+    return parser
+
+
+async def _serve(host: LocalHost) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+            pass
+    await host.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await host.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+    )
+    for noisy in ("azure", "aiohttp.access", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    host = LocalHost(
+        args.app_dir, port=args.port, host=args.host, storage=args.storage, enforce_keys=args.enforce_keys
+    )
+    try:
+        asyncio.run(_serve(host))
+    except AppLoadError as exc:
+        log.error("%s", exc)
+        return 2
+    except AzureError as exc:
+        log.error("storage: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return 1
+    except OSError as exc:
+        log.error("cannot start host: %s", exc)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

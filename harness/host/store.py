@@ -1,0 +1,417 @@
+"""Durable entity persistence in Azure Storage (Azurite locally).
+
+Layout (one table and one blob container per task hub):
+- table `<hub>Entities` (hub reduced to letters/digits), PartitionKey = instance id `@name@key`;
+- row `state`: `state` (JSON text) or `stateBlob` (blob name, when the text is too big for a table
+  property), `exists`, `lastOperationTime`, `name`, `key`;
+- rows `sig-<20-digit sequence>`: accepted, not yet applied signals (`op`, `input` or `inputBlob`).
+A signal row is written before the API answers 202; applying a batch ends in ONE transaction on the
+partition that replaces the state row (ETag-checked) and deletes the applied signal rows, so a killed
+host neither loses an accepted signal nor applies one twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables.aio import TableClient, TableServiceClient
+from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+
+log = logging.getLogger("harness.host")
+
+STATE_ROW = "state"
+SIGNAL_PREFIX = "sig-"
+# Table string properties hold at most 64 KiB of UTF-16; bigger texts go to a blob.
+INLINE_LIMIT = 60 * 1024
+# A transaction holds at most 100 operations: the state row plus the applied signals.
+MAX_BATCH = 50
+_BAD_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+
+
+class StorageUnavailable(RuntimeError):
+    """Storage could not be reached (the API answers 503; the worker retries later)."""
+
+
+class ConcurrencyConflict(RuntimeError):
+    """The partition changed under us (ETag mismatch): re-read and re-apply."""
+
+
+def invalid_key_reason(name: str, key: str) -> str | None:
+    """Why an entity id cannot be a table PartitionKey, or None if it can."""
+    if not name or "@" in name:
+        return "entity name must be non-empty and must not contain '@'"
+    if key == "":
+        return "entity key must be non-empty"
+    for label, value in (("name", name), ("key", key)):
+        if _BAD_KEY_CHARS.search(value):
+            return f"entity {label} must not contain '/', '\\', '#', '?' or control characters"
+    if len(instance_id(name, key)) > 512:
+        return "entity id too long (max 512 characters)"
+    return None
+
+
+def instance_id(name: str, key: str) -> str:
+    """The Durable instance id: entity names are case-insensitive, keys are not."""
+    return f"@{name.lower()}@{key}"
+
+
+def table_name_for(hub: str) -> str:
+    """A valid table name (alphanumeric, starts with a letter, 3-63 chars) derived from the hub."""
+    base = re.sub(r"[^A-Za-z0-9]", "", hub) or "hub"
+    if not base[0].isalpha():
+        base = "h" + base
+    return (base[:55] + "Entities")[:63]
+
+
+def container_name_for(hub: str) -> str:
+    """A valid blob container name (lowercase letters, digits, single hyphens, 3-63 chars)."""
+    base = re.sub(r"[^a-z0-9]", "", hub.lower()) or "hub"
+    return (base[:48] + "-entitystate")[:63]
+
+
+def _utf16_size(text: str) -> int:
+    return len(text.encode("utf-16-le"))
+
+
+_seq_lock = threading.Lock()
+_last_seq = 0
+_counter = itertools.count()
+
+
+def next_sequence() -> int:
+    """Monotonic, roughly wall-clock sequence so rows sort in arrival order across restarts."""
+    global _last_seq
+    with _seq_lock:
+        _last_seq = max(time.time_ns(), _last_seq + 1)
+        return _last_seq
+
+
+@dataclass
+class PendingSignal:
+    """An accepted signal waiting to be applied."""
+
+    row_key: str
+    operation: str
+    input: str | None  # JSON text of the input token (what the entity batch carries)
+    input_blob: str | None = None
+
+
+@dataclass
+class EntityRecord:
+    """The persisted state row of one entity."""
+
+    instance_id: str
+    name: str
+    key: str
+    exists: bool
+    state: str | None
+    last_operation_time: datetime | None
+    etag: str | None
+    state_blob: str | None = None
+
+
+def _translate(exc: Exception) -> Exception:
+    """Map transport-level failures to StorageUnavailable; leave the rest alone."""
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return StorageUnavailable(f"storage unreachable: {type(exc).__name__}")
+    if isinstance(exc, HttpResponseError) and (exc.status_code or 0) >= 500:
+        return StorageUnavailable(f"storage error {exc.status_code}")
+    return exc
+
+
+class EntityStore:
+    """Async access to one task hub's entity table and blob container."""
+
+    def __init__(self, connection_string: str, hub_name: str) -> None:
+        self.hub_name = hub_name
+        self.table_name = table_name_for(hub_name)
+        self.container_name = container_name_for(hub_name)
+        options: dict[str, Any] = {"retry_total": 1, "retry_backoff_factor": 0.2, "connection_timeout": 5}
+        self._tables = TableServiceClient.from_connection_string(connection_string, **options)
+        self._blobs = BlobServiceClient.from_connection_string(connection_string, **options)
+        self._table: TableClient = self._tables.get_table_client(self.table_name)
+        self._container: ContainerClient = self._blobs.get_container_client(self.container_name)
+        self._ready = False
+
+    async def open(self) -> None:
+        """Create the table and container if needed (idempotent; retried lazily when storage was down)."""
+        try:
+            try:
+                await self._tables.create_table(self.table_name)
+            except ResourceExistsError:
+                pass
+            try:
+                await self._container.create_container()
+            except ResourceExistsError:
+                pass
+        except AzureError as exc:
+            raise self._fail(exc) from exc
+        self._ready = True
+
+    def _fail(self, exc: Exception) -> Exception:
+        """Translate a storage error; a vanished table/container (fresh Azurite) is recreated next time."""
+        code = getattr(exc, "error_code", None)
+        if isinstance(exc, ResourceNotFoundError) and str(code) in {"TableNotFound", "ContainerNotFound"}:
+            self._ready = False
+            return StorageUnavailable(f"{code}; recreating")
+        return _translate(exc)
+
+    async def _ensure(self) -> None:
+        if not self._ready:
+            await self.open()
+
+    async def close(self) -> None:
+        """Release the HTTP sessions of both clients."""
+        await self._table.close()
+        await self._tables.close()
+        await self._container.close()
+        await self._blobs.close()
+
+    # -- blobs ---------------------------------------------------------------------------------
+    def _blob_name(self, kind: str, iid: str) -> str:
+        digest = hashlib.sha256(iid.encode()).hexdigest()[:32]
+        return f"{kind}/{digest}/{uuid.uuid4().hex}"
+
+    async def _put_blob(self, name: str, text: str) -> None:
+        await self._container.upload_blob(name, text.encode("utf-8"), overwrite=True)
+
+    async def _get_blob(self, name: str) -> str:
+        downloader = await self._container.download_blob(name)
+        return (await downloader.readall()).decode("utf-8")
+
+    async def _delete_blobs(self, names: list[str]) -> None:
+        """Best effort: an orphaned blob is harmless, a failed request here must not fail an apply."""
+        for name in names:
+            try:
+                await self._container.delete_blob(name)
+            except AzureError:
+                log.debug("could not delete blob %s", name)
+
+    # -- signals -------------------------------------------------------------------------------
+    async def add_signal(self, name: str, key: str, operation: str, input_text: str | None) -> str:
+        """Persist an accepted signal; returns its row key."""
+        await self._ensure()
+        iid = instance_id(name, key)
+        row_key = f"{SIGNAL_PREFIX}{next_sequence():020d}"
+        entity: dict[str, Any] = {
+            "PartitionKey": iid,
+            "RowKey": row_key,
+            "op": operation,
+            "name": name.lower(),
+        }
+        entity["key"] = key
+        try:
+            if input_text is not None and _utf16_size(input_text) > INLINE_LIMIT:
+                blob = self._blob_name("signal", iid)
+                await self._put_blob(blob, input_text)
+                entity["inputBlob"] = blob
+            elif input_text is not None:
+                entity["input"] = input_text
+            await self._table.create_entity(entity)
+        except AzureError as exc:
+            raise self._fail(exc) from exc
+        return row_key
+
+    async def pending(self, iid: str, limit: int = MAX_BATCH) -> list[PendingSignal]:
+        """The oldest pending signals of one entity, in arrival order."""
+        await self._ensure()
+        result: list[PendingSignal] = []
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        params = {"pk": iid, "lo": SIGNAL_PREFIX, "hi": "sig."}
+        try:
+            async for row in self._table.query_entities(query, parameters=params, results_per_page=limit):
+                text = row.get("input")
+                blob = row.get("inputBlob")
+                if blob:
+                    text = await self._get_blob(blob)
+                result.append(PendingSignal(row["RowKey"], row.get("op", ""), text, blob))
+                if len(result) >= limit:
+                    break
+        except AzureError as exc:
+            raise self._fail(exc) from exc
+        return result
+
+    async def instances_with_signals(self) -> set[str]:
+        """Instance ids that have pending signals (resumed at start-up)."""
+        await self._ensure()
+        found: set[str] = set()
+        query = "RowKey ge @lo and RowKey lt @hi"
+        try:
+            async for row in self._table.query_entities(
+                query, parameters={"lo": SIGNAL_PREFIX, "hi": "sig."}, select=["PartitionKey"]
+            ):
+                found.add(row["PartitionKey"])
+        except AzureError as exc:
+            raise self._fail(exc) from exc
+        return found
+
+    # -- state ---------------------------------------------------------------------------------
+    async def _record(self, row: Any, with_state: bool = True) -> EntityRecord:
+        text = row.get("state")
+        blob = row.get("stateBlob")
+        if blob and with_state:
+            text = await self._get_blob(blob)
+        stamp = row.get("lastOperationTime")
+        return EntityRecord(
+            instance_id=row["PartitionKey"],
+            name=row.get("name", ""),
+            key=row.get("key", ""),
+            exists=bool(row.get("exists", False)),
+            state=text,
+            last_operation_time=stamp,
+            etag=row.metadata.get("etag") if hasattr(row, "metadata") else None,
+            state_blob=blob,
+        )
+
+    async def read(self, iid: str) -> EntityRecord | None:
+        """The state row of one entity (state text loaded from its blob when needed)."""
+        await self._ensure()
+        for _ in range(5):
+            try:
+                row = await self._table.get_entity(iid, STATE_ROW)
+            except ResourceNotFoundError as exc:
+                if str(getattr(exc, "error_code", "")) == "TableNotFound":
+                    raise self._fail(exc) from exc
+                return None
+            except AzureError as exc:
+                raise self._fail(exc) from exc
+            try:
+                return await self._record(row)
+            except ResourceNotFoundError:
+                continue  # a concurrent commit replaced the state blob: read the row again
+            except AzureError as exc:
+                raise self._fail(exc) from exc
+        raise StorageUnavailable(f"state of {iid} keeps changing; try again")
+
+    async def commit(
+        self,
+        before: EntityRecord | None,
+        name: str,
+        key: str,
+        exists: bool,
+        state: str | None,
+        applied: list[PendingSignal],
+    ) -> None:
+        """Write the new state and delete the applied signals in one transaction."""
+        iid = instance_id(name, key)
+        operations: list[Any] = []
+        new_blob: str | None = None
+        try:
+            if exists:
+                entity: dict[str, Any] = {
+                    "PartitionKey": iid,
+                    "RowKey": STATE_ROW,
+                    "name": name.lower(),
+                    "key": key,
+                    "exists": True,
+                    "lastOperationTime": datetime.now(UTC),
+                }
+                if state is not None and _utf16_size(state) > INLINE_LIMIT:
+                    new_blob = self._blob_name("state", iid)
+                    await self._put_blob(new_blob, state)
+                    entity["stateBlob"] = new_blob
+                elif state is not None:
+                    entity["state"] = state
+                if before is None:
+                    operations.append(("create", entity))
+                else:
+                    operations.append(
+                        (
+                            "update",
+                            entity,
+                            {"mode": UpdateMode.REPLACE, "etag": before.etag, "match_condition": _IF_MATCH},
+                        )
+                    )
+            elif before is not None:
+                stub = {"PartitionKey": iid, "RowKey": STATE_ROW}
+                operations.append(("delete", stub, {"etag": before.etag, "match_condition": _IF_MATCH}))
+            for signal in applied:
+                operations.append(("delete", {"PartitionKey": iid, "RowKey": signal.row_key}))
+            if operations:
+                await self._table.submit_transaction(operations)
+        except (
+            TableTransactionError,
+            ResourceModifiedError,
+            ResourceExistsError,
+            ResourceNotFoundError,
+        ) as exc:
+            if new_blob:
+                await self._delete_blobs([new_blob])
+            raise ConcurrencyConflict(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        except AzureError as exc:
+            raise self._fail(exc) from exc
+        garbage = [s.input_blob for s in applied if s.input_blob]
+        if before is not None and before.state_blob and before.state_blob != new_blob:
+            garbage.append(before.state_blob)
+        await self._delete_blobs(garbage)
+
+    async def purge(self, iid: str) -> bool:
+        """Delete the entity's state and pending signals; True if anything existed."""
+        await self._ensure()
+        blobs: list[str] = []
+        keys: list[str] = []
+        try:
+            async for row in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": iid}):
+                keys.append(row["RowKey"])
+                blobs.extend(b for b in (row.get("stateBlob"), row.get("inputBlob")) if b)
+            for start in range(0, len(keys), 100):
+                chunk = keys[start : start + 100]
+                await self._table.submit_transaction(
+                    [("delete", {"PartitionKey": iid, "RowKey": rk}) for rk in chunk]
+                )
+        except AzureError as exc:
+            raise self._fail(exc) from exc
+        await self._delete_blobs(blobs)
+        return bool(keys)
+
+    async def list_entities(
+        self, name: str, top: int, after: str | None, fetch_state: bool
+    ) -> tuple[list[EntityRecord], str | None]:
+        """Existing entities of one name in instance-id order; returns (page, last id if more remain)."""
+        await self._ensure()
+        prefix = f"@{name.lower()}@"
+        upper = f"@{name.lower()}A"  # 'A' follows '@': the end of the prefix range
+        lower_op = "gt" if after else "ge"
+        query = f"PartitionKey {lower_op} @lo and PartitionKey lt @hi and RowKey eq @rk and exists eq true"
+        params = {"lo": after or prefix, "hi": upper, "rk": STATE_ROW}
+        rows: list[Any] = []
+        try:
+            async for row in self._table.query_entities(query, parameters=params, results_per_page=top + 1):
+                rows.append(row)
+                if len(rows) > top:
+                    break
+            more = len(rows) > top
+            page: list[EntityRecord] = []
+            for row in rows[:top]:
+                try:
+                    page.append(await self._record(row, with_state=fetch_state))
+                except ResourceNotFoundError:  # state blob replaced meanwhile
+                    fresh = await self.read(row["PartitionKey"])
+                    if fresh is not None and fresh.exists:
+                        page.append(fresh)
+        except AzureError as exc:
+            raise self._fail(exc) from exc
+        return page, (page[-1].instance_id if more and page else None)
+
+
+_IF_MATCH = MatchConditions.IfNotModified

@@ -1,0 +1,143 @@
+"""Durability: restart keeps state, persisted signals survive SIGKILL, storage outages give 503."""
+
+import asyncio
+import json
+import os
+import signal as signals
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from harness.azurite import Azurite
+from harness.host import LocalHost
+from harness.host.store import EntityStore, instance_id
+from harness.processes import free_port
+
+from .conftest import COUNTER_APP
+from .helpers import read_state, sdk_body, signal, wait_state
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def test_restart_keeps_state(azurite_connstr: str, hub: str, http: aiohttp.ClientSession):
+    async with LocalHost(COUNTER_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
+        assert await signal(http, host.url, "counter", "r", "add", 41) == 202
+        await wait_state(http, host.url, "counter", "r", 41)
+    async with LocalHost(COUNTER_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
+        assert await read_state(http, host.url, "counter", "r") == (200, 41)
+        assert await signal(http, host.url, "counter", "r", "add", 1) == 202
+        await wait_state(http, host.url, "counter", "r", 42)
+
+
+async def test_persisted_unapplied_signal_is_applied_once_after_start(
+    azurite_connstr: str, hub: str, http: aiohttp.ClientSession
+):
+    store = EntityStore(azurite_connstr, hub)
+    try:
+        await store.open()
+        for _ in range(3):
+            await store.add_signal("counter", "left", "add", json.dumps(json.dumps(5)))
+    finally:
+        await store.close()
+    for _ in range(2):  # the second start must not re-apply anything
+        async with LocalHost(COUNTER_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
+            await host.wait_idle()
+            assert await read_state(http, host.url, "counter", "left") == (200, 15)
+            assert host.store is not None
+            assert await host.store.pending(instance_id("counter", "left")) == []
+
+
+@pytest.fixture
+def host_process(azurite_connstr: str, hub: str, tmp_path: Path) -> Iterator:
+    """Start `python -m harness.host` subprocesses on one port; yields a starter."""
+    port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> str:
+        env = dict(os.environ, DURABLEAGENT_TASK_HUB=hub, PYTHONUNBUFFERED="1")
+        log = open(tmp_path / f"host{len(procs)}.log", "wb")  # noqa: SIM115 - owned by the child
+        cmd = [sys.executable, "-m", "harness.host", str(COUNTER_APP), "--port", str(port)]
+        cmd += ["--storage", azurite_connstr]
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=log)
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / f"host{len(procs) - 1}.log").read_text()
+            try:
+                with urllib.request.urlopen(url + "/admin/host/status", timeout=1) as resp:
+                    if resp.status == 200:
+                        return url
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("host did not become ready")
+
+    yield start, procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+
+
+async def test_sigkill_loses_no_accepted_signal_and_applies_none_twice(
+    host_process, azurite_connstr: str, hub: str, http: aiohttp.ClientSession
+):
+    start, procs = host_process
+    url = start()
+    statuses = await asyncio.gather(*(signal(http, url, "counter", "kill", "add", 1) for _ in range(100)))
+    accepted = statuses.count(202)
+    assert accepted == 100
+    procs[-1].send_signal(signals.SIGKILL)  # typically while batches are still pending or being applied
+    procs[-1].wait()
+    store = EntityStore(azurite_connstr, hub)
+    try:
+        left = await store.pending(instance_id("counter", "kill"), limit=100)
+    finally:
+        await store.close()
+    print(f"{len(left)} signals were still pending at SIGKILL")
+    url = start()
+    await wait_state(http, url, "counter", "kill", accepted)
+    store = EntityStore(azurite_connstr, hub)
+    try:
+        assert await store.pending(instance_id("counter", "kill")) == []
+    finally:
+        await store.close()
+    assert await read_state(http, url, "counter", "kill") == (200, accepted)
+    # SIGTERM is a clean shutdown
+    procs[-1].terminate()
+    assert procs[-1].wait(10) == 0
+
+
+async def test_storage_outage_is_503_and_recovers(tmp_path: Path, hub: str, http: aiohttp.ClientSession):
+    # A private Azurite on fixed ports: this test stops it and starts it again.
+    azurite = Azurite(
+        tmp_path / "data",
+        log_path=tmp_path / "azurite.log",
+        blob_port=free_port(),
+        queue_port=free_port(),
+        table_port=free_port(),
+    ).start()
+    try:
+        async with LocalHost(COUNTER_APP, port=0, storage=azurite.connection_string, hub_name=hub) as host:
+            assert await signal(http, host.url, "counter", "o", "add", 1) == 202
+            await wait_state(http, host.url, "counter", "o", 1)
+            azurite.stop()
+            url = f"{host.url}/runtime/webhooks/durabletask/entities/counter/o"
+            async with http.post(url, params={"op": "add"}, data=sdk_body(1)) as resp:
+                assert resp.status == 503
+                assert "error" in await resp.json()
+            status, body = await read_state(http, host.url, "counter", "o")
+            assert status == 503 and "error" in body
+            async with http.get(f"{host.url}/api/counters/o") as resp:
+                assert resp.status == 500  # the app's own read fails: its client raises on 503
+            azurite.start()
+            assert await signal(http, host.url, "counter", "o", "add", 1) == 202
+            await wait_state(http, host.url, "counter", "o", 2)
+    finally:
+        azurite.stop()
