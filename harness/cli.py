@@ -1,0 +1,391 @@
+"""`python -m harness`: chat with an agent in the TUI, run the local stack, list and show sessions.
+
+Every user error ends as one line on stderr and exit code 2 (argparse style); a stack that fails to
+start ends as one line and exit code 1. No command prints a traceback for an expected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from harness.client import (
+    DEFAULT_URL,
+    AgentClient,
+    ClientError,
+    SessionSummary,
+    SyncAgentClient,
+    check_agent,
+    message_count,
+    parse_time,
+)
+
+if TYPE_CHECKING:
+    from harness.stack import Stack
+
+PROG = "python -m harness"
+LIVE_ENV_VARS = ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_CHAT_DEPLOYMENT_NAME")
+HOST_MODES = ("auto", "func", "local")
+EXIT_USAGE = 2
+EXIT_STARTUP = 1
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A user error: reported as one line, exit code 2."""
+
+
+class StartupFailed(Exception):
+    """The local stack did not start: reported as one line, exit code 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are one line (no usage dump) so scripts can read them."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for all subcommands."""
+    parser = _Parser(prog=PROG, description="Local development tools for durable agents.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    def stack_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--app", type=Path, metavar="DIR", help="Functions app folder (default: samples/weather)"
+        )
+        sub.add_argument(
+            "--host", dest="host_mode", choices=HOST_MODES, default="auto", help="Functions host"
+        )
+        sub.add_argument("--script", type=Path, metavar="FILE", help="fake-model script (default: weather)")
+        sub.add_argument("--live", action="store_true", help="use the app's real model (AZURE_OPENAI_* env)")
+        sub.add_argument("--port", type=int, default=None, help="host port (default: a free port)")
+
+    def remote_options(sub: argparse.ArgumentParser, default_url: str | None) -> None:
+        help_url = "URL of a running app" + (f" (default: {default_url})" if default_url else "")
+        sub.add_argument("--url", default=default_url, help=help_url)
+        sub.add_argument("--key", default=None, help="function key (sent as x-functions-key)")
+
+    chat = commands.add_parser(
+        "chat", help="chat with an agent in the TUI (starts a local stack unless --url)"
+    )
+    chat.add_argument("agent", metavar="AGENT")
+    stack_options(chat)
+    remote_options(chat, None)
+
+    up = commands.add_parser("up", help="start Azurite and a Functions host, print the URLs, wait for Ctrl-C")
+    stack_options(up)
+
+    commands.add_parser("host", help="run the local Functions host (see `host --help`)", add_help=False)
+    commands.add_parser(
+        "bench", help="run the benchmarks and print figures (see `bench --help`)", add_help=False
+    )
+
+    sessions = commands.add_parser("sessions", help="list an agent's sessions, newest first")
+    sessions.add_argument("agent", metavar="AGENT")
+    remote_options(sessions, DEFAULT_URL)
+    sessions.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    show = commands.add_parser("show", help="show the stored state of one session")
+    show.add_argument("agent", metavar="AGENT")
+    show.add_argument("session", metavar="SESSION")
+    remote_options(show, DEFAULT_URL)
+    show.add_argument("--json", action="store_true", help="print the state JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["host"]:
+        return _host(args_list[1:])
+    if args_list[:1] == ["bench"]:
+        from harness.bench import main as bench_main
+
+        return bench_main(args_list[1:])
+    args = build_parser().parse_args(args_list)
+    stdout = Console(soft_wrap=False)
+    try:
+        if args.command == "chat":
+            return _chat(args, stdout)
+        if args.command == "up":
+            return _up(args, stdout)
+        if args.command == "sessions":
+            return _sessions(args, stdout)
+        if args.command == "show":
+            return _show(args, stdout)
+    except (UsageError, ClientError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except StartupFailed as exc:
+        return _fail(str(exc), EXIT_STARTUP)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return _fail(f"unknown command {args.command!r}", EXIT_USAGE)
+
+
+def _fail(message: str, code: int) -> int:
+    """Print one line on stderr (no markup, no traceback) and return the exit code."""
+    line = " ".join(message.split())
+    print(f"{PROG}: error: {line}", file=sys.stderr)
+    return code
+
+
+# ---- host --------------------------------------------------------------------------------------
+
+
+def _host(argv: list[str]) -> int:
+    """Delegate to the local Functions host's own argument parser."""
+    try:
+        from harness.host.server import main as host_main
+    except ImportError as exc:
+        return _fail(f"the local host is not available: {exc}", EXIT_STARTUP)
+    return host_main(argv)
+
+
+# ---- stack commands ----------------------------------------------------------------------------
+
+
+def _check_stack_args(args: argparse.Namespace) -> None:
+    """Validate --app/--script/--live before starting anything."""
+    if args.live and args.script is not None:
+        raise UsageError("--script and --live exclude each other (live uses the app's real model)")
+    if args.live:
+        missing = [name for name in LIVE_ENV_VARS if not os.environ.get(name)]
+        if missing:
+            raise UsageError(f"--live needs model settings in the environment: set {', '.join(missing)}")
+    if args.script is not None and not args.script.is_file():
+        raise UsageError(f"script {args.script} does not exist")
+    if args.app is not None and not args.app.is_dir():
+        raise UsageError(f"app folder {args.app} does not exist")
+
+
+def _make_stack(args: argparse.Namespace) -> Stack:
+    """Build (not start) the stack for the app; StartupError becomes a one-line StartupFailed."""
+    from harness.processes import StartupError
+    from harness.stack import DEFAULT_APP_DIR, Stack
+
+    try:
+        return Stack(
+            args.app or DEFAULT_APP_DIR,
+            host_mode=args.host_mode,
+            script=args.script,
+            live=args.live,
+            port=args.port,
+        )
+    except (StartupError, ValueError) as exc:
+        raise StartupFailed(str(exc)) from None
+
+
+def _start(stack: Stack) -> float:
+    from harness.processes import StartupError
+
+    try:
+        return stack.start()
+    except StartupError as exc:
+        raise StartupFailed(
+            str(exc).splitlines()[0] if str(exc) else "the local stack did not start"
+        ) from None
+
+
+def _banner(console: Console, stack: Stack, seconds: float, agents: list[str]) -> None:
+    """What runs where: URLs, storage folder, logs and which model answers."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("App", f"{stack.app_dir} ({stack.host.mode} host, ready in {seconds:.1f} s)")
+    table.add_row("URL", stack.url)
+    table.add_row("Health", f"{stack.url}/api/health")
+    for agent in agents:
+        table.add_row("", f"{stack.url}/api/agents/{agent}/run")
+    table.add_row("Durable API", f"{stack.url}/runtime/webhooks/durabletask/")
+    table.add_row("Azurite data", str(stack.azurite.data_dir))
+    table.add_row("Logs", f"{stack.host.log_path}\n{stack.azurite.log_path}")
+    if stack.live:
+        model = Text("live: ", style="bold yellow")
+        deployment = os.environ.get("AZURE_OPENAI_CHAT_DEPLOYMENT_NAME")
+        model.append(f"{deployment} @ {os.environ.get('AZURE_OPENAI_ENDPOINT')}")
+    else:
+        model = Text("fake: ", style="bold green")
+        model.append(str(stack.script_path))
+    table.add_row("Model", model)
+    table.add_row("Agents", ", ".join(agents) or "none")
+    console.print(table)
+
+
+def _agents_of(url: str, key: str | None = None) -> list[str]:
+    with SyncAgentClient(url, key=key) as client:
+        return client.agents()
+
+
+def _chat(args: argparse.Namespace, console: Console) -> int:
+    """Open the TUI on an agent, on a running app (--url) or on a stack started here."""
+    from harness.tui import ChatApp
+
+    if args.url:
+        if args.app or args.script or args.live or args.host_mode != "auto":
+            raise UsageError("--url attaches to a running app: --app/--script/--live/--host do not apply")
+        check_agent(args.agent, _agents_of(args.url, args.key))
+        ChatApp(AgentClient(args.url, key=args.key), args.agent, None).run()
+        return 0
+    _check_stack_args(args)
+    stack = _make_stack(args)
+    try:
+        seconds = _start(stack)
+        agents = _agents_of(stack.url)
+        _banner(console, stack, seconds, agents)
+        check_agent(args.agent, agents)
+        ChatApp(AgentClient(stack.url), args.agent, stack.log_paths).run()
+    finally:
+        stack.stop()
+    return 0
+
+
+def _up(args: argparse.Namespace, console: Console) -> int:
+    """Start the stack, print the banner, keep it running until Ctrl-C (or until a process dies)."""
+    _check_stack_args(args)
+    stack = _make_stack(args)
+    try:
+        seconds = _start(stack)
+        _banner(console, stack, seconds, _agents_of(stack.url))
+        console.print("[dim]Press Ctrl-C to stop.[/dim]")
+        while stack.is_running():
+            time.sleep(0.5)
+        raise StartupFailed(f"a stack process exited; see {stack.host.log_path} and {stack.azurite.log_path}")
+    except KeyboardInterrupt:
+        console.print("[dim]Stopping...[/dim]")
+        return 0
+    finally:
+        stack.stop()
+
+
+# ---- read-only commands ------------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> SyncAgentClient:
+    """A client for --url after checking the agent exists (one-line error listing the agents)."""
+    client = SyncAgentClient(args.url, key=args.key)
+    try:
+        check_agent(args.agent, client.agents())
+    except ClientError:
+        client.close()
+        raise
+    return client
+
+
+def _time(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """Local time, to the second; empty when unknown."""
+    stamp = value if isinstance(value, datetime) else parse_time(value)
+    return stamp.astimezone().strftime(fmt) if stamp else ""
+
+
+def _short_id(value: object, length: int = 8) -> str:
+    """Long ids (uuid hex) cut to their first characters for tables; `--json` has them whole."""
+    text = str(value or "")
+    return text if len(text) <= length + 1 else text[:length] + "…"
+
+
+def _tokens(usage: dict[str, int] | None) -> str:
+    """`19 (12+7)`: total, then prompt + completion."""
+    if not usage:
+        return ""
+    prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+    return f"{usage.get('total_tokens', 0)} ({prompt}+{completion})"
+
+
+def summary_json(summary: SessionSummary) -> dict[str, Any]:
+    """The JSON form of a session summary (camelCase like the app's own JSON)."""
+    return {
+        "sessionId": summary.session_id,
+        "messageCount": summary.message_count,
+        "lastOperationTime": summary.last_operation_time.isoformat() if summary.last_operation_time else None,
+        "lastMessage": summary.last_message,
+    }
+
+
+def _sessions(args: argparse.Namespace, console: Console) -> int:
+    with _client(args) as client:
+        rows = client.sessions(args.agent)
+    if args.json:
+        print(json.dumps([summary_json(row) for row in rows], indent=2))
+        return 0
+    if not rows:
+        console.print(f"No sessions for {escape(args.agent)} yet.")
+        return 0
+    table = Table(title=f"Sessions of {escape(args.agent)} (newest first)", title_justify="left")
+    table.add_column("Session", style="bold", no_wrap=True)
+    table.add_column("Messages", justify="right", no_wrap=True)
+    table.add_column("Last activity", no_wrap=True)
+    table.add_column("Last message")
+    for row in rows:
+        preview = row.last_message if len(row.last_message) <= 48 else row.last_message[:47] + "…"
+        table.add_row(row.session_id, str(row.message_count), _time(row.last_operation_time), preview)
+    console.print(table)
+    return 0
+
+
+def _show(args: argparse.Namespace, console: Console) -> int:
+    with _client(args) as client:
+        state = client.state(args.agent, args.session)
+    if state is None:
+        raise UsageError(f"session {args.session!r} of agent {args.agent!r} not found")
+    if args.json:
+        print(json.dumps(state, indent=2, ensure_ascii=False))
+        return 0
+    console.print(state_table(args.agent, args.session, state))
+    return 0
+
+
+def state_table(agent: str, session_id: str, state: dict[str, Any]) -> Table:
+    """The stored history as a table: one row per message with tool calls, status and tokens."""
+    from harness.tui.inspector import total_usage, usage_of, usage_text
+    from harness.tui.widgets import format_arguments, format_value
+
+    history = [e for e in state.get("conversation_history") or [] if isinstance(e, dict)]
+    totals = usage_text(total_usage(history))
+    table = Table(
+        title=f"{escape(agent)} / {escape(session_id)}: {message_count(state)} messages, tokens {totals}",
+        title_justify="left",
+    )
+    table.add_column("#", justify="right")
+    table.add_column("Time", no_wrap=True)
+    table.add_column("Role", no_wrap=True)
+    table.add_column("Content", ratio=1, min_width=20)
+    table.add_column("Tokens", no_wrap=True)
+    table.add_column("Correlation", style="dim", no_wrap=True)
+    for index, entry in enumerate(history, start=1):
+        content = Text()
+        response = entry.get("agent_response") if isinstance(entry.get("agent_response"), dict) else {}
+        for call in response.get("tool_calls") or []:
+            if isinstance(call, dict):
+                content.append(
+                    f"🔧 {call.get('name')}({format_arguments(call.get('arguments'))})", style="yellow"
+                )
+                content.append(f" -> {format_value(call.get('error') or call.get('result', ''), 120)}\n")
+        if entry.get("status") == "error":
+            content.append(f"error: {entry.get('error') or 'the turn failed'}", style="bold red")
+        else:
+            content.append(str(entry.get("content") or ""))
+        usage = usage_of(entry)
+        table.add_row(
+            str(index),
+            _time(entry.get("timestamp"), "%H:%M:%S"),
+            str(entry.get("role") or ""),
+            content,
+            _tokens(usage),
+            _short_id(entry.get("correlation_id")),
+        )
+    return table

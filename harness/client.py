@@ -1,0 +1,417 @@
+"""HTTP client for a durableagent Functions app (local host, `func` or deployed).
+
+Everything goes through the documented HTTP contracts (docs/architecture.md) so the TUI and the CLI
+work the same against any host. `AgentClient` is async (the TUI), `SyncAgentClient` is its blocking
+twin (the CLI and scripts); both share request building and response parsing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+
+__all__ = [
+    "DEFAULT_URL",
+    "AgentClient",
+    "ClientError",
+    "SessionSummary",
+    "SyncAgentClient",
+    "entity_name",
+]
+
+DEFAULT_URL = "http://127.0.0.1:7071"
+DURABLE_PREFIX = "/runtime/webhooks/durabletask"
+CONTINUATION_HEADER = "x-ms-continuation-token"
+RUN_TIMEOUT = 300.0
+"""A live model turn with tool calls can take a while; the app itself answers 202 on its own timeout."""
+
+
+class ClientError(Exception):
+    """A failed request, with a one-line message fit to show a user as is."""
+
+    def __init__(self, message: str, status: int | None = None, payload: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.payload = payload
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """One conversation (entity instance) of an agent, as listed by the Durable HTTP API."""
+
+    session_id: str
+    last_operation_time: datetime | None
+    message_count: int
+    last_message: str = ""
+
+
+def entity_name(agent: str) -> str:
+    """The Durable entity name that stores an agent's sessions."""
+    return f"dafx-{agent}"
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Parse an ISO-8601 timestamp as sent by the host (with `Z` or an offset); None when absent/bad."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def message_count(state: Any) -> int:
+    """Messages stored in a state document (prefers the history over the counter, which may lag)."""
+    if not isinstance(state, dict):
+        return 0
+    history = state.get("conversation_history")
+    if isinstance(history, list):
+        return len(history)
+    count = state.get("message_count")
+    return count if isinstance(count, int) else 0
+
+
+def _last_message(state: Any) -> str:
+    """A short preview of the newest non-empty message, for session lists."""
+    if not isinstance(state, dict):
+        return ""
+    for entry in reversed(state.get("conversation_history") or []):
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("status") == "error":
+            return f"error: {entry.get('error') or 'failed turn'}"
+        content = entry.get("content")
+        if isinstance(content, str) and content.strip():
+            return " ".join(content.split())
+    return ""
+
+
+def _entity_state(item: dict[str, Any]) -> Any:
+    """The entity state from a listing row; some hosts send it JSON-encoded as a string."""
+    state = item.get("state")
+    if isinstance(state, str):
+        try:
+            return json.loads(state)
+        except ValueError:
+            return None
+    return state
+
+
+def summarize(items: list[dict[str, Any]]) -> list[SessionSummary]:
+    """Turn Durable listing rows into summaries sorted newest first."""
+    summaries = []
+    for item in items:
+        entity_id = item.get("entityId") or {}
+        key = entity_id.get("key") if isinstance(entity_id, dict) else None
+        if not key:
+            continue
+        state = _entity_state(item)
+        summaries.append(
+            SessionSummary(
+                session_id=str(key),
+                last_operation_time=parse_time(item.get("lastOperationTime")),
+                message_count=message_count(state),
+                last_message=_last_message(state),
+            )
+        )
+    oldest = datetime.min.replace(tzinfo=UTC)
+    summaries.sort(key=lambda s: (s.last_operation_time or oldest, s.session_id), reverse=True)
+    return summaries
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The `error` of a JSON error body, else a short piece of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for field in ("error", "message", "Message", "detail"):
+            if body.get(field):
+                return " ".join(str(body[field]).split())
+    text = " ".join(response.text.split())
+    return text[:200] if text else (response.reason_phrase or "")
+
+
+def _raise_for(response: httpx.Response) -> None:
+    """Raise a one-line ClientError for any non-2xx response."""
+    if response.is_success:
+        return
+    request = response.request
+    detail = _error_text(response)
+    message = f"HTTP {response.status_code} from {request.method} {request.url.path}"
+    if detail:
+        message += f": {detail}"
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    raise ClientError(message, status=response.status_code, payload=payload)
+
+
+def _json(response: httpx.Response) -> Any:
+    """Decode a success body, or raise a ClientError saying the host sent something else."""
+    try:
+        return response.json()
+    except ValueError:
+        raise ClientError(
+            f"HTTP {response.status_code} from {response.request.method} {response.request.url.path}: "
+            "response is not JSON",
+            status=response.status_code,
+        ) from None
+
+
+def _transport_error(base_url: str, exc: httpx.HTTPError) -> ClientError:
+    """A one-line message for connection failures and timeouts."""
+    if isinstance(exc, httpx.TimeoutException):
+        return ClientError(f"timed out talking to {base_url}")
+    if isinstance(exc, httpx.ConnectError):
+        return ClientError(f"cannot connect to {base_url} (is the app running?)")
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return ClientError(f"request to {base_url} failed: {reason}")
+
+
+class _Requests:
+    """Request building and response interpretation shared by the async and sync clients."""
+
+    def __init__(self, base_url: str = DEFAULT_URL, key: str | None = None, timeout: float = 30.0) -> None:
+        url = httpx.URL(base_url.strip())
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ClientError(f"invalid URL {base_url!r}: expected http(s)://HOST[:PORT]")
+        self.base_url = str(url).rstrip("/")
+        self.key = key
+        self.timeout = timeout
+
+    def _headers(self) -> dict[str, str]:
+        return {"x-functions-key": self.key} if self.key else {}
+
+    def _client_options(self) -> dict[str, Any]:
+        return {"base_url": self.base_url, "headers": self._headers(), "timeout": self.timeout}
+
+    @staticmethod
+    def _run_request(agent: str, message: str, session_id: str | None) -> tuple[str, dict[str, Any]]:
+        body: dict[str, Any] = {"message": message}
+        if session_id:
+            body["sessionId"] = session_id
+        return f"/api/agents/{quote(agent, safe='')}/run", body
+
+    @staticmethod
+    def _run_result(response: httpx.Response) -> dict[str, Any]:
+        # A failed turn (500 with `status: error`) and a timeout (202) are results, not client errors.
+        if response.status_code == 500:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            if isinstance(body, dict) and body.get("status") == "error":
+                return body
+        _raise_for(response)
+        body = _json(response)
+        if not isinstance(body, dict):
+            raise ClientError("run: unexpected response body (not a JSON object)")
+        return body
+
+    @staticmethod
+    def _state_path(agent: str, session_id: str) -> str:
+        return f"/api/agents/{quote(agent, safe='')}/{quote(session_id, safe='')}"
+
+    @staticmethod
+    def _state_result(response: httpx.Response) -> dict[str, Any] | None:
+        if response.status_code == 404:
+            return None
+        _raise_for(response)
+        body = _json(response)
+        return body if isinstance(body, dict) else None
+
+    @staticmethod
+    def _entities_path(agent: str, session_id: str | None = None) -> str:
+        path = f"{DURABLE_PREFIX}/entities/{quote(entity_name(agent), safe='')}"
+        return path if session_id is None else f"{path}/{quote(session_id, safe='')}"
+
+    @staticmethod
+    def _page(response: httpx.Response) -> tuple[list[dict[str, Any]], str | None]:
+        if response.status_code == 404:
+            return [], None  # no entity of that name yet
+        _raise_for(response)
+        body = _json(response)
+        items = [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
+        return items, response.headers.get(CONTINUATION_HEADER) or None
+
+
+class AgentClient(_Requests):
+    """Async client; creates its `httpx.AsyncClient` on first use so it binds to the running loop."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        key: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(base_url, key, timeout)
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (safe to call twice)."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if self._http is None:
+            self._http = httpx.AsyncClient(transport=self._transport, **self._client_options())
+        try:
+            return await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise _transport_error(self.base_url, exc) from None
+
+    async def health(self) -> dict[str, Any]:
+        """`GET /api/health`: the app's agents."""
+        response = await self._send("GET", "/api/health")
+        _raise_for(response)
+        return _json(response)
+
+    async def agents(self) -> list[str]:
+        """Names of the agents the app hosts."""
+        return agent_names(await self.health())
+
+    async def run(self, agent: str, message: str, session_id: str | None = None) -> dict[str, Any]:
+        """Run one turn. Returns the JSON reply, including a failed turn (`status: error`) or 202."""
+        path, body = self._run_request(agent, message, session_id)
+        response = await self._send("POST", path, json=body, timeout=max(self.timeout, RUN_TIMEOUT))
+        return self._run_result(response)
+
+    async def state(self, agent: str, session_id: str) -> dict[str, Any] | None:
+        """The stored state of a session, None when the session does not exist."""
+        return self._state_result(await self._send("GET", self._state_path(agent, session_id)))
+
+    async def sessions(self, agent: str, top: int = 50) -> list[SessionSummary]:
+        """All sessions of an agent, newest first, following continuation tokens."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            headers = {CONTINUATION_HEADER: token} if token else {}
+            response = await self._send(
+                "GET",
+                self._entities_path(agent),
+                params={"fetchState": "true", "top": str(top)},
+                headers=headers,
+            )
+            page, token = self._page(response)
+            items.extend(page)
+            if not token:
+                return summarize(items)
+
+    async def reset(self, agent: str, session_id: str) -> None:
+        """Signal the entity's `reset` operation (asynchronous: the host answers 202)."""
+        response = await self._send("POST", self._entities_path(agent, session_id), params={"op": "reset"})
+        _raise_for(response)
+
+
+class SyncAgentClient(_Requests):
+    """Blocking client with the same methods, for the CLI and scripts."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        key: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(base_url, key, timeout)
+        self._http = httpx.Client(transport=transport, **self._client_options())
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise _transport_error(self.base_url, exc) from None
+
+    def health(self) -> dict[str, Any]:
+        """`GET /api/health`: the app's agents."""
+        response = self._send("GET", "/api/health")
+        _raise_for(response)
+        return _json(response)
+
+    def agents(self) -> list[str]:
+        """Names of the agents the app hosts."""
+        return agent_names(self.health())
+
+    def run(self, agent: str, message: str, session_id: str | None = None) -> dict[str, Any]:
+        """Run one turn. Returns the JSON reply, including a failed turn (`status: error`) or 202."""
+        path, body = self._run_request(agent, message, session_id)
+        return self._run_result(self._send("POST", path, json=body, timeout=max(self.timeout, RUN_TIMEOUT)))
+
+    def state(self, agent: str, session_id: str) -> dict[str, Any] | None:
+        """The stored state of a session, None when the session does not exist."""
+        return self._state_result(self._send("GET", self._state_path(agent, session_id)))
+
+    def sessions(self, agent: str, top: int = 50) -> list[SessionSummary]:
+        """All sessions of an agent, newest first, following continuation tokens."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            headers = {CONTINUATION_HEADER: token} if token else {}
+            response = self._send(
+                "GET",
+                self._entities_path(agent),
+                params={"fetchState": "true", "top": str(top)},
+                headers=headers,
+            )
+            page, token = self._page(response)
+            items.extend(page)
+            if not token:
+                return summarize(items)
+
+    def reset(self, agent: str, session_id: str) -> None:
+        """Signal the entity's `reset` operation (asynchronous: the host answers 202)."""
+        _raise_for(self._send("POST", self._entities_path(agent, session_id), params={"op": "reset"}))
+
+
+def agent_names(health: Any) -> list[str]:
+    """Agent names from a `/api/health` body."""
+    agents = health.get("agents") if isinstance(health, dict) else None
+    names = []
+    for agent in agents or []:
+        name = agent.get("name") if isinstance(agent, dict) else agent
+        if isinstance(name, str) and name:
+            names.append(name)
+    return names
+
+
+def check_agent(agent: str, names: list[str]) -> None:
+    """Raise a one-line ClientError naming the available agents when `agent` is unknown."""
+    if agent not in names:
+        available = ", ".join(names) if names else "none"
+        raise ClientError(f"unknown agent {agent!r}; available agents: {available}")

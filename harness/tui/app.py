@@ -1,0 +1,352 @@
+"""ChatApp: chat with a durable agent and inspect what its entity stored.
+
+Panes: agents (from `/api/health`), sessions of the selected agent (newest first), the chat of the
+current session and an inspector tree of the stored state. The chat is re-rendered from the stored
+history after every turn, so what you see is what the host persisted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input, Label, ListItem, ListView, LoadingIndicator
+
+from harness.client import AgentClient, ClientError, SessionSummary, agent_names
+from harness.tui.inspector import StateInspector
+from harness.tui.screens import LogsScreen
+from harness.tui.widgets import (
+    EmptyChat,
+    ErrorBubble,
+    NoticeBubble,
+    SessionItemLabel,
+    UserBubble,
+    history_widgets,
+)
+
+SessionFilter = Callable[[SessionSummary], bool]
+
+
+def new_session_id() -> str:
+    """A fresh session key; chosen here (not by the app) so it is known before the first turn."""
+    return uuid.uuid4().hex[:16]
+
+
+class ChatApp(App[None]):
+    """Chat TUI over an `AgentClient`; works with the local host, `func` or a deployed app."""
+
+    CSS_PATH = "styles.tcss"
+    TITLE = "durableagent"
+
+    BINDINGS = [
+        Binding("ctrl+n", "new_session", "New"),
+        Binding("ctrl+t", "reset_session", "Reset"),
+        Binding("ctrl+y", "copy_session_id", "Copy id"),
+        Binding("ctrl+g", "next_agent", "Agent"),
+        Binding("ctrl+r", "refresh", "Refresh"),
+        Binding("ctrl+l", "show_logs", "Logs"),
+        Binding("ctrl+b", "toggle_inspector", "Inspector"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    agent: reactive[str] = reactive("", init=False)
+    busy: reactive[bool] = reactive(False, init=False)
+
+    def __init__(
+        self,
+        client: AgentClient,
+        agent: str,
+        logs: dict[str, Path] | None = None,
+        *,
+        session_id: str | None = None,
+        show_volatile: bool = True,
+        session_filter: SessionFilter | None = None,
+        session_id_factory: Callable[[], str] = new_session_id,
+    ) -> None:
+        """`show_volatile=False` hides times, correlation ids and the URL (stable snapshots);
+        `session_filter` limits the sessions pane (tests sharing a store with other tests)."""
+        super().__init__()
+        self.client = client
+        self.logs = {name: Path(path) for name, path in (logs or {}).items()}
+        self.show_volatile = show_volatile
+        self.session_filter = session_filter
+        self.session_id_factory = session_id_factory
+        self.session_id: str = session_id or session_id_factory()
+        self.agent_list: list[str] = []
+        self.session_rows: list[SessionSummary] = []
+        self.state: dict[str, Any] | None = None
+        self.set_reactive(ChatApp.agent, agent)
+
+    # ---- layout -------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            with Vertical(id="sidebar"):
+                agents = ListView(id="agents")
+                agents.border_title = "Agents"
+                yield agents
+                sessions = ListView(id="sessions")
+                sessions.border_title = "Sessions"
+                yield sessions
+            with Vertical(id="chat-pane"):
+                chat = VerticalScroll(id="chat")
+                chat.border_title = "Chat"
+                yield chat
+                with Horizontal(id="thinking"):
+                    yield LoadingIndicator()
+                    yield Label("thinking…")
+                yield Input(placeholder="Message the agent (Enter to send)", id="prompt")
+            inspector = StateInspector(show_volatile=self.show_volatile, id="inspector")
+            inspector.border_title = "Stored state"
+            yield inspector
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = self._subtitle()
+        self.query_one("#chat", VerticalScroll).anchor()
+        self.query_one("#prompt", Input).focus()
+        self.refresh_all()
+
+    async def on_unmount(self) -> None:
+        await self.client.aclose()
+
+    def _subtitle(self) -> str:
+        return f"{self.agent} @ {self.client.base_url}" if self.show_volatile else self.agent
+
+    def watch_agent(self) -> None:
+        self.sub_title = self._subtitle()
+
+    def watch_busy(self, busy: bool) -> None:
+        self.query_one("#thinking").display = busy
+
+    # ---- loading ------------------------------------------------------------------------------
+
+    @work(exclusive=True, group="load")
+    async def refresh_all(self) -> None:
+        """Reload agents, sessions and the current session from the app."""
+        await self._load_agents()
+        await self._load_sessions()
+        await self._load_session()
+
+    async def _load_agents(self) -> None:
+        try:
+            self.agent_list = agent_names(await self.client.health())
+        except ClientError as exc:
+            self.agent_list = []
+            await self._show_chat([ErrorBubble(str(exc), "cannot reach the app")])
+            return
+        view = self.query_one("#agents", ListView)
+        await view.clear()
+        await view.extend(ListItem(Label(name)) for name in self.agent_list)
+        if self.agent in self.agent_list:
+            view.index = self.agent_list.index(self.agent)
+
+    async def _load_sessions(self) -> None:
+        try:
+            rows = await self.client.sessions(self.agent)
+        except ClientError as exc:
+            self.notify(str(exc), title="Sessions", severity="error")
+            rows = []
+        if self.session_filter is not None:
+            rows = [row for row in rows if self.session_filter(row)]
+        if not any(row.session_id == self.session_id for row in rows):
+            rows.insert(0, SessionSummary(self.session_id, None, 0, "(new)"))
+        self.session_rows = rows
+        view = self.query_one("#sessions", ListView)
+        await view.clear()
+        await view.extend(
+            ListItem(SessionItemLabel(row, row.session_id == self.session_id, self.show_volatile))
+            for row in rows
+        )
+        view.index = next(i for i, row in enumerate(rows) if row.session_id == self.session_id)
+
+    async def _load_session(self, extra: Iterable[Widget] = ()) -> None:
+        """Fetch the stored state of the current session and show it in the chat and inspector."""
+        inspector = self.query_one(StateInspector)
+        try:
+            self.state = await self.client.state(self.agent, self.session_id)
+        except ClientError as exc:
+            self.state = None
+            inspector.show_message(str(exc))
+            await self._show_chat([ErrorBubble(str(exc), "cannot load the session"), *extra])
+            return
+        history = (self.state or {}).get("conversation_history") or []
+        widgets = history_widgets(history)
+        await self._show_chat([*widgets, *extra] or [EmptyChat(self.session_id)])
+        inspector.show_state(self.session_id, self.state)
+
+    async def _show_chat(self, widgets: list[Widget]) -> None:
+        chat = self.query_one("#chat", VerticalScroll)
+        await chat.remove_children()
+        await chat.mount_all(widgets)
+        chat.scroll_end(animate=False, immediate=True)
+
+    # ---- chat ---------------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#prompt")
+    async def send_message(self, event: Input.Submitted) -> None:
+        message = event.value.strip()
+        if not message:
+            return
+        if self.busy:
+            self.notify("Still waiting for the previous reply…", severity="warning")
+            return
+        event.input.clear()
+        self.busy = True
+        chat = self.query_one("#chat", VerticalScroll)
+        await chat.query(EmptyChat).remove()
+        await chat.mount(UserBubble(message))
+        chat.scroll_end(animate=False)
+        self.run_turn(message)
+
+    @work(exclusive=True, group="turn")
+    async def run_turn(self, message: str) -> None:
+        """Send one turn (in a worker so the UI stays live), then show what the host stored."""
+        extra: list[Widget] = []
+        try:
+            result = await self.client.run(self.agent, message, self.session_id)
+        except ClientError as exc:
+            extra.append(ErrorBubble(str(exc), "request failed"))
+            result = {}
+        if result.get("status") == "accepted":
+            extra.append(
+                NoticeBubble("The turn is still running on the host; press ctrl+r to refresh later.")
+            )
+        try:
+            await self._load_sessions()
+            await self._load_session()
+            if result.get("status") == "error" and not self._history_has_error(result.get("correlationId")):
+                extra.append(ErrorBubble(str(result.get("error") or "the turn failed")))
+            if extra:
+                chat = self.query_one("#chat", VerticalScroll)
+                await chat.query(EmptyChat).remove()
+                await chat.mount_all(extra)
+                chat.scroll_end(animate=False, immediate=True)
+        finally:
+            self.busy = False
+
+    def _history_has_error(self, correlation_id: object) -> bool:
+        """Whether the stored history already shows the failed turn (it normally does)."""
+        history = (self.state or {}).get("conversation_history") or []
+        return any(
+            isinstance(e, dict)
+            and e.get("status") == "error"
+            and (correlation_id is None or e.get("correlation_id") == correlation_id)
+            for e in history
+        )
+
+    # ---- selection ----------------------------------------------------------------------------
+
+    @on(ListView.Selected, "#agents")
+    def agent_selected(self, event: ListView.Selected) -> None:
+        if event.index is not None and 0 <= event.index < len(self.agent_list):
+            self.switch_agent(self.agent_list[event.index])
+
+    @on(ListView.Selected, "#sessions")
+    def session_selected(self, event: ListView.Selected) -> None:
+        if event.index is not None and 0 <= event.index < len(self.session_rows):
+            self.open_session(self.session_rows[event.index].session_id)
+
+    def switch_agent(self, agent: str) -> None:
+        """Show `agent`, starting a new session for it."""
+        if agent == self.agent:
+            return
+        self.agent = agent
+        self.session_id = self.session_id_factory()
+        self.refresh_all()
+
+    def open_session(self, session_id: str) -> None:
+        """Show an existing session of the current agent."""
+        self.session_id = session_id
+        self.refresh_sessions_and_chat()
+        self.query_one("#prompt", Input).focus()
+
+    @work(exclusive=True, group="load")
+    async def refresh_sessions_and_chat(self) -> None:
+        await self._load_sessions()
+        await self._load_session()
+
+    # ---- actions ------------------------------------------------------------------------------
+
+    def action_new_session(self) -> None:
+        """Start an empty session with a fresh id."""
+        self.session_id = self.session_id_factory()
+        self.refresh_sessions_and_chat()
+        self.query_one("#prompt", Input).focus()
+
+    def action_refresh(self) -> None:
+        self.refresh_all()
+
+    def action_copy_session_id(self) -> None:
+        self.copy_to_clipboard(self.session_id)
+        self.notify(f"Copied session id {self.session_id}", title="Clipboard")
+
+    def action_next_agent(self) -> None:
+        """Cycle to the next agent of the app."""
+        if not self.agent_list:
+            self.notify("No agents listed by the app", severity="warning")
+            return
+        index = self.agent_list.index(self.agent) if self.agent in self.agent_list else -1
+        self.switch_agent(self.agent_list[(index + 1) % len(self.agent_list)])
+
+    def action_reset_session(self) -> None:
+        self.reset_session()
+
+    @work(exclusive=True, group="load")
+    async def reset_session(self) -> None:
+        """Signal `reset` on the entity, then wait until the stored history is empty."""
+        if self.busy:
+            self.notify("Wait for the reply before resetting", severity="warning")
+            return
+        try:
+            await self.client.reset(self.agent, self.session_id)
+            for _ in range(20):  # the signal is processed asynchronously by the host
+                state = await self.client.state(self.agent, self.session_id)
+                if not (state or {}).get("conversation_history"):
+                    break
+                await asyncio.sleep(0.25)
+        except ClientError as exc:
+            self.notify(str(exc), title="Reset failed", severity="error")
+            return
+        self.notify(f"Session {self.session_id} reset")
+        await self._load_sessions()
+        await self._load_session()
+
+    def action_show_logs(self) -> None:
+        if not self.logs:
+            self.notify("No log files: this app was attached with --url", severity="warning")
+            return
+        self.push_screen(LogsScreen(self.logs))
+
+    def action_toggle_inspector(self) -> None:
+        inspector = self.query_one(StateInspector)
+        inspector.display = not inspector.display
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("New session", "Start an empty session (ctrl+n)", self.action_new_session)
+        yield SystemCommand("Reset session", "Clear the stored history (ctrl+t)", self.action_reset_session)
+        yield SystemCommand(
+            "Copy session id", "Copy the session id to the clipboard", self.action_copy_session_id
+        )
+        yield SystemCommand("Refresh", "Reload agents, sessions and state (ctrl+r)", self.action_refresh)
+        yield SystemCommand("Show logs", "Tail of the host and Azurite logs (ctrl+l)", self.action_show_logs)
+        yield SystemCommand(
+            "Toggle inspector", "Show or hide the state tree (ctrl+b)", self.action_toggle_inspector
+        )
+        for name in self.agent_list:
+            if name != self.agent:
+                yield SystemCommand(
+                    f"Switch agent: {name}", f"Chat with {name}", lambda name=name: self.switch_agent(name)
+                )
