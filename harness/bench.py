@@ -1,0 +1,242 @@
+"""Benchmarks of the local stack: figures printed, never asserted (speed goals live here, not in tests)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from .processes import free_port
+from .stack import DEFAULT_APP_DIR, Stack
+
+console = Console(stderr=True)
+AGENT = "WeatherAgent"
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@dataclass
+class Figures:
+    """One benchmark's results: rows of (figure, value, goal) for the table."""
+
+    title: str
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, name: str, value: float | str, unit: str = "", goal: str = "") -> None:
+        shown = f"{value:.1f}" if isinstance(value, float) else str(value)
+        self.rows.append((name, f"{shown} {unit}".strip(), goal))
+        self.data[name] = value
+
+
+async def _timed(call: Callable[[], Awaitable[Any]]) -> float:
+    began = time.perf_counter()
+    await call()
+    return (time.perf_counter() - began) * 1000
+
+
+async def _post_run(client: httpx.AsyncClient, message: str, session: str) -> dict[str, Any]:
+    response = await client.post(f"/api/agents/{AGENT}/run", json={"message": message, "sessionId": session})
+    if response.status_code != 200:
+        raise RuntimeError(f"POST /run answered {response.status_code}: {response.text[:200]}")
+    return response.json()
+
+
+async def bench_latency(url: str, script: Path, turns: int) -> Figures:
+    """Same fake, same message: in-process `agent.run()` against `POST /run` through the stack."""
+    from agent_framework import Agent
+
+    from fakes import ScriptedChatClient
+
+    agent = Agent(client=ScriptedChatClient.from_file(script), name=AGENT)
+    direct = [await _timed(lambda i=i: agent.run(f"hello number {i}")) for i in range(turns)]
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        await _post_run(client, "warm up", uuid.uuid4().hex)
+        http = [
+            await _timed(lambda i=i: _post_run(client, f"hello number {i}", uuid.uuid4().hex))
+            for i in range(turns)
+        ]
+    figures = Figures("Turn latency (fake model, state in Azurite)")
+    d50, h50 = percentile(direct, 50), percentile(http, 50)
+    figures.add("in-process agent.run() p50", d50, "ms")
+    figures.add("in-process agent.run() p95", percentile(direct, 95), "ms")
+    figures.add("POST /run p50", h50, "ms")
+    figures.add("POST /run p95", percentile(http, 95), "ms")
+    figures.add("p50 overhead", h50 - d50, "ms", "< 15 ms")
+    figures.add("p50 ratio", f"{h50 / d50:.1f}x" if d50 else "n/a")
+    return figures
+
+
+async def bench_throughput(url: str, sessions: int, turns: int) -> Figures:
+    """Many sessions at once; then check every history holds each turn once, in order."""
+    keys = [f"tp-{uuid.uuid4().hex[:12]}" for _ in range(sessions)]
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=sessions, max_keepalive_connections=sessions)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def one_session(key: str) -> None:
+            for turn in range(turns):
+                latencies.append(await _timed(lambda t=turn: _post_run(client, f"turn {t} of {key}", key)))
+
+        began = time.perf_counter()
+        await asyncio.gather(*(one_session(key) for key in keys))
+        elapsed = time.perf_counter() - began
+        bad = 0
+        for key in keys:
+            state = (await client.get(f"/api/agents/{AGENT}/{key}")).json()
+            users = [e["content"] for e in state["conversation_history"] if e["role"] == "user"]
+            if users != [f"turn {t} of {key}" for t in range(turns)] or state["message_count"] != 2 * turns:
+                bad += 1
+    figures = Figures(f"Throughput ({sessions} sessions x {turns} turns, {os.cpu_count()} cores)")
+    figures.add("turns per second", sessions * turns / elapsed, "turns/s")
+    figures.add("p50 latency", percentile(latencies, 50), "ms")
+    figures.add("p95 latency", percentile(latencies, 95), "ms")
+    figures.add("sessions with a wrong history", str(bad), "", "0")
+    return figures
+
+
+async def bench_history(url: str, sizes: tuple[int, ...], samples: int) -> Figures:
+    """Per-turn latency as the stored history grows (weather turns, so tool calls are stored)."""
+    key = f"hist-{uuid.uuid4().hex[:12]}"
+    figures = Figures("History scaling (per-turn latency by stored messages)")
+    medians: dict[int, float] = {}
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        count = 0
+        for size in sizes:
+            while count < size:
+                count = (await _post_run(client, f"What's the weather in City{count}?", key))["message_count"]
+            times = [
+                await _timed(lambda: _post_run(client, "What's the weather in Paris?", key))
+                for _ in range(samples)
+            ]
+            count += 2 * samples
+            medians[size] = statistics.median(times)
+            figures.add(f"p50 at {size} messages", medians[size], "ms")
+    if len(sizes) > 1 and medians[sizes[0]]:
+        figures.add(
+            f"ratio {sizes[-1]} / {sizes[0]}", f"{medians[sizes[-1]] / medians[sizes[0]]:.2f}x", goal="<= 3x"
+        )
+    return figures
+
+
+def bench_start(app_dir: Path) -> Figures:
+    """Seconds from launching `python -m harness up` to the first answered `/run`."""
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    began = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "up", "--app", str(app_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    figures = Figures("Stack start (Azurite already installed)")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            while time.perf_counter() - began < 120:
+                if proc.poll() is not None:
+                    figures.add("start to first /run", "failed (harness up exited)")
+                    return figures
+                try:
+                    if client.post(f"/api/agents/{AGENT}/run", json={"message": "hi"}).status_code == 200:
+                        figures.add("start to first /run", time.perf_counter() - began, "s", "< 3 s")
+                        return figures
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.05)
+        figures.add("start to first /run", "timed out after 120 s")
+        return figures
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def bench_suite() -> Figures:
+    began = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], capture_output=True
+    )
+    figures = Figures("Test suite")
+    figures.add("wall time", time.perf_counter() - began, "s", "~5 min")
+    figures.add("exit code", str(result.returncode))
+    return figures
+
+
+def machine() -> str:
+    system = f"{platform.system()} {platform.machine()}"
+    return f"{system}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def show(results: list[Figures]) -> None:
+    out = Console()
+    out.print(f"[bold]durableagent benchmarks[/] on {machine()}")
+    for figures in results:
+        table = Table(title=figures.title, title_justify="left")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        table.add_column("goal")
+        for row in figures.rows:
+            table.add_row(*row)
+        out.print(table)
+
+
+async def _stack_benchmarks(stack: Stack, args: argparse.Namespace) -> list[Figures]:
+    assert stack.script_path is not None
+    return [
+        await bench_latency(stack.url, stack.script_path, args.turns),
+        await bench_throughput(stack.url, args.sessions, args.session_turns),
+        await bench_history(stack.url, tuple(args.history), args.samples),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness bench", description=__doc__)
+    parser.add_argument("--app", type=Path, default=DEFAULT_APP_DIR)
+    parser.add_argument("--turns", type=int, default=200, help="turns for the latency figures")
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--session-turns", type=int, default=20)
+    parser.add_argument("--history", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--samples", type=int, default=10, help="turns timed at each history size")
+    parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    results: list[Figures] = []
+    with Stack(args.app, host_mode="local", progress=True) as stack:
+        results.extend(asyncio.run(_stack_benchmarks(stack, args)))
+    results.append(bench_start(args.app))
+    if args.suite:
+        results.append(bench_suite())
+    show(results)
+    if args.json:
+        args.json.write_text(
+            json.dumps({"machine": machine(), **{f.title: f.data for f in results}}, indent=2)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
