@@ -171,6 +171,14 @@ def _check_stack_args(args: argparse.Namespace) -> None:
         raise UsageError(f"script {args.script} does not exist")
     if args.app is not None and not args.app.is_dir():
         raise UsageError(f"app folder {args.app} does not exist")
+    if args.app is None:
+        from harness.stack import DEFAULT_APP_DIR
+
+        if not (DEFAULT_APP_DIR / "function_app.py").is_file():
+            raise UsageError(
+                "no app given and the weather sample was not found; pass --app DIR "
+                "(or run from a checkout of the repository, which has samples/weather)"
+            )
 
 
 def _make_stack(args: argparse.Namespace) -> Stack:

@@ -30,7 +30,18 @@ __all__ = [
 ]
 
 HostMode = Literal["func", "local", "auto"]
-DEFAULT_APP_DIR = Path(__file__).resolve().parents[1] / "samples" / "weather"
+
+
+def _default_app_dir() -> Path:
+    """The weather sample: beside the package in a checkout, else under the working directory."""
+    for base in (Path(__file__).resolve().parents[1], Path.cwd()):
+        candidate = base / "samples" / "weather"
+        if (candidate / "function_app.py").is_file():
+            return candidate
+    return Path(__file__).resolve().parents[1] / "samples" / "weather"
+
+
+DEFAULT_APP_DIR = _default_app_dir()
 CHAT_ENV_VARS = ("DURABLEAGENT_CHAT_SCRIPT", "DURABLEAGENT_CHAT_RECORD")
 HOST_MODES: tuple[str, ...] = ("func", "local", "auto")
 

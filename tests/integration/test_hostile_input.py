@@ -1,0 +1,130 @@
+"""Property-based hostile input over real HTTP: never a 5xx, always a JSON error, sessions intact."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from durableagent.requests import RequestError, validate_run_request
+
+from .conftest import run
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], database=None
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+run_bodies = json_values | st.fixed_dictionaries(
+    {"message": json_values},
+    optional={
+        "sessionId": json_values,
+        "role": json_values,
+        "enable_tool_calls": json_values,
+        "response_schema": json_values,
+    },
+)
+
+
+@pytest.fixture
+def canary(host_client, unique_session):
+    """A session with one turn; every hostile test checks it is unchanged afterwards."""
+    assert (
+        run(host_client, "WeatherAgent", {"message": "hello", "sessionId": unique_session}).status_code == 200
+    )
+    before = host_client.get(f"/api/agents/WeatherAgent/{unique_session}").json()
+    yield unique_session
+    assert host_client.get(f"/api/agents/WeatherAgent/{unique_session}").json() == before
+
+
+def _is_valid(body: object) -> bool:
+    try:
+        validate_run_request(body)
+    except RequestError:
+        return False
+    return True
+
+
+def _assert_json_error(response) -> None:
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
+    assert response.json()["error"]
+
+
+@SETTINGS
+@given(body=run_bodies)
+def test_random_json_on_the_run_route(host_client, canary, body):
+    if isinstance(body, dict) and "sessionId" not in body:
+        body = {**body, "sessionId": f"{canary}-other"}  # valid bodies must not touch the canary
+    if isinstance(body, dict) and body.get("sessionId") == canary:
+        body = {**body, "sessionId": f"{canary}-x"}
+    response = host_client.post("/api/agents/WeatherAgent/run", content=json.dumps(body))
+    if _is_valid(body):
+        assert response.status_code == 200, response.text
+    else:
+        _assert_json_error(response)
+        assert response.json()["status"] == "error"
+
+
+@SETTINGS
+@given(raw=st.binary(max_size=200))
+def test_random_bytes_on_the_run_route(host_client, canary, raw):
+    response = host_client.post("/api/agents/WeatherAgent/run", content=raw)
+    try:
+        valid = _is_valid(json.loads(raw.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError):
+        valid = False
+    if valid:
+        assert response.status_code == 200
+    else:
+        _assert_json_error(response)
+
+
+@SETTINGS
+@given(agent=st.text(min_size=1, max_size=20), key=st.text(min_size=1, max_size=40))
+def test_odd_agents_and_session_keys(host_client, canary, agent, key):
+    from urllib.parse import quote
+
+    path_agent, path_key = quote(agent, safe=""), quote(key, safe="")
+    run_response = host_client.post(f"/api/agents/{path_agent}/run", json={"message": "hi", "sessionId": key})
+    assert run_response.status_code < 500, run_response.text
+    state = host_client.get(f"/api/agents/{path_agent}/{path_key}")
+    assert state.status_code < 500, state.text
+    if state.status_code >= 400:
+        assert state.headers["content-type"].startswith("application/json")
+
+
+@SETTINGS
+@given(op=st.text(max_size=20), key=st.text(min_size=1, max_size=40), body=st.binary(max_size=100))
+def test_durable_http_api_with_odd_operations_keys_and_bodies(host_client, canary, op, key, body):
+    from urllib.parse import quote
+
+    base = "/runtime/webhooks/durabletask/entities"
+    for name in ("dafx-WeatherAgent", "no-such-entity"):
+        response = host_client.post(f"{base}/{name}/{quote(key, safe='')}", params={"op": op}, content=body)
+        assert response.status_code < 500, response.text
+        if response.status_code >= 400:
+            assert response.json()["error"]
+    # Unknown operations and bad inputs sent to the canary itself change nothing.
+    response = host_client.post(f"{base}/dafx-WeatherAgent/{canary}", params={"op": op or "x"}, content=body)
+    assert response.status_code < 500
+
+
+def test_huge_bodies_are_refused_with_413(host_client, canary):
+    huge = b'{"message": "' + b"x" * (1024 * 1024 + 10) + b'"}'
+    response = host_client.post("/api/agents/WeatherAgent/run", content=huge)
+    assert response.status_code == 413 and response.json()["error"]
+    response = host_client.post(
+        f"/runtime/webhooks/durabletask/entities/dafx-WeatherAgent/{canary}",
+        params={"op": "run_agent"},
+        content=huge,
+    )
+    assert response.status_code == 413 and response.json()["error"]

@@ -1,0 +1,144 @@
+"""Crashes and outages: accepted messages are applied exactly once, state is never half-written."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.azurite import Azurite
+from harness.processes import free_port
+from harness.stack import FunctionHost
+
+from .conftest import SAMPLES, wait_for_state
+
+pytestmark = pytest.mark.integration
+
+DURABLE = "/runtime/webhooks/durabletask/entities/dafx-WeatherAgent"
+
+
+def _signal_turn(client: httpx.Client, session: str, message: str) -> int:
+    """Queue a turn the way the run route's durable client does (202 = accepted and persisted).
+
+    The Python SDK posts the JSON text of its input as a JSON string, so the body is encoded twice.
+    """
+    body = json.dumps({"message": message, "correlation_id": uuid.uuid4().hex})
+    return client.post(f"{DURABLE}/{session}", params={"op": "run_agent"}, json=body).status_code
+
+
+def _assert_each_turn_once(state: dict, messages: list[str]) -> None:
+    history = state["conversation_history"]
+    users = [e["content"] for e in history if e["role"] == "user"]
+    assert sorted(users) == sorted(messages), users  # every message, none twice
+    assert users == messages  # in the order they were accepted
+    for user, reply in zip(history[::2], history[1::2], strict=True):
+        assert reply["role"] == "assistant" and reply["status"] == "success"
+        assert reply["correlation_id"] == user["correlation_id"]
+
+
+def test_sigkill_with_queued_signals_and_a_running_turn(
+    function_host, host_client, unique_session, chat_script
+):
+    # Each turn takes a while, so at the kill one turn is running and the rest are queued.
+    chat_script.set({"default": {"text": "done: {user}", "delay": 0.15}})
+    messages = [f"crash message {i}" for i in range(12)]
+    for message in messages:
+        assert _signal_turn(host_client, unique_session, message) == 202
+    time.sleep(0.5)
+    function_host.restart(kill=True)
+    state = wait_for_state(
+        host_client,
+        "WeatherAgent",
+        unique_session,
+        lambda s: s["message_count"] >= 2 * len(messages),
+        timeout=60,
+    )
+    _assert_each_turn_once(state, messages)
+    # And the session keeps working.
+    chat_script.reset()
+    reply = host_client.post(
+        "/api/agents/WeatherAgent/run", json={"message": "hi", "sessionId": unique_session}
+    )
+    assert reply.status_code == 200 and reply.json()["message_count"] == 2 * len(messages) + 2
+
+
+@pytest.fixture
+def private_stack(tmp_path: Path):
+    """Azurite on fixed ports (so it can be stopped and started again) and a host on it."""
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"default": {"text": "echo: {user}"}}))
+    azurite = Azurite(
+        tmp_path / "azurite-data",
+        log_path=tmp_path / "azurite.log",
+        blob_port=free_port(),
+        queue_port=free_port(),
+        table_port=free_port(),
+    ).start()
+    host = FunctionHost(
+        SAMPLES / "weather",
+        storage=azurite.connection_string,
+        mode="local",
+        chat_script=script,
+        chat_record=tmp_path / "requests.jsonl",
+        log_path=tmp_path / "host.log",
+    ).start()
+    try:
+        yield azurite, host, script
+    finally:
+        host.stop()
+        azurite.stop()
+
+
+def test_azurite_outage_is_a_503_and_the_host_recovers_without_restart(private_stack):
+    azurite, host, script = private_stack
+    with httpx.Client(base_url=host.url, timeout=30) as client:
+
+        def run(message: str) -> httpx.Response:
+            return client.post(
+                "/api/agents/WeatherAgent/run", json={"message": message, "sessionId": "outage"}
+            )
+
+        assert run("before").status_code == 200
+        azurite.stop()
+        down = run("while down")
+        assert down.status_code == 503
+        assert down.json()["status"] == "error" and "unavailable" in down.json()["error"]
+        state = client.get("/api/agents/WeatherAgent/outage")
+        assert state.status_code == 503 and state.json()["status"] == "error"
+
+        azurite.start()
+        after = run("after")
+        assert after.status_code == 200, after.text
+        history = client.get("/api/agents/WeatherAgent/outage").json()["conversation_history"]
+        assert [e["content"] for e in history] == ["before", "echo: before", "after", "echo: after"]
+
+
+def test_azurite_stopping_during_a_turn_leaves_no_partial_state(private_stack):
+    azurite, host, script = private_stack
+    script.write_text(json.dumps({"default": {"text": "slow echo: {user}", "delay": 1.0}}))
+    with httpx.Client(base_url=host.url, timeout=60) as client:
+        outcome: dict[str, httpx.Response] = {}
+        worker = threading.Thread(
+            target=lambda: outcome.setdefault(
+                "r",
+                client.post(
+                    "/api/agents/WeatherAgent/run", json={"message": "mid-turn", "sessionId": "midturn"}
+                ),
+            )
+        )
+        worker.start()
+        time.sleep(0.5)  # the turn is now running inside the entity
+        azurite.stop()
+        worker.join(90)
+        assert outcome["r"].status_code == 503 and outcome["r"].json()["status"] == "error"
+        azurite.start()
+        # The accepted signal was kept: once storage is back the turn is committed, exactly once.
+        state = wait_for_state(
+            client, "WeatherAgent", "midturn", lambda s: s["message_count"] >= 2, timeout=60
+        )
+        assert [e["content"] for e in state["conversation_history"]] == ["mid-turn", "slow echo: mid-turn"]
