@@ -7,7 +7,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,7 +40,7 @@ class Polling:
     max_interval: float = 0.5
     growth: float = 1.5
 
-    def intervals(self) -> Any:
+    def intervals(self) -> Iterator[float]:
         interval = self.first_interval
         while True:
             yield interval
@@ -108,11 +108,8 @@ class AgentRoutes:
                 session.to_entity_id(), "run_agent", request.entity_input(correlation_id)
             )
             entry, state = await self._wait_for_reply(client, session, correlation_id)
-        except BackendUnavailable as exc:
+        except Exception as exc:  # the durable client raises plain Exceptions for non-2xx answers
             logger.error("durable backend unavailable for %s: %s", session, exc)
-            return error_response(f"durable backend unavailable: {exc}", 503, **ids)
-        except Exception as exc:
-            logger.error("could not signal %s: %s", session, exc)
             return error_response(f"durable backend unavailable: {exc}", 503, **ids)
         if entry is None:
             status_url = req.url.rsplit("?", 1)[0].rsplit("/", 1)[0] + f"/{session.key}"
@@ -136,9 +133,11 @@ class AgentRoutes:
     async def _wait_for_reply(
         self, client: DurableClient, session: AgentSessionId, correlation_id: str
     ) -> tuple[dict[str, Any] | None, AgentState]:
+        """Poll the session's state until it holds the reply for `correlation_id` or time is up."""
         deadline = time.monotonic() + self.polling.timeout
+        intervals = self.polling.intervals()
         state = AgentState()
-        for interval in self.polling.intervals():
+        while True:
             data = await read_state(client, session)
             if data is not None:
                 state = AgentState.from_dict(data)
@@ -148,8 +147,7 @@ class AgentRoutes:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None, state
-            await asyncio.sleep(min(interval, remaining))
-        raise AssertionError("unreachable")
+            await asyncio.sleep(min(next(intervals), remaining))
 
     async def state(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
         try:

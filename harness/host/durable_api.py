@@ -80,7 +80,7 @@ class DurableApi:
         app.router.add_get(base + "/entities/{name}/{key}", wrap(self.get_state))
         app.router.add_delete(base + "/entities/{name}/{key}", wrap(self.purge))
         app.router.add_get(base + "/entities/{name}", wrap(self.list_entities))
-        app.router.add_route("*", base + "/{tail:.*}", wrap(self.unsupported))
+        app.router.add_route("*", base + r"/{tail:[\s\S]*}", wrap(self.unsupported))
 
     def _guard(self, trusted: bool) -> Callable[[Handler], Handler]:
         """Key check (when enforcing) and storage outages -> 503 for every handler."""

@@ -26,7 +26,7 @@ from .durable_api import BASE_PATH, DurableApi
 from .entities import EntityDispatcher
 from .http import MAX_HTTP_BODY, FunctionServer, KeyPolicy
 from .loader import AppIndex, AppLoadError, load_app
-from .responses import json_response
+from .responses import json_errors, json_response
 from .settings import KEY_ENV, HostConfig, apply_local_settings, resolve_storage
 from .store import EntityStore, StorageUnavailable
 
@@ -168,13 +168,13 @@ class LocalHost:
         functions = FunctionServer(
             self.index, config.route_prefix, self._executor, self.client_binding, keys, str(self.app_dir)
         )
-        app = web.Application(client_max_size=MAX_HTTP_BODY)
+        app = web.Application(client_max_size=MAX_HTTP_BODY, middlewares=[json_errors])
         app.router.add_get("/admin/host/status", self._status)
         api = DurableApi(self.store, self.dispatcher, keys)
         if self.enforce_keys:
             api.add_routes(app, f"{BASE_PATH}/rpc-{self._rpc_secret}", trusted=True)
         api.add_routes(app, BASE_PATH)
-        app.router.add_route("*", "/{tail:.*}", functions.handle)
+        app.router.add_route("*", r"/{tail:[\s\S]*}", functions.handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
