@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +21,13 @@ from .state import AgentState
 logger = logging.getLogger("durableagent.entity")
 
 OPERATIONS = ("run_agent", "get_state", "reset")
+HISTORY_CACHE_SESSIONS = 256
+
+
+def _fingerprint(state: AgentState) -> tuple[Any, ...]:
+    """Identifies a history version: it only ever grows by appending, or is reset."""
+    last = state.conversation_history[-1] if state.conversation_history else {}
+    return (state.message_count, last.get("correlation_id"), last.get("timestamp"), last.get("status"))
 
 
 def agent_type_of(agent: SupportsAgentRun) -> str:
@@ -57,6 +66,26 @@ class AgentEntity:
         self.agent = agent
         self.agent_name = agent_name
         self.callback = callback
+        # Parsed history per session, so a turn does not rebuild every earlier message from its
+        # stored dict (the cost that grows with the conversation). Checked against the stored
+        # state each turn, so a stale entry is never used.
+        self._histories: OrderedDict[str, tuple[tuple[Any, ...], list[Message]]] = OrderedDict()
+        self._histories_lock = threading.Lock()
+
+    def _history(self, session_key: str, state: AgentState) -> list[Message]:
+        with self._histories_lock:
+            hit = self._histories.get(session_key)
+            if hit is not None and hit[0] == _fingerprint(state):
+                self._histories.move_to_end(session_key)
+                return list(hit[1])
+        return state.to_messages()
+
+    def _remember(self, session_key: str, state: AgentState, messages: list[Message]) -> None:
+        with self._histories_lock:
+            self._histories[session_key] = (_fingerprint(state), messages)
+            self._histories.move_to_end(session_key)
+            while len(self._histories) > HISTORY_CACHE_SESSIONS:
+                self._histories.popitem(last=False)
 
     async def _invoke(
         self, messages: list[Message], options: dict[str, Any], context: AgentCallbackContext
@@ -87,7 +116,7 @@ class AgentEntity:
             entry = state.reply_for(correlation_id)
             return {"status": (entry or {}).get("status", "pending"), "correlation_id": correlation_id}
 
-        history = state.to_messages()
+        history = self._history(session_key, state)
         state.add_user_message(request.message, correlation_id, role=request.role)
         messages = [*history, Message(role=request.role, contents=[request.message])]
         context = AgentCallbackContext(self.agent_name, correlation_id, session_key, request.message)
@@ -98,12 +127,14 @@ class AgentEntity:
         except Exception as exc:  # the model, a tool or the schema check failed
             logger.warning("agent %s turn %s failed: %s", self.agent_name, correlation_id, exc)
             state.add_error(correlation_id, f"{type(exc).__name__}: {exc}")
+            self._remember(session_key, state, history)  # failed turns are not replayed
             return {
                 "status": "error",
                 "error": f"{type(exc).__name__}: {exc}",
                 "correlation_id": correlation_id,
             }
         entry = state.add_assistant_message(response, correlation_id)
+        self._remember(session_key, state, [*messages, *response.messages])
         return {"status": "success", "response": entry["content"], "correlation_id": correlation_id}
 
 

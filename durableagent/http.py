@@ -36,7 +36,7 @@ class Polling:
     """How the run route waits for the entity's reply: short, growing intervals up to a deadline."""
 
     timeout: float = 60.0
-    first_interval: float = 0.01
+    first_interval: float = 0.005
     max_interval: float = 0.5
     growth: float = 1.5
 
@@ -138,7 +138,9 @@ class AgentRoutes:
         intervals = self.polling.intervals()
         state = AgentState()
         while True:
+            began = time.monotonic()
             data = await read_state(client, session)
+            read_cost = time.monotonic() - began
             if data is not None:
                 state = AgentState.from_dict(data)
                 entry = state.reply_for(correlation_id)
@@ -147,7 +149,9 @@ class AgentRoutes:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None, state
-            await asyncio.sleep(min(next(intervals), remaining))
+            # A large history makes each read expensive: never spend more than a third of the
+            # wait reading, so polling does not slow down the turn it waits for.
+            await asyncio.sleep(min(max(next(intervals), 2 * read_cost), remaining))
 
     async def state(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
         try:

@@ -51,6 +51,29 @@ def tool_calls_of(messages: Iterable[Message]) -> list[dict[str, Any]]:
     return list(calls.values())
 
 
+def _compact(value: Any) -> Any:
+    """Drop what `from_dict` restores by itself (empty extras, default flags).
+
+    Every turn stores its messages and every poll of a waiting request reads them back, so
+    the stored form is kept small.
+    """
+    if isinstance(value, list):
+        return [_compact(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {
+        k: _compact(v)
+        for k, v in value.items()
+        if not (k == "additional_properties" and not v) and not (k == "hosted" and v is False)
+    }
+    return out
+
+
+def message_to_dict(message: Message) -> dict[str, Any]:
+    """A message in its stored form: agent-framework's `to_dict()`, compacted."""
+    return _compact(message.to_dict())
+
+
 def usage_of(response: AgentResponse) -> dict[str, int]:
     """Token usage in the OpenAI-style names the HTTP API promises."""
     usage = response.usage_details or {}
@@ -112,7 +135,7 @@ class AgentState:
                 "text": response.text,
                 "tool_calls": tool_calls_of(response.messages),
                 "usage": usage_of(response),
-                "messages": [message.to_dict() for message in response.messages],
+                "messages": [message_to_dict(message) for message in response.messages],
             },
         }
         self.conversation_history.append(entry)

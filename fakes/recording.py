@@ -16,6 +16,8 @@ from typing import Any
 
 from agent_framework import Content, Message
 
+RECORDED_MESSAGES = 100
+
 
 @dataclass
 class RecordedRequest:
@@ -70,7 +72,13 @@ class RecordedRequest:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form written to the record file."""
+        """JSON-safe form written to the record file.
+
+        Only the last RECORDED_MESSAGES messages are written (`omitted_messages` counts the rest):
+        every request carries the whole conversation, so full copies would make the record file
+        grow with the square of a long chat's length.
+        """
+        kept = self.messages[-RECORDED_MESSAGES:]
         return {
             "messages": [
                 {
@@ -78,8 +86,9 @@ class RecordedRequest:
                     "text": message.text,
                     "contents": [_content_dict(content) for content in message.contents],
                 }
-                for message in self.messages
+                for message in kept
             ],
+            "omitted_messages": len(self.messages) - len(kept),
             "tools": list(self.tools),
             "options": {str(key): _options_value(key, value) for key, value in self.options.items()},
             "stream": self.stream,
@@ -125,6 +134,19 @@ def jsonable(value: Any) -> Any:
 
 
 def _content_dict(content: Content) -> Any:
+    # The common kinds directly from their fields: Content.to_dict is slow and this runs for
+    # every message of every request.
+    if content.type == "text":
+        return {"type": "text", "text": content.text}
+    if content.type == "function_call":
+        return {
+            "type": "function_call",
+            "call_id": content.call_id,
+            "name": content.name,
+            "arguments": jsonable(content.arguments),
+        }
+    if content.type == "function_result":
+        return {"type": "function_result", "call_id": content.call_id, "result": _result_text(content)}
     try:
         return jsonable(content.to_dict())
     except Exception:  # fall back to a readable string

@@ -84,6 +84,7 @@ class LocalHost:
         self.dispatcher: EntityDispatcher | None = None
         self._runner: web.AppRunner | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._applied_settings: dict[str, str] = {}
         self._rpc_secret = secrets.token_hex(16)
         self._resume_task: asyncio.Task[None] | None = None
         self._started = 0.0
@@ -151,7 +152,7 @@ class LocalHost:
             raise
 
     async def _start(self) -> LocalHost:
-        apply_local_settings(self.app_dir)
+        self._applied_settings = apply_local_settings(self.app_dir)
         config = HostConfig.load(self.app_dir)
         if self._hub_arg:
             config = HostConfig(route_prefix=config.route_prefix, hub_name=self._hub_arg)
@@ -224,6 +225,10 @@ class LocalHost:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         await _reset_sdk_http_session()
+        # An in-process host (tests) must not leave the app's settings in the caller's environment.
+        for name, value in self._applied_settings.items():
+            if os.environ.get(name) == value:
+                del os.environ[name]
 
     async def __aenter__(self) -> LocalHost:
         return await self.start()

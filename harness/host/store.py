@@ -19,6 +19,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -152,6 +153,12 @@ class EntityStore:
         self._table: TableClient = self._tables.get_table_client(self.table_name)
         self._container: ContainerClient = self._blobs.get_container_client(self.container_name)
         self._ready = False
+        # Write-through cache of committed state rows. This host is the only writer of its task
+        # hub, so a committed row is the truth until the next commit; reads (every poll of a
+        # waiting run request, every apply) then cost no storage round trip and no blob download.
+        # It is bypassed while storage is failing, so an outage is reported, not papered over.
+        self._states: dict[str, EntityRecord] = {}
+        self._healthy = True
 
     async def open(self) -> None:
         """Create the table and container if needed (idempotent; retried lazily when storage was down)."""
@@ -170,6 +177,8 @@ class EntityStore:
 
     def _fail(self, exc: Exception) -> Exception:
         """Translate a storage error; a vanished table/container (fresh Azurite) is recreated next time."""
+        self._healthy = False
+        self._states.clear()
         code = getattr(exc, "error_code", None)
         if isinstance(exc, ResourceNotFoundError) and str(code) in {"TableNotFound", "ContainerNotFound"}:
             self._ready = False
@@ -285,6 +294,9 @@ class EntityStore:
 
     async def read(self, iid: str) -> EntityRecord | None:
         """The state row of one entity (state text loaded from its blob when needed)."""
+        cached = self._states.get(iid)
+        if cached is not None and self._healthy:
+            return cached
         await self._ensure()
         for _ in range(5):
             try:
@@ -296,11 +308,14 @@ class EntityStore:
             except AzureError as exc:
                 raise self._fail(exc) from exc
             try:
-                return await self._record(row)
+                record = await self._record(row)
             except ResourceNotFoundError:
                 continue  # a concurrent commit replaced the state blob: read the row again
             except AzureError as exc:
                 raise self._fail(exc) from exc
+            self._healthy = True
+            self._states[iid] = record
+            return record
         raise StorageUnavailable(f"state of {iid} keeps changing; try again")
 
     async def commit(
@@ -317,6 +332,7 @@ class EntityStore:
         operations: list[Any] = []
         new_blob: str | None = None
         try:
+            stamp = datetime.now(UTC)
             if exists:
                 entity: dict[str, Any] = {
                     "PartitionKey": iid,
@@ -324,7 +340,7 @@ class EntityStore:
                     "name": name.lower(),
                     "key": key,
                     "exists": True,
-                    "lastOperationTime": datetime.now(UTC),
+                    "lastOperationTime": stamp,
                 }
                 if state is not None and _utf16_size(state) > INLINE_LIMIT:
                     new_blob = self._blob_name("state", iid)
@@ -347,8 +363,7 @@ class EntityStore:
                 operations.append(("delete", stub, {"etag": before.etag, "match_condition": _IF_MATCH}))
             for signal in applied:
                 operations.append(("delete", {"PartitionKey": iid, "RowKey": signal.row_key}))
-            if operations:
-                await self._table.submit_transaction(operations)
+            results = await self._table.submit_transaction(operations) if operations else []
         except (
             TableTransactionError,
             ResourceModifiedError,
@@ -357,16 +372,30 @@ class EntityStore:
         ) as exc:
             if new_blob:
                 await self._delete_blobs([new_blob])
+            self._states.pop(iid, None)
             raise ConcurrencyConflict(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
         except AzureError as exc:
             raise self._fail(exc) from exc
+        self._healthy = True
+        result = results[0] if exists and results else None
+        self._remember(EntityRecord(iid, name.lower(), key, exists, state, stamp, None, new_blob), result)
         garbage = [s.input_blob for s in applied if s.input_blob]
         if before is not None and before.state_blob and before.state_blob != new_blob:
             garbage.append(before.state_blob)
         await self._delete_blobs(garbage)
 
+    def _remember(self, record: EntityRecord, result: Any) -> None:
+        """Cache what a commit just wrote; without the new ETag the next read goes to storage."""
+        etag = result.get("etag") if isinstance(result, Mapping) else None
+        if record.exists and etag:
+            record.etag = etag
+            self._states[record.instance_id] = record
+        else:
+            self._states.pop(record.instance_id, None)
+
     async def purge(self, iid: str) -> bool:
         """Delete the entity's state and pending signals; True if anything existed."""
+        self._states.pop(iid, None)
         await self._ensure()
         blobs: list[str] = []
         keys: list[str] = []
@@ -381,6 +410,7 @@ class EntityStore:
                 )
         except AzureError as exc:
             raise self._fail(exc) from exc
+        self._states.pop(iid, None)  # a read may have cached the old row meanwhile
         await self._delete_blobs(blobs)
         return bool(keys)
 

@@ -351,7 +351,8 @@ async def test_recorded_request_to_dict_is_json_safe():
     await agent.run("weather in Paris?", options={"temperature": 0.5})
 
     records = [json.loads(json.dumps(r.to_dict())) for r in client.requests]
-    assert set(records[0]) == {"messages", "tools", "options", "stream"}
+    assert set(records[0]) == {"messages", "omitted_messages", "tools", "options", "stream"}
+    assert records[0]["omitted_messages"] == 0
     assert records[0]["tools"] == ["get_weather"]
     assert records[0]["options"]["tools"] == ["get_weather"]
     assert records[0]["options"]["temperature"] == 0.5
@@ -359,14 +360,31 @@ async def test_recorded_request_to_dict_is_json_safe():
         {
             "role": "user",
             "text": "weather in Paris?",
-            "contents": [{"type": "text", "text": "weather in Paris?", "additional_properties": {}}],
+            "contents": [{"type": "text", "text": "weather in Paris?"}],
         }
     ]
     roles = [m["role"] for m in records[1]["messages"]]
     assert roles == ["user", "assistant", "tool"]
+    call = records[1]["messages"][1]["contents"][0]
+    assert call == {
+        "type": "function_call",
+        "call_id": call["call_id"],
+        "name": "get_weather",
+        "arguments": {"location": "Paris"},
+    }
     result = records[1]["messages"][2]["contents"][0]
-    assert result["type"] == "function_result"
-    assert result["result"] == "Sunny, 22 C in Paris"
+    assert result == {"type": "function_result", "call_id": call["call_id"], "result": "Sunny, 22 C in Paris"}
+
+
+async def test_record_keeps_only_the_latest_messages_of_a_long_conversation():
+    from fakes.recording import RECORDED_MESSAGES
+
+    client = ScriptedChatClient(default="ok")
+    history = [Message(role="user", contents=[f"m{i}"]) for i in range(RECORDED_MESSAGES + 5)]
+    await Agent(client=client, name="a").run(history)
+    record = client.requests[0].to_dict()
+    assert record["omitted_messages"] == 5
+    assert [m["text"] for m in record["messages"]] == [f"m{i}" for i in range(5, RECORDED_MESSAGES + 5)]
 
 
 def test_to_dict_stringifies_odd_option_values():

@@ -75,3 +75,18 @@ def test_unreadable_state_is_reported_and_not_overwritten(build):
     output = host.run_batch(ENTITY, "k", [("run_agent", {"message": "hi"})])
     assert "unreadable" in _results(output)[0][1]["error"]
     assert json.loads(host.states[(ENTITY, "k")])["schema_version"] == 99
+
+
+def test_cached_history_matches_the_stored_one_and_follows_outside_changes(build):
+    fake = ScriptedChatClient(steps=[{"text": "one"}, {"text": "two"}, {"text": "three"}])
+    _, host = build(make_agent(fake))
+    host.run_batch(ENTITY, "k", [("run_agent", {"message": "a", "correlation_id": "c1"})])
+    host.run_batch(ENTITY, "k", [("run_agent", {"message": "b", "correlation_id": "c2"})])
+    assert [m.text for m in fake.requests[-1].messages] == ["a", "one", "b"]
+    # Someone rewrites the stored state (another host, a restore): the next turn sees that history.
+    state = json.loads(host.states[(ENTITY, "k")])
+    state["conversation_history"] = state["conversation_history"][:2]
+    state["conversation_history"][0]["content"] = "rewritten"
+    host.states[(ENTITY, "k")] = json.dumps(state)
+    host.run_batch(ENTITY, "k", [("run_agent", {"message": "c", "correlation_id": "c3"})])
+    assert [m.text for m in fake.requests[-1].messages] == ["rewritten", "one", "c"]

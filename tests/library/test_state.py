@@ -93,3 +93,14 @@ def test_migrates_unversioned_state():
 def test_refuses_state_it_cannot_read(data):
     with pytest.raises(ValueError):
         AgentState.from_dict(data)
+
+
+def test_stored_messages_are_compact_and_restore_exactly():
+    state = AgentState()
+    state.add_user_message("weather in Paris?", "c-1")
+    entry = state.add_assistant_message(_response_with_tool(), "c-1")
+    stored = json.dumps(entry["agent_response"]["messages"])
+    assert "additional_properties" not in stored and '"hosted"' not in stored
+    original = [m.to_dict() for m in _response_with_tool().messages]
+    restored = [m.to_dict() for m in AgentState.from_dict(state.to_dict()).to_messages()[1:]]
+    assert restored == original
