@@ -36,9 +36,9 @@ class Polling:
     """How the run route waits for the entity's reply: short, growing intervals up to a deadline."""
 
     timeout: float = 60.0
-    first_interval: float = 0.005
+    first_interval: float = 0.004
     max_interval: float = 0.5
-    growth: float = 1.5
+    growth: float = 1.3
 
     def intervals(self) -> Iterator[float]:
         interval = self.first_interval
@@ -137,6 +137,8 @@ class AgentRoutes:
         deadline = time.monotonic() + self.polling.timeout
         intervals = self.polling.intervals()
         state = AgentState()
+        # The signal was only just accepted: give the entity a moment before the first read.
+        await asyncio.sleep(min(self.polling.first_interval, self.polling.timeout))
         while True:
             began = time.monotonic()
             data = await read_state(client, session)

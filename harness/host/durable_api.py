@@ -139,8 +139,8 @@ class DurableApi:
             except json.JSONDecodeError as exc:
                 return json_error(400, f"request body is not valid JSON: {exc}")
             input_text = json.dumps(token)
-        await self.store.add_signal(name, key, operation, input_text)
-        self.dispatcher.notify(instance_id(name, key))
+        accepted = await self.store.add_signal(name, key, operation, input_text)
+        self.dispatcher.notify(instance_id(name, key), accepted)
         return web.Response(status=202)
 
     async def get_state(self, request: web.Request) -> web.StreamResponse:
@@ -165,6 +165,7 @@ class DurableApi:
         iid = instance_id(*entity)
         async with self.dispatcher.lock(iid):
             await self.store.purge(iid)
+            self.dispatcher.discard(iid)
         return web.Response(status=204)
 
     async def list_entities(self, request: web.Request) -> web.StreamResponse:

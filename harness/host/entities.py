@@ -59,6 +59,12 @@ class EntityDispatcher:
         self.executor = executor
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._wake: set[str] = set()
+        # Signals this process accepted and has not applied yet, per entity. They are also in
+        # storage (accepted = persisted); keeping them here spares a storage query per apply.
+        # Entities in `_unknown` may have signals only storage knows of (left by an earlier run,
+        # or after a failure), so their next apply reads storage and merges.
+        self._accepted: dict[str, dict[str, PendingSignal]] = {}
+        self._unknown: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._retry_delay = 0.5
         self._closing = False
@@ -67,10 +73,14 @@ class EntityDispatcher:
         """The lock held while an entity is being applied or purged."""
         return self._locks.setdefault(iid, asyncio.Lock())
 
-    def notify(self, iid: str) -> None:
-        """A signal for `iid` was persisted: make sure its worker runs (again)."""
+    def notify(self, iid: str, signal: PendingSignal | None = None) -> None:
+        """A signal for `iid` was persisted (None: maybe several, ask storage): run its worker."""
         if self._closing:
             return
+        if signal is None:
+            self._unknown.add(iid)
+        else:
+            self._accepted.setdefault(iid, {})[signal.row_key] = signal
         self._wake.add(iid)
         if iid not in self._workers:
             self._workers[iid] = asyncio.get_running_loop().create_task(self._run(iid), name=f"entity {iid}")
@@ -106,11 +116,13 @@ class EntityDispatcher:
                     batch_size = MAX_BATCH
                     self._retry_delay = 0.5
                 except (StorageUnavailable, AzureError) as exc:
+                    self._unknown.add(iid)
                     log.warning("entity %s: %s; retrying in %.1fs", iid, exc, self._retry_delay)
                     await asyncio.sleep(self._retry_delay)
                     self._retry_delay = min(self._retry_delay * 2, 5.0)
                     continue
                 except ConcurrencyConflict as exc:
+                    self._unknown.add(iid)
                     log.info("entity %s changed concurrently (%s); re-applying", iid, exc)
                     await asyncio.sleep(0.05)
                     continue
@@ -133,6 +145,7 @@ class EntityDispatcher:
                             before.state if before else None,
                             exc.signals,
                         )
+                        self._forget(iid, exc.signals)
                     continue
                 if applied == 0 and iid not in self._wake:
                     break
@@ -146,20 +159,45 @@ class EntityDispatcher:
                 # A signal arrived while we were failing out: start over.
                 self.notify(iid)
 
+    async def _pending(self, iid: str, limit: int) -> list[PendingSignal]:
+        """The oldest pending signals of `iid`, from memory unless storage may know more."""
+        accepted = self._accepted.get(iid, {})
+        if iid in self._unknown:
+            stored = await self.store.pending(iid, limit)
+            if len(stored) < limit:
+                self._unknown.discard(iid)  # storage had them all; memory has every later one
+            merged = {s.row_key: s for s in stored} | accepted
+            return [merged[k] for k in sorted(merged)][:limit]
+        return [accepted[k] for k in sorted(accepted)][:limit]
+
+    def discard(self, iid: str) -> None:
+        """The entity was purged (signals included): forget what was queued for it."""
+        self._accepted.pop(iid, None)
+        self._unknown.discard(iid)
+
+    def _forget(self, iid: str, applied: list[PendingSignal]) -> None:
+        accepted = self._accepted.get(iid, {})
+        for signal in applied:
+            accepted.pop(signal.row_key, None)
+        if not accepted:
+            self._accepted.pop(iid, None)
+
     async def _apply_once(self, iid: str, limit: int) -> int:
         """Apply up to `limit` pending signals; returns how many were applied."""
-        signals = await self.store.pending(iid, limit)
+        signals = await self._pending(iid, limit)
         if not signals:
             return 0
         name, key = split_instance_id(iid)
         if invalid_key_reason(name, key) is not None:
             log.error("entity %s: invalid id, dropping %d signals", iid, len(signals))
             await self.store.commit(None, name, key, False, None, signals)
+            self._forget(iid, signals)
             return len(signals)
         entity = self.entities.get(name)
         if entity is None:
             log.error("entity %s: no entity function named %r; dropping %d signals", iid, name, len(signals))
             await self.store.commit(None, name, key, False, None, signals)
+            self._forget(iid, signals)
             return len(signals)
         before = await self.store.read(iid)
         exists = before is not None and before.exists
@@ -179,6 +217,7 @@ class EntityDispatcher:
             state = json.dumps(state)
         await self._forward_signals(iid, response.get("signals") or [])
         await self.store.commit(before, name, key, new_exists, state, signals)
+        self._forget(iid, signals)
         log.debug("entity %s applied %d operations", iid, len(signals))
         return len(signals)
 
@@ -198,8 +237,8 @@ class EntityDispatcher:
                 log.warning("entity %s signalled unknown entity @%s@%s", source, name, key)
                 continue
             text = payload if isinstance(payload, str) or payload is None else json.dumps(payload)
-            await self.store.add_signal(name, key, op, text)
-            self.notify(f"@{name}@{key}")
+            forwarded = await self.store.add_signal(name, key, op, text)
+            self.notify(f"@{name}@{key}", forwarded)
 
 
 class _BatchFailed(Exception):

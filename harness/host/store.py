@@ -217,8 +217,8 @@ class EntityStore:
                 log.debug("could not delete blob %s", name)
 
     # -- signals -------------------------------------------------------------------------------
-    async def add_signal(self, name: str, key: str, operation: str, input_text: str | None) -> str:
-        """Persist an accepted signal; returns its row key."""
+    async def add_signal(self, name: str, key: str, operation: str, input_text: str | None) -> PendingSignal:
+        """Persist an accepted signal; returns it as the worker will apply it."""
         await self._ensure()
         iid = instance_id(name, key)
         row_key = f"{SIGNAL_PREFIX}{next_sequence():020d}"
@@ -239,7 +239,7 @@ class EntityStore:
             await self._table.create_entity(entity)
         except AzureError as exc:
             raise self._fail(exc) from exc
-        return row_key
+        return PendingSignal(row_key, operation, input_text, entity.get("inputBlob"))
 
     async def pending(self, iid: str, limit: int = MAX_BATCH) -> list[PendingSignal]:
         """The oldest pending signals of one entity, in arrival order."""
