@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -40,7 +41,9 @@ def _polling_from_env() -> Polling:
     try:
         timeout = float(raw)
     except ValueError:
-        raise ValueError(f"{RUN_TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+        timeout = math.nan
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise ValueError(f"{RUN_TIMEOUT_ENV}={raw!r} must be a positive number of seconds")
     return Polling(timeout=timeout)
 
 

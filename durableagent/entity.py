@@ -16,7 +16,7 @@ from agent_framework import AgentResponse, Message, SupportsAgentRun
 from .callbacks import AgentCallbackContext, notify
 from .loop import run_coroutine
 from .requests import RequestError, validate_run_request
-from .state import AgentState
+from .state import AgentState, tool_failures
 
 logger = logging.getLogger("durableagent.entity")
 
@@ -59,6 +59,10 @@ def _check_structured(response: AgentResponse, schema: dict[str, Any] | None) ->
         raise ValueError(f"structured reply does not match response_schema: {exc.message}") from None
 
 
+class ToolCallError(RuntimeError):
+    """A tool the agent called raised; the turn is recorded as failed."""
+
+
 class AgentEntity:
     """Operation logic, kept apart from the Durable context so it is easy to reason about."""
 
@@ -72,13 +76,18 @@ class AgentEntity:
         self._histories: OrderedDict[str, tuple[tuple[Any, ...], list[Message]]] = OrderedDict()
         self._histories_lock = threading.Lock()
 
-    def _history(self, session_key: str, state: AgentState) -> list[Message]:
+    def _history(self, session_key: str, state: AgentState, *, skip_last: bool = False) -> list[Message]:
+        """Messages of the earlier turns (`skip_last`: the newest entry is this turn's own message)."""
+        earlier = AgentState(state.agent_type)
+        earlier.conversation_history = (
+            state.conversation_history[:-1] if skip_last else state.conversation_history
+        )
         with self._histories_lock:
             hit = self._histories.get(session_key)
-            if hit is not None and hit[0] == _fingerprint(state):
+            if hit is not None and hit[0] == _fingerprint(earlier):
                 self._histories.move_to_end(session_key)
                 return list(hit[1])
-        return state.to_messages()
+        return earlier.to_messages()
 
     def _remember(self, session_key: str, state: AgentState, messages: list[Message]) -> None:
         with self._histories_lock:
@@ -116,18 +125,22 @@ class AgentEntity:
             entry = state.reply_for(correlation_id)
             return {"status": (entry or {}).get("status", "pending"), "correlation_id": correlation_id}
 
-        history = self._history(session_key, state)
+        history: list[Message] | None = None
         state.add_user_message(request.message, correlation_id, role=request.role)
-        messages = [*history, Message(role=request.role, contents=[request.message])]
         context = AgentCallbackContext(self.agent_name, correlation_id, session_key, request.message)
         options = _run_options(request.entity_input(correlation_id))
         try:
+            history = self._history(session_key, state, skip_last=True)
+            messages = [*history, Message(role=request.role, contents=[request.message])]
             response = run_coroutine(self._invoke(messages, options, context))
+            if failures := tool_failures(response.messages):
+                raise ToolCallError("; ".join(failures))
             _check_structured(response, request.response_schema)
-        except Exception as exc:  # the model, a tool or the schema check failed
+        except Exception as exc:  # stored history, the model, a tool or the schema check failed
             logger.warning("agent %s turn %s failed: %s", self.agent_name, correlation_id, exc)
             state.add_error(correlation_id, f"{type(exc).__name__}: {exc}")
-            self._remember(session_key, state, history)  # failed turns are not replayed
+            if history is not None:
+                self._remember(session_key, state, history)  # failed turns are not replayed
             return {
                 "status": "error",
                 "error": f"{type(exc).__name__}: {exc}",
@@ -146,8 +159,9 @@ def create_entity_function(
     agent_type = agent_type_of(agent)
 
     def entity_function(context: df.DurableEntityContext) -> None:
+        stored = context.get_state(lambda: None)
         try:
-            state = AgentState.from_dict(context.get_state(dict), agent_type=agent_type)
+            state = AgentState.from_dict(stored, agent_type=agent_type)
         except ValueError as exc:
             # Never overwrite state we cannot read: report and leave it as stored.
             logger.error("session %s has unreadable state: %s", context.entity_key, exc)
@@ -157,16 +171,19 @@ def create_entity_function(
         if operation == "run_agent":
             result = logic.run_agent(state, context.get_input(), context.entity_key)
         elif operation == "get_state":
-            context.set_result(state.get_state())
-            return
+            result = state.get_state()
         elif operation == "reset":
             state.reset()
             result = {"status": "reset"}
         else:
-            context.set_result({"status": "error", "error": f"unknown operation {operation!r}"})
-            return
-        context.set_state(state.get_state())
+            result = {"status": "error", "error": f"unknown operation {operation!r}"}
         context.set_result(result)
+        if stored is None and not state.conversation_history:
+            # Nothing happened: reading or a bad call creates no session. (After set_result,
+            # which marks the entity as existing.)
+            context.destruct_on_exit()
+        else:
+            context.set_state(state.get_state())
 
     entity_function.__name__ = f"{agent_name}_entity"
     return entity_function

@@ -59,6 +59,10 @@ class BackendUnavailable(Exception):
     """The durable backend (storage, host) did not answer as expected."""
 
 
+class UnreadableState(ValueError):
+    """Stored session state this version cannot read (corrupt, or from a newer version)."""
+
+
 async def read_state(client: DurableClient, session: AgentSessionId) -> dict[str, Any] | None:
     """Stored state of a session, or None when the entity does not exist."""
     try:
@@ -69,7 +73,11 @@ async def read_state(client: DurableClient, session: AgentSessionId) -> dict[str
         return None
     state = response.entity_state
     if isinstance(state, str):
-        state = json.loads(state)
+        try:
+            state = json.loads(state)
+        except ValueError:
+            raise UnreadableState(f"stored state of {session} is not JSON") from None
+    # An entity that exists without a state object (e.g. only ever asked `get_state`) has no session.
     return state if isinstance(state, dict) else None
 
 
@@ -108,6 +116,8 @@ class AgentRoutes:
                 session.to_entity_id(), "run_agent", request.entity_input(correlation_id)
             )
             entry, state = await self._wait_for_reply(client, session, correlation_id)
+        except ValueError as exc:
+            return error_response(f"stored state is unreadable: {exc}", 500, **ids)
         except Exception as exc:  # the durable client raises plain Exceptions for non-2xx answers
             logger.error("durable backend unavailable for %s: %s", session, exc)
             return error_response(f"durable backend unavailable: {exc}", 503, **ids)
@@ -168,12 +178,11 @@ class AgentRoutes:
         session = AgentSessionId(agent, key)
         try:
             data = await read_state(client, session)
+            if data is None:
+                return error_response(f"session {key!r} of agent {agent!r} not found", 404)
+            state = AgentState.from_dict(data).get_state()
         except BackendUnavailable as exc:
             return error_response(f"durable backend unavailable: {exc}", 503)
-        if data is None:
-            return error_response(f"session {key!r} of agent {agent!r} not found", 404)
-        try:
-            state = AgentState.from_dict(data).get_state()
         except ValueError as exc:
             return error_response(f"stored state is unreadable: {exc}", 500)
         return json_response({**state, "sessionId": key, "agent": agent})

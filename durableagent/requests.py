@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .session import validate_key
 
 MAX_MESSAGE_CHARS = 256 * 1024
+# The signal carrying a turn is JSON-encoded twice on its way to the entity; durable backends
+# cap a signal (the local host at 1 MiB), so the encoded size is what must fit.
+MAX_SIGNAL_BYTES = 1024 * 1024 - 1024
 ALLOWED_ROLES = ("user", "system")
 _KNOWN_FIELDS = {"message", "sessionId", "sessionKey", "role", "enable_tool_calls", "response_schema"}
 
@@ -28,7 +31,6 @@ class RunRequest:
     role: str = "user"
     enable_tool_calls: bool = True
     response_schema: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def entity_input(self, correlation_id: str) -> dict[str, Any]:
         """The `run_agent` operation input."""
@@ -97,5 +99,15 @@ def validate_run_request(data: object) -> RunRequest:
     schema = data.get("response_schema")
     if schema is not None:
         schema = _check_schema(schema)
-    extra = {k: v for k, v in data.items() if k not in _KNOWN_FIELDS}
-    return RunRequest(message, key, role, enable_tools, schema, extra)
+    unknown = sorted(k for k in data if k not in _KNOWN_FIELDS)
+    if unknown:
+        raise RequestError(
+            f"unknown field(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(_KNOWN_FIELDS))}"
+        )
+    request = RunRequest(message, key, role, enable_tools, schema)
+    encoded = len(json.dumps(json.dumps(request.entity_input("0" * 32))).encode("utf-8"))
+    if encoded > MAX_SIGNAL_BYTES:
+        raise RequestError(
+            f"request is {encoded} bytes once encoded for the entity; the limit is {MAX_SIGNAL_BYTES}", 413
+        )
+    return request

@@ -12,7 +12,7 @@ ENTITY_PREFIX = "dafx-"
 MAX_KEY_LENGTH = 256
 # Characters that break the Durable HTTP API path (`entities/{name}/{key}`) or the
 # `@name@key` instance id; control characters break Table storage keys.
-_BAD_KEY = re.compile(r"[/?#@\\\s\x00-\x1f\x7f%]")
+_BAD_KEY = re.compile(r"[/?#@\\\s\x00-\x1f\x7f-\x9f%]")
 
 
 def entity_name_for(agent_name: str) -> str:

@@ -74,6 +74,18 @@ def message_to_dict(message: Message) -> dict[str, Any]:
     return _compact(message.to_dict())
 
 
+def tool_failures(messages: Iterable[Message]) -> list[str]:
+    """'name: error' for every tool call of a run that raised (the framework hands the error to
+    the model and carries on; we treat the turn as failed)."""
+    names = {c.call_id: c.name for m in messages for c in m.contents if c.type == "function_call"}
+    return [
+        f"{names.get(c.call_id, 'tool')}: {c.exception}"
+        for m in messages
+        for c in m.contents
+        if c.type == "function_result" and c.exception is not None
+    ]
+
+
 def usage_of(response: AgentResponse) -> dict[str, int]:
     """Token usage in the OpenAI-style names the HTTP API promises."""
     usage = response.usage_details or {}
@@ -94,6 +106,8 @@ def _migrate(data: Mapping[str, Any]) -> dict[str, Any]:
     if version == 0:
         # Version 0 (unreleased) stored the list under "history" and had no statuses.
         history = migrated.pop("history", migrated.get("conversation_history", []))
+        if not isinstance(history, list) or not all(isinstance(e, dict) for e in history):
+            raise ValueError("stored history must be a list of objects")
         for entry in history:
             if entry.get("role") == "assistant":
                 entry.setdefault("status", "success")
@@ -186,11 +200,18 @@ class AgentState:
             if entry.get("correlation_id") in failed:
                 continue
             if entry.get("role") == "assistant":
-                stored = entry.get("agent_response", {}).get("messages")
+                stored = (entry.get("agent_response") or {}).get("messages")
                 if stored:
-                    messages.extend(Message.from_dict(m) for m in stored)
+                    try:
+                        messages.extend(Message.from_dict(m) for m in stored)
+                    except Exception as exc:  # from_dict raises several types on bad input
+                        raise ValueError(
+                            f"stored message of turn {entry.get('correlation_id')} is unreadable: {exc}"
+                        ) from None
                     continue
-            messages.append(Message(role=entry.get("role", "user"), contents=[entry.get("content") or ""]))
+            messages.append(
+                Message(role=entry.get("role", "user"), contents=[str(entry.get("content") or "")])
+            )
         return messages
 
     # -- serialization ----------------------------------------------------

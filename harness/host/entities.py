@@ -66,7 +66,6 @@ class EntityDispatcher:
         self._accepted: dict[str, dict[str, PendingSignal]] = {}
         self._unknown: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
-        self._retry_delay = 0.5
         self._closing = False
 
     def lock(self, iid: str) -> asyncio.Lock:
@@ -107,19 +106,24 @@ class EntityDispatcher:
 
     async def _run(self, iid: str) -> None:
         batch_size = MAX_BATCH
+        retry_delay = 0.5
+        poison: _BatchFailed | None = None  # a signal that crashes the entity handler, to drop
         try:
             while True:
                 self._wake.discard(iid)
                 try:
                     async with self.lock(iid):
+                        if poison is not None:
+                            await self._drop(iid, poison)
+                            poison = None
                         applied = await self._apply_once(iid, batch_size)
                     batch_size = MAX_BATCH
-                    self._retry_delay = 0.5
+                    retry_delay = 0.5
                 except (StorageUnavailable, AzureError) as exc:
                     self._unknown.add(iid)
-                    log.warning("entity %s: %s; retrying in %.1fs", iid, exc, self._retry_delay)
-                    await asyncio.sleep(self._retry_delay)
-                    self._retry_delay = min(self._retry_delay * 2, 5.0)
+                    log.warning("entity %s: %s; retrying in %.1fs", iid, exc, retry_delay)
+                    await asyncio.sleep(retry_delay)
+                    retry_delay = min(retry_delay * 2, 5.0)
                     continue
                 except ConcurrencyConflict as exc:
                     self._unknown.add(iid)
@@ -130,22 +134,8 @@ class EntityDispatcher:
                     # The handler itself blew up (not an operation error): isolate the bad signal.
                     if batch_size > 1:
                         batch_size = 1
-                        continue
-                    log.error(
-                        "entity %s: dropping signal %s that crashes the entity handler: %s", iid, exc.row, exc
-                    )
-                    async with self.lock(iid):
-                        before = await self.store.read(iid)
-                        name, key = split_instance_id(iid)
-                        await self.store.commit(
-                            before,
-                            name,
-                            key,
-                            before is not None and before.exists,
-                            before.state if before else None,
-                            exc.signals,
-                        )
-                        self._forget(iid, exc.signals)
+                    else:
+                        poison = exc
                     continue
                 if applied == 0 and iid not in self._wake:
                     break
@@ -158,6 +148,15 @@ class EntityDispatcher:
             if iid in self._wake and not self._closing:
                 # A signal arrived while we were failing out: start over.
                 self.notify(iid)
+
+    async def _drop(self, iid: str, failed: _BatchFailed) -> None:
+        """Remove a signal that crashes the entity handler, keeping the state as it is."""
+        log.error("entity %s: dropping signal %s that crashes the handler: %s", iid, failed.row, failed)
+        before = await self.store.read(iid)
+        name, key = split_instance_id(iid)
+        exists = before is not None and before.exists
+        await self.store.commit(before, name, key, exists, before.state if before else None, failed.signals)
+        self._forget(iid, failed.signals)
 
     async def _pending(self, iid: str, limit: int) -> list[PendingSignal]:
         """The oldest pending signals of `iid`, from memory unless storage may know more."""

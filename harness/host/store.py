@@ -13,12 +13,12 @@ host neither loses an accepted signal nor applies one twice.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import re
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +46,7 @@ SIGNAL_PREFIX = "sig-"
 INLINE_LIMIT = 60 * 1024
 # A transaction holds at most 100 operations: the state row plus the applied signals.
 MAX_BATCH = 50
+CACHED_STATES = 4096  # committed states kept in memory (least recently used dropped)
 _BAD_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
 
@@ -96,7 +97,6 @@ def _utf16_size(text: str) -> int:
 
 _seq_lock = threading.Lock()
 _last_seq = 0
-_counter = itertools.count()
 
 
 def next_sequence() -> int:
@@ -156,9 +156,13 @@ class EntityStore:
         # Write-through cache of committed state rows. This host is the only writer of its task
         # hub, so a committed row is the truth until the next commit; reads (every poll of a
         # waiting run request, every apply) then cost no storage round trip and no blob download.
-        # It is bypassed while storage is failing, so an outage is reported, not papered over.
-        self._states: dict[str, EntityRecord] = {}
+        # The first storage error drops it, and reads go to storage (answering 503) until
+        # storage works again; until an error is seen, committed state is served from memory.
+        self._states: OrderedDict[str, EntityRecord] = OrderedDict()
         self._healthy = True
+        # Bumped by every write and failure: a read that overlapped one must not cache what it
+        # read, since it may be older than what the write left in the cache.
+        self._generation = 0
 
     async def open(self) -> None:
         """Create the table and container if needed (idempotent; retried lazily when storage was down)."""
@@ -178,6 +182,7 @@ class EntityStore:
     def _fail(self, exc: Exception) -> Exception:
         """Translate a storage error; a vanished table/container (fresh Azurite) is recreated next time."""
         self._healthy = False
+        self._generation += 1
         self._states.clear()
         code = getattr(exc, "error_code", None)
         if isinstance(exc, ResourceNotFoundError) and str(code) in {"TableNotFound", "ContainerNotFound"}:
@@ -296,7 +301,9 @@ class EntityStore:
         """The state row of one entity (state text loaded from its blob when needed)."""
         cached = self._states.get(iid)
         if cached is not None and self._healthy:
+            self._states.move_to_end(iid)
             return cached
+        generation = self._generation
         await self._ensure()
         for _ in range(5):
             try:
@@ -314,7 +321,8 @@ class EntityStore:
             except AzureError as exc:
                 raise self._fail(exc) from exc
             self._healthy = True
-            self._states[iid] = record
+            if generation == self._generation:
+                self._cache(record)
             return record
         raise StorageUnavailable(f"state of {iid} keeps changing; try again")
 
@@ -373,6 +381,7 @@ class EntityStore:
             if new_blob:
                 await self._delete_blobs([new_blob])
             self._states.pop(iid, None)
+            self._generation += 1
             raise ConcurrencyConflict(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
         except AzureError as exc:
             raise self._fail(exc) from exc
@@ -384,18 +393,26 @@ class EntityStore:
             garbage.append(before.state_blob)
         await self._delete_blobs(garbage)
 
+    def _cache(self, record: EntityRecord) -> None:
+        self._states[record.instance_id] = record
+        self._states.move_to_end(record.instance_id)
+        while len(self._states) > CACHED_STATES:
+            self._states.popitem(last=False)
+
     def _remember(self, record: EntityRecord, result: Any) -> None:
         """Cache what a commit just wrote; without the new ETag the next read goes to storage."""
+        self._generation += 1
         etag = result.get("etag") if isinstance(result, Mapping) else None
         if record.exists and etag:
             record.etag = etag
-            self._states[record.instance_id] = record
+            self._cache(record)
         else:
             self._states.pop(record.instance_id, None)
 
     async def purge(self, iid: str) -> bool:
         """Delete the entity's state and pending signals; True if anything existed."""
         self._states.pop(iid, None)
+        self._generation += 1
         await self._ensure()
         blobs: list[str] = []
         keys: list[str] = []
@@ -411,6 +428,7 @@ class EntityStore:
         except AzureError as exc:
             raise self._fail(exc) from exc
         self._states.pop(iid, None)  # a read may have cached the old row meanwhile
+        self._generation += 1
         await self._delete_blobs(blobs)
         return bool(keys)
 

@@ -118,6 +118,10 @@ def test_durable_http_api_with_odd_operations_keys_and_bodies(host_client, canar
         assert response.status_code < 500, response.text
         if response.status_code >= 400:
             assert response.json()["error"]
+    # Whatever those signals did, the app's state route still answers with JSON, never a 5xx.
+    state = host_client.get(f"/api/agents/WeatherAgent/{quote(key, safe='')}")
+    assert state.status_code < 500
+    assert state.status_code < 400 or state.json()["error"]
     # Unknown operations and bad inputs sent to the canary itself change nothing.
     response = host_client.post(f"{base}/dafx-WeatherAgent/{canary}", params={"op": op or "x"}, content=body)
     assert response.status_code < 500

@@ -90,3 +90,12 @@ def test_cached_history_matches_the_stored_one_and_follows_outside_changes(build
     host.states[(ENTITY, "k")] = json.dumps(state)
     host.run_batch(ENTITY, "k", [("run_agent", {"message": "c", "correlation_id": "c3"})])
     assert [m.text for m in fake.requests[-1].messages] == ["rewritten", "one", "c"]
+
+
+def test_read_only_and_bad_operations_create_no_session(build):
+    _, host = build(make_agent(ScriptedChatClient(steps=[])))
+    output = host.run_batch(
+        ENTITY, "fresh", [("get_state", None), ("explode", None), ("run_agent", {"x": 1})]
+    )
+    assert output["entityExists"] is False and (ENTITY, "fresh") not in host.states
+    assert [r["status"] for _, r in _results(output)[1:]] == ["error", "error"]

@@ -117,7 +117,7 @@ async def test_model_error_is_a_failed_turn_and_the_session_keeps_working(build)
     assert [m.text for m in fake.requests[-1].messages] == ["again"]
 
 
-async def test_tool_that_raises_is_reported_to_the_model_and_recorded(build):
+async def test_tool_that_raises_is_a_failed_turn_and_the_session_keeps_working(build):
     def broken_tool(location: str) -> str:
         """Always fails."""
         raise RuntimeError("weather service offline")
@@ -128,19 +128,20 @@ async def test_tool_that_raises_is_reported_to_the_model_and_recorded(build):
         steps=[
             {"tool_calls": [{"name": "broken_tool", "arguments": {"location": "Oslo"}}]},
             {"text": "Sorry."},
+            {"text": "Still here."},
         ]
     )
     agent = Agent(client=fake, name="Flaky", tools=[broken_tool])
     _, host = build(agent)
     status, body = await host.run("Flaky", {"message": "weather in Oslo", "sessionId": "t"})
-    assert status == 200 and body["response"] == "Sorry."
+    assert status == 500 and body["status"] == "error"
+    assert "broken_tool" in body["error"] and "weather service offline" in body["error"]
     _, state = await host.state("Flaky", "t")
-    call = state["conversation_history"][-1]["agent_response"]["tool_calls"][0]
-    assert call["name"] == "broken_tool"
-    assert (
-        "weather service offline" in json.dumps(call["result"])
-        or "error" in json.dumps(call["result"]).lower()
-    )
+    failed = state["conversation_history"][-1]
+    assert failed["status"] == "error" and "weather service offline" in failed["error"]
+    status, body = await host.run("Flaky", {"message": "hello?", "sessionId": "t"})
+    assert (status, body["response"]) == (200, "Still here.")
+    assert [m.text for m in fake.requests[-1].messages] == ["hello?"]
 
 
 async def test_timeout_answers_202_with_a_state_url_then_the_reply_lands(build):
@@ -205,6 +206,8 @@ async def test_unknown_session_is_404_json(build):
         ({"message": "hi", "response_schema": "object"}, 400, "response_schema"),
         ({"message": "hi", "response_schema": {"type": 12}}, 400, "response_schema"),
         ({"message": "x" * 300_000}, 413, "limit"),
+        ({"message": "\U0001f600" * 200_000}, 413, "limit"),
+        ({"message": "hi", "thread": "x"}, 400, "unknown field"),
     ],
 )
 async def test_bad_input_is_a_4xx_json_error_and_never_reaches_the_entity(build, payload, status, needle):

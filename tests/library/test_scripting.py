@@ -33,3 +33,15 @@ def test_missing_script_file_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("DURABLEAGENT_CHAT_SCRIPT", str(tmp_path / "nope.json"))
     with pytest.raises(FileNotFoundError, match="DURABLEAGENT_CHAT_SCRIPT"):
         AgentFunctionApp()
+
+
+@pytest.mark.parametrize("value", ["soon", "nan", "-1", "0", "inf"])
+def test_run_timeout_must_be_a_positive_number(monkeypatch, value):
+    monkeypatch.setenv("DURABLEAGENT_RUN_TIMEOUT", value)
+    with pytest.raises(ValueError, match="DURABLEAGENT_RUN_TIMEOUT"):
+        AgentFunctionApp()
+
+
+def test_run_timeout_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DURABLEAGENT_RUN_TIMEOUT", "2.5")
+    assert AgentFunctionApp()._routes.polling.timeout == 2.5

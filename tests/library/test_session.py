@@ -24,7 +24,7 @@ def test_random_keys_differ_and_are_valid():
 
 
 @pytest.mark.parametrize(
-    "key", ["", "a/b", "a?b", "a#b", "a@b", "a b", "tab\tkey", "new\nline", "x" * 257, "a\\b"]
+    "key", ["", "a/b", "a?b", "a#b", "a@b", "a b", "tab\tkey", "new\nline", "x" * 257, "a\\b", "c1\x80"]
 )
 def test_rejects_keys_that_break_the_durable_http_api(key):
     with pytest.raises(ValueError, match="session key"):

@@ -1,0 +1,67 @@
+"""The store's write-through cache against real Azurite: never older than storage."""
+
+import asyncio
+import json
+
+from harness.host.store import EntityStore, instance_id
+
+
+async def test_a_read_overlapping_a_commit_does_not_cache_the_older_state(azurite_connstr: str, hub: str):
+    store = EntityStore(azurite_connstr, hub)
+    iid = instance_id("counter", "race")
+    try:
+        await store.open()
+        await store.commit(None, "counter", "race", True, json.dumps(1), [])
+        store._states.clear()  # as after a restart: the next read goes to storage
+
+        release = asyncio.Event()
+        real_get = store._table.get_entity
+
+        async def slow_get(*args, **kwargs):
+            row = await real_get(*args, **kwargs)
+            await release.wait()  # the read has its (old) row; a commit lands meanwhile
+            return row
+
+        store._table.get_entity = slow_get  # type: ignore[method-assign]
+        reader = asyncio.create_task(store.read(iid))
+        await asyncio.sleep(0.2)
+        store._table.get_entity = real_get  # type: ignore[method-assign]
+        before = await EntityStore(azurite_connstr, hub).read(iid)
+        assert before is not None
+        await store.commit(before, "counter", "race", True, json.dumps(2), [])
+        release.set()
+        assert (await reader).state == "1"  # the overlapping read saw the old row...
+        cached = await store.read(iid)
+        assert cached is not None and cached.state == "2"  # ...but did not replace the newer one
+        await store.commit(cached, "counter", "race", True, json.dumps(3), [])  # its ETag is current
+        fresh = await EntityStore(azurite_connstr, hub).read(iid)
+        assert fresh is not None and fresh.state == "3"
+    finally:
+        await store.close()
+
+
+async def test_purge_during_a_read_leaves_nothing_cached(azurite_connstr: str, hub: str):
+    store = EntityStore(azurite_connstr, hub)
+    iid = instance_id("counter", "gone")
+    try:
+        await store.open()
+        await store.commit(None, "counter", "gone", True, json.dumps(5), [])
+        store._states.clear()
+        release = asyncio.Event()
+        real_get = store._table.get_entity
+
+        async def slow_get(*args, **kwargs):
+            row = await real_get(*args, **kwargs)
+            await release.wait()
+            return row
+
+        store._table.get_entity = slow_get  # type: ignore[method-assign]
+        reader = asyncio.create_task(store.read(iid))
+        await asyncio.sleep(0.2)
+        store._table.get_entity = real_get  # type: ignore[method-assign]
+        assert await store.purge(iid)
+        release.set()
+        await reader
+        assert await store.read(iid) is None
+    finally:
+        await store.close()
