@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from .session import AgentSessionId, validate_key
 from .state import AgentState
 
 logger = logging.getLogger("durableagent.http")
+REMEMBERED_SESSIONS = 1024
 
 
 class DurableClient(Protocol):
@@ -93,6 +95,11 @@ class AgentRoutes:
         self._lookup = lookup
         self._agents_info = agents_info
         self.polling = polling
+        # Per session: how long its last turn took and what one read of its state cost. The next
+        # turn of a long conversation takes about as long, so its first read waits for most of
+        # that instead of polling, but never longer than 20 reads would cost: turn times vary,
+        # and a cheap read is not worth delaying a quick reply for.
+        self._last_turn: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def _agent(self, req: func.HttpRequest) -> str:
         requested = req.route_params.get("agent_name", "")
@@ -144,11 +151,14 @@ class AgentRoutes:
         self, client: DurableClient, session: AgentSessionId, correlation_id: str
     ) -> tuple[dict[str, Any] | None, AgentState]:
         """Poll the session's state until it holds the reply for `correlation_id` or time is up."""
-        deadline = time.monotonic() + self.polling.timeout
+        started = time.monotonic()
+        deadline = started + self.polling.timeout
         intervals = self.polling.intervals()
         state = AgentState()
         # The signal was only just accepted: give the entity a moment before the first read.
-        await asyncio.sleep(min(self.polling.first_interval, self.polling.timeout))
+        turn, read = self._last_turn.get(str(session), (0.0, 0.0))
+        expected = min(0.8 * turn, 20 * read)
+        await asyncio.sleep(min(max(self.polling.first_interval, expected), self.polling.timeout))
         while True:
             began = time.monotonic()
             data = await read_state(client, session)
@@ -157,6 +167,7 @@ class AgentRoutes:
                 state = AgentState.from_dict(data)
                 entry = state.reply_for(correlation_id)
                 if entry is not None:
+                    self._remember_turn(str(session), time.monotonic() - started, read_cost)
                     return entry, state
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -164,6 +175,12 @@ class AgentRoutes:
             # A large history makes each read expensive: never spend more than a third of the
             # wait reading, so polling does not slow down the turn it waits for.
             await asyncio.sleep(min(max(next(intervals), 2 * read_cost), remaining))
+
+    def _remember_turn(self, session: str, seconds: float, read_cost: float) -> None:
+        self._last_turn[session] = (seconds, read_cost)
+        self._last_turn.move_to_end(session)
+        while len(self._last_turn) > REMEMBERED_SESSIONS:
+            self._last_turn.popitem(last=False)
 
     async def state(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
         try:

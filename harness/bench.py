@@ -116,11 +116,36 @@ async def bench_throughput(url: str, sessions: int, turns: int) -> Figures:
     return figures
 
 
-async def bench_history(url: str, sizes: tuple[int, ...], samples: int) -> Figures:
+def _weather(location: str) -> str:
+    """Get the weather for a city (the bench's own stand-in for the sample's tool)."""
+    return f"sunny, 21 C in {location}"
+
+
+async def _in_process_history(script: Path, sizes: tuple[int, ...], samples: int) -> dict[int, float]:
+    """The same weather turns through `agent.run()` alone, with the same history lengths."""
+    from agent_framework import Agent, Message
+
+    from fakes import ScriptedChatClient
+
+    agent = Agent(client=ScriptedChatClient.from_file(script), name=AGENT, tools=[_weather])
+    history: list[Message] = []
+    medians: dict[int, float] = {}
+    for size in sizes:
+        while len(history) // 2 < size:  # 4 messages per weather turn, 2 stored entries
+            question = Message(role="user", contents=[f"What's the weather in City{len(history)}?"])
+            history += [question, *(await agent.run([*history, question])).messages]
+        turn = [*history, Message(role="user", contents=["What's the weather in Paris?"])]
+        times = [await _timed(lambda turn=turn: agent.run(turn)) for _ in range(samples)]
+        medians[size] = statistics.median(times)
+    return medians
+
+
+async def bench_history(url: str, script: Path, sizes: tuple[int, ...], samples: int) -> Figures:
     """Per-turn latency as the stored history grows (weather turns, so tool calls are stored)."""
     key = f"hist-{uuid.uuid4().hex[:12]}"
     figures = Figures("History scaling (per-turn latency by stored messages)")
     medians: dict[int, float] = {}
+    direct = await _in_process_history(script, sizes, samples)
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         count = 0
         for size in sizes:
@@ -132,10 +157,13 @@ async def bench_history(url: str, sizes: tuple[int, ...], samples: int) -> Figur
             ]
             count += 2 * samples
             medians[size] = statistics.median(times)
-            figures.add(f"p50 at {size} messages", medians[size], "ms")
+            figures.add(f"POST /run p50 at {size} messages", medians[size], "ms")
+            figures.add(f"in-process p50 at {size} messages", direct[size], "ms")
     if len(sizes) > 1 and medians[sizes[0]]:
+        ratio = medians[sizes[-1]] / medians[sizes[0]]
+        figures.add(f"POST /run ratio {sizes[-1]} / {sizes[0]}", f"{ratio:.2f}x", goal="<= 3x")
         figures.add(
-            f"ratio {sizes[-1]} / {sizes[0]}", f"{medians[sizes[-1]] / medians[sizes[0]]:.2f}x", goal="<= 3x"
+            f"in-process ratio {sizes[-1]} / {sizes[0]}", f"{direct[sizes[-1]] / direct[sizes[0]]:.2f}x"
         )
     return figures
 
@@ -209,7 +237,7 @@ async def _stack_benchmarks(stack: Stack, args: argparse.Namespace) -> list[Figu
     return [
         await bench_latency(stack.url, stack.script_path, args.turns),
         await bench_throughput(stack.url, args.sessions, args.session_turns),
-        await bench_history(stack.url, tuple(args.history), args.samples),
+        await bench_history(stack.url, stack.script_path, tuple(args.history), args.samples),
     ]
 
 
