@@ -194,11 +194,7 @@ def parse_script(data: Any, *, source: str = "<script>") -> Script:
     """Validate the data form of a script (as loaded from JSON/TOML) and build a ``Script``."""
     if not isinstance(data, Mapping):
         raise ScriptError(f"{source}: a script must be an object/table, got {type(data).__name__}")
-    unknown = set(data) - TOP_KEYS
-    if unknown:
-        raise ScriptError(
-            f"{source}: unknown top-level key(s) {sorted(unknown)}; expected {sorted(TOP_KEYS - {'comment'})}"
-        )
+    _check_keys(data, TOP_KEYS, source, "top-level")
     steps = data.get("steps", [])
     rules = data.get("rules", [])
     if not isinstance(steps, list):
@@ -261,9 +257,7 @@ def to_rule(value: Any, *, where: str = "rule") -> Rule:
         raise ScriptError(
             f"{where}: a rule must be an object with 'when' and 'then', got {type(value).__name__}"
         )
-    unknown = set(value) - RULE_KEYS
-    if unknown:
-        raise ScriptError(f"{where}: unknown rule key(s) {sorted(unknown)}; expected 'when' and 'then'")
+    _check_keys(value, RULE_KEYS, where, "rule", "'when' and 'then'")
     if "then" not in value:
         raise ScriptError(f"{where}: a rule needs a 'then' step")
     when_value = value.get("when", {})
@@ -278,11 +272,7 @@ def to_rule(value: Any, *, where: str = "rule") -> Rule:
 
 
 def _condition(data: Mapping[str, Any], where: str) -> Condition:
-    unknown = set(data) - WHEN_KEYS
-    if unknown:
-        raise ScriptError(
-            f"{where}: unknown condition key(s) {sorted(unknown)}; expected {sorted(WHEN_KEYS)}"
-        )
+    _check_keys(data, WHEN_KEYS, where, "condition")
     pattern = None
     if "user" in data:
         regex = _typed(data["user"], str, f"{where}.user", "a regex string")
@@ -305,11 +295,7 @@ def _condition(data: Mapping[str, Any], where: str) -> Condition:
 
 
 def _step_from_mapping(data: Mapping[str, Any], where: str) -> Step:
-    unknown = set(data) - STEP_KEYS
-    if unknown:
-        raise ScriptError(
-            f"{where}: unknown step key(s) {sorted(unknown)}; expected some of {sorted(STEP_KEYS)}"
-        )
+    _check_keys(data, STEP_KEYS, where, "step", f"some of {sorted(STEP_KEYS)}")
     kwargs: dict[str, Any] = {}
     if "text" in data:
         kwargs["text"] = _typed(data["text"], str, f"{where}.text", "a string")
@@ -333,7 +319,7 @@ def _step_from_mapping(data: Mapping[str, Any], where: str) -> Step:
         kwargs["error"] = _typed(data["error"], str, f"{where}.error", "a message string")
     if "error_type" in data:
         kwargs["error_type"] = resolve_error_type(
-            _typed(data["error_type"], str, f"{where}.error_type", "a name"), where
+            _typed(data["error_type"], str, f"{where}.error_type", "a name"), f"{where}.error_type"
         )
     if "delay" in data:
         delay = data["delay"]
@@ -355,11 +341,7 @@ def _step_from_mapping(data: Mapping[str, Any], where: str) -> Step:
 def _tool_call(data: Any, where: str) -> ToolCall:
     if not isinstance(data, Mapping):
         raise ScriptError(f"{where}: a tool call must be an object with 'name' and 'arguments'")
-    unknown = set(data) - TOOL_CALL_KEYS
-    if unknown:
-        raise ScriptError(
-            f"{where}: unknown tool call key(s) {sorted(unknown)}; expected {sorted(TOOL_CALL_KEYS)}"
-        )
+    _check_keys(data, TOOL_CALL_KEYS, where, "tool call")
     name = _typed(data.get("name"), str, f"{where}.name", "a tool name")
     if not name:
         raise ScriptError(f"{where}.name: must not be empty")
@@ -373,28 +355,40 @@ def _tool_call(data: Any, where: str) -> ToolCall:
 def _usage(data: Any, where: str) -> dict[str, int]:
     if not isinstance(data, Mapping):
         raise ScriptError(f"{where}: must be an object with {sorted(USAGE_KEYS)}")
-    unknown = set(data) - USAGE_KEYS
-    if unknown:
-        raise ScriptError(f"{where}: unknown usage key(s) {sorted(unknown)}; expected {sorted(USAGE_KEYS)}")
+    _check_keys(data, USAGE_KEYS, where, "usage")
     for key, value in data.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ScriptError(f"{where}.{key}: must be a whole number >= 0, got {value!r}")
     return dict(data)
 
 
+_DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+
+
 def resolve_error_type(name: str, where: str = "error_type") -> type[Exception]:
-    """Find an exception class by builtin name, agent-framework exception name or ``module.Class``."""
-    if "." in name or ":" in name:
-        module_name, _, attr = name.replace(":", ".").rpartition(".")
+    """Find an exception class by builtin name, agent-framework exception name or ``module.Class``.
+
+    ``where`` names the field in error messages (e.g. ``script.json: steps[0].error_type``).
+    """
+    dotted = name.replace(":", ".")
+    found: Any = None
+    if not _DOTTED_NAME.fullmatch(dotted):
+        pass  # empty parts (".X", "a..B"), spaces, ...: never a class name
+    elif "." in dotted:
+        module_name, _, attr = dotted.rpartition(".")
         try:
             found = getattr(importlib.import_module(module_name), attr, None)
         except ImportError:
             found = None
+        except Exception as exc:  # the module itself failed while importing
+            raise ScriptError(
+                f"{where}: importing {module_name!r} for {name!r} failed: {type(exc).__name__}: {exc}"
+            ) from None
     else:
         found = getattr(builtins, name, None) or getattr(af_exceptions, name, None)
     if not isinstance(found, type) or not issubclass(found, Exception):
         raise ScriptError(
-            f"{where}.error_type: {name!r} is not a known exception class "
+            f"{where}: {name!r} is not a known exception class "
             "(use a builtin like 'ValueError', an agent_framework exception or 'module.Class')"
         )
     return found
@@ -427,6 +421,16 @@ def _step_problem(step: Step) -> str | None:
     if step.delay < 0:
         return "'delay' must be >= 0"
     return None
+
+
+def _check_keys(
+    data: Mapping[str, Any], allowed: frozenset[str], where: str, what: str, expected: str | None = None
+) -> None:
+    """Reject keys outside ``allowed``: ``WHERE: unknown WHAT key(s) [...]; expected EXPECTED``."""
+    unknown = set(data) - allowed
+    if unknown:
+        expected = expected if expected is not None else f"{sorted(allowed - {'comment'})}"
+        raise ScriptError(f"{where}: unknown {what} key(s) {sorted(unknown, key=str)}; expected {expected}")
 
 
 def _typed(value: Any, kind: type, where: str, expected: str) -> Any:

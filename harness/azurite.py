@@ -12,10 +12,16 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
-from harness.processes import ManagedProcess, StartupError, ensure_port_free, free_port, port_is_open
+from harness.processes import (
+    ManagedProcess,
+    ManagedService,
+    StartupError,
+    ensure_port_free,
+    free_port,
+    port_is_open,
+)
 
 __all__ = [
     "ACCOUNT_KEY",
@@ -92,8 +98,8 @@ def ensure_azurite(
     npm = shutil.which("npm")
     if shutil.which("node") is None or npm is None:
         raise AzuriteNotFoundError(
-            "Azurite is not installed and node/npm are not on PATH: install Node.js (>= 18) "
-            "or `npm install -g azurite`"
+            "Azurite is not installed and node/npm are not on PATH: install Node.js "
+            "(20 or newer recommended; 18 works) or `npm install -g azurite`"
         )
     target = azurite_install_dir(version)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -155,8 +161,10 @@ def connection_string(blob_port: int, queue_port: int, table_port: int, host: st
     )
 
 
-class Azurite:
-    """A running Azurite (blob, queue, table) on free (or given) ports with its own data folder."""
+class Azurite(ManagedService):
+    """A running Azurite (blob, queue, table) on free (or given) ports with its own data folder.
+    Its data is kept on disk under ``data_dir``; ``stop()`` keeps the folder and the log.
+    """
 
     def __init__(
         self,
@@ -168,7 +176,6 @@ class Azurite:
         blob_port: int | None = None,
         queue_port: int | None = None,
         table_port: int | None = None,
-        in_memory: bool = False,
         version: str = AZURITE_VERSION,
         on_progress: Callable[[str], None] | None = None,
     ) -> None:
@@ -178,7 +185,6 @@ class Azurite:
         self.host = host
         self._requested = {"blob": blob_port, "queue": queue_port, "table": table_port}
         self.ports: dict[str, int] = {}
-        self.in_memory = in_memory
         self.version = version
         self.on_progress = on_progress
         self._proc: ManagedProcess | None = None
@@ -209,17 +215,6 @@ class Azurite:
         """``http://host:port/devstoreaccount1`` for ``blob``, ``queue`` or ``table``."""
         return f"http://{self.host}:{self.ports[service]}/{ACCOUNT_NAME}"
 
-    @property
-    def process(self) -> ManagedProcess | None:
-        return self._proc
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.is_running()
-
     def _pick_ports(self) -> dict[str, int]:
         ports: dict[str, int] = {}
         for service in SERVICES:
@@ -236,8 +231,6 @@ class Azurite:
 
     def command(self, executable: Path) -> list[str]:
         args = [str(executable), "--location", str(self.data_dir), *AZURITE_FLAGS]
-        if self.in_memory:
-            args.append("--inMemoryPersistence")
         for service in SERVICES:
             args += [f"--{service}Host", self.host, f"--{service}Port", str(self.ports[service])]
         return args
@@ -275,19 +268,3 @@ class Azurite:
                 return False
             httpx.get(f"http://{self.host}:{port}/{ACCOUNT_NAME}?comp=list", timeout=2.0)
         return True
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop Azurite (and anything it spawned); the data folder and log are kept."""
-        if self._proc is not None:
-            self._proc.stop(timeout)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -31,13 +31,14 @@ from harness.client import (
     message_count,
     parse_time,
 )
+from harness.processes import port_argument
+from harness.stack import HOST_MODES
 
 if TYPE_CHECKING:
     from harness.stack import Stack
 
 PROG = "python -m harness"
 LIVE_ENV_VARS = ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_CHAT_DEPLOYMENT_NAME")
-HOST_MODES = ("auto", "func", "local")
 EXIT_USAGE = 2
 EXIT_STARTUP = 1
 EXIT_INTERRUPTED = 130
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--script", type=Path, metavar="FILE", help="fake-model script (default: weather)")
         sub.add_argument("--live", action="store_true", help="use the app's real model (AZURE_OPENAI_* env)")
-        sub.add_argument("--port", type=int, default=None, help="host port (default: a free port)")
+        sub.add_argument("--port", type=port_argument, default=None, help="host port (default: a free port)")
 
     def remote_options(sub: argparse.ArgumentParser, default_url: str | None) -> None:
         help_url = "URL of a running app" + (f" (default: {default_url})" if default_url else "")
@@ -167,8 +168,10 @@ def _check_stack_args(args: argparse.Namespace) -> None:
         missing = [name for name in LIVE_ENV_VARS if not os.environ.get(name)]
         if missing:
             raise UsageError(f"--live needs model settings in the environment: set {', '.join(missing)}")
-    if args.script is not None and not args.script.is_file():
-        raise UsageError(f"script {args.script} does not exist")
+    if args.script is not None:
+        if not args.script.is_file():
+            raise UsageError(f"script {args.script} does not exist")
+        _check_script(args.script)
     if args.app is not None and not args.app.is_dir():
         raise UsageError(f"app folder {args.app} does not exist")
     if args.app is None:
@@ -179,6 +182,16 @@ def _check_stack_args(args: argparse.Namespace) -> None:
                 "no app given and the weather sample was not found; pass --app DIR "
                 "(or run from a checkout of the repository, which has samples/weather)"
             )
+
+
+def _check_script(path: Path) -> None:
+    """Load the fake-model script as the host will, so a bad one is reported here in one line."""
+    from fakes import ScriptError, load_script
+
+    try:
+        load_script(path)
+    except ScriptError as exc:
+        raise UsageError(f"bad script: {exc}") from None
 
 
 def _make_stack(args: argparse.Namespace) -> Stack:
@@ -246,8 +259,8 @@ def _chat(args: argparse.Namespace, console: Console) -> int:
     if args.url:
         if args.app or args.script or args.live or args.host_mode != "auto":
             raise UsageError("--url attaches to a running app: --app/--script/--live/--host do not apply")
-        check_agent(args.agent, _agents_of(args.url, args.key))
-        ChatApp(AgentClient(args.url, key=args.key), args.agent, None).run()
+        agent = check_agent(args.agent, _agents_of(args.url, args.key))
+        ChatApp(AgentClient(args.url, key=args.key), agent, None).run()
         return 0
     _check_stack_args(args)
     stack = _make_stack(args)
@@ -255,8 +268,8 @@ def _chat(args: argparse.Namespace, console: Console) -> int:
         seconds = _start(stack)
         agents = _agents_of(stack.url)
         _banner(console, stack, seconds, agents)
-        check_agent(args.agent, agents)
-        ChatApp(AgentClient(stack.url), args.agent, stack.log_paths).run()
+        agent = check_agent(args.agent, agents)
+        ChatApp(AgentClient(stack.url), agent, stack.log_paths).run()
     finally:
         stack.stop()
     return 0
@@ -284,10 +297,13 @@ def _up(args: argparse.Namespace, console: Console) -> int:
 
 
 def _client(args: argparse.Namespace) -> SyncAgentClient:
-    """A client for --url after checking the agent exists (one-line error listing the agents)."""
+    """A client for --url after checking the agent exists (one-line error listing the agents).
+
+    `args.agent` becomes the app's spelling of the name (names match case-insensitively).
+    """
     client = SyncAgentClient(args.url, key=args.key)
     try:
-        check_agent(args.agent, client.agents())
+        args.agent = check_agent(args.agent, client.agents())
     except ClientError:
         client.close()
         raise

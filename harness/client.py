@@ -52,8 +52,11 @@ class SessionSummary:
 
 
 def entity_name(agent: str) -> str:
-    """The Durable entity name that stores an agent's sessions."""
-    return f"dafx-{agent}"
+    """The Durable entity name that stores an agent's sessions (the library's own naming)."""
+    # Imported here: the library pulls in agent-framework, which `show` and the TUI never need.
+    from durableagent.session import entity_name_for
+
+    return entity_name_for(agent)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -185,9 +188,15 @@ class _Requests:
     """Request building and response interpretation shared by the async and sync clients."""
 
     def __init__(self, base_url: str = DEFAULT_URL, key: str | None = None, timeout: float = 30.0) -> None:
-        url = httpx.URL(base_url.strip())
+        try:
+            url = httpx.URL(base_url.strip())
+        except (httpx.InvalidURL, ValueError) as exc:  # e.g. `http://[::1` or a port out of range
+            reason = " ".join(str(exc).split())
+            raise ClientError(f"invalid URL {base_url!r}: {reason}") from None
         if url.scheme not in ("http", "https") or not url.host:
             raise ClientError(f"invalid URL {base_url!r}: expected http(s)://HOST[:PORT]")
+        if url.port is not None and not 1 <= url.port <= 65535:
+            raise ClientError(f"invalid URL {base_url!r}: port {url.port} is not from 1 to 65535")
         self.base_url = str(url).rstrip("/")
         self.key = key
         self.timeout = timeout
@@ -238,14 +247,24 @@ class _Requests:
         path = f"{DURABLE_PREFIX}/entities/{quote(entity_name(agent), safe='')}"
         return path if session_id is None else f"{path}/{quote(session_id, safe='')}"
 
+    def _page_request(self, agent: str, top: int, token: str | None) -> tuple[str, str, dict[str, Any]]:
+        """(method, path, options) of one page of the entity listing, from `token` on."""
+        options: dict[str, Any] = {
+            "params": {"fetchState": "true", "top": str(top)},
+            "headers": {CONTINUATION_HEADER: token} if token else {},
+        }
+        return "GET", self._entities_path(agent), options
+
     @staticmethod
-    def _page(response: httpx.Response) -> tuple[list[dict[str, Any]], str | None]:
+    def _read_page(response: httpx.Response, items: list[dict[str, Any]]) -> str | None:
+        """Add one listing page's rows to `items`; return the continuation token (None on the last page)."""
         if response.status_code == 404:
-            return [], None  # no entity of that name yet
+            return None  # no entity of that name yet
         _raise_for(response)
         body = _json(response)
-        items = [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
-        return items, response.headers.get(CONTINUATION_HEADER) or None
+        if isinstance(body, list):
+            items.extend(item for item in body if isinstance(item, dict))
+        return response.headers.get(CONTINUATION_HEADER) or None
 
 
 class AgentClient(_Requests):
@@ -309,16 +328,9 @@ class AgentClient(_Requests):
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            headers = {CONTINUATION_HEADER: token} if token else {}
-            response = await self._send(
-                "GET",
-                self._entities_path(agent),
-                params={"fetchState": "true", "top": str(top)},
-                headers=headers,
-            )
-            page, token = self._page(response)
-            items.extend(page)
-            if not token:
+            method, path, options = self._page_request(agent, top, token)
+            token = self._read_page(await self._send(method, path, **options), items)
+            if token is None:
                 return summarize(items)
 
     async def reset(self, agent: str, session_id: str) -> None:
@@ -382,16 +394,9 @@ class SyncAgentClient(_Requests):
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            headers = {CONTINUATION_HEADER: token} if token else {}
-            response = self._send(
-                "GET",
-                self._entities_path(agent),
-                params={"fetchState": "true", "top": str(top)},
-                headers=headers,
-            )
-            page, token = self._page(response)
-            items.extend(page)
-            if not token:
+            method, path, options = self._page_request(agent, top, token)
+            token = self._read_page(self._send(method, path, **options), items)
+            if token is None:
                 return summarize(items)
 
     def reset(self, agent: str, session_id: str) -> None:
@@ -410,8 +415,17 @@ def agent_names(health: Any) -> list[str]:
     return names
 
 
-def check_agent(agent: str, names: list[str]) -> None:
-    """Raise a one-line ClientError naming the available agents when `agent` is unknown."""
-    if agent not in names:
-        available = ", ".join(names) if names else "none"
-        raise ClientError(f"unknown agent {agent!r}; available agents: {available}")
+def check_agent(agent: str, names: list[str]) -> str:
+    """The app's spelling of `agent`; a one-line ClientError naming the available agents when unknown.
+
+    Matching ignores case, like the app: Durable entity names are case-insensitive, so the app
+    resolves `weatheragent` to `WeatherAgent`.
+    """
+    if agent in names:
+        return agent
+    wanted = agent.lower()
+    for name in names:
+        if name.lower() == wanted:
+            return name
+    available = ", ".join(names) if names else "none"
+    raise ClientError(f"unknown agent {agent!r}; available agents: {available}")

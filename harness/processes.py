@@ -8,6 +8,7 @@ or when our own process dies.
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import ctypes
@@ -31,10 +32,13 @@ from typing import Self
 
 __all__ = [
     "ManagedProcess",
+    "ManagedService",
     "PortInUseError",
+    "StartStop",
     "StartupError",
     "ensure_port_free",
     "free_port",
+    "port_argument",
     "port_is_open",
     "tail",
     "wait_port_free",
@@ -51,6 +55,18 @@ class StartupError(RuntimeError):
 
 class PortInUseError(StartupError):
     """A port that was asked for explicitly is already taken by someone else."""
+
+
+def port_argument(text: str, *, allow_zero: bool = False) -> int:
+    """argparse type for a TCP port: 1 to 65535 (0, "any free port", too when ``allow_zero``)."""
+    lowest = 0 if allow_zero else 1
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not lowest <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: expected a number from {lowest} to 65535")
+    return port
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -160,7 +176,29 @@ def _live_group_member(pgid: int) -> bool:
     return False
 
 
-class ManagedProcess:
+class StartStop:
+    """Context-manager protocol for things with ``start()`` and ``stop()``: start on enter, stop on exit."""
+
+    def start(self) -> object:
+        raise NotImplementedError
+
+    def stop(self) -> object:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ManagedProcess(StartStop):
     """One child process in its own process group, with its output captured to ``log_path``.
 
     Use as a context manager or call :meth:`start` / :meth:`stop`. Live instances are also stopped at
@@ -346,16 +384,28 @@ class ManagedProcess:
         with _LIVE_LOCK:
             _LIVE.discard(self)
 
-    def __enter__(self) -> Self:
-        return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+class ManagedService(StartStop):
+    """A service (Azurite, a Functions host) run as one :class:`ManagedProcess` that ``start()`` creates."""
+
+    _proc: ManagedProcess | None = None
+
+    @property
+    def process(self) -> ManagedProcess | None:
+        """The current child process, None before the first start."""
+        return self._proc
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.is_running()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the process (and anything it spawned): SIGTERM to its group, then SIGKILL; logs are kept."""
+        if self._proc is not None:
+            self._proc.stop(timeout)
 
 
 @atexit.register

@@ -35,13 +35,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import pytest
 
+from harness.stack import HOST_MODES
+
 if TYPE_CHECKING:
     import httpx
 
     from harness.azurite import Azurite
     from harness.stack import FunctionHost
 
-HOST_MODES = ("func", "local", "auto")
 STACK_FIXTURES = frozenset({"azurite", "function_host", "host_client"})
 
 

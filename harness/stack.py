@@ -14,15 +14,23 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
-from typing import Literal, Self, cast
+from typing import Literal, Self, cast, get_args
 
 from harness.azurite import Azurite
-from harness.processes import ManagedProcess, StartupError, ensure_port_free, free_port, wait_port_free
+from harness.processes import (
+    ManagedProcess,
+    ManagedService,
+    StartStop,
+    StartupError,
+    ensure_port_free,
+    free_port,
+    wait_port_free,
+)
 
 __all__ = [
     "CHAT_ENV_VARS",
     "DEFAULT_APP_DIR",
+    "HOST_MODES",
     "FunctionHost",
     "HostMode",
     "Stack",
@@ -43,7 +51,8 @@ def _default_app_dir() -> Path:
 
 DEFAULT_APP_DIR = _default_app_dir()
 CHAT_ENV_VARS = ("DURABLEAGENT_CHAT_SCRIPT", "DURABLEAGENT_CHAT_RECORD")
-HOST_MODES: tuple[str, ...] = ("func", "local", "auto")
+HOST_MODES: tuple[str, ...] = get_args(HostMode)
+"""The host modes every entry point accepts (CLI ``--host``, pytest ``--durableagent-host``, ``Stack``)."""
 
 
 def resolve_host_mode(mode: str) -> Literal["func", "local"]:
@@ -60,7 +69,7 @@ def resolve_host_mode(mode: str) -> Literal["func", "local"]:
     return cast(Literal["func", "local"], mode)
 
 
-class FunctionHost:
+class FunctionHost(ManagedService):
     """A Functions host serving ``app_dir`` on ``port``: ``func start`` or ``python -m harness.host``.
 
     Both variants get the same environment, readiness check (``GET /admin/host/status`` -> 200),
@@ -108,17 +117,6 @@ class FunctionHost:
         if self.port is None:
             raise RuntimeError("the host has not been started")
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def process(self) -> ManagedProcess | None:
-        return self._proc
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.is_running()
 
     def environment(self) -> dict[str, str]:
         """The child's full environment: ours, minus any inherited fake-model settings, plus the stack's."""
@@ -185,11 +183,6 @@ class FunctionHost:
             return True
         return state in (None, "Running")
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Graceful stop (SIGTERM to the process group, then SIGKILL); logs are kept."""
-        if self._proc is not None:
-            self._proc.stop(timeout)
-
     def restart(self, *, kill: bool = False, timeout: float = 120.0) -> float:
         """Stop (``kill=True``: SIGKILL, like a crash) and start again on the same port; returns seconds.
 
@@ -207,17 +200,6 @@ class FunctionHost:
         self._spawn(timeout)
         return time.monotonic() - began
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def default_script_path() -> Path:
     """The rule-based weather script used when no script is given (imported lazily: optional at import)."""
@@ -226,7 +208,7 @@ def default_script_path() -> Path:
     return Path(WEATHER_SCRIPT_PATH)
 
 
-class Stack:
+class Stack(StartStop):
     """Azurite + a Functions host for one app folder, started and stopped together.
 
     ``script`` scripts the fake model (default: the weather script); ``live=True`` uses the app's real
@@ -339,15 +321,3 @@ class Stack:
         """Stop the host first (it talks to Azurite while shutting down), then Azurite."""
         self.host.stop()
         self.azurite.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -16,11 +16,14 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 
 from aiohttp import web
 from azure.core.exceptions import AzureError
+
+from harness.processes import port_argument
 
 from .durable_api import BASE_PATH, DurableApi
 from .entities import EntityDispatcher
@@ -284,7 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="host", description="Run a Python v2 Functions app locally (HTTP triggers + durable entities)."
     )
     parser.add_argument("app_dir", nargs="?", default=".", help="directory containing function_app.py")
-    parser.add_argument("--port", type=int, default=7071)
+    parser.add_argument(
+        "--port", type=partial(port_argument, allow_zero=True), default=7071, help="port (0: any free port)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind")
     parser.add_argument(
         "--enforce-keys", action="store_true", help=f"require a key (env {KEY_ENV} or generated)"
@@ -327,15 +332,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         asyncio.run(_serve(host))
-    except AppLoadError as exc:
-        log.error("%s", exc)
-        return 2
+    except AppLoadError as exc:  # also SettingsError: a broken local.settings.json, host.json, --storage
+        return _report_error("%s", exc, 2)
     except AzureError as exc:
-        log.error("storage: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        return 1
+        return _report_error("storage: %s", exc, 1, (str(exc).splitlines() or [""])[0])
     except OSError as exc:
-        log.error("cannot start host: %s", exc)
-        return 1
+        return _report_error("cannot start host: %s", exc, 1)
+    except ValueError as exc:  # e.g. the storage SDKs rejecting a connection string without an account
+        return _report_error("cannot start host: %s", exc, 2)
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _report_error(fmt: str, exc: BaseException, code: int, text: str | None = None) -> int:
+    """Log `exc` (or `text`) as one line, the traceback only with --verbose; return the exit code."""
+    line = " ".join((str(exc) if text is None else text).split()) or type(exc).__name__
+    log.error(fmt, line)
+    log.debug("details of the error above", exc_info=exc)
+    return code

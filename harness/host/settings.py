@@ -1,6 +1,8 @@
 """App settings: local.settings.json, host.json and the storage connection string.
 
 Kept apart from the server so the loader and the tests can resolve settings without starting anything.
+A broken file or connection string raises `SettingsError` (an `AppLoadError`, so the host reports it in
+one line) naming the file or setting and what is wrong with it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from azure.core.utils import parse_connection_string
+
+from harness.azurite import connection_string
+
+from .loader import AppLoadError
+
 log = logging.getLogger("harness.host")
 
 DEFAULT_ROUTE_PREFIX = "api"
@@ -20,34 +28,58 @@ DEFAULT_HUB_NAME = "TestHubName"
 HUB_ENV = "DURABLEAGENT_TASK_HUB"
 KEY_ENV = "DURABLEAGENT_FUNCTION_KEY"
 
-DEV_ACCOUNT = "devstoreaccount1"
-DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+class SettingsError(AppLoadError, ValueError):
+    """local.settings.json, host.json or the storage connection string is unusable."""
 
 
 def dev_storage_connection_string(
     blob_port: int = 10000, queue_port: int = 10001, table_port: int = 10002
 ) -> str:
-    """Azurite's well-known account, spelled out (the table SDK does not understand UseDevelopmentStorage)."""
-    return (
-        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-        f"BlobEndpoint=http://127.0.0.1:{blob_port}/{DEV_ACCOUNT};"
-        f"QueueEndpoint=http://127.0.0.1:{queue_port}/{DEV_ACCOUNT};"
-        f"TableEndpoint=http://127.0.0.1:{table_port}/{DEV_ACCOUNT};"
-    )
+    """Azurite's well-known account on its default ports, spelled out (the table SDK does not understand
+    UseDevelopmentStorage)."""
+    return connection_string(blob_port, queue_port, table_port)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     """Read a JSON settings file; a missing file is an empty one, a broken one is an error worth showing."""
     if not path.is_file():
         return {}
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON ({exc})") from exc
+        raise SettingsError(f"{path}: invalid JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise SettingsError(f"{path}: expected a JSON object, not {_json_type(data)}")
     return data
+
+
+def _object(value: Any, where: str, what: str) -> dict[str, Any]:
+    """`value` when it is a JSON object (None counts as an empty one), else a SettingsError."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SettingsError(f"{where}: {what} must be a JSON object, not {_json_type(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    """JSON's name for the type of a decoded value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def apply_local_settings(app_dir: Path) -> dict[str, str]:
@@ -56,14 +88,22 @@ def apply_local_settings(app_dir: Path) -> dict[str, str]:
     Variables already present in the environment win (so a test or a shell can override a setting),
     which matches Core Tools' behaviour. Returns the values that were applied.
     """
-    values = _read_json(app_dir / "local.settings.json").get("Values") or {}
-    applied: dict[str, str] = {}
+    path = app_dir / "local.settings.json"
+    values = _object(_read_json(path).get("Values"), f"{path}", '"Values"')
+    settings: dict[str, str] = {}
     for name, value in values.items():
-        if name in os.environ or value is None:
+        if value is None:
             continue
         text = value if isinstance(value, str) else json.dumps(value)
-        os.environ[name] = text
-        applied[name] = text
+        if not name or "=" in name or "\0" in name or "\0" in text:
+            raise SettingsError(
+                f'{path}: "Values" entry {name!r} cannot be an environment variable '
+                "(names must be non-empty without '=', and neither may contain NUL characters)"
+            )
+        settings[name] = text
+    # Checked first and applied together, so a bad entry leaves the environment untouched.
+    applied = {name: text for name, text in settings.items() if name not in os.environ}
+    os.environ.update(applied)
     return applied
 
 
@@ -77,15 +117,23 @@ class HostConfig:
     @classmethod
     def load(cls, app_dir: Path) -> HostConfig:
         """Read host.json; `DURABLEAGENT_TASK_HUB` overrides the hub so tests can isolate task hubs."""
-        data = _read_json(app_dir / "host.json")
-        extensions = data.get("extensions") or {}
-        http = extensions.get("http") or {}
-        prefix = http.get("routePrefix", DEFAULT_ROUTE_PREFIX)
-        prefix = DEFAULT_ROUTE_PREFIX if prefix is None else str(prefix).strip("/")
-        hub = (extensions.get("durableTask") or {}).get("hubName") or DEFAULT_HUB_NAME
-        hub = _expand_setting(str(hub))
-        hub = os.environ.get(HUB_ENV) or hub
+        path = app_dir / "host.json"
+        where = f"{path}"
+        extensions = _object(_read_json(path).get("extensions"), where, '"extensions"')
+        http = _object(extensions.get("http"), where, '"extensions.http"')
+        durable = _object(extensions.get("durableTask"), where, '"extensions.durableTask"')
+        prefix = _string(http.get("routePrefix"), where, '"extensions.http.routePrefix"')
+        prefix = DEFAULT_ROUTE_PREFIX if prefix is None else prefix.strip("/")
+        hub = _string(durable.get("hubName"), where, '"extensions.durableTask.hubName"') or DEFAULT_HUB_NAME
+        hub = os.environ.get(HUB_ENV) or _expand_setting(hub)
         return cls(route_prefix=prefix, hub_name=hub)
+
+
+def _string(value: Any, where: str, what: str) -> str | None:
+    """`value` when it is a string (None when absent or null), else a SettingsError."""
+    if value is not None and not isinstance(value, str):
+        raise SettingsError(f"{where}: {what} must be a string, not {_json_type(value)}")
+    return value
 
 
 def _expand_setting(value: str) -> str:
@@ -94,8 +142,20 @@ def _expand_setting(value: str) -> str:
 
 
 def resolve_storage(explicit: str | None) -> str:
-    """Pick the storage connection string: `--storage`, else AzureWebJobsStorage, else Azurite defaults."""
+    """Pick the storage connection string: `--storage`, else AzureWebJobsStorage, else Azurite defaults.
+
+    A string that is not `NAME=VALUE;...` pairs raises SettingsError naming where it came from (the
+    storage SDKs would only say "blank or malformed", with a traceback).
+    """
+    source = "--storage" if explicit else "AzureWebJobsStorage (environment or local.settings.json)"
     conn = explicit or os.environ.get("AzureWebJobsStorage") or "UseDevelopmentStorage=true"
     if conn.replace(" ", "").lower().startswith("usedevelopmentstorage=true"):
         return dev_storage_connection_string()
+    try:
+        parse_connection_string(conn)
+    except ValueError:
+        raise SettingsError(
+            f"storage connection string from {source} is malformed: expected NAME=VALUE pairs separated "
+            "by ';', e.g. DefaultEndpointsProtocol=http;AccountName=...;AccountKey=...;TableEndpoint=..."
+        ) from None
     return conn

@@ -130,3 +130,53 @@ def test_module_entry_point(dead_url):
     assert result.returncode == 2
     assert result.stderr.strip().startswith("python -m harness: error: cannot connect")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def nothing_starts(monkeypatch):
+    """Fail the test if any command tries to start Azurite or a Functions host."""
+    from harness.azurite import Azurite
+    from harness.stack import FunctionHost
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError(f"{type(self).__name__} was started")
+
+    monkeypatch.setattr(Azurite, "start", refuse)
+    monkeypatch.setattr(FunctionHost, "start", refuse)
+
+
+@pytest.mark.parametrize("port", ["99999", "-5", "0", "http"])
+@pytest.mark.parametrize("command", [["up"], ["chat", AGENT]])
+def test_port_out_of_range_is_one_line_before_anything_starts(command, port, nothing_starts, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--port", port])
+    assert exc.value.code == 2
+    line = one_line_error(capsys)
+    assert f"argument --port: invalid port '{port}': expected a number from 1 to 65535" in line
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999999"])
+def test_unparsable_url_is_one_line(url, capsys):
+    assert main(["sessions", "X", "--url", url]) == 2
+    assert f"invalid URL '{url}'" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("command", [["up"], ["chat", AGENT]])
+def test_bad_script_is_reported_before_anything_starts(command, tmp_path, nothing_starts, capsys):
+    script = tmp_path / "bad.json"
+    script.write_text(json.dumps({"steps": [{"txt": "hello"}]}))
+    assert main([*command, "--script", str(script)]) == 2
+    line = one_line_error(capsys)
+    assert f"bad script: {script}: steps[0]: unknown step key(s) ['txt']" in line
+    broken = tmp_path / "broken.toml"
+    broken.write_text("steps = [")
+    assert main([*command, "--script", str(broken)]) == 2
+    assert f"{broken}: not valid TOML" in one_line_error(capsys)
+
+
+def test_agent_names_match_case_insensitively(app_url, two_turns, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["sessions", AGENT.lower(), "--url", app_url, "--json"]) == 0
+    assert two_turns in [row["sessionId"] for row in json.loads(capsys.readouterr().out)]
+    assert main(["show", AGENT.upper(), two_turns, "--url", app_url]) == 0
+    assert f"{AGENT} / {two_turns}: 4 messages" in capsys.readouterr().out  # the app's spelling

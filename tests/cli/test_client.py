@@ -105,6 +105,38 @@ def test_state_404_is_none():
 
 def test_check_agent_and_summaries():
     check_agent("A", ["A", "B"])
+    assert check_agent("A", ["A", "B"]) == "A"
     with pytest.raises(ClientError, match="unknown agent 'C'; available agents: A, B"):
         check_agent("C", ["A", "B"])
     assert summarize([{"entityId": {}}, {"nothing": 1}]) == []
+
+
+def test_check_agent_ignores_case_and_returns_the_apps_spelling():
+    assert check_agent("weatheragent", ["MathAgent", "WeatherAgent"]) == "WeatherAgent"
+    assert check_agent("MATHAGENT", ["MathAgent", "WeatherAgent"]) == "MathAgent"
+    assert check_agent("mathagent", ["mathagent", "MathAgent"]) == "mathagent"  # exact match first
+    with pytest.raises(ClientError, match="unknown agent 'weather'"):
+        check_agent("weather", ["WeatherAgent"])
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://host:99999999", "http://[zz]:80"])
+def test_unparsable_urls_are_client_errors(url):
+    with pytest.raises(ClientError, match=r"^invalid URL "):
+        SyncAgentClient(url)
+    with pytest.raises(ClientError, match=r"^invalid URL "):
+        AgentClient(url)
+
+
+def test_sessions_of_an_agent_without_entities_is_empty():
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, json={"error": "no such entity"})
+
+    with SyncAgentClient("http://app", transport=httpx.MockTransport(handler)) as client:
+        assert client.sessions("WeatherAgent") == []
+
+
+def test_entity_name_is_the_librarys():
+    from durableagent import entity_name_for
+    from harness.client import entity_name
+
+    assert entity_name("WeatherAgent") == entity_name_for("WeatherAgent") == "dafx-WeatherAgent"

@@ -10,6 +10,7 @@ import pytest
 from agent_framework import Agent
 
 from fakes import ScriptedChatClient, ScriptError, load_script, parse_script, read_recorded
+from fakes.script import resolve_error_type
 
 
 def get_weather(location: str) -> str:
@@ -233,3 +234,31 @@ def test_invalid_json_and_toml_and_suffix(tmp_path: Path):
         load_script(yaml)
     with pytest.raises(ScriptError, match="cannot read script"):
         ScriptedChatClient.from_file(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("name", [".X", "..X", "X.", "os..path", "a b", "", ":X"])
+def test_malformed_error_type_names_are_script_errors(name: str):
+    with pytest.raises(ScriptError, match="is not a known exception class"):
+        resolve_error_type(name)
+
+
+def test_error_type_messages_name_the_field_once(tmp_path: Path):
+    with pytest.raises(ScriptError) as direct:
+        resolve_error_type("NoSuchError")
+    assert str(direct.value).startswith("error_type: 'NoSuchError'")
+
+    path = write_json(tmp_path / "bad.json", {"steps": [{"error": "boom", "error_type": ".X"}]})
+    with pytest.raises(ScriptError) as from_file:
+        load_script(path)
+    assert f"{path}: steps[0].error_type: '.X' is not a known exception class" in str(from_file.value)
+    assert "error_type.error_type" not in str(from_file.value)
+
+
+def test_dotted_error_types_resolve():
+    assert resolve_error_type("json.JSONDecodeError") is json.JSONDecodeError
+    assert resolve_error_type("json:JSONDecodeError") is json.JSONDecodeError
+
+
+def test_unknown_keys_in_python_values_with_odd_keys():
+    with pytest.raises(ScriptError, match=r"unknown step key\(s\) \[1, 'x'\]"):
+        parse_script({"steps": [{"text": "a", 1: "b", "x": "c"}]})

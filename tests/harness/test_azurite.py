@@ -149,3 +149,44 @@ def test_dead_azurite_reports_its_log(tmp_path: Path) -> None:
         emulator.start()
     assert "azurite: bad flag ['--location'" in str(info.value)
     assert emulator.pid is not None and not alive(emulator.pid)
+
+
+def test_missing_node_message_recommends_node_20(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DURABLEAGENT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DURABLEAGENT_AZURITE", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    with pytest.raises(AzuriteNotFoundError) as info:
+        ensure_azurite()
+    assert "Node.js (20 or newer recommended; 18 works)" in str(info.value)
+    assert ">= 18" not in str(info.value)
+
+
+def test_no_in_memory_option(tmp_path: Path) -> None:
+    """Azurite 3.35 rejects --inMemoryPersistence together with --location, which it always gets."""
+    with pytest.raises(TypeError):
+        Azurite(tmp_path / "data", in_memory=True)  # type: ignore[call-arg]
+    emulator = Azurite(tmp_path / "data")
+    emulator.ports = {"blob": 1, "queue": 2, "table": 3}
+    args = emulator.command(Path("azurite"))
+    assert "--inMemoryPersistence" not in args
+    assert args[1:3] == ["--location", str(tmp_path / "data")]
+
+
+def test_azurite_is_a_managed_service(tmp_path: Path) -> None:
+    from harness.processes import ManagedService
+
+    emulator = Azurite(tmp_path / "data")
+    assert isinstance(emulator, ManagedService)
+    assert emulator.process is None and emulator.pid is None and not emulator.is_running()
+    emulator.stop()  # never started: nothing to do
+
+
+def test_one_development_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local host's default storage is the emulator's account on Azurite's default ports."""
+    from harness.azurite import connection_string
+    from harness.host import settings
+
+    assert settings.dev_storage_connection_string() == connection_string(10000, 10001, 10002)
+    assert not hasattr(settings, "DEV_KEY")
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    assert settings.resolve_storage(None) == connection_string(10000, 10001, 10002)

@@ -162,3 +162,51 @@ def test_tail(tmp_path: Path) -> None:
     assert tail(log) == ""
     log.write_text("".join(f"{i}\n" for i in range(100)))
     assert tail(log, 3) == "97\n98\n99"
+
+
+def test_port_argument() -> None:
+    import argparse
+
+    from harness.processes import port_argument
+
+    assert port_argument("1") == 1 and port_argument("65535") == 65535
+    assert port_argument("0", allow_zero=True) == 0
+    for bad in ["0", "-5", "65536", "99999", "http", ""]:
+        with pytest.raises(argparse.ArgumentTypeError, match="expected a number from 1 to 65535"):
+            port_argument(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a number from 0 to 65535"):
+        port_argument("-1", allow_zero=True)
+
+
+def test_managed_service_lifecycle_and_context_manager(tmp_path: Path) -> None:
+    from harness.processes import ManagedService, StartStop
+
+    class Sleeper(ManagedService):
+        def start(self) -> Sleeper:
+            self._proc = ManagedProcess(py("import time; time.sleep(60)"), log_path=tmp_path / "s.log")
+            self._proc.start()
+            return self
+
+    service = Sleeper()
+    assert service.process is None and service.pid is None and not service.is_running()
+    service.stop()  # before start: a no-op
+    with service as entered:
+        assert entered is service
+        assert service.is_running() and service.pid == service.process.pid
+        pid = service.pid
+    assert not service.is_running() and wait_dead(pid) == []
+
+    events: list[str] = []
+
+    class Recorder(StartStop):
+        def start(self) -> float:  # what start() returns does not matter: `with` yields the object
+            events.append("start")
+            return 1.5
+
+        def stop(self) -> None:
+            events.append("stop")
+
+    with pytest.raises(RuntimeError), Recorder() as recorder:
+        assert isinstance(recorder, Recorder)
+        raise RuntimeError("boom")
+    assert events == ["start", "stop"]

@@ -211,3 +211,29 @@ def test_stack_local_host_on_weather_sample(tmp_path: Path, monkeypatch: pytest.
         stack.restart_host(kill=True)
         state = httpx.get(f"{stack.url}/api/agents/WeatherAgent/harness-local", timeout=30).json()
         assert state["message_count"] == 2  # durable state survived a crash of the host
+
+
+def test_host_modes_are_defined_once() -> None:
+    from typing import get_args
+
+    import harness.cli
+    import harness.pytest_plugin
+    from harness.processes import ManagedService, StartStop
+    from harness.stack import HOST_MODES, HostMode
+
+    assert HOST_MODES == get_args(HostMode) == ("func", "local", "auto")
+    assert harness.cli.HOST_MODES is HOST_MODES
+    assert harness.pytest_plugin.HOST_MODES is HOST_MODES
+    chat = harness.cli.build_parser()._subparsers._group_actions[0].choices["chat"]  # type: ignore[union-attr]
+    host_option = next(action for action in chat._actions if action.dest == "host_mode")
+    assert tuple(host_option.choices) == HOST_MODES
+    assert issubclass(FunctionHost, ManagedService) and issubclass(Stack, StartStop)
+
+
+def test_stack_context_manager_starts_and_stops(monkeypatch: pytest.MonkeyPatch, app_dir: Path) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(Stack, "start", lambda self, timeout=120.0: calls.append("start") or 0.1)
+    monkeypatch.setattr(Stack, "stop", lambda self: calls.append("stop"))
+    with Stack(app_dir, host_mode="local", progress=False) as stack:
+        assert isinstance(stack, Stack)
+    assert calls == ["start", "stop"]
