@@ -189,6 +189,13 @@ class Azurite(ManagedService):
         self.on_progress = on_progress
         self._proc: ManagedProcess | None = None
 
+    @classmethod
+    def on_fixed_ports(cls, data_dir: Path, *, log_path: Path | None = None) -> Self:
+        """An Azurite that keeps its ports across stop/start (outage tests stop and restart it)."""
+        return cls(
+            data_dir, log_path=log_path, blob_port=free_port(), queue_port=free_port(), table_port=free_port()
+        )
+
     def __repr__(self) -> str:
         return f"<Azurite ports={self.ports} running={self.is_running()}>"
 

@@ -209,6 +209,20 @@ class EntityStore:
     async def _put_blob(self, name: str, text: str) -> None:
         await self._container.upload_blob(name, text.encode("utf-8"), overwrite=True)
 
+    async def _put_text(
+        self, entity: dict[str, Any], prop: str, kind: str, iid: str, text: str | None
+    ) -> str | None:
+        """Store `text` in the row, or in a new blob when over the property limit; returns the blob."""
+        if text is None:
+            return None
+        if _utf16_size(text) <= INLINE_LIMIT:
+            entity[prop] = text
+            return None
+        blob = self._blob_name(kind, iid)
+        await self._put_blob(blob, text)
+        entity[f"{prop}Blob"] = blob
+        return blob
+
     async def _get_blob(self, name: str) -> str:
         downloader = await self._container.download_blob(name)
         return (await downloader.readall()).decode("utf-8")
@@ -235,12 +249,7 @@ class EntityStore:
         }
         entity["key"] = key
         try:
-            if input_text is not None and _utf16_size(input_text) > INLINE_LIMIT:
-                blob = self._blob_name("signal", iid)
-                await self._put_blob(blob, input_text)
-                entity["inputBlob"] = blob
-            elif input_text is not None:
-                entity["input"] = input_text
+            await self._put_text(entity, "input", "signal", iid, input_text)
             await self._table.create_entity(entity)
         except AzureError as exc:
             raise self._fail(exc) from exc
@@ -350,12 +359,7 @@ class EntityStore:
                     "exists": True,
                     "lastOperationTime": stamp,
                 }
-                if state is not None and _utf16_size(state) > INLINE_LIMIT:
-                    new_blob = self._blob_name("state", iid)
-                    await self._put_blob(new_blob, state)
-                    entity["stateBlob"] = new_blob
-                elif state is not None:
-                    entity["state"] = state
+                new_blob = await self._put_text(entity, "state", "state", iid, state)
                 if before is None:
                     operations.append(("create", entity))
                 else:

@@ -116,13 +116,7 @@ async def test_sigkill_loses_no_accepted_signal_and_applies_none_twice(
 
 async def test_storage_outage_is_503_and_recovers(tmp_path: Path, hub: str, http: aiohttp.ClientSession):
     # A private Azurite on fixed ports: this test stops it and starts it again.
-    azurite = Azurite(
-        tmp_path / "data",
-        log_path=tmp_path / "azurite.log",
-        blob_port=free_port(),
-        queue_port=free_port(),
-        table_port=free_port(),
-    ).start()
+    azurite = Azurite.on_fixed_ports(tmp_path / "data", log_path=tmp_path / "azurite.log").start()
     try:
         async with LocalHost(COUNTER_APP, port=0, storage=azurite.connection_string, hub_name=hub) as host:
             assert await signal(http, host.url, "counter", "o", "add", 1) == 202

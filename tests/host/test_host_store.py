@@ -3,7 +3,25 @@
 import asyncio
 import json
 
-from harness.host.store import EntityStore, instance_id
+from harness.host.store import EntityRecord, EntityStore, instance_id
+
+
+async def _start_slow_read(
+    store: EntityStore, iid: str, release: asyncio.Event
+) -> asyncio.Task[EntityRecord | None]:
+    """A read that has fetched its row from storage but returns only once `release` is set."""
+    real_get = store._table.get_entity
+
+    async def slow_get(*args, **kwargs):
+        row = await real_get(*args, **kwargs)
+        await release.wait()
+        return row
+
+    store._table.get_entity = slow_get  # type: ignore[method-assign]
+    reader = asyncio.create_task(store.read(iid))
+    await asyncio.sleep(0.2)
+    store._table.get_entity = real_get  # type: ignore[method-assign]
+    return reader
 
 
 async def test_a_read_overlapping_a_commit_does_not_cache_the_older_state(azurite_connstr: str, hub: str):
@@ -15,17 +33,7 @@ async def test_a_read_overlapping_a_commit_does_not_cache_the_older_state(azurit
         store._states.clear()  # as after a restart: the next read goes to storage
 
         release = asyncio.Event()
-        real_get = store._table.get_entity
-
-        async def slow_get(*args, **kwargs):
-            row = await real_get(*args, **kwargs)
-            await release.wait()  # the read has its (old) row; a commit lands meanwhile
-            return row
-
-        store._table.get_entity = slow_get  # type: ignore[method-assign]
-        reader = asyncio.create_task(store.read(iid))
-        await asyncio.sleep(0.2)
-        store._table.get_entity = real_get  # type: ignore[method-assign]
+        reader = await _start_slow_read(store, iid, release)  # it has the old row; a commit lands meanwhile
         before = await EntityStore(azurite_connstr, hub).read(iid)
         assert before is not None
         await store.commit(before, "counter", "race", True, json.dumps(2), [])
@@ -48,17 +56,7 @@ async def test_purge_during_a_read_leaves_nothing_cached(azurite_connstr: str, h
         await store.commit(None, "counter", "gone", True, json.dumps(5), [])
         store._states.clear()
         release = asyncio.Event()
-        real_get = store._table.get_entity
-
-        async def slow_get(*args, **kwargs):
-            row = await real_get(*args, **kwargs)
-            await release.wait()
-            return row
-
-        store._table.get_entity = slow_get  # type: ignore[method-assign]
-        reader = asyncio.create_task(store.read(iid))
-        await asyncio.sleep(0.2)
-        store._table.get_entity = real_get  # type: ignore[method-assign]
+        reader = await _start_slow_read(store, iid, release)
         assert await store.purge(iid)
         release.set()
         await reader

@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from harness.azurite import Azurite
-from harness.processes import free_port
 from harness.stack import FunctionHost
 
 from .conftest import SAMPLES, wait_for_state
@@ -72,13 +71,7 @@ def private_stack(tmp_path: Path):
     """Azurite on fixed ports (so it can be stopped and started again) and a host on it."""
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"default": {"text": "echo: {user}"}}))
-    azurite = Azurite(
-        tmp_path / "azurite-data",
-        log_path=tmp_path / "azurite.log",
-        blob_port=free_port(),
-        queue_port=free_port(),
-        table_port=free_port(),
-    ).start()
+    azurite = Azurite.on_fixed_ports(tmp_path / "azurite-data", log_path=tmp_path / "azurite.log").start()
     host = FunctionHost(
         SAMPLES / "weather",
         storage=azurite.connection_string,
