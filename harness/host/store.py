@@ -158,7 +158,7 @@ class EntityStore:
         # waiting run request, every apply) then cost no storage round trip and no blob download.
         # The first storage error drops it, and reads go to storage (answering 503) until
         # storage works again; until an error is seen, committed state is served from memory.
-        self._states: OrderedDict[str, EntityRecord] = OrderedDict()
+        self._states: OrderedDict[str, EntityRecord | None] = OrderedDict()  # None: no state row
         self._healthy = True
         # Bumped by every write and failure: a read that overlapped one must not cache what it
         # read, since it may be older than what the write left in the cache.
@@ -308,10 +308,9 @@ class EntityStore:
 
     async def read(self, iid: str) -> EntityRecord | None:
         """The state row of one entity (state text loaded from its blob when needed)."""
-        cached = self._states.get(iid)
-        if cached is not None and self._healthy:
+        if iid in self._states and self._healthy:
             self._states.move_to_end(iid)
-            return cached
+            return self._states[iid]
         generation = self._generation
         await self._ensure()
         for _ in range(5):
@@ -320,6 +319,8 @@ class EntityStore:
             except ResourceNotFoundError as exc:
                 if str(getattr(exc, "error_code", "")) == "TableNotFound":
                     raise self._fail(exc) from exc
+                if generation == self._generation:
+                    self._cache(iid, None)  # absence is cached too: a new session's first reads
                 return None
             except AzureError as exc:
                 raise self._fail(exc) from exc
@@ -331,7 +332,7 @@ class EntityStore:
                 raise self._fail(exc) from exc
             self._healthy = True
             if generation == self._generation:
-                self._cache(record)
+                self._cache(iid, record)
             return record
         raise StorageUnavailable(f"state of {iid} keeps changing; try again")
 
@@ -397,9 +398,9 @@ class EntityStore:
             garbage.append(before.state_blob)
         await self._delete_blobs(garbage)
 
-    def _cache(self, record: EntityRecord) -> None:
-        self._states[record.instance_id] = record
-        self._states.move_to_end(record.instance_id)
+    def _cache(self, iid: str, record: EntityRecord | None) -> None:
+        self._states[iid] = record
+        self._states.move_to_end(iid)
         while len(self._states) > CACHED_STATES:
             self._states.popitem(last=False)
 
@@ -407,9 +408,11 @@ class EntityStore:
         """Cache what a commit just wrote; without the new ETag the next read goes to storage."""
         self._generation += 1
         etag = result.get("etag") if isinstance(result, Mapping) else None
-        if record.exists and etag:
+        if not record.exists:
+            self._cache(record.instance_id, None)  # the state row was deleted
+        elif etag:
             record.etag = etag
-            self._cache(record)
+            self._cache(record.instance_id, record)
         else:
             self._states.pop(record.instance_id, None)
 
