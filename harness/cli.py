@@ -222,16 +222,17 @@ def _start(stack: Stack) -> float:
         ) from None
 
 
-def _banner(console: Console, stack: Stack, seconds: float, agents: list[str]) -> None:
+def _banner(console: Console, stack: Stack, seconds: float, agents: list[str] | None) -> None:
     """What runs where: URLs, storage folder, logs and which model answers."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column(overflow="fold")
     table.add_row("App", f"{stack.app_dir} ({stack.host.mode} host, ready in {seconds:.1f} s)")
     table.add_row("URL", stack.url)
-    table.add_row("Health", f"{stack.url}/api/health")
-    for agent in agents:
-        table.add_row("", f"{stack.url}/api/agents/{agent}/run")
+    if agents is not None:
+        table.add_row("Health", f"{stack.url}/api/health")
+        for agent in agents:
+            table.add_row("", f"{stack.url}/api/agents/{agent}/run")
     table.add_row("Durable API", f"{stack.url}/runtime/webhooks/durabletask/")
     table.add_row("Azurite data", str(stack.azurite.data_dir))
     table.add_row("Logs", f"{stack.host.log_path}\n{stack.azurite.log_path}")
@@ -243,13 +244,25 @@ def _banner(console: Console, stack: Stack, seconds: float, agents: list[str]) -
         model = Text("fake: ", style="bold green")
         model.append(str(stack.script_path))
     table.add_row("Model", model)
-    table.add_row("Agents", ", ".join(agents) or "none")
+    table.add_row(
+        "Agents", "not a durableagent app (no /api/health)" if agents is None else ", ".join(agents) or "none"
+    )
     console.print(table)
 
 
 def _agents_of(url: str, key: str | None = None) -> list[str]:
     with SyncAgentClient(url, key=key) as client:
         return client.agents()
+
+
+def _agents_if_any(url: str) -> list[str] | None:
+    """The app's agents, or None for an app without durableagent's health route (any DF app)."""
+    try:
+        return _agents_of(url)
+    except ClientError as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
 def _chat(args: argparse.Namespace, console: Console) -> int:
@@ -281,7 +294,7 @@ def _up(args: argparse.Namespace, console: Console) -> int:
     stack = _make_stack(args)
     try:
         seconds = _start(stack)
-        _banner(console, stack, seconds, _agents_of(stack.url))
+        _banner(console, stack, seconds, _agents_if_any(stack.url))
         console.print("[dim]Press Ctrl-C to stop.[/dim]")
         while stack.is_running():
             time.sleep(0.5)
