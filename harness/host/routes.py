@@ -25,28 +25,26 @@ def _int_ok(value: str) -> bool:
     return re.fullmatch(r"-?\d+", value) is not None
 
 
+def _parses(parse: Callable[[str], object]) -> Callable[[str], bool]:
+    """A constraint that holds when `parse` accepts the value."""
+
+    def ok(value: str) -> bool:
+        try:
+            parse(value)
+        except ValueError:
+            return False
+        return True
+
+    return ok
+
+
 def _float_ok(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return value.strip().lower() not in {"nan", "inf", "-inf", "infinity", "-infinity"}
+    finite = value.strip().lower() not in {"nan", "inf", "-inf", "infinity", "-infinity"}
+    return finite and _parses(float)(value)
 
 
-def _guid_ok(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _datetime_ok(value: str) -> bool:
-    try:
-        datetime.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
+_guid_ok = _parses(uuid.UUID)
+_datetime_ok = _parses(datetime.fromisoformat)
 
 
 def _constraint(name: str, arg: str | None) -> Callable[[str], bool]:
