@@ -15,7 +15,7 @@ from agent_framework import AgentResponse, Message, SupportsAgentRun
 
 from .callbacks import AgentCallbackContext, notify
 from .loop import run_coroutine
-from .requests import RequestError, validate_run_request
+from .requests import RequestError, RunRequest, validate_run_request
 from .state import AgentState, tool_failures
 
 logger = logging.getLogger("durableagent.entity")
@@ -34,12 +34,12 @@ def agent_type_of(agent: SupportsAgentRun) -> str:
     return type(agent).__name__
 
 
-def _run_options(request: dict[str, Any]) -> dict[str, Any]:
+def _run_options(request: RunRequest) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    if not request.get("enable_tool_calls", True):
+    if not request.enable_tool_calls:
         options["tool_choice"] = "none"
-    if request.get("response_schema"):
-        options["response_format"] = request["response_schema"]
+    if request.response_schema:
+        options["response_format"] = request.response_schema
     return options
 
 
@@ -128,7 +128,7 @@ class AgentEntity:
         history: list[Message] | None = None
         state.add_user_message(request.message, correlation_id, role=request.role)
         context = AgentCallbackContext(self.agent_name, correlation_id, session_key, request.message)
-        options = _run_options(request.entity_input(correlation_id))
+        options = _run_options(request)
         try:
             history = self._history(session_key, state, skip_last=True)
             messages = [*history, Message(role=request.role, contents=[request.message])]

@@ -47,6 +47,7 @@ def tool_calls_of(messages: Iterable[Message]) -> list[dict[str, Any]]:
                 result = content.result
                 if content.exception is not None:
                     result = f"error: {content.exception}"
+                    calls[content.call_id]["error"] = str(content.exception)
                 calls[content.call_id]["result"] = _jsonable(result)
     return list(calls.values())
 
@@ -77,13 +78,7 @@ def message_to_dict(message: Message) -> dict[str, Any]:
 def tool_failures(messages: Iterable[Message]) -> list[str]:
     """'name: error' for every tool call of a run that raised (the framework hands the error to
     the model and carries on; we treat the turn as failed)."""
-    names = {c.call_id: c.name for m in messages for c in m.contents if c.type == "function_call"}
-    return [
-        f"{names.get(c.call_id, 'tool')}: {c.exception}"
-        for m in messages
-        for c in m.contents
-        if c.type == "function_result" and c.exception is not None
-    ]
+    return [f"{call['name']}: {call['error']}" for call in tool_calls_of(messages) if "error" in call]
 
 
 def usage_of(response: AgentResponse) -> dict[str, int]:
