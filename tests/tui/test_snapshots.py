@@ -1,7 +1,8 @@
 """SVG snapshots of the main screens, against the real local stack with the scripted fake model.
 
 Stable by construction: fixed session ids (reset before use), `show_volatile=False` (no times,
-correlation ids or URL), and the sessions pane limited to the snapshot's own session.
+correlation ids or URL), the sessions pane limited to the snapshot's own session, and a
+non-blinking prompt cursor.
 Update with `pytest tests/tui --snapshot-update` after an intended UI change.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import pytest
+from textual.widgets import Input
 
 from harness.client import AgentClient, SessionSummary, SyncAgentClient
 from harness.tui import ChatApp
@@ -32,11 +34,17 @@ def snapshot_app(app_url: str, session_id: str) -> ChatApp:
     )
 
 
+def steady_cursor(pilot) -> None:
+    """The prompt's cursor blinks on a timer; a snapshot must not depend on its phase."""
+    pilot.app.query_one("#prompt", Input).cursor_blink = False
+
+
 def sending(message: str) -> Callable[..., Awaitable[None]]:
     """A `run_before` that types `message`, sends it and waits until the reply is rendered."""
 
     async def run_before(pilot) -> None:
         await pilot.app.workers.wait_for_complete()
+        steady_cursor(pilot)
         await pilot.press(*message)
         await pilot.press("enter")
         await pilot.app.workers.wait_for_complete()
@@ -47,6 +55,7 @@ def sending(message: str) -> Callable[..., Awaitable[None]]:
 
 async def settled(pilot) -> None:
     await pilot.app.workers.wait_for_complete()
+    steady_cursor(pilot)
     await pilot.pause()
 
 
