@@ -24,10 +24,12 @@ OPERATIONS = ("run_agent", "get_state", "reset")
 HISTORY_CACHE_SESSIONS = 256
 
 
-def _fingerprint(state: AgentState) -> tuple[Any, ...]:
+def _fingerprint(state: AgentState, *, skip_last: bool = False) -> tuple[Any, ...]:
     """Identifies a history version: it only ever grows by appending, or is reset."""
-    last = state.conversation_history[-1] if state.conversation_history else {}
-    return (state.message_count, last.get("correlation_id"), last.get("timestamp"), last.get("status"))
+    skipped = 1 if skip_last else 0
+    last = state.entry_from_end(1 + skipped) or {}
+    count = state.message_count - skipped
+    return (count, last.get("correlation_id"), last.get("timestamp"), last.get("status"))
 
 
 def agent_type_of(agent: SupportsAgentRun) -> str:
@@ -78,16 +80,13 @@ class AgentEntity:
 
     def _history(self, session_key: str, state: AgentState, *, skip_last: bool = False) -> list[Message]:
         """Messages of the earlier turns (`skip_last`: the newest entry is this turn's own message)."""
-        earlier = AgentState(state.agent_type)
-        earlier.conversation_history = (
-            state.conversation_history[:-1] if skip_last else state.conversation_history
-        )
+        fingerprint = _fingerprint(state, skip_last=skip_last)
         with self._histories_lock:
             hit = self._histories.get(session_key)
-            if hit is not None and hit[0] == _fingerprint(earlier):
+            if hit is not None and hit[0] == fingerprint:
                 self._histories.move_to_end(session_key)
                 return list(hit[1])
-        return earlier.to_messages()
+        return state.to_messages(skip_last=skip_last)
 
     def _remember(self, session_key: str, state: AgentState, messages: list[Message]) -> None:
         with self._histories_lock:
@@ -171,19 +170,19 @@ def create_entity_function(
         if operation == "run_agent":
             result = logic.run_agent(state, context.get_input(), context.entity_key)
         elif operation == "get_state":
-            result = state.get_state()
+            result = state.get_state()  # the whole history, as the HTTP API shows it
         elif operation == "reset":
             state.reset()
             result = {"status": "reset"}
         else:
             result = {"status": "error", "error": f"unknown operation {operation!r}"}
         context.set_result(result)
-        if stored is None and not state.conversation_history:
+        if stored is None and not state.message_count:
             # Nothing happened: reading or a bad call creates no session. (After set_result,
             # which marks the entity as existing.)
             context.destruct_on_exit()
         else:
-            context.set_state(state.get_state())
+            context.set_state(state.to_dict())
 
     entity_function.__name__ = f"{agent_name}_entity"
     return entity_function

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import zlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from agent_framework import AgentResponse, Message
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Newest entries kept as objects in the stored state; older ones are folded into one JSON text.
+RECENT_ENTRIES = 16
 
 
 def utc_now() -> str:
@@ -90,6 +96,12 @@ def usage_of(response: AgentResponse) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
 
 
+def _check_history(history: Any, what: str) -> list[dict[str, Any]]:
+    if not isinstance(history, list) or not all(isinstance(e, dict) for e in history):
+        raise ValueError(f"stored {what} must be a list of objects")
+    return history
+
+
 def _migrate(data: Mapping[str, Any]) -> dict[str, Any]:
     """Bring stored state written by an older version up to SCHEMA_VERSION."""
     version = data.get("schema_version", 0)
@@ -100,98 +112,205 @@ def _migrate(data: Mapping[str, Any]) -> dict[str, Any]:
     migrated = dict(data)
     if version == 0:
         # Version 0 (unreleased) stored the list under "history" and had no statuses.
-        history = migrated.pop("history", migrated.get("conversation_history", []))
-        if not isinstance(history, list) or not all(isinstance(e, dict) for e in history):
-            raise ValueError("stored history must be a list of objects")
+        history = _check_history(migrated.pop("history", migrated.get("conversation_history", [])), "history")
         for entry in history:
             if entry.get("role") == "assistant":
                 entry.setdefault("status", "success")
         migrated["conversation_history"] = history
+    # Version 1 kept every entry in "conversation_history"; version 2 reads that as it is (it is also
+    # the shape `get_state()` returns) and folds older entries into `earlier_history` as it grows.
     migrated["schema_version"] = SCHEMA_VERSION
     return migrated
 
 
+@dataclass(frozen=True)
+class HistoryChunk:
+    """Older entries folded together: compressed JSON, plus the correlation ids they answer, so a
+    lookup by correlation id opens only the chunk that holds it."""
+
+    count: int
+    correlation_ids: tuple[str, ...]
+    data: str  # base64 of the zlib-compressed JSON list of entries
+
+    @classmethod
+    def pack(cls, entries: list[dict[str, Any]]) -> HistoryChunk:
+        text = json.dumps(entries, separators=(",", ":"))
+        ids = dict.fromkeys(str(e["correlation_id"]) for e in entries if e.get("correlation_id") is not None)
+        data = base64.b64encode(zlib.compress(text.encode("utf-8"))).decode("ascii")
+        return cls(len(entries), tuple(ids), data)
+
+    def unpack(self) -> list[dict[str, Any]]:
+        try:
+            entries = json.loads(zlib.decompress(base64.b64decode(self.data, validate=True)))
+        except (ValueError, binascii.Error, zlib.error):
+            raise ValueError("a stored earlier_history chunk is not compressed JSON") from None
+        entries = _check_history(entries, "earlier_history chunk")
+        if len(entries) != self.count:
+            raise ValueError(f"a stored earlier_history chunk holds {len(entries)} entries, not {self.count}")
+        return entries
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "correlation_ids": list(self.correlation_ids), "data": self.data}
+
+    @classmethod
+    def from_dict(cls, value: Any) -> HistoryChunk:
+        if isinstance(value, Mapping):
+            count, ids, data = value.get("count"), value.get("correlation_ids"), value.get("data")
+            if (
+                isinstance(count, int)
+                and not isinstance(count, bool)
+                and count > 0
+                and isinstance(ids, list)
+                and all(isinstance(i, str) for i in ids)
+                and isinstance(data, str)
+            ):
+                return cls(count, tuple(ids), data)
+        raise ValueError("stored earlier_history chunks must be {count, correlation_ids, data}")
+
+
 class AgentState:
-    """History of one session; what the entity persists between operations."""
+    """History of one session; what the entity persists between operations.
+
+    The stored form keeps the newest entries as JSON objects (``recent_history``) and folds older
+    ones, RECENT_ENTRIES at a time, into compressed chunks (``earlier_history``). Every turn and
+    every poll of a waiting request decodes and re-encodes the whole stored state, so this keeps
+    their cost nearly flat as a conversation grows (about an eighth of the size, and base64 needs
+    no escaping). Chunks are opened only when the whole history is needed: the GET route, or a
+    worker that has not cached the session's messages.
+    """
 
     def __init__(self, agent_type: str = "Agent") -> None:
         self.agent_type = agent_type
-        self.conversation_history: list[dict[str, Any]] = []
+        self.reset()
 
     # -- building -------------------------------------------------------
+    def _append(self, entry: dict[str, Any]) -> dict[str, Any]:
+        self._recent.append(entry)
+        if len(self._recent) >= 2 * RECENT_ENTRIES:
+            self._fold(len(self._recent) - RECENT_ENTRIES)
+        return entry
+
+    def _fold(self, count: int) -> None:
+        """Move the oldest `count` recent entries into a new compressed chunk."""
+        moved, self._recent = self._recent[:count], self._recent[count:]
+        if not moved:
+            return
+        self._chunks.append(HistoryChunk.pack(moved))
+        if self._earlier is not None:
+            self._earlier.extend(moved)
+        self._earlier_count += len(moved)
+        self._earlier_last_response = _last_success(moved, self._earlier_last_response)
+
     def add_user_message(
         self, content: str, correlation_id: str, *, role: str = "user", timestamp: str | None = None
     ) -> dict[str, Any]:
-        entry = {
-            "role": role,
-            "content": content,
-            "timestamp": timestamp or utc_now(),
-            "correlation_id": correlation_id,
-        }
-        self.conversation_history.append(entry)
-        return entry
+        return self._append(
+            {
+                "role": role,
+                "content": content,
+                "timestamp": timestamp or utc_now(),
+                "correlation_id": correlation_id,
+            }
+        )
 
     def add_assistant_message(
         self, response: AgentResponse, correlation_id: str, *, timestamp: str | None = None
     ) -> dict[str, Any]:
-        entry = {
-            "role": "assistant",
-            "content": response.text,
-            "timestamp": timestamp or utc_now(),
-            "correlation_id": correlation_id,
-            "status": "success",
-            "agent_response": {
-                "text": response.text,
-                "tool_calls": tool_calls_of(response.messages),
-                "usage": usage_of(response),
-                "messages": [message_to_dict(message) for message in response.messages],
-            },
-        }
-        self.conversation_history.append(entry)
-        return entry
+        return self._append(
+            {
+                "role": "assistant",
+                "content": response.text,
+                "timestamp": timestamp or utc_now(),
+                "correlation_id": correlation_id,
+                "status": "success",
+                "agent_response": {
+                    "text": response.text,
+                    "tool_calls": tool_calls_of(response.messages),
+                    "usage": usage_of(response),
+                    "messages": [message_to_dict(message) for message in response.messages],
+                },
+            }
+        )
 
     def add_error(self, correlation_id: str, error: str, *, timestamp: str | None = None) -> dict[str, Any]:
-        entry = {
-            "role": "assistant",
-            "content": "",
-            "timestamp": timestamp or utc_now(),
-            "correlation_id": correlation_id,
-            "status": "error",
-            "error": error,
-        }
-        self.conversation_history.append(entry)
-        return entry
+        return self._append(
+            {
+                "role": "assistant",
+                "content": "",
+                "timestamp": timestamp or utc_now(),
+                "correlation_id": correlation_id,
+                "status": "error",
+                "error": error,
+            }
+        )
 
     def reset(self) -> None:
-        self.conversation_history = []
+        self._recent: list[dict[str, Any]] = []
+        self._chunks: list[HistoryChunk] = []
+        self._earlier: list[dict[str, Any]] | None = []  # the chunks' entries, once unpacked
+        self._earlier_count = 0
+        self._earlier_last_response: str | None = None
 
     # -- reading --------------------------------------------------------
+    def _earlier_entries(self) -> list[dict[str, Any]]:
+        if self._earlier is None:
+            self._earlier = [entry for chunk in self._chunks for entry in chunk.unpack()]
+        return self._earlier
+
+    @property
+    def conversation_history(self) -> list[dict[str, Any]]:
+        """Every entry, oldest first (a new list: change the state through its methods)."""
+        return [*self._earlier_entries(), *self._recent]
+
+    @conversation_history.setter
+    def conversation_history(self, entries: list[dict[str, Any]]) -> None:
+        self.reset()
+        self._recent = list(entries)
+
     @property
     def message_count(self) -> int:
-        return len(self.conversation_history)
+        return self._earlier_count + len(self._recent)
 
     @property
     def last_response(self) -> str | None:
-        for entry in reversed(self.conversation_history):
-            if entry.get("role") == "assistant" and entry.get("status") == "success":
-                return entry.get("content")
-        return None
+        return _last_success(self._recent, self._earlier_last_response)
+
+    def entry_from_end(self, position: int = 1) -> dict[str, Any] | None:
+        """The `position`-th newest entry (1 = the newest), or None when there are fewer."""
+        if position <= len(self._recent):
+            return self._recent[-position]
+        if position > self.message_count:
+            return None
+        return self._earlier_entries()[len(self._recent) - position]
 
     def reply_for(self, correlation_id: str) -> dict[str, Any] | None:
         """The assistant entry (reply or failure) answering `correlation_id`, if any yet."""
-        for entry in reversed(self.conversation_history):
-            if entry.get("correlation_id") == correlation_id and entry.get("role") == "assistant":
-                return entry
-        return None
+        found = _reply_in(self._recent, correlation_id)
+        for chunk in reversed(self._chunks):
+            if found is not None:
+                break
+            if correlation_id in chunk.correlation_ids:
+                found = _reply_in(chunk.unpack(), correlation_id)
+        return found
 
     def has_correlation(self, correlation_id: str) -> bool:
-        return any(entry.get("correlation_id") == correlation_id for entry in self.conversation_history)
+        return any(e.get("correlation_id") == correlation_id for e in self._recent) or self._in_earlier(
+            correlation_id
+        )
 
-    def to_messages(self) -> list[Message]:
-        """History to give the agent: every successful earlier turn, tool calls included."""
-        failed = {e.get("correlation_id") for e in self.conversation_history if e.get("status") == "error"}
+    def _in_earlier(self, correlation_id: str) -> bool:
+        return any(correlation_id in chunk.correlation_ids for chunk in self._chunks)
+
+    def to_messages(self, *, skip_last: bool = False) -> list[Message]:
+        """History to give the agent: every successful earlier turn, tool calls included.
+
+        `skip_last` leaves out the newest entry (the message of the turn being run)."""
+        history = self.conversation_history
+        if skip_last:
+            history = history[:-1]
+        failed = {e.get("correlation_id") for e in history if e.get("status") == "error"}
         messages: list[Message] = []
-        for entry in self.conversation_history:
+        for entry in history:
             if entry.get("correlation_id") in failed:
                 continue
             if entry.get("role") == "assistant":
@@ -211,6 +330,7 @@ class AgentState:
 
     # -- serialization ----------------------------------------------------
     def get_state(self) -> dict[str, Any]:
+        """The whole session as the HTTP API shows it (every entry as an object)."""
         return {
             "schema_version": SCHEMA_VERSION,
             "agent_type": self.agent_type,
@@ -220,23 +340,68 @@ class AgentState:
         }
 
     def restore_state(self, data: Mapping[str, Any] | None) -> None:
+        """Load either form: the stored one (`to_dict`) or the API's (`get_state`), any version."""
+        self.reset()
         if not data:
-            self.conversation_history = []
             return
         if not isinstance(data, Mapping):
             raise ValueError(f"stored state must be a JSON object, got {type(data).__name__}")
         migrated = _migrate(data)
-        history = migrated.get("conversation_history") or []
-        if not isinstance(history, list) or not all(isinstance(e, dict) for e in history):
-            raise ValueError("stored conversation_history must be a list of objects")
         self.agent_type = migrated.get("agent_type") or self.agent_type
-        self.conversation_history = history
+        if "recent_history" not in migrated:
+            history = migrated.get("conversation_history") or []
+            self._recent = list(_check_history(history, "conversation_history"))
+            return
+        self._recent = list(_check_history(migrated["recent_history"], "recent_history"))
+        count, last, chunks = _earlier_part(migrated.get("earlier_history"))
+        if count:
+            self._earlier, self._chunks, self._earlier_count = None, chunks, count
+            self._earlier_last_response = last
 
     def to_dict(self) -> dict[str, Any]:
-        return self.get_state()
+        """The stored form: newest entries as objects, older ones in compressed chunks."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "agent_type": self.agent_type,
+            "message_count": self.message_count,
+            "last_response": self.last_response,
+            "earlier_history": {
+                "count": self._earlier_count,
+                "last_response": self._earlier_last_response,
+                "chunks": [chunk.to_dict() for chunk in self._chunks],
+            },
+            "recent_history": self._recent,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, *, agent_type: str = "Agent") -> AgentState:
         state = cls(agent_type)
         state.restore_state(data)
         return state
+
+
+def _earlier_part(earlier: Any) -> tuple[int, str | None, list[HistoryChunk]]:
+    """(count, last_response, chunks) of a stored `earlier_history`, checked without unpacking it."""
+    if earlier is None:
+        return 0, None, []
+    if isinstance(earlier, Mapping):
+        count, last, chunks = earlier.get("count"), earlier.get("last_response"), earlier.get("chunks")
+        if isinstance(last, str | None) and isinstance(chunks, list):
+            parsed = [HistoryChunk.from_dict(chunk) for chunk in chunks]
+            if count == sum(chunk.count for chunk in parsed):
+                return count, last, parsed
+    raise ValueError("stored earlier_history must be {count, last_response, chunks} with matching counts")
+
+
+def _last_success(entries: list[dict[str, Any]], default: str | None) -> str | None:
+    for entry in reversed(entries):
+        if entry.get("role") == "assistant" and entry.get("status") == "success":
+            return entry.get("content")
+    return default
+
+
+def _reply_in(entries: list[dict[str, Any]], correlation_id: str) -> dict[str, Any] | None:
+    for entry in reversed(entries):
+        if entry.get("correlation_id") == correlation_id and entry.get("role") == "assistant":
+            return entry
+    return None

@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 import httpx
 
+from durableagent.state import AgentState
+
 __all__ = [
     "DEFAULT_URL",
     "AgentClient",
@@ -73,24 +75,32 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def message_count(state: Any) -> int:
-    """Messages stored in a state document (prefers the history over the counter, which may lag)."""
+def _session_state(state: Any) -> AgentState | None:
+    """A session's state in either form (stored or as the API shows it); None when unreadable."""
     if not isinstance(state, dict):
-        return 0
-    history = state.get("conversation_history")
-    if isinstance(history, list):
-        return len(history)
-    count = state.get("message_count")
+        return None
+    try:
+        return AgentState.from_dict(state)
+    except ValueError:
+        return None
+
+
+def message_count(state: Any) -> int:
+    """Messages in a state document (counts the history, falling back to the stored counter)."""
+    session = _session_state(state)
+    if session is not None and session.message_count:
+        return session.message_count
+    count = state.get("message_count") if isinstance(state, dict) else None
     return count if isinstance(count, int) else 0
 
 
 def _last_message(state: Any) -> str:
     """A short preview of the newest non-empty message, for session lists."""
-    if not isinstance(state, dict):
+    session = _session_state(state)
+    if session is None:
         return ""
-    for entry in reversed(state.get("conversation_history") or []):
-        if not isinstance(entry, dict):
-            continue
+    for position in range(1, session.message_count + 1):
+        entry = session.entry_from_end(position) or {}
         if entry.get("status") == "error":
             return f"error: {entry.get('error') or 'failed turn'}"
         content = entry.get("content")

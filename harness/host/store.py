@@ -91,8 +91,10 @@ def container_name_for(hub: str) -> str:
     return (base[:48] + "-entitystate")[:63]
 
 
-def _utf16_size(text: str) -> int:
-    return len(text.encode("utf-16-le"))
+def _fits_inline(text: str) -> bool:
+    """Whether `text` fits a table property; every character takes at least two UTF-16 bytes, so
+    long texts are decided without encoding them."""
+    return 2 * len(text) <= INLINE_LIMIT and len(text.encode("utf-16-le")) <= INLINE_LIMIT
 
 
 _seq_lock = threading.Lock()
@@ -215,7 +217,7 @@ class EntityStore:
         """Store `text` in the row, or in a new blob when over the property limit; returns the blob."""
         if text is None:
             return None
-        if _utf16_size(text) <= INLINE_LIMIT:
+        if _fits_inline(text):
             entity[prop] = text
             return None
         blob = self._blob_name(kind, iid)

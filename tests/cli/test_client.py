@@ -140,3 +140,15 @@ def test_entity_name_is_the_librarys():
     from harness.client import entity_name
 
     assert entity_name("WeatherAgent") == entity_name_for("WeatherAgent") == "dafx-WeatherAgent"
+
+
+def test_summaries_read_the_stored_form_with_folded_history():
+    from durableagent import AgentState
+
+    stored = AgentState()
+    for turn in range(40):
+        stored.add_user_message(f"question {turn}", f"c{turn}")
+    stored.add_error("c39", "RuntimeError: down")
+    rows = summarize([{"entityId": {"key": "s"}, "state": json.dumps(stored.to_dict())}])
+    assert stored.to_dict()["earlier_history"]["count"] > 0  # older entries really are folded
+    assert (rows[0].message_count, rows[0].last_message) == (41, "error: RuntimeError: down")

@@ -2,11 +2,18 @@
 
 import json
 
+from durableagent import AgentState
+from durableagent.state import RECENT_ENTRIES
 from fakes import ScriptedChatClient
 
 from .conftest import make_agent
 
 ENTITY = "dafx-weatheragent"
+
+
+def _stored(text):
+    """A stored state as the HTTP API shows it (the stored form folds older entries into a text)."""
+    return AgentState.from_dict(json.loads(text)).get_state()
 
 
 def _results(output):
@@ -29,7 +36,7 @@ def test_batch_of_operations_runs_in_order(build):
     assert not (e1 or e2 or e3)
     assert (r1["response"], r2["response"]) == ("first", "second")
     assert [e["content"] for e in state["conversation_history"]] == ["one", "first", "two", "second"]
-    assert json.loads(output["entityState"]) == state
+    assert _stored(output["entityState"]) == state
 
 
 def test_redelivered_signal_is_not_applied_twice(build):
@@ -45,8 +52,7 @@ def test_redelivered_signal_is_not_applied_twice(build):
 def test_plain_string_input_is_a_message(build):
     _, host = build(make_agent(ScriptedChatClient(steps=[{"text": "hello"}])))
     output = host.run_batch(ENTITY, "k", [("run_agent", "hi there")])
-    state = json.loads(output["entityState"])
-    assert state["conversation_history"][0]["content"] == "hi there"
+    assert _stored(output["entityState"])["conversation_history"][0]["content"] == "hi there"
 
 
 def test_bad_input_and_unknown_operation_leave_state_untouched(build):
@@ -84,7 +90,7 @@ def test_cached_history_matches_the_stored_one_and_follows_outside_changes(build
     host.run_batch(ENTITY, "k", [("run_agent", {"message": "b", "correlation_id": "c2"})])
     assert [m.text for m in fake.requests[-1].messages] == ["a", "one", "b"]
     # Someone rewrites the stored state (another host, a restore): the next turn sees that history.
-    state = json.loads(host.states[(ENTITY, "k")])
+    state = _stored(host.states[(ENTITY, "k")])
     state["conversation_history"] = state["conversation_history"][:2]
     state["conversation_history"][0]["content"] = "rewritten"
     host.states[(ENTITY, "k")] = json.dumps(state)
@@ -99,3 +105,20 @@ def test_read_only_and_bad_operations_create_no_session(build):
     )
     assert output["entityExists"] is False and (ENTITY, "fresh") not in host.states
     assert [r["status"] for _, r in _results(output)[1:]] == ["error", "error"]
+
+
+def test_long_history_reaches_the_model_whole_on_a_warm_and_a_cold_worker(build):
+    turns = 2 * RECENT_ENTRIES  # enough turns that older entries are folded into the stored text
+    warm = ScriptedChatClient(default={"text": "ok"})
+    _, host = build(make_agent(warm))
+    for turn in range(turns):
+        host.run_batch(ENTITY, "k", [("run_agent", {"message": f"m{turn}", "correlation_id": f"c{turn}"})])
+    expected = [text for turn in range(turns) for text in (f"m{turn}", "ok")]
+    assert [m.text for m in warm.requests[-1].messages] == expected[:-1]
+    # A fresh worker (no cached history) reads the same history back from the stored state.
+    cold = ScriptedChatClient(default={"text": "ok"})
+    _, fresh = build(make_agent(cold))
+    fresh.states = dict(host.states)
+    fresh.run_batch(ENTITY, "k", [("run_agent", {"message": "last", "correlation_id": "cl"})])
+    assert [m.text for m in cold.requests[-1].messages] == [*expected, "last"]
+    assert _stored(fresh.states[(ENTITY, "k")])["message_count"] == 2 * turns + 2

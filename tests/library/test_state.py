@@ -1,9 +1,12 @@
+import base64
 import json
+import zlib
 
 import pytest
 from agent_framework import AgentResponse, Content, Message, UsageDetails
 
 from durableagent import SCHEMA_VERSION, AgentState
+from durableagent.state import RECENT_ENTRIES
 
 
 def _response_with_tool() -> AgentResponse:
@@ -104,3 +107,124 @@ def test_stored_messages_are_compact_and_restore_exactly():
     original = [m.to_dict() for m in _response_with_tool().messages]
     restored = [m.to_dict() for m in AgentState.from_dict(state.to_dict()).to_messages()[1:]]
     assert restored == original
+
+
+def _long_state(turns: int) -> AgentState:
+    state = AgentState()
+    for turn in range(turns):
+        state.add_user_message(f"q{turn}", f"c{turn}")
+        if turn == turns - 1:
+            state.add_error(f"c{turn}", "RuntimeError: down")
+        else:
+            state.add_assistant_message(
+                AgentResponse(messages=[Message("assistant", [f"a{turn}"])]), f"c{turn}"
+            )
+    return state
+
+
+def test_long_history_folds_older_entries_into_text_and_round_trips():
+    state = _long_state(2 * RECENT_ENTRIES)
+    stored = json.loads(json.dumps(state.to_dict()))
+    assert len(stored["recent_history"]) <= 2 * RECENT_ENTRIES
+    assert stored["earlier_history"]["count"] + len(stored["recent_history"]) == 4 * RECENT_ENTRIES
+    assert all(isinstance(chunk["data"], str) for chunk in stored["earlier_history"]["chunks"])
+    restored = AgentState.from_dict(stored)
+    assert restored.get_state() == state.get_state()
+    assert restored.message_count == 4 * RECENT_ENTRIES
+    history = restored.get_state()["conversation_history"]
+    assert [e["content"] for e in history[:4]] == ["q0", "a0", "q1", "a1"]
+    # The newest turn failed: neither it nor its question is replayed.
+    replayed = [m.text for m in restored.to_messages()]
+    assert len(replayed) == 2 * (2 * RECENT_ENTRIES - 1) and replayed[-1] == f"a{2 * RECENT_ENTRIES - 2}"
+
+
+def test_folded_entries_stay_findable_without_decoding_everything():
+    stored = json.loads(json.dumps(_long_state(2 * RECENT_ENTRIES).to_dict()))
+    state = AgentState.from_dict(stored)
+    assert state.has_correlation("c0") and not state.has_correlation("c-unknown")
+    assert state.reply_for("c0")["content"] == "a0"
+    assert state.entry_from_end(state.message_count)["content"] == "q0"
+    assert state.entry_from_end(state.message_count + 1) is None
+    # The newest turn failed: the last response comes from before it.
+    assert state.last_response == f"a{2 * RECENT_ENTRIES - 2}"
+
+
+def test_last_response_survives_a_fold_of_only_failed_recent_turns():
+    state = _long_state(2)
+    for turn in range(2 * RECENT_ENTRIES):
+        state.add_user_message("again", f"e{turn}")
+        state.add_error(f"e{turn}", "RuntimeError: down")
+    restored = AgentState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert restored.last_response == "a0"
+
+
+def test_new_turns_append_to_a_restored_history():
+    state = AgentState.from_dict(json.loads(json.dumps(_long_state(2 * RECENT_ENTRIES).to_dict())))
+    for turn in range(2 * RECENT_ENTRIES):
+        state.add_user_message(f"more{turn}", f"m{turn}")
+    again = AgentState.from_dict(json.loads(json.dumps(state.to_dict())))
+    contents = [e["content"] for e in again.get_state()["conversation_history"]]
+    assert len(contents) == 6 * RECENT_ENTRIES and len(set(contents)) == len(contents)
+    assert contents[:2] == ["q0", "a0"] and contents[-1] == f"more{2 * RECENT_ENTRIES - 1}"
+
+
+def _chunk(payload: bytes, count: int = 1) -> dict:
+    return {"count": count, "correlation_ids": ["c"], "data": base64.b64encode(payload).decode()}
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        _chunk(zlib.compress(b'[{"role": "user"}]'), count=2),
+        _chunk(zlib.compress(b"[not json")),
+        _chunk(zlib.compress(b"[1]")),
+        _chunk(b"not compressed"),
+        {"count": 1, "correlation_ids": [], "data": "%%%"},
+    ],
+)
+def test_damaged_earlier_history_is_reported_when_read(chunk):
+    earlier = {"count": chunk["count"], "last_response": None, "chunks": [chunk]}
+    state = AgentState.from_dict(
+        {"schema_version": SCHEMA_VERSION, "earlier_history": earlier, "recent_history": []}
+    )
+    with pytest.raises(ValueError, match="earlier_history"):
+        state.get_state()
+
+
+@pytest.mark.parametrize(
+    "earlier",
+    [
+        {"count": 2, "last_response": None, "chunks": [_chunk(b"", count=1)]},
+        {"count": 1, "last_response": 3, "chunks": [_chunk(b"")]},
+        {"count": 0, "last_response": None, "chunks": [{"count": 0, "correlation_ids": [], "data": ""}]},
+        {"count": 1, "last_response": None, "chunks": [{"count": 1, "correlation_ids": [1], "data": ""}]},
+        {"count": 1, "last_response": None, "chunks": "x"},
+        "x",
+    ],
+)
+def test_malformed_earlier_history_is_refused_on_load(earlier):
+    with pytest.raises(ValueError, match="earlier_history"):
+        AgentState.from_dict(
+            {"schema_version": SCHEMA_VERSION, "earlier_history": earlier, "recent_history": []}
+        )
+
+
+def test_folded_history_is_much_smaller_than_the_entries_it_holds():
+    state = _long_state(8 * RECENT_ENTRIES)
+    stored = state.to_dict()
+    assert stored["earlier_history"]["count"] >= 14 * RECENT_ENTRIES
+    folded = json.dumps(stored["earlier_history"])
+    entries = json.dumps(state.get_state()["conversation_history"][: stored["earlier_history"]["count"]])
+    assert len(folded) < len(entries) / 2
+
+
+def test_version_1_state_is_read_and_written_in_the_current_form():
+    v1 = {
+        "schema_version": 1,
+        "conversation_history": _long_state(2 * RECENT_ENTRIES).get_state()["conversation_history"],
+    }
+    state = AgentState.from_dict(v1)
+    state.add_user_message("next", "n")
+    stored = state.to_dict()
+    assert stored["schema_version"] == SCHEMA_VERSION and stored["earlier_history"]["count"] > 0
+    assert AgentState.from_dict(stored).get_state()["conversation_history"][:-1] == v1["conversation_history"]
