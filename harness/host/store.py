@@ -2,16 +2,21 @@
 
 Layout (one table and one blob container per task hub):
 - table `<hub>Entities` (hub reduced to letters/digits), PartitionKey = instance id `@name@key`;
-- row `state`: `state` (JSON text) or `stateBlob` (blob name, when the text is too big for a table
-  property), `exists`, `lastOperationTime`, `name`, `key`;
-- rows `sig-<20-digit sequence>`: accepted, not yet applied signals (`op`, `input` or `inputBlob`).
-A signal row is written before the API answers 202; applying a batch ends in ONE transaction on the
-partition that replaces the state row (ETag-checked) and deletes the applied signal rows, so a killed
-host neither loses an accepted signal nor applies one twice.
+- row `state`: `exists`, `lastOperationTime`, `name`, `key`, `applied` (see below) and the state's
+  JSON text: in `state`, split over `state`, `state1`, ... (`stateParts`) when longer than one
+  table property holds, or in a blob (`stateBlob`) when longer than a row holds;
+- rows `sig-<20-digit sequence>`: accepted signals (`op`, and `input` stored the same way).
+A signal row is written before the API answers 202. Applying a batch ends in ONE ETag-checked write
+of the state row that also lists the applied signals' row keys in `applied`; those signal rows are
+deleted afterwards, off the request path, and dropped from the list by a later commit once they are
+gone. A killed host therefore neither loses an accepted signal nor applies one twice: a signal row
+whose key the state row lists was applied. (One write instead of a transaction: Azurite answers a
+single update several times faster than a batch.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -34,7 +39,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
@@ -42,8 +47,11 @@ log = logging.getLogger("harness.host")
 
 STATE_ROW = "state"
 SIGNAL_PREFIX = "sig-"
-# Table string properties hold at most 64 KiB of UTF-16; bigger texts go to a blob.
+# Table string properties hold at most 64 KiB of UTF-16; longer texts are split over several
+# properties of the row (a row holds at most 1 MiB), and texts longer than that go to a blob.
 INLINE_LIMIT = 60 * 1024
+PART_CHARS = INLINE_LIMIT // 4  # a character takes at most 4 bytes of UTF-16
+MAX_PARTS = 12
 # A transaction holds at most 100 operations: the state row plus the applied signals.
 MAX_BATCH = 50
 CACHED_STATES = 4096  # committed states kept in memory (least recently used dropped)
@@ -97,6 +105,18 @@ def _fits_inline(text: str) -> bool:
     return 2 * len(text) <= INLINE_LIMIT and len(text.encode("utf-16-le")) <= INLINE_LIMIT
 
 
+def _row_text(row: Mapping[str, Any], prop: str) -> str | None:
+    """A text stored in one property or split over `prop`, `prop1`, ... (see `_put_text`)."""
+    parts = row.get(f"{prop}Parts")
+    if not isinstance(parts, int) or parts < 2:
+        return row.get(prop)
+    return "".join(row.get(prop if i == 0 else f"{prop}{i}") or "" for i in range(parts))
+
+
+def _applied_keys(row: Mapping[str, Any]) -> frozenset[str]:
+    return frozenset(k for k in str(row.get("applied") or "").split(",") if k)
+
+
 _seq_lock = threading.Lock()
 _last_seq = 0
 
@@ -131,6 +151,7 @@ class EntityRecord:
     last_operation_time: datetime | None
     etag: str | None
     state_blob: str | None = None
+    applied: frozenset[str] = frozenset()  # signal row keys applied (their rows may still exist)
 
 
 def _translate(exc: Exception) -> Exception:
@@ -165,6 +186,11 @@ class EntityStore:
         # Bumped by every write and failure: a read that overlapped one must not cache what it
         # read, since it may be older than what the write left in the cache.
         self._generation = 0
+        # Applied signal rows: which were deleted since their keys were listed, which deletions
+        # are under way, and the background tasks doing them.
+        self._deleted: dict[str, set[str]] = {}
+        self._deleting: set[tuple[str, str]] = set()
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
         """Create the table and container if needed (idempotent; retried lazily when storage was down)."""
@@ -197,7 +223,10 @@ class EntityStore:
             await self.open()
 
     async def close(self) -> None:
-        """Release the HTTP sessions of both clients."""
+        """Release the HTTP sessions of both clients (unfinished clean-ups are redone later)."""
+        for task in list(self._cleanups):
+            task.cancel()
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
         await self._table.close()
         await self._tables.close()
         await self._container.close()
@@ -214,11 +243,18 @@ class EntityStore:
     async def _put_text(
         self, entity: dict[str, Any], prop: str, kind: str, iid: str, text: str | None
     ) -> str | None:
-        """Store `text` in the row, or in a new blob when over the property limit; returns the blob."""
+        """Store `text` in the row (split over properties if need be), or in a new blob when it is
+        too long for a row; returns the blob."""
         if text is None:
             return None
         if _fits_inline(text):
             entity[prop] = text
+            return None
+        if len(text) <= PART_CHARS * MAX_PARTS:
+            parts = [text[i : i + PART_CHARS] for i in range(0, len(text), PART_CHARS)]
+            for index, part in enumerate(parts):
+                entity[prop if index == 0 else f"{prop}{index}"] = part
+            entity[f"{prop}Parts"] = len(parts)
             return None
         blob = self._blob_name(kind, iid)
         await self._put_blob(blob, text)
@@ -258,14 +294,17 @@ class EntityStore:
         return PendingSignal(row_key, operation, input_text, entity.get("inputBlob"))
 
     async def pending(self, iid: str, limit: int = MAX_BATCH) -> list[PendingSignal]:
-        """The oldest pending signals of one entity, in arrival order."""
-        await self._ensure()
+        """The oldest pending signals of one entity, in arrival order (applied ones skipped)."""
+        record = await self.read(iid)
+        applied = record.applied if record is not None else frozenset()
         result: list[PendingSignal] = []
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
         params = {"pk": iid, "lo": SIGNAL_PREFIX, "hi": "sig."}
         try:
             async for row in self._table.query_entities(query, parameters=params, results_per_page=limit):
-                text = row.get("input")
+                if row["RowKey"] in applied:
+                    continue
+                text = _row_text(row, "input")
                 blob = row.get("inputBlob")
                 if blob:
                     text = await self._get_blob(blob)
@@ -292,7 +331,7 @@ class EntityStore:
 
     # -- state ---------------------------------------------------------------------------------
     async def _record(self, row: Any, with_state: bool = True) -> EntityRecord:
-        text = row.get("state")
+        text = _row_text(row, "state")
         blob = row.get("stateBlob")
         if blob and with_state:
             text = await self._get_blob(blob)
@@ -306,6 +345,7 @@ class EntityStore:
             last_operation_time=stamp,
             etag=row.metadata.get("etag") if hasattr(row, "metadata") else None,
             state_blob=blob,
+            applied=_applied_keys(row),
         )
 
     async def read(self, iid: str) -> EntityRecord | None:
@@ -347,44 +387,33 @@ class EntityStore:
         state: str | None,
         applied: list[PendingSignal],
     ) -> None:
-        """Write the new state and delete the applied signals in one transaction."""
+        """Write the new state, listing the applied signals, in one ETag-checked write."""
         iid = instance_id(name, key)
-        operations: list[Any] = []
+        if not exists and (before is None or not before.exists) and not (before and before.applied):
+            await self._drop_signals(iid, applied)  # nothing to keep: no state, nothing to replay
+            return
+        gone = (before.applied if before else frozenset()) & self._deleted.get(iid, set())
+        listed = (before.applied if before else frozenset()) - gone | {s.row_key for s in applied}
+        stamp = datetime.now(UTC)
+        entity: dict[str, Any] = {
+            "PartitionKey": iid,
+            "RowKey": STATE_ROW,
+            "name": name.lower(),
+            "key": key,
+            "exists": exists,
+            "lastOperationTime": stamp,
+            "applied": ",".join(sorted(listed)),
+        }
         new_blob: str | None = None
         try:
-            stamp = datetime.now(UTC)
-            if exists:
-                entity: dict[str, Any] = {
-                    "PartitionKey": iid,
-                    "RowKey": STATE_ROW,
-                    "name": name.lower(),
-                    "key": key,
-                    "exists": True,
-                    "lastOperationTime": stamp,
-                }
-                new_blob = await self._put_text(entity, "state", "state", iid, state)
-                if before is None:
-                    operations.append(("create", entity))
-                else:
-                    operations.append(
-                        (
-                            "update",
-                            entity,
-                            {"mode": UpdateMode.REPLACE, "etag": before.etag, "match_condition": _IF_MATCH},
-                        )
-                    )
-            elif before is not None:
-                stub = {"PartitionKey": iid, "RowKey": STATE_ROW}
-                operations.append(("delete", stub, {"etag": before.etag, "match_condition": _IF_MATCH}))
-            for signal in applied:
-                operations.append(("delete", {"PartitionKey": iid, "RowKey": signal.row_key}))
-            results = await self._table.submit_transaction(operations) if operations else []
-        except (
-            TableTransactionError,
-            ResourceModifiedError,
-            ResourceExistsError,
-            ResourceNotFoundError,
-        ) as exc:
+            new_blob = await self._put_text(entity, "state", "state", iid, state if exists else None)
+            if before is None:
+                result = await self._table.create_entity(entity)
+            else:
+                result = await self._table.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=before.etag, match_condition=_IF_MATCH
+                )
+        except (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError) as exc:
             if new_blob:
                 await self._delete_blobs([new_blob])
             self._states.pop(iid, None)
@@ -393,12 +422,50 @@ class EntityStore:
         except AzureError as exc:
             raise self._fail(exc) from exc
         self._healthy = True
-        result = results[0] if exists and results else None
-        self._remember(EntityRecord(iid, name.lower(), key, exists, state, stamp, None, new_blob), result)
+        if gone:
+            self._deleted[iid] = self._deleted.get(iid, set()) - gone
+        kept = state if exists else None
+        record = EntityRecord(iid, name.lower(), key, exists, kept, stamp, None, new_blob, frozenset(listed))
+        self._remember(record, result)
         garbage = [s.input_blob for s in applied if s.input_blob]
         if before is not None and before.state_blob and before.state_blob != new_blob:
             garbage.append(before.state_blob)
-        await self._delete_blobs(garbage)
+        self._clean_up(iid, set(listed), garbage)
+
+    async def _drop_signals(self, iid: str, signals: list[PendingSignal]) -> None:
+        """Delete signals whose batch left no entity behind (re-applying them would change nothing)."""
+        try:
+            for start in range(0, len(signals), 100):
+                chunk = signals[start : start + 100]
+                await self._table.submit_transaction(
+                    [("delete", {"PartitionKey": iid, "RowKey": s.row_key}) for s in chunk]
+                )
+        except AzureError as exc:
+            raise self._fail(exc) from exc
+        await self._delete_blobs([s.input_blob for s in signals if s.input_blob])
+
+    def _clean_up(self, iid: str, keys: set[str], blobs: list[str]) -> None:
+        """Delete applied signal rows and unused blobs in the background."""
+        keys = {k for k in keys if (iid, k) not in self._deleting}
+        if keys or blobs:
+            task = asyncio.get_running_loop().create_task(self._delete_applied(iid, keys, blobs))
+            self._cleanups.add(task)
+            task.add_done_callback(self._cleanups.discard)
+
+    async def _delete_applied(self, iid: str, keys: set[str], blobs: list[str]) -> None:
+        self._deleting.update((iid, k) for k in keys)
+        try:
+            for row_key in sorted(keys):
+                try:
+                    await self._table.delete_entity(iid, row_key)
+                except ResourceNotFoundError:
+                    pass
+                except AzureError:
+                    return  # still listed as applied: the next commit tries again
+                self._deleted.setdefault(iid, set()).add(row_key)
+        finally:
+            self._deleting.difference_update((iid, k) for k in keys)
+        await self._delete_blobs(blobs)
 
     def _cache(self, iid: str, record: EntityRecord | None) -> None:
         self._states[iid] = record
@@ -410,9 +477,7 @@ class EntityStore:
         """Cache what a commit just wrote; without the new ETag the next read goes to storage."""
         self._generation += 1
         etag = result.get("etag") if isinstance(result, Mapping) else None
-        if not record.exists:
-            self._cache(record.instance_id, None)  # the state row was deleted
-        elif etag:
+        if etag:
             record.etag = etag
             self._cache(record.instance_id, record)
         else:
@@ -421,6 +486,7 @@ class EntityStore:
     async def purge(self, iid: str) -> bool:
         """Delete the entity's state and pending signals; True if anything existed."""
         self._states.pop(iid, None)
+        self._deleted.pop(iid, None)
         self._generation += 1
         await self._ensure()
         blobs: list[str] = []

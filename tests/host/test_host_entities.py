@@ -4,9 +4,10 @@ import asyncio
 import json
 
 import aiohttp
+import pytest
 
 from harness.host import LocalHost
-from harness.host.store import INLINE_LIMIT, instance_id
+from harness.host.store import INLINE_LIMIT, MAX_PARTS, PART_CHARS, instance_id
 
 from .helpers import ENTITY_API, read_state, sdk_body, signal, wait_state
 
@@ -107,17 +108,24 @@ async def test_failing_operation_does_not_block_the_entity(host: LocalHost, http
     await wait_state(http, host.url, "counter", "err", 2)
 
 
-async def test_large_state_round_trips_through_a_blob(host: LocalHost, http: aiohttp.ClientSession):
-    big = {"text": "x" * (100 * 1024), "n": 1}
-    assert await signal(http, host.url, "counter", "big", "set", big) == 202
-    await wait_state(http, host.url, "counter", "big", big)
+@pytest.mark.parametrize(("size", "in_blob"), [(100 * 1024, False), (PART_CHARS * MAX_PARTS + 1, True)])
+async def test_large_state_round_trips_split_over_the_row_or_through_a_blob(
+    host: LocalHost, http: aiohttp.ClientSession, size: int, in_blob: bool
+):
+    key = f"big{size}"
+    big = {"text": "x" * size, "n": 1}
+    assert await signal(http, host.url, "counter", key, "set", big) == 202
+    await wait_state(http, host.url, "counter", key, big)
     assert host.store is not None
-    record = await host.store.read(instance_id("counter", "big"))
-    assert record is not None and record.state_blob is not None and json.loads(record.state or "") == big
-    assert await signal(http, host.url, "counter", "big", "set", 3) == 202
-    await wait_state(http, host.url, "counter", "big", 3)
-    record = await host.store.read(instance_id("counter", "big"))
-    assert record is not None and record.state_blob is None
+    host.store._states.clear()  # read what storage holds, not the commit's cached copy
+    record = await host.store.read(instance_id("counter", key))
+    assert record is not None and (record.state_blob is not None) == in_blob
+    assert json.loads(record.state or "") == big
+    assert await signal(http, host.url, "counter", key, "set", 3) == 202
+    await wait_state(http, host.url, "counter", key, 3)
+    host.store._states.clear()
+    record = await host.store.read(instance_id("counter", key))
+    assert record is not None and record.state_blob is None and record.state == "3"
     assert INLINE_LIMIT < 100 * 1024
 
 

@@ -84,3 +84,40 @@ async def test_absence_is_cached_until_a_commit_creates_the_entity(store: Entity
     await store.commit(None, "counter", "new", True, json.dumps(1), [])
     record = await store.read(iid)
     assert record is not None and record.state == "1"
+
+
+async def _signal_rows(connstr: str, hub: str, iid: str) -> list[str]:
+    other = EntityStore(connstr, hub)
+    try:
+        rows = other._table.query_entities("PartitionKey eq @pk", parameters={"pk": iid})
+        return [row["RowKey"] async for row in rows if row["RowKey"].startswith("sig-")]
+    finally:
+        await other.close()
+
+
+async def test_applied_signal_rows_are_skipped_until_cleaned_up(
+    store: EntityStore, azurite_connstr: str, hub: str
+):
+    iid = instance_id("counter", "applied")
+    first = await store.add_signal("counter", "applied", "add", json.dumps("1"))
+    await store.commit(None, "counter", "applied", True, json.dumps(1), [first])
+    await asyncio.gather(*store._cleanups)
+    # As after a crash between the commit and the clean-up: the row is back, the state lists it.
+    await store._table.create_entity({"PartitionKey": iid, "RowKey": first.row_key, "op": "add"})
+    second = await store.add_signal("counter", "applied", "add", json.dumps("2"))
+    assert await _signal_rows(azurite_connstr, hub, iid) == [first.row_key, second.row_key]
+    restarted = EntityStore(azurite_connstr, hub)
+    try:
+        assert [s.row_key for s in await restarted.pending(iid)] == [second.row_key]
+        before = await restarted.read(iid)
+        await restarted.commit(before, "counter", "applied", True, json.dumps(3), [second])
+        await asyncio.gather(*restarted._cleanups)
+        assert await _signal_rows(azurite_connstr, hub, iid) == []
+        assert await restarted.pending(iid) == []
+        # The next commit drops the deleted keys from the list, so it does not grow.
+        await restarted.commit(await restarted.read(iid), "counter", "applied", True, json.dumps(4), [])
+        restarted._states.clear()
+        record = await restarted.read(iid)
+        assert record is not None and record.applied == frozenset() and record.state == "4"
+    finally:
+        await restarted.close()
