@@ -21,6 +21,7 @@ from .state import AgentState
 
 logger = logging.getLogger("durableagent.http")
 REMEMBERED_SESSIONS = 1024
+FIRST_READ_BUDGET = 50  # at most this many reads' cost of waiting before the first read
 
 
 class DurableClient(Protocol):
@@ -97,8 +98,10 @@ class AgentRoutes:
         self.polling = polling
         # Per session: how long its last turn took and what one read of its state cost. The next
         # turn of a long conversation takes about as long, so its first read waits for most of
-        # that instead of polling, but never longer than 20 reads would cost: turn times vary,
-        # and a cheap read is not worth delaying a quick reply for.
+        # that instead of polling, but never longer than FIRST_READ_BUDGET reads would cost: turn
+        # times vary, and a cheap read is not worth delaying a quick reply for. (Reads that come
+        # too early compete with the turn for the worker's CPU: at 1000 stored messages, 50 read
+        # costs instead of 20 made turns about 10% quicker.)
         self._last_turn: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def _agent(self, req: func.HttpRequest) -> str:
@@ -157,7 +160,7 @@ class AgentRoutes:
         state = AgentState()
         # The signal was only just accepted: give the entity a moment before the first read.
         turn, read = self._last_turn.get(str(session), (0.0, 0.0))
-        expected = min(0.8 * turn, 20 * read)
+        expected = min(0.8 * turn, FIRST_READ_BUDGET * read)
         await asyncio.sleep(min(max(self.polling.first_interval, expected), self.polling.timeout))
         while True:
             began = time.monotonic()

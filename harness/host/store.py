@@ -422,8 +422,10 @@ class EntityStore:
         except AzureError as exc:
             raise self._fail(exc) from exc
         self._healthy = True
-        if gone:
-            self._deleted[iid] = self._deleted.get(iid, set()) - gone
+        if gone or before is None:
+            remaining = self._deleted.pop(iid, set()) - gone if before is not None else set()
+            if remaining:
+                self._deleted[iid] = remaining
         kept = state if exists else None
         record = EntityRecord(iid, name.lower(), key, exists, kept, stamp, None, new_blob, frozenset(listed))
         self._remember(record, result)
@@ -462,6 +464,8 @@ class EntityStore:
                     pass
                 except AzureError:
                     return  # still listed as applied: the next commit tries again
+                if len(self._deleted) > CACHED_STATES and iid not in self._deleted:
+                    self._deleted.clear()  # forgetting only costs a repeated (404) delete later
                 self._deleted.setdefault(iid, set()).add(row_key)
         finally:
             self._deleting.difference_update((iid, k) for k in keys)

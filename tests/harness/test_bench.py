@@ -1,0 +1,23 @@
+"""The benchmark code runs against the session stack with tiny sizes; the figures are printed, not
+judged here, but they must be measured (numbers, a full history check) and shown."""
+
+from __future__ import annotations
+
+import asyncio
+
+from harness.bench import Figures, bench_history, bench_latency, bench_throughput, show
+
+
+def test_benchmarks_measure_and_check_histories(function_host, chat_script, capsys):
+    url = function_host.url
+    latency = asyncio.run(bench_latency(url, chat_script.path, turns=3))
+    throughput = asyncio.run(bench_throughput(url, sessions=3, turns=2))
+    history = asyncio.run(bench_history(url, chat_script.path, sizes=(2, 6), samples=2))
+    assert latency.data["POST /run p50"] > 0 and latency.data["in-process agent.run() p50"] > 0
+    assert throughput.data["sessions with a wrong history"] == "0"
+    assert throughput.data["turns per second"] > 0
+    assert history.data["POST /run p50 at 6 messages"] > 0
+    assert history.data["stack overhead ratio 6 / 2"].endswith("x")
+    show([latency, throughput, history, Figures("empty")])
+    shown = capsys.readouterr().out
+    assert "Throughput (3 sessions x 2 turns" in shown and "stack overhead ratio 6 / 2" in shown
