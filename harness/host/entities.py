@@ -165,6 +165,11 @@ class EntityDispatcher:
             stored = await self.store.pending(iid, limit)
             if len(stored) < limit:
                 self._unknown.discard(iid)  # storage had them all; memory has every later one
+            # A commit that failed with an unclear outcome (a timeout) may have landed: what the
+            # stored state lists as applied is not applied again.
+            record = await self.store.read(iid)
+            for row_key in record.applied if record is not None else ():
+                accepted.pop(row_key, None)
             merged = {s.row_key: s for s in stored} | accepted
             return [merged[k] for k in sorted(merged)][:limit]
         return [accepted[k] for k in sorted(accepted)][:limit]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from azure.core.exceptions import ServiceResponseError
 
 from harness.azurite import Azurite
 from harness.host import LocalHost
@@ -51,6 +52,31 @@ async def test_persisted_unapplied_signal_is_applied_once_after_start(
             assert await read_state(http, host.url, "counter", "left") == (200, 15)
             assert host.store is not None
             assert await host.store.pending(instance_id("counter", "left")) == []
+
+
+async def test_a_commit_whose_answer_was_lost_is_not_applied_again(
+    azurite_connstr: str, hub: str, http: aiohttp.ClientSession
+):
+    """Fault injection at the storage client: the write lands, the answer does not (a timeout)."""
+    async with LocalHost(COUNTER_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
+        store = host.store
+        assert store is not None
+        real_commit = store.commit
+        lost: list[bool] = []
+
+        async def commit_then_lose_the_answer(*args, **kwargs):
+            await real_commit(*args, **kwargs)
+            if not lost:
+                lost.append(True)
+                raise store._fail(ServiceResponseError("connection reset before the answer"))
+
+        store.commit = commit_then_lose_the_answer  # type: ignore[method-assign]
+        assert await signal(http, host.url, "counter", "lost", "add", 5) == 202
+        await host.wait_idle()
+        assert lost == [True]
+        assert await read_state(http, host.url, "counter", "lost") == (200, 5)
+        assert await signal(http, host.url, "counter", "lost", "add", 1) == 202
+        await wait_state(http, host.url, "counter", "lost", 6)
 
 
 @pytest.fixture
