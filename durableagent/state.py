@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import zlib
 from collections.abc import Iterable, Mapping
@@ -16,6 +15,7 @@ from agent_framework import AgentResponse, Message
 SCHEMA_VERSION = 2
 # Newest entries kept as objects in the stored state; older ones are folded into one JSON text.
 RECENT_ENTRIES = 16
+MAX_CHUNK_BYTES = 64 * 1024 * 1024  # far above 16 entries of at most ~1 MiB each
 
 
 def utc_now() -> str:
@@ -123,6 +123,11 @@ def _migrate(data: Mapping[str, Any]) -> dict[str, Any]:
     return migrated
 
 
+def _correlation_ids(entries: list[dict[str, Any]]) -> tuple[str, ...]:
+    ids = dict.fromkeys(str(e["correlation_id"]) for e in entries if e.get("correlation_id") is not None)
+    return tuple(ids)
+
+
 @dataclass(frozen=True)
 class HistoryChunk:
     """Older entries folded together: compressed JSON, plus the correlation ids they answer, so a
@@ -135,18 +140,26 @@ class HistoryChunk:
     @classmethod
     def pack(cls, entries: list[dict[str, Any]]) -> HistoryChunk:
         text = json.dumps(entries, separators=(",", ":"))
-        ids = dict.fromkeys(str(e["correlation_id"]) for e in entries if e.get("correlation_id") is not None)
         data = base64.b64encode(zlib.compress(text.encode("utf-8"))).decode("ascii")
-        return cls(len(entries), tuple(ids), data)
+        return cls(len(entries), _correlation_ids(entries), data)
 
     def unpack(self) -> list[dict[str, Any]]:
+        inflater = zlib.decompressobj()
         try:
-            entries = json.loads(zlib.decompress(base64.b64decode(self.data, validate=True)))
-        except (ValueError, binascii.Error, zlib.error):
-            raise ValueError("a stored earlier_history chunk is not compressed JSON") from None
+            text = inflater.decompress(base64.b64decode(self.data, validate=True), MAX_CHUNK_BYTES)
+        except (ValueError, zlib.error):  # binascii.Error is a ValueError
+            raise ValueError("a stored earlier_history chunk is not compressed data") from None
+        if inflater.unconsumed_tail:
+            raise ValueError(f"a stored earlier_history chunk unpacks to over {MAX_CHUNK_BYTES} bytes")
+        try:
+            entries = json.loads(text)
+        except (ValueError, RecursionError):
+            raise ValueError("a stored earlier_history chunk is not JSON") from None
         entries = _check_history(entries, "earlier_history chunk")
         if len(entries) != self.count:
             raise ValueError(f"a stored earlier_history chunk holds {len(entries)} entries, not {self.count}")
+        if _correlation_ids(entries) != self.correlation_ids:
+            raise ValueError("a stored earlier_history chunk lists other correlation ids than it holds")
         return entries
 
     def to_dict(self) -> dict[str, Any]:
@@ -186,8 +199,8 @@ class AgentState:
     # -- building -------------------------------------------------------
     def _append(self, entry: dict[str, Any]) -> dict[str, Any]:
         self._recent.append(entry)
-        if len(self._recent) >= 2 * RECENT_ENTRIES:
-            self._fold(len(self._recent) - RECENT_ENTRIES)
+        while len(self._recent) >= 2 * RECENT_ENTRIES:
+            self._fold(RECENT_ENTRIES)
         return entry
 
     def _fold(self, count: int) -> None:
@@ -277,6 +290,8 @@ class AgentState:
 
     def entry_from_end(self, position: int = 1) -> dict[str, Any] | None:
         """The `position`-th newest entry (1 = the newest), or None when there are fewer."""
+        if position < 1:
+            raise ValueError(f"position counts from 1 (the newest entry), not {position}")
         if position <= len(self._recent):
             return self._recent[-position]
         if position > self.message_count:
@@ -349,6 +364,8 @@ class AgentState:
         migrated = _migrate(data)
         self.agent_type = migrated.get("agent_type") or self.agent_type
         if "recent_history" not in migrated:
+            if "earlier_history" in migrated:
+                raise ValueError("stored state has earlier_history but no recent_history")
             history = migrated.get("conversation_history") or []
             self._recent = list(_check_history(history, "conversation_history"))
             return
@@ -386,7 +403,7 @@ def _earlier_part(earlier: Any) -> tuple[int, str | None, list[HistoryChunk]]:
         return 0, None, []
     if isinstance(earlier, Mapping):
         count, last, chunks = earlier.get("count"), earlier.get("last_response"), earlier.get("chunks")
-        if isinstance(last, str | None) and isinstance(chunks, list):
+        if isinstance(last, str | None) and isinstance(chunks, list) and type(count) is int:
             parsed = [HistoryChunk.from_dict(chunk) for chunk in chunks]
             if count == sum(chunk.count for chunk in parsed):
                 return count, last, parsed

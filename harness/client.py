@@ -100,7 +100,10 @@ def _last_message(state: Any) -> str:
     if session is None:
         return ""
     for position in range(1, session.message_count + 1):
-        entry = session.entry_from_end(position) or {}
+        try:
+            entry = session.entry_from_end(position) or {}
+        except ValueError:  # older entries that cannot be read: no preview rather than no list
+            return ""
         if entry.get("status") == "error":
             return f"error: {entry.get('error') or 'failed turn'}"
         content = entry.get("content")

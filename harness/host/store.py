@@ -39,7 +39,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
@@ -52,8 +52,9 @@ SIGNAL_PREFIX = "sig-"
 INLINE_LIMIT = 60 * 1024
 PART_CHARS = INLINE_LIMIT // 4  # a character takes at most 4 bytes of UTF-16
 MAX_PARTS = 12
-# A transaction holds at most 100 operations: the state row plus the applied signals.
+# Signals applied in one batch (their row keys are listed in the state row until deleted).
 MAX_BATCH = 50
+TRANSACTION_ROWS = 100  # the most operations a table transaction holds
 CACHED_STATES = 4096  # committed states kept in memory (least recently used dropped)
 _BAD_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
@@ -297,12 +298,16 @@ class EntityStore:
         """The oldest pending signals of one entity, in arrival order (applied ones skipped)."""
         record = await self.read(iid)
         applied = record.applied if record is not None else frozenset()
+        leftover: set[str] = set()
+        leftover_blobs: list[str] = []
         result: list[PendingSignal] = []
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
         params = {"pk": iid, "lo": SIGNAL_PREFIX, "hi": "sig."}
         try:
             async for row in self._table.query_entities(query, parameters=params, results_per_page=limit):
-                if row["RowKey"] in applied:
+                if row["RowKey"] in applied:  # applied before a restart, not deleted yet
+                    leftover.add(row["RowKey"])
+                    leftover_blobs.extend([row["inputBlob"]] if row.get("inputBlob") else [])
                     continue
                 text = _row_text(row, "input")
                 blob = row.get("inputBlob")
@@ -313,6 +318,7 @@ class EntityStore:
                     break
         except AzureError as exc:
             raise self._fail(exc) from exc
+        self._clean_up(iid, leftover, leftover_blobs)
         return result
 
     async def instances_with_signals(self) -> set[str]:
@@ -437,39 +443,58 @@ class EntityStore:
     async def _drop_signals(self, iid: str, signals: list[PendingSignal]) -> None:
         """Delete signals whose batch left no entity behind (re-applying them would change nothing)."""
         try:
-            for start in range(0, len(signals), 100):
-                chunk = signals[start : start + 100]
-                await self._table.submit_transaction(
-                    [("delete", {"PartitionKey": iid, "RowKey": s.row_key}) for s in chunk]
-                )
+            await self._delete_rows(iid, [s.row_key for s in signals])
         except AzureError as exc:
             raise self._fail(exc) from exc
         await self._delete_blobs([s.input_blob for s in signals if s.input_blob])
 
-    def _clean_up(self, iid: str, keys: set[str], blobs: list[str]) -> None:
+    async def _delete_rows(self, iid: str, row_keys: list[str]) -> None:
+        """Delete rows of one partition, in transactions; rows already gone (a clean-up, or a
+        retry after a lost answer) are fine, which one failed transaction cannot tell apart."""
+        for start in range(0, len(row_keys), TRANSACTION_ROWS):
+            chunk = row_keys[start : start + TRANSACTION_ROWS]
+            try:
+                await self._table.submit_transaction(
+                    [("delete", {"PartitionKey": iid, "RowKey": k}) for k in chunk]
+                )
+            except (TableTransactionError, ResourceNotFoundError):
+                for row_key in chunk:
+                    await self._delete_row(iid, row_key)
+
+    async def _delete_row(self, iid: str, row_key: str) -> None:
+        try:
+            await self._table.delete_entity(iid, row_key)
+        except ResourceNotFoundError:
+            pass
+
+    def _clean_up(self, iid: str, keys: set[str] | frozenset[str], blobs: list[str]) -> None:
         """Delete applied signal rows and unused blobs in the background."""
         keys = {k for k in keys if (iid, k) not in self._deleting}
         if keys or blobs:
-            task = asyncio.get_running_loop().create_task(self._delete_applied(iid, keys, blobs))
+            task = asyncio.get_running_loop().create_task(
+                self._delete_applied(iid, keys, blobs), name=f"clean-up {iid}"
+            )
             self._cleanups.add(task)
             task.add_done_callback(self._cleanups.discard)
+
+    async def _finish_clean_ups(self, iid: str) -> None:
+        """Let this entity's clean-ups end (a purge lists rows, which they may be deleting)."""
+        mine = [t for t in self._cleanups if t.get_name() == f"clean-up {iid}"]
+        await asyncio.gather(*mine, return_exceptions=True)
 
     async def _delete_applied(self, iid: str, keys: set[str], blobs: list[str]) -> None:
         self._deleting.update((iid, k) for k in keys)
         try:
             for row_key in sorted(keys):
-                try:
-                    await self._table.delete_entity(iid, row_key)
-                except ResourceNotFoundError:
-                    pass
-                except AzureError:
-                    return  # still listed as applied: the next commit tries again
+                await self._delete_row(iid, row_key)
                 if len(self._deleted) > CACHED_STATES and iid not in self._deleted:
                     self._deleted.clear()  # forgetting only costs a repeated (404) delete later
                 self._deleted.setdefault(iid, set()).add(row_key)
+        except AzureError:
+            pass  # still listed as applied: the next commit tries again
         finally:
             self._deleting.difference_update((iid, k) for k in keys)
-        await self._delete_blobs(blobs)
+            await self._delete_blobs(blobs)
 
     def _cache(self, iid: str, record: EntityRecord | None) -> None:
         self._states[iid] = record
@@ -489,6 +514,7 @@ class EntityStore:
 
     async def purge(self, iid: str) -> bool:
         """Delete the entity's state and pending signals; True if anything existed."""
+        await self._finish_clean_ups(iid)
         self._states.pop(iid, None)
         self._deleted.pop(iid, None)
         self._generation += 1
@@ -499,11 +525,7 @@ class EntityStore:
             async for row in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": iid}):
                 keys.append(row["RowKey"])
                 blobs.extend(b for b in (row.get("stateBlob"), row.get("inputBlob")) if b)
-            for start in range(0, len(keys), 100):
-                chunk = keys[start : start + 100]
-                await self._table.submit_transaction(
-                    [("delete", {"PartitionKey": iid, "RowKey": rk}) for rk in chunk]
-                )
+            await self._delete_rows(iid, keys)
         except AzureError as exc:
             raise self._fail(exc) from exc
         self._states.pop(iid, None)  # a read may have cached the old row meanwhile

@@ -79,6 +79,33 @@ async def test_a_commit_whose_answer_was_lost_is_not_applied_again(
         await wait_state(http, host.url, "counter", "lost", 6)
 
 
+async def test_signals_dropped_with_a_lost_answer_do_not_keep_the_worker_busy(
+    azurite_connstr: str, hub: str, http: aiohttp.ClientSession
+):
+    """A batch that leaves no entity deletes its signals; if that answer is lost, the retry finds
+    them gone and the worker still finishes (fault injection at the storage client)."""
+    async with LocalHost(COUNTER_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
+        assert host.store is not None
+        table = host.store._table
+        real_submit = table.submit_transaction
+        lost: list[bool] = []
+
+        async def submit_then_lose_the_answer(*args, **kwargs):
+            result = await real_submit(*args, **kwargs)
+            if not lost:
+                lost.append(True)
+                raise ServiceResponseError("connection reset before the answer")
+            return result
+
+        table.submit_transaction = submit_then_lose_the_answer  # type: ignore[method-assign]
+        assert await signal(http, host.url, "counter", "never", "delete") == 202
+        await asyncio.wait_for(host.wait_idle(), 15)
+        assert lost == [True]
+        assert await host.store.pending(instance_id("counter", "never")) == []
+        assert await signal(http, host.url, "counter", "never", "add", 2) == 202
+        await wait_state(http, host.url, "counter", "never", 2)
+
+
 @pytest.fixture
 def host_process(azurite_connstr: str, hub: str, tmp_path: Path) -> Iterator:
     """Start `python -m harness.host` subprocesses on one port; yields a starter."""

@@ -121,3 +121,23 @@ async def test_applied_signal_rows_are_skipped_until_cleaned_up(
         assert record is not None and record.applied == frozenset() and record.state == "4"
     finally:
         await restarted.close()
+
+
+async def test_deleting_rows_tolerates_rows_already_gone(store: EntityStore, azurite_connstr: str, hub: str):
+    """A purge or a retried drop may meet rows a clean-up already deleted."""
+    iid = instance_id("counter", "gone-rows")
+    kept = await store.add_signal("counter", "gone-rows", "add", json.dumps("1"))
+    await store._delete_rows(iid, [kept.row_key, "sig-00000000000000000001"])
+    assert await _signal_rows(azurite_connstr, hub, iid) == []
+
+
+async def test_purge_waits_for_the_clean_up_of_applied_rows(
+    store: EntityStore, azurite_connstr: str, hub: str
+):
+    iid = instance_id("counter", "purged")
+    signals = [await store.add_signal("counter", "purged", "add", json.dumps("1")) for _ in range(20)]
+    await store.commit(None, "counter", "purged", True, json.dumps(20), signals)
+    assert store._cleanups  # deleting the applied rows, in the background
+    assert await store.purge(iid)
+    assert await _signal_rows(azurite_connstr, hub, iid) == []
+    assert await _read_uncached(azurite_connstr, hub, iid) is None

@@ -6,7 +6,7 @@ import pytest
 from agent_framework import AgentResponse, Content, Message, UsageDetails
 
 from durableagent import SCHEMA_VERSION, AgentState
-from durableagent.state import RECENT_ENTRIES
+from durableagent.state import MAX_CHUNK_BYTES, RECENT_ENTRIES
 
 
 def _response_with_tool() -> AgentResponse:
@@ -180,6 +180,9 @@ def _chunk(payload: bytes, count: int = 1) -> dict:
         _chunk(zlib.compress(b"[1]")),
         _chunk(b"not compressed"),
         {"count": 1, "correlation_ids": [], "data": "%%%"},
+        _chunk(zlib.compress(b"[" * 100_000 + b"]" * 100_000)),  # nesting deeper than the parser goes
+        _chunk(zlib.compress(b'[{"correlation_id": "other"}]')),  # ids that do not match the entries
+        _chunk(zlib.compress(b"[" + b" " * (MAX_CHUNK_BYTES + 1) + b"]")),  # unpacks to too much
     ],
 )
 def test_damaged_earlier_history_is_reported_when_read(chunk):
@@ -199,6 +202,8 @@ def test_damaged_earlier_history_is_reported_when_read(chunk):
         {"count": 0, "last_response": None, "chunks": [{"count": 0, "correlation_ids": [], "data": ""}]},
         {"count": 1, "last_response": None, "chunks": [{"count": 1, "correlation_ids": [1], "data": ""}]},
         {"count": 1, "last_response": None, "chunks": "x"},
+        {"count": 1.0, "last_response": None, "chunks": [_chunk(b"")]},
+        {"count": True, "last_response": None, "chunks": [_chunk(b"")]},
         "x",
     ],
 )
@@ -228,3 +233,28 @@ def test_version_1_state_is_read_and_written_in_the_current_form():
     stored = state.to_dict()
     assert stored["schema_version"] == SCHEMA_VERSION and stored["earlier_history"]["count"] > 0
     assert AgentState.from_dict(stored).get_state()["conversation_history"][:-1] == v1["conversation_history"]
+
+
+def test_earlier_history_without_recent_history_is_refused_not_read_as_empty():
+    stored = _long_state(2 * RECENT_ENTRIES).to_dict()
+    del stored["recent_history"]
+    with pytest.raises(ValueError, match="recent_history"):
+        AgentState.from_dict(stored)
+
+
+def test_entry_positions_count_from_one():
+    state = _long_state(1)
+    assert state.entry_from_end(1)["status"] == "error"
+    with pytest.raises(ValueError, match="from 1"):
+        state.entry_from_end(0)
+
+
+def test_a_migrated_long_history_is_folded_in_chunks_of_the_usual_size():
+    v1 = {
+        "schema_version": 1,
+        "conversation_history": _long_state(8 * RECENT_ENTRIES).get_state()["conversation_history"],
+    }
+    state = AgentState.from_dict(v1)
+    state.add_user_message("next", "n")
+    chunks = state.to_dict()["earlier_history"]["chunks"]
+    assert len(chunks) > 1 and all(chunk["count"] == RECENT_ENTRIES for chunk in chunks)
