@@ -344,15 +344,17 @@ class AgentState:
         return messages
 
     # -- serialization ----------------------------------------------------
-    def get_state(self) -> dict[str, Any]:
-        """The whole session as the HTTP API shows it (every entry as an object)."""
+    def _header(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
             "agent_type": self.agent_type,
             "message_count": self.message_count,
             "last_response": self.last_response,
-            "conversation_history": self.conversation_history,
         }
+
+    def get_state(self) -> dict[str, Any]:
+        """The whole session as the HTTP API shows it (every entry as an object)."""
+        return {**self._header(), "conversation_history": self.conversation_history}
 
     def restore_state(self, data: Mapping[str, Any] | None) -> None:
         """Load either form: the stored one (`to_dict`) or the API's (`get_state`), any version."""
@@ -378,10 +380,7 @@ class AgentState:
     def to_dict(self) -> dict[str, Any]:
         """The stored form: newest entries as objects, older ones in compressed chunks."""
         return {
-            "schema_version": SCHEMA_VERSION,
-            "agent_type": self.agent_type,
-            "message_count": self.message_count,
-            "last_response": self.last_response,
+            **self._header(),
             "earlier_history": {
                 "count": self._earlier_count,
                 "last_response": self._earlier_last_response,

@@ -226,12 +226,14 @@ def test_folded_history_is_much_smaller_than_the_entries_it_holds():
 def test_version_1_state_is_read_and_written_in_the_current_form():
     v1 = {
         "schema_version": 1,
-        "conversation_history": _long_state(2 * RECENT_ENTRIES).get_state()["conversation_history"],
+        "conversation_history": _long_state(8 * RECENT_ENTRIES).get_state()["conversation_history"],
     }
     state = AgentState.from_dict(v1)
     state.add_user_message("next", "n")
     stored = state.to_dict()
-    assert stored["schema_version"] == SCHEMA_VERSION and stored["earlier_history"]["count"] > 0
+    assert stored["schema_version"] == SCHEMA_VERSION
+    chunks = stored["earlier_history"]["chunks"]  # folded 16 at a time, as if it had grown here
+    assert len(chunks) > 1 and all(chunk["count"] == RECENT_ENTRIES for chunk in chunks)
     assert AgentState.from_dict(stored).get_state()["conversation_history"][:-1] == v1["conversation_history"]
 
 
@@ -247,14 +249,3 @@ def test_entry_positions_count_from_one():
     assert state.entry_from_end(1)["status"] == "error"
     with pytest.raises(ValueError, match="from 1"):
         state.entry_from_end(0)
-
-
-def test_a_migrated_long_history_is_folded_in_chunks_of_the_usual_size():
-    v1 = {
-        "schema_version": 1,
-        "conversation_history": _long_state(8 * RECENT_ENTRIES).get_state()["conversation_history"],
-    }
-    state = AgentState.from_dict(v1)
-    state.add_user_message("next", "n")
-    chunks = state.to_dict()["earlier_history"]["chunks"]
-    assert len(chunks) > 1 and all(chunk["count"] == RECENT_ENTRIES for chunk in chunks)
