@@ -13,7 +13,8 @@ from typing import Any
 from agent_framework import AgentResponse, Message
 
 SCHEMA_VERSION = 2
-# Newest entries kept as objects in the stored state; older ones are folded into one JSON text.
+# Newest entries kept as objects in the stored state; older ones are folded into compressed chunks
+# of this many entries.
 RECENT_ENTRIES = 16
 MAX_CHUNK_BYTES = 64 * 1024 * 1024  # far above 16 entries of at most ~1 MiB each
 
@@ -170,8 +171,7 @@ class HistoryChunk:
         if isinstance(value, Mapping):
             count, ids, data = value.get("count"), value.get("correlation_ids"), value.get("data")
             if (
-                isinstance(count, int)
-                and not isinstance(count, bool)
+                type(count) is int
                 and count > 0
                 and isinstance(ids, list)
                 and all(isinstance(i, str) for i in ids)
@@ -275,11 +275,6 @@ class AgentState:
         """Every entry, oldest first (a new list: change the state through its methods)."""
         return [*self._earlier_entries(), *self._recent]
 
-    @conversation_history.setter
-    def conversation_history(self, entries: list[dict[str, Any]]) -> None:
-        self.reset()
-        self._recent = list(entries)
-
     @property
     def message_count(self) -> int:
         return self._earlier_count + len(self._recent)
@@ -309,12 +304,8 @@ class AgentState:
         return found
 
     def has_correlation(self, correlation_id: str) -> bool:
-        return any(e.get("correlation_id") == correlation_id for e in self._recent) or self._in_earlier(
-            correlation_id
-        )
-
-    def _in_earlier(self, correlation_id: str) -> bool:
-        return any(correlation_id in chunk.correlation_ids for chunk in self._chunks)
+        in_recent = any(e.get("correlation_id") == correlation_id for e in self._recent)
+        return in_recent or any(correlation_id in chunk.correlation_ids for chunk in self._chunks)
 
     def to_messages(self, *, skip_last: bool = False) -> list[Message]:
         """History to give the agent: every successful earlier turn, tool calls included.

@@ -395,11 +395,12 @@ class EntityStore:
     ) -> None:
         """Write the new state, listing the applied signals, in one ETag-checked write."""
         iid = instance_id(name, key)
-        if not exists and (before is None or not before.exists) and not (before and before.applied):
+        if not exists and not (before and (before.exists or before.applied)):
             await self._drop_signals(iid, applied)  # nothing to keep: no state, nothing to replay
             return
-        gone = (before.applied if before else frozenset()) & self._deleted.get(iid, set())
-        listed = (before.applied if before else frozenset()) - gone | {s.row_key for s in applied}
+        listed_before = before.applied if before else frozenset()
+        gone = listed_before & self._deleted.get(iid, set())  # deleted since: no longer listed
+        listed = listed_before - gone | {s.row_key for s in applied}
         stamp = datetime.now(UTC)
         entity: dict[str, Any] = {
             "PartitionKey": iid,
@@ -428,10 +429,10 @@ class EntityStore:
         except AzureError as exc:
             raise self._fail(exc) from exc
         self._healthy = True
-        if gone or before is None:
-            remaining = self._deleted.pop(iid, set()) - gone if before is not None else set()
-            if remaining:
-                self._deleted[iid] = remaining
+        # Deletions still to report (one may have finished meanwhile); none for a new row.
+        remaining = self._deleted.pop(iid, set()) - gone if before is not None else set()
+        if remaining:
+            self._deleted[iid] = remaining
         kept = state if exists else None
         record = EntityRecord(iid, name.lower(), key, exists, kept, stamp, None, new_blob, frozenset(listed))
         self._remember(record, result)
