@@ -16,6 +16,7 @@ logger = logging.getLogger("durableagent.scripting")
 
 SCRIPT_ENV = "DURABLEAGENT_CHAT_SCRIPT"
 RECORD_ENV = "DURABLEAGENT_CHAT_RECORD"
+KEPT_REQUESTS = 5  # requests the swapped-in fake keeps in memory (all are in the record file)
 
 
 @dataclass
@@ -39,7 +40,11 @@ class ScriptSwap:
         if self._client is None:
             from fakes import ScriptedChatClient  # only needed when a script is configured
 
-            self._client = ScriptedChatClient.from_file(self.script, record_path=self.record)
+            # Requests are read back from the record file; memory keeps only the latest few,
+            # since each one carries the whole conversation.
+            self._client = ScriptedChatClient.from_file(
+                self.script, record_path=self.record, keep_requests=KEPT_REQUESTS
+            )
             logger.warning(
                 "\n%s\n DURABLEAGENT_CHAT_SCRIPT is set: every agent answers from the SCRIPTED FAKE model\n"
                 " script: %s\n requests recorded to: %s\n%s",

@@ -11,6 +11,7 @@ import asyncio
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -52,9 +53,14 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
         default: StepLike | None = None,
         record_path: str | os.PathLike[str] | None = None,
         model: str = "scripted-model",
+        keep_requests: int | None = None,
         **kwargs: Any,
     ) -> None:
-        """Build from a ``Script`` or from Python steps/rules/default (see ``fakes.script``)."""
+        """Build from a ``Script`` or from Python steps/rules/default (see ``fakes.script``).
+
+        ``keep_requests`` bounds how many recent requests ``requests`` holds (all by default): a
+        long-running process that reads them from ``record_path`` need not keep every one, with
+        the whole conversation each carries, in memory."""
         super().__init__(**kwargs)
         if isinstance(steps, Script):
             if rules is not None or default is not None:
@@ -67,7 +73,9 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
         self._script = script
         self._cursor = 0
         self._count = 0
-        self._requests: list[RecordedRequest] = []
+        if keep_requests is not None and keep_requests < 1:
+            raise ValueError(f"keep_requests must be at least 1, not {keep_requests}")
+        self._requests: deque[RecordedRequest] = deque(maxlen=keep_requests)
         self._record_path = Path(record_path) if record_path is not None else None
         self._script_path: Path | None = None
         self._script_signature: _FileSignature | None = None
@@ -97,7 +105,7 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """Every request received so far, oldest first (a copy)."""
+        """Every request received so far (the latest ``keep_requests``), oldest first (a copy)."""
         with self._lock:
             return list(self._requests)
 

@@ -387,6 +387,19 @@ async def test_record_keeps_only_the_latest_messages_of_a_long_conversation():
     assert [m["text"] for m in record["messages"]] == [f"m{i}" for i in range(5, RECORDED_MESSAGES + 5)]
 
 
+async def test_keep_requests_bounds_the_requests_held_in_memory(tmp_path):
+    record = tmp_path / "requests.jsonl"
+    client = ScriptedChatClient(default="ok", record_path=record, keep_requests=2)
+    agent = Agent(client=client, name="a")
+    for turn in range(5):
+        await agent.run(f"turn {turn}")
+    assert [r.number for r in client.requests] == [4, 5]
+    assert [r.user_text for r in client.requests] == ["turn 3", "turn 4"]
+    assert len(record.read_text().splitlines()) == 5  # the record file still has every request
+    with pytest.raises(ValueError, match="keep_requests"):
+        ScriptedChatClient(default="ok", keep_requests=0)
+
+
 def test_to_dict_stringifies_odd_option_values():
     class Odd:
         def __str__(self) -> str:
