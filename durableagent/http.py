@@ -42,9 +42,12 @@ class Polling:
     first_interval: float = 0.004
     max_interval: float = 0.5
     growth: float = 1.3
+    due_interval: float = 0.001
+    """Where intervals start after a first read timed by the session's last turn: the reply is
+    due then, and each interval of lag adds to the turn."""
 
-    def intervals(self) -> Iterator[float]:
-        interval = self.first_interval
+    def intervals(self, first: float | None = None) -> Iterator[float]:
+        interval = self.first_interval if first is None else first
         while True:
             yield interval
             interval = min(interval * self.growth, self.max_interval)
@@ -156,11 +159,12 @@ class AgentRoutes:
         """Poll the session's state until it holds the reply for `correlation_id` or time is up."""
         started = time.monotonic()
         deadline = started + self.polling.timeout
-        intervals = self.polling.intervals()
         state = AgentState()
         # The signal was only just accepted: give the entity a moment before the first read.
         turn, read = self._last_turn.get(str(session), (0.0, 0.0))
         expected = min(0.8 * turn, FIRST_READ_BUDGET * read)
+        due = expected > self.polling.first_interval
+        intervals = self.polling.intervals(self.polling.due_interval if due else None)
         await asyncio.sleep(min(max(self.polling.first_interval, expected), self.polling.timeout))
         while True:
             began = time.monotonic()

@@ -26,6 +26,7 @@ from .stack import DEFAULT_APP_DIR, Stack
 
 console = Console(stderr=True)
 AGENT = "WeatherAgent"
+HISTORY_PREPARATION = 1000  # messages stored ahead of the timed turns, per history size
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -116,8 +117,9 @@ async def bench_throughput(url: str, sessions: int, turns: int) -> Figures:
     return figures
 
 
-def _weather(location: str) -> str:
-    """Get the weather for a city (the bench's own stand-in for the sample's tool)."""
+def get_weather(location: str) -> str:
+    """Get the weather for a city (the bench's stand-in for the sample's tool: same name, so the
+    weather script calls it in-process as it does in the app)."""
     return f"sunny, 21 C in {location}"
 
 
@@ -127,7 +129,7 @@ async def _in_process_history(script: Path, sizes: tuple[int, ...], samples: int
 
     from fakes import ScriptedChatClient
 
-    agent = Agent(client=ScriptedChatClient.from_file(script), name=AGENT, tools=[_weather])
+    agent = Agent(client=ScriptedChatClient.from_file(script), name=AGENT, tools=[get_weather])
     history: list[Message] = []
     medians: dict[int, float] = {}
     for size in sizes:
@@ -140,22 +142,35 @@ async def _in_process_history(script: Path, sizes: tuple[int, ...], samples: int
     return medians
 
 
+async def _grow(client: httpx.AsyncClient, key: str, size: int) -> None:
+    """Weather turns into session `key` until it stores at least `size` messages."""
+    count = 0
+    while count < size:
+        count = (await _post_run(client, f"What's the weather in City{count}?", key))["message_count"]
+
+
 async def bench_history(url: str, script: Path, sizes: tuple[int, ...], samples: int) -> Figures:
-    """Per-turn latency as the stored history grows (weather turns, so tool calls are stored)."""
-    key = f"hist-{uuid.uuid4().hex[:12]}"
+    """Per-turn latency as the stored history grows (weather turns, so tool calls are stored).
+
+    Each timed turn adds two messages, so small sizes are timed over several sessions of that
+    size (one turn or a few each) and only large ones over consecutive turns of one session:
+    every sample stays within a few percent of its size.
+    """
     figures = Figures("History scaling (per-turn latency by stored messages)")
     medians: dict[int, float] = {}
     direct = await _in_process_history(script, sizes, samples)
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-        count = 0
         for size in sizes:
-            while count < size:
-                count = (await _post_run(client, f"What's the weather in City{count}?", key))["message_count"]
-            times = [
-                await _timed(lambda: _post_run(client, "What's the weather in Paris?", key))
-                for _ in range(samples)
-            ]
-            count += 2 * samples
+            sessions = max(1, min(samples, HISTORY_PREPARATION // max(size, 1)))
+            times: list[float] = []
+            for index in range(sessions):
+                key = f"hist-{size}-{uuid.uuid4().hex[:12]}"
+                await _grow(client, key, size)
+                turns = len(range(index, samples, sessions))  # samples spread over the sessions
+                for _ in range(turns):
+                    times.append(
+                        await _timed(lambda key=key: _post_run(client, "What's the weather in Paris?", key))
+                    )
             medians[size] = statistics.median(times)
             figures.add(f"POST /run p50 at {size} messages", medians[size], "ms")
             figures.add(f"in-process p50 at {size} messages", direct[size], "ms")
@@ -254,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--session-turns", type=int, default=20)
     parser.add_argument("--history", type=int, nargs="+", default=[10, 100, 1000])
-    parser.add_argument("--samples", type=int, default=10, help="turns timed at each history size")
+    parser.add_argument("--samples", type=int, default=30, help="turns timed at each history size")
     parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)

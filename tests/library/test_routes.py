@@ -240,3 +240,11 @@ async def test_backend_failure_is_503_json(build):
     assert status == 503 and "unavailable" in body["error"]
     status, body = await host.state("WeatherAgent", "s")
     assert status == 503
+
+
+def test_polling_intervals_grow_to_the_cap_from_where_they_start():
+    polling = Polling(first_interval=0.004, growth=2.0, max_interval=0.02, due_interval=0.001)
+    default = polling.intervals()
+    assert [next(default) for _ in range(5)] == [0.004, 0.008, 0.016, 0.02, 0.02]
+    due = polling.intervals(polling.due_interval)
+    assert [next(due) for _ in range(3)] == [0.001, 0.002, 0.004]
