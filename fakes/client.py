@@ -249,21 +249,15 @@ class ScriptedChatClient(
         self,
         steps: Iterable[StepLike] | Script | None = None,
         *,
-        rules: Iterable[Any] | None = None,
-        default: StepLike | None = None,
-        record_path: str | os.PathLike[str] | None = None,
-        model: str = "scripted-model",
         middleware: Sequence[ChatAndFunctionMiddlewareTypes] | None = None,
         function_invocation_configuration: FunctionInvocationConfiguration | None = None,
         **kwargs: Any,
     ) -> None:
-        """See ``RawScriptedChatClient``; ``middleware`` and function invocation settings go to the layers."""
+        """``steps`` and the other options (``rules``, ``default``, ``record_path``, ``model``,
+        ``keep_requests``) are ``RawScriptedChatClient``'s; ``middleware`` and function invocation
+        settings go to the layers."""
         super().__init__(
             steps=steps,
-            rules=rules,
-            default=default,
-            record_path=record_path,
-            model=model,
             middleware=middleware,
             function_invocation_configuration=function_invocation_configuration,
             **kwargs,
