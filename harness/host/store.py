@@ -106,12 +106,31 @@ def _fits_inline(text: str) -> bool:
     return 2 * len(text) <= INLINE_LIMIT and len(text.encode("utf-16-le")) <= INLINE_LIMIT
 
 
+def _split(text: str) -> list[str] | None:
+    """The properties a text too long for one is split over; None when one holds it or a row can't."""
+    if _fits_inline(text) or len(text) > PART_CHARS * MAX_PARTS:
+        return None
+    return [text[i : i + PART_CHARS] for i in range(0, len(text), PART_CHARS)]
+
+
+def _part_name(prop: str, index: int) -> str:
+    return prop if index == 0 else f"{prop}{index}"
+
+
 def _row_text(row: Mapping[str, Any], prop: str) -> str | None:
     """A text stored in one property or split over `prop`, `prop1`, ... (see `_put_text`)."""
     parts = row.get(f"{prop}Parts")
     if not isinstance(parts, int) or parts < 2:
         return row.get(prop)
-    return "".join(row.get(prop if i == 0 else f"{prop}{i}") or "" for i in range(parts))
+    return "".join(row.get(_part_name(prop, i)) or "" for i in range(parts))
+
+
+def _part_sizes(row: Mapping[str, Any], prop: str) -> tuple[int, ...]:
+    """Lengths of the parts a text is split over in `row` (empty when it is not split)."""
+    parts = row.get(f"{prop}Parts")
+    if not isinstance(parts, int) or parts < 2:
+        return ()
+    return tuple(len(row.get(_part_name(prop, i)) or "") for i in range(parts))
 
 
 def _applied_keys(row: Mapping[str, Any]) -> frozenset[str]:
@@ -153,6 +172,19 @@ class EntityRecord:
     etag: str | None
     state_blob: str | None = None
     applied: frozenset[str] = frozenset()  # signal row keys applied (their rows may still exist)
+    state_parts: tuple[int, ...] = ()  # lengths of the properties `state` is split over, if it is
+
+    def unchanged_parts(self, parts: list[str]) -> set[int]:
+        """Which of a new state's `parts` this record already stores, in the same property."""
+        if self.state is None or self.state_blob or not self.state_parts:
+            return set()
+        same: set[int] = set()
+        offset = 0
+        for index, (size, part) in enumerate(zip(self.state_parts, parts, strict=False)):
+            if size == len(part) and self.state[offset : offset + size] == part:
+                same.add(index)
+            offset += size
+        return same
 
 
 def _translate(exc: Exception) -> Exception:
@@ -251,10 +283,9 @@ class EntityStore:
         if _fits_inline(text):
             entity[prop] = text
             return None
-        if len(text) <= PART_CHARS * MAX_PARTS:
-            parts = [text[i : i + PART_CHARS] for i in range(0, len(text), PART_CHARS)]
+        if parts := _split(text):
             for index, part in enumerate(parts):
-                entity[prop if index == 0 else f"{prop}{index}"] = part
+                entity[_part_name(prop, index)] = part
             entity[f"{prop}Parts"] = len(parts)
             return None
         blob = self._blob_name(kind, iid)
@@ -352,6 +383,7 @@ class EntityStore:
             etag=row.metadata.get("etag") if hasattr(row, "metadata") else None,
             state_blob=blob,
             applied=_applied_keys(row),
+            state_parts=_part_sizes(row, "state"),
         )
 
     async def read(self, iid: str) -> EntityRecord | None:
@@ -411,12 +443,25 @@ class EntityStore:
             "lastOperationTime": stamp,
             "applied": ",".join(sorted(listed)),
         }
+        kept = state if exists else None
+        parts = _split(kept) if kept is not None else None
+        same = before.unchanged_parts(parts) if before is not None and parts else set()
         new_blob: str | None = None
         try:
-            new_blob = await self._put_text(entity, "state", "state", iid, state if exists else None)
-            if before is None:
+            if before is not None and parts and same:
+                # A long state mostly changes at its end: send only the parts that differ.
+                for index, part in enumerate(parts):
+                    if index not in same:
+                        entity[_part_name("state", index)] = part
+                entity["stateParts"] = len(parts)
+                result = await self._table.update_entity(
+                    entity, mode=UpdateMode.MERGE, etag=before.etag, match_condition=_IF_MATCH
+                )
+            elif before is None:
+                new_blob = await self._put_text(entity, "state", "state", iid, kept)
                 result = await self._table.create_entity(entity)
             else:
+                new_blob = await self._put_text(entity, "state", "state", iid, kept)
                 result = await self._table.update_entity(
                     entity, mode=UpdateMode.REPLACE, etag=before.etag, match_condition=_IF_MATCH
                 )
@@ -433,8 +478,10 @@ class EntityStore:
         remaining = self._deleted.pop(iid, set()) - gone if before is not None else set()
         if remaining:
             self._deleted[iid] = remaining
-        kept = state if exists else None
-        record = EntityRecord(iid, name.lower(), key, exists, kept, stamp, None, new_blob, frozenset(listed))
+        sizes = tuple(len(part) for part in parts) if parts else ()
+        record = EntityRecord(
+            iid, name.lower(), key, exists, kept, stamp, None, new_blob, frozenset(listed), sizes
+        )
         self._remember(record, result)
         garbage = [s.input_blob for s in applied if s.input_blob]
         if before is not None and before.state_blob and before.state_blob != new_blob:

@@ -6,7 +6,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from harness.host.store import EntityRecord, EntityStore, instance_id
+from harness.host.store import (
+    MAX_PARTS,
+    PART_CHARS,
+    ConcurrencyConflict,
+    EntityRecord,
+    EntityStore,
+    instance_id,
+)
 
 
 @pytest.fixture
@@ -141,3 +148,51 @@ async def test_purge_waits_for_the_clean_up_of_applied_rows(
     assert await store.purge(iid)
     assert await _signal_rows(azurite_connstr, hub, iid) == []
     assert await _read_uncached(azurite_connstr, hub, iid) is None
+
+
+async def test_a_long_state_rewrites_only_its_changed_parts(store: EntityStore, azurite_connstr: str, hub: str):
+    """Each commit sends only the parts that differ, yet storage always holds exactly the new text:
+    through growth, shrinking, a state short enough for one property and one long enough for a blob."""
+    iid = instance_id("notes", "parts")
+    head = "a" * (3 * PART_CHARS)
+    texts = [
+        head + "b" * 100,
+        head + "c" * 200,  # only the fourth part changes
+        head[: 2 * PART_CHARS] + "d" * 100,  # three parts: the row keeps a stale one past the count
+        head + "e" * (2 * PART_CHARS),  # five parts again, over the stale ones
+        "small",
+        head + "f",
+        "g" * (PART_CHARS * MAX_PARTS + 1),  # a blob
+        head + "h",
+    ]
+    sent: list[set[str]] = []
+    real_update = store._table.update_entity
+
+    async def recording_update(entity, *args, **kwargs):
+        sent.append({name for name in entity if name.startswith("state")})
+        return await real_update(entity, *args, **kwargs)
+
+    store._table.update_entity = recording_update  # type: ignore[method-assign]
+    before = None
+    for text in texts:
+        await store.commit(before, "notes", "parts", True, text, [])
+        before = await store.read(iid)
+        stored = await _read_uncached(azurite_connstr, hub, iid)
+        assert stored is not None and stored.state == text
+    assert sent[0] == {"state3", "stateParts"}
+    assert sent[1] == {"state2", "stateParts"}
+    assert sent[2] == {"state2", "state3", "state4", "stateParts"}
+    assert sent[3] == {"state"}  # one property: the row is replaced, stale parts go
+    assert sent[4] == {"state", "state1", "state2", "state3", "stateParts"}
+
+
+async def test_a_part_write_from_a_stale_read_is_refused(store: EntityStore, azurite_connstr: str, hub: str):
+    iid = instance_id("notes", "stale")
+    head = "a" * (2 * PART_CHARS)
+    await store.commit(None, "notes", "stale", True, head + "1", [])
+    stale = await store.read(iid)
+    await store.commit(stale, "notes", "stale", True, head + "2", [])
+    with pytest.raises(ConcurrencyConflict):
+        await store.commit(stale, "notes", "stale", True, head + "3", [])
+    stored = await _read_uncached(azurite_connstr, hub, iid)
+    assert stored is not None and stored.state == head + "2"
