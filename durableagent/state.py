@@ -369,15 +369,22 @@ class AgentState:
             self._earlier_last_response = last
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored form: newest entries as objects, older ones in compressed chunks."""
+        """The stored form: newest entries as objects, older ones in compressed chunks.
+
+        What only grows comes first and what changes every turn last, so the stored text of a
+        long conversation changes near its end (storage may then write only what changed).
+        """
+        header = self._header()
         return {
-            **self._header(),
+            "schema_version": header["schema_version"],
+            "agent_type": header["agent_type"],
             "earlier_history": {
+                "chunks": [chunk.to_dict() for chunk in self._chunks],
                 "count": self._earlier_count,
                 "last_response": self._earlier_last_response,
-                "chunks": [chunk.to_dict() for chunk in self._chunks],
             },
             "recent_history": self._recent,
+            **header,
         }
 
     @classmethod

@@ -249,3 +249,15 @@ def test_entry_positions_count_from_one():
     assert state.entry_from_end(1)["status"] == "error"
     with pytest.raises(ValueError, match="from 1"):
         state.entry_from_end(0)
+
+
+def test_a_new_turn_changes_the_stored_text_only_after_its_folded_history():
+    """Storage may then rewrite only the end of a long conversation's state."""
+    state = _long_state(8 * RECENT_ENTRIES)
+    before = json.dumps(state.to_dict())
+    for turn in range(2):  # no fold: the recent entries stay under twice RECENT_ENTRIES
+        assert len(state.to_dict()["recent_history"]) < 2 * RECENT_ENTRIES - 1
+        state.add_user_message("one more", f"next{turn}")
+    after = json.dumps(state.to_dict())
+    first_change = next(i for i, (old, new) in enumerate(zip(before, after, strict=False)) if old != new)
+    assert first_change > before.index('"recent_history"') > len(before) / 2
