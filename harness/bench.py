@@ -124,7 +124,8 @@ def get_weather(location: str) -> str:
 
 
 async def _in_process_history(script: Path, sizes: tuple[int, ...], samples: int) -> dict[int, float]:
-    """The same weather turns through `agent.run()` alone, with the same history lengths."""
+    """The same weather turns through `agent.run()` alone, with the same history lengths, called as
+    the entity calls it (with a framework session for the turn)."""
     from agent_framework import Agent, Message
 
     from fakes import ScriptedChatClient
@@ -137,7 +138,10 @@ async def _in_process_history(script: Path, sizes: tuple[int, ...], samples: int
             question = Message(role="user", contents=[f"What's the weather in City{len(history)}?"])
             history += [question, *(await agent.run([*history, question])).messages]
         turn = [*history, Message(role="user", contents=["What's the weather in Paris?"])]
-        times = [await _timed(lambda turn=turn: agent.run(turn)) for _ in range(samples)]
+        times = [
+            await _timed(lambda turn=turn: agent.run(turn, session=agent.create_session(session_id="bench")))
+            for _ in range(samples)
+        ]
         medians[size] = statistics.median(times)
     return medians
 

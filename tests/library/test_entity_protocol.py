@@ -2,11 +2,13 @@
 
 import json
 
+from agent_framework import Agent, AgentResponse, Message
+
 from durableagent import AgentState
 from durableagent.state import RECENT_ENTRIES
 from fakes import ScriptedChatClient
 
-from .conftest import make_agent
+from .conftest import get_weather, make_agent
 
 ENTITY = "dafx-weatheragent"
 
@@ -122,3 +124,53 @@ def test_long_history_reaches_the_model_whole_on_a_warm_and_a_cold_worker(build)
     fresh.run_batch(ENTITY, "k", [("run_agent", {"message": "last", "correlation_id": "cl"})])
     assert [m.text for m in cold.requests[-1].messages] == [*expected, "last"]
     assert _stored(fresh.states[(ENTITY, "k")])["message_count"] == 2 * turns + 2
+
+
+class SessionRecordingAgent(Agent):
+    """An Agent that notes the framework session each run gets."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.sessions: list = []
+
+    def run(self, messages=None, *, stream=False, session=None, **kwargs):
+        self.sessions.append(session)
+        return super().run(messages, stream=stream, session=session, **kwargs)
+
+
+def test_each_turn_runs_in_its_own_framework_session_named_after_the_durable_one(build):
+    tool_turn = {"tool_calls": [{"name": "get_weather", "arguments": {"location": "Oslo"}, "call_id": "c"}]}
+    fake = ScriptedChatClient(steps=[tool_turn, {"text": "cold"}, {"text": "bye"}])
+    agent = SessionRecordingAgent(client=fake, name="WeatherAgent", tools=[get_weather])
+    _, host = build(agent)
+    host.run_batch(ENTITY, "oslo", [("run_agent", {"message": "weather?", "correlation_id": "c1"})])
+    host.run_batch(ENTITY, "oslo", [("run_agent", {"message": "thanks", "correlation_id": "c2"})])
+    first, second = agent.sessions
+    assert first is not second and first.session_id == second.session_id == "oslo"
+    # Nothing carries over in the session: the model sees the stored history once, in order.
+    roles = [m.role for m in fake.requests[-1].messages]
+    assert roles == ["user", "assistant", "tool", "assistant", "user"]
+
+
+class PlainAgent:
+    """A minimal agent: `run` only, no framework sessions."""
+
+    id = name = "PlainAgent"
+    description = None
+
+    def __init__(self) -> None:
+        self.seen: list[list[str]] = []
+
+    async def run(self, messages=None, **kwargs):
+        assert "session" not in kwargs
+        self.seen.append([m.text for m in messages])
+        return AgentResponse(messages=[Message(role="assistant", contents=[f"heard {len(messages)}"])])
+
+
+def test_an_agent_without_sessions_still_gets_the_whole_history(build):
+    agent = PlainAgent()
+    _, host = build(agent)
+    host.run_batch("dafx-plainagent", "k", [("run_agent", {"message": "one", "correlation_id": "c1"})])
+    output = host.run_batch("dafx-plainagent", "k", [("run_agent", {"message": "two", "correlation_id": "c2"})])
+    assert _results(output)[0][1]["response"] == "heard 3"
+    assert agent.seen[-1] == ["one", "heard 1", "two"]
