@@ -150,7 +150,9 @@ async def test_purge_waits_for_the_clean_up_of_applied_rows(
     assert await _read_uncached(azurite_connstr, hub, iid) is None
 
 
-async def test_a_long_state_rewrites_only_its_changed_parts(store: EntityStore, azurite_connstr: str, hub: str):
+async def test_a_long_state_rewrites_only_its_changed_parts(
+    store: EntityStore, azurite_connstr: str, hub: str
+):
     """Each commit sends only the parts that differ, yet storage always holds exactly the new text:
     through growth, shrinking, a state short enough for one property and one long enough for a blob."""
     iid = instance_id("notes", "parts")

@@ -171,6 +171,8 @@ def test_an_agent_without_sessions_still_gets_the_whole_history(build):
     agent = PlainAgent()
     _, host = build(agent)
     host.run_batch("dafx-plainagent", "k", [("run_agent", {"message": "one", "correlation_id": "c1"})])
-    output = host.run_batch("dafx-plainagent", "k", [("run_agent", {"message": "two", "correlation_id": "c2"})])
+    output = host.run_batch(
+        "dafx-plainagent", "k", [("run_agent", {"message": "two", "correlation_id": "c2"})]
+    )
     assert _results(output)[0][1]["response"] == "heard 3"
     assert agent.seen[-1] == ["one", "heard 1", "two"]
