@@ -64,6 +64,11 @@ async def _post_run(client: httpx.AsyncClient, message: str, session: str) -> di
     return response.json()
 
 
+def _direct_turn(agent: Any, messages: Any) -> Awaitable[Any]:
+    """One in-process turn, called as the entity calls it: with a framework session for the turn."""
+    return agent.run(messages, session=agent.create_session(session_id="bench"))
+
+
 async def bench_latency(url: str, script: Path, turns: int) -> Figures:
     """Same fake, same message: in-process `agent.run()` against `POST /run` through the stack."""
     from agent_framework import Agent
@@ -71,7 +76,7 @@ async def bench_latency(url: str, script: Path, turns: int) -> Figures:
     from fakes import ScriptedChatClient
 
     agent = Agent(client=ScriptedChatClient.from_file(script), name=AGENT)
-    direct = [await _timed(lambda i=i: agent.run(f"hello number {i}")) for i in range(turns)]
+    direct = [await _timed(lambda i=i: _direct_turn(agent, f"hello number {i}")) for i in range(turns)]
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         await _post_run(client, "warm up", uuid.uuid4().hex)
         http = [
@@ -124,8 +129,7 @@ def get_weather(location: str) -> str:
 
 
 async def _in_process_history(script: Path, sizes: tuple[int, ...], samples: int) -> dict[int, float]:
-    """The same weather turns through `agent.run()` alone, with the same history lengths, called as
-    the entity calls it (with a framework session for the turn)."""
+    """The same weather turns through `agent.run()` alone, with the same history lengths."""
     from agent_framework import Agent, Message
 
     from fakes import ScriptedChatClient
@@ -138,10 +142,7 @@ async def _in_process_history(script: Path, sizes: tuple[int, ...], samples: int
             question = Message(role="user", contents=[f"What's the weather in City{len(history)}?"])
             history += [question, *(await agent.run([*history, question])).messages]
         turn = [*history, Message(role="user", contents=["What's the weather in Paris?"])]
-        times = [
-            await _timed(lambda turn=turn: agent.run(turn, session=agent.create_session(session_id="bench")))
-            for _ in range(samples)
-        ]
+        times = [await _timed(lambda turn=turn: _direct_turn(agent, turn)) for _ in range(samples)]
         medians[size] = statistics.median(times)
     return medians
 
