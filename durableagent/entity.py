@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import threading
@@ -30,6 +31,30 @@ def _fingerprint(state: AgentState, *, skip_last: bool = False) -> tuple[Any, ..
     last = state.entry_from_end(1 + skipped) or {}
     count = state.message_count - skipped
     return (count, last.get("correlation_id"), last.get("timestamp"), last.get("status"))
+
+
+def _session_factory(agent: SupportsAgentRun) -> Callable[[], Any] | None:
+    """`agent.create_session`, when the agent has one and its `run` takes a `session`.
+
+    Each turn runs in a fresh framework session. Given one, agent-framework takes the messages as
+    that session's own; run without one, it re-derives tool-approval bookkeeping by copying every
+    message on each model call, which at 1000 stored messages was 40% of a turn. The session has a
+    random id, like one the framework would otherwise create, so history or memory
+    providers keyed by session id load nothing into the turn: the entity state is the
+    conversation, sent once. (Given a session, the framework adds its in-memory history provider
+    to an agent that has no history provider, once, as it does for any caller; that provider
+    loads nothing from a fresh session.)
+    """
+    create = getattr(agent, "create_session", None)
+    if not callable(create):
+        return None
+    try:
+        parameters = inspect.signature(agent.run).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.name == "session" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return create
+    return None
 
 
 def agent_type_of(agent: SupportsAgentRun) -> str:
@@ -77,6 +102,7 @@ class AgentEntity:
         # state each turn, so a stale entry is never used.
         self._histories: OrderedDict[str, tuple[tuple[Any, ...], list[Message]]] = OrderedDict()
         self._histories_lock = threading.Lock()
+        self._create_session = _session_factory(agent)
 
     def _history(self, session_key: str, state: AgentState, *, skip_last: bool = False) -> list[Message]:
         """Messages of the earlier turns (`skip_last`: the newest entry is this turn's own message)."""
@@ -95,24 +121,13 @@ class AgentEntity:
             while len(self._histories) > HISTORY_CACHE_SESSIONS:
                 self._histories.popitem(last=False)
 
-    def _session(self, session_key: str) -> Any:
-        """A framework session for one turn, named after the durable session.
-
-        It holds nothing between turns (the entity state is the conversation), but given one the
-        framework takes the messages as the session's own: run without one, it re-derives tool
-        approval bookkeeping by copying every message on each model call, which at 1000 stored
-        messages was 40% of a turn. What the model is sent is the same either way.
-        """
-        create = getattr(self.agent, "create_session", None)
-        return create(session_id=session_key) if callable(create) else None
-
     async def _invoke(
         self, messages: list[Message], options: dict[str, Any], context: AgentCallbackContext
     ) -> AgentResponse:
         run: Any = self.agent.run
         kwargs: dict[str, Any] = {"options": options} if options else {}
-        if (session := self._session(context.conversation_id)) is not None:
-            kwargs["session"] = session
+        if self._create_session is not None:
+            kwargs["session"] = self._create_session()
         if self.callback is None:
             return await run(messages, **kwargs)
         stream = run(messages, stream=True, **kwargs)

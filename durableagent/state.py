@@ -374,17 +374,17 @@ class AgentState:
         What only grows comes first and what changes every turn last, so the stored text of a
         long conversation changes near its end (storage may then write only what changed).
         """
-        header = self._header()
         return {
-            "schema_version": header["schema_version"],
-            "agent_type": header["agent_type"],
+            "schema_version": SCHEMA_VERSION,
+            "agent_type": self.agent_type,
             "earlier_history": {
                 "chunks": [chunk.to_dict() for chunk in self._chunks],
                 "count": self._earlier_count,
                 "last_response": self._earlier_last_response,
             },
             "recent_history": self._recent,
-            **header,
+            "message_count": self.message_count,
+            "last_response": self.last_response,
         }
 
     @classmethod

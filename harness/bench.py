@@ -66,7 +66,7 @@ async def _post_run(client: httpx.AsyncClient, message: str, session: str) -> di
 
 def _direct_turn(agent: Any, messages: Any) -> Awaitable[Any]:
     """One in-process turn, called as the entity calls it: with a framework session for the turn."""
-    return agent.run(messages, session=agent.create_session(session_id="bench"))
+    return agent.run(messages, session=agent.create_session())
 
 
 async def bench_latency(url: str, script: Path, turns: int) -> Figures:

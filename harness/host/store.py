@@ -4,7 +4,9 @@ Layout (one table and one blob container per task hub):
 - table `<hub>Entities` (hub reduced to letters/digits), PartitionKey = instance id `@name@key`;
 - row `state`: `exists`, `lastOperationTime`, `name`, `key`, `applied` (see below) and the state's
   JSON text: in `state`, split over `state`, `state1`, ... (`stateParts`) when longer than one
-  table property holds, or in a blob (`stateBlob`) when longer than a row holds;
+  table property holds, or in a blob (`stateBlob`) when longer than a row holds. A split state is
+  rewritten by merging only the parts that changed, so parts past `stateParts` may be left over
+  from a longer state: only the first `stateParts` make the text;
 - rows `sig-<20-digit sequence>`: accepted signals (`op`, and `input` stored the same way).
 A signal row is written before the API answers 202. Applying a batch ends in ONE ETag-checked write
 of the state row that also lists the applied signals' row keys in `applied`; those signal rows are

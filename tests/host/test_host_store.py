@@ -150,12 +150,14 @@ async def test_purge_waits_for_the_clean_up_of_applied_rows(
     assert await _read_uncached(azurite_connstr, hub, iid) is None
 
 
+@pytest.mark.parametrize("from_storage", [False, True], ids=["cached", "read-from-storage"])
 async def test_a_long_state_rewrites_only_its_changed_parts(
-    store: EntityStore, azurite_connstr: str, hub: str
+    store: EntityStore, azurite_connstr: str, hub: str, from_storage: bool
 ):
     """Each commit sends only the parts that differ, yet storage always holds exactly the new text:
-    through growth, shrinking, a state short enough for one property and one long enough for a blob."""
-    iid = instance_id("notes", "parts")
+    through growth, shrinking, a state short enough for one property and one long enough for a blob;
+    whether the commit starts from the record it cached or from the row as storage holds it."""
+    iid = instance_id("notes", f"parts-{from_storage}")
     head = "a" * (3 * PART_CHARS)
     texts = [
         head + "b" * 100,
@@ -177,7 +179,9 @@ async def test_a_long_state_rewrites_only_its_changed_parts(
     store._table.update_entity = recording_update  # type: ignore[method-assign]
     before = None
     for text in texts:
-        await store.commit(before, "notes", "parts", True, text, [])
+        await store.commit(before, "notes", f"parts-{from_storage}", True, text, [])
+        if from_storage:
+            store._states.clear()
         before = await store.read(iid)
         stored = await _read_uncached(azurite_connstr, hub, iid)
         assert stored is not None and stored.state == text
