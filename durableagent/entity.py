@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import threading
@@ -12,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import azure.durable_functions as df
-from agent_framework import AgentResponse, Message, SupportsAgentRun
+from agent_framework import Agent, AgentResponse, FunctionTool, Message, SupportsAgentRun
 
 from .callbacks import AgentCallbackContext, notify
 from .loop import run_coroutine
@@ -34,27 +33,31 @@ def _fingerprint(state: AgentState, *, skip_last: bool = False) -> tuple[Any, ..
 
 
 def _session_factory(agent: SupportsAgentRun) -> Callable[[], Any] | None:
-    """`agent.create_session`, when the agent has one and its `run` takes a `session`.
+    """`agent.create_session` for the agents a per-turn session cannot change; None for the rest.
 
-    Each turn runs in a fresh framework session. Given one, agent-framework takes the messages as
-    that session's own; run without one, it re-derives tool-approval bookkeeping by copying every
-    message on each model call, which at 1000 stored messages was 40% of a turn. The session has a
-    random id, like one the framework would otherwise create, so history or memory
-    providers keyed by session id load nothing into the turn: the entity state is the
-    conversation, sent once. (Given a session, the framework adds its in-memory history provider
-    to an agent that has no history provider, once, as it does for any caller; that provider
-    loads nothing from a fresh session.)
+    Given a session, agent-framework's `Agent` takes the messages as that session's own; run
+    without one, it re-derives tool-approval bookkeeping by copying every message on each model
+    call, which at 1000 stored messages was 40% of a turn. Each turn gets a new session with a
+    random id, like one the framework would otherwise create, so history or memory providers
+    keyed by session id load nothing into the turn: the entity state is the conversation.
+
+    The session does change what the framework does with calls it pauses (approval-required or
+    declaration-only tools, whose siblings it would keep in the session) and, given one, it adds
+    its in-memory history provider to the agent, which `require_per_service_call_history_persistence`
+    would act on. Agents with those, tools other than plain local functions, and agents that are
+    not an `Agent` therefore run without one, exactly as before.
     """
-    create = getattr(agent, "create_session", None)
-    if not callable(create):
+    if not isinstance(agent, Agent) or agent.require_per_service_call_history_persistence:
         return None
-    try:
-        parameters = inspect.signature(agent.run).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    if any(p.name == "session" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return create
-    return None
+    tools = agent.default_options.get("tools") or []
+    for tool in tools:
+        if (
+            not isinstance(tool, FunctionTool)
+            or tool.declaration_only
+            or tool.approval_mode != "never_require"
+        ):
+            return None
+    return agent.create_session
 
 
 def agent_type_of(agent: SupportsAgentRun) -> str:

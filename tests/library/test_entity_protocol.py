@@ -2,7 +2,8 @@
 
 import json
 
-from agent_framework import Agent, AgentResponse, HistoryProvider, Message
+import pytest
+from agent_framework import Agent, AgentResponse, FunctionTool, HistoryProvider, Message, tool
 
 from durableagent import AgentState
 from durableagent.state import RECENT_ENTRIES
@@ -138,11 +139,22 @@ class SessionRecordingAgent(Agent):
         return super().run(messages, stream=stream, session=session, **kwargs)
 
 
-def test_each_turn_runs_in_a_fresh_framework_session(build):
+class Silent:
+    """A response callback: the entity then runs the agent streaming."""
+
+    def on_streaming_response_update(self, update, context):
+        pass
+
+    def on_agent_response(self, response, context):
+        pass
+
+
+@pytest.mark.parametrize("callback", [None, Silent()], ids=["plain", "streaming"])
+def test_each_turn_runs_in_a_fresh_framework_session(build, callback):
     tool_turn = {"tool_calls": [{"name": "get_weather", "arguments": {"location": "Oslo"}, "call_id": "c"}]}
     fake = ScriptedChatClient(steps=[tool_turn, {"text": "cold"}, {"text": "bye"}])
     agent = SessionRecordingAgent(client=fake, name="WeatherAgent", tools=[get_weather])
-    _, host = build(agent)
+    _, host = build(agent, default_callback=callback)
     host.run_batch(ENTITY, "oslo", [("run_agent", {"message": "weather?", "correlation_id": "c1"})])
     host.run_batch(ENTITY, "oslo", [("run_agent", {"message": "thanks", "correlation_id": "c2"})])
     first, second = agent.sessions
@@ -151,6 +163,31 @@ def test_each_turn_runs_in_a_fresh_framework_session(build):
     # Nothing carries over in the session: the model sees the stored history once, in order.
     roles = [m.role for m in fake.requests[-1].messages]
     assert roles == ["user", "assistant", "tool", "assistant", "user"]
+
+
+@tool(approval_mode="always_require")
+def delete_city(location: str) -> str:
+    """Delete a city (needs approval)."""
+    return f"deleted {location}"
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        {"tools": [get_weather, delete_city]},
+        {"tools": [get_weather, FunctionTool(name="ask_user", description="the host answers", func=None)]},
+        {"tools": [get_weather], "require_per_service_call_history_persistence": True},
+    ],
+    ids=["approval-required tool", "declaration-only tool", "per-service-call history"],
+)
+def test_agents_a_session_would_change_run_without_one(build, setup):
+    """With these the framework keeps paused calls in the session, or acts on the history provider
+    a session adds: the entity runs them exactly as before, with no session."""
+    fake = ScriptedChatClient(steps=[{"text": "ok"}])
+    agent = SessionRecordingAgent(client=fake, name="WeatherAgent", **setup)
+    _, host = build(agent)
+    host.run_batch(ENTITY, "k", [("run_agent", {"message": "hi", "correlation_id": "c1"})])
+    assert agent.sessions == [None] and len(fake.requests) == 1
 
 
 class StoreHistoryProvider(HistoryProvider):
@@ -203,16 +240,16 @@ def test_an_agent_without_sessions_still_gets_the_whole_history(build):
 
 
 class SessionlessRunAgent(PlainAgent):
-    """Has `create_session` (as every framework agent does) but a `run` that takes no session."""
+    """Not an agent-framework `Agent`: has `create_session` but a `run` that takes no session."""
 
     def create_session(self, **kwargs):
-        raise AssertionError("a run that takes no session must not be given one")
+        raise AssertionError("only an agent-framework Agent is given a session")
 
     async def run(self, messages=None):
         return await super().run(messages)
 
 
-def test_an_agent_whose_run_takes_no_session_is_not_given_one(build):
+def test_an_agent_that_is_not_a_framework_agent_is_not_given_a_session(build):
     agent = SessionlessRunAgent()
     _, host = build(agent)
     output = host.run_batch(
