@@ -119,20 +119,18 @@ def _part_name(prop: str, index: int) -> str:
     return prop if index == 0 else f"{prop}{index}"
 
 
+def _row_parts(row: Mapping[str, Any], prop: str) -> list[str]:
+    """The parts a text is split over in `row` (see `_put_text`); empty when it is not split."""
+    count = row.get(f"{prop}Parts")
+    if not isinstance(count, int) or count < 2:
+        return []
+    return [row.get(_part_name(prop, i)) or "" for i in range(count)]
+
+
 def _row_text(row: Mapping[str, Any], prop: str) -> str | None:
-    """A text stored in one property or split over `prop`, `prop1`, ... (see `_put_text`)."""
-    parts = row.get(f"{prop}Parts")
-    if not isinstance(parts, int) or parts < 2:
-        return row.get(prop)
-    return "".join(row.get(_part_name(prop, i)) or "" for i in range(parts))
-
-
-def _part_sizes(row: Mapping[str, Any], prop: str) -> tuple[int, ...]:
-    """Lengths of the parts a text is split over in `row` (empty when it is not split)."""
-    parts = row.get(f"{prop}Parts")
-    if not isinstance(parts, int) or parts < 2:
-        return ()
-    return tuple(len(row.get(_part_name(prop, i)) or "") for i in range(parts))
+    """A text stored in one property or split over `prop`, `prop1`, ..."""
+    parts = _row_parts(row, prop)
+    return "".join(parts) if parts else row.get(prop)
 
 
 def _applied_keys(row: Mapping[str, Any]) -> frozenset[str]:
@@ -385,7 +383,7 @@ class EntityStore:
             etag=row.metadata.get("etag") if hasattr(row, "metadata") else None,
             state_blob=blob,
             applied=_applied_keys(row),
-            state_parts=_part_sizes(row, "state"),
+            state_parts=tuple(len(part) for part in _row_parts(row, "state")),
         )
 
     async def read(self, iid: str) -> EntityRecord | None:
@@ -459,14 +457,14 @@ class EntityStore:
                 result = await self._table.update_entity(
                     entity, mode=UpdateMode.MERGE, etag=before.etag, match_condition=_IF_MATCH
                 )
-            elif before is None:
-                new_blob = await self._put_text(entity, "state", "state", iid, kept)
-                result = await self._table.create_entity(entity)
             else:
                 new_blob = await self._put_text(entity, "state", "state", iid, kept)
-                result = await self._table.update_entity(
-                    entity, mode=UpdateMode.REPLACE, etag=before.etag, match_condition=_IF_MATCH
-                )
+                if before is None:
+                    result = await self._table.create_entity(entity)
+                else:
+                    result = await self._table.update_entity(
+                        entity, mode=UpdateMode.REPLACE, etag=before.etag, match_condition=_IF_MATCH
+                    )
         except (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError) as exc:
             if new_blob:
                 await self._delete_blobs([new_blob])
