@@ -22,10 +22,11 @@ from .store import (
     EntityStore,
     PendingSignal,
     StorageUnavailable,
+    instance_id,
     invalid_key_reason,
 )
 
-log = logging.getLogger("harness.host")
+log = logging.getLogger(__name__)
 
 
 def build_request(name: str, key: str, exists: bool, state: str | None, batch: list[PendingSignal]) -> str:
@@ -242,7 +243,7 @@ class EntityDispatcher:
                 continue
             text = payload if isinstance(payload, str) or payload is None else json.dumps(payload)
             forwarded = await self.store.add_signal(name, key, op, text)
-            self.notify(f"@{name}@{key}", forwarded)
+            self.notify(instance_id(name, key), forwarded)
 
 
 class _BatchFailed(Exception):
