@@ -8,7 +8,9 @@ How texts are spread over row properties and blobs, and the committed-row cache,
   table property holds, or in a blob (`stateBlob`) when longer than a row holds. A split state is
   rewritten by merging only the parts that changed, so parts past `stateParts` may be left over
   from a longer state: only the first `stateParts` make the text;
-- rows `sig-<20-digit sequence>`: accepted signals (`op`, and `input` stored the same way).
+- rows `sig-<20-digit sequence>`: accepted signals (`op`, and `input` stored the same way; a call
+  from an orchestration also has `requestId` and `parent`, the instance whose inbox gets the answer,
+  and its row key was recorded in that instance's history first, so sending it again is harmless).
 A signal row is written before the API answers 202. Applying a batch ends in ONE ETag-checked write
 of the state row that also lists the applied signals' row keys in `applied`; those signal rows are
 deleted afterwards, off the request path, and dropped from the list by a later commit once they are
@@ -106,6 +108,8 @@ class PendingSignal:
     operation: str
     input: str | None  # JSON text of the input token (what the entity batch carries)
     input_blob: str | None = None
+    request_id: str | None = None  # a call from an orchestration: its answer goes to `parent`
+    parent: str | None = None
 
 
 @dataclass
@@ -160,24 +164,45 @@ class EntityStore(HubStorage):
         await super().close()
 
     # -- signals -------------------------------------------------------------------------------
-    async def add_signal(self, name: str, key: str, operation: str, input_text: str | None) -> PendingSignal:
-        """Persist an accepted signal; returns it as the worker will apply it."""
+    async def add_signal(
+        self,
+        name: str,
+        key: str,
+        operation: str,
+        input_text: str | None,
+        *,
+        row_key: str | None = None,
+        request_id: str | None = None,
+        parent: str | None = None,
+    ) -> PendingSignal:
+        """Persist an accepted signal; returns it as the worker will apply it.
+
+        An orchestration passes the `row_key` it recorded in its history, so sending again after a
+        crash finds the row already there (ResourceExistsError) instead of adding a second one, and
+        for a call the `request_id` and `parent` instance its answer goes to.
+        """
         await self.ensure()
         iid = instance_id(name, key)
-        row_key = f"{SIGNAL_PREFIX}{next_sequence():020d}"
+        row_key = row_key or f"{SIGNAL_PREFIX}{next_sequence():020d}"
         entity: dict[str, Any] = {
             "PartitionKey": iid,
             "RowKey": row_key,
             "op": operation,
             "name": name.lower(),
+            "key": key,
         }
-        entity["key"] = key
+        if request_id:
+            entity["requestId"] = request_id
+        if parent:
+            entity["parent"] = parent
         try:
             await self.put_text(entity, "input", "signal", iid, input_text)
             await self._table.create_entity(entity)
+        except ResourceExistsError:
+            raise
         except AzureError as exc:
             raise self.fail(exc) from exc
-        return PendingSignal(row_key, operation, input_text, entity.get("inputBlob"))
+        return PendingSignal(row_key, operation, input_text, entity.get("inputBlob"), request_id, parent)
 
     async def pending(self, iid: str, limit: int = MAX_BATCH) -> list[PendingSignal]:
         """The oldest pending signals of one entity, in arrival order (applied ones skipped)."""
@@ -196,7 +221,11 @@ class EntityStore(HubStorage):
                     continue
                 text = await self.get_text(row, "input")
                 blob = row.get("inputBlob")
-                result.append(PendingSignal(row["RowKey"], row.get("op", ""), text, blob))
+                result.append(
+                    PendingSignal(
+                        row["RowKey"], row.get("op", ""), text, blob, row.get("requestId"), row.get("parent")
+                    )
+                )
                 if len(result) >= limit:
                     break
         except AzureError as exc:
