@@ -205,7 +205,7 @@ class InstanceStore(HubStorage):
             params["cto"] = created_to
         if statuses:
             names = sorted(statuses)
-            clauses.append("(" + " or ".join(f"status eq @s{i}" for i in range(len(names))) + ")")
+            clauses.append("( " + " or ".join(f"status eq @s{i}" for i in range(len(names))) + " )")
             params.update({f"s{i}": name for i, name in enumerate(names)})
         page: list[InstanceRecord] = []
         more = False
@@ -229,7 +229,7 @@ class InstanceStore(HubStorage):
         """Instances that still run (resumed at start-up), and those with messages waiting."""
         await self.ensure()
         found: set[str] = set()
-        query = "RowKey eq @rk and (status eq @a or status eq @b or status eq @c)"
+        query = "RowKey eq @rk and ( status eq @a or status eq @b or status eq @c )"
         params = {"rk": INSTANCE_ROW, "a": "Pending", "b": "Running", "c": "Suspended"}
         try:
             async for row in self._table.query_entities(query, parameters=params, select=["PartitionKey"]):

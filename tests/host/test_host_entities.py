@@ -144,7 +144,7 @@ async def test_404s_are_json(host: LocalHost, http: aiohttp.ClientSession):
             assert resp.status == 404, path
             assert "error" in await resp.json(), path
     async with http.post(f"{host.url}/runtime/webhooks/durabletask/orchestrators/x") as resp:
-        assert resp.status == 501 and "error" in await resp.json()
+        assert resp.status == 404 and "no orchestrator function named 'x'" in (await resp.json())["error"]
 
 
 async def test_bad_inputs_are_4xx_json(host: LocalHost, http: aiohttp.ClientSession):
