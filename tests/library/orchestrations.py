@@ -14,7 +14,15 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-CALL_ACTIVITY, CALL_ENTITY, SIGNAL_ENTITY, WHEN_ANY, WHEN_ALL, WAIT_EVENT = 0, 7, 9, 11, 12, 6
+CALL_ACTIVITY, CREATE_TIMER, WAIT_EVENT, CALL_ENTITY, SIGNAL_ENTITY, WHEN_ANY, WHEN_ALL = (
+    0,
+    5,
+    6,
+    7,
+    9,
+    11,
+    12,
+)
 
 
 def event(event_type: int, *, timestamp: str = "2024-01-01T00:00:00.000Z", **fields: Any) -> dict[str, Any]:
@@ -105,6 +113,11 @@ class Driver:
     episodes: int = 0
     entity_calls: list[dict[str, Any]] = field(default_factory=list)
     activities: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, Any]] = field(default_factory=list)
+    fire_timers: bool = False
+    timers: dict[int, int] = field(default_factory=dict)  # open timer id -> index in the flat actions
+    fired: list[int] = field(default_factory=list)
+    custom_statuses: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         functions_of(self.app, self.host.functions)
@@ -123,14 +136,20 @@ class Driver:
             )
             if state.get("error") or state.get("isDone"):
                 return state
+            self.custom_statuses.append(state.get("customStatus"))
             flat = flatten(state["actions"][0])
-            new, self.seen = flat[self.seen :], len(flat)
+            new, first = flat[self.seen :], self.seen
+            self.seen = len(flat)
+            self.timers = {t: i for t, i in self.timers.items() if not flat[i].get("isCanceled")}
             pending = []
-            for action in new:
+            for index, action in enumerate(new, start=first):
                 kind = action["actionType"]
                 if kind == WAIT_EVENT:
                     continue
                 task_id, self.next_id = self.next_id, self.next_id + 1
+                if kind == CREATE_TIMER:
+                    self.timers[task_id] = index
+                    continue
                 if kind == CALL_ENTITY:
                     request_id = f"req-{task_id}"
                     self.history.append(event_sent(task_id, request_id))
@@ -142,6 +161,14 @@ class Driver:
                     pending.append(self._run_activity(task_id, action))
                 else:
                     raise AssertionError(f"the test driver does not handle action {action}")
+            if not pending and self.events:
+                name, payload = self.events.pop(0)
+                pending.append(event(15, Name=name, Input=json.dumps(payload)))
+            elif not pending and self.fire_timers and self.timers:
+                timer_id = min(self.timers)
+                del self.timers[timer_id]
+                self.fired.append(timer_id)
+                pending.append(event(11, TimerId=timer_id))
         return state
 
     def _run_entity(self, action: dict[str, Any]) -> dict[str, Any]:
@@ -154,12 +181,7 @@ class Driver:
         return output["results"][-1]
 
     def _run_activity(self, task_id: int, action: dict[str, Any]) -> dict[str, Any]:
-        function = orchestrator_handle(self.app, action["functionName"])
-        trigger = next(
-            f.get_trigger()
-            for f in self.app.get_functions()
-            if f.get_function_name() == action["functionName"]
-        )
-        value = function(**{trigger.name: json.loads(action["input"])})
+        function = functions_of(self.app)[action["functionName"]]
+        value = function.get_user_function()(**{function.get_trigger().name: json.loads(action["input"])})
         self.activities.setdefault(action["functionName"], []).append(json.loads(action["input"]))
         return event(5, TaskScheduledId=task_id, Result=json.dumps(value))
