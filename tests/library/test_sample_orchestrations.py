@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from fakes import load_script
+from fakes import WEATHER_SCRIPT_PATH, load_script
+from harness.stack import default_script_path
 
 from .conftest import DurableClientDouble
 from .orchestrations import Driver
@@ -62,6 +63,12 @@ def test_sample_folder_is_deployable_and_its_script_loads(name):
     assert "AZURE_OPENAI_ENDPOINT" in settings
     assert "durableagent" in (folder / "requirements.txt").read_text().split()
     assert load_script(folder / "fake_model.json").rules
+    # The harness (`python -m harness up --app samples/NAME`) uses it when no --script is given.
+    assert default_script_path(folder) == folder / "fake_model.json"
+
+
+def test_apps_without_a_script_get_the_weather_script():
+    assert default_script_path(SAMPLES / "weather") == Path(WEATHER_SCRIPT_PATH)
 
 
 async def test_chaining_refines_its_own_answer_in_one_session(load_sample):
