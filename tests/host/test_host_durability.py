@@ -68,7 +68,7 @@ async def test_a_commit_whose_answer_was_lost_is_not_applied_again(
             await real_commit(*args, **kwargs)
             if not lost:
                 lost.append(True)
-                raise store._fail(ServiceResponseError("connection reset before the answer"))
+                raise store.fail(ServiceResponseError("connection reset before the answer"))
 
         store.commit = commit_then_lose_the_answer  # type: ignore[method-assign]
         assert await signal(http, host.url, "counter", "lost", "add", 5) == 202
