@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger("durableagent.scripting")
+logger = logging.getLogger(__name__)
 
 SCRIPT_ENV = "DURABLEAGENT_CHAT_SCRIPT"
 RECORD_ENV = "DURABLEAGENT_CHAT_RECORD"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from durableagent.requests import RequestError, validate_run_request
+from durableagent._run_request import RequestError, validate_run_request
 
 from .conftest import run
 

@@ -15,11 +15,11 @@ from typing import Any, Protocol
 import azure.durable_functions as df
 import azure.functions as func
 
-from .requests import RequestError, parse_run_request
+from ._run_request import RequestError, parse_run_request
 from .session import AgentSessionId, validate_key
 from .state import AgentState
 
-logger = logging.getLogger("durableagent.http")
+logger = logging.getLogger(__name__)
 REMEMBERED_SESSIONS = 1024
 FIRST_READ_BUDGET = 50  # at most this many reads' cost of waiting before the first read
 
