@@ -236,8 +236,8 @@ class AgentRoutes:
     ) -> tuple[dict[str, Any] | None, AgentState]:
         """Poll the session's state until it holds the reply for `correlation_id` or `deadline` passes.
 
-        A read the back end fails or does not answer in time is retried until then: the turn is
-        accepted and runs whatever the reads do."""
+        A read the back end fails ends the wait at once with no reply (the caller answers 202: the
+        turn is accepted and runs whatever the reads do); one that does not answer ends at `deadline`."""
         started = time.monotonic()
         state = AgentState()
         # The signal was only just accepted: give the entity a moment before the first read.
@@ -253,8 +253,8 @@ class AgentRoutes:
             try:
                 data = await _within(read_state(client, session), deadline)
             except (BackendUnavailable, TimeoutError) as exc:
-                logger.warning("reading %s failed; the turn is accepted: %s", session, exc or "timed out")
-                data = None
+                logger.warning("reading %s failed; its turn is accepted: %s", session, exc or "timed out")
+                return None, state
             read_cost = time.monotonic() - began
             if data is not None:
                 state = AgentState.from_dict(data)
