@@ -125,10 +125,10 @@ def check_correlation_id(value: object, what: str = "'correlationId'") -> str:
 
 def validate_run_request(data: object) -> RunRequest:
     """Check a parsed run body field by field; every problem is a RequestError naming it."""
-    if not isinstance(data, dict):
-        raise RequestError(f"request body must be a JSON object, got {type(data).__name__}")
     if json_depth(data) > MAX_JSON_DEPTH:
         raise RequestError(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
+    if not isinstance(data, dict):
+        raise RequestError(f"request body must be a JSON object, got {type(data).__name__}")
     message = data.get("message")
     if message is None:
         raise RequestError("'message' is required")
