@@ -1,10 +1,14 @@
-"""Host Microsoft Agent Framework agents in Azure Durable Functions entities."""
+"""Host Microsoft Agent Framework agents in Azure Durable Functions entities.
 
-from .app import AgentFunctionApp, RegisteredAgent
+Exported are the names a public API takes or returns: the app and its `Polling` setting, response
+callbacks and their context, session ids and the stored state. Route internals (`_routes`,
+`_run_request`) are private: their module names would otherwise shadow `http` and `requests`.
+"""
+
+from ._routes import Polling
+from .app import AgentFunctionApp
 from .callbacks import AgentCallbackContext, AgentResponseCallbackProtocol
-from .http import Polling
 from .orchestration import AgentRunError, OrchestrationAgent
-from .requests import RequestError, RunRequest
 from .session import AgentSessionId, entity_name_for
 from .state import SCHEMA_VERSION, AgentState
 
@@ -18,8 +22,5 @@ __all__ = [
     "AgentState",
     "OrchestrationAgent",
     "Polling",
-    "RegisteredAgent",
-    "RequestError",
-    "RunRequest",
     "entity_name_for",
 ]

@@ -15,13 +15,14 @@ import azure.durable_functions as df
 import azure.functions as func
 from agent_framework import SupportsAgentRun
 
+from ._routes import AgentRoutes, Polling
+from .callbacks import AgentResponseCallbackProtocol
 from .entity import agent_type_of, create_entity_function
-from .http import AgentRoutes, Polling
 from .orchestration import OrchestrationAgent, get_agent
 from .scripting import ScriptSwap
 from .session import entity_name_for
 
-logger = logging.getLogger("durableagent")
+logger = logging.getLogger(__name__)
 
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 RUN_TIMEOUT_ENV = "DURABLEAGENT_RUN_TIMEOUT"
@@ -31,8 +32,13 @@ RUN_TIMEOUT_ENV = "DURABLEAGENT_RUN_TIMEOUT"
 class RegisteredAgent:
     name: str
     agent: SupportsAgentRun
-    callback: object | None
+    callback: AgentResponseCallbackProtocol | None
     entity_name: str
+
+
+def _function_name(agent_name: str) -> str:
+    """The entity's Functions function name: identifier characters only (`a-b` -> `dafx_a_b_entity`)."""
+    return "dafx_" + re.sub(r"\W", "_", agent_name) + "_entity"
 
 
 def _polling_from_env() -> Polling:
@@ -61,7 +67,7 @@ class AgentFunctionApp(df.DFApp):
         agents: Iterable[SupportsAgentRun] | None = None,
         http_auth_level: func.AuthLevel = func.AuthLevel.ANONYMOUS,
         enable_health_check: bool = True,
-        default_callback: object | None = None,
+        default_callback: AgentResponseCallbackProtocol | None = None,
         *,
         polling: Polling | None = None,
     ) -> None:
@@ -78,7 +84,9 @@ class AgentFunctionApp(df.DFApp):
     def agents(self) -> Mapping[str, SupportsAgentRun]:
         return MappingProxyType({name: reg.agent for name, reg in self._agents.items()})
 
-    def add_agent(self, agent: SupportsAgentRun, callback: object | None = None) -> None:
+    def add_agent(
+        self, agent: SupportsAgentRun, callback: AgentResponseCallbackProtocol | None = None
+    ) -> None:
         name = getattr(agent, "name", None)
         if not isinstance(name, str) or not name.strip():
             raise ValueError(
@@ -91,10 +99,18 @@ class AgentFunctionApp(df.DFApp):
             )
         if self._resolve(name) is not None:
             raise ValueError(f"an agent named {name!r} is already registered (names are case-insensitive)")
+        function_name = _function_name(name)
+        # Function names keep only identifier characters, so distinct agent names can collide;
+        # the host would only notice when it indexes the app, far from the cause.
+        clash = next((n for n in self._agents if _function_name(n).lower() == function_name.lower()), None)
+        if clash is not None:
+            raise ValueError(
+                f"agent name {name!r} and the registered {clash!r} both become function {function_name!r}; "
+                "rename one of them"
+            )
         self._script_swap.apply(agent)
         registered = RegisteredAgent(name, agent, callback or self.default_callback, entity_name_for(name))
         entity = create_entity_function(agent, name, registered.callback)
-        function_name = "dafx_" + re.sub(r"\W", "_", name) + "_entity"
         entity.__name__ = function_name
         self.function_name(function_name)(
             self.entity_trigger(context_name="context", entity_name=registered.entity_name)(entity)

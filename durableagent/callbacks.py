@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from agent_framework import AgentResponse, AgentResponseUpdate
 
-logger = logging.getLogger("durableagent.callbacks")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,10 @@ class AgentResponseCallbackProtocol(Protocol):
 
 
 async def notify(
-    callback: object | None, method: str, payload: object, context: AgentCallbackContext
+    callback: AgentResponseCallbackProtocol | None,
+    method: str,
+    payload: object,
+    context: AgentCallbackContext,
 ) -> None:
     """Call one callback method; a failing callback is logged and never breaks the turn."""
     handler = getattr(callback, method, None)

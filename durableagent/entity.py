@@ -13,12 +13,12 @@ from typing import Any
 import azure.durable_functions as df
 from agent_framework import Agent, AgentResponse, FunctionTool, Message, SupportsAgentRun
 
-from .callbacks import AgentCallbackContext, notify
+from ._run_request import RequestError, RunRequest, validate_run_request
+from .callbacks import AgentCallbackContext, AgentResponseCallbackProtocol, notify
 from .loop import run_coroutine
-from .requests import RequestError, RunRequest, validate_run_request
 from .state import AgentState, tool_failures
 
-logger = logging.getLogger("durableagent.entity")
+logger = logging.getLogger(__name__)
 
 OPERATIONS = ("run_agent", "get_state", "reset")
 HISTORY_CACHE_SESSIONS = 256
@@ -133,7 +133,9 @@ class ToolCallError(RuntimeError):
 class AgentEntity:
     """Operation logic, kept apart from the Durable context so it is easy to reason about."""
 
-    def __init__(self, agent: SupportsAgentRun, agent_name: str, callback: object | None = None) -> None:
+    def __init__(
+        self, agent: SupportsAgentRun, agent_name: str, callback: AgentResponseCallbackProtocol | None = None
+    ) -> None:
         self.agent = agent
         self.agent_name = agent_name
         self.callback = callback
@@ -223,7 +225,7 @@ class AgentEntity:
 
 
 def create_entity_function(
-    agent: SupportsAgentRun, agent_name: str, callback: object | None = None
+    agent: SupportsAgentRun, agent_name: str, callback: AgentResponseCallbackProtocol | None = None
 ) -> Callable[[df.DurableEntityContext], None]:
     """Entity body for the Durable SDK (`Entity.create` wraps it)."""
     logic = AgentEntity(agent, agent_name, callback)

@@ -26,7 +26,7 @@ from azure.durable_functions.models.actions.CallEntityAction import CallEntityAc
 from azure.durable_functions.models.Task import AtomicTask, TaskBase
 from pydantic import BaseModel, ValidationError
 
-from .requests import ALLOWED_ROLES
+from ._run_request import ALLOWED_ROLES
 from .session import AgentSessionId, entity_name_for, validate_key
 
 logger = logging.getLogger("durableagent.orchestration")

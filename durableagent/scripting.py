@@ -8,15 +8,28 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger("durableagent.scripting")
+logger = logging.getLogger(__name__)
 
 SCRIPT_ENV = "DURABLEAGENT_CHAT_SCRIPT"
 RECORD_ENV = "DURABLEAGENT_CHAT_RECORD"
 KEPT_REQUESTS = 5  # requests the swapped-in fake keeps in memory (all are in the record file)
+
+
+def default_record_path(script: Path) -> Path:
+    """Where requests go when no `DURABLEAGENT_CHAT_RECORD` is set: the temp folder, one file per process.
+
+    Not beside the script: that may be an installed package's data folder (or a checkout, where
+    the record showed up as an untracked file), and two hosts on one script would mix their records.
+    The harness always sets the variable to a file in its run's workspace.
+    """
+    return (
+        Path(tempfile.gettempdir()) / "durableagent-records" / f"{script.name}.{os.getpid()}.requests.jsonl"
+    )
 
 
 @dataclass
@@ -34,7 +47,7 @@ class ScriptSwap:
         if not script.is_file():
             raise FileNotFoundError(f"{SCRIPT_ENV} names {script}, which is not a file")
         record = os.environ.get(RECORD_ENV, "").strip()
-        return cls(script, Path(record) if record else script.with_name(script.name + ".requests.jsonl"))
+        return cls(script, Path(record) if record else default_record_path(script))
 
     def _fake(self) -> Any:
         if self._client is None:

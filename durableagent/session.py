@@ -10,6 +10,9 @@ import azure.durable_functions as df
 
 ENTITY_PREFIX = "dafx-"
 MAX_KEY_LENGTH = 256
+"""In UTF-16 code units, as storage counts: Table keys hold 1 KiB of UTF-16, and the key shares the
+`@dafx-name@key` instance id with an agent name of up to 100 characters."""
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 # Characters that break the Durable HTTP API path (`entities/{name}/{key}`) or the
 # `@name@key` instance id; control characters break Table storage keys.
 _BAD_KEY = re.compile(r"[/?#@\\\s\x00-\x1f\x7f-\x9f%]")
@@ -26,8 +29,17 @@ def validate_key(key: object) -> str:
         raise ValueError(f"session key must be a string, got {type(key).__name__}")
     if not key:
         raise ValueError("session key must not be empty")
-    if len(key) > MAX_KEY_LENGTH:
-        raise ValueError(f"session key is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}")
+    # A lone surrogate cannot be encoded: storage would drop it and two keys would share a history.
+    if _SURROGATE.search(key):
+        raise ValueError("session key contains a lone UTF-16 surrogate (not a Unicode character)")
+    units = len(key.encode("utf-16-le")) // 2
+    if units > MAX_KEY_LENGTH:
+        raise ValueError(
+            f"session key is {units} UTF-16 code units long; the limit is {MAX_KEY_LENGTH} "
+            "(characters outside the Basic Multilingual Plane, such as emoji, count twice)"
+        )
+    if key in (".", ".."):
+        raise ValueError(f"session key {key!r} cannot be used in a URL path (it names a folder)")
     bad = _BAD_KEY.search(key)
     if bad:
         raise ValueError(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -167,6 +166,7 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
             options=validated,
             stream=stream,
         )
+        await self._reload_if_changed()
         step, variables = self._take_step(request)
         reply = resolve_step(step, request, variables)
         if reply.delay:
@@ -178,7 +178,6 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
     def _take_step(self, request: RecordedRequest) -> tuple[Step, dict[str, str]]:
         """Record the request and choose its step; the lock makes this safe across threads."""
         with self._lock:
-            self._reload_if_changed()
             self._count += 1
             request.number = self._count
             self._requests.append(request)
@@ -203,8 +202,12 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
                 log_level=None,
             )
 
-    def _reload_if_changed(self) -> None:
-        """Swap in the new script (steps from the start) when the watched file changed."""
+    async def _reload_if_changed(self) -> None:
+        """Swap in the new script (steps from the start) when the watched file changed.
+
+        Runs on the request's event loop, which every agent turn of a host shares: it waits with
+        ``asyncio.sleep`` and without the lock, so a half-written file holds up only this request.
+        """
         if self._script_path is None:
             return
         signature = _signature(self._script_path)
@@ -218,11 +221,13 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
             except ScriptError:
                 if attempt == RELOAD_ATTEMPTS - 1:
                     raise
-                time.sleep(RELOAD_PAUSE_SECONDS)
+                await asyncio.sleep(RELOAD_PAUSE_SECONDS)
                 signature = _signature(self._script_path)
-        self._script = script
-        self._script_signature = signature
-        self._cursor = 0
+        with self._lock:
+            if signature != self._script_signature:  # a concurrent request may have swapped it in
+                self._script = script
+                self._script_signature = signature
+                self._cursor = 0
 
 
 def _signature(path: Path) -> _FileSignature:

@@ -173,7 +173,14 @@ def append_record(path: str | os.PathLike[str], request: RecordedRequest) -> Non
     """Append ``request`` as one JSON line, flushed so another process can read it at once."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(request.to_dict(), ensure_ascii=False)
+    record = request.to_dict()
+    line = json.dumps(record, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (valid in a JSON string, not in UTF-8) must not fail the model call it
+        # records: escaped as \udXXX, the line is ASCII and reads back to the same text.
+        line = json.dumps(record)
     with target.open("a", encoding="utf-8") as handle:
         handle.write(line + "\n")
         handle.flush()

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, Self, cast, get_args
+from types import FrameType
+from typing import Any, Literal, Self, cast, get_args
 
 from harness.azurite import Azurite
 from harness.processes import (
@@ -105,6 +108,10 @@ class FunctionHost(ManagedService):
         self.log_path = (
             Path(log_path) if log_path else Path(tempfile.mkdtemp(prefix="durableagent-")) / "host.log"
         )
+        if self.chat_script is not None and self.chat_record is None:
+            # The harness chooses where the fake's requests go (beside the host's log): left to
+            # the app, they would be written beside the script, in a checkout or a package.
+            self.chat_record = self.log_path.parent / "chat-requests.jsonl"
         self.host = host
         self._proc: ManagedProcess | None = None
 
@@ -244,8 +251,12 @@ class Stack(StartStop):
         self.script_path: Path | None = (
             None if live else Path(script or default_script_path(self.app_dir)).resolve()
         )
+        # A folder made here is the run's scratch space (Azurite data, logs, the fake's requests) and
+        # is removed when the stack stops cleanly; one the caller names is theirs and is kept.
+        self.owns_work_dir = work_dir is None
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="durableagent-stack-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._previous_sigterm: Any = None
         self.record_path: Path | None = None if live else self.work_dir / "chat-requests.jsonl"
         self.on_progress = on_progress
         self.progress = sys.stderr.isatty() if progress is None else progress
@@ -307,6 +318,8 @@ class Stack(StartStop):
     def start(self, timeout: float = 120.0) -> float:
         """Start Azurite, then the host; return the seconds taken. On failure nothing is left running."""
         began = time.monotonic()
+        self.work_dir.mkdir(parents=True, exist_ok=True)  # a clean stop removed it
+        self._handle_sigterm()
         try:
             with self._progress_display():
                 self._report("Starting Azurite...")
@@ -326,6 +339,54 @@ class Stack(StartStop):
         return self.host.restart(kill=kill)
 
     def stop(self) -> None:
-        """Stop the host first (it talks to Azurite while shutting down), then Azurite."""
-        self.host.stop()
-        self.azurite.stop()
+        """Stop the host first (it talks to Azurite while shutting down), then Azurite; then remove the
+        work folder this stack made, unless an error is on its way (its message names the logs there).
+        """
+        keep = not _stopping_cleanly()
+        try:
+            self.host.stop()
+            self.azurite.stop()
+        finally:
+            self._restore_sigterm()
+            if self.owns_work_dir and not keep:
+                shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def _handle_sigterm(self) -> None:
+        """On SIGTERM, stop and clean up, then die of SIGTERM as before.
+
+        Python's default is to die at once, skipping every ``finally``: the children still go (they
+        get SIGTERM when we die), but the work folder would be left in the temp dir on every run.
+        Installed only from the main thread over the default handler, so an embedding program's own
+        handling is never replaced.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            self._previous_sigterm = None
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            try:
+                self.host.stop()
+                self.azurite.stop()
+            finally:
+                if self.owns_work_dir:
+                    shutil.rmtree(self.work_dir, ignore_errors=True)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        self._previous_sigterm = signal.SIG_DFL
+
+    def _restore_sigterm(self) -> None:
+        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+
+
+def _stopping_cleanly() -> bool:
+    """No exception is on its way, or only the user's Ctrl-C / a normal exit."""
+    exc = sys.exc_info()[1]
+    if exc is None or isinstance(exc, KeyboardInterrupt):
+        return True
+    return isinstance(exc, SystemExit) and exc.code in (0, None)

@@ -142,6 +142,39 @@ async def test_every_request_is_appended_to_the_record_file(tmp_path: Path):
     assert recorded[1]["stream"] is False
 
 
+async def test_a_lone_surrogate_is_recorded_and_reads_back_unchanged(tmp_path: Path):
+    """Valid in a JSON string, not in UTF-8: recording it must not fail the model call."""
+    record = tmp_path / "requests.jsonl"
+    client = ScriptedChatClient(default="ok", record_path=record)
+    message = "al\ud800x and caf\u00e9"
+
+    assert (await Agent(client=client, name="a").run(message)).text == "ok"
+    assert (await Agent(client=client, name="a").run("plain caf\u00e9")).text == "ok"
+
+    recorded = read_recorded(record)
+    assert [r["messages"][-1]["text"] for r in recorded] == [message, "plain caf\u00e9"]
+    assert "caf\u00e9" in record.read_text(encoding="utf-8").splitlines()[1]  # readable when it can be
+
+
+async def test_waiting_for_a_half_written_script_does_not_block_the_event_loop(tmp_path: Path):
+    """Every agent turn of a host shares one loop: the reload wait must yield to it, not sleep in it."""
+    import asyncio
+
+    path = write_json(tmp_path / "script.json", {"steps": ["old"]})
+    client = ScriptedChatClient.from_file(path)
+    agent = Agent(client=client, name="a")
+    path.write_text('{"steps": [', encoding="utf-8")  # the writer is mid-way through
+    bump_mtime(path)
+
+    def finish_writing() -> None:
+        write_json(path, {"steps": ["new"]})
+        bump_mtime(path)
+
+    # Lands between the fake's retries only if the loop keeps running while it waits.
+    asyncio.get_running_loop().call_later(0.06, finish_writing)
+    assert (await agent.run("x")).text == "new"
+
+
 def test_read_recorded_handles_missing_file_and_partial_last_line(tmp_path: Path):
     path = tmp_path / "r.jsonl"
     assert read_recorded(path) == []

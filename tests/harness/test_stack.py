@@ -237,3 +237,105 @@ def test_stack_context_manager_starts_and_stops(monkeypatch: pytest.MonkeyPatch,
     with Stack(app_dir, host_mode="local", progress=False) as stack:
         assert isinstance(stack, Stack)
     assert calls == ["start", "stop"]
+
+
+def test_host_with_a_script_records_beside_its_log_by_default(app_dir: Path, tmp_path: Path) -> None:
+    script = tmp_path / "script.json"
+    script.write_text("{}")
+    host = FunctionHost(app_dir, mode="local", chat_script=script, log_path=tmp_path / "logs" / "host.log")
+    assert host.environment()["DURABLEAGENT_CHAT_RECORD"] == str(tmp_path / "logs" / "chat-requests.jsonl")
+
+
+def _needs_node() -> None:
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+
+
+def test_stack_removes_the_work_folder_it_made_on_a_clean_stop(
+    fake_func: Path, app_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _needs_node()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"steps": ["hi"]}))
+    with Stack(app_dir, host_mode="func", script=script, progress=False) as stack:
+        assert stack.work_dir.parent == tmp_path / "tmp" and stack.work_dir.name.startswith(
+            "durableagent-stack-"
+        )
+        assert (stack.work_dir / "host.log").is_file()
+        pids = [stack.azurite.pid, stack.host.pid]
+    assert wait_dead(*[p for p in pids if p]) == []
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_failed_start_keeps_the_work_folder_with_its_logs(
+    fake_func: Path, app_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _needs_node()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stack = Stack(app_dir, host_mode="func", env={"FAKE_FUNC_CRASH": "1"}, progress=False)
+    with pytest.raises(StartupError) as info:
+        stack.start()
+    assert str(stack.host.log_path) in str(info.value)
+    assert "boom" in stack.host.log_path.read_text()  # the log the error names is still there
+
+
+def test_named_work_folder_is_kept(app_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Stack, "start", lambda self, timeout=120.0: 0.1)
+    with Stack(app_dir, host_mode="local", work_dir=tmp_path / "mine", progress=False):
+        pass
+    assert (tmp_path / "mine").is_dir()
+
+
+SIGTERM_RUNNER = """
+import sys, time
+from pathlib import Path
+from harness.stack import Stack
+stack = Stack(Path(sys.argv[1]), host_mode="func", script=Path(sys.argv[2]), progress=False)
+try:
+    stack.start()
+    print(stack.work_dir, stack.azurite.pid, stack.host.pid, flush=True)
+    while stack.is_running():
+        time.sleep(0.1)
+finally:
+    stack.stop()
+"""
+
+
+def test_sigterm_stops_the_stack_and_removes_its_work_folder(
+    fake_func: Path, app_dir: Path, tmp_path: Path
+) -> None:
+    """`harness up` killed with SIGTERM: Python's default would skip every finally and leave the folder."""
+    _needs_node()
+    import os
+    import signal
+    import subprocess
+
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"steps": ["hi"]}))
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    runner = subprocess.Popen(
+        [sys.executable, "-c", SIGTERM_RUNNER, str(app_dir), str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert runner.stdout is not None
+        work_dir, *pids = runner.stdout.readline().split()
+        assert Path(work_dir).is_dir(), work_dir
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert wait_dead(*[int(p) for p in pids]) == []
+    assert not Path(work_dir).exists()
+    assert list((tmp_path / "tmp").iterdir()) == []

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from durableagent.requests import RequestError, validate_run_request
+from durableagent._run_request import RequestError, validate_run_request
 
 from .conftest import run
 
@@ -137,3 +137,66 @@ def test_huge_bodies_are_refused_with_413(host_client, canary):
         content=huge,
     )
     assert response.status_code == 413 and response.json()["error"]
+
+
+def _nested_bytes(depth: int, kind: str) -> bytes:
+    """JSON nested `depth` levels, built as bytes (json.dumps itself would recurse too deep)."""
+    if kind == "list":
+        return b"[" * depth + b"1" + b"]" * depth
+    return b'{"a": ' * depth + b"1" + b"}" * depth
+
+
+@SETTINGS
+@given(
+    depth=st.integers(min_value=65, max_value=30_000),
+    kind=st.sampled_from(["list", "dict"]),
+    where=st.sampled_from(["body", "message", "response_schema", "sessionId"]),
+)
+def test_deeply_nested_json_is_a_400_json_error(host_client, canary, depth, kind, where):
+    """Never a 500/RecursionError, whatever nests and how deep (the limit is 64 levels)."""
+    nested = _nested_bytes(depth, kind)
+    if where == "body":
+        body = nested
+    elif where == "response_schema":
+        body = b'{"message": "hi", "sessionId": "%s-n", "response_schema": {"items": %s}}' % (
+            canary.encode(),
+            nested,
+        )
+    else:
+        body = b'{"message": "hi", "%s": %s}' % (where.encode(), nested)
+    response = host_client.post("/api/agents/WeatherAgent/run", content=body)
+    assert response.status_code == 400, (response.status_code, response.text[:300])
+    assert response.json()["status"] == "error" and "nest" in response.json()["error"]
+
+
+odd_session_ids = st.one_of(
+    # Past 256 UTF-16 code units once characters outside the BMP count twice.
+    st.text(st.characters(min_codepoint=0x1F300, max_codepoint=0x1F6FF), min_size=129, max_size=300),
+    st.sampled_from([".", ".."]),
+    st.tuples(
+        st.text(max_size=5), st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), st.text(max_size=5)
+    ).map("".join),
+)
+
+
+@SETTINGS
+@given(key=odd_session_ids)
+def test_odd_session_ids_are_refused_with_400(host_client, canary, key):
+    response = host_client.post(
+        "/api/agents/WeatherAgent/run",
+        content=json.dumps({"message": "hi", "sessionId": key}),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400, (response.status_code, response.text[:300])
+    assert "sessionId" in response.json()["error"]
+
+
+@SETTINGS
+@given(key=st.text(st.characters(min_codepoint=0x1F300, max_codepoint=0x1F6FF), min_size=100, max_size=128))
+def test_long_ids_outside_the_bmp_within_the_limit_work_end_to_end(host_client, canary, key):
+    from urllib.parse import quote
+
+    response = host_client.post("/api/agents/WeatherAgent/run", json={"message": "hi", "sessionId": key})
+    assert response.status_code == 200, response.text
+    state = host_client.get(f"/api/agents/WeatherAgent/{quote(key, safe='')}")
+    assert state.status_code == 200 and state.json()["sessionId"] == key

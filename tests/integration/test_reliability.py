@@ -19,6 +19,7 @@ from .conftest import SAMPLES, wait_for_state
 pytestmark = pytest.mark.integration
 
 DURABLE = "/runtime/webhooks/durabletask/entities/dafx-WeatherAgent"
+RUN_TIMEOUT = 3.0  # DURABLEAGENT_RUN_TIMEOUT of the private stacks below
 
 
 def _signal_turn(client: httpx.Client, session: str, message: str) -> int:
@@ -79,6 +80,7 @@ def private_stack(tmp_path: Path):
         chat_script=script,
         chat_record=tmp_path / "requests.jsonl",
         log_path=tmp_path / "host.log",
+        env={"DURABLEAGENT_RUN_TIMEOUT": str(RUN_TIMEOUT)},
     ).start()
     try:
         yield azurite, host, script
@@ -99,7 +101,7 @@ def test_azurite_outage_is_a_503_and_the_host_recovers_without_restart(private_s
         assert run("before").status_code == 200
         azurite.stop()
         down = run("while down")
-        assert down.status_code == 503
+        assert down.status_code == 503 and int(down.headers["Retry-After"]) > 0
         assert down.json()["status"] == "error" and "unavailable" in down.json()["error"]
         state = client.get("/api/agents/WeatherAgent/outage")
         assert state.status_code == 503 and state.json()["status"] == "error"
@@ -128,10 +130,71 @@ def test_azurite_stopping_during_a_turn_leaves_no_partial_state(private_stack):
         time.sleep(0.5)  # the turn is now running inside the entity
         azurite.stop()
         worker.join(90)
-        assert outcome["r"].status_code == 503 and outcome["r"].json()["status"] == "error"
+        # The signal was accepted before storage went: the turn will run, so the answer is 202 with
+        # where to look (a 503 would invite a retry that duplicates the turn).
+        assert outcome["r"].status_code == 202, outcome["r"].text
+        assert outcome["r"].json()["statusUrl"].endswith("/WeatherAgent/midturn")
         azurite.start()
         # The accepted signal was kept: once storage is back the turn is committed, exactly once.
         state = wait_for_state(
             client, "WeatherAgent", "midturn", lambda s: s["message_count"] >= 2, timeout=60
         )
         assert [e["content"] for e in state["conversation_history"]] == ["mid-turn", "slow echo: mid-turn"]
+
+
+def test_hung_storage_answers_within_the_run_timeout(private_stack):
+    """Azurite frozen (SIGSTOP): the signal step is inside DURABLEAGENT_RUN_TIMEOUT, so the route
+    answers 503 with Retry-After (or 202 if the signal got through) instead of hanging."""
+    import psutil
+
+    azurite, host, script = private_stack
+    assert azurite.pid is not None
+    frozen = [psutil.Process(azurite.pid), *psutil.Process(azurite.pid).children(recursive=True)]
+    with httpx.Client(base_url=host.url, timeout=60) as client:
+        assert client.post("/api/agents/WeatherAgent/run", json={"message": "warm"}).status_code == 200
+        for process in frozen:
+            process.suspend()
+        try:
+            began = time.monotonic()
+            response = client.post(
+                "/api/agents/WeatherAgent/run",
+                json={"message": "while frozen", "sessionId": "frozen"},
+                headers={"Idempotency-Key": "frozen-1"},
+            )
+            elapsed = time.monotonic() - began
+        finally:
+            for process in frozen:
+                process.resume()
+    assert elapsed < RUN_TIMEOUT + 2.0, elapsed
+    assert response.status_code in (202, 503), response.text
+    if response.status_code == 503:
+        assert int(response.headers["Retry-After"]) > 0 and "Idempotency-Key" in response.json()["error"]
+    else:
+        assert response.json()["statusUrl"].endswith("/WeatherAgent/frozen")
+
+
+def test_a_retry_with_the_same_idempotency_key_never_adds_a_turn(host_client, unique_session):
+    body = {"message": "book it", "sessionId": unique_session}
+    headers = {"Idempotency-Key": f"{unique_session}-order"}
+    first = host_client.post("/api/agents/WeatherAgent/run", json=body, headers=headers)
+    again = host_client.post("/api/agents/WeatherAgent/run", json=body, headers=headers)
+    assert first.status_code == again.status_code == 200, (first.text, again.text)
+    assert again.json() == first.json() and first.json()["correlationId"] == headers["Idempotency-Key"]
+    other = host_client.post("/api/agents/WeatherAgent/run", json={**body, "correlationId": "next"})
+    assert other.status_code == 200 and other.json()["message_count"] == 4
+    history = host_client.get(f"/api/agents/WeatherAgent/{unique_session}").json()["conversation_history"]
+    assert [e["correlation_id"] for e in history] == [headers["Idempotency-Key"]] * 2 + ["next"] * 2
+
+
+def test_a_message_with_a_lone_surrogate_is_a_normal_turn_under_the_fake(
+    host_client, unique_session, chat_script
+):
+    """The fake's request record used to fail the turn with a UnicodeEncodeError."""
+    message = "al\ud800x"
+    response = host_client.post(
+        "/api/agents/WeatherAgent/run",
+        content=json.dumps({"message": message, "sessionId": unique_session}),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert [r["messages"][-1]["text"] for r in chat_script.requests()] == [message]

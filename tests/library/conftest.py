@@ -41,6 +41,11 @@ class DurableClientDouble:
         self.results: list[dict[str, Any]] = []
         self.pending: set[asyncio.Task[None]] = set()
         self.fail_with: Exception | None = None
+        self.read_fail_with: Exception | None = None
+        self.hang_signals = False
+        self.hang_reads = False
+        self.signals: list[tuple[str, str, str, Any]] = []
+        self.last_response: func.HttpResponse | None = None
 
     def run_batch(self, name: str, key: str, operations: list[tuple[str, Any]]) -> dict[str, Any]:
         """One entity invocation with the host's JSON context; returns the parsed response."""
@@ -72,13 +77,18 @@ class DurableClientDouble:
     ) -> None:
         if self.fail_with:
             raise self.fail_with
+        if self.hang_signals:
+            await asyncio.Event().wait()  # a back end that never answers
+        self.signals.append((entityId.name, entityId.key, operation_name, operation_input))
         task = asyncio.create_task(self._apply(entityId.name, entityId.key, operation_name, operation_input))
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
 
     async def read_entity_state(self, entityId: df.EntityId) -> EntityStateResponse:
-        if self.fail_with:
-            raise self.fail_with
+        if self.fail_with or self.read_fail_with:
+            raise self.fail_with or self.read_fail_with  # type: ignore[misc]
+        if self.hang_reads:
+            await asyncio.Event().wait()
         state = self.states.get((entityId.name.lower(), entityId.key))
         if state is None:
             return EntityStateResponse(False)
@@ -96,24 +106,33 @@ class DurableClientDouble:
         url: str,
         *,
         body: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
         **route_params: str,
     ) -> tuple[int, Any]:
         fn = self.functions[function_name].get_user_function()
         if isinstance(body, str):
             body = body.encode()
-        req = func.HttpRequest(method, url, body=body or b"", route_params=route_params, headers={})
+        req = func.HttpRequest(
+            method, url, body=body or b"", route_params=route_params, headers=headers or {}
+        )
         target = getattr(fn, "client_function", None)
         if target is not None:
             response = await target(req=req, client=self)
         else:
             response = fn(req=req)
+        self.last_response = response
         text = response.get_body().decode()
         return response.status_code, json.loads(text)
 
-    async def run(self, agent: str, payload: Any) -> tuple[int, Any]:
+    async def run(self, agent: str, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         body = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
         return await self.call(
-            "dafx_run_agent", "POST", f"http://localhost/api/agents/{agent}/run", body=body, agent_name=agent
+            "dafx_run_agent",
+            "POST",
+            f"http://localhost/api/agents/{agent}/run",
+            body=body,
+            headers=headers,
+            agent_name=agent,
         )
 
     async def state(self, agent: str, session: str) -> tuple[int, Any]:

@@ -79,3 +79,20 @@ async def test_health_lists_agents_with_types():
         "agents": [{"name": "WeatherAgent", "type": "Agent"}, {"name": "MathAgent", "type": "Agent"}],
         "agent_count": 2,
     }
+
+
+@pytest.mark.parametrize(("first", "second"), [("a-b", "a_b"), ("a.b", "a-b"), ("Team.Bot", "team_bot")])
+def test_names_that_make_the_same_function_name_are_refused(first, second):
+    """`a-b` and `a_b` both become `dafx_a_b_entity`; the host would only fail when indexing the app."""
+    app = AgentFunctionApp(agents=[_agent(first)])
+    with pytest.raises(ValueError, match=f"{second!r}.*{first!r}") as info:
+        app.add_agent(_agent(second))
+    assert "dafx_" in str(info.value)
+    assert list(app.agents) == [first]
+    app.get_functions()  # the app stays indexable
+
+
+def test_names_with_distinct_function_names_are_accepted():
+    app = AgentFunctionApp(agents=[_agent("a-b"), _agent("ab"), _agent("a-b-c")])
+    names = {f.get_function_name() for f in app.get_functions()}
+    assert {"dafx_a_b_entity", "dafx_ab_entity", "dafx_a_b_c_entity"} <= names

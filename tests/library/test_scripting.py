@@ -13,6 +13,10 @@ class NotAFake(ScriptedChatClient):
 
 
 async def test_script_env_swaps_every_agent_to_the_fake_and_records(tmp_path, monkeypatch, caplog):
+    import os
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"steps": [{"text": "scripted!"}]}))
     monkeypatch.setenv("DURABLEAGENT_CHAT_SCRIPT", str(script))
@@ -24,9 +28,22 @@ async def test_script_env_swaps_every_agent_to_the_fake_and_records(tmp_path, mo
     status, body = await DurableClientDouble(app).run("WeatherAgent", {"message": "hi"})
     assert (status, body["response"]) == (200, "scripted!")
     assert real.requests == []
-    record = script.with_name("script.json.requests.jsonl")
+    # Not beside the script (that may be an installed package's data folder): in the temp folder.
+    assert not script.with_name("script.json.requests.jsonl").exists()
+    record = tmp_path / "tmp" / "durableagent-records" / f"script.json.{os.getpid()}.requests.jsonl"
+    assert str(record) in caplog.text
     lines = [json.loads(line) for line in record.read_text().splitlines()]
     assert len(lines) == 1 and "hi" in json.dumps(lines[0])
+
+
+async def test_script_env_records_where_the_record_variable_says(tmp_path, monkeypatch):
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"steps": [{"text": "scripted!"}]}))
+    monkeypatch.setenv("DURABLEAGENT_CHAT_SCRIPT", str(script))
+    monkeypatch.setenv("DURABLEAGENT_CHAT_RECORD", str(tmp_path / "run" / "chat.jsonl"))
+    app = AgentFunctionApp(agents=[make_agent(NotAFake(steps=[]))])
+    await DurableClientDouble(app).run("WeatherAgent", {"message": "hi"})
+    assert len((tmp_path / "run" / "chat.jsonl").read_text().splitlines()) == 1
 
 
 def test_missing_script_file_is_a_clear_error(tmp_path, monkeypatch):

@@ -5,23 +5,33 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+import aiohttp
 import azure.durable_functions as df
 import azure.functions as func
 
-from .requests import RequestError, parse_run_request
+from ._run_request import RequestError, check_correlation_id, parse_run_request
 from .session import AgentSessionId, validate_key
 from .state import AgentState
 
-logger = logging.getLogger("durableagent.http")
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
 REMEMBERED_SESSIONS = 1024
 FIRST_READ_BUDGET = 50  # at most this many reads' cost of waiting before the first read
+RETRY_AFTER_SECONDS = 5
+MIN_SIGNAL_SECONDS = 1.0
+"""The signal step gets at least this long even when the run timeout is shorter: a request must not
+be refused as unavailable only because its deadline was tiny."""
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_STATUS_CODE = re.compile(r"unexpected status code (\d{3})")
+_IDEMPOTENT_SESSIONS = uuid.UUID("5d0c5c9e-6a55-4c43-8a0e-8f1f2f0f6d1a")
 
 
 class DurableClient(Protocol):
@@ -61,8 +71,52 @@ def error_response(error: str, status: int, **extra: Any) -> func.HttpResponse:
     return json_response({"status": "error", "error": error, **extra}, status)
 
 
+def unavailable_response(error: object, **extra: Any) -> func.HttpResponse:
+    """503 with `Retry-After`: the back end is down or slow, the caller may try again later."""
+    body = {"status": "error", "error": f"durable backend unavailable: {error}", **extra}
+    return func.HttpResponse(
+        json.dumps(body),
+        status_code=503,
+        mimetype="application/json",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def bug_response(exc: BaseException, what: str, **extra: Any) -> func.HttpResponse:
+    """A programming error: logged with its traceback and answered as one, never as 'unavailable'
+    (which would tell a caller to retry something that will fail the same way)."""
+    logger.error("%s failed with an unexpected error", what, exc_info=exc)
+    return error_response(f"internal error: {type(exc).__name__}: {exc}", 500, **extra)
+
+
 class BackendUnavailable(Exception):
     """The durable backend (storage, host) did not answer as expected."""
+
+
+def is_backend_failure(exc: BaseException) -> bool:
+    """Whether `exc` from the durable client means the back end failed rather than our code.
+
+    The Python durable client raises a plain `Exception` naming the status code for any answer it
+    does not expect, lets aiohttp's connection errors and timeouts through, and raises a JSON
+    decoding error when the back end answers something other than JSON. Only 5xx answers count:
+    a 4xx means we sent something the API refuses, which is a bug here.
+    """
+    if isinstance(
+        exc, BackendUnavailable | TimeoutError | OSError | aiohttp.ClientError | json.JSONDecodeError
+    ):
+        return True
+    match = _STATUS_CODE.search(str(exc))
+    return match is not None and match.group(1).startswith("5")
+
+
+def idempotent_session_key(agent: str, correlation_id: str) -> str:
+    """The session a keyed request without a `sessionId` runs in: the same for every retry of it."""
+    return uuid.uuid5(_IDEMPOTENT_SESSIONS, f"{agent.lower()}\n{correlation_id}").hex
+
+
+async def _within(awaitable: Awaitable[T], deadline: float, floor: float = 0.0) -> T:
+    """Await with a bound: at most until `deadline` (but at least `floor` seconds)."""
+    return await asyncio.wait_for(awaitable, max(deadline - time.monotonic(), floor))
 
 
 class UnreadableState(ValueError):
@@ -74,7 +128,9 @@ async def read_state(client: DurableClient, session: AgentSessionId) -> dict[str
     try:
         response = await client.read_entity_state(session.to_entity_id())
     except Exception as exc:
-        raise BackendUnavailable(str(exc)) from exc
+        if is_backend_failure(exc):
+            raise BackendUnavailable(str(exc) or type(exc).__name__) from exc
+        raise
     if not response.entity_exists:
         return None
     state = response.entity_state
@@ -119,21 +175,43 @@ class AgentRoutes:
         try:
             agent = self._agent(req)
             request = parse_run_request(req.get_body() or b"")
+            correlation_id = _caller_correlation_id(req, request.correlation_id)
         except RequestError as exc:
             return error_response(str(exc), exc.status)
-        session = AgentSessionId(agent, request.session_key or uuid.uuid4().hex)
-        correlation_id = uuid.uuid4().hex
+        if correlation_id is None:
+            correlation_id = uuid.uuid4().hex
+            key = request.session_key or uuid.uuid4().hex
+        else:
+            key = request.session_key or idempotent_session_key(agent, correlation_id)
+        session = AgentSessionId(agent, key)
         ids = {"sessionId": session.key, "correlationId": correlation_id}
+        # One deadline for signalling and waiting: a hung back end must not hold the request past
+        # the run timeout (the signal step gets at least MIN_SIGNAL_SECONDS).
+        deadline = time.monotonic() + self.polling.timeout
         try:
-            await client.signal_entity(
-                session.to_entity_id(), "run_agent", request.entity_input(correlation_id)
+            await _within(
+                client.signal_entity(
+                    session.to_entity_id(), "run_agent", request.entity_input(correlation_id)
+                ),
+                deadline,
+                MIN_SIGNAL_SECONDS,
             )
-            entry, state = await self._wait_for_reply(client, session, correlation_id)
+        except Exception as exc:
+            if not is_backend_failure(exc):
+                return bug_response(exc, f"signalling {session}", **ids)
+            error = str(exc) or f"no answer in time ({type(exc).__name__})"
+            logger.error("durable backend unavailable for %s: %s", session, error)
+            # The back end may have stored the signal before failing: only a keyed retry is safe.
+            hint = f"the turn may still run; retry with the same {IDEMPOTENCY_HEADER} header to be safe"
+            return unavailable_response(f"{error} ({hint})", **ids)
+        # The signal is accepted: from here on the turn will run, so the answer is its reply, or
+        # 202 with where to look for it, never "unavailable" (a retry would not be needed).
+        try:
+            entry, state = await self._wait_for_reply(client, session, correlation_id, deadline)
         except ValueError as exc:
             return error_response(f"stored state is unreadable: {exc}", 500, **ids)
-        except Exception as exc:  # the durable client raises plain Exceptions for non-2xx answers
-            logger.error("durable backend unavailable for %s: %s", session, exc)
-            return error_response(f"durable backend unavailable: {exc}", 503, **ids)
+        except Exception as exc:
+            return bug_response(exc, f"waiting for the reply of {session}", **ids)
         if entry is None:
             status_url = req.url.rsplit("?", 1)[0].rsplit("/", 1)[0] + f"/{session.key}"
             return json_response(
@@ -154,21 +232,29 @@ class AgentRoutes:
         )
 
     async def _wait_for_reply(
-        self, client: DurableClient, session: AgentSessionId, correlation_id: str
+        self, client: DurableClient, session: AgentSessionId, correlation_id: str, deadline: float
     ) -> tuple[dict[str, Any] | None, AgentState]:
-        """Poll the session's state until it holds the reply for `correlation_id` or time is up."""
+        """Poll the session's state until it holds the reply for `correlation_id` or `deadline` passes.
+
+        A read the back end fails ends the wait at once with no reply (the caller answers 202: the
+        turn is accepted and runs whatever the reads do); one that does not answer ends at `deadline`."""
         started = time.monotonic()
-        deadline = started + self.polling.timeout
         state = AgentState()
         # The signal was only just accepted: give the entity a moment before the first read.
         turn, read = self._last_turn.get(str(session), (0.0, 0.0))
         expected = min(0.8 * turn, FIRST_READ_BUDGET * read)
         due = expected > self.polling.first_interval
         intervals = self.polling.intervals(self.polling.due_interval if due else None)
-        await asyncio.sleep(min(max(self.polling.first_interval, expected), self.polling.timeout))
+        await asyncio.sleep(
+            min(max(self.polling.first_interval, expected), max(deadline - time.monotonic(), 0.0))
+        )
         while True:
             began = time.monotonic()
-            data = await read_state(client, session)
+            try:
+                data = await _within(read_state(client, session), deadline)
+            except (BackendUnavailable, TimeoutError) as exc:
+                logger.warning("reading %s failed; its turn is accepted: %s", session, exc or "timed out")
+                return None, state
             read_cost = time.monotonic() - began
             if data is not None:
                 state = AgentState.from_dict(data)
@@ -201,16 +287,29 @@ class AgentRoutes:
             return error_response(str(exc), exc.status)
         session = AgentSessionId(agent, key)
         try:
-            data = await read_state(client, session)
+            data = await _within(read_state(client, session), time.monotonic() + self.polling.timeout)
             if data is None:
                 return error_response(f"session {key!r} of agent {agent!r} not found", 404)
             state = AgentState.from_dict(data).get_state()
-        except BackendUnavailable as exc:
-            return error_response(f"durable backend unavailable: {exc}", 503)
+        except (BackendUnavailable, TimeoutError) as exc:
+            return unavailable_response(exc or "no answer in time")
         except ValueError as exc:
             return error_response(f"stored state is unreadable: {exc}", 500)
+        except Exception as exc:
+            return bug_response(exc, f"reading {session}")
         return json_response({**state, "sessionId": key, "agent": agent})
 
     def health(self, req: func.HttpRequest) -> func.HttpResponse:
         agents = self._agents_info()
         return json_response({"status": "healthy", "agents": agents, "agent_count": len(agents)})
+
+
+def _caller_correlation_id(req: func.HttpRequest, from_body: str | None) -> str | None:
+    """The caller's turn id: the `Idempotency-Key` header or the body's `correlationId` (one value)."""
+    header = req.headers.get(IDEMPOTENCY_HEADER)
+    if header is None:
+        return from_body
+    header = check_correlation_id(header, f"header {IDEMPOTENCY_HEADER}")
+    if from_body is not None and from_body != header:
+        raise RequestError(f"header {IDEMPOTENCY_HEADER} and 'correlationId' differ; send one of them")
+    return header
