@@ -31,6 +31,15 @@ from harness.client import (
     message_count,
     parse_time,
 )
+from harness.formatting import (
+    clip,
+    format_arguments,
+    format_value,
+    local_time,
+    total_usage,
+    usage_of,
+    usage_text,
+)
 from harness.processes import port_argument
 from harness.stack import HOST_MODES
 
@@ -325,14 +334,12 @@ def _client(args: argparse.Namespace) -> SyncAgentClient:
 
 def _time(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     """Local time, to the second; empty when unknown."""
-    stamp = value if isinstance(value, datetime) else parse_time(value)
-    return stamp.astimezone().strftime(fmt) if stamp else ""
+    return local_time(value if isinstance(value, datetime) else parse_time(value), fmt)
 
 
 def _short_id(value: object, length: int = 8) -> str:
     """Long ids (uuid hex) cut to their first characters for tables; `--json` has them whole."""
-    text = str(value or "")
-    return text if len(text) <= length + 1 else text[:length] + "…"
+    return clip(str(value or ""), length + 1)
 
 
 def _tokens(usage: dict[str, int] | None) -> str:
@@ -368,7 +375,7 @@ def _sessions(args: argparse.Namespace, console: Console) -> int:
     table.add_column("Last activity", no_wrap=True)
     table.add_column("Last message")
     for row in rows:
-        preview = row.last_message if len(row.last_message) <= 48 else row.last_message[:47] + "…"
+        preview = clip(row.last_message, 48)
         table.add_row(row.session_id, str(row.message_count), _time(row.last_operation_time), preview)
     console.print(table)
     return 0
@@ -388,9 +395,6 @@ def _show(args: argparse.Namespace, console: Console) -> int:
 
 def state_table(agent: str, session_id: str, state: dict[str, Any]) -> Table:
     """The stored history as a table: one row per message with tool calls, status and tokens."""
-    from harness.tui.inspector import total_usage, usage_of, usage_text
-    from harness.tui.widgets import format_arguments, format_value
-
     history = [e for e in state.get("conversation_history") or [] if isinstance(e, dict)]
     totals = usage_text(total_usage(history))
     table = Table(

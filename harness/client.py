@@ -17,6 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from durableagent.state import AgentState
+from harness.formatting import one_line
 
 __all__ = [
     "DEFAULT_URL",
@@ -155,8 +156,8 @@ def _error_text(response: httpx.Response) -> str:
         for field in ("error", "message", "Message", "detail"):
             if body.get(field):
                 return " ".join(str(body[field]).split())
-    text = " ".join(response.text.split())
-    return text[:200] if text else (response.reason_phrase or "")
+    text = one_line(response.text, 200)
+    return text or response.reason_phrase or ""
 
 
 def _raise_for(response: httpx.Response) -> None:

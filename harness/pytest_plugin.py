@@ -236,16 +236,22 @@ def chat_script_default() -> dict[str, Any]:
     """The script every test starts from: the rule-based weather script (override for another baseline)."""
     from fakes import WEATHER_SCRIPT_PATH
 
-    return _load_script_file(Path(WEATHER_SCRIPT_PATH))
+    return script_data(Path(WEATHER_SCRIPT_PATH))
 
 
-def _load_script_file(path: Path) -> dict[str, Any]:
-    if path.suffix.lower() == ".toml":
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise TypeError(f"{path}: a chat script must be a JSON object")
-    return data
+def script_data(path: Path) -> dict[str, Any]:
+    """The data form of a script file (what ``ChatScript`` writes for the host's fake to read).
+
+    ``fakes.load_script`` reads and checks the file, so a bad one fails here with the fake's own
+    message; it returns a parsed ``Script``, which has no data form, so the data is then read from the
+    file it accepted (JSON or TOML, by the same suffix rule).
+    """
+    from fakes import load_script
+
+    load_script(path)
+    text = path.read_text(encoding="utf-8")
+    data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    return dict(data)
 
 
 class ChatScript:
