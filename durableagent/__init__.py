@@ -3,6 +3,7 @@
 from .app import AgentFunctionApp, RegisteredAgent
 from .callbacks import AgentCallbackContext, AgentResponseCallbackProtocol
 from .http import Polling
+from .orchestration import AgentRunError, OrchestrationAgent
 from .requests import RequestError, RunRequest
 from .session import AgentSessionId, entity_name_for
 from .state import SCHEMA_VERSION, AgentState
@@ -11,9 +12,11 @@ __all__ = [
     "SCHEMA_VERSION",
     "AgentCallbackContext",
     "AgentFunctionApp",
+    "AgentRunError",
     "AgentResponseCallbackProtocol",
     "AgentSessionId",
     "AgentState",
+    "OrchestrationAgent",
     "Polling",
     "RegisteredAgent",
     "RequestError",

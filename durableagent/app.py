@@ -17,6 +17,7 @@ from agent_framework import SupportsAgentRun
 
 from .entity import agent_type_of, create_entity_function
 from .http import AgentRoutes, Polling
+from .orchestration import OrchestrationAgent, get_agent
 from .scripting import ScriptSwap
 from .session import entity_name_for
 
@@ -100,6 +101,10 @@ class AgentFunctionApp(df.DFApp):
         )
         self._agents[name] = registered
         logger.info("registered agent %s as entity %s", name, registered.entity_name)
+
+    def get_agent(self, context: df.DurableOrchestrationContext, name: str) -> OrchestrationAgent:
+        """The agent `name` inside an orchestrator: `yield agent.run(...)` gives an `AgentResponse`."""
+        return get_agent(context, name, self._resolve, list(self._agents))
 
     # -- internals ------------------------------------------------------
     def _resolve(self, name: str) -> str | None:

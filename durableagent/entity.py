@@ -89,6 +89,43 @@ def _check_structured(response: AgentResponse, schema: dict[str, Any] | None) ->
         raise ValueError(f"structured reply does not match response_schema: {exc.message}") from None
 
 
+def turn_result(entry: dict[str, Any], message_count: int, schema: dict[str, Any] | None) -> dict[str, Any]:
+    """What `run_agent` returns for a finished turn, from its stored reply entry.
+
+    An orchestration's `call_entity` gets only this result (as JSON), not the state, so it carries
+    everything the orchestration-side agent builds its `AgentResponse` from: the reply text, the
+    messages the run produced, token usage and, when a schema was given, the parsed value. A
+    failed turn is a result with `status: "error"` rather than a raised exception, so the failure
+    is stored in the session like any other turn; the orchestration side raises it.
+    """
+    correlation_id = entry.get("correlation_id")
+    if entry.get("status") == "error":
+        return {
+            "status": "error",
+            "error": entry.get("error") or "agent run failed",
+            "correlation_id": correlation_id,
+        }
+    reply = entry.get("agent_response") or {}
+    result: dict[str, Any] = {
+        "status": "success",
+        "response": entry.get("content") or "",
+        "correlation_id": correlation_id,
+        "message_count": message_count,
+        "messages": reply.get("messages") or [],
+        "usage": reply.get("usage") or {},
+    }
+    if schema:
+        try:
+            result["value"] = json.loads(result["response"])  # checked against the schema in the turn
+        except ValueError:
+            return {
+                "status": "error",
+                "error": f"structured reply is not JSON: {result['response'][:200]!r}",
+                "correlation_id": correlation_id,
+            }
+    return result
+
+
 class ToolCallError(RuntimeError):
     """A tool the agent called raised; the turn is recorded as failed."""
 
@@ -152,9 +189,12 @@ class AgentEntity:
         except RequestError as exc:
             return {"status": "error", "error": f"invalid run_agent input: {exc}"}
         if state.has_correlation(correlation_id):
-            # A redelivered signal: the turn already happened, keep history free of duplicates.
+            # A redelivered signal or call: the turn already happened, keep history free of
+            # duplicates and answer with what that turn produced.
             entry = state.reply_for(correlation_id)
-            return {"status": (entry or {}).get("status", "pending"), "correlation_id": correlation_id}
+            if entry is None:
+                return {"status": "pending", "correlation_id": correlation_id}
+            return turn_result(entry, state.message_count, request.response_schema)
 
         history: list[Message] | None = None
         state.add_user_message(request.message, correlation_id, role=request.role)
@@ -179,7 +219,7 @@ class AgentEntity:
             }
         entry = state.add_assistant_message(response, correlation_id)
         self._remember(session_key, state, [*messages, *response.messages])
-        return {"status": "success", "response": entry["content"], "correlation_id": correlation_id}
+        return turn_result(entry, state.message_count, request.response_schema)
 
 
 def create_entity_function(

@@ -90,7 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--host", dest="host_mode", choices=HOST_MODES, default="auto", help="Functions host"
         )
-        sub.add_argument("--script", type=Path, metavar="FILE", help="fake-model script (default: weather)")
+        sub.add_argument(
+            "--script",
+            type=Path,
+            metavar="FILE",
+            help="fake-model script (default: the app's fake_model.json, else weather)",
+        )
         sub.add_argument("--live", action="store_true", help="use the app's real model (AZURE_OPENAI_* env)")
         sub.add_argument("--port", type=port_argument, default=None, help="host port (default: a free port)")
 

@@ -201,9 +201,15 @@ class FunctionHost(ManagedService):
         return time.monotonic() - began
 
 
-def default_script_path() -> Path:
-    """The rule-based weather script used when no script is given (imported lazily: optional at import)."""
-    from fakes import WEATHER_SCRIPT_PATH
+APP_SCRIPT_NAME = "fake_model.json"
+"""An app folder's own fake-model script, used when no script is given (samples ship one)."""
+
+
+def default_script_path(app_dir: Path | None = None) -> Path:
+    """The app folder's ``fake_model.json`` if it has one, else the rule-based weather script."""
+    if app_dir is not None and (Path(app_dir) / APP_SCRIPT_NAME).is_file():
+        return Path(app_dir) / APP_SCRIPT_NAME
+    from fakes import WEATHER_SCRIPT_PATH  # imported lazily: optional at import
 
     return Path(WEATHER_SCRIPT_PATH)
 
@@ -211,9 +217,9 @@ def default_script_path() -> Path:
 class Stack(StartStop):
     """Azurite + a Functions host for one app folder, started and stopped together.
 
-    ``script`` scripts the fake model (default: the weather script); ``live=True`` uses the app's real
-    model client instead. Progress goes to ``on_progress`` or, when stderr is a terminal (or
-    ``progress=True``), to a rich spinner.
+    ``script`` scripts the fake model (default: the app folder's ``fake_model.json``, else the weather
+    script); ``live=True`` uses the app's real model client instead. Progress goes to ``on_progress``
+    or, when stderr is a terminal (or ``progress=True``), to a rich spinner.
     """
 
     def __init__(
@@ -235,7 +241,9 @@ class Stack(StartStop):
         self.live = live
         if live and script is not None:
             raise ValueError("a chat script and live=True exclude each other")
-        self.script_path: Path | None = None if live else Path(script or default_script_path()).resolve()
+        self.script_path: Path | None = (
+            None if live else Path(script or default_script_path(self.app_dir)).resolve()
+        )
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="durableagent-stack-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.record_path: Path | None = None if live else self.work_dir / "chat-requests.jsonl"

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from azure.core.exceptions import AzureError
@@ -21,7 +22,10 @@ from .http import KeyPolicy
 from .responses import json_error, json_response
 from .store import EntityStore, StorageUnavailable, instance_id, invalid_key_reason
 
-log = logging.getLogger("harness.host")
+if TYPE_CHECKING:
+    from .instance_api import InstanceApi
+
+log = logging.getLogger(__name__)
 
 BASE_PATH = "/runtime/webhooks/durabletask"
 MAX_SIGNAL_BODY = 1024 * 1024
@@ -40,11 +44,11 @@ def _iso(stamp: datetime | None) -> str | None:
     return stamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _encode_token(after: str) -> str:
+def encode_token(after: str) -> str:
     return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode()
 
 
-def _decode_token(token: str, prefix: str) -> str:
+def decode_token(token: str, prefix: str) -> str:
     """The last instance id of the previous page; ValueError for anything we did not issue."""
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
@@ -68,10 +72,17 @@ def _parse_state(text: str | None) -> object:
 class DurableApi:
     """Entity endpoints; mounted twice when keys are enforced (public + a secret in-process base)."""
 
-    def __init__(self, store: EntityStore, dispatcher: EntityDispatcher, keys: KeyPolicy) -> None:
+    def __init__(
+        self,
+        store: EntityStore,
+        dispatcher: EntityDispatcher,
+        keys: KeyPolicy,
+        instances: InstanceApi | None = None,
+    ) -> None:
         self.store = store
         self.dispatcher = dispatcher
         self.keys = keys
+        self.instances = instances
 
     def add_routes(self, app: web.Application, base: str = BASE_PATH, trusted: bool = False) -> None:
         """Register the entity routes under `base`; `trusted` bases skip key checks (the SDK's rpc url)."""
@@ -80,6 +91,8 @@ class DurableApi:
         app.router.add_get(base + "/entities/{name}/{key}", wrap(self.get_state))
         app.router.add_delete(base + "/entities/{name}/{key}", wrap(self.purge))
         app.router.add_get(base + "/entities/{name}", wrap(self.list_entities))
+        if self.instances is not None:
+            self.instances.add_routes(app, base, wrap)
         app.router.add_route("*", base + r"/{tail:[\s\S]*}", wrap(self.unsupported))
 
     def _guard(self, trusted: bool) -> Callable[[Handler], Handler]:
@@ -188,7 +201,7 @@ class DurableApi:
         after = None
         if token:
             try:
-                after = _decode_token(token, f"@{name}@")
+                after = decode_token(token, f"@{name}@")
             except ValueError as exc:
                 return json_error(400, str(exc))
         records, last = await self.store.list_entities(name, top, after, fetch == "true")
@@ -201,12 +214,9 @@ class DurableApi:
             if fetch == "true":
                 item["state"] = _parse_state(record.state)
             items.append(item)
-        headers = {CONTINUATION_HEADER: _encode_token(last)} if last else None
+        headers = {CONTINUATION_HEADER: encode_token(last)} if last else None
         return json_response(items, headers=headers)
 
     async def unsupported(self, request: web.Request) -> web.StreamResponse:
-        """Orchestration endpoints are not implemented by the local host."""
-        tail = request.match_info.get("tail", "")
-        if tail.startswith(("orchestrators", "instances")):
-            return json_error(501, "orchestrations are not supported by the local host")
-        return json_error(404, f"no durable API route {request.path}")
+        """Anything else under the Durable API base."""
+        return json_error(404, f"no durable API route {request.method} {request.path}")

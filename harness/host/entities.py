@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any
 
@@ -22,10 +23,11 @@ from .store import (
     EntityStore,
     PendingSignal,
     StorageUnavailable,
+    instance_id,
     invalid_key_reason,
 )
 
-log = logging.getLogger("harness.host")
+log = logging.getLogger(__name__)
 
 
 def build_request(name: str, key: str, exists: bool, state: str | None, batch: list[PendingSignal]) -> str:
@@ -39,7 +41,7 @@ def build_request(name: str, key: str, exists: bool, state: str | None, batch: l
             "self": {"name": name, "key": key},
             "exists": exists,
             "state": state,
-            "batch": [{"name": s.operation, "input": s.input, "isSignal": True} for s in batch],
+            "batch": [{"name": s.operation, "input": s.input, "isSignal": s.parent is None} for s in batch],
         }
     )
 
@@ -67,6 +69,10 @@ class EntityDispatcher:
         self._unknown: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._closing = False
+        # Where answers to orchestrations' calls go (the orchestration engine sets it): called with
+        # (parent instance, request id, response JSON) BEFORE the batch commits, so an answer is
+        # never lost; a repeat (the batch re-applied after a crash) is dropped by the instance.
+        self.respond: Callable[[str, str, str], Awaitable[None]] | None = None
 
     def lock(self, iid: str) -> asyncio.Lock:
         """The lock held while an entity is being applied or purged."""
@@ -155,6 +161,7 @@ class EntityDispatcher:
         before = await self.store.read(iid)
         name, key = split_instance_id(iid)
         exists = before is not None and before.exists
+        await self._answer_failed(failed.signals, f"the entity function crashed: {failed}")
         await self.store.commit(before, name, key, exists, before.state if before else None, failed.signals)
         self._forget(iid, failed.signals)
 
@@ -194,12 +201,14 @@ class EntityDispatcher:
         name, key = split_instance_id(iid)
         if invalid_key_reason(name, key) is not None:
             log.error("entity %s: invalid id, dropping %d signals", iid, len(signals))
+            await self._answer_failed(signals, f"invalid entity id {iid}")
             await self.store.commit(None, name, key, False, None, signals)
             self._forget(iid, signals)
             return len(signals)
         entity = self.entities.get(name)
         if entity is None:
             log.error("entity %s: no entity function named %r; dropping %d signals", iid, name, len(signals))
+            await self._answer_failed(signals, f"no entity function named {name!r}")
             await self.store.commit(None, name, key, False, None, signals)
             self._forget(iid, signals)
             return len(signals)
@@ -215,6 +224,11 @@ class EntityDispatcher:
         for signal, result in zip(signals, response.get("results") or [], strict=False):
             if result.get("isError"):
                 log.warning("entity %s operation %r failed: %s", iid, signal.operation, result.get("result"))
+            if signal.parent and signal.request_id and self.respond is not None:
+                answer: dict[str, Any] = {"result": result.get("result") or "null"}
+                if result.get("isError"):
+                    answer["exceptionType"] = "Exception"
+                await self.respond(signal.parent, signal.request_id, json.dumps(answer))
         new_exists = bool(response.get("entityExists"))
         state = response.get("entityState") if new_exists else None
         if state is not None and not isinstance(state, str):
@@ -224,6 +238,13 @@ class EntityDispatcher:
         self._forget(iid, signals)
         log.debug("entity %s applied %d operations", iid, len(signals))
         return len(signals)
+
+    async def _answer_failed(self, signals: list[PendingSignal], reason: str) -> None:
+        """Calls that will never run get an error answer (their orchestrations would wait forever)."""
+        for signal in signals:
+            if signal.parent and signal.request_id and self.respond is not None:
+                answer = {"result": json.dumps(reason), "exceptionType": "Exception"}
+                await self.respond(signal.parent, signal.request_id, json.dumps(answer))
 
     async def _forward_signals(self, source: str, signals: list[Any]) -> None:
         """Enqueue signals an entity sent to other entities (at-least-once: written before the commit)."""
@@ -242,7 +263,7 @@ class EntityDispatcher:
                 continue
             text = payload if isinstance(payload, str) or payload is None else json.dumps(payload)
             forwarded = await self.store.add_signal(name, key, op, text)
-            self.notify(f"@{name}@{key}", forwarded)
+            self.notify(instance_id(name, key), forwarded)
 
 
 class _BatchFailed(Exception):

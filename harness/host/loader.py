@@ -57,12 +57,36 @@ class EntityFunction:
 
 
 @dataclass
+class OrchestratorFunction:
+    """One orchestration-triggered function: `fn` is the SDK's handler (JSON in, JSON out)."""
+
+    name: str
+    function_name: str
+    fn: Callable[..., Any]
+
+
+@dataclass
+class ActivityFunction:
+    """One activity-triggered function: the user's own function, called with its input by keyword."""
+
+    name: str
+    function_name: str
+    param: str
+    fn: Callable[..., Any]
+    is_async: bool
+
+
+@dataclass
 class AppIndex:
     """Everything the host learned from the app."""
 
     module_name: str
     http: list[HttpFunction] = field(default_factory=list)
     entities: dict[str, EntityFunction] = field(default_factory=dict)
+    # Keyed by lower-cased name (function names are case-insensitive); a function is listed under its
+    # Python name and under the binding's `orchestration=` / `activity=` value when that differs.
+    orchestrators: dict[str, OrchestratorFunction] = field(default_factory=dict)
+    activities: dict[str, ActivityFunction] = field(default_factory=dict)
     unsupported: list[tuple[str, str]] = field(default_factory=list)  # (function name, trigger type)
 
 
@@ -119,6 +143,20 @@ def index_functions(functions: list[Any], module_name: str = "function_app") -> 
             index.entities[display.lower()] = EntityFunction(
                 name=display.lower(), display_name=display, function_name=name, fn=fn
             )
+        elif trigger_type == "orchestrationTrigger":
+            registered = OrchestratorFunction(getattr(trigger, "orchestration", None) or name, name, fn)
+            for alias in {name, registered.name}:
+                index.orchestrators[alias.lower()] = registered
+        elif trigger_type == "activityTrigger":
+            activity = ActivityFunction(
+                getattr(trigger, "activity", None) or name,
+                name,
+                trigger.name,
+                fn,
+                inspect.iscoroutinefunction(fn),
+            )
+            for alias in {name, activity.name}:
+                index.activities[alias.lower()] = activity
         else:
             index.unsupported.append((name, trigger_type))
     index.http.sort(key=lambda f: sort_key(f.template))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import json
 import logging
@@ -29,12 +30,15 @@ from harness.processes import port_argument
 from .durable_api import BASE_PATH, DurableApi
 from .entities import EntityDispatcher
 from .http import MAX_HTTP_BODY, FunctionServer, KeyPolicy
+from .instance_api import InstanceApi
+from .instances import InstanceStore
 from .loader import AppIndex, AppLoadError, load_app
+from .orchestrations import EngineSettings, OrchestrationEngine
 from .responses import json_errors, json_response
 from .settings import KEY_ENV, HostConfig, apply_local_settings, resolve_storage
 from .store import EntityStore, StorageUnavailable
 
-log = logging.getLogger("harness.host")
+log = logging.getLogger(__name__)
 
 HOST_VERSION = "4.0.0-durableagent-local"
 GC_THRESHOLDS = (50_000, 20, 20)  # see _tune_gc; CPython defaults to (700, 10, 10)
@@ -87,6 +91,8 @@ class LocalHost:
         self.config: HostConfig | None = None
         self.store: EntityStore | None = None
         self.dispatcher: EntityDispatcher | None = None
+        self.instances: InstanceStore | None = None
+        self.engine: OrchestrationEngine | None = None
         self._runner: web.AppRunner | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._applied_settings: dict[str, str] = {}
@@ -111,16 +117,15 @@ class LocalHost:
         base = f"{self.url}{BASE_PATH}/"
         return f"{base}rpc-{self._rpc_secret}/" if self.enforce_keys else base
 
-    def client_binding(self) -> str:
-        """The durable client binding JSON string the SDK's DurableOrchestrationClient parses."""
-        rpc = self.rpc_base_url()
-        public = f"{self.url}{BASE_PATH}/"
+    def management_urls(self, iid: str = "INSTANCEID", origin: str | None = None) -> dict[str, str]:
+        """The URLs of one instance, as a check-status response lists them (on `origin` if given)."""
+        public = f"{origin or self.url}{BASE_PATH}/"
         query = f"taskHub={self.hub_name}&connection=Storage"
         if self.enforce_keys:
             query += f"&code={self.function_key}"
-        instance = f"{public}instances/INSTANCEID"
-        management = {
-            "id": "INSTANCEID",
+        instance = f"{public}instances/{iid}"
+        return {
+            "id": iid,
             "statusQueryGetUri": f"{instance}?{query}",
             "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{query}",
             "terminatePostUri": f"{instance}/terminate?reason={{text}}&{query}",
@@ -130,6 +135,15 @@ class LocalHost:
             "suspendPostUri": f"{instance}/suspend?reason={{text}}&{query}",
             "resumePostUri": f"{instance}/resume?reason={{text}}&{query}",
         }
+
+    def client_binding(self) -> str:
+        """The durable client binding JSON string the SDK's DurableOrchestrationClient parses."""
+        rpc = self.rpc_base_url()
+        public = f"{self.url}{BASE_PATH}/"
+        query = f"taskHub={self.hub_name}&connection=Storage"
+        if self.enforce_keys:
+            query += f"&code={self.function_key}"
+        management = self.management_urls()
         creation = {
             "createNewInstancePostUri": f"{public}orchestrators/{{functionName}}[/{{instanceId}}]?{query}",
             "createAndWaitOnNewInstancePostUri": (
@@ -160,23 +174,37 @@ class LocalHost:
         self._applied_settings = apply_local_settings(self.app_dir)
         config = HostConfig.load(self.app_dir)
         if self._hub_arg:
-            config = HostConfig(route_prefix=config.route_prefix, hub_name=self._hub_arg)
+            config = dataclasses.replace(config, hub_name=self._hub_arg)
         self.config = config
         self.index = load_app(self.app_dir)
-        self.store = EntityStore(resolve_storage(self._storage_arg), config.hub_name)
+        storage = resolve_storage(self._storage_arg)
+        self.store = EntityStore(storage, config.hub_name)
+        self.instances = InstanceStore(storage, config.hub_name)
         try:
             await self.store.open()
+            await self.instances.open()
         except StorageUnavailable as exc:
-            log.warning("storage not reachable yet (%s); entity calls answer 503 until it is", exc)
+            log.warning("storage not reachable yet (%s); durable calls answer 503 until it is", exc)
         self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="host-worker")
         keys = KeyPolicy(self.enforce_keys, self.function_key)
         self.dispatcher = EntityDispatcher(self.store, self.index.entities, self._executor)
+        self.engine = OrchestrationEngine(
+            self.instances,
+            self.dispatcher,
+            self.index.orchestrators,
+            self.index.activities,
+            self._executor,
+            EngineSettings(config.max_activities, config.max_orchestrators),
+        )
         functions = FunctionServer(
             self.index, config.route_prefix, self._executor, self.client_binding, keys, str(self.app_dir)
         )
         app = web.Application(client_max_size=MAX_HTTP_BODY, middlewares=[json_errors])
         app.router.add_get("/admin/host/status", self._status)
-        api = DurableApi(self.store, self.dispatcher, keys)
+        instance_api = InstanceApi(
+            self.engine, lambda iid, request: self.management_urls(iid, f"{request.scheme}://{request.host}")
+        )
+        api = DurableApi(self.store, self.dispatcher, keys, instance_api)
         if self.enforce_keys:
             api.add_routes(app, f"{BASE_PATH}/rpc-{self._rpc_secret}", trusted=True)
         api.add_routes(app, BASE_PATH)
@@ -193,19 +221,25 @@ class LocalHost:
         return self
 
     async def _resume(self) -> None:
-        """Restart workers for signals persisted by an earlier run; retried while storage is down."""
-        assert self.dispatcher is not None
+        """Restart workers for signals and instances an earlier run left; retried while storage is down."""
+        assert self.dispatcher is not None and self.engine is not None
         delay = 0.5
+        entities_done = False
         while True:
             try:
-                count = await self.dispatcher.resume()
-            except StorageUnavailable as exc:
-                log.warning("resuming pending signals: %s; retrying in %.1fs", exc, delay)
+                if not entities_done:
+                    count = await self.dispatcher.resume()
+                    entities_done = True
+                    if count:
+                        log.info("resumed %d entities with pending signals", count)
+                count = await self.engine.resume()
+            except (StorageUnavailable, AzureError) as exc:
+                log.warning("resuming durable work: %s; retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
             if count:
-                log.info("resumed %d entities with pending signals", count)
+                log.info("resumed %d orchestration instances", count)
             return
 
     async def wait_idle(self) -> None:
@@ -214,12 +248,16 @@ class LocalHost:
             await asyncio.shield(self._resume_task)
         if self.dispatcher is not None:
             await self.dispatcher.idle()
+        if self.engine is not None:
+            await self.engine.idle()
 
     async def stop(self) -> None:
         """Stop serving; unapplied signals stay in storage for the next start."""
         if self._resume_task is not None:
             self._resume_task.cancel()
             await asyncio.gather(self._resume_task, return_exceptions=True)
+        if self.engine is not None:
+            await self.engine.close()
         if self.dispatcher is not None:
             await self.dispatcher.close()
         if self._runner is not None:
@@ -227,6 +265,8 @@ class LocalHost:
             self._runner = None
         if self.store is not None:
             await self.store.close()
+        if self.instances is not None:
+            await self.instances.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         await _reset_sdk_http_session()
@@ -268,10 +308,18 @@ class LocalHost:
                 lines.append(f"            warning: input binding {other} is not supported (passed None)")
         for entity in self.index.entities.values():
             lines.append(f"        {entity.function_name}: entityTrigger ({entity.display_name})")
+        for orchestrator in {id(o): o for o in self.index.orchestrators.values()}.values():
+            lines.append(f"        {orchestrator.function_name}: orchestrationTrigger ({orchestrator.name})")
+        for activity in {id(a): a for a in self.index.activities.values()}.values():
+            lines.append(f"        {activity.function_name}: activityTrigger ({activity.name})")
         lines.append("")
-        lines.append(
-            f"Task hub: {self.hub_name}  storage table: {self.store.table_name if self.store else '?'}"
-        )
+        tables = [s.table_name for s in (self.store, self.instances) if s is not None]
+        lines.append(f"Task hub: {self.hub_name}  storage tables: {', '.join(tables)}")
+        if self.config is not None:
+            lines.append(
+                f"Concurrency: {self.config.max_activities} activities, "
+                f"{self.config.max_orchestrators} orchestrator episodes"
+            )
         lines.append(f"Durable API: {self.url}{BASE_PATH}/")
         if self.enforce_keys:
             lines.append(f"Function key (enforced): {self.function_key}")

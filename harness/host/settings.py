@@ -25,6 +25,7 @@ log = logging.getLogger("harness.host")
 
 DEFAULT_ROUTE_PREFIX = "api"
 DEFAULT_HUB_NAME = "TestHubName"
+DEFAULT_CONCURRENCY = 10 * (os.cpu_count() or 1)
 HUB_ENV = "DURABLEAGENT_TASK_HUB"
 KEY_ENV = "DURABLEAGENT_FUNCTION_KEY"
 
@@ -113,6 +114,9 @@ class HostConfig:
 
     route_prefix: str = DEFAULT_ROUTE_PREFIX
     hub_name: str = DEFAULT_HUB_NAME
+    # extensions.durableTask: the Durable extension defaults both to 10 per core.
+    max_activities: int = DEFAULT_CONCURRENCY
+    max_orchestrators: int = DEFAULT_CONCURRENCY
 
     @classmethod
     def load(cls, app_dir: Path) -> HostConfig:
@@ -126,13 +130,31 @@ class HostConfig:
         prefix = DEFAULT_ROUTE_PREFIX if prefix is None else prefix.strip("/")
         hub = _string(durable.get("hubName"), where, '"extensions.durableTask.hubName"') or DEFAULT_HUB_NAME
         hub = os.environ.get(HUB_ENV) or _expand_setting(hub)
-        return cls(route_prefix=prefix, hub_name=hub)
+        limits = [
+            _positive(durable.get(key), where, f'"extensions.durableTask.{key}"')
+            for key in ("maxConcurrentActivityFunctions", "maxConcurrentOrchestratorFunctions")
+        ]
+        return cls(
+            route_prefix=prefix,
+            hub_name=hub,
+            max_activities=limits[0] or DEFAULT_CONCURRENCY,
+            max_orchestrators=limits[1] or DEFAULT_CONCURRENCY,
+        )
 
 
 def _string(value: Any, where: str, what: str) -> str | None:
     """`value` when it is a string (None when absent or null), else a SettingsError."""
     if value is not None and not isinstance(value, str):
         raise SettingsError(f"{where}: {what} must be a string, not {_json_type(value)}")
+    return value
+
+
+def _positive(value: Any, where: str, what: str) -> int | None:
+    """A positive integer setting (None when absent), else a SettingsError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SettingsError(f"{where}: {what} must be a positive integer, not {value!r}")
     return value
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -11,8 +16,10 @@ import pytest
 
 from harness.azurite import Azurite
 from harness.host import LocalHost
+from harness.processes import free_port
 
-COUNTER_APP = Path(__file__).resolve().parents[2] / "samples" / "counter"
+REPO = Path(__file__).resolve().parents[2]
+COUNTER_APP = REPO / "samples" / "counter"
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +45,39 @@ async def host(azurite_connstr: str, hub: str) -> AsyncIterator[LocalHost]:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture
+def host_process(
+    azurite_connstr: str, hub: str, tmp_path: Path
+) -> Iterator[tuple[Callable[..., str], list[subprocess.Popen[bytes]]]]:
+    """Start `python -m harness.host APP` subprocesses on one port (to SIGKILL them); yields
+    `(start(app=COUNTER_APP) -> url, processes)`."""
+    port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(app: Path = COUNTER_APP) -> str:
+        env = dict(os.environ, DURABLEAGENT_TASK_HUB=hub, PYTHONUNBUFFERED="1")
+        log_path = tmp_path / f"host{len(procs)}.log"
+        log = open(log_path, "wb")  # noqa: SIM115 - owned by the child
+        cmd = [sys.executable, "-m", "harness.host", str(app), "--port", str(port)]
+        cmd += ["--storage", azurite_connstr]
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=log)
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                with urllib.request.urlopen(url + "/admin/host/status", timeout=1) as resp:
+                    if resp.status == 200:
+                        return url
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("host did not become ready")
+
+    yield start, procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)

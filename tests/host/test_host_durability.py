@@ -2,28 +2,18 @@
 
 import asyncio
 import json
-import os
 import signal as signals
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 from azure.core.exceptions import ServiceResponseError
 
 from harness.azurite import Azurite
 from harness.host import LocalHost
 from harness.host.store import EntityStore, instance_id
-from harness.processes import free_port
 
 from .conftest import COUNTER_APP
 from .helpers import read_state, sdk_body, signal, wait_state
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 async def test_restart_keeps_state(azurite_connstr: str, hub: str, http: aiohttp.ClientSession):
@@ -68,7 +58,7 @@ async def test_a_commit_whose_answer_was_lost_is_not_applied_again(
             await real_commit(*args, **kwargs)
             if not lost:
                 lost.append(True)
-                raise store._fail(ServiceResponseError("connection reset before the answer"))
+                raise store.fail(ServiceResponseError("connection reset before the answer"))
 
         store.commit = commit_then_lose_the_answer  # type: ignore[method-assign]
         assert await signal(http, host.url, "counter", "lost", "add", 5) == 202
@@ -104,38 +94,6 @@ async def test_signals_dropped_with_a_lost_answer_do_not_keep_the_worker_busy(
         assert await host.store.pending(instance_id("counter", "never")) == []
         assert await signal(http, host.url, "counter", "never", "add", 2) == 202
         await wait_state(http, host.url, "counter", "never", 2)
-
-
-@pytest.fixture
-def host_process(azurite_connstr: str, hub: str, tmp_path: Path) -> Iterator:
-    """Start `python -m harness.host` subprocesses on one port; yields a starter."""
-    port = free_port()
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> str:
-        env = dict(os.environ, DURABLEAGENT_TASK_HUB=hub, PYTHONUNBUFFERED="1")
-        log = open(tmp_path / f"host{len(procs)}.log", "wb")  # noqa: SIM115 - owned by the child
-        cmd = [sys.executable, "-m", "harness.host", str(COUNTER_APP), "--port", str(port)]
-        cmd += ["--storage", azurite_connstr]
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=log)
-        procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / f"host{len(procs) - 1}.log").read_text()
-            try:
-                with urllib.request.urlopen(url + "/admin/host/status", timeout=1) as resp:
-                    if resp.status == 200:
-                        return url
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("host did not become ready")
-
-    yield start, procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(10)
 
 
 async def test_sigkill_loses_no_accepted_signal_and_applies_none_twice(

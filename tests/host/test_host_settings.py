@@ -114,7 +114,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *parts: str)
     assert "Traceback" not in output
     lines = output.strip().splitlines()
     assert len(lines) == 1, output
-    assert "ERROR harness.host: " in lines[0]
+    assert "ERROR harness.host.server: " in lines[0]
     for part in parts:
         assert part in lines[0], output
 

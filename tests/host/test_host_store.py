@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from harness.host.store import (
-    MAX_PARTS,
-    PART_CHARS,
     ConcurrencyConflict,
     EntityRecord,
     EntityStore,
     instance_id,
 )
+from harness.host.tables import MAX_PARTS, PART_CHARS
 
 
 @pytest.fixture
@@ -56,7 +55,7 @@ async def test_a_read_overlapping_a_commit_does_not_cache_the_older_state(
 ):
     iid = instance_id("counter", "race")
     await store.commit(None, "counter", "race", True, json.dumps(1), [])
-    store._states.clear()  # as after a restart: the next read goes to storage
+    store.states.fail()  # as after a restart: the next read goes to storage
     release = asyncio.Event()
     reader = await _start_slow_read(store, iid, release)  # it has the old row; a commit lands meanwhile
     before = await _read_uncached(azurite_connstr, hub, iid)
@@ -74,7 +73,7 @@ async def test_a_read_overlapping_a_commit_does_not_cache_the_older_state(
 async def test_purge_during_a_read_leaves_nothing_cached(store: EntityStore, azurite_connstr: str, hub: str):
     iid = instance_id("counter", "gone")
     await store.commit(None, "counter", "gone", True, json.dumps(5), [])
-    store._states.clear()
+    store.states.fail()
     release = asyncio.Event()
     reader = await _start_slow_read(store, iid, release)
     assert await store.purge(iid)
@@ -87,7 +86,7 @@ async def test_purge_during_a_read_leaves_nothing_cached(store: EntityStore, azu
 async def test_absence_is_cached_until_a_commit_creates_the_entity(store: EntityStore):
     iid = instance_id("counter", "new")
     assert await store.read(iid) is None
-    assert iid in store._states  # the absence is remembered: no storage round trip next time
+    assert store.states.get(iid) == (True, None)  # the absence is remembered: no storage round trip next time
     await store.commit(None, "counter", "new", True, json.dumps(1), [])
     record = await store.read(iid)
     assert record is not None and record.state == "1"
@@ -123,7 +122,7 @@ async def test_applied_signal_rows_are_skipped_until_cleaned_up(
         assert await restarted.pending(iid) == []
         # The next commit drops the deleted keys from the list, so it does not grow.
         await restarted.commit(await restarted.read(iid), "counter", "applied", True, json.dumps(4), [])
-        restarted._states.clear()
+        restarted.states.fail()
         record = await restarted.read(iid)
         assert record is not None and record.applied == frozenset() and record.state == "4"
     finally:
@@ -134,7 +133,7 @@ async def test_deleting_rows_tolerates_rows_already_gone(store: EntityStore, azu
     """A purge or a retried drop may meet rows a clean-up already deleted."""
     iid = instance_id("counter", "gone-rows")
     kept = await store.add_signal("counter", "gone-rows", "add", json.dumps("1"))
-    await store._delete_rows(iid, [kept.row_key, "sig-00000000000000000001"])
+    await store.delete_rows(iid, [kept.row_key, "sig-00000000000000000001"])
     assert await _signal_rows(azurite_connstr, hub, iid) == []
 
 
@@ -181,7 +180,7 @@ async def test_a_long_state_rewrites_only_its_changed_parts(
     for text in texts:
         await store.commit(before, "notes", f"parts-{from_storage}", True, text, [])
         if from_storage:
-            store._states.clear()
+            store.states.fail()
         before = await store.read(iid)
         stored = await _read_uncached(azurite_connstr, hub, iid)
         assert stored is not None and stored.state == text

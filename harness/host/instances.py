@@ -1,0 +1,401 @@
+"""Orchestration instances in Azure Storage (Azurite locally).
+
+Layout (one table and one blob container per task hub, beside the entity ones):
+- table `<hub>Instances`, PartitionKey = the instance id;
+- row `instance`: `name`, `status`, `executionId`, `createdTime`, `lastUpdatedTime`, `parent`,
+  `parentTask`, `parentExecution`, `actionsSeen`, `sentThrough`, `applied` (see below) and the texts
+  `input`, `output`, `customStatus` and `history` (the current execution's DTFx events as JSON),
+  each stored as `tables.py` describes (one property, split, or a blob);
+- rows `msg-<20-digit sequence>`: the inbox, one row per event waiting for the instance (an external
+  event, an activity result, a fired timer, an entity answer, a child's completion, a terminate,
+  suspend or resume), with `event` (the DTFx event JSON) and `execution` (the execution it is for;
+  empty for events that outlive a continue-as-new, such as external events).
+A message row is written before anything acknowledges it. An episode ends in ONE ETag-checked write
+of the instance row: the new history, status and output, and the keys of the messages it consumed
+(`applied`); the consumed rows are deleted afterwards and dropped from `applied` by a later commit.
+A killed host therefore neither loses a message nor applies one twice: a message row that the
+instance row lists was applied, and completions already in the history are recognised and dropped.
+What an episode starts (activities, timers, children, entity operations) is written after its commit
+and recovered from the history at start-up: work scheduled in the history with no completion is
+started again (activities are at-least-once, as on Azure), and `sentThrough` counts the history
+events whose entity signals were already sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import UpdateMode
+
+from .tables import (
+    ConcurrencyConflict,
+    HubStorage,
+    RowCache,
+    StorageUnavailable,
+    container_name_for,
+    error_code,
+    next_sequence,
+    table_name_for,
+)
+
+log = logging.getLogger(__name__)
+
+INSTANCE_ROW = "instance"
+MESSAGE_PREFIX = "msg-"
+TERMINAL = frozenset({"Completed", "Failed", "Terminated"})
+RUNTIME_STATUSES = ("Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated", "Suspended")
+_TEXTS = ("input", "output", "customStatus", "history")
+_IF_MATCH = MatchConditions.IfNotModified
+
+
+@dataclass
+class Message:
+    """An inbox row: one history event waiting for its instance."""
+
+    row_key: str
+    event: dict[str, Any]
+    execution: str = ""
+
+
+@dataclass
+class InstanceRecord:
+    """The instance row."""
+
+    instance_id: str
+    name: str
+    status: str
+    execution_id: str
+    input: str | None = None
+    output: str | None = None  # JSON text
+    custom_status: str | None = None  # JSON text
+    history: list[dict[str, Any]] = field(default_factory=list)
+    created: datetime | None = None
+    updated: datetime | None = None
+    parent: str | None = None
+    parent_task: int | None = None
+    parent_execution: str | None = None
+    actions_seen: int = 0
+    waits: dict[str, int] = field(default_factory=dict)  # wait_for_external_event actions per name
+    sent_through: int = 0
+    applied: frozenset[str] = frozenset()
+    etag: str | None = None
+    blobs: tuple[str, ...] = ()
+
+    @property
+    def terminal(self) -> bool:
+        """Completed, Failed or Terminated: nothing runs any more."""
+        return self.status in TERMINAL
+
+
+class InstanceStore(HubStorage):
+    """Async access to one task hub's instance table."""
+
+    def __init__(self, connection_string: str, hub_name: str) -> None:
+        super().__init__(
+            connection_string,
+            table_name_for(hub_name, "Instances"),
+            container_name_for(hub_name, "instances"),
+        )
+        self.hub_name = hub_name
+        self.records: RowCache[InstanceRecord] = RowCache()
+        self.cache_hooks.append(self.records)
+        self._cleanups: set[asyncio.Task[None]] = set()
+        # Consumed message rows deleted since an instance row listed them: the next commit unlists them.
+        self.deleted: dict[str, set[str]] = {}
+
+    async def close(self) -> None:
+        """Stop background clean-ups (they are redone later) and release the clients."""
+        for task in list(self._cleanups):
+            task.cancel()
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
+        await super().close()
+
+    # -- reading -------------------------------------------------------------------------------
+    async def _decode(self, row: Mapping[str, Any], with_history: bool = True) -> InstanceRecord:
+        texts = {}
+        for prop in _TEXTS:
+            if prop == "history" and not with_history:
+                continue
+            texts[prop] = await self.get_text(row, prop)
+        parent_task = row.get("parentTask")
+        return InstanceRecord(
+            instance_id=row["PartitionKey"],
+            name=row.get("name", ""),
+            status=row.get("status", "Pending"),
+            execution_id=row.get("executionId", ""),
+            input=texts.get("input"),
+            output=texts.get("output"),
+            custom_status=texts.get("customStatus"),
+            history=json.loads(texts["history"]) if texts.get("history") else [],
+            created=row.get("createdTime"),
+            updated=row.get("lastUpdatedTime"),
+            parent=row.get("parent") or None,
+            parent_task=parent_task if isinstance(parent_task, int) else None,
+            parent_execution=row.get("parentExecution") or None,
+            actions_seen=int(row.get("actionsSeen") or 0),
+            waits=json.loads(row.get("waits") or "{}"),
+            sent_through=int(row.get("sentThrough") or 0),
+            applied=frozenset(k for k in str(row.get("applied") or "").split(",") if k),
+            etag=row.metadata.get("etag") if hasattr(row, "metadata") else None,
+            blobs=tuple(str(row[f"{p}Blob"]) for p in _TEXTS if row.get(f"{p}Blob")),
+        )
+
+    async def read(self, iid: str) -> InstanceRecord | None:
+        """The instance row (None when there is none)."""
+        found, cached = self.records.get(iid)
+        if found:
+            return cached
+        generation = self.records.generation
+        await self.ensure()
+        for _ in range(5):
+            try:
+                row = await self._table.get_entity(iid, INSTANCE_ROW)
+                record = await self._decode(row)
+            except ResourceNotFoundError as exc:
+                if error_code(exc) in ("TableNotFound", "ContainerNotFound"):
+                    raise self.fail(exc) from exc
+                if error_code(exc) == "BlobNotFound":
+                    continue  # a commit replaced a blob between our two reads
+                self.records.put(iid, None, generation)
+                return None
+            except AzureError as exc:
+                raise self.fail(exc) from exc
+            self.records.healthy = True
+            self.records.put(iid, record, generation)
+            return record
+        raise StorageUnavailable(f"instance {iid} keeps changing; try again")
+
+    async def list(
+        self,
+        statuses: set[str] | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        prefix: str | None,
+        top: int,
+        after: str | None,
+    ) -> tuple[list[InstanceRecord], str | None]:
+        """Instances matching the filters in instance-id order; (page, last id if more remain)."""
+        await self.ensure()
+        clauses = ["RowKey eq @rk"]
+        params: dict[str, Any] = {"rk": INSTANCE_ROW}
+        if after:
+            clauses.append("PartitionKey gt @after")
+            params["after"] = after
+        if prefix:
+            clauses.append("PartitionKey ge @lo")
+            params["lo"] = prefix
+        if created_from:
+            clauses.append("createdTime ge @cfrom")
+            params["cfrom"] = created_from
+        if created_to:
+            clauses.append("createdTime le @cto")
+            params["cto"] = created_to
+        if statuses:
+            names = sorted(statuses)
+            clauses.append("( " + " or ".join(f"status eq @s{i}" for i in range(len(names))) + " )")
+            params.update({f"s{i}": name for i, name in enumerate(names)})
+        page: list[InstanceRecord] = []
+        more = False
+        try:
+            async for row in self._table.query_entities(
+                " and ".join(clauses), parameters=params, results_per_page=min(top + 1, 1000)
+            ):
+                if prefix and not row["PartitionKey"].startswith(prefix):
+                    break  # past the prefix range (rows come in PartitionKey order)
+                if len(page) == top:
+                    more = True
+                    break
+                page.append(await self._decode(row, with_history=False))
+        except ResourceNotFoundError as exc:
+            raise self.fail(exc) from exc
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        return page, (page[-1].instance_id if more and page else None)
+
+    async def active(self) -> list[str]:
+        """Instances that still run (resumed at start-up), and those with messages waiting."""
+        await self.ensure()
+        found: set[str] = set()
+        query = "RowKey eq @rk and ( status eq @a or status eq @b or status eq @c )"
+        params = {"rk": INSTANCE_ROW, "a": "Pending", "b": "Running", "c": "Suspended"}
+        try:
+            async for row in self._table.query_entities(query, parameters=params, select=["PartitionKey"]):
+                found.add(row["PartitionKey"])
+            query = "RowKey ge @lo and RowKey lt @hi"
+            async for row in self._table.query_entities(
+                query, parameters={"lo": MESSAGE_PREFIX, "hi": "msg."}, select=["PartitionKey"]
+            ):
+                found.add(row["PartitionKey"])
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        return sorted(found)
+
+    # -- messages ------------------------------------------------------------------------------
+    async def add_message(self, iid: str, event: dict[str, Any], execution: str = "") -> Message:
+        """Persist one inbox message (before anything acknowledges it)."""
+        await self.ensure()
+        row_key = f"{MESSAGE_PREFIX}{next_sequence():020d}"
+        entity: dict[str, Any] = {"PartitionKey": iid, "RowKey": row_key, "execution": execution}
+        try:
+            await self.put_text(entity, "event", "message", iid, json.dumps(event))
+            await self._table.create_entity(entity)
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        return Message(row_key, event, execution)
+
+    async def messages(self, iid: str, applied: frozenset[str]) -> list[Message]:
+        """The instance's inbox in arrival order, without the messages already applied."""
+        await self.ensure()
+        result: list[Message] = []
+        leftover: list[str] = []
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        try:
+            async for row in self._table.query_entities(
+                query, parameters={"pk": iid, "lo": MESSAGE_PREFIX, "hi": "msg."}
+            ):
+                if row["RowKey"] in applied:
+                    leftover.append(row["RowKey"])
+                    continue
+                text = await self.get_text(row, "event")
+                result.append(Message(row["RowKey"], json.loads(text or "{}"), row.get("execution") or ""))
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        if leftover:
+            self.clean_up(iid, leftover)
+        return result
+
+    def clean_up(self, iid: str, keys: list[str]) -> None:
+        """Delete consumed message rows in the background (still listed as applied until then)."""
+        if not keys:
+            return
+        task = asyncio.get_running_loop().create_task(self._delete_quietly(iid, keys), name=f"clean-up {iid}")
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _delete_quietly(self, iid: str, keys: list[str]) -> None:
+        try:
+            await self.delete_rows(iid, keys)
+        except AzureError:
+            log.debug("could not delete consumed messages of %s", iid)
+            return
+        if len(self.deleted) > 4096 and iid not in self.deleted:
+            self.deleted.clear()  # forgetting only leaves a few keys listed a while longer
+        self.deleted.setdefault(iid, set()).update(keys)
+
+    def still_listed(self, record: InstanceRecord) -> frozenset[str]:
+        """The keys `record` lists as applied whose rows may still exist."""
+        return record.applied - self.deleted.pop(record.instance_id, set())
+
+    # -- writing -------------------------------------------------------------------------------
+    async def _row(self, record: InstanceRecord) -> tuple[dict[str, Any], list[str]]:
+        """The table entity for `record`, and the blobs written for it."""
+        entity: dict[str, Any] = {
+            "PartitionKey": record.instance_id,
+            "RowKey": INSTANCE_ROW,
+            "name": record.name,
+            "status": record.status,
+            "executionId": record.execution_id,
+            "createdTime": record.created,
+            "lastUpdatedTime": record.updated,
+            "parent": record.parent or "",
+            "parentExecution": record.parent_execution or "",
+            "actionsSeen": record.actions_seen,
+            "waits": json.dumps(record.waits),
+            "sentThrough": record.sent_through,
+            "applied": ",".join(sorted(record.applied)),
+        }
+        if record.parent_task is not None:
+            entity["parentTask"] = record.parent_task
+        blobs: list[str] = []
+        texts = {
+            "input": record.input,
+            "output": record.output,
+            "customStatus": record.custom_status,
+            "history": json.dumps(record.history) if record.history else None,
+        }
+        for prop, text in texts.items():
+            blob = await self.put_text(entity, prop, prop, record.instance_id, text)
+            if blob:
+                blobs.append(blob)
+        return entity, blobs
+
+    async def write(
+        self, record: InstanceRecord, before: InstanceRecord | None, create: bool = False
+    ) -> None:
+        """Write the instance row: created when `create`, else replaced if unchanged since `before`."""
+        await self.ensure()
+        record.updated = datetime.now(UTC)
+        entity, blobs = await self._row(record)
+        try:
+            if create:
+                result = await self._table.create_entity(entity)
+            else:
+                assert before is not None
+                result = await self._table.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=before.etag, match_condition=_IF_MATCH
+                )
+        except (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError) as exc:
+            await self.delete_blobs(blobs)
+            if error_code(exc) in ("TableNotFound",):
+                raise self.fail(exc) from exc
+            self.records.forget(record.instance_id)
+            raise ConcurrencyConflict(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        except AzureError as exc:
+            await self.delete_blobs(blobs)
+            raise self.fail(exc) from exc
+        self.records.healthy = True
+        record.blobs = tuple(blobs)
+        etag = result.get("etag") if isinstance(result, Mapping) else None
+        record.etag = etag
+        self.records.wrote(record.instance_id, record, keep=bool(etag))
+        if before is not None:
+            await self.delete_blobs([b for b in before.blobs if b not in blobs])
+
+    async def mark_sent(self, record: InstanceRecord, count: int) -> None:
+        """Note that the entity signals of the first `count` history events were sent (best effort)."""
+        try:
+            result = await self._table.update_entity(
+                {"PartitionKey": record.instance_id, "RowKey": INSTANCE_ROW, "sentThrough": count},
+                mode=UpdateMode.MERGE,
+                etag=record.etag,
+                match_condition=_IF_MATCH,
+            )
+        except AzureError:
+            self.records.forget(record.instance_id)
+            return
+        record.sent_through = count
+        etag = result.get("etag") if isinstance(result, Mapping) else None
+        record.etag = etag
+        self.records.wrote(record.instance_id, record, keep=bool(etag))
+
+    async def purge(self, iid: str) -> bool:
+        """Delete the instance row, its inbox and its blobs; True when there was an instance."""
+        await self.ensure()
+        self.records.forget(iid)
+        keys: list[str] = []
+        blobs: list[str] = []
+        found = False
+        try:
+            async for row in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": iid}):
+                keys.append(row["RowKey"])
+                found = found or row["RowKey"] == INSTANCE_ROW
+                blobs.extend(str(row[k]) for k in row if k.endswith("Blob") and row[k])
+            await self.delete_rows(iid, keys)
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        self.records.forget(iid)
+        await self.delete_blobs(blobs)
+        return found

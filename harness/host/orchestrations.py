@@ -1,0 +1,690 @@
+"""Orchestration dispatch: one worker per instance runs episodes over its inbox, in order.
+
+An episode reads the instance row and its inbox, runs the SDK's orchestrator handler (`replay.py`),
+commits the outcome in one write (`instances.py`), and only then starts what it scheduled:
+activities (a bounded pool; sync ones in the host's thread pool), timers (on the scheduler),
+child instances, and entity operations (written as signals to the entity's partition, answered by
+the entity dispatcher into this instance's inbox). Results come back as inbox messages, which wake
+the worker again. At start-up every instance that still runs gets its scheduled work back from its
+history, so a SIGKILL at any point loses nothing (activities may run twice, as on Azure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import traceback
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.functions import meta
+from azure.functions.durable_functions import ActivityTriggerConverter
+
+from . import history as h
+from .entities import EntityDispatcher, split_instance_id
+from .instances import InstanceRecord, InstanceStore, Message
+from .loader import ActivityFunction, OrchestratorFunction
+from .replay import Decision, Instance, Work, is_retry_event, run_episode
+from .scheduler import Scheduler
+from .store import invalid_key_reason
+from .tables import ConcurrencyConflict, StorageUnavailable, next_sequence
+
+log = logging.getLogger(__name__)
+
+MAX_EPISODE_EVENTS = 100  # new events handed to one episode
+CONTROL = (h.EXECUTION_TERMINATED, h.EXECUTION_SUSPENDED, h.EXECUTION_RESUMED)
+
+
+class InstanceExists(Exception):
+    """Starting an instance id that is still running."""
+
+
+class EngineSettings:
+    """The `extensions.durableTask` settings the engine honours."""
+
+    def __init__(self, max_activities: int = 10, max_orchestrators: int = 10) -> None:
+        self.max_activities = max(1, max_activities)
+        self.max_orchestrators = max(1, max_orchestrators)
+
+
+class OrchestrationEngine:
+    """Owns the per-instance workers, the activity pool and the timers."""
+
+    def __init__(
+        self,
+        store: InstanceStore,
+        entities: EntityDispatcher,
+        orchestrators: dict[str, OrchestratorFunction],
+        activities: dict[str, ActivityFunction],
+        executor: Executor,
+        settings: EngineSettings | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.store = store
+        self.entities = entities
+        self.orchestrators = orchestrators
+        self.activities = activities
+        self.executor = executor
+        self.settings = settings or EngineSettings()
+        self.now = clock or (lambda: datetime.now(UTC))
+        self.scheduler = Scheduler()
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._wake: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+        # Messages this process wrote and has not applied yet (they are also in storage); instances in
+        # `_unknown` may have messages only storage knows of (an earlier run's, or after a failure).
+        self._accepted: dict[str, dict[str, Message]] = {}
+        self._unknown: set[str] = set()
+        self._running: set[tuple[str, str, int]] = set()  # activities in flight
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._activity_slots = asyncio.Semaphore(self.settings.max_activities)
+        self._orchestrator_slots = asyncio.Semaphore(self.settings.max_orchestrators)
+        self._closing = False
+        entities.respond = self.entity_answered
+
+    # -- the API's operations --------------------------------------------------------------------
+    def lock(self, iid: str) -> asyncio.Lock:
+        """Held while an instance's episode runs, and by start and purge."""
+        return self._locks.setdefault(iid, asyncio.Lock())
+
+    def orchestrator(self, name: str) -> OrchestratorFunction | None:
+        """The orchestrator registered under `name` (case-insensitive)."""
+        return self.orchestrators.get(name.lower())
+
+    async def start(self, name: str, iid: str, input_text: str | None) -> InstanceRecord:
+        """Create (or restart a finished) instance; its first episode runs right after."""
+        function = self.orchestrator(name)
+        assert function is not None
+        async with self.lock(iid):
+            before = await self.store.read(iid)
+            if before is not None and not before.terminal:
+                raise InstanceExists(f"an instance with id {iid!r} is already {before.status}")
+            if before is not None:
+                await self.store.purge(iid)
+                self._forget_instance(iid)
+            record = InstanceRecord(
+                instance_id=iid,
+                name=function.name,
+                status="Pending",
+                execution_id=uuid.uuid4().hex,
+                input=input_text,
+                created=self.now(),
+            )
+            await self.store.write(record, None, create=True)
+        self.notify(iid)
+        return record
+
+    async def send(self, iid: str, event: dict[str, Any], execution: str = "") -> None:
+        """Persist a message for `iid`, then wake its worker."""
+        message = await self.store.add_message(iid, event, execution)
+        if not self._closing:
+            self._accepted.setdefault(iid, {})[message.row_key] = message
+            self.notify(iid)
+
+    async def raise_event(self, iid: str, name: str, input_text: str | None) -> None:
+        """An external event (kept across continue-as-new until a wait takes it)."""
+        await self.send(iid, h.event(h.EVENT_RAISED, self.now(), Name=name, Input=input_text))
+
+    async def control(self, iid: str, kind: int, reason: str | None) -> None:
+        """Terminate, suspend or resume (applied in order with the instance's other messages)."""
+        await self.send(iid, h.event(kind, self.now(), Reason=reason, Input=json.dumps(reason)))
+
+    async def purge(self, iid: str) -> bool:
+        """Delete the instance and its inbox; a running one is stopped first."""
+        async with self.lock(iid):
+            found = await self.store.purge(iid)
+            self._forget_instance(iid)
+        return found
+
+    def _forget_instance(self, iid: str) -> None:
+        self._accepted.pop(iid, None)
+        self._unknown.discard(iid)
+        self.scheduler.cancel_prefix((iid,))
+
+    # -- workers ---------------------------------------------------------------------------------
+    def notify(self, iid: str, unknown: bool = False) -> None:
+        """Messages for `iid` may be waiting: run its worker."""
+        if self._closing:
+            return
+        if unknown:
+            self._unknown.add(iid)
+        self._wake.add(iid)
+        if iid not in self._workers:
+            self._workers[iid] = asyncio.get_running_loop().create_task(self._run(iid), name=f"orch {iid}")
+
+    async def resume(self) -> int:
+        """At start-up: give every unfinished instance its scheduled work back and run its worker."""
+        ids = await self.store.active()
+        for iid in ids:
+            record = await self.store.read(iid)
+            if record is not None and not record.terminal:
+                inbox = await self.store.messages(iid, record.applied)
+                await self._recover(record, inbox)
+            self.notify(iid, unknown=True)
+        return len(ids)
+
+    async def idle(self) -> None:
+        """Wait until no worker runs (tests)."""
+        while self._workers:
+            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop workers, activities and timers; everything unfinished is resumed at the next start."""
+        self._closing = True
+        self.scheduler.close()
+        tasks = [*self._workers.values(), *self._tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, iid: str) -> None:
+        delay = 0.5
+        try:
+            while True:
+                self._wake.discard(iid)
+                try:
+                    async with self.lock(iid):
+                        progressed = await self._episode(iid)
+                    delay = 0.5
+                except (StorageUnavailable, AzureError) as exc:
+                    self._unknown.add(iid)
+                    log.warning("instance %s: %s; retrying in %.1fs", iid, exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                except ConcurrencyConflict as exc:
+                    self._unknown.add(iid)
+                    log.info("instance %s changed concurrently (%s); running again", iid, exc)
+                    await asyncio.sleep(0.05)
+                    continue
+                if not progressed and iid not in self._wake:
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("orchestration worker %s failed", iid)
+        finally:
+            self._workers.pop(iid, None)
+            if iid in self._wake and not self._closing:
+                self.notify(iid)
+
+    async def _inbox(self, iid: str, record: InstanceRecord | None) -> list[Message]:
+        applied = record.applied if record is not None else frozenset()
+        accepted = self._accepted.get(iid, {})
+        if iid in self._unknown:
+            stored = await self.store.messages(iid, applied)
+            self._unknown.discard(iid)
+            merged = {m.row_key: m for m in stored} | accepted
+        else:
+            merged = dict(accepted)
+        return [merged[k] for k in sorted(merged) if k not in applied]
+
+    def _consumed(self, iid: str, keys: list[str]) -> None:
+        accepted = self._accepted.get(iid, {})
+        for key in keys:
+            accepted.pop(key, None)
+        if not accepted:
+            self._accepted.pop(iid, None)
+
+    async def _episode(self, iid: str) -> bool:
+        """Apply what the inbox holds; True when anything changed."""
+        record = await self.store.read(iid)
+        inbox = await self._inbox(iid, record)
+        if record is None or record.terminal:
+            if inbox:  # events for a finished or purged instance are discarded, as on Azure
+                self.store.clean_up(iid, [m.row_key for m in inbox])
+                self._consumed(iid, [m.row_key for m in inbox])
+            return False
+        consumed: list[str] = []
+        control: list[dict[str, Any]] = []
+        rest: list[Message] = []
+        for message in inbox:
+            if message.event.get("EventType") in CONTROL:
+                control.append(message.event)
+                consumed.append(message.row_key)
+            else:
+                rest.append(message)
+        terminate = next((e for e in control if e["EventType"] == h.EXECUTION_TERMINATED), None)
+        if terminate is not None:
+            consumed = [m.row_key for m in inbox]
+            await self._finish(record, consumed, "Terminated", terminate.get("Reason"), [terminate])
+            return True
+        status = record.status
+        marks: list[dict[str, Any]] = []
+        for item in control:
+            status = "Suspended" if item["EventType"] == h.EXECUTION_SUSPENDED else _resumed(record)
+            marks.append(item)
+        if status == "Suspended":
+            if marks:
+                await self._commit_only(record, consumed, status, marks)
+                return True
+            return False
+        batch, dropped = self._batch(record, rest)
+        consumed.extend(dropped)
+        consumed.extend(m.row_key for m, _ in batch)
+        starting = not record.history
+        if not batch and not starting:
+            if consumed:
+                await self._commit_only(
+                    record, consumed, "Running" if record.status != "Pending" else status, marks
+                )
+                return True
+            return False
+        events = [e for _, e in batch]
+        if starting:
+            events.insert(
+                0, h.event(h.EXECUTION_STARTED, self.now(), Name=record.name, Input=record.input, Version="")
+            )
+        decision = await self._decide(record, events)
+        await self._apply(record, decision, consumed, marks)
+        return True
+
+    def _batch(
+        self, record: InstanceRecord, inbox: list[Message]
+    ) -> tuple[list[tuple[Message, dict]], list[str]]:
+        """The events this episode hands the SDK, and the messages to drop (stale or duplicate).
+
+        External events wait in the inbox until a wait for their name is open.
+        """
+        done = h.completed_ids(record.history)
+        scheduled = {int(e["EventId"]) for e in record.history if e["EventType"] in _SCHEDULING}
+        canceled = {int(e["EventId"]) for e in record.history if e.get("IsCanceled")}
+        requests = {
+            e["RequestId"] for e in record.history if e["EventType"] == h.EVENT_SENT and e.get("RequestId")
+        }
+        answered = set(h.raised_names(record.history))
+        waits = dict(record.waits)
+        for name in h.raised_names(record.history):
+            if name in waits:
+                waits[name] -= 1
+        batch: list[tuple[Message, dict]] = []
+        dropped: list[str] = []
+        seen = list(record.history)
+        for message in inbox:
+            event = message.event
+            kind = event.get("EventType")
+            if message.execution and message.execution != record.execution_id:
+                dropped.append(message.row_key)
+                continue
+            if kind in h.COMPLETION_KEYS:
+                task_id = int(event[h.COMPLETION_KEYS[kind]])
+                if task_id in done or task_id not in scheduled or task_id in canceled:
+                    dropped.append(message.row_key)
+                    continue
+                done.add(task_id)
+            elif kind == h.EVENT_RAISED:
+                name = str(event.get("Name"))
+                if name in requests:  # an entity's answer
+                    if name in answered:
+                        dropped.append(message.row_key)
+                        continue
+                    answered.add(name)
+                elif waits.get(name, 0) > 0:
+                    waits[name] -= 1
+                else:
+                    continue  # held until a wait for it opens
+            batch.append((message, event))
+            seen.append(event)
+            if len(batch) >= MAX_EPISODE_EVENTS or is_retry_event(seen, event):
+                break
+        return batch, dropped
+
+    async def _decide(self, record: InstanceRecord, events: list[dict[str, Any]]) -> Decision:
+        function = self.orchestrator(record.name)
+        now = self.now()
+        if function is None:
+            decision = Decision(status="Failed", events=[h.event(h.ORCHESTRATOR_STARTED, now), *events])
+            decision.output = f"orchestrator function '{record.name}' is not defined by this app"
+            return decision
+        instance = Instance(
+            record.instance_id,
+            record.name,
+            record.execution_id,
+            record.input,
+            record.parent,
+            record.history,
+            record.actions_seen,
+        )
+        loop = asyncio.get_running_loop()
+        async with self._orchestrator_slots:
+            return await loop.run_in_executor(self.executor, run_episode, function.fn, instance, events, now)
+
+    async def _apply(
+        self, record: InstanceRecord, decision: Decision, consumed: list[str], marks: list[dict[str, Any]]
+    ) -> None:
+        """Commit an episode's outcome, then start what it scheduled."""
+        for item in decision.events:
+            if item["EventType"] == h.EVENT_SENT and "SignalKey" not in item:
+                item["SignalKey"] = f"sig-{next_sequence():020d}"
+        new = _copy(record)
+        new.history = [*record.history, *marks, *decision.events]
+        new.actions_seen = decision.actions_seen
+        new.waits = decision.waits
+        new.applied = self.store.still_listed(record) | frozenset(consumed)
+        new.status = "Running"
+        if decision.custom_status[0]:
+            new.custom_status = json.dumps(decision.custom_status[1])
+        if decision.status in ("Completed", "Failed"):
+            output = decision.output
+            if decision.status == "Failed":
+                output = f"Orchestrator function '{record.name}' failed: {decision.output}"
+            await self._finish(new, consumed, decision.status, output, [], before=record, decision=decision)
+            return
+        if decision.status == "ContinuedAsNew":
+            new.history = []
+            new.execution_id = uuid.uuid4().hex
+            new.input = decision.continue_input
+            new.actions_seen = 0
+            new.waits = {}
+            new.sent_through = 0
+        await self.store.write(new, record)
+        self._after_commit(record, new, decision, consumed)
+
+    def _after_commit(
+        self, before: InstanceRecord, new: InstanceRecord, decision: Decision, consumed: list[str]
+    ) -> None:
+        self._consumed(new.instance_id, consumed)
+        self.store.clean_up(new.instance_id, consumed)
+        for task_id in decision.canceled_timers:
+            self.scheduler.cancel((new.instance_id, before.execution_id, task_id))
+        sent = [item for item in decision.events if item["EventType"] == h.EVENT_SENT]
+        self._spawn(self._dispatch(before, new, decision.work, sent), f"dispatch {new.instance_id}")
+        if decision.status == "ContinuedAsNew":
+            self.scheduler.cancel_prefix((new.instance_id, before.execution_id))
+            self.notify(new.instance_id)
+
+    async def _dispatch(
+        self, before: InstanceRecord, new: InstanceRecord, work: list[Work], sent: list[dict[str, Any]]
+    ) -> None:
+        keys = {int(item["EventId"]): item["SignalKey"] for item in sent}
+        execution = before.execution_id
+        for item in work:
+            await self._start_work(before.instance_id, execution, item, keys.get(item.task_id))
+        if sent and new.status not in ("Completed", "Failed", "Terminated"):
+            await self.store.mark_sent(new, len(new.history))
+
+    async def _commit_only(
+        self, record: InstanceRecord, consumed: list[str], status: str, marks: list[dict[str, Any]]
+    ) -> None:
+        new = _copy(record)
+        new.status = status
+        new.applied = self.store.still_listed(record) | frozenset(consumed)
+        new.history = [*record.history, *marks] if record.history else []
+        await self.store.write(new, record)
+        self._consumed(record.instance_id, consumed)
+        self.store.clean_up(record.instance_id, consumed)
+
+    async def _finish(
+        self,
+        new: InstanceRecord,
+        consumed: list[str],
+        status: str,
+        output: Any,
+        marks: list[dict[str, Any]],
+        before: InstanceRecord | None = None,
+        decision: Decision | None = None,
+    ) -> None:
+        """End the instance: tell the parent first (it drops a repeat), then commit."""
+        before = before or new
+        now = self.now()
+        new = _copy(new) if new is before else new
+        new.status = status
+        new.applied = self.store.still_listed(before) | frozenset(consumed)
+        new.output = json.dumps(output)
+        if marks:
+            new.history = [*new.history, *marks]
+        result = json.dumps(output)
+        new.history = [
+            *new.history,
+            h.event(h.EXECUTION_COMPLETED, now, OrchestrationStatus=status, Result=result),
+        ]
+        if new.parent and new.parent_task is not None:
+            if status == "Completed":
+                answer = h.event(h.SUB_COMPLETED, now, TaskScheduledId=new.parent_task, Result=result)
+            else:
+                answer = h.event(
+                    h.SUB_FAILED,
+                    now,
+                    TaskScheduledId=new.parent_task,
+                    Reason=f"Sub-orchestration '{new.name}' {status.lower()}: {output}",
+                    Details="",
+                )
+            await self.send(new.parent, answer, new.parent_execution or "")
+        await self.store.write(new, before)
+        self.scheduler.cancel_prefix((new.instance_id,))
+        if decision is not None:
+            self._after_commit(before, new, Decision("Completed", [], work=decision.work), consumed)
+        else:
+            self._consumed(new.instance_id, consumed)
+            self.store.clean_up(new.instance_id, consumed)
+
+    # -- work ------------------------------------------------------------------------------------
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def _start_work(self, iid: str, execution: str, work: Work, signal_key: str | None) -> None:
+        if work.kind == "activity":
+            key = (iid, execution, work.task_id)
+            if key not in self._running:
+                self._running.add(key)
+                self._spawn(self._run_activity(iid, execution, work), f"activity {work.name} {iid}")
+        elif work.kind == "timer":
+            assert work.fire_at is not None
+            self.scheduler.at(work.fire_at, (iid, execution, work.task_id), self._fire, iid, execution, work)
+        elif work.kind == "sub":
+            await self._start_child(iid, execution, work)
+        elif work.kind in ("call", "signal"):
+            await self._send_to_entity(iid, execution, work, signal_key or f"sig-{next_sequence():020d}")
+        else:
+            reason = f"{work.name} is not supported by the local host"
+            await self._answer(iid, execution, h.TASK_FAILED, work.task_id, Reason=reason, Details="")
+
+    async def _answer(self, iid: str, execution: str, kind: int, task_id: int, **fields: Any) -> None:
+        key = h.COMPLETION_KEYS[kind]
+        await self.send(iid, h.event(kind, self.now(), **{key: task_id}, **fields), execution)
+
+    async def _fire(self, iid: str, execution: str, work: Work) -> None:
+        assert work.fire_at is not None
+        await self._retrying(
+            self._answer, iid, execution, h.TIMER_FIRED, work.task_id, FireAt=h.iso(work.fire_at)
+        )
+
+    async def _retrying(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Deliver a result even through a storage outage (it is lost only if the host dies first,
+        and then the work is redone at start-up)."""
+        delay = 0.5
+        while True:
+            try:
+                await fn(*args, **kwargs)
+                return
+            except (StorageUnavailable, AzureError) as exc:
+                log.warning("delivering a result: %s; retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _run_activity(self, iid: str, execution: str, work: Work) -> None:
+        try:
+            activity = self.activities.get(work.name.lower())
+            if activity is None:
+                reason = f"activity function '{work.name}' is not defined by this app"
+                await self._retrying(
+                    self._answer, iid, execution, h.TASK_FAILED, work.task_id, Reason=reason, Details=""
+                )
+                return
+            async with self._activity_slots:
+                try:
+                    result = await self._call_activity(activity, work.input)
+                except Exception as exc:
+                    reason = f"Activity function '{activity.name}' failed: {type(exc).__name__}: {exc}"
+                    details = "".join(traceback.format_exception(exc))
+                    await self._retrying(
+                        self._answer,
+                        iid,
+                        execution,
+                        h.TASK_FAILED,
+                        work.task_id,
+                        Reason=reason,
+                        Details=details,
+                    )
+                    return
+            await self._retrying(self._answer, iid, execution, h.TASK_COMPLETED, work.task_id, Result=result)
+        finally:
+            self._running.discard((iid, execution, work.task_id))
+
+    async def _call_activity(self, activity: ActivityFunction, input_text: str | None) -> str:
+        """Decode the input and encode the result as the Functions worker does."""
+        value = ActivityTriggerConverter.decode(
+            meta.Datum(type="json", value=input_text if input_text is not None else "null"),
+            trigger_metadata=None,
+        )
+        kwargs = {activity.param: value}
+        if activity.is_async:
+            returned = await activity.fn(**kwargs)
+        else:
+            loop = asyncio.get_running_loop()
+            returned = await loop.run_in_executor(self.executor, lambda: activity.fn(**kwargs))
+            if asyncio.iscoroutine(returned):
+                returned = await returned
+        return str(ActivityTriggerConverter.encode(returned, expected_type=None).value)
+
+    async def _start_child(self, iid: str, execution: str, work: Work) -> None:
+        function = self.orchestrator(work.name)
+        if function is None:
+            reason = f"orchestrator function '{work.name}' is not defined by this app"
+            await self._answer(iid, execution, h.SUB_FAILED, work.task_id, Reason=reason, Details="")
+            return
+        child = work.target
+        async with self.lock(child):
+            existing = await self.store.read(child)
+            if existing is not None and existing.parent == iid and existing.parent_task == work.task_id:
+                return  # already started (this is a resumption)
+            if existing is not None and not existing.terminal:
+                reason = f"an instance with id {child!r} is already {existing.status}"
+                await self._answer(iid, execution, h.SUB_FAILED, work.task_id, Reason=reason, Details="")
+                return
+            if existing is not None:
+                await self.store.purge(child)
+                self._forget_instance(child)
+            record = InstanceRecord(
+                instance_id=child,
+                name=function.name,
+                status="Pending",
+                execution_id=uuid.uuid4().hex,
+                input=work.input,
+                created=self.now(),
+                parent=iid,
+                parent_task=work.task_id,
+                parent_execution=execution,
+            )
+            try:
+                await self.store.write(record, None, create=True)
+            except ConcurrencyConflict:
+                return
+        self.notify(child)
+
+    async def _send_to_entity(self, iid: str, execution: str, work: Work, row_key: str) -> None:
+        name, key = split_instance_id(work.target) if work.target.count("@") >= 2 else ("", "")
+        problem = invalid_key_reason(name, key) if name else "not an entity id"
+        if problem is None and name not in self.entities.entities:
+            problem = f"no entity function named {name!r}"
+        if problem is not None:
+            if work.kind == "call":
+                payload = json.dumps(
+                    {"result": json.dumps(f"entity {work.target}: {problem}"), "exceptionType": "Exception"}
+                )
+                await self.send(
+                    iid, h.event(h.EVENT_RAISED, self.now(), Name=work.request_id, Input=payload), execution
+                )
+            else:
+                log.warning("instance %s signalled %s: %s", iid, work.target, problem)
+            return
+        input_text = None if work.input in (None, "null") else json.dumps(work.input)
+        parent = iid if work.kind == "call" else None
+        async with self.entities.lock(work.target):
+            entity = await self.entities.store.read(work.target)
+            if entity is not None and row_key in entity.applied:
+                return
+            try:
+                signal = await self.entities.store.add_signal(
+                    name,
+                    key,
+                    work.name,
+                    input_text,
+                    row_key=row_key,
+                    request_id=work.request_id,
+                    parent=parent,
+                )
+            except ResourceExistsError:
+                return
+        self.entities.notify(work.target, signal)
+
+    async def entity_answered(self, parent: str, request: str, payload: str) -> None:
+        """The entity dispatcher's answer to a call (written before the entity commits)."""
+        await self.send(parent, h.event(h.EVENT_RAISED, self.now(), Name=request, Input=payload))
+
+    async def _recover(self, record: InstanceRecord, inbox: list[Message]) -> None:
+        """Start again what the history scheduled and nothing completed (after a restart)."""
+        history = record.history
+        done = h.completed_ids(history)
+        for message in inbox:
+            key = h.COMPLETION_KEYS.get(message.event.get("EventType", -1))
+            if key is not None:
+                done.add(int(message.event[key]))
+        answered = set(h.raised_names(history)) | {
+            str(m.event.get("Name")) for m in inbox if m.event.get("EventType") == h.EVENT_RAISED
+        }
+        execution = record.execution_id
+        for index, item in enumerate(history):
+            kind = item["EventType"]
+            task_id = int(item.get("EventId", -1))
+            if kind == h.TASK_SCHEDULED and task_id not in done:
+                work_kind = "activity" if item.get("Name") != "BuiltIn::HttpActivity" else "http"
+                work = Work(work_kind, task_id, str(item.get("Name")), item.get("Input"))
+                if work_kind == "http":
+                    work.name = "call_http"
+                await self._start_work(record.instance_id, execution, work, None)
+            elif kind == h.TIMER_CREATED and task_id not in done and not item.get("IsCanceled"):
+                work = Work("timer", task_id, fire_at=h.parse_time(item["FireAt"]))
+                await self._start_work(record.instance_id, execution, work, None)
+            elif kind == h.SUB_CREATED and task_id not in done:
+                work = Work(
+                    "sub", task_id, str(item.get("Name")), item.get("Input"), target=item["InstanceId"]
+                )
+                await self._start_work(record.instance_id, execution, work, None)
+            elif kind == h.EVENT_SENT:
+                request = item.get("RequestId")
+                if (request and request not in answered) or (not request and index >= record.sent_through):
+                    message = json.loads(item.get("Input") or "{}")
+                    work = Work(
+                        "call" if request else "signal",
+                        task_id,
+                        str(item.get("Name")),
+                        message.get("input"),
+                        target=str(item.get("InstanceId")),
+                        request_id=str(message.get("id") or ""),
+                    )
+                    await self._start_work(record.instance_id, execution, work, item.get("SignalKey"))
+
+
+_SCHEDULING = (h.TASK_SCHEDULED, h.TIMER_CREATED, h.SUB_CREATED)
+
+
+def _resumed(record: InstanceRecord) -> str:
+    return "Running" if record.history else "Pending"
+
+
+def _copy(record: InstanceRecord) -> InstanceRecord:
+    return replace(record, history=list(record.history), waits=dict(record.waits))

@@ -1,0 +1,328 @@
+"""One orchestration episode: history in, the SDK's orchestrator handler, decisions out.
+
+Pure (no storage, no clock reads but the `now` it is given), so the replay rules are unit-tested on
+their own. The rules follow what the SDK's handler expects (see the orchestration protocol notes):
+- task ids come from a counter that starts at 0 each execution; every event that takes one is
+  written with `EventId` = the id, so the counter is the number of such events in the history;
+- actions are cumulative: the new ones are the flattened list past the count already seen;
+- a retry (`call_*_with_retry`) hides a timer id after each failed attempt and an attempt id after
+  each retry timer, so a batch ends at the first retry-related event;
+- an external event is handed to the SDK only once a wait for its name is open (the SDK buffers an
+  early event in one slot per name and hands it to every later wait of that name).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import azure.functions as func
+
+from . import history as h
+
+SCHEMA = {"upperSchemaVersion": 1, "upperSchemaVersionNew": 2}
+OUT_OF_PROC = "\n\n$OutOfProcData$:"
+# Events that take a task id (the SDK's counter).
+_ID_EVENTS = (h.TASK_SCHEDULED, h.TIMER_CREATED, h.SUB_CREATED, h.EVENT_SENT)
+REQUEST_NAMESPACE = uuid.UUID("5c1bd6ae-6a5e-4d36-9c1f-1b7f1c0a8e3d")
+
+
+@dataclass
+class Work:
+    """Something an episode asks the host to do once the episode is committed."""
+
+    kind: str  # activity | timer | sub | call | signal | http
+    task_id: int
+    name: str = ""
+    input: str | None = None
+    fire_at: datetime | None = None
+    target: str = ""  # a child instance id, or an entity instance id `@name@key`
+    request_id: str = ""
+
+
+@dataclass
+class Decision:
+    """What an episode decided."""
+
+    status: str  # Running | Completed | Failed | ContinuedAsNew
+    events: list[dict[str, Any]]  # to append to the stored history
+    work: list[Work] = field(default_factory=list)
+    canceled_timers: list[int] = field(default_factory=list)
+    output: Any = None  # JSON value; the error message when Failed
+    custom_status: tuple[bool, Any] = (False, None)  # (present, value)
+    continue_input: str | None = None
+    actions_seen: int = 0
+    waits: dict[str, int] = field(default_factory=dict)  # wait actions per event name, in total
+
+
+@dataclass
+class Instance:
+    """What an episode reads of an instance."""
+
+    instance_id: str
+    name: str
+    execution_id: str
+    input: str | None
+    parent_instance_id: str | None
+    history: list[dict[str, Any]]
+    actions_seen: int
+
+
+def next_task_id(history: list[dict[str, Any]]) -> int:
+    """The SDK's next task id for this execution."""
+    return sum(1 for item in history if item["EventType"] in _ID_EVENTS)
+
+
+def request_id(instance: Instance, task_id: int) -> str:
+    """A deterministic id for an entity request: re-sending it after a crash is recognisable."""
+    return str(uuid.uuid5(REQUEST_NAMESPACE, f"{instance.instance_id}|{instance.execution_id}|{task_id}"))
+
+
+def child_instance_id(instance: Instance, task_id: int) -> str:
+    """DTFx names an unnamed sub-orchestration `<parent execution id>:<sequence>`."""
+    return f"{instance.execution_id}:{task_id}"
+
+
+def _attempt(history: list[dict[str, Any]], task_id: int) -> dict[str, Any] | None:
+    """The scheduling event of `task_id` when it is part of a retry (an attempt or a retry timer)."""
+    for item in history:
+        if item["EventType"] in _ID_EVENTS and item.get("EventId") == task_id and "RetryOf" in item:
+            return item
+    return None
+
+
+def is_retry_event(history: list[dict[str, Any]], item: dict[str, Any]) -> bool:
+    """A failed retry attempt or a fired retry timer: the episode after it takes a hidden id."""
+    kind = item["EventType"]
+    if kind in (h.TASK_FAILED, h.SUB_FAILED, h.TIMER_FIRED):
+        key = h.COMPLETION_KEYS[kind]
+        return _attempt(history, int(item[key])) is not None
+    return False
+
+
+def build_context(instance: Instance, batch: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    """The JSON the Functions host hands an orchestrator: old events played, then this episode's."""
+    played = [{**item, "IsPlayed": True} for item in instance.history]
+    return {
+        "history": [*played, h.event(h.ORCHESTRATOR_STARTED, now), *batch],
+        "input": instance.input,
+        "instanceId": instance.instance_id,
+        "isReplaying": bool(played),
+        "parentInstanceId": instance.parent_instance_id,
+        **SCHEMA,
+    }
+
+
+def call_orchestrator(handle: Any, context: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """Run the SDK's handler; returns (state, error). Both failure shapes count as errors."""
+    try:
+        raw = handle(func.OrchestrationContext(json.dumps(context)))
+    except Exception as exc:  # the SDK reports an orchestrator failure by raising
+        text = str(exc)
+        if OUT_OF_PROC in text:
+            head, _, tail = text.partition(OUT_OF_PROC)
+            try:
+                state = json.loads(tail)
+            except ValueError:
+                return {}, head or type(exc).__name__
+            return state, str(state.get("error") or head or type(exc).__name__)
+        return {}, f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    state = json.loads(raw) if isinstance(raw, str | bytes) else raw
+    if not isinstance(state, dict):
+        return {}, f"orchestrator returned {type(state).__name__}, not a state object"
+    return state, (str(state["error"]) if state.get("error") else None)
+
+
+def run_episode(
+    handle: Any,
+    instance: Instance,
+    batch: list[dict[str, Any]],
+    now: datetime,
+    retry_delay: timedelta | None = None,
+) -> Decision:
+    """Run one episode of `instance` over the new events `batch` and decide what follows."""
+    context = build_context(instance, batch, now)
+    state, error = call_orchestrator(handle, context)
+    flat = h.flatten(state.get("actions") or [])
+    new_events: list[dict[str, Any]] = [h.event(h.ORCHESTRATOR_STARTED, now), *batch]
+    decision = Decision(
+        status="Running", events=new_events, actions_seen=max(len(flat), instance.actions_seen)
+    )
+    for action in flat:
+        if action.get("actionType") == h.WAIT_EVENT:
+            name = str(action.get("externalEventName"))
+            decision.waits[name] = decision.waits.get(name, 0) + 1
+    if "customStatus" in state:
+        decision.custom_status = (True, state["customStatus"])
+    seen_history = [*instance.history, *new_events]
+    counter = next_task_id(instance.history)
+    # Timers the orchestrator cancelled since (the flag flips on the same action).
+    for index, action in enumerate(flat[: instance.actions_seen]):
+        if action.get("actionType") == h.CREATE_TIMER and action.get("isCanceled"):
+            for item in instance.history:
+                if item["EventType"] == h.TIMER_CREATED and item.get("ActionIndex") == index:
+                    if not item.get("IsCanceled"):
+                        item["IsCanceled"] = True
+                        decision.canceled_timers.append(int(item["EventId"]))
+    ended = error is not None or bool(state.get("isDone"))
+    for index in range(instance.actions_seen, len(flat)):
+        action = flat[index]
+        kind = action.get("actionType")
+        if kind == h.WAIT_EVENT:
+            continue  # keyed by event name, takes no id
+        task_id = counter
+        counter += 1
+        if kind == h.CONTINUE_AS_NEW_ACTION:
+            decision.continue_input = action.get("input")
+            continue
+        if ended and error is not None:
+            continue  # a failed episode starts nothing
+        new_events.extend(_schedule(instance, action, index, task_id, now, decision))
+    # A retry-related event ending the batch takes the hidden id after the visible actions.
+    if batch and not ended and is_retry_event(seen_history, batch[-1]):
+        new_events.extend(_retry_step(seen_history, batch[-1], counter, now, retry_delay, decision))
+    if error is not None:
+        decision.status = "Failed"
+        decision.output = error
+        decision.work = []
+    elif state.get("isDone") and decision.continue_input is not None:
+        decision.status = "ContinuedAsNew"
+        decision.work = [w for w in decision.work if w.kind == "signal"]
+    elif state.get("isDone"):
+        decision.status = "Completed"
+        decision.output = state.get("output")
+        decision.work = [w for w in decision.work if w.kind == "signal"]
+    new_events.append(h.event(h.ORCHESTRATOR_COMPLETED, now))
+    return decision
+
+
+def _schedule(
+    instance: Instance, action: dict[str, Any], index: int, task_id: int, now: datetime, decision: Decision
+) -> list[dict[str, Any]]:
+    """The history events and the work for one new action."""
+    kind = action.get("actionType")
+    retry = action.get("retryOptions")
+    if kind in (h.CALL_ACTIVITY, h.CALL_ACTIVITY_RETRY):
+        name = str(action.get("functionName"))
+        extra = _retry_fields(task_id, 1, retry) if kind == h.CALL_ACTIVITY_RETRY else {}
+        decision.work.append(Work("activity", task_id, name, action.get("input")))
+        return [h.event(h.TASK_SCHEDULED, now, task_id, Name=name, Input=action.get("input"), **extra)]
+    if kind in (h.CALL_SUB, h.CALL_SUB_RETRY):
+        name = str(action.get("functionName"))
+        child = action.get("instanceId") or child_instance_id(instance, task_id)
+        extra = _retry_fields(task_id, 1, retry) if kind == h.CALL_SUB_RETRY else {}
+        decision.work.append(Work("sub", task_id, name, action.get("input"), target=child))
+        return [
+            h.event(
+                h.SUB_CREATED, now, task_id, Name=name, Input=action.get("input"), InstanceId=child, **extra
+            )
+        ]
+    if kind == h.CREATE_TIMER:
+        fire_at = h.parse_time(str(action.get("fireAt")))
+        item = h.event(h.TIMER_CREATED, now, task_id, FireAt=h.iso(fire_at), ActionIndex=index)
+        if action.get("isCanceled"):
+            item["IsCanceled"] = True
+        else:
+            decision.work.append(Work("timer", task_id, fire_at=fire_at))
+        return [item]
+    if kind in (h.CALL_ENTITY, h.SIGNAL_ENTITY):
+        target = str(action.get("instanceId"))
+        operation = str(action.get("operation"))
+        rid = request_id(instance, task_id)
+        message = {"op": operation, "id": rid, "parent": instance.instance_id, "input": action.get("input")}
+        if kind == h.CALL_ENTITY:
+            decision.work.append(
+                Work("call", task_id, operation, action.get("input"), target=target, request_id=rid)
+            )
+            fields = {"RequestId": rid}
+        else:
+            message["signal"] = True
+            decision.work.append(
+                Work("signal", task_id, operation, action.get("input"), target=target, request_id=rid)
+            )
+            fields = {}
+        return [
+            h.event(
+                h.EVENT_SENT,
+                now,
+                task_id,
+                Name=operation,
+                InstanceId=target,
+                Input=json.dumps(message),
+                **fields,
+            )
+        ]
+    if kind == h.CALL_HTTP:
+        decision.work.append(Work("http", task_id, "call_http"))
+        return [h.event(h.TASK_SCHEDULED, now, task_id, Name="BuiltIn::HttpActivity")]
+    # An action this host does not know: fail its task so the orchestrator hears of it.
+    decision.work.append(Work("http", task_id, f"action type {kind}"))
+    return [h.event(h.TASK_SCHEDULED, now, task_id, Name=f"action type {kind}")]
+
+
+def _retry_fields(first_attempt: int, attempt: int, retry: Any) -> dict[str, Any]:
+    options = retry if isinstance(retry, dict) else {}
+    return {
+        "RetryOf": first_attempt,
+        "Attempt": attempt,
+        "RetryOptions": {
+            "firstRetryIntervalInMilliseconds": int(options.get("firstRetryIntervalInMilliseconds") or 0),
+            "maxNumberOfAttempts": int(options.get("maxNumberOfAttempts") or 1),
+        },
+    }
+
+
+def _retry_step(
+    history: list[dict[str, Any]],
+    item: dict[str, Any],
+    task_id: int,
+    now: datetime,
+    retry_delay: timedelta | None,
+    decision: Decision,
+) -> list[dict[str, Any]]:
+    """The hidden step after a retry event: a retry timer after a failed attempt, the next attempt
+    after a retry timer fired (none after the last attempt: the SDK then fails the task)."""
+    kind = item["EventType"]
+    origin = _attempt(history, int(item[h.COMPLETION_KEYS[kind]]))
+    assert origin is not None
+    options = origin["RetryOptions"]
+    if kind in (h.TASK_FAILED, h.SUB_FAILED):
+        delay = retry_delay
+        if delay is None:
+            delay = timedelta(milliseconds=options["firstRetryIntervalInMilliseconds"])
+        fire_at = now + delay
+        decision.work.append(Work("timer", task_id, fire_at=fire_at))
+        return [
+            h.event(
+                h.TIMER_CREATED,
+                now,
+                task_id,
+                FireAt=h.iso(fire_at),
+                RetryOf=origin["RetryOf"],
+                Attempt=origin["Attempt"],
+                RetryOptions=options,
+                Retried=origin["EventType"],
+                Name=origin.get("Name"),
+                Input=origin.get("Input"),
+                ChildId=origin.get("InstanceId"),
+            )
+        ]
+    # A retry timer fired: the next attempt, unless that was the last one.
+    attempt = int(origin["Attempt"]) + 1
+    if attempt > int(options["maxNumberOfAttempts"]):
+        return []
+    fields = {"RetryOf": origin["RetryOf"], "Attempt": attempt, "RetryOptions": options}
+    name = str(origin.get("Name"))
+    if origin.get("Retried") == h.SUB_CREATED:
+        child = origin.get("ChildId") or f"{origin['RetryOf']}"
+        decision.work.append(Work("sub", task_id, name, origin.get("Input"), target=child))
+        return [
+            h.event(
+                h.SUB_CREATED, now, task_id, Name=name, Input=origin.get("Input"), InstanceId=child, **fields
+            )
+        ]
+    decision.work.append(Work("activity", task_id, name, origin.get("Input")))
+    return [h.event(h.TASK_SCHEDULED, now, task_id, Name=name, Input=origin.get("Input"), **fields)]
