@@ -1,4 +1,5 @@
-"""`python -m harness`: chat with an agent in the TUI, run the local stack, list and show sessions.
+"""`python -m harness`: chat with an agent in the TUI, run the local stack, list and show sessions,
+and start, inspect and drive orchestration instances.
 
 Every user error ends as one line on stderr and exit code 2 (argparse style); a stack that fails to
 start ends as one line and exit code 1. No command prints a traceback for an expected failure.
@@ -23,13 +24,28 @@ from rich.text import Text
 
 from harness.client import (
     DEFAULT_URL,
+    RUNTIME_STATUSES,
     AgentClient,
     ClientError,
+    InstanceTimeout,
     SessionSummary,
     SyncAgentClient,
     check_agent,
     message_count,
     parse_time,
+)
+from harness.formatting import (
+    STATUS_STYLES,
+    clip,
+    duration_text,
+    format_arguments,
+    format_value,
+    local_time,
+    status_note,
+    timeline,
+    total_usage,
+    usage_of,
+    usage_text,
 )
 from harness.processes import port_argument
 from harness.stack import HOST_MODES
@@ -42,6 +58,8 @@ LIVE_ENV_VARS = ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_CHAT_DEPLOYMENT_NAME")
 EXIT_USAGE = 2
 EXIT_STARTUP = 1
 EXIT_INTERRUPTED = 130
+EXIT_NOT_COMPLETED = 1
+DEFAULT_WAIT = 60.0
 
 
 class UsageError(Exception):
@@ -111,7 +129,81 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("session", metavar="SESSION")
     remote_options(show, DEFAULT_URL)
     show.add_argument("--json", action="store_true", help="print the state JSON")
+    _instance_commands(commands, remote_options)
     return parser
+
+
+def _instance_commands(commands: Any, remote_options: Any) -> None:
+    """`instances`, `start`, `status`, `raise`, `terminate`, `purge`: the Durable instance API."""
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        remote_options(sub, DEFAULT_URL)
+        sub.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    listing = commands.add_parser("instances", help="list orchestration instances, newest first")
+    listing.add_argument(
+        "--status",
+        action="append",
+        metavar="STATUS",
+        help=f"only these runtime statuses (repeat or comma-separate): {', '.join(RUNTIME_STATUSES)}",
+    )
+    listing.add_argument("--top", type=_positive_int, default=100, help="page size of the listing")
+    common(listing)
+
+    start = commands.add_parser("start", help="start an orchestration instance")
+    start.add_argument("orchestrator", metavar="ORCHESTRATOR")
+    start.add_argument("--input", metavar="JSON", help="the orchestrator's input, as JSON")
+    start.add_argument("--id", dest="instance_id", metavar="ID", help="instance id (default: the host's)")
+    start.add_argument(
+        "--wait",
+        nargs="?",
+        type=_seconds,
+        const=DEFAULT_WAIT,
+        default=None,
+        metavar="SECONDS",
+        help=f"wait until it finishes (default {DEFAULT_WAIT:g} s); exit 1 unless it completed",
+    )
+    common(start)
+
+    status = commands.add_parser("status", help="show an instance's status (and history)")
+    status.add_argument("instance", metavar="INSTANCE")
+    status.add_argument("--history", action="store_true", help="also show the history as a timeline")
+    common(status)
+
+    raise_ = commands.add_parser("raise", help="raise an external event on an instance")
+    raise_.add_argument("instance", metavar="INSTANCE")
+    raise_.add_argument("event", metavar="EVENT")
+    raise_.add_argument("--data", metavar="JSON", help="the event's data, as JSON")
+    common(raise_)
+
+    terminate = commands.add_parser("terminate", help="terminate a running instance")
+    terminate.add_argument("instance", metavar="INSTANCE")
+    terminate.add_argument("--reason", default=None, help="reason recorded with the termination")
+    common(terminate)
+
+    purge = commands.add_parser("purge", help="delete an instance and its history")
+    purge.add_argument("instance", metavar="INSTANCE")
+    common(purge)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -134,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sessions(args, stdout)
         if args.command == "show":
             return _show(args, stdout)
+        if args.command in INSTANCE_COMMANDS:
+            return INSTANCE_COMMANDS[args.command](args, stdout)
     except (UsageError, ClientError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except StartupFailed as exc:
@@ -330,14 +424,12 @@ def _client(args: argparse.Namespace) -> SyncAgentClient:
 
 def _time(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     """Local time, to the second; empty when unknown."""
-    stamp = value if isinstance(value, datetime) else parse_time(value)
-    return stamp.astimezone().strftime(fmt) if stamp else ""
+    return local_time(value if isinstance(value, datetime) else parse_time(value), fmt)
 
 
 def _short_id(value: object, length: int = 8) -> str:
     """Long ids (uuid hex) cut to their first characters for tables; `--json` has them whole."""
-    text = str(value or "")
-    return text if len(text) <= length + 1 else text[:length] + "…"
+    return clip(str(value or ""), length + 1)
 
 
 def _tokens(usage: dict[str, int] | None) -> str:
@@ -373,7 +465,7 @@ def _sessions(args: argparse.Namespace, console: Console) -> int:
     table.add_column("Last activity", no_wrap=True)
     table.add_column("Last message")
     for row in rows:
-        preview = row.last_message if len(row.last_message) <= 48 else row.last_message[:47] + "…"
+        preview = clip(row.last_message, 48)
         table.add_row(row.session_id, str(row.message_count), _time(row.last_operation_time), preview)
     console.print(table)
     return 0
@@ -393,9 +485,6 @@ def _show(args: argparse.Namespace, console: Console) -> int:
 
 def state_table(agent: str, session_id: str, state: dict[str, Any]) -> Table:
     """The stored history as a table: one row per message with tool calls, status and tokens."""
-    from harness.tui.inspector import total_usage, usage_of, usage_text
-    from harness.tui.widgets import format_arguments, format_value
-
     history = [e for e in state.get("conversation_history") or [] if isinstance(e, dict)]
     totals = usage_text(total_usage(history))
     table = Table(
@@ -431,3 +520,201 @@ def state_table(agent: str, session_id: str, state: dict[str, Any]) -> Table:
             _short_id(entry.get("correlation_id")),
         )
     return table
+
+
+# ---- orchestration instances -------------------------------------------------------------------
+
+
+def _json_argument(text: str | None, option: str) -> Any:
+    """Parse a `--input`/`--data` value; None when the option was not given."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{option} is not valid JSON ({exc}); quote strings, e.g. '\"text\"'") from None
+
+
+def _statuses(values: list[str] | None) -> list[str] | None:
+    """`--status running,failed --status Completed` -> the API's spellings; unknown names are errors."""
+    if not values:
+        return None
+    known = {name.lower(): name for name in RUNTIME_STATUSES}
+    chosen: list[str] = []
+    for value in values:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            if part.lower() not in known:
+                raise UsageError(f"unknown status {part!r}; one of {', '.join(RUNTIME_STATUSES)}")
+            if known[part.lower()] not in chosen:
+                chosen.append(known[part.lower()])
+    return chosen or None
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _status_text(status: dict[str, Any]) -> Text:
+    runtime = str(status.get("runtimeStatus") or "?")
+    return Text(runtime, style=STATUS_STYLES.get(runtime, ""))
+
+
+def _instances(args: argparse.Namespace, console: Console) -> int:
+    statuses = _statuses(args.status)
+    with SyncAgentClient(args.url, key=args.key) as client:
+        rows = client.instances(statuses, top=args.top)
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        console.print(
+            "No orchestration instances" + (f" with status {', '.join(statuses)}." if statuses else ".")
+        )
+        return 0
+    table = Table(title="Orchestration instances (newest first)", title_justify="left")
+    table.add_column("Instance", style="bold", no_wrap=True)
+    table.add_column("Orchestrator", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Created", no_wrap=True)
+    table.add_column("Updated", no_wrap=True)
+    table.add_column("Custom status / output")
+    for row in rows:
+        note = status_note(row) or (
+            format_value(row.get("output"), 60) if row.get("output") is not None else ""
+        )
+        table.add_row(
+            str(row.get("instanceId") or ""),
+            str(row.get("name") or ""),
+            _status_text(row),
+            _time(row.get("createdTime")),
+            _time(row.get("lastUpdatedTime")),
+            clip(note, 60),
+        )
+    console.print(table)
+    return 0
+
+
+def _start_instance(args: argparse.Namespace, console: Console) -> int:
+    data = _json_argument(args.input, "--input")
+    with SyncAgentClient(args.url, key=args.key) as client:
+        started = client.start(args.orchestrator, data, args.instance_id)
+        instance_id = str(started["id"])
+        if args.wait is None:
+            if args.json:
+                _print_json(started)
+            else:
+                console.print(
+                    f"Started [bold]{escape(args.orchestrator)}[/bold] "
+                    f"instance [bold]{escape(instance_id)}[/bold]"
+                )
+                if started.get("statusQueryGetUri"):
+                    console.print(f"Status: {escape(str(started['statusQueryGetUri']))}", soft_wrap=True)
+            return 0
+        try:
+            status = client.wait(instance_id, timeout=args.wait)
+        except InstanceTimeout as exc:
+            _show_status(exc.last, args.json, console)
+            return _fail(str(exc), EXIT_NOT_COMPLETED)
+    _show_status(status, args.json, console)
+    if status.get("runtimeStatus") != "Completed":
+        return _fail(f"instance {instance_id!r} ended {status.get('runtimeStatus')}", EXIT_NOT_COMPLETED)
+    return 0
+
+
+def _status(args: argparse.Namespace, console: Console) -> int:
+    with SyncAgentClient(args.url, key=args.key) as client:
+        status = client.instance(args.instance, history=args.history)
+    if status is None:
+        raise UsageError(f"no instance {args.instance!r}")
+    _show_status(status, args.json, console)
+    return 0
+
+
+def _show_status(status: dict[str, Any], as_json: bool, console: Console) -> None:
+    if as_json:
+        _print_json(status)
+        return
+    console.print(status_table(status))
+    if "historyEvents" in status:
+        console.print(timeline_table(status.get("historyEvents")))
+
+
+def status_table(status: dict[str, Any]) -> Table:
+    """An instance's status fields as a two-column grid."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("Instance", str(status.get("instanceId") or ""))
+    table.add_row("Orchestrator", str(status.get("name") or ""))
+    table.add_row("Status", _status_text(status))
+    table.add_row("Created", _time(status.get("createdTime")))
+    table.add_row("Updated", _time(status.get("lastUpdatedTime")))
+    for label, key in (("Input", "input"), ("Custom status", "customStatus"), ("Output", "output")):
+        if status.get(key) is not None:
+            style = "red" if key == "output" and status.get("runtimeStatus") == "Failed" else ""
+            table.add_row(label, Text(format_value(status[key], 2000), style=style))
+    note = status_note(status)
+    if note and status.get("customStatus") is None:
+        table.add_row("Waiting", note)
+    return table
+
+
+def timeline_table(history: Any) -> Table:
+    """The history as a timeline: time, duration, what, detail; failures in red."""
+    table = Table(title="History", title_justify="left")
+    table.add_column("Time", no_wrap=True)
+    table.add_column("Took", justify="right", no_wrap=True)
+    table.add_column("Kind", no_wrap=True)
+    table.add_column("What")
+    table.add_column("Detail", ratio=1)
+    for row in timeline(history):
+        style = "red" if row.failed else ""
+        table.add_row(
+            local_time(row.time, "%H:%M:%S"),
+            duration_text(row.duration),
+            row.kind,
+            Text(row.title, style=style or "bold"),
+            Text(row.detail, style=style),
+        )
+    return table
+
+
+def _raise_event(args: argparse.Namespace, console: Console) -> int:
+    data = _json_argument(args.data, "--data")
+    with SyncAgentClient(args.url, key=args.key) as client:
+        client.raise_event(args.instance, args.event, data)
+    if args.json:
+        _print_json({"instanceId": args.instance, "event": args.event, "raised": True})
+    else:
+        console.print(f"Raised {escape(args.event)} on {escape(args.instance)}")
+    return 0
+
+
+def _terminate(args: argparse.Namespace, console: Console) -> int:
+    with SyncAgentClient(args.url, key=args.key) as client:
+        client.terminate(args.instance, args.reason)
+    if args.json:
+        _print_json({"instanceId": args.instance, "terminated": True})
+    else:
+        console.print(f"Terminating {escape(args.instance)} (the host does it asynchronously)")
+    return 0
+
+
+def _purge(args: argparse.Namespace, console: Console) -> int:
+    with SyncAgentClient(args.url, key=args.key) as client:
+        deleted = client.purge(args.instance)
+    if args.json:
+        _print_json({"instanceId": args.instance, "instancesDeleted": deleted})
+    else:
+        console.print(f"Purged {escape(args.instance)} ({deleted} instance deleted)")
+    return 0
+
+
+INSTANCE_COMMANDS = {
+    "instances": _instances,
+    "start": _start_instance,
+    "status": _status,
+    "raise": _raise_event,
+    "terminate": _terminate,
+    "purge": _purge,
+}

@@ -3,11 +3,17 @@
 Everything goes through the documented HTTP contracts (docs/architecture.md) so the TUI and the CLI
 work the same against any host. `AgentClient` is async (the TUI), `SyncAgentClient` is its blocking
 twin (the CLI and scripts); both share request building and response parsing.
+
+Orchestration instances go through the Durable HTTP API (`/runtime/webhooks/durabletask/`), as the
+real extension serves it, so starting, reading, raising events, terminating and purging work the same
+on the local host, `func` and Azure. Unknown instances and finished ones are one-line `ClientError`s.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -17,14 +23,19 @@ from urllib.parse import quote
 import httpx
 
 from durableagent.state import AgentState
+from harness.formatting import one_line
 
 __all__ = [
     "DEFAULT_URL",
+    "FINISHED_STATUSES",
+    "RUNTIME_STATUSES",
     "AgentClient",
     "ClientError",
+    "InstanceTimeout",
     "SessionSummary",
     "SyncAgentClient",
     "entity_name",
+    "is_finished",
 ]
 
 DEFAULT_URL = "http://127.0.0.1:7071"
@@ -34,6 +45,11 @@ RUN_TIMEOUT = 300.0
 """A live model turn with tool calls can take a while; the app itself answers 202 on its own timeout."""
 
 
+RUNTIME_STATUSES = ("Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated", "Suspended")
+"""Orchestration runtime statuses of the Durable HTTP API (`Canceled` is an older spelling, also final)."""
+FINISHED_STATUSES = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
+
+
 class ClientError(Exception):
     """A failed request, with a one-line message fit to show a user as is."""
 
@@ -41,6 +57,29 @@ class ClientError(Exception):
         super().__init__(message)
         self.status = status
         self.payload = payload
+
+
+class InstanceTimeout(ClientError):
+    """`SyncAgentClient.wait` gave up; `last` is the instance status it saw last."""
+
+    def __init__(self, message: str, last: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.last = last
+
+
+def is_finished(status: Any) -> bool:
+    """Whether an instance status object is final (Completed, Failed, Terminated)."""
+    return isinstance(status, dict) and status.get("runtimeStatus") in FINISHED_STATUSES
+
+
+def newest_first(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Instance status objects sorted by creation time, newest first (then by id, for a stable order)."""
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return sorted(
+        instances,
+        key=lambda item: (parse_time(item.get("createdTime")) or oldest, str(item.get("instanceId") or "")),
+        reverse=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -155,8 +194,8 @@ def _error_text(response: httpx.Response) -> str:
         for field in ("error", "message", "Message", "detail"):
             if body.get(field):
                 return " ".join(str(body[field]).split())
-    text = " ".join(response.text.split())
-    return text[:200] if text else (response.reason_phrase or "")
+    text = one_line(response.text, 200)
+    return text or response.reason_phrase or ""
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -279,6 +318,92 @@ class _Requests:
             items.extend(item for item in body if isinstance(item, dict))
         return response.headers.get(CONTINUATION_HEADER) or None
 
+    # ---- orchestration instances (Durable HTTP API) -------------------------------------------
+
+    @staticmethod
+    def _instance_path(instance_id: str, *rest: str) -> str:
+        if not instance_id:
+            raise ClientError("an instance id must not be empty")
+        return "/".join(
+            [f"{DURABLE_PREFIX}/instances", *(quote(part, safe="") for part in (instance_id, *rest))]
+        )
+
+    @staticmethod
+    def _start_request(orchestrator: str, input: Any, instance_id: str | None) -> tuple[str, dict[str, Any]]:
+        if not orchestrator:
+            raise ClientError("an orchestrator name must not be empty")
+        path = f"{DURABLE_PREFIX}/orchestrators/{quote(orchestrator, safe='')}"
+        if instance_id:
+            path += f"/{quote(instance_id, safe='')}"
+        return path, ({} if input is None else {"json": input})
+
+    @staticmethod
+    def _start_result(response: httpx.Response, orchestrator: str, instance_id: str | None) -> dict[str, Any]:
+        if response.status_code == 404:
+            raise ClientError(f"unknown orchestrator {orchestrator!r}: {_error_text(response)}", status=404)
+        if response.status_code == 409:
+            raise ClientError(
+                f"instance {instance_id!r} already exists and is not finished: {_error_text(response)}",
+                status=409,
+            )
+        _raise_for(response)
+        body = _json(response)
+        if not isinstance(body, dict) or not body.get("id"):
+            raise ClientError("start: unexpected response body (no instance id)")
+        return body
+
+    @staticmethod
+    def _status_params(history: bool) -> dict[str, str]:
+        return {"showHistory": "true", "showHistoryOutput": "true"} if history else {}
+
+    @staticmethod
+    def _status_result(response: httpx.Response) -> dict[str, Any] | None:
+        if response.status_code == 404:
+            return None
+        _raise_for(response)
+        body = _json(response)
+        if not isinstance(body, dict):
+            raise ClientError("status: unexpected response body (not a JSON object)")
+        return body
+
+    def _instances_request(
+        self, statuses: list[str] | None, top: int, token: str | None, prefix: str | None
+    ) -> tuple[str, str, dict[str, Any]]:
+        params: dict[str, str] = {"top": str(top)}
+        if statuses:
+            params["runtimeStatus"] = ",".join(statuses)
+        if prefix:
+            params["instanceIdPrefix"] = prefix
+        options = {"params": params, "headers": {CONTINUATION_HEADER: token} if token else {}}
+        return "GET", f"{DURABLE_PREFIX}/instances/", options
+
+    @staticmethod
+    def _read_instances_page(response: httpx.Response, items: list[dict[str, Any]]) -> str | None:
+        _raise_for(response)
+        body = _json(response)
+        if not isinstance(body, list):
+            raise ClientError("instances: unexpected response body (not a JSON array)")
+        items.extend(item for item in body if isinstance(item, dict))
+        return response.headers.get(CONTINUATION_HEADER) or None
+
+    @staticmethod
+    def _action_result(response: httpx.Response, instance_id: str, action: str) -> None:
+        """Raise-event / terminate / suspend / resume: 404 and 410 said in the user's terms."""
+        if response.status_code == 404:
+            raise ClientError(f"no instance {instance_id!r}", status=404)
+        if response.status_code == 410:
+            raise ClientError(f"cannot {action}: instance {instance_id!r} has already finished", status=410)
+        _raise_for(response)
+
+    @staticmethod
+    def _purge_result(response: httpx.Response, instance_id: str) -> int:
+        if response.status_code == 404:
+            raise ClientError(f"no instance {instance_id!r}", status=404)
+        _raise_for(response)
+        body = _json(response) if response.content else {}
+        deleted = body.get("instancesDeleted") if isinstance(body, dict) else None
+        return deleted if isinstance(deleted, int) else 1
+
 
 class AgentClient(_Requests):
     """Async client; creates its `httpx.AsyncClient` on first use so it binds to the running loop."""
@@ -351,6 +476,50 @@ class AgentClient(_Requests):
         response = await self._send("POST", self._entities_path(agent, session_id), params={"op": "reset"})
         _raise_for(response)
 
+    # ---- orchestration instances --------------------------------------------------------------
+
+    async def start(
+        self, orchestrator: str, input: Any = None, instance_id: str | None = None
+    ) -> dict[str, Any]:
+        """Start an orchestration (input None: no body); returns the management URLs, `id` included."""
+        path, options = self._start_request(orchestrator, input, instance_id)
+        return self._start_result(await self._send("POST", path, **options), orchestrator, instance_id)
+
+    async def instance(self, instance_id: str, history: bool = False) -> dict[str, Any] | None:
+        """An instance's status (with `historyEvents` when `history`); None when unknown."""
+        path = self._instance_path(instance_id)
+        return self._status_result(await self._send("GET", path, params=self._status_params(history)))
+
+    async def instances(
+        self, statuses: list[str] | None = None, top: int = 100, prefix: str | None = None
+    ) -> list[dict[str, Any]]:
+        """All instances (optionally of some runtime statuses), newest first, over every page."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            method, path, options = self._instances_request(statuses, top, token, prefix)
+            token = self._read_instances_page(await self._send(method, path, **options), items)
+            if token is None:
+                return newest_first(items)
+
+    async def raise_event(self, instance_id: str, event: str, data: Any = None) -> None:
+        """Send an external event to a running instance (202: queued for it)."""
+        if not event:
+            raise ClientError("an event name must not be empty")
+        path = self._instance_path(instance_id, "raiseEvent", event)
+        response = await self._send("POST", path, json=data)
+        self._action_result(response, instance_id, "raise an event")
+
+    async def terminate(self, instance_id: str, reason: str | None = None) -> None:
+        """Terminate a running instance (202: asynchronous)."""
+        params = {"reason": reason} if reason else {}
+        response = await self._send("POST", self._instance_path(instance_id, "terminate"), params=params)
+        self._action_result(response, instance_id, "terminate")
+
+    async def purge(self, instance_id: str) -> int:
+        """Delete an instance and its history; returns how many instances were deleted."""
+        return self._purge_result(await self._send("DELETE", self._instance_path(instance_id)), instance_id)
+
 
 class SyncAgentClient(_Requests):
     """Blocking client with the same methods, for the CLI and scripts."""
@@ -415,6 +584,81 @@ class SyncAgentClient(_Requests):
     def reset(self, agent: str, session_id: str) -> None:
         """Signal the entity's `reset` operation (asynchronous: the host answers 202)."""
         _raise_for(self._send("POST", self._entities_path(agent, session_id), params={"op": "reset"}))
+
+    # ---- orchestration instances --------------------------------------------------------------
+
+    def start(self, orchestrator: str, input: Any = None, instance_id: str | None = None) -> dict[str, Any]:
+        """Start an orchestration (input None: no body); returns the management URLs, `id` included."""
+        path, options = self._start_request(orchestrator, input, instance_id)
+        return self._start_result(self._send("POST", path, **options), orchestrator, instance_id)
+
+    def instance(self, instance_id: str, history: bool = False) -> dict[str, Any] | None:
+        """An instance's status (with `historyEvents` when `history`); None when unknown."""
+        path = self._instance_path(instance_id)
+        return self._status_result(self._send("GET", path, params=self._status_params(history)))
+
+    def instances(
+        self, statuses: list[str] | None = None, top: int = 100, prefix: str | None = None
+    ) -> list[dict[str, Any]]:
+        """All instances (optionally of some runtime statuses), newest first, over every page."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            method, path, options = self._instances_request(statuses, top, token, prefix)
+            token = self._read_instances_page(self._send(method, path, **options), items)
+            if token is None:
+                return newest_first(items)
+
+    def raise_event(self, instance_id: str, event: str, data: Any = None) -> None:
+        """Send an external event to a running instance (202: queued for it)."""
+        if not event:
+            raise ClientError("an event name must not be empty")
+        response = self._send("POST", self._instance_path(instance_id, "raiseEvent", event), json=data)
+        self._action_result(response, instance_id, "raise an event")
+
+    def terminate(self, instance_id: str, reason: str | None = None) -> None:
+        """Terminate a running instance (202: asynchronous)."""
+        params = {"reason": reason} if reason else {}
+        response = self._send("POST", self._instance_path(instance_id, "terminate"), params=params)
+        self._action_result(response, instance_id, "terminate")
+
+    def purge(self, instance_id: str) -> int:
+        """Delete an instance and its history; returns how many instances were deleted."""
+        return self._purge_result(self._send("DELETE", self._instance_path(instance_id)), instance_id)
+
+    def wait(
+        self,
+        instance_id: str,
+        until: Callable[[dict[str, Any]], bool] = is_finished,
+        timeout: float = 60.0,
+        interval: float = 0.2,
+        history: bool = False,
+        describe: str = "to finish",
+    ) -> dict[str, Any]:
+        """Poll the instance until `until(status)` holds; `InstanceTimeout` (with the last status) if late.
+
+        An instance that finishes without meeting `until` ends the wait early with `InstanceTimeout`
+        as well: it will not change any more.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.instance(instance_id, history=history)
+            if status is None:
+                raise ClientError(f"no instance {instance_id!r}", status=404)
+            if until(status):
+                return status
+            runtime = status.get("runtimeStatus")
+            if is_finished(status) and until is not is_finished:
+                raise InstanceTimeout(
+                    f"instance {instance_id!r} ended {runtime} while waiting {describe}", status
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise InstanceTimeout(
+                    f"instance {instance_id!r} is still {runtime} after waiting {timeout:g} s {describe}",
+                    status,
+                )
+            time.sleep(min(interval, remaining))
 
 
 def agent_names(health: Any) -> list[str]:

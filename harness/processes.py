@@ -118,13 +118,19 @@ def wait_port_free(port: int, host: str = "127.0.0.1", timeout: float = 5.0, wha
             time.sleep(0.05)
 
 
-def tail(path: Path, lines: int = 20) -> str:
-    """The last ``lines`` lines of a (possibly missing or binary-ish) log file."""
+def tail(path: Path, lines: int = 20, *, missing_ok: bool = True) -> str:
+    """The last ``lines`` lines of a (possibly binary-ish) log file; ``""`` when it is missing.
+
+    With ``missing_ok=False`` a missing file raises ``FileNotFoundError`` like any other ``OSError``,
+    for callers that say why a log cannot be shown (the TUI's log screen).
+    """
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             return "".join(deque(fh, maxlen=lines)).rstrip("\n")
     except FileNotFoundError:
-        return ""
+        if missing_ok:
+            return ""
+        raise
 
 
 def _pdeathsig_preexec(parent_pid: int) -> Callable[[], None] | None:

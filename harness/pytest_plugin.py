@@ -4,6 +4,12 @@ Fixtures are lazy: a test run that never asks for ``azurite``/``function_host``/
 nothing. Tests share the session's host (one per app folder, see ``_HostPool``) and isolate
 themselves with ``unique_session`` keys.
 
+``orchestration`` makes a test of an orchestration a few lines (start, wait for a status, raise an
+event, read output and history). It talks to the Durable instance HTTP API through
+``harness.client`` like the CLI and TUI, so overriding ``orchestration_client`` points the same
+tests at ``func`` or a deployed app; a timeout fails the test with the instance's last status, which
+is what one needs to see to tell a slow orchestration from a stuck one.
+
 About pytest-xprocess: we use its ``xprocess`` fixture for its bookkeeping - a pid file per process
 under ``.pytest_cache/d/.xprocess``, so ``pytest --xshow`` lists our processes and ``pytest --xkill``
 kills leftovers. Logs stay in the run's own temp folder instead of xprocess's ``xprocess.log``: that
@@ -27,6 +33,7 @@ import json
 import os
 import re
 import tempfile
+import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -41,6 +48,7 @@ if TYPE_CHECKING:
     import httpx
 
     from harness.azurite import Azurite
+    from harness.client import SyncAgentClient
     from harness.stack import FunctionHost
 
 STACK_FIXTURES = frozenset({"azurite", "function_host", "host_client"})
@@ -236,16 +244,22 @@ def chat_script_default() -> dict[str, Any]:
     """The script every test starts from: the rule-based weather script (override for another baseline)."""
     from fakes import WEATHER_SCRIPT_PATH
 
-    return _load_script_file(Path(WEATHER_SCRIPT_PATH))
+    return script_data(Path(WEATHER_SCRIPT_PATH))
 
 
-def _load_script_file(path: Path) -> dict[str, Any]:
-    if path.suffix.lower() == ".toml":
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise TypeError(f"{path}: a chat script must be a JSON object")
-    return data
+def script_data(path: Path) -> dict[str, Any]:
+    """The data form of a script file (what ``ChatScript`` writes for the host's fake to read).
+
+    ``fakes.load_script`` reads and checks the file, so a bad one fails here with the fake's own
+    message; it returns a parsed ``Script``, which has no data form, so the data is then read from the
+    file it accepted (JSON or TOML, by the same suffix rule).
+    """
+    from fakes import load_script
+
+    load_script(path)
+    text = path.read_text(encoding="utf-8")
+    data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    return dict(data)
 
 
 class ChatScript:
@@ -453,3 +467,234 @@ def unique_session(request: pytest.FixtureRequest) -> str:
     """A session key no other test uses (readable: derived from the test name)."""
     stem = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-").lower()[:40] or "test"
     return f"{stem}-{uuid.uuid4().hex[:8]}"
+
+
+# -- orchestrations ------------------------------------------------------------------------------
+
+_ANY: Any = object()
+DEFAULT_ORCHESTRATION_TIMEOUT = 30.0
+
+
+class OrchestrationTimeout(AssertionError):
+    """An instance did not reach the awaited state in time (or finished without reaching it)."""
+
+
+def _describe_status(status: Mapping[str, Any]) -> str:
+    """The last status seen, in a few lines, for a failing test's message."""
+    from harness.formatting import format_value, timeline
+
+    lines = [f"runtimeStatus={status.get('runtimeStatus')!r}"]
+    for key in ("customStatus", "output"):
+        if status.get(key) is not None:
+            lines.append(f"{key}={format_value(status[key], 300)}")
+    rows = timeline(status.get("historyEvents"))
+    if rows:
+        lines.append("history (newest last): " + "; ".join(f"{r.kind} {r.title}" for r in rows[-8:]))
+    return "\n  ".join(lines)
+
+
+class OrchestrationRun:
+    """One started instance: wait for states, raise events, read status, output and history."""
+
+    def __init__(self, client: SyncAgentClient, instance_id: str, timeout: float, interval: float) -> None:
+        self.client = client
+        self.id = instance_id
+        self.timeout = timeout
+        self.interval = interval
+        self.last: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"OrchestrationRun({self.id!r}, {self.last.get('runtimeStatus', 'not read yet')})"
+
+    def status(self, history: bool = True) -> dict[str, Any]:
+        """The instance's status now (with ``historyEvents`` by default)."""
+        from harness.client import ClientError
+
+        status = self.client.instance(self.id, history=history)
+        if status is None:
+            raise ClientError(f"no instance {self.id!r}", status=404)
+        self.last = status
+        return status
+
+    @property
+    def output(self) -> Any:
+        """``output`` of the last status read (a Failed instance's output is its error text)."""
+        return self.last.get("output")
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """``historyEvents`` of the last status read (oldest first)."""
+        return list(self.last.get("historyEvents") or [])
+
+    def history_types(self) -> list[str]:
+        """The ``EventType`` of each history event of the last status read, e.g. to assert an order."""
+        return [str(event.get("EventType")) for event in self.history]
+
+    def wait_until(
+        self,
+        predicate: Callable[[dict[str, Any]], bool],
+        timeout: float | None = None,
+        what: str = "condition",
+    ) -> dict[str, Any]:
+        """Poll (with history) until ``predicate(status)``; fail the test with the last status if late."""
+        from harness.client import InstanceTimeout
+
+        limit = self.timeout if timeout is None else timeout
+        try:
+            self.last = self.client.wait(
+                self.id, until=predicate, timeout=limit, interval=self.interval, history=True, describe=what
+            )
+        except InstanceTimeout as exc:
+            self.last = exc.last
+            raise OrchestrationTimeout(f"{exc}\n  {_describe_status(exc.last)}") from None
+        return self.last
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        """Wait until the instance is Completed, Failed or Terminated; returns that status."""
+        from harness.client import is_finished
+
+        return self.wait_until(is_finished, timeout, "to finish")
+
+    def wait_for(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        custom_status: Any = _ANY,
+        event: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Wait until every given condition holds.
+
+        ``status``: a runtime status or several; ``custom_status``: a value to equal, or a callable
+        taking the custom status; ``event``: a history ``EventType`` (e.g. ``"TimerCreated"``) or the
+        name of a raised event that must appear in the history.
+        """
+        wanted = {status} if isinstance(status, str) else set(status or ())
+
+        def matches(current: dict[str, Any]) -> bool:
+            if wanted and current.get("runtimeStatus") not in wanted:
+                return False
+            if custom_status is not _ANY:
+                value = current.get("customStatus")
+                ok = custom_status(value) if callable(custom_status) else value == custom_status
+                if not ok:
+                    return False
+            if event is not None:
+                events = current.get("historyEvents") or []
+                if not any(e.get("EventType") == event or e.get("Name") == event for e in events):
+                    return False
+            return True
+
+        parts = [f"status in {sorted(wanted)}" if wanted else "", f"event {event!r}" if event else ""]
+        if custom_status is not _ANY:
+            parts.append(
+                "custom status " + ("to match" if callable(custom_status) else f"== {custom_status!r}")
+            )
+        return self.wait_until(
+            matches, timeout, "for " + (" and ".join(p for p in parts if p) or "any status")
+        )
+
+    def wait_for_idle(self, quiet: float = 0.5, timeout: float | None = None) -> dict[str, Any]:
+        """Wait until the instance is Running and its status has not changed for ``quiet`` seconds.
+
+        The Durable API does not say what an instance waits for; an instance that stopped changing is
+        (usually) waiting for an external event or a timer. Raising an event before the wait starts is
+        fine too: events are buffered until the orchestrator asks for them.
+        """
+        seen: dict[str, Any] = {"key": None, "since": 0.0}
+
+        def idle(current: dict[str, Any]) -> bool:
+            key = (
+                current.get("runtimeStatus"),
+                current.get("lastUpdatedTime"),
+                len(current.get("historyEvents") or []),
+            )
+            now = time.monotonic()
+            if key != seen["key"]:
+                seen["key"], seen["since"] = key, now
+            return current.get("runtimeStatus") == "Running" and now - seen["since"] >= quiet
+
+        return self.wait_until(idle, timeout, f"to be Running and unchanged for {quiet:g} s")
+
+    def raise_event(self, name: str, data: Any = None) -> None:
+        """Send the external event ``name`` with JSON ``data``."""
+        self.client.raise_event(self.id, name, data)
+
+    def terminate(self, reason: str | None = None) -> None:
+        """Terminate the instance (asynchronous; ``wait()`` then sees Terminated)."""
+        self.client.terminate(self.id, reason)
+
+    def purge(self) -> None:
+        """Delete the instance and its history."""
+        self.client.purge(self.id)
+
+
+class Orchestrations:
+    """The ``orchestration`` fixture: start instances and get ``OrchestrationRun`` handles."""
+
+    def __init__(
+        self,
+        client: SyncAgentClient,
+        timeout: float = DEFAULT_ORCHESTRATION_TIMEOUT,
+        interval: float = 0.1,
+        id_prefix: str = "",
+    ) -> None:
+        self.client = client
+        self.timeout = timeout
+        self.interval = interval
+        self.id_prefix = id_prefix
+        self.started: list[OrchestrationRun] = []
+
+    def start(self, orchestrator: str, input: Any = None, instance_id: str | None = None) -> OrchestrationRun:
+        """Start ``orchestrator`` with JSON ``input`` (default id: this test's name plus a random part)."""
+        chosen = instance_id or f"{self.id_prefix}{uuid.uuid4().hex[:12]}"
+        started = self.client.start(orchestrator, input, chosen)
+        run = OrchestrationRun(self.client, str(started.get("id") or chosen), self.timeout, self.interval)
+        self.started.append(run)
+        return run
+
+    def run(self, orchestrator: str, input: Any = None, timeout: float | None = None) -> OrchestrationRun:
+        """Start and wait until it finishes; ``run.last`` is the final status."""
+        run = self.start(orchestrator, input)
+        run.wait(timeout)
+        return run
+
+    def get(self, instance_id: str) -> OrchestrationRun:
+        """A handle on an instance started elsewhere (e.g. by an HTTP trigger)."""
+        return OrchestrationRun(self.client, instance_id, self.timeout, self.interval)
+
+    def terminate_unfinished(self) -> None:
+        """Terminate the instances this test started that still run (done after each test)."""
+        from harness.client import ClientError, is_finished
+
+        for run in self.started:
+            with contextlib.suppress(ClientError):
+                status = self.client.instance(run.id)
+                if status is not None and not is_finished(status):
+                    self.client.terminate(run.id, "test ended")
+
+
+@pytest.fixture
+def orchestration_client(function_host: FunctionHost) -> Iterator[SyncAgentClient]:
+    """The client ``orchestration`` uses: the session host (override to test ``func`` or a deployed app)."""
+    from harness.client import SyncAgentClient
+
+    with SyncAgentClient(function_host.url) as client:
+        yield client
+
+
+@pytest.fixture
+def orchestration(
+    orchestration_client: SyncAgentClient, request: pytest.FixtureRequest
+) -> Iterator[Orchestrations]:
+    """Start orchestrations and wait on them; instances still running when the test ends are terminated.
+
+    ``run = orchestration.start("name", {"x": 1})``; ``run.wait_for(custom_status=...)``;
+    ``run.raise_event("Approval", {...})``; ``status = run.wait(timeout=10)``; ``run.output``,
+    ``run.history``. Waits time out after 30 s unless given ``timeout``; a timeout fails the test
+    with the last status and the end of the history.
+    """
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-").lower()[:40] or "test"
+    helper = Orchestrations(orchestration_client, id_prefix=f"{stem}-")
+    yield helper
+    helper.terminate_unfinished()

@@ -1,6 +1,7 @@
 """ChatApp: chat with a durable agent and inspect what its entity stored.
 
-Panes: agents (from `/api/health`), sessions of the selected agent (newest first), the chat of the
+Panes: agents (from `/api/health`), sessions of the selected agent (newest first), orchestration
+instances (newest first, refreshed periodically; Enter opens the instance inspector), the chat of the
 current session and an inspector tree of the stored state. The chat is re-rendered from the stored
 history after every turn, so what you see is what the host persisted.
 """
@@ -8,6 +9,7 @@ history after every turn, so what you see is what the host persisted.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -24,6 +26,7 @@ from textual.widgets import Footer, Header, Input, Label, ListItem, ListView, Lo
 
 from harness.client import AgentClient, ClientError, SessionSummary, agent_names
 from harness.tui.inspector import StateInspector
+from harness.tui.instances import INSTANCE_REFRESH_SECONDS, InstanceItemLabel, InstanceScreen
 from harness.tui.screens import LogsScreen
 from harness.tui.widgets import (
     EmptyChat,
@@ -35,6 +38,11 @@ from harness.tui.widgets import (
 )
 
 SessionFilter = Callable[[SessionSummary], bool]
+
+
+def json_key(value: Any) -> str:
+    """A comparable form of a JSON value (to tell whether a listing changed)."""
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def new_session_id() -> str:
@@ -53,6 +61,7 @@ class ChatApp(App[None]):
         Binding("ctrl+t", "reset_session", "Reset"),
         Binding("ctrl+y", "copy_session_id", "Copy id"),
         Binding("ctrl+g", "next_agent", "Agent"),
+        Binding("ctrl+o", "focus_instances", "Instances"),
         Binding("ctrl+r", "refresh", "Refresh"),
         Binding("ctrl+l", "show_logs", "Logs"),
         Binding("ctrl+b", "toggle_inspector", "Inspector"),
@@ -72,9 +81,13 @@ class ChatApp(App[None]):
         show_volatile: bool = True,
         session_filter: SessionFilter | None = None,
         session_id_factory: Callable[[], str] = new_session_id,
+        show_instances: bool = True,
+        instances_every: float = INSTANCE_REFRESH_SECONDS,
     ) -> None:
         """`show_volatile=False` hides times, correlation ids and the URL (stable snapshots);
-        `session_filter` limits the sessions pane (tests sharing a store with other tests)."""
+        `session_filter` limits the sessions pane (tests sharing a store with other tests);
+        `show_instances=False` leaves out the orchestration instances pane; `instances_every` is its
+        refresh period in seconds (0: only on ctrl+r)."""
         super().__init__()
         self.client = client
         self.logs = {name: Path(path) for name, path in (logs or {}).items()}
@@ -85,6 +98,10 @@ class ChatApp(App[None]):
         self.agent_list: list[str] = []
         self.session_rows: list[SessionSummary] = []
         self.state: dict[str, Any] | None = None
+        self.show_instances = show_instances
+        self.instances_every = instances_every
+        self.instance_rows: list[dict[str, Any]] = []
+        self._instances_shown: list[tuple[Any, ...]] | None = None
         self.set_reactive(ChatApp.agent, agent)
 
     # ---- layout -------------------------------------------------------------------------------
@@ -99,6 +116,10 @@ class ChatApp(App[None]):
                 sessions = ListView(id="sessions")
                 sessions.border_title = "Sessions"
                 yield sessions
+                if self.show_instances:
+                    instances = ListView(id="instances")
+                    instances.border_title = "Instances"
+                    yield instances
             with Vertical(id="chat-pane"):
                 chat = VerticalScroll(id="chat")
                 chat.border_title = "Chat"
@@ -117,6 +138,8 @@ class ChatApp(App[None]):
         self.query_one("#chat", VerticalScroll).anchor()
         self.query_one("#prompt", Input).focus()
         self.refresh_all()
+        if self.show_instances and self.instances_every > 0:
+            self.set_interval(self.instances_every, self.refresh_instances)
 
     async def on_unmount(self) -> None:
         await self.client.aclose()
@@ -138,6 +161,7 @@ class ChatApp(App[None]):
         await self._load_agents()
         await self._load_sessions()
         await self._load_session()
+        await self._load_instances()
 
     async def _load_agents(self) -> None:
         try:
@@ -170,6 +194,38 @@ class ChatApp(App[None]):
             for row in rows
         )
         view.index = next(i for i, row in enumerate(rows) if row.session_id == self.session_id)
+
+    @work(exclusive=True, group="instances")
+    async def refresh_instances(self) -> None:
+        """Reload the instances pane (periodically, and after an action changed an instance)."""
+        await self._load_instances()
+
+    async def _load_instances(self) -> None:
+        if not self.show_instances:
+            return
+        note = ""
+        try:
+            rows = await self.client.instances()
+        except ClientError as exc:
+            rows = []
+            # 501: a host without orchestrations (the local host before them); 404: no Durable API.
+            note = "no orchestrations on this host" if exc.status in (404, 501) else f"error: {exc}"
+        shown = [
+            (r.get("instanceId"), r.get("name"), r.get("runtimeStatus"), json_key(r.get("customStatus")))
+            for r in rows
+        ] + [("note", note)]
+        if shown == self._instances_shown:
+            return  # unchanged: keep the list (and its cursor) as it is
+        self._instances_shown = shown
+        self.instance_rows = rows
+        view = self.query_one("#instances", ListView)
+        index = view.index
+        await view.clear()
+        if rows:
+            await view.extend(ListItem(InstanceItemLabel(row)) for row in rows)
+            view.index = min(index or 0, len(rows) - 1)
+        else:
+            await view.append(ListItem(Label(note or "no instances yet", classes="muted"), disabled=True))
 
     async def _load_session(self, extra: Iterable[Widget] = ()) -> None:
         """Fetch the stored state of the current session and show it in the chat and inspector."""
@@ -253,6 +309,25 @@ class ChatApp(App[None]):
         if event.index is not None and 0 <= event.index < len(self.agent_list):
             self.switch_agent(self.agent_list[event.index])
 
+    @on(ListView.Selected, "#instances")
+    def instance_selected(self, event: ListView.Selected) -> None:
+        if event.index is not None and 0 <= event.index < len(self.instance_rows):
+            self.open_instance(str(self.instance_rows[event.index].get("instanceId")))
+
+    def open_instance(self, instance_id: str) -> None:
+        """Show the instance inspector for `instance_id`."""
+        self.push_screen(InstanceScreen(self.client, instance_id, self.show_volatile, self.instances_every))
+
+    def open_agent_session(self, agent: str, session_id: str) -> None:
+        """Open an agent session named in an orchestration's history (entity names are lower case)."""
+        name = next((a for a in self.agent_list if a.lower() == agent.lower()), agent)
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.agent = name
+        self.session_id = session_id
+        self.refresh_all()
+        self.query_one("#prompt", Input).focus()
+
     @on(ListView.Selected, "#sessions")
     def session_selected(self, event: ListView.Selected) -> None:
         if event.index is not None and 0 <= event.index < len(self.session_rows):
@@ -329,6 +404,12 @@ class ChatApp(App[None]):
             return
         self.push_screen(LogsScreen(self.logs))
 
+    def action_focus_instances(self) -> None:
+        if not self.show_instances:
+            self.notify("The instances pane is off", severity="warning")
+            return
+        self.query_one("#instances", ListView).focus()
+
     def action_toggle_inspector(self) -> None:
         inspector = self.query_one(StateInspector)
         inspector.display = not inspector.display
@@ -341,6 +422,10 @@ class ChatApp(App[None]):
             "Copy session id", "Copy the session id to the clipboard", self.action_copy_session_id
         )
         yield SystemCommand("Refresh", "Reload agents, sessions and state (ctrl+r)", self.action_refresh)
+        if self.show_instances:
+            yield SystemCommand(
+                "Instances", "Go to the orchestration instances (ctrl+o)", self.action_focus_instances
+            )
         yield SystemCommand("Show logs", "Tail of the host and Azurite logs (ctrl+l)", self.action_show_logs)
         yield SystemCommand(
             "Toggle inspector", "Show or hide the state tree (ctrl+b)", self.action_toggle_inspector

@@ -14,44 +14,15 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from harness.client import parse_time
-from harness.tui.widgets import format_arguments, format_value
-
-USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
-
-
-def usage_of(entry: dict[str, Any]) -> dict[str, int] | None:
-    """Token usage of one stored assistant message, if it carries any."""
-    response = entry.get("agent_response")
-    usage = response.get("usage") if isinstance(response, dict) else None
-    if not isinstance(usage, dict):
-        return None
-    return {k: v for k, v in usage.items() if isinstance(v, int)}
-
-
-def total_usage(history: list[dict[str, Any]]) -> dict[str, int]:
-    """Token usage summed over every turn of the session."""
-    totals = dict.fromkeys(USAGE_FIELDS, 0)
-    for entry in history:
-        for key, value in (usage_of(entry) or {}).items():
-            totals[key] = totals.get(key, 0) + value
-    return totals
-
-
-def usage_text(usage: dict[str, int]) -> str:
-    """`in 12 · out 7 · total 19` (other counters appended by name)."""
-    parts = [
-        f"in {usage.get('prompt_tokens', 0)}",
-        f"out {usage.get('completion_tokens', 0)}",
-        f"total {usage.get('total_tokens', 0)}",
-    ]
-    parts += [f"{k} {v}" for k, v in usage.items() if k not in USAGE_FIELDS]
-    return " · ".join(parts)
-
-
-def preview(text: str, limit: int = 48) -> str:
-    """One line of at most `limit` characters."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+from harness.formatting import (
+    clip,
+    format_arguments,
+    format_value,
+    one_line,
+    total_usage,
+    usage_of,
+    usage_text,
+)
 
 
 class StateInspector(Tree[Any]):
@@ -88,7 +59,7 @@ class StateInspector(Tree[Any]):
         info = self.root.add("entity", data=state, expand=False)
         for key in ("schema_version", "agent_type", "message_count", "last_response"):
             if key in state:
-                info.add_leaf(Text.assemble((f"{key}: ", "bold"), preview(format_value(state[key]), 60)))
+                info.add_leaf(Text.assemble((f"{key}: ", "bold"), one_line(format_value(state[key]), 60)))
         turn = 0
         last_correlation: object = object()
         for index, entry in enumerate(history, start=1):
@@ -111,7 +82,7 @@ class StateInspector(Tree[Any]):
             label.append(" ✗ error", style="bold red")
         elif status:
             label.append(f" ✓ {status}", style="green")
-        content_preview = preview(str(entry.get("content") or ""), 36)
+        content_preview = one_line(str(entry.get("content") or ""), 36)
         if content_preview:
             label.append(" · ", style="dim")
             label.append(content_preview, style="italic")
@@ -119,7 +90,7 @@ class StateInspector(Tree[Any]):
         node.add_leaf(Text.assemble(("turn ", "bold"), str(turn)))
         content = entry.get("content")
         if isinstance(content, str) and content:
-            node.add_leaf(Text.assemble(("content: ", "bold"), preview(content, 120)), data=content)
+            node.add_leaf(Text.assemble(("content: ", "bold"), one_line(content, 120)), data=content)
         if status == "error":
             node.add_leaf(Text.assemble(("error: ", "bold red"), str(entry.get("error") or "")))
         response = entry.get("agent_response") if isinstance(entry.get("agent_response"), dict) else {}
@@ -148,7 +119,7 @@ class StateInspector(Tree[Any]):
             Text.assemble(
                 ("🔧 ", ""),
                 (name, "bold yellow"),
-                f"({preview(format_arguments(call.get('arguments')), 40)})",
+                f"({one_line(format_arguments(call.get('arguments')), 40)})",
             ),
             data=call,
             expand=True,
@@ -174,12 +145,14 @@ class StateInspector(Tree[Any]):
                 if isinstance(item, dict | list) and item:
                     self._add_json(parent.add(Text(str(key), style="bold"), data=item, expand=False), item)
                 else:
-                    parent.add_leaf(Text.assemble((f"{key}: ", "bold"), json.dumps(item, default=str)[:200]))
+                    parent.add_leaf(
+                        Text.assemble((f"{key}: ", "bold"), clip(json.dumps(item, default=str), 200))
+                    )
         elif isinstance(value, list):
             for index, item in enumerate(value):
                 if isinstance(item, dict | list) and item:
                     self._add_json(parent.add(f"[{index}]", data=item, expand=False), item)
                 else:
-                    parent.add_leaf(f"[{index}] {json.dumps(item, default=str)[:200]}")
+                    parent.add_leaf(f"[{index}] {clip(json.dumps(item, default=str), 200)}")
         else:
-            parent.add_leaf(json.dumps(value, default=str)[:200])
+            parent.add_leaf(clip(json.dumps(value, default=str), 200))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -11,16 +10,18 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Log, TabbedContent, TabPane
 
+from harness.processes import tail
+
 TAIL_LINES = 300
 
 
-def tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
-    """The last `lines` lines of a text file; a one-line note when it cannot be read."""
+def log_lines(path: Path, lines: int = TAIL_LINES) -> list[str]:
+    """The last `lines` lines of a log file; a one-line note when it cannot be read."""
     try:
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            return [line.rstrip("\n") for line in deque(handle, maxlen=lines)]
+        text = tail(path, lines, missing_ok=False)
     except OSError as exc:
         return [f"(cannot read {path}: {exc.strerror or exc})"]
+    return text.split("\n") if text else []
 
 
 class LogsScreen(ModalScreen[None]):
@@ -43,4 +44,4 @@ class LogsScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         for index, path in enumerate(self.logs.values()):
-            self.query_one(f"#log-view-{index}", Log).write_lines(tail(Path(path)))
+            self.query_one(f"#log-view-{index}", Log).write_lines(log_lines(Path(path)))

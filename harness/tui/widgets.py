@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich.text import Text
@@ -12,27 +11,7 @@ from textual.widget import Widget
 from textual.widgets import Label, Markdown, Static
 
 from harness.client import SessionSummary
-
-
-def format_value(value: Any, limit: int = 400) -> str:
-    """Compact one-line JSON (or the string itself) for arguments and results."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def format_arguments(arguments: Any) -> str:
-    """`key=value, …` for a dict of arguments; raw JSON otherwise (some models send a string)."""
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments)
-        except ValueError:
-            return format_value(arguments)
-    if isinstance(arguments, dict):
-        return ", ".join(
-            f"{k}={json.dumps(v, ensure_ascii=False, default=str)}" for k, v in arguments.items()
-        )
-    return format_value(arguments)
+from harness.formatting import clip, format_arguments, format_value, plain
 
 
 class UserBubble(Static):
@@ -120,6 +99,9 @@ def history_widgets(history: list[dict[str, Any]]) -> list[Widget]:
     return widgets
 
 
+PREVIEW_WIDTH = 26
+
+
 class SessionItemLabel(Static):
     """Two lines for a session in the sessions pane: id and message count / preview."""
 
@@ -133,18 +115,3 @@ class SessionItemLabel(Static):
         if summary.last_message:
             text.append(f"\n  {clip(plain(summary.last_message), PREVIEW_WIDTH)}", style="italic dim")
         super().__init__(text)
-
-
-PREVIEW_WIDTH = 26
-
-
-def plain(text: str) -> str:
-    """Drop the commonest Markdown marks so a one-line preview reads as text."""
-    for mark in ("**", "__", "`", "#"):
-        text = text.replace(mark, "")
-    return " ".join(text.split())
-
-
-def clip(text: str, width: int) -> str:
-    """At most `width` characters, with an ellipsis when cut."""
-    return text if len(text) <= width else text[: width - 1] + "…"

@@ -151,3 +151,126 @@ def test_each_app_gets_its_own_host(
             )
     result = pytester.runpytest_subprocess("-p", "no:randomly")
     result.assert_outcomes(passed=4)
+
+
+# ---- the orchestration fixture, against the fake instance API (no engine, no host) -------------
+
+
+@pytest.fixture
+def orchestrations():
+    import httpx
+
+    from harness.client import SyncAgentClient
+    from harness.pytest_plugin import Orchestrations
+    from tests.cli.fake_instances import FakeDurableApi
+
+    fake = FakeDurableApi(echo_polls=3)
+    with SyncAgentClient("http://app", transport=httpx.MockTransport(fake.handle)) as client:
+        yield Orchestrations(client, timeout=2, interval=0.01, id_prefix="t-"), fake
+
+
+def test_orchestration_run_start_wait_for_raise_wait(orchestrations) -> None:
+    helper, fake = orchestrations
+    run = helper.start("approval", {"x": 1})
+    assert run.id.startswith("t-") and fake.instances[run.id]["input"] == {"x": 1}
+    status = run.wait_for(status="Running", custom_status="waiting for approval")
+    assert status["customStatus"] == "waiting for approval" and run.history_types() == ["ExecutionStarted"]
+    run.wait_for(custom_status=lambda value: "approval" in (value or ""), event="ExecutionStarted")
+    run.raise_event("Approval", {"approved": True})
+    final = run.wait(timeout=1)
+    assert final["runtimeStatus"] == "Completed"
+    assert run.output == {"approved": True, "input": {"x": 1}}
+    assert run.history_types() == ["ExecutionStarted", "EventRaised", "ExecutionCompleted"]
+    assert run.wait_for(event="Approval")["runtimeStatus"] == "Completed"
+
+
+def test_orchestration_run_polls_until_finished(orchestrations) -> None:
+    helper, fake = orchestrations
+    run = helper.run("echo", "hi")
+    assert run.last["runtimeStatus"] == "Completed" and run.output == "hi"
+    assert fake.polls[run.id] >= 3
+    assert helper.get(run.id).status()["output"] == "hi"
+
+
+def test_orchestration_timeouts_fail_with_the_last_status(orchestrations) -> None:
+    from harness.pytest_plugin import OrchestrationTimeout
+
+    helper, _ = orchestrations
+    run = helper.start("approval")
+    with pytest.raises(OrchestrationTimeout, match="still Running after waiting 0.05 s") as info:
+        run.wait(timeout=0.05)
+    assert "customStatus=waiting for approval" in str(info.value)
+    assert "history (newest last): start started approval" in str(info.value)
+
+    failing = helper.start("boom")
+    with pytest.raises(OrchestrationTimeout, match="ended Failed while waiting for custom status == 'x'"):
+        failing.wait_for(custom_status="x")
+    assert failing.output == "ValueError: boom"
+
+
+def test_orchestration_wait_for_idle_and_cleanup(orchestrations) -> None:
+    helper, fake = orchestrations
+    run = helper.start("approval")
+    assert run.wait_for_idle(quiet=0.05)["runtimeStatus"] == "Running"
+    done = helper.run("echo", 1)
+    helper.terminate_unfinished()
+    assert fake.instances[run.id]["runtimeStatus"] == "Terminated"
+    assert fake.instances[done.id]["runtimeStatus"] == "Completed"
+    run.purge()
+    assert run.id not in fake.instances
+
+
+ORCHESTRATION_CONFTEST = """
+import httpx
+import pytest
+
+from harness.client import SyncAgentClient
+from tests.cli.fake_instances import FakeDurableApi
+
+
+FAKE = FakeDurableApi()  # one for the whole run: a later test sees what an earlier one left
+
+
+@pytest.fixture
+def orchestration_client():
+    fake = FAKE
+    with SyncAgentClient("http://app", transport=httpx.MockTransport(fake.handle)) as client:
+        yield client
+"""
+
+ORCHESTRATION_TESTS = """
+def test_flow(orchestration):
+    run = orchestration.start("approval", {"x": 1})
+    run.wait_for(custom_status="waiting for approval", timeout=5)
+    run.raise_event("Approval", {"approved": True})
+    status = run.wait(timeout=5)
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"] == {"approved": True, "input": {"x": 1}}
+    assert run.id.startswith("test-flow-")
+
+
+def test_left_running(orchestration):
+    orchestration.start("approval", instance_id="left-running")
+
+
+def test_was_terminated(orchestration):
+    assert orchestration.get("left-running").status()["runtimeStatus"] == "Terminated"
+
+
+def test_times_out(orchestration):
+    orchestration.start("approval").wait(timeout=0.2)
+"""
+
+
+def test_orchestration_fixture_in_a_user_test_file(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fixture as a user writes it; ``orchestration_client`` overridden to the fake API."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))  # for tests.cli.fake_instances
+    pytester.makeconftest(ORCHESTRATION_CONFTEST)
+    pytester.makepyfile(test_orch=ORCHESTRATION_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*OrchestrationTimeout: instance 'test-times-out-*' is still Running after waiting 0.2 s to finish*"]
+    )

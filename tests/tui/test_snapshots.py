@@ -1,8 +1,8 @@
 """SVG snapshots of the main screens, against the real local stack with the scripted fake model.
 
 Stable by construction: fixed session ids (reset before use), `show_volatile=False` (no times,
-correlation ids or URL), the sessions pane limited to the snapshot's own session, and a
-non-blinking prompt cursor.
+correlation ids or URL), the sessions pane limited to the snapshot's own session, no instances
+pane (snapshotted on a fake API in test_instances.py), and a non-blinking prompt cursor.
 Update with `pytest tests/tui --snapshot-update` after an intended UI change.
 """
 
@@ -31,6 +31,7 @@ def snapshot_app(app_url: str, session_id: str) -> ChatApp:
         session_id=session_id,
         show_volatile=False,
         session_filter=only_this,
+        show_instances=False,  # what other tests start would show; tests/tui/test_instances.py covers it
     )
 
 
