@@ -190,6 +190,50 @@ async def bench_history(url: str, script: Path, sizes: tuple[int, ...], samples:
     return figures
 
 
+DURABLE_API = "/runtime/webhooks/durabletask"
+ORCHESTRATION_APP = DEFAULT_APP_DIR.parent / "orchestration_basics"
+
+
+async def _run_orchestration(client: httpx.AsyncClient, name: str, payload: Any) -> dict[str, Any]:
+    """Start through the instance API and poll its status every millisecond until it has finished."""
+    started = await client.post(f"{DURABLE_API}/orchestrators/{name}", json=payload)
+    started.raise_for_status()
+    url = started.json()["statusQueryGetUri"]
+    while True:
+        status = (await client.get(url)).json()
+        if status["runtimeStatus"] in ("Completed", "Failed", "Terminated"):
+            return status
+        await asyncio.sleep(0.001)
+
+
+async def bench_orchestrations(url: str, runs: int, fan_out: int, concurrent: int, each: int) -> Figures:
+    """Start to Completed of one activity, of a fan-out/fan-in, and of many orchestrations at once."""
+    figures = Figures(f"Orchestrations (local host, {runs} runs each)")
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        await _run_orchestration(client, "one_activity", 2)  # warm-up
+        one: list[float] = []
+        for _ in range(runs):
+            one.append(await _timed(lambda: _run_orchestration(client, "one_activity", 2)))
+        figures.add("one activity, start to Completed p50", percentile(one, 50), "ms", "< 30 ms")
+        figures.add("one activity, start to Completed p95", percentile(one, 95), "ms")
+        fans: list[float] = []
+        for _ in range(max(1, runs // 10)):
+            fans.append(await _timed(lambda: _run_orchestration(client, "fan_out_fan_in", fan_out)))
+        figures.add(f"{fan_out}-activity fan-out/fan-in p50", percentile(fans, 50), "ms", "< 1 s")
+        began = time.perf_counter()
+        results = await asyncio.gather(
+            *(_run_orchestration(client, "fan_out_fan_in", each) for _ in range(concurrent))
+        )
+        elapsed = time.perf_counter() - began
+        expected = sum(i * i for i in range(each))
+        wrong = sum(1 for r in results if r["runtimeStatus"] != "Completed" or r["output"] != expected)
+        figures.add(
+            f"{concurrent} orchestrations x {each} activities at once", concurrent / elapsed, "instances/s"
+        )
+        figures.add("of which lost or wrong", str(wrong), goal="0")
+    return figures
+
+
 def _ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}x" if denominator > 0 else "n/a"
 
@@ -275,12 +319,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--session-turns", type=int, default=20)
     parser.add_argument("--history", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--samples", type=int, default=30, help="turns timed at each history size")
+    parser.add_argument("--orchestration-runs", type=int, default=100, help="one-activity runs timed")
     parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     results: list[Figures] = []
     with Stack(args.app, host_mode="local", progress=True) as stack:
         results.extend(asyncio.run(_stack_benchmarks(stack, args)))
+    with Stack(ORCHESTRATION_APP, host_mode="local", progress=True) as stack:
+        results.append(asyncio.run(bench_orchestrations(stack.url, args.orchestration_runs, 100, 50, 10)))
     results.append(bench_start(args.app))
     if args.suite:
         results.append(bench_suite())
