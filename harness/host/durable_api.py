@@ -151,7 +151,12 @@ class DurableApi:
                 return json_error(400, "request body is not valid UTF-8")
             except json.JSONDecodeError as exc:
                 return json_error(400, f"request body is not valid JSON: {exc}")
-            input_text = json.dumps(token)
+            except RecursionError:
+                return json_error(400, "request body is nested too deeply")
+            try:
+                input_text = json.dumps(token)
+            except RecursionError:
+                return json_error(400, "request body is nested too deeply")
         accepted = await self.store.add_signal(name, key, operation, input_text)
         self.dispatcher.notify(instance_id(name, key), accepted)
         return web.Response(status=202)

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+# What the Functions host accepts in a request line or one header; the HTTP parser is given far more
+# room (PARSER_LIMIT) so that a longer one reaches `json_errors` and gets a JSON answer, not
+# aiohttp's plain-text 400.
+LINE_LIMIT = 8190
+PARSER_LIMIT = 1024 * 1024
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -26,10 +35,22 @@ def json_error(status: int, message: str, **extra: Any) -> web.Response:
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """aiohttp's own errors (no route for an odd path, body too large) become JSON like ours."""
+    """aiohttp's own errors (no route for an odd path, body too large), over-long request lines and
+    headers, and any exception a handler let through become JSON like ours (a bug is a 500, logged
+    with its traceback, never a plain-text page)."""
+    if len(request.raw_path) + len(request.method) + 12 > LINE_LIMIT:
+        return json_error(414, f"request line longer than {LINE_LIMIT} bytes")
+    for name, value in request.raw_headers:
+        if len(name) + len(value) + 2 > LINE_LIMIT:
+            return json_error(431, f"header {name[:64].decode('latin-1')!r} longer than {LINE_LIMIT} bytes")
     try:
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         return json_error(exc.status, exc.reason or "error", path=request.path)
+    except RecursionError:
+        return json_error(400, "request nested too deeply")
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return json_error(500, "internal error in the local host (see its log)", path=request.path)

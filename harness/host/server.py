@@ -34,7 +34,7 @@ from .instance_api import InstanceApi
 from .instances import InstanceStore
 from .loader import AppIndex, AppLoadError, load_app
 from .orchestrations import EngineSettings, OrchestrationEngine
-from .responses import json_errors, json_response
+from .responses import PARSER_LIMIT, json_errors, json_response
 from .settings import KEY_ENV, HostConfig, apply_local_settings, resolve_storage
 from .store import EntityStore, StorageUnavailable
 
@@ -209,7 +209,13 @@ class LocalHost:
             api.add_routes(app, f"{BASE_PATH}/rpc-{self._rpc_secret}", trusted=True)
         api.add_routes(app, BASE_PATH)
         app.router.add_route("*", r"/{tail:[\s\S]*}", functions.handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            max_line_size=PARSER_LIMIT,
+            max_field_size=PARSER_LIMIT,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

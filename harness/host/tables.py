@@ -122,8 +122,8 @@ def error_code(exc: BaseException) -> str:
     value = getattr(code, "value", code)
     if value:
         return str(value)
-    match = re.search(r"ErrorCode:(\w+)", str(exc))
-    return match.group(1) if match else ""
+    match = re.search(r'ErrorCode:(\w+)|"code"\s*:\s*"(\w+)"', str(exc))
+    return (match.group(1) or match.group(2)) if match else ""
 
 
 def translate(exc: Exception) -> Exception:

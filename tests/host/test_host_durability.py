@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import shutil
 import signal as signals
 from pathlib import Path
 
@@ -146,3 +147,44 @@ async def test_storage_outage_is_503_and_recovers(tmp_path: Path, hub: str, http
             await wait_state(http, host.url, "counter", "o", 2)
     finally:
         azurite.stop()
+
+
+async def test_storage_that_comes_back_empty_is_recreated(
+    tmp_path: Path, hub: str, http: aiohttp.ClientSession
+):
+    """Azurite restarted with an empty data folder: the host recreates its tables and container
+    instead of answering 503 until it is restarted."""
+    data = tmp_path / "data"
+    azurite = Azurite.on_fixed_ports(data, log_path=tmp_path / "azurite.log").start()
+    try:
+        async with LocalHost(COUNTER_APP, port=0, storage=azurite.connection_string, hub_name=hub) as host:
+            assert await signal(http, host.url, "counter", "gone", "add", 1) == 202
+            await wait_state(http, host.url, "counter", "gone", 1)
+            azurite.stop()
+            shutil.rmtree(data)
+            azurite.start()
+            codes = []
+            for _ in range(20):
+                codes.append(await signal(http, host.url, "counter", "fresh", "add", 2))
+                if codes[-1] == 202:
+                    break
+                await asyncio.sleep(0.1)
+            assert codes[-1] == 202, codes
+            assert codes.count(503) <= 1  # at most the request that found the table gone
+            await wait_state(http, host.url, "counter", "fresh", 2)
+            status, _ = await read_state(http, host.url, "counter", "gone")
+            assert status == 404  # the old entity went with the old data
+    finally:
+        azurite.stop()
+
+
+async def test_deep_json_long_headers_and_long_urls_get_json_errors(host: LocalHost, http):
+    url = f"{host.url}/runtime/webhooks/durabletask/entities/counter/deep"
+    async with http.post(url, params={"op": "add"}, data=b"[" * 100_000 + b"]" * 100_000) as resp:
+        assert resp.status == 400 and "nested" in (await resp.json())["error"]
+    async with http.get(f"{host.url}/api/counters/x", headers={"X-Big": "a" * 9000}) as resp:
+        assert resp.status == 431 and "X-Big" in (await resp.json())["error"]
+    async with http.get(f"{host.url}/api/counters/{'y' * 9000}") as resp:
+        assert resp.status == 414 and "error" in await resp.json()
+    status, _ = await read_state(http, host.url, "counter", "deep")
+    assert status == 404  # nothing was applied
