@@ -32,6 +32,7 @@ from .entities import EntityDispatcher
 from .http import MAX_HTTP_BODY, FunctionServer, KeyPolicy
 from .instance_api import InstanceApi
 from .instances import InstanceStore
+from .lease import HubLease, lease_id_for
 from .loader import AppIndex, AppLoadError, load_app
 from .orchestrations import EngineSettings, OrchestrationEngine
 from .responses import PARSER_LIMIT, json_errors, json_response
@@ -98,6 +99,8 @@ class LocalHost:
         self._applied_settings: dict[str, str] = {}
         self._rpc_secret = secrets.token_hex(16)
         self._resume_task: asyncio.Task[None] | None = None
+        self._requested_port = port
+        self.lease: HubLease | None = None
         self._started = 0.0
 
     @property
@@ -221,6 +224,9 @@ class LocalHost:
         await site.start()
         if self.port == 0:
             self.port = self._runner.addresses[0][1]
+        lease_id = lease_id_for(config.hub_name, str(self.app_dir), self._requested_port)
+        self.lease = HubLease(storage, config.hub_name, lease_id, self.url)
+        await self.lease.acquire()
         self._started = time.monotonic()
         self._resume_task = asyncio.get_running_loop().create_task(self._resume())
         self._banner(functions)
@@ -273,6 +279,9 @@ class LocalHost:
             await self.store.close()
         if self.instances is not None:
             await self.instances.close()
+        if self.lease is not None:
+            await self.lease.release()
+            self.lease = None
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         await _reset_sdk_http_session()

@@ -7,11 +7,14 @@ import signal as signals
 from pathlib import Path
 
 import aiohttp
+import pytest
 from azure.core.exceptions import ServiceResponseError
 
 from harness.azurite import Azurite
 from harness.host import LocalHost
+from harness.host.lease import HubInUse
 from harness.host.store import EntityStore, instance_id
+from harness.processes import free_port
 
 from .conftest import COUNTER_APP
 from .helpers import read_state, sdk_body, signal, wait_state
@@ -188,3 +191,15 @@ async def test_deep_json_long_headers_and_long_urls_get_json_errors(host: LocalH
         assert resp.status == 414 and "error" in await resp.json()
     status, _ = await read_state(http, host.url, "counter", "deep")
     assert status == 404  # nothing was applied
+
+
+async def test_a_second_host_on_the_same_hub_refuses_to_start(azurite_connstr: str, hub: str):
+    async with LocalHost(COUNTER_APP, port=0, storage=azurite_connstr, hub_name=hub) as first:
+        second = LocalHost(COUNTER_APP, port=free_port(), storage=azurite_connstr, hub_name=hub)
+        with pytest.raises(
+            HubInUse, match=rf"task hub '{hub}' is in use by another host \(pid \d+ .* at {first.url}"
+        ):
+            await second.start()
+    # A clean stop frees the hub at once.
+    async with LocalHost(COUNTER_APP, port=free_port(), storage=azurite_connstr, hub_name=hub) as third:
+        assert third.lease is not None and third.lease.held
