@@ -41,7 +41,7 @@ def build_request(name: str, key: str, exists: bool, state: str | None, batch: l
             "self": {"name": name, "key": key},
             "exists": exists,
             "state": state,
-            "batch": [{"name": s.operation, "input": s.input, "isSignal": s.parent is None} for s in batch],
+            "batch": [{"name": s.operation, "input": s.input, "isSignal": not s.call} for s in batch],
         }
     )
 
@@ -69,9 +69,9 @@ class EntityDispatcher:
         self._unknown: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._closing = False
-        # Where answers to orchestrations' calls go (the orchestration engine sets it): called with
-        # (parent instance, request id, response JSON) BEFORE the batch commits, so an answer is
-        # never lost; a repeat (the batch re-applied after a crash) is dropped by the instance.
+        # Where answers to orchestrations' calls and signals go (the orchestration engine sets it):
+        # called with (parent instance, request id, response JSON) BEFORE the batch commits, so an
+        # answer is never lost; a repeat (the batch re-applied after a crash) is dropped by the instance.
         self.respond: Callable[[str, str, str], Awaitable[None]] | None = None
 
     def lock(self, iid: str) -> asyncio.Lock:
@@ -225,6 +225,8 @@ class EntityDispatcher:
             if result.get("isError"):
                 log.warning("entity %s operation %r failed: %s", iid, signal.operation, result.get("result"))
             if signal.parent and signal.request_id and self.respond is not None:
+                # A call's answer, or a signal's acknowledgement (which tells the orchestration
+                # not to send it again after a restart).
                 answer: dict[str, Any] = {"result": result.get("result") or "null"}
                 if result.get("isError"):
                     answer["exceptionType"] = "Exception"

@@ -31,6 +31,7 @@ ORCHESTRATOR_COMPLETED = 13
 EVENT_SENT = 14
 EVENT_RAISED = 15
 CONTINUE_AS_NEW = 16
+GENERIC_EVENT = 17  # the host's own marks (signal acknowledgements); the SDK skips them
 EXECUTION_SUSPENDED = 19
 EXECUTION_RESUMED = 20
 

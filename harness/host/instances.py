@@ -3,7 +3,7 @@
 Layout (one table and one blob container per task hub, beside the entity ones):
 - table `<hub>Instances`, PartitionKey = the instance id;
 - row `instance`: `name`, `status`, `executionId`, `createdTime`, `lastUpdatedTime`, `parent`,
-  `parentTask`, `parentExecution`, `actionsSeen`, `sentThrough`, `applied` (see below) and the texts
+  `parentTask`, `parentExecution`, `actionsSeen`, `waits`, `applied` (see below) and the texts
   `input`, `output`, `customStatus` and `history` (the current execution's DTFx events as JSON),
   each stored as `tables.py` describes (one property, split, or a blob);
 - rows `msg-<20-digit sequence>`: the inbox, one row per event waiting for the instance (an external
@@ -17,8 +17,9 @@ A killed host therefore neither loses a message nor applies one twice: a message
 instance row lists was applied, and completions already in the history are recognised and dropped.
 What an episode starts (activities, timers, children, entity operations) is written after its commit
 and recovered from the history at start-up: work scheduled in the history with no completion is
-started again (activities are at-least-once, as on Azure), and `sentThrough` counts the history
-events whose entity signals were already sent.
+started again (activities are at-least-once, as on Azure), and entity calls and signals with no
+answer or acknowledgement in the history or the inbox are sent again under the row key the history
+recorded (the entity answers before it commits, so an applied operation always has its answer).
 """
 
 from __future__ import annotations
@@ -89,7 +90,6 @@ class InstanceRecord:
     parent_execution: str | None = None
     actions_seen: int = 0
     waits: dict[str, int] = field(default_factory=dict)  # wait_for_external_event actions per name
-    sent_through: int = 0
     applied: frozenset[str] = frozenset()
     etag: str | None = None
     blobs: tuple[str, ...] = ()
@@ -147,7 +147,6 @@ class InstanceStore(HubStorage):
             parent_execution=row.get("parentExecution") or None,
             actions_seen=int(row.get("actionsSeen") or 0),
             waits=json.loads(row.get("waits") or "{}"),
-            sent_through=int(row.get("sentThrough") or 0),
             applied=frozenset(k for k in str(row.get("applied") or "").split(",") if k),
             etag=row.metadata.get("etag") if hasattr(row, "metadata") else None,
             blobs=tuple(str(row[f"{p}Blob"]) for p in _TEXTS if row.get(f"{p}Blob")),
@@ -314,7 +313,6 @@ class InstanceStore(HubStorage):
             "parentExecution": record.parent_execution or "",
             "actionsSeen": record.actions_seen,
             "waits": json.dumps(record.waits),
-            "sentThrough": record.sent_through,
             "applied": ",".join(sorted(record.applied)),
         }
         if record.parent_task is not None:
@@ -363,23 +361,6 @@ class InstanceStore(HubStorage):
         self.records.wrote(record.instance_id, record, keep=bool(etag))
         if before is not None:
             await self.delete_blobs([b for b in before.blobs if b not in blobs])
-
-    async def mark_sent(self, record: InstanceRecord, count: int) -> None:
-        """Note that the entity signals of the first `count` history events were sent (best effort)."""
-        try:
-            result = await self._table.update_entity(
-                {"PartitionKey": record.instance_id, "RowKey": INSTANCE_ROW, "sentThrough": count},
-                mode=UpdateMode.MERGE,
-                etag=record.etag,
-                match_condition=_IF_MATCH,
-            )
-        except AzureError:
-            self.records.forget(record.instance_id)
-            return
-        record.sent_through = count
-        etag = result.get("etag") if isinstance(result, Mapping) else None
-        record.etag = etag
-        self.records.wrote(record.instance_id, record, keep=bool(etag))
 
     async def purge(self, iid: str) -> bool:
         """Delete the instance row, its inbox and its blobs; True when there was an instance."""

@@ -265,9 +265,10 @@ class OrchestrationEngine:
                 await self._commit_only(record, consumed, status, marks)
                 return True
             return False
-        batch, dropped = self._batch(record, rest)
+        batch, acks, dropped = self._batch(record, rest)
         consumed.extend(dropped)
-        consumed.extend(m.row_key for m, _ in batch)
+        consumed.extend(m.row_key for m, _ in [*batch, *acks])
+        marks.extend(e for _, e in acks)
         starting = not record.history
         if not batch and not starting:
             if consumed:
@@ -298,12 +299,16 @@ class OrchestrationEngine:
         requests = {
             e["RequestId"] for e in record.history if e["EventType"] == h.EVENT_SENT and e.get("RequestId")
         }
-        answered = set(h.raised_names(record.history))
+        signals = {
+            e["SignalId"] for e in record.history if e["EventType"] == h.EVENT_SENT and e.get("SignalId")
+        }
+        answered = set(h.raised_names(record.history)) | acknowledged(record.history)
         waits = dict(record.waits)
         for name in h.raised_names(record.history):
             if name in waits:
                 waits[name] -= 1
         batch: list[tuple[Message, dict]] = []
+        acks: list[tuple[Message, dict]] = []
         dropped: list[str] = []
         seen = list(record.history)
         for message in inbox:
@@ -320,6 +325,15 @@ class OrchestrationEngine:
                 done.add(task_id)
             elif kind == h.EVENT_RAISED:
                 name = str(event.get("Name"))
+                if name in signals:  # an entity acknowledges a signal: noted, not handed to the SDK
+                    if name not in answered:
+                        answered.add(name)
+                        acks.append(
+                            (message, h.event(h.GENERIC_EVENT, event_time(event), Name="ack", RequestId=name))
+                        )
+                    else:
+                        dropped.append(message.row_key)
+                    continue
                 if name in requests:  # an entity's answer
                     if name in answered:
                         dropped.append(message.row_key)
@@ -333,7 +347,7 @@ class OrchestrationEngine:
             seen.append(event)
             if len(batch) >= MAX_EPISODE_EVENTS or is_retry_event(seen, event):
                 break
-        return batch, dropped
+        return batch, acks, dropped
 
     async def _decide(self, record: InstanceRecord, events: list[dict[str, Any]]) -> Decision:
         function = self.orchestrator(record.name)
@@ -382,7 +396,6 @@ class OrchestrationEngine:
             new.input = decision.continue_input
             new.actions_seen = 0
             new.waits = {}
-            new.sent_through = 0
         await self.store.write(new, record)
         self._after_commit(record, new, decision, consumed)
 
@@ -406,8 +419,6 @@ class OrchestrationEngine:
         execution = before.execution_id
         for item in work:
             await self._start_work(before.instance_id, execution, item, keys.get(item.task_id))
-        if sent and new.status not in ("Completed", "Failed", "Terminated"):
-            await self.store.mark_sent(new, len(new.history))
 
     async def _commit_only(
         self, record: InstanceRecord, consumed: list[str], status: str, marks: list[dict[str, Any]]
@@ -459,7 +470,9 @@ class OrchestrationEngine:
         await self.store.write(new, before)
         self.scheduler.cancel_prefix((new.instance_id,))
         if decision is not None:
-            self._after_commit(before, new, Decision("Completed", [], work=decision.work), consumed)
+            self._after_commit(
+                before, new, Decision("Completed", decision.events, work=decision.work), consumed
+            )
         else:
             self._consumed(new.instance_id, consumed)
             self.store.clean_up(new.instance_id, consumed)
@@ -612,7 +625,6 @@ class OrchestrationEngine:
                 log.warning("instance %s signalled %s: %s", iid, work.target, problem)
             return
         input_text = None if work.input in (None, "null") else json.dumps(work.input)
-        parent = iid if work.kind == "call" else None
         async with self.entities.lock(work.target):
             entity = await self.entities.store.read(work.target)
             if entity is not None and row_key in entity.applied:
@@ -625,14 +637,16 @@ class OrchestrationEngine:
                     input_text,
                     row_key=row_key,
                     request_id=work.request_id,
-                    parent=parent,
+                    parent=iid,
+                    call=work.kind == "call",
                 )
             except ResourceExistsError:
                 return
         self.entities.notify(work.target, signal)
 
     async def entity_answered(self, parent: str, request: str, payload: str) -> None:
-        """The entity dispatcher's answer to a call (written before the entity commits)."""
+        """The entity dispatcher's answer to a call or acknowledgement of a signal (written before the
+        entity commits)."""
         await self.send(parent, h.event(h.EVENT_RAISED, self.now(), Name=request, Input=payload))
 
     async def _recover(self, record: InstanceRecord, inbox: list[Message]) -> None:
@@ -643,11 +657,10 @@ class OrchestrationEngine:
             key = h.COMPLETION_KEYS.get(message.event.get("EventType", -1))
             if key is not None:
                 done.add(int(message.event[key]))
-        answered = set(h.raised_names(history)) | {
-            str(m.event.get("Name")) for m in inbox if m.event.get("EventType") == h.EVENT_RAISED
-        }
+        answered = set(h.raised_names(history)) | acknowledged(history)
+        answered |= {str(m.event.get("Name")) for m in inbox if m.event.get("EventType") == h.EVENT_RAISED}
         execution = record.execution_id
-        for index, item in enumerate(history):
+        for item in history:
             kind = item["EventType"]
             task_id = int(item.get("EventId", -1))
             if kind == h.TASK_SCHEDULED and task_id not in done:
@@ -666,7 +679,8 @@ class OrchestrationEngine:
                 await self._start_work(record.instance_id, execution, work, None)
             elif kind == h.EVENT_SENT:
                 request = item.get("RequestId")
-                if (request and request not in answered) or (not request and index >= record.sent_through):
+                signal = item.get("SignalId")
+                if (request and request not in answered) or (signal and signal not in answered):
                     message = json.loads(item.get("Input") or "{}")
                     work = Work(
                         "call" if request else "signal",
@@ -680,6 +694,20 @@ class OrchestrationEngine:
 
 
 _SCHEDULING = (h.TASK_SCHEDULED, h.TIMER_CREATED, h.SUB_CREATED)
+
+
+def acknowledged(history: list[dict[str, Any]]) -> set[str]:
+    """Request ids of signals whose entity acknowledged them."""
+    return {
+        str(e.get("RequestId"))
+        for e in history
+        if e["EventType"] == h.GENERIC_EVENT and e.get("Name") == "ack"
+    }
+
+
+def event_time(event: dict[str, Any]) -> datetime:
+    """When an inbox event was written (its Timestamp)."""
+    return h.parse_time(str(event.get("Timestamp"))) if event.get("Timestamp") else datetime.now(UTC)
 
 
 def _resumed(record: InstanceRecord) -> str:

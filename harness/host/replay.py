@@ -243,7 +243,7 @@ def _schedule(
             decision.work.append(
                 Work("signal", task_id, operation, action.get("input"), target=target, request_id=rid)
             )
-            fields = {}
+            fields = {"SignalId": rid}  # the entity acknowledges it (not handed to the SDK)
         return [
             h.event(
                 h.EVENT_SENT,

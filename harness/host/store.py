@@ -8,9 +8,10 @@ How texts are spread over row properties and blobs, and the committed-row cache,
   table property holds, or in a blob (`stateBlob`) when longer than a row holds. A split state is
   rewritten by merging only the parts that changed, so parts past `stateParts` may be left over
   from a longer state: only the first `stateParts` make the text;
-- rows `sig-<20-digit sequence>`: accepted signals (`op`, and `input` stored the same way; a call
-  from an orchestration also has `requestId` and `parent`, the instance whose inbox gets the answer,
-  and its row key was recorded in that instance's history first, so sending it again is harmless).
+- rows `sig-<20-digit sequence>`: accepted signals (`op`, and `input` stored the same way; one from
+  an orchestration also has `requestId`, `parent` (the instance whose inbox gets the answer, or for
+  a signal the acknowledgement) and `call`, and its row key was recorded in that instance's history
+  first, so sending it again is harmless).
 A signal row is written before the API answers 202. Applying a batch ends in ONE ETag-checked write
 of the state row that also lists the applied signals' row keys in `applied`; those signal rows are
 deleted afterwards, off the request path, and dropped from the list by a later commit once they are
@@ -108,8 +109,9 @@ class PendingSignal:
     operation: str
     input: str | None  # JSON text of the input token (what the entity batch carries)
     input_blob: str | None = None
-    request_id: str | None = None  # a call from an orchestration: its answer goes to `parent`
+    request_id: str | None = None  # from an orchestration: its answer or acknowledgement goes to `parent`
     parent: str | None = None
+    call: bool = False  # a call (the orchestration waits for the result), not a signal
 
 
 @dataclass
@@ -174,12 +176,13 @@ class EntityStore(HubStorage):
         row_key: str | None = None,
         request_id: str | None = None,
         parent: str | None = None,
+        call: bool = False,
     ) -> PendingSignal:
         """Persist an accepted signal; returns it as the worker will apply it.
 
         An orchestration passes the `row_key` it recorded in its history, so sending again after a
-        crash finds the row already there (ResourceExistsError) instead of adding a second one, and
-        for a call the `request_id` and `parent` instance its answer goes to.
+        crash finds the row already there (ResourceExistsError) instead of adding a second one, with
+        the `request_id` and `parent` instance its answer (for a `call`) or acknowledgement goes to.
         """
         await self.ensure()
         iid = instance_id(name, key)
@@ -195,6 +198,8 @@ class EntityStore(HubStorage):
             entity["requestId"] = request_id
         if parent:
             entity["parent"] = parent
+        if call:
+            entity["call"] = True
         try:
             await self.put_text(entity, "input", "signal", iid, input_text)
             await self._table.create_entity(entity)
@@ -202,7 +207,9 @@ class EntityStore(HubStorage):
             raise
         except AzureError as exc:
             raise self.fail(exc) from exc
-        return PendingSignal(row_key, operation, input_text, entity.get("inputBlob"), request_id, parent)
+        return PendingSignal(
+            row_key, operation, input_text, entity.get("inputBlob"), request_id, parent, call
+        )
 
     async def pending(self, iid: str, limit: int = MAX_BATCH) -> list[PendingSignal]:
         """The oldest pending signals of one entity, in arrival order (applied ones skipped)."""
@@ -223,7 +230,13 @@ class EntityStore(HubStorage):
                 blob = row.get("inputBlob")
                 result.append(
                     PendingSignal(
-                        row["RowKey"], row.get("op", ""), text, blob, row.get("requestId"), row.get("parent")
+                        row["RowKey"],
+                        row.get("op", ""),
+                        text,
+                        blob,
+                        row.get("requestId"),
+                        row.get("parent"),
+                        bool(row.get("call")),
                     )
                 )
                 if len(result) >= limit:
