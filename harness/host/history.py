@@ -214,7 +214,7 @@ def public_history(history: list[dict[str, Any]], with_output: bool) -> list[dic
             if with_output:
                 entry["Input"] = _loads(item.get("Input"))
             shown.append(entry)
-        elif kind in (EXECUTION_COMPLETED, EXECUTION_FAILED, EXECUTION_TERMINATED):
+        elif kind in (EXECUTION_COMPLETED, EXECUTION_FAILED):
             entry = {
                 "EventType": "ExecutionCompleted",
                 "Timestamp": at,
@@ -223,7 +223,7 @@ def public_history(history: list[dict[str, Any]], with_output: bool) -> list[dic
             if with_output:
                 entry["Result"] = _loads(item.get("Result"))
             shown.append(entry)
-        elif kind in (CONTINUE_AS_NEW, EXECUTION_SUSPENDED, EXECUTION_RESUMED):
+        elif kind in (CONTINUE_AS_NEW, EXECUTION_SUSPENDED, EXECUTION_RESUMED, EXECUTION_TERMINATED):
             entry = {"EventType": NAMES[kind], "Timestamp": at}
             if item.get("Reason"):
                 entry["Reason"] = item["Reason"]

@@ -102,12 +102,6 @@ class OrchestrationEngine:
         function = self.orchestrator(name)
         assert function is not None
         async with self.lock(iid):
-            before = await self.store.read(iid)
-            if before is not None and not before.terminal:
-                raise InstanceExists(f"an instance with id {iid!r} is already {before.status}")
-            if before is not None:
-                await self.store.purge(iid)
-                self._forget_instance(iid)
             record = InstanceRecord(
                 instance_id=iid,
                 name=function.name,
@@ -116,7 +110,20 @@ class OrchestrationEngine:
                 input=input_text,
                 created=self.now(),
             )
-            await self.store.write(record, None, create=True)
+            found, cached = self.store.records.get(iid)
+            try:
+                if found and cached is not None:
+                    raise ConcurrencyConflict("known to exist")
+                await self.store.write(record, None, create=True)  # a new id: one round trip
+            except ConcurrencyConflict:
+                before = await self.store.read(iid)
+                if before is not None and not before.terminal:
+                    raise InstanceExists(f"an instance with id {iid!r} is already {before.status}") from None
+                if before is not None:
+                    await self.store.purge(iid)
+                    self._forget_instance(iid)
+                record.created = self.now()
+                await self.store.write(record, None, create=True)
         self.notify(iid)
         return record
 

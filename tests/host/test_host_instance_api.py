@@ -59,6 +59,9 @@ async def test_the_sdk_client_drives_every_instance_operation(host):  # noqa: F8
     terminated = await wait_status(client, other, TERMINAL)
     assert terminated.runtime_status == df.OrchestrationRuntimeStatus.Terminated
     assert terminated.output == "no longer needed"
+    history = (await client.get_status(other, show_history=True)).historyEvents
+    assert [e["EventType"] for e in history][-2:] == ["ExecutionTerminated", "ExecutionCompleted"]
+    assert history[-2]["Reason"] == "no longer needed" and history[-1]["OrchestrationStatus"] == "Terminated"
 
     everything = await client.get_status_all()
     assert {iid, other} <= {s.instance_id for s in everything}
