@@ -216,3 +216,43 @@ async def wait_for(http: aiohttp.ClientSession, links: dict, predicate: Any, tim
 async def history_of(http: aiohttp.ClientSession, host: LocalHost, iid: str) -> list[dict]:
     _, body = await status(http, f"{host.url}{API}/instances/{iid}", showHistory="true")
     return body["historyEvents"]
+
+
+async def test_an_unknown_sub_orchestrator_fails_the_parent_naming_it(host, http):
+    done = await wait_done(http, await start(http, host, "unknown_child"))
+    assert done["runtimeStatus"] == "Failed"
+    assert "orchestrator function 'no_such_orchestrator' is not defined by this app" in done["output"]
+
+
+async def test_every_url_of_a_check_status_response_works(host, http):
+    links = await start(http, host, "approval", {"timeout": 60})
+    await wait_for(http, links, lambda s: s["runtimeStatus"] == "Running")
+    async with http.post(links["suspendPostUri"].replace("{text}", "pause")) as resp:
+        assert resp.status == 202
+    await wait_for(http, links, lambda s: s["runtimeStatus"] == "Suspended")
+    async with http.post(links["resumePostUri"].replace("{text}", "go")) as resp:
+        assert resp.status == 202
+    await wait_for(http, links, lambda s: s["runtimeStatus"] == "Running")
+    async with http.post(links["rewindPostUri"].replace("{text}", "x")) as resp:
+        assert resp.status == 501 and "rewind" in (await resp.json())["error"]
+    async with http.post(links["terminatePostUri"].replace("{text}", "stop now")) as resp:
+        assert resp.status == 202
+    done = await wait_done(http, links)
+    assert done["runtimeStatus"] == "Terminated" and done["output"] == "stop now"
+    async with http.post(links["restartPostUri"]) as resp:
+        assert resp.status == 202
+        again = await resp.json()
+    assert again["id"] != links["id"]
+    restarted = await wait_for(http, again, lambda s: s["runtimeStatus"] == "Running")
+    assert restarted["input"] == {"timeout": 60}
+    async with http.delete(links["purgeHistoryDeleteUri"]) as resp:
+        assert resp.status == 200 and (await resp.json()) == {"instancesDeleted": 1}
+    code, _ = await status(http, links["statusQueryGetUri"])
+    assert code == 404
+
+
+async def test_host_json_durable_settings_are_honoured(host):
+    assert host.hub_name  # the fixture overrides the hub; the limits come from host.json
+    assert host.config is not None
+    assert (host.config.max_activities, host.config.max_orchestrators) == (8, 4)
+    assert host.engine is not None and host.engine.settings.max_activities == 8

@@ -39,6 +39,16 @@ BAD_HOST_JSON = [
         '"extensions.durableTask.hubName" must be a string, not a boolean',
         id="hub-name",
     ),
+    pytest.param(
+        {"extensions": {"durableTask": {"maxConcurrentActivityFunctions": 0}}},
+        '"extensions.durableTask.maxConcurrentActivityFunctions" must be a positive integer, not 0',
+        id="max-activities",
+    ),
+    pytest.param(
+        {"extensions": {"durableTask": {"maxConcurrentOrchestratorFunctions": "4"}}},
+        '"extensions.durableTask.maxConcurrentOrchestratorFunctions" must be a positive integer',
+        id="max-orchestrators",
+    ),
 ]
 
 

@@ -228,3 +228,9 @@ def Counter(context: df.DurableEntityContext) -> None:  # noqa: N802 - the entit
     elif operation == "fail":
         raise ValueError("counter refuses")
     context.set_state(value)
+
+
+@app.orchestration_trigger(context_name="context")
+def unknown_child(context: df.DurableOrchestrationContext):
+    yield context.call_sub_orchestrator("no_such_orchestrator", None)
+    return "unreachable"
