@@ -194,7 +194,11 @@ def _timeline_row(event: dict[str, Any], timers: dict[str, datetime | None]) -> 
         fire_at = str(event.get("FireAt") or "")
         timers[fire_at] = stamp
         kind, title = "timer", "timer created"
-        detail = f"fires at {local_time(_time_of(fire_at), '%H:%M:%S')}".strip()
+        when = _time_of(fire_at)
+        same_day = (
+            when is not None and stamp is not None and when.astimezone().date() == stamp.astimezone().date()
+        )
+        detail = f"fires at {local_time(when, '%H:%M:%S' if same_day else '%Y-%m-%d %H:%M:%S')}".strip()
     elif event_type == "TimerFired":
         created = timers.pop(str(event.get("FireAt") or ""), None)
         kind, title = "timer", "timer fired"
