@@ -1,0 +1,208 @@
+"""Adversarial probes of the local host's orchestration support (app: tests/host/probe_app).
+
+Each test asserts the correct behaviour; the ones that fail on main are bugs (see the report)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from harness.host import LocalHost
+
+PROBE_APP = Path(__file__).resolve().parent / "probe_app"
+API = "/runtime/webhooks/durabletask"
+TERMINAL = ("Completed", "Failed", "Terminated")
+
+
+@pytest.fixture
+async def host(azurite_connstr: str, hub: str) -> AsyncIterator[LocalHost]:
+    async with LocalHost(PROBE_APP, port=0, storage=azurite_connstr, hub_name=hub) as running:
+        yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def start(
+    http: aiohttp.ClientSession, base: str, name: str, payload: Any = None, iid: str | None = None
+) -> str:
+    iid = iid or uuid.uuid4().hex
+    data = json.dumps(payload) if payload is not None else None
+    async with http.post(
+        f"{base}{API}/orchestrators/{name}/{iid}", data=data, headers={"Content-Type": "application/json"}
+    ) as resp:
+        assert resp.status == 202, await resp.text()
+    return iid
+
+
+async def get_status(http: aiohttp.ClientSession, base: str, iid: str, **params: str) -> tuple[int, Any]:
+    async with http.get(f"{base}{API}/instances/{iid}", params=params) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+async def wait_done(
+    http: aiohttp.ClientSession, base: str, iid: str, timeout: float = 10.0, **params: str
+) -> dict:
+    deadline = time.monotonic() + timeout
+    body: Any = {}
+    while time.monotonic() < deadline:
+        _, body = await get_status(http, base, iid, **params)
+        if isinstance(body, dict) and body.get("runtimeStatus") in TERMINAL:
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"instance {iid} did not finish: {body}")
+
+
+async def wait_until(http, base, iid, predicate, timeout: float = 10.0) -> dict:
+    deadline = time.monotonic() + timeout
+    body: Any = {}
+    while time.monotonic() < deadline:
+        _, body = await get_status(http, base, iid, showHistory="true")
+        if isinstance(body, dict) and predicate(body):
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"condition not met for {iid}: {body}")
+
+
+async def raise_event(http, base, iid, name, value) -> int:
+    async with http.post(f"{base}{API}/instances/{iid}/raiseEvent/{name}", json=value) as resp:
+        return resp.status
+
+
+# -- protocol ------------------------------------------------------------------------------------
+async def test_retry_inside_task_any_with_other_completion(host, http):
+    key = uuid.uuid4().hex
+    done = await wait_done(http, host.url, await start(http, host.url, "retry_in_any", key))
+    assert done["runtimeStatus"] == "Completed", done
+    assert done["output"] == [f"{key} ok after 2", "Hello other", "Hello after"]
+
+
+async def test_two_retry_tasks_failing_at_once(host, http):
+    key = uuid.uuid4().hex
+    done = await wait_done(http, host.url, await start(http, host.url, "two_retries", key))
+    assert done["runtimeStatus"] == "Completed", done
+    assert done["output"] == [f"{key}-0 ok after 3", f"{key}-1 ok after 3", "Hello third", "Hello after"]
+
+
+async def test_sub_orchestration_with_retry_succeeds_on_second_attempt(host, http):
+    key = uuid.uuid4().hex
+    done = await wait_done(http, host.url, await start(http, host.url, "sub_retry", key))
+    assert done["runtimeStatus"] == "Completed", done
+    assert done["output"] == f"{key} ok after 2"
+
+
+async def test_cancelled_timer_is_dropped(host, http):
+    iid = await start(http, host.url, "timers")
+    done = await wait_done(http, host.url, iid)
+    assert done["output"] == ["short", True], done
+    assert host.engine.scheduler.pending() == 0
+
+
+async def test_task_any_over_events_of_the_same_name(host, http):
+    iid = await start(http, host.url, "same_name_any")
+    await wait_until(http, host.url, iid, lambda b: b["runtimeStatus"] == "Running")
+    assert await raise_event(http, host.url, iid, "E", "one") == 202
+    assert await raise_event(http, host.url, iid, "E", "two") == 202
+    done = await wait_done(http, host.url, iid)
+    assert done["output"] == ["one", "two"], done
+
+
+async def test_events_raised_before_the_wait(host, http):
+    iid = await start(http, host.url, "event_chain", 3)
+    for value in ("a", "b", "c"):
+        assert await raise_event(http, host.url, iid, "Item", value) == 202
+    done = await wait_done(http, host.url, iid)
+    assert done["output"] == ["a", "b", "c"]
+
+
+async def test_continue_as_new_with_pending_timer_and_activity(host, http):
+    iid = await start(http, host.url, "can_with_pending")
+    done = await wait_done(http, host.url, iid)
+    assert done["output"] == 2, done
+    # The 30 s timers of the earlier executions are dropped.
+    assert host.engine.scheduler.pending() == 0
+
+
+async def test_custom_status_values(host, http):
+    iid = await start(http, host.url, "status_values", [{"a": 1}, "text", [1, 2]])
+    done = await wait_done(http, host.url, iid)
+    assert done["customStatus"] == [1, 2]
+
+
+async def test_orchestrator_raising_on_its_first_episode_fails(host, http):
+    done = await wait_done(http, host.url, await start(http, host.url, "raise_first"))
+    assert done["runtimeStatus"] == "Failed"
+    assert "first episode boom" in done["output"]
+
+
+async def test_non_json_output_fails(host, http):
+    done = await wait_done(http, host.url, await start(http, host.url, "not_json"))
+    assert done["runtimeStatus"] == "Failed"
+    assert "not JSON serializable" in done["output"]
+
+
+async def test_output_and_history_over_a_mebibyte(host, http):
+    size = 1_500_000
+    iid = await start(http, host.url, "huge", size)
+    done = await wait_done(http, host.url, iid, timeout=20)
+    assert done["runtimeStatus"] == "Completed", str(done)[:500]
+    assert done["output"]["len"] == size and done["output"]["text"] == "x" * size
+    _, full = await get_status(http, host.url, iid, showHistory="true", showHistoryOutput="true")
+    assert [e["EventType"] for e in full["historyEvents"]][-1] == "ExecutionCompleted"
+
+
+async def test_long_history(host, http):
+    n = 150
+    done = await wait_done(http, host.url, await start(http, host.url, "long_chain", n), timeout=60)
+    assert done["output"] == sum(range(n))
+
+
+# -- sub-orchestrations under fixed ids ------------------------------------------------------------
+async def test_named_child_is_started_again_when_the_parent_id_is_reused(host, http):
+    """Start parent P (child id 'P-child'), let it complete, start P again: the second run must start
+    the child again, not hang because the old child 'already belongs' to P task 0."""
+    iid = "p-" + uuid.uuid4().hex
+    first = await wait_done(http, host.url, await start(http, host.url, "named_child", {}, iid))
+    assert first["output"] == ["Hello run0"]
+    await start(http, host.url, "named_child", {"n": 5}, iid)
+    second = await wait_done(http, host.url, iid, timeout=5)
+    assert second["runtimeStatus"] == "Completed"
+    assert second["output"] == ["Hello run5"]
+
+
+async def test_named_child_is_started_again_after_continue_as_new(host, http):
+    iid = "p-" + uuid.uuid4().hex
+    done = await wait_done(
+        http, host.url, await start(http, host.url, "named_child", {"continue_until": 2}, iid), timeout=5
+    )
+    assert done["output"] == ["Hello run0", "Hello run1", "Hello run2"]
+
+
+@pytest.mark.parametrize("child_id", ["a/b", "a#b", "a?b", "x" * 600, "tab\there"])
+async def test_sub_orchestration_with_an_invalid_instance_id_fails_instead_of_hanging(host, http, child_id):
+    iid = await start(http, host.url, "bad_child_id", child_id)
+    done = await wait_done(http, host.url, iid, timeout=5)
+    # Either the call fails inside the orchestrator (caught) or the orchestration fails: never a hang.
+    assert done["runtimeStatus"] in ("Completed", "Failed")
+    if done["runtimeStatus"] == "Completed":
+        assert "failed" in done["output"]
+
+
+# -- storage limits ------------------------------------------------------------------------------
+async def test_many_distinct_waits_do_not_wedge_the_instance(host, http):
+    """2000 open waits with distinct names: the per-name wait counts are one table property."""
+    iid = await start(http, host.url, "many_waits", {"prefix": "approval-" + "k" * 40, "n": 2000})
+    done = await wait_done(http, host.url, iid, timeout=15)
+    assert done["runtimeStatus"] == "Completed", done
+    assert done["output"] == "timed out"
