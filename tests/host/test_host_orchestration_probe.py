@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,8 @@ import aiohttp
 import pytest
 
 from harness.host import LocalHost
+from harness.host import history as h
+from harness.host.instances import InstanceStore
 
 PROBE_APP = Path(__file__).resolve().parent / "probe_app"
 API = "/runtime/webhooks/durabletask"
@@ -206,3 +211,104 @@ async def test_many_distinct_waits_do_not_wedge_the_instance(host, http):
     done = await wait_done(http, host.url, iid, timeout=15)
     assert done["runtimeStatus"] == "Completed", done
     assert done["output"] == "timed out"
+
+
+# -- crash safety (SIGKILL the host subprocess, restart, check) ---------------------------------------
+def _kill(procs) -> None:
+    proc = procs[-1]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+
+
+async def _entity_state(http, base: str, key: str) -> Any:
+    async with http.get(f"{base}{API}/entities/Counter/{key}") as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+async def _crash_loop(http, host_process, name: str, payload: Any, kills: int, seed: int) -> tuple[str, dict]:
+    """Start `name`, SIGKILL the host `kills` times at random moments while it runs, then let it finish."""
+    start_host, procs = host_process
+    rng = random.Random(seed)
+    base = start_host(PROBE_APP)
+    iid = await start(http, base, name, payload)
+    for _ in range(kills):
+        await asyncio.sleep(rng.uniform(0.05, 0.6))
+        _kill(procs)
+        base = start_host(PROBE_APP)
+    return base, await wait_done(http, base, iid, timeout=30)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_entity_calls_apply_exactly_once_across_sigkill(http, host_process, seed):
+    key = uuid.uuid4().hex
+    calls = 25
+    base, done = await _crash_loop(http, host_process, "entity_calls", {"key": key, "calls": calls}, 3, seed)
+    assert done["runtimeStatus"] == "Completed", done
+    assert done["output"] == calls
+    assert await _entity_state(http, base, key) == (200, calls)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+async def test_entity_signals_apply_exactly_once_across_sigkill(http, host_process, seed):
+    key = uuid.uuid4().hex
+    signals_ = 25
+    payload = {"key": key, "calls": 0, "signals": signals_}
+    base, done = await _crash_loop(http, host_process, "entity_calls", payload, 3, seed)
+    assert done["runtimeStatus"] == "Completed", done
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and await _entity_state(http, base, key + "-s") != (200, signals_):
+        await asyncio.sleep(0.05)
+    assert await _entity_state(http, base, key + "-s") == (200, signals_)
+
+
+async def test_fan_out_survives_sigkill(http, host_process):
+    base, done = await _crash_loop(http, host_process, "fan_out", {"n": 120, "sleep": 0.02}, 3, 5)
+    assert done["runtimeStatus"] == "Completed", done
+    assert done["output"] == sum(range(120))
+
+
+async def test_sub_orchestrations_survive_sigkill(http, host_process):
+    base, done = await _crash_loop(http, host_process, "sub_fan_out", 30, 3, 6)
+    assert done["runtimeStatus"] == "Completed", done
+    assert done["output"] == [f"Hello {i}" for i in range(30)]
+
+
+async def test_external_events_survive_sigkill(http, host_process):
+    """Every event answered 202 is delivered exactly once, in order, whatever the kills."""
+    start_host, procs = host_process
+    base = start_host(PROBE_APP)
+    n = 30
+    iid = await start(http, base, "event_chain", n)
+    sent = 0
+    rng = random.Random(7)
+    while sent < n:
+        try:
+            status_ = await raise_event(http, base, iid, "Item", sent)
+        except aiohttp.ClientError:
+            status_ = None
+        if status_ == 202:
+            sent += 1
+        if rng.random() < 0.1:
+            _kill(procs)
+            base = start_host(PROBE_APP)
+    done = await wait_done(http, base, iid, timeout=30)
+    assert done["output"] == list(range(n))
+
+
+async def test_events_stored_while_the_host_was_down_are_all_delivered(azurite_connstr, hub, http):
+    """Three events accepted (persisted) just before a crash, for an instance waiting for them one at a
+    time: after the restart the first episode takes one; the other two must not be forgotten."""
+    async with LocalHost(PROBE_APP, port=0, storage=azurite_connstr, hub_name=hub) as first:
+        iid = await start(http, first.url, "event_chain", 3)
+        await wait_until(http, first.url, iid, lambda b: b["runtimeStatus"] == "Running")
+    store = InstanceStore(azurite_connstr, hub)
+    await store.open()
+    try:
+        for value in ("a", "b", "c"):
+            now = datetime.now(UTC)
+            await store.add_message(iid, h.event(h.EVENT_RAISED, now, Name="Item", Input=json.dumps(value)))
+    finally:
+        await store.close()
+    async with LocalHost(PROBE_APP, port=0, storage=azurite_connstr, hub_name=hub) as second:
+        done = await wait_done(http, second.url, iid, timeout=5)
+        assert done["output"] == ["a", "b", "c"]
