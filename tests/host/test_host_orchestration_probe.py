@@ -312,3 +312,82 @@ async def test_events_stored_while_the_host_was_down_are_all_delivered(azurite_c
     async with LocalHost(PROBE_APP, port=0, storage=azurite_connstr, hub_name=hub) as second:
         done = await wait_done(http, second.url, iid, timeout=5)
         assert done["output"] == ["a", "b", "c"]
+
+
+# -- load ------------------------------------------------------------------------------------------
+async def test_fan_out_of_300_activities_leaves_http_responsive(host, http):
+    iid = await start(http, host.url, "fan_out", {"n": 300, "sleep": 0.02})
+    worst = 0.0
+    deadline = time.monotonic() + 30
+    body: Any = {}
+    while time.monotonic() < deadline:
+        began = time.monotonic()
+        async with http.get(f"{host.url}/api/ping") as resp:
+            assert resp.status == 200
+        _, body = await get_status(http, host.url, iid)
+        worst = max(worst, time.monotonic() - began)
+        if body.get("runtimeStatus") in TERMINAL:
+            break
+        await asyncio.sleep(0.02)
+    assert body["runtimeStatus"] == "Completed" and body["output"] == sum(range(300)), body
+    assert worst < 1.0, f"an HTTP round trip took {worst:.2f}s during the fan-out"
+
+
+# -- the instance API under hostile input -------------------------------------------------------------
+async def _call(http, method: str, url: str, **kw) -> tuple[int, str, str]:
+    async with http.request(method, url, **kw) as resp:
+        return resp.status, resp.headers.get("Content-Type", ""), await resp.text()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [json.dumps("[" * 100000), json.dumps("[" * 5000 + "]" * 5000), json.dumps('{"a":' * 5000)],
+    ids=["unclosed", "closed", "objects"],
+)
+async def test_start_with_a_json_string_of_deeply_nested_json_is_a_json_4xx(host, http, body):
+    """The client's double encoding: a JSON string whose text is deeply nested JSON."""
+    code, ctype, text = await _call(http, "POST", f"{host.url}{API}/orchestrators/echo/deep", data=body)
+    assert code < 500 and ctype.startswith("application/json"), (code, text[:200])
+
+
+async def test_raise_event_with_a_json_string_of_deeply_nested_json_is_a_json_4xx(host, http):
+    iid = await start(http, host.url, "waiter")
+    url = f"{host.url}{API}/instances/{iid}/raiseEvent/Go"
+    code, ctype, text = await _call(http, "POST", url, data=json.dumps("[" * 100000))
+    assert code < 500 and ctype.startswith("application/json"), (code, text[:200])
+    assert await raise_event(http, host.url, iid, "Go", "fine") == 202
+    assert (await wait_done(http, host.url, iid))["output"] == "fine"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["createdTimeFrom=0001-01-01T00:00:00%2B05:00", "createdTimeTo=9999-12-31T23:59:59-05:00"],
+)
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+async def test_list_and_purge_with_out_of_range_dates_are_a_json_400(host, http, query, method):
+    extra = "" if "From" in query else "createdTimeFrom=2020-01-01T00:00:00Z&"
+    code, ctype, text = await _call(http, method, f"{host.url}{API}/instances?{extra}{query}")
+    assert code == 400 and ctype.startswith("application/json"), (code, text[:200])
+
+
+async def test_terminated_history_has_one_completion(host, http):
+    iid = await start(http, host.url, "waiter")
+    await wait_until(http, host.url, iid, lambda b: b["runtimeStatus"] == "Running")
+    code, _, _ = await _call(http, "POST", f"{host.url}{API}/instances/{iid}/terminate?reason=stop")
+    assert code == 202
+    done = await wait_done(http, host.url, iid, showHistory="true", showHistoryOutput="true")
+    assert done["runtimeStatus"] == "Terminated" and done["output"] == "stop"
+    ends = [e for e in done["historyEvents"] if e["EventType"] == "ExecutionCompleted"]
+    assert len(ends) == 1, done["historyEvents"]
+    assert ends[0]["OrchestrationStatus"] == "Terminated"
+
+
+@pytest.mark.parametrize("body", [b"NaN", b"Infinity", b"1e999"])
+async def test_status_bodies_are_strict_json(host, http, body):
+    """Python's json accepts NaN/Infinity; the status body must still be standard JSON."""
+    code, _, _ = await _call(http, "POST", f"{host.url}{API}/orchestrators/echo/n{uuid.uuid4().hex}", data=body)
+    if code >= 400:
+        return  # refusing the input is fine
+    async with http.get(f"{host.url}{API}/instances/", params={"showInput": "true"}) as resp:
+        text = await resp.text()
+    json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
