@@ -391,3 +391,70 @@ async def test_status_bodies_are_strict_json(host, http, body):
     async with http.get(f"{host.url}{API}/instances/", params={"showInput": "true"}) as resp:
         text = await resp.text()
     json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+
+
+async def test_orchestrator_signal_is_not_reapplied_after_a_restart_when_mark_sent_lost_the_race(
+    azurite_connstr, hub, http
+):
+    """`mark_sent` is an ETag-checked merge made after dispatch; when the instance's next episode commits
+    first (an event or result arriving meanwhile), it fails silently and `sentThrough` stays behind. The
+    next start then re-sends the signal; once the entity has unlisted its row key, it applies it again.
+    Fault injection: mark_sent loses the race."""
+    key = uuid.uuid4().hex
+    async with LocalHost(PROBE_APP, port=0, storage=azurite_connstr, hub_name=hub) as first:
+        assert first.engine is not None
+
+        async def lost_race(record, count):  # what mark_sent does when the ETag no longer matches
+            first.engine.store.records.forget(record.instance_id)
+
+        first.engine.store.mark_sent = lost_race
+        iid = await start(http, first.url, "entity_signal_then_wait", key)
+        await wait_until(http, first.url, iid, lambda b: len(b.get("historyEvents", [])) >= 3)
+        await wait_entity(http, first.url, key, 1)
+        for expected in (2, 3):  # later operations: the entity unlists the row keys it deleted
+            async with http.post(f"{first.url}{API}/entities/Counter/{key}?op=add", data=json.dumps("1")) as r:
+                assert r.status == 202
+            await wait_entity(http, first.url, key, expected)
+    async with LocalHost(PROBE_APP, port=0, storage=azurite_connstr, hub_name=hub) as second:
+        await second.wait_idle()
+        assert await raise_event(http, second.url, iid, "Go", "go") == 202
+        await wait_done(http, second.url, iid)
+        await second.wait_idle()
+        assert await _entity_state(http, second.url, key) == (200, 3)
+
+
+async def wait_entity(http, base: str, key: str, expected: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await _entity_state(http, base, key) == (200, expected):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"Counter/{key} is {await _entity_state(http, base, key)}, expected {expected}")
+
+
+async def test_orchestrator_signal_is_applied_once_across_a_restart_without_fault_injection(
+    azurite_connstr, hub, http
+):
+    """The same race, natural: an event already waiting lets the next episode commit before mark_sent."""
+    key = uuid.uuid4().hex
+    async with LocalHost(PROBE_APP, port=0, storage=azurite_connstr, hub_name=hub) as first:
+        iid = uuid.uuid4().hex
+        start_task = asyncio.create_task(start(http, first.url, "signal_then_two_waits", key, iid))
+        while await raise_event(http, first.url, iid, "Go", "one") != 202:
+            await asyncio.sleep(0.001)
+        await start_task
+        await wait_until(
+            http, first.url, iid, lambda b: any(e["EventType"] == "EventRaised" for e in b["historyEvents"])
+        )
+        await wait_entity(http, first.url, key, 1)
+        await first.wait_idle()
+        for expected in (2, 3):
+            async with http.post(f"{first.url}{API}/entities/Counter/{key}?op=add", data=json.dumps("1")) as r:
+                assert r.status == 202
+            await wait_entity(http, first.url, key, expected)
+    async with LocalHost(PROBE_APP, port=0, storage=azurite_connstr, hub_name=hub) as second:
+        await second.wait_idle()
+        assert await raise_event(http, second.url, iid, "Go2", "two") == 202
+        assert (await wait_done(http, second.url, iid))["output"] == ["one", "two"]
+        await second.wait_idle()
+        assert await _entity_state(http, second.url, key) == (200, 3)

@@ -209,6 +209,14 @@ def entity_signal_then_wait(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def signal_then_two_waits(context: df.DurableOrchestrationContext):
+    context.signal_entity(df.EntityId("Counter", context.get_input()), "add", 1)
+    first = yield context.wait_for_external_event("Go")
+    second = yield context.wait_for_external_event("Go2")
+    return [first, second]
+
+
+@app.orchestration_trigger(context_name="context")
 def many_waits(context: df.DurableOrchestrationContext):
     spec = context.get_input()
     waits = [context.wait_for_external_event(f"{spec['prefix']}-{i:05d}") for i in range(spec["n"])]
