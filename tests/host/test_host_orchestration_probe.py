@@ -458,3 +458,99 @@ async def test_orchestrator_signal_is_applied_once_across_a_restart_without_faul
         assert (await wait_done(http, second.url, iid))["output"] == ["one", "two"]
         await second.wait_idle()
         assert await _entity_state(http, second.url, key) == (200, 3)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"interval": 10, "failures": 1, "other_sleep": 0, "more": [0.2]},
+        {"interval": 10, "failures": 2, "other_sleep": 0, "more": [0, 0.05, 0.1]},
+        {"interval": 200, "failures": 1, "other_sleep": 0, "more": [0, 0]},
+        {"interval": 10, "failures": 5, "other_sleep": 0.05, "more": [0.01]},
+        {"interval": 10, "failures": 0, "other_sleep": 0, "more": [0]},
+    ],
+)
+async def test_retry_pending_while_the_orchestrator_moves_on(host, http, spec):
+    key = uuid.uuid4().hex
+    iid = await start(http, host.url, "retry_then_more", {**spec, "key": key})
+    done = await wait_done(http, host.url, iid)
+    assert done["runtimeStatus"] == "Completed", done
+    expected = f"{key} ok after {spec['failures'] + 1}" if spec["failures"] < 3 else None
+    if expected:
+        assert done["output"][0] == expected
+    else:
+        assert done["output"][0].startswith("failed: Activity function 'flaky' failed")
+    assert done["output"][1:] == [[2] * len(spec["more"]), "Hello last"]
+
+
+async def test_concurrent_starts_with_the_same_id(host, http):
+    iid = uuid.uuid4().hex
+    url = f"{host.url}{API}/orchestrators/waiter/{iid}"
+
+    async def one() -> int:
+        async with http.post(url, json="x") as resp:
+            await resp.read()
+            return resp.status
+
+    codes = await asyncio.gather(*[one() for _ in range(10)])
+    assert sorted(codes) == [202] + [409] * 9
+    assert await raise_event(http, host.url, iid, "Go", "ok") == 202
+    assert (await wait_done(http, host.url, iid))["output"] == "ok"
+
+
+async def test_purge_of_a_running_instance_then_reuse_of_its_id(host, http):
+    iid = await start(http, host.url, "fan_out", {"n": 30, "sleep": 0.05})
+    await wait_until(http, host.url, iid, lambda b: b["runtimeStatus"] == "Running")
+    async with http.delete(f"{host.url}{API}/instances/{iid}") as resp:
+        assert resp.status == 200 and await resp.json() == {"instancesDeleted": 1}
+    assert (await get_status(http, host.url, iid))[0] == 404
+    await start(http, host.url, "fan_out", {"n": 5}, iid)
+    done = await wait_done(http, host.url, iid)
+    assert done["output"] == sum(range(5))
+    await asyncio.sleep(0.5)  # results of the purged execution's activities arrive meanwhile
+    assert (await get_status(http, host.url, iid))[1]["output"] == sum(range(5))
+
+
+async def test_events_accepted_before_start_up_resumption_do_not_overtake_stored_ones(
+    azurite_connstr, hub, http, monkeypatch
+):
+    """The port serves before `engine.resume()` has run (it reads every active instance one by one, so
+    it takes a while with many). An event raised meanwhile runs the worker on the in-memory inbox only,
+    ahead of an older event already stored."""
+    from harness.host.orchestrations import OrchestrationEngine
+
+    async with LocalHost(PROBE_APP, port=0, storage=azurite_connstr, hub_name=hub) as first:
+        iid = await start(http, first.url, "event_chain", 2)
+        await wait_until(http, first.url, iid, lambda b: b["runtimeStatus"] == "Running")
+    store = InstanceStore(azurite_connstr, hub)
+    await store.open()
+    try:  # accepted just before a crash
+        await store.add_message(iid, h.event(h.EVENT_RAISED, datetime.now(UTC), Name="Item", Input='"a"'))
+    finally:
+        await store.close()
+    real_resume = OrchestrationEngine.resume
+
+    async def slow_resume(self):  # as with a few hundred instances to read
+        await asyncio.sleep(0.5)
+        return await real_resume(self)
+
+    monkeypatch.setattr(OrchestrationEngine, "resume", slow_resume)
+    async with LocalHost(PROBE_APP, port=0, storage=azurite_connstr, hub_name=hub) as second:
+        assert await raise_event(http, second.url, iid, "Item", "b") == 202
+        done = await wait_done(http, second.url, iid, timeout=5)
+        assert done["output"] == ["a", "b"]
+
+
+async def test_cancelled_timer_is_not_rearmed_after_a_restart(azurite_connstr, hub, http):
+    async with LocalHost(PROBE_APP, port=0, storage=azurite_connstr, hub_name=hub) as first:
+        iid = await start(http, first.url, "cancel_then_wait")
+        await wait_until(
+            http, first.url, iid, lambda b: any(e["EventType"] == "TimerFired" for e in b["historyEvents"])
+        )
+        await first.wait_idle()
+        assert first.engine is not None and first.engine.scheduler.pending() == 0
+    async with LocalHost(PROBE_APP, port=0, storage=azurite_connstr, hub_name=hub) as second:
+        await second.wait_idle()
+        assert second.engine is not None and second.engine.scheduler.pending() == 0
+        assert await raise_event(http, second.url, iid, "Go", 1) == 202
+        assert (await wait_done(http, second.url, iid))["output"] == 1

@@ -217,6 +217,33 @@ def signal_then_two_waits(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def retry_then_more(context: df.DurableOrchestrationContext):
+    spec = context.get_input()
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=spec["interval"], max_number_of_attempts=3)
+    retry = context.call_activity_with_retry("flaky", options, {"key": spec["key"], "failures": spec["failures"]})
+    other = context.call_activity("sleepy", {"sleep": spec["other_sleep"], "n": 1})
+    yield context.task_any([retry, other])
+    more = yield context.task_all([context.call_activity("sleepy", {"sleep": s, "n": 2}) for s in spec["more"]])
+    try:
+        result = yield retry
+    except Exception as exc:
+        result = "failed: " + str(exc).splitlines()[0]
+    last = yield context.call_activity("hello", "last")
+    return [result, more, last]
+
+
+@app.orchestration_trigger(context_name="context")
+def cancel_then_wait(context: df.DurableOrchestrationContext):
+    now = context.current_utc_datetime
+    long = context.create_timer(now + timedelta(seconds=60))
+    short = context.create_timer(now + timedelta(milliseconds=50))
+    yield context.task_any([long, short])
+    long.cancel()
+    value = yield context.wait_for_external_event("Go")
+    return value
+
+
+@app.orchestration_trigger(context_name="context")
 def many_waits(context: df.DurableOrchestrationContext):
     spec = context.get_input()
     waits = [context.wait_for_external_event(f"{spec['prefix']}-{i:05d}") for i in range(spec["n"])]
