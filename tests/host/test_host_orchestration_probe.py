@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import shutil
 import signal
 import time
 import uuid
@@ -554,3 +555,28 @@ async def test_cancelled_timer_is_not_rearmed_after_a_restart(azurite_connstr, h
         assert second.engine is not None and second.engine.scheduler.pending() == 0
         assert await raise_event(http, second.url, iid, "Go", 1) == 202
         assert (await wait_done(http, second.url, iid))["output"] == 1
+
+
+async def test_sync_activities_cannot_starve_orchestrators_and_http(azurite_connstr, hub, http, tmp_path):
+    """With maxConcurrentActivityFunctions above the host's 32 worker threads, sync activities take every
+    thread, and orchestrator episodes, entity operations and sync HTTP functions (same pool) wait."""
+    app = tmp_path / "app"
+    shutil.copytree(PROBE_APP, app, ignore=shutil.ignore_patterns("__pycache__"))
+    config = json.loads((app / "host.json").read_text())
+    config["extensions"]["durableTask"]["maxConcurrentActivityFunctions"] = 64
+    (app / "host.json").write_text(json.dumps(config))
+    async with LocalHost(app, port=0, storage=azurite_connstr, hub_name=hub) as host:
+        busy = await start(http, host.url, "fan_out", {"n": 40, "sleep": 3})
+        await wait_until(http, host.url, busy, lambda b: b["runtimeStatus"] == "Running")
+        await asyncio.sleep(0.3)  # the activities have started
+        began = time.monotonic()
+        quick = await start(http, host.url, "waiter")
+        await wait_until(http, host.url, quick, lambda b: b["runtimeStatus"] == "Running")
+        episode = time.monotonic() - began
+        assert await raise_event(http, host.url, quick, "Go", 1) == 202
+        await wait_done(http, host.url, quick)
+        began = time.monotonic()
+        async with http.get(f"{host.url}/api/ping") as resp:
+            assert resp.status == 200
+        ping = time.monotonic() - began
+        assert ping < 1.0 and episode < 1.0, f"first episode {episode:.2f}s, ping {ping:.2f}s"
