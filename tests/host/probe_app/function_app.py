@@ -1,4 +1,4 @@
-"""Orchestrators for the adversarial probes of the local host (tests/host/test_host_orchestration_probe.py)."""
+"""Orchestrators for the adversarial probes of the local host (test_host_orchestration_probe.py)."""
 
 import json
 import time
@@ -181,7 +181,9 @@ def long_chain(context: df.DurableOrchestrationContext):
 @app.orchestration_trigger(context_name="context")
 def fan_out(context: df.DurableOrchestrationContext):
     spec = context.get_input()
-    tasks = [context.call_activity("sleepy", {"n": i, "sleep": spec.get("sleep", 0)}) for i in range(spec["n"])]
+    tasks = [
+        context.call_activity("sleepy", {"n": i, "sleep": spec.get("sleep", 0)}) for i in range(spec["n"])
+    ]
     results = yield context.task_all(tasks)
     return sum(results)
 
@@ -220,10 +222,14 @@ def signal_then_two_waits(context: df.DurableOrchestrationContext):
 def retry_then_more(context: df.DurableOrchestrationContext):
     spec = context.get_input()
     options = df.RetryOptions(first_retry_interval_in_milliseconds=spec["interval"], max_number_of_attempts=3)
-    retry = context.call_activity_with_retry("flaky", options, {"key": spec["key"], "failures": spec["failures"]})
+    retry = context.call_activity_with_retry(
+        "flaky", options, {"key": spec["key"], "failures": spec["failures"]}
+    )
     other = context.call_activity("sleepy", {"sleep": spec["other_sleep"], "n": 1})
     yield context.task_any([retry, other])
-    more = yield context.task_all([context.call_activity("sleepy", {"sleep": s, "n": 2}) for s in spec["more"]])
+    more = yield context.task_all(
+        [context.call_activity("sleepy", {"sleep": s, "n": 2}) for s in spec["more"]]
+    )
     try:
         result = yield retry
     except Exception as exc:
@@ -240,6 +246,16 @@ def cancel_then_wait(context: df.DurableOrchestrationContext):
     yield context.task_any([long, short])
     long.cancel()
     value = yield context.wait_for_external_event("Go")
+    return value
+
+
+@app.orchestration_trigger(context_name="context")
+def sub_retry_fast(context: df.DurableOrchestrationContext):
+    spec = context.get_input()
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=1, max_number_of_attempts=3)
+    value = yield context.call_sub_orchestrator_with_retry(
+        "flaky_child", options, {"key": spec["key"], "failures": 2}, spec.get("child_id")
+    )
     return value
 
 
