@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,41 +22,50 @@ from aiohttp import web
 
 from . import history as h
 from .durable_api import CONTINUATION_HEADER, decode_token, encode_token
-from .instances import RUNTIME_STATUSES, TERMINAL, InstanceRecord
+from .instances import MAX_ID, RUNTIME_STATUSES, TERMINAL, InstanceRecord, invalid_instance_id
 from .orchestrations import InstanceExists, OrchestrationEngine
 from .responses import json_error, json_response
 
 log = logging.getLogger(__name__)
 
 MAX_INPUT = 1024 * 1024
-MAX_ID = 256
 DEFAULT_TOP = 100
 MAX_TOP = 1000
-_BAD_ID = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
-
-
-def invalid_instance_id(iid: str) -> str | None:
-    """Why `iid` cannot be an instance id (a table key), or None."""
-    if not iid or not iid.strip():
-        return "instance id must not be empty"
-    if _BAD_ID.search(iid):
-        return "instance id must not contain '/', '\\', '#', '?' or control characters"
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in iid):
-        return "instance id must not contain lone surrogates"
-    if len(iid.encode("utf-16-le")) > 2 * MAX_ID or iid.startswith("@"):
-        return f"instance id must be at most {MAX_ID} characters and must not start with '@'"
-    return None
 
 
 def payload_text(token: Any) -> str:
     """The JSON text an orchestrator receives for a posted token (see the module docstring)."""
     if isinstance(token, str):
         try:
-            json.loads(token)
+            strict_loads(token)
+        except RecursionError:
+            raise _BadRequest("request body holds JSON nested too deeply") from None
         except ValueError:
             return json.dumps(token)
         return token
     return json.dumps(token)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_loads(text: str | bytes) -> Any:
+    """`json.loads` without NaN and Infinity, which no other JSON reader accepts."""
+    value = json.loads(text, parse_constant=_no_constant)
+    if _has_infinity(value):
+        raise ValueError("numbers out of range are not JSON")
+    return value
+
+
+def _has_infinity(value: Any) -> bool:
+    if isinstance(value, float):
+        return value != value or value in (float("inf"), float("-inf"))
+    if isinstance(value, list):
+        return any(_has_infinity(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_infinity(v) for v in value.values())
+    return False
 
 
 def _time(stamp: datetime | None) -> str | None:
@@ -153,7 +161,7 @@ class InstanceApi:
         if not raw.strip():
             return False, None
         try:
-            return True, json.loads(raw.decode("utf-8"))
+            return True, strict_loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
             raise _BadRequest("request body is not valid UTF-8") from None
         except RecursionError:
@@ -247,8 +255,8 @@ class InstanceApi:
         for key in ("createdTimeFrom", "createdTimeTo"):
             text = request.query.get(key)
             try:
-                times.append(h.parse_time(text) if text else None)
-            except ValueError:
+                times.append(h.parse_time(text).astimezone(UTC) if text else None)
+            except (ValueError, OverflowError):
                 raise _BadRequest(f"{key} must be an ISO-8601 time, e.g. 2026-01-01T00:00:00Z") from None
         return statuses, times[0], times[1]
 

@@ -3,9 +3,10 @@
 Layout (one table and one blob container per task hub, beside the entity ones):
 - table `<hub>Instances`, PartitionKey = the instance id;
 - row `instance`: `name`, `status`, `executionId`, `createdTime`, `lastUpdatedTime`, `parent`,
-  `parentTask`, `parentExecution`, `actionsSeen`, `waits`, `applied` (see below) and the texts
-  `input`, `output`, `customStatus` and `history` (the current execution's DTFx events as JSON),
-  each stored as `tables.py` describes (one property, split, or a blob);
+  `parentTask`, `parentExecution`, `actionsSeen`, and the texts `input`, `output`, `customStatus`,
+  `history` (the current execution's DTFx events as JSON), `waits` (wait-for-event actions per
+  name, JSON) and `applied` (see below), each stored as `tables.py` describes (one property, split,
+  or a blob);
 - rows `msg-<20-digit sequence>`: the inbox, one row per event waiting for the instance (an external
   event, an activity result, a fired timer, an entity answer, a child's completion, a terminate,
   suspend or resume), with `event` (the DTFx event JSON) and `execution` (the execution it is for;
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +46,7 @@ from azure.data.tables import UpdateMode
 from .tables import (
     ConcurrencyConflict,
     HubStorage,
+    RowBudget,
     RowCache,
     StorageUnavailable,
     container_name_for,
@@ -58,8 +61,23 @@ INSTANCE_ROW = "instance"
 MESSAGE_PREFIX = "msg-"
 TERMINAL = frozenset({"Completed", "Failed", "Terminated"})
 RUNTIME_STATUSES = ("Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated", "Suspended")
-_TEXTS = ("input", "output", "customStatus", "history")
+_TEXTS = ("input", "output", "customStatus", "history", "waits", "applied")
 _IF_MATCH = MatchConditions.IfNotModified
+MAX_ID = 256
+_BAD_ID = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+
+
+def invalid_instance_id(iid: str) -> str | None:
+    """Why `iid` cannot be an instance id (a table key), or None."""
+    if not iid or not iid.strip():
+        return "instance id must not be empty"
+    if _BAD_ID.search(iid):
+        return "instance id must not contain '/', '\\', '#', '?' or control characters"
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in iid):
+        return "instance id must not contain lone surrogates"
+    if len(iid.encode("utf-16-le")) > 2 * MAX_ID or iid.startswith("@"):
+        return f"instance id must be at most {MAX_ID} characters and must not start with '@'"
+    return None
 
 
 @dataclass
@@ -146,8 +164,8 @@ class InstanceStore(HubStorage):
             parent_task=parent_task if isinstance(parent_task, int) else None,
             parent_execution=row.get("parentExecution") or None,
             actions_seen=int(row.get("actionsSeen") or 0),
-            waits=json.loads(row.get("waits") or "{}"),
-            applied=frozenset(k for k in str(row.get("applied") or "").split(",") if k),
+            waits=json.loads(texts.get("waits") or "{}"),
+            applied=frozenset(k for k in str(texts.get("applied") or "").split(",") if k),
             etag=row.metadata.get("etag") if hasattr(row, "metadata") else None,
             blobs=tuple(str(row[f"{p}Blob"]) for p in _TEXTS if row.get(f"{p}Blob")),
         )
@@ -312,8 +330,6 @@ class InstanceStore(HubStorage):
             "parent": record.parent or "",
             "parentExecution": record.parent_execution or "",
             "actionsSeen": record.actions_seen,
-            "waits": json.dumps(record.waits),
-            "applied": ",".join(sorted(record.applied)),
         }
         if record.parent_task is not None:
             entity["parentTask"] = record.parent_task
@@ -323,9 +339,12 @@ class InstanceStore(HubStorage):
             "output": record.output,
             "customStatus": record.custom_status,
             "history": json.dumps(record.history) if record.history else None,
+            "waits": json.dumps(record.waits) if record.waits else None,
+            "applied": ",".join(sorted(record.applied)) if record.applied else None,
         }
+        budget = RowBudget()  # several texts share the row
         for prop, text in texts.items():
-            blob = await self.put_text(entity, prop, prop, record.instance_id, text)
+            blob = await self.put_text(entity, prop, prop, record.instance_id, text, budget)
             if blob:
                 blobs.append(blob)
         return entity, blobs

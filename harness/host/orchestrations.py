@@ -17,7 +17,7 @@ import logging
 import traceback
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +28,7 @@ from azure.functions.durable_functions import ActivityTriggerConverter
 
 from . import history as h
 from .entities import EntityDispatcher, split_instance_id
-from .instances import InstanceRecord, InstanceStore, Message
+from .instances import InstanceRecord, InstanceStore, Message, invalid_instance_id
 from .loader import ActivityFunction, OrchestratorFunction
 from .replay import Decision, Instance, Work, is_retry_event, run_episode
 from .scheduler import Scheduler
@@ -38,6 +38,7 @@ from .tables import ConcurrencyConflict, StorageUnavailable, next_sequence
 log = logging.getLogger(__name__)
 
 MAX_EPISODE_EVENTS = 100  # new events handed to one episode
+MAX_ACTIVITY_THREADS = 64
 CONTROL = (h.EXECUTION_TERMINATED, h.EXECUTION_SUSPENDED, h.EXECUTION_RESUMED)
 
 
@@ -84,8 +85,14 @@ class OrchestrationEngine:
         self._running: set[tuple[str, str, int]] = set()  # activities in flight
         self._tasks: set[asyncio.Task[Any]] = set()
         self._activity_slots = asyncio.Semaphore(self.settings.max_activities)
+        # Sync activities get threads of their own: a fan-out of slow ones must not hold the threads
+        # that run orchestrator episodes, entity operations and sync HTTP functions.
+        self._activity_threads = ThreadPoolExecutor(
+            max_workers=min(self.settings.max_activities, MAX_ACTIVITY_THREADS), thread_name_prefix="activity"
+        )
         self._orchestrator_slots = asyncio.Semaphore(self.settings.max_orchestrators)
         self._closing = False
+        self._resumed = False  # until resume() has run, every inbox read also asks storage
         entities.respond = self.entity_answered
 
     # -- the API's operations --------------------------------------------------------------------
@@ -174,6 +181,7 @@ class OrchestrationEngine:
                 inbox = await self.store.messages(iid, record.applied)
                 await self._recover(record, inbox)
             self.notify(iid, unknown=True)
+        self._resumed = True
         return len(ids)
 
     async def idle(self) -> None:
@@ -189,6 +197,7 @@ class OrchestrationEngine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._activity_threads.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self, iid: str) -> None:
         delay = 0.5
@@ -222,15 +231,20 @@ class OrchestrationEngine:
                 self.notify(iid)
 
     async def _inbox(self, iid: str, record: InstanceRecord | None) -> list[Message]:
+        """The inbox in arrival order: from memory, merged with storage when storage may know more
+        (after a restart or a failure, and until start-up resumption has finished, so that a
+        message accepted early never overtakes an older stored one)."""
         applied = record.applied if record is not None else frozenset()
-        accepted = self._accepted.get(iid, {})
-        if iid in self._unknown:
+        accepted = self._accepted.setdefault(iid, {})
+        if iid in self._unknown or not self._resumed:
             stored = await self.store.messages(iid, applied)
-            self._unknown.discard(iid)
-            merged = {m.row_key: m for m in stored} | accepted
-        else:
-            merged = dict(accepted)
-        return [merged[k] for k in sorted(merged) if k not in applied]
+            for message in stored:  # kept in memory: later episodes need the ones this one leaves
+                accepted.setdefault(message.row_key, message)
+            if self._resumed:
+                self._unknown.discard(iid)
+        for key in [k for k in accepted if k in applied]:
+            del accepted[key]
+        return [accepted[k] for k in sorted(accepted)]
 
     def _consumed(self, iid: str, keys: list[str]) -> None:
         accepted = self._accepted.get(iid, {})
@@ -575,7 +589,7 @@ class OrchestrationEngine:
             returned = await activity.fn(**kwargs)
         else:
             loop = asyncio.get_running_loop()
-            returned = await loop.run_in_executor(self.executor, lambda: activity.fn(**kwargs))
+            returned = await loop.run_in_executor(self._activity_threads, lambda: activity.fn(**kwargs))
             if asyncio.iscoroutine(returned):
                 returned = await returned
         return str(ActivityTriggerConverter.encode(returned, expected_type=None).value)
@@ -587,9 +601,17 @@ class OrchestrationEngine:
             await self._answer(iid, execution, h.SUB_FAILED, work.task_id, Reason=reason, Details="")
             return
         child = work.target
+        problem = invalid_instance_id(child)
+        if problem is not None:
+            await self._answer(iid, execution, h.SUB_FAILED, work.task_id, Reason=problem, Details="")
+            return
         async with self.lock(child):
             existing = await self.store.read(child)
-            if existing is not None and existing.parent == iid and existing.parent_task == work.task_id:
+            if existing is not None and (
+                existing.parent,
+                existing.parent_execution,
+                existing.parent_task,
+            ) == (iid, execution, work.task_id):
                 return  # already started (this is a resumption)
             if existing is not None and not existing.terminal:
                 reason = f"an instance with id {child!r} is already {existing.status}"

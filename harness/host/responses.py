@@ -7,6 +7,9 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_server import Server
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +57,36 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return json_error(500, "internal error in the local host (see its log)", path=request.path)
+
+
+class _JsonErrorHandler(RequestHandler):
+    """A connection handler whose own error pages (a request the HTTP parser refused: bad bytes in a
+    header, a malformed request line) are JSON like every other error of the host."""
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs, and refuses once output was sent
+        text = message if status != 500 and message else "internal error in the local host (see its log)"
+        response = json_error(status, " ".join(text.split())[:500])
+        response.force_close()
+        return response
+
+
+class _JsonErrorServer(Server):
+    def __call__(self) -> RequestHandler:
+        return _JsonErrorHandler(self, loop=self._loop, **self._kwargs)
+
+
+class JsonErrorRunner(web.AppRunner):
+    """An AppRunner whose connections answer parser errors with JSON (aiohttp answers them in plain
+    text before any middleware runs, and offers no setting for it)."""
+
+    async def _make_server(self) -> Server:
+        server = await super()._make_server()
+        server.__class__ = _JsonErrorServer
+        return server

@@ -35,7 +35,7 @@ from .instances import InstanceStore
 from .lease import HubLease, lease_id_for
 from .loader import AppIndex, AppLoadError, load_app
 from .orchestrations import EngineSettings, OrchestrationEngine
-from .responses import PARSER_LIMIT, json_errors, json_response
+from .responses import PARSER_LIMIT, JsonErrorRunner, json_errors, json_response
 from .settings import KEY_ENV, HostConfig, apply_local_settings, resolve_storage
 from .store import EntityStore, StorageUnavailable
 
@@ -212,7 +212,7 @@ class LocalHost:
             api.add_routes(app, f"{BASE_PATH}/rpc-{self._rpc_secret}", trusted=True)
         api.add_routes(app, BASE_PATH)
         app.router.add_route("*", r"/{tail:[\s\S]*}", functions.handle)
-        self._runner = web.AppRunner(
+        self._runner = JsonErrorRunner(
             app,
             access_log=None,
             handle_signals=False,

@@ -189,6 +189,21 @@ class RowCache(Generic[R]):
         self._rows.clear()
 
 
+class RowBudget:
+    """What is left of a row's 1 MiB for texts, when one row holds several of them."""
+
+    def __init__(self, size: int = 900 * 1024) -> None:
+        self.left = size
+
+    def take(self, text: str) -> bool:
+        """Reserve room for `text` in the row; False when it must go to a blob instead."""
+        size = 2 * len(text) if text.isascii() else len(text.encode("utf-16-le"))
+        if size > self.left:
+            return False
+        self.left -= size
+        return True
+
+
 class HubStorage:
     """Async access to one table and one blob container of a task hub, created on first use."""
 
@@ -247,16 +262,23 @@ class HubStorage:
         return f"{kind}/{digest}/{uuid.uuid4().hex}"
 
     async def put_text(
-        self, entity: dict[str, Any], prop: str, kind: str, owner: str, text: str | None
+        self,
+        entity: dict[str, Any],
+        prop: str,
+        kind: str,
+        owner: str,
+        text: str | None,
+        budget: RowBudget | None = None,
     ) -> str | None:
         """Store `text` in the row (split over properties if need be), or in a new blob when it is
-        too long for a row; returns the blob's name."""
+        too long for a row (or for what `budget` leaves of it); returns the blob's name."""
         if text is None:
             return None
-        if fits_inline(text):
+        in_row = budget is None or budget.take(text)
+        if in_row and fits_inline(text):
             entity[prop] = text
             return None
-        if parts := split_text(text):
+        if in_row and (parts := split_text(text)):
             for index, part in enumerate(parts):
                 entity[part_name(prop, index)] = part
             entity[f"{prop}Parts"] = len(parts)

@@ -203,3 +203,18 @@ async def test_a_second_host_on_the_same_hub_refuses_to_start(azurite_connstr: s
     # A clean stop frees the hub at once.
     async with LocalHost(COUNTER_APP, port=free_port(), storage=azurite_connstr, hub_name=hub) as third:
         assert third.lease is not None and third.lease.held
+
+
+async def test_requests_the_http_parser_refuses_get_json_errors(host: LocalHost):
+    """Bytes the HTTP parser rejects never reach a handler; the answer is still JSON."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", host.port)
+    writer.write(
+        b"POST /api/counters/x HTTP/1.1\r\nHost: x\r\nIdempotency-Key: \xe4\x01x\r\nContent-Length: 0\r\n\r\n"
+    )
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0].endswith(b"400 Bad Request")
+    assert b"application/json" in head
+    assert "error" in json.loads(body)
