@@ -478,37 +478,34 @@ async def probe_outage(
     rng = random.Random(seed)
     result = ProbeResult(f"Storage outage: Azurite hung {hang:.0f} s (SIGSTOP), then down {down:.0f} s")
     ledger = Ledger()
-    phase = "before"
-    by_phase: dict[str, list[tuple[int | None, float, float]]] = {}
+    answers: list[tuple[int | None, float, float]] = []  # (status, sent at, answered at)
     keys = [_key("outage") for _ in range(sessions)]
     stop = asyncio.Event()
-    marks: dict[str, float] = {}
+    windows: dict[str, tuple[float, float]] = {}
     began = time.monotonic()
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
 
         async def worker() -> None:
             while not stop.is_set():
-                cid, session, sent_in = _key("out"), rng.choice(keys), phase
-                status, seconds = await post_turn(client, session, f"turn {cid}", cid)
+                cid, session, sent = _key("out"), rng.choice(keys), time.monotonic()
+                status, _ = await post_turn(client, session, f"turn {cid}", cid)
                 ledger.record(cid, session, status)
-                by_phase.setdefault(sent_in, []).append((status, seconds, time.monotonic()))
+                answers.append((status, sent, time.monotonic()))
                 if status not in ANSWERED:
                     await asyncio.sleep(0.25)  # a client backing off, not a flood
 
         tasks = [asyncio.create_task(worker()) for _ in range(workers)]
         await asyncio.sleep(1.0)
-        phase = "hang"
+        start = time.monotonic()
         with frozen(azurite):
             await asyncio.sleep(hang)
-        marks["hang"] = time.monotonic()
-        phase = "after hang"
+        windows["hang"] = (start, time.monotonic())
         await asyncio.sleep(2.0)
-        phase = "down"
+        start = time.monotonic()
         await asyncio.to_thread(azurite.stop)
         await asyncio.sleep(down)
         await asyncio.to_thread(azurite.start)
-        marks["down"] = time.monotonic()
-        phase = "after down"
+        windows["down"] = (start, time.monotonic())
         await asyncio.sleep(3.0)
         stop.set()
         await asyncio.gather(*tasks)
@@ -517,23 +514,26 @@ async def probe_outage(
         problems = await verify_ledger(client, ledger)
     result.seconds = time.monotonic() - began
     slack = run_timeout + 2.0
-    for name, label in (("hang", "Azurite frozen (SIGSTOP)"), ("down", "Azurite stopped")):
-        answers = by_phase.get(name, [])
-        statuses = [s for s, _, _ in answers]
-        slowest = max((t for _, t, _ in answers), default=0.0)
+    labels = (("hang", "Azurite is frozen (SIGSTOP)"), ("down", "Azurite stops, is down, starts"))
+    for name, label in labels:
+        opened, closed = windows[name]
+        during = [(s, end - sent) for s, sent, end in answers if sent < closed and end > opened]
+        statuses = [s for s, _ in during]
+        slowest = max((t for _, t in during), default=0.0)
         result.check(
-            f"POST /run while {label}",
+            f"POST /run in flight while {label}",
             f"{status_counts(statuses)}; slowest {slowest:.1f} s",
             f"only 200/202/503, each within {slack:.0f} s",
             all(s in (200, 202, 503) for s in statuses) and slowest <= slack,
-            _sample(f"{s} after {t:.1f} s" for s, t, _ in answers if s not in (200, 202, 503) or t > slack),
+            _sample(f"{s} after {t:.1f} s" for s, t in during if s not in (200, 202, 503) or t > slack),
         )
-        after = [(s, at) for s, _, at in by_phase.get(f"after {name}", []) if s == 200]
-        recovered = min((at for _, at in after), default=None)
+        until = windows["down"][0] if name == "hang" else float("inf")  # up to the next outage
+        later = [(s, end) for s, sent, end in answers if closed <= sent < until]
+        recovered = min((end for s, end in later if s == 200), default=None)
         result.check(
-            f"traffic after {label.split(' (')[0].lower()} ended (no host restart)",
-            f"{status_counts(s for s, _, _ in by_phase.get(f'after {name}', []))}"
-            + (f"; first 200 after {recovered - marks[name]:.1f} s" if recovered else ""),
+            f"POST /run sent after {'SIGCONT' if name == 'hang' else 'Azurite is back'} (no host restart)",
+            status_counts(s for s, _ in later)
+            + (f"; first 200 {recovered - closed:.1f} s after" if recovered else ""),
             "the host recovers: 200s again",
             recovered is not None,
         )
@@ -759,13 +759,15 @@ def fuzz_hostile(seed: int, count: int) -> list[Hostile]:
 
 async def send_hostile(client: httpx.AsyncClient, case: Hostile) -> tuple[int | None, bytes, str]:
     """Send one case; (status, body, content type). status None: the client library refused to send
-    it or the connection failed (counted, not judged)."""
+    it (counted, not judged); 0: the connection failed without an answer."""
     try:
         response = await client.request(
             case.method, case.path, content=case.content, headers=dict(case.headers), params=dict(case.params)
         )
-    except (httpx.HTTPError, UnicodeError, ValueError):
-        return None, b"", ""
+    except (httpx.LocalProtocolError, httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError, ValueError):
+        return None, b"", ""  # the client library would not send it: nothing to judge
+    except httpx.TransportError:
+        return 0, b"", ""  # the server dropped the connection without an answer: judged as broken
     return response.status_code, response.content, response.headers.get("content-type", "")
 
 
@@ -778,7 +780,7 @@ def error_is_json(body: bytes) -> bool:
 
 def _breaks_claim(case: Hostile, code: int, body: bytes) -> bool:
     """A 5xx (but the documented 501 of rewind), or an error whose body is not a JSON object."""
-    if code >= 500 and not (code == 501 and case.path.endswith("/rewind")):
+    if code == 0 or code >= 500 and not (code == 501 and case.path.endswith("/rewind")):
         return True
     return code >= 400 and not error_is_json(body)
 
@@ -813,7 +815,7 @@ async def probe_hostile(url: str, *, fuzz: int = 400, seed: int = 4) -> ProbeRes
             ]
             result.check(
                 f"{target} ({origin}, {len(rows)} requests)",
-                status_counts(code if code is not None else "not sent" for _, code, _ in rows),
+                status_counts({None: "not sent", 0: "dropped"}.get(code, code) for _, code, _ in rows),
                 "no 500; every error body is JSON",
                 not broken,
                 _sample(broken),
