@@ -215,6 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from harness.bench import main as bench_main
 
         return bench_main(args_list[1:])
+    if args_list[:1] == ["chaos"]:
+        from harness.chaos import main as chaos_main
+
+        return chaos_main(args_list[1:])
     args = build_parser().parse_args(args_list)
     stdout = Console(soft_wrap=False)
     try:
