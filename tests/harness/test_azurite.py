@@ -36,6 +36,7 @@ def running(tmp_path: Path, azurite_exe: Path) -> Iterator[Azurite]:
         yield emulator
 
 
+@pytest.mark.integration
 def test_three_services_answer(running: Azurite) -> None:
     assert running.is_running()
     assert len(set(running.ports.values())) == 3
@@ -47,6 +48,7 @@ def test_three_services_answer(running: Azurite) -> None:
     assert running.data_dir.is_dir() and running.log_path == running.data_dir / "azurite.log"
 
 
+@pytest.mark.integration
 def test_connection_string_works_with_sdks(running: Azurite) -> None:
     from azure.data.tables import TableServiceClient
     from azure.storage.queue import QueueServiceClient
@@ -62,6 +64,7 @@ def test_connection_string_works_with_sdks(running: Azurite) -> None:
     assert "harness-test" in [q.name for q in queues.list_queues()]
 
 
+@pytest.mark.integration
 def test_stop_frees_ports(tmp_path: Path, azurite_exe: Path) -> None:
     emulator = Azurite(tmp_path / "data", executable=azurite_exe).start()
     pid, ports = emulator.pid, dict(emulator.ports)
@@ -72,6 +75,7 @@ def test_stop_frees_ports(tmp_path: Path, azurite_exe: Path) -> None:
     emulator.stop()  # idempotent
 
 
+@pytest.mark.integration
 def test_requested_port_taken(tmp_path: Path, azurite_exe: Path, running: Azurite) -> None:
     with pytest.raises(Exception, match=f"port 127.0.0.1:{running.blob_port} is already in use"):
         Azurite(tmp_path / "other", executable=azurite_exe, blob_port=running.blob_port).start()

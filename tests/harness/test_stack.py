@@ -140,6 +140,7 @@ def test_modes(tmp_path: Path, app_dir: Path, monkeypatch: pytest.MonkeyPatch) -
         FunctionHost(tmp_path / "missing")
 
 
+@pytest.mark.integration
 def test_stack_with_func_and_real_azurite(fake_func: Path, app_dir: Path, tmp_path: Path) -> None:
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
@@ -166,6 +167,7 @@ def test_stack_with_func_and_real_azurite(fake_func: Path, app_dir: Path, tmp_pa
     assert messages[-1].startswith(f"Stack ready at {stack.url} in ")
 
 
+@pytest.mark.integration
 def test_stack_failure_leaves_nothing_running(fake_func: Path, app_dir: Path, tmp_path: Path) -> None:
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
@@ -192,6 +194,7 @@ def test_free_port_host_is_not_started_twice(fake_func: Path, app_dir: Path, tmp
         assert host.start() is host and host.pid == pid
 
 
+@pytest.mark.integration
 def test_stack_local_host_on_weather_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real pieces together: Azurite + ``python -m harness.host`` + the default weather script."""
     import importlib.util
@@ -251,6 +254,7 @@ def _needs_node() -> None:
         pytest.skip("node is not installed")
 
 
+@pytest.mark.integration
 def test_stack_removes_the_work_folder_it_made_on_a_clean_stop(
     fake_func: Path, app_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -271,6 +275,7 @@ def test_stack_removes_the_work_folder_it_made_on_a_clean_stop(
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
+@pytest.mark.integration
 def test_failed_start_keeps_the_work_folder_with_its_logs(
     fake_func: Path, app_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -307,6 +312,7 @@ finally:
 """
 
 
+@pytest.mark.integration
 def test_sigterm_stops_the_stack_and_removes_its_work_folder(
     fake_func: Path, app_dir: Path, tmp_path: Path
 ) -> None:
