@@ -216,7 +216,7 @@ def test_stack_local_host_on_weather_sample(tmp_path: Path, monkeypatch: pytest.
         assert state["message_count"] == 2  # durable state survived a crash of the host
 
 
-def test_host_modes_are_defined_once() -> None:
+def test_host_modes_are_defined_once(capsys: pytest.CaptureFixture[str]) -> None:
     from typing import get_args
 
     import harness.cli
@@ -227,9 +227,12 @@ def test_host_modes_are_defined_once() -> None:
     assert HOST_MODES == get_args(HostMode) == ("func", "local", "auto")
     assert harness.cli.HOST_MODES is HOST_MODES
     assert harness.pytest_plugin.HOST_MODES is HOST_MODES
-    chat = harness.cli.build_parser()._subparsers._group_actions[0].choices["chat"]  # type: ignore[union-attr]
-    host_option = next(action for action in chat._actions if action.dest == "host_mode")
-    assert tuple(host_option.choices) == HOST_MODES
+    parser = harness.cli.build_parser()
+    for mode in HOST_MODES:
+        assert parser.parse_args(["chat", "WeatherAgent", "--host", mode]).host_mode == mode
+    with pytest.raises(SystemExit):
+        parser.parse_args(["chat", "WeatherAgent", "--host", "docker"])
+    assert "invalid choice: 'docker'" in capsys.readouterr().err
     assert issubclass(FunctionHost, ManagedService) and issubclass(Stack, StartStop)
 
 
