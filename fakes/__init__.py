@@ -8,7 +8,18 @@ exercised end to end without a model service.
 from .client import RawScriptedChatClient, ScriptedChatClient
 from .errors import ScriptError, ScriptExhaustedError
 from .recording import RecordedRequest, read_recorded
-from .script import Condition, Rule, Script, Step, StepLike, ToolCall, build_script, load_script, parse_script
+from .script import (
+    Condition,
+    Rule,
+    Script,
+    Step,
+    StepLike,
+    ToolCall,
+    build_script,
+    load_script,
+    load_script_data,
+    parse_script,
+)
 from .weather import WEATHER_SCRIPT_PATH, weather_script
 
 __all__ = [
@@ -26,6 +37,7 @@ __all__ = [
     "ToolCall",
     "build_script",
     "load_script",
+    "load_script_data",
     "parse_script",
     "read_recorded",
     "weather_script",

@@ -170,6 +170,23 @@ class Script:
 
 def load_script(path: str | Path) -> Script:
     """Read and validate a ``.json`` or ``.toml`` script file."""
+    file, data = _read_script_file(path)
+    return parse_script(data, source=str(file))
+
+
+def load_script_data(path: str | Path) -> dict[str, Any]:
+    """The plain data of a ``.json`` or ``.toml`` script file, validated like ``load_script``.
+
+    For callers that pass the script on as data (e.g. write it as JSON for a host's fake model):
+    a bad file fails here, with the same message ``load_script`` gives.
+    """
+    file, data = _read_script_file(path)
+    parse_script(data, source=str(file))
+    return dict(data)
+
+
+def _read_script_file(path: str | Path) -> tuple[Path, Any]:
+    """Read and decode a script file by its suffix; problems are ScriptErrors naming the file."""
     file = Path(path)
     suffix = file.suffix.lower()
     if suffix not in (".json", ".toml"):
@@ -180,14 +197,12 @@ def load_script(path: str | Path) -> Script:
         raise ScriptError(f"{file}: cannot read script: {exc}") from exc
     try:
         if suffix == ".json":
-            data = json.loads(raw.decode("utf-8"))
-        else:
-            data = tomllib.loads(raw.decode("utf-8"))
+            return file, json.loads(raw.decode("utf-8"))
+        return file, tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ScriptError(f"{file}: script is not UTF-8 text: {exc}") from exc
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ScriptError(f"{file}: not valid {suffix[1:].upper()}: {exc}") from exc
-    return parse_script(data, source=str(file))
 
 
 def parse_script(data: Any, *, source: str = "<script>") -> Script:

@@ -34,7 +34,6 @@ import os
 import re
 import tempfile
 import time
-import tomllib
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -242,24 +241,9 @@ def function_host_env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def chat_script_default() -> dict[str, Any]:
     """The script every test starts from: the rule-based weather script (override for another baseline)."""
-    from fakes import WEATHER_SCRIPT_PATH
+    from fakes import WEATHER_SCRIPT_PATH, load_script_data
 
-    return script_data(Path(WEATHER_SCRIPT_PATH))
-
-
-def script_data(path: Path) -> dict[str, Any]:
-    """The data form of a script file (what ``ChatScript`` writes for the host's fake to read).
-
-    ``fakes.load_script`` reads and checks the file, so a bad one fails here with the fake's own
-    message; it returns a parsed ``Script``, which has no data form, so the data is then read from the
-    file it accepted (JSON or TOML, by the same suffix rule).
-    """
-    from fakes import load_script
-
-    load_script(path)
-    text = path.read_text(encoding="utf-8")
-    data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
-    return dict(data)
+    return load_script_data(WEATHER_SCRIPT_PATH)
 
 
 class ChatScript:

@@ -86,7 +86,7 @@ def test_chat_starts_the_stack_answers_and_leaves_nothing_running(tmp_path: Path
     try:
         term.expect(r"Azurite data", timeout=180)
         term.expect(r"Message the agent", timeout=60)  # the TUI is up with its input
-        time.sleep(0.5)
+        term.expect(r"Type a message below", timeout=60)  # and has loaded the (new) session
         term.send("What's the weather in Paris?\r")
         term.expect(r"Here's the latest", timeout=90)
         term.send("\x11")  # ctrl+q

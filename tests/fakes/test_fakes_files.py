@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from agent_framework import Agent
 
-from fakes import ScriptedChatClient, ScriptError, load_script, parse_script, read_recorded
+from fakes import ScriptedChatClient, ScriptError, load_script, load_script_data, parse_script, read_recorded
 from fakes.script import resolve_error_type
 
 
@@ -267,6 +267,27 @@ def test_invalid_json_and_toml_and_suffix(tmp_path: Path):
         load_script(yaml)
     with pytest.raises(ScriptError, match="cannot read script"):
         ScriptedChatClient.from_file(tmp_path / "missing.json")
+
+
+def test_script_data_is_the_file_as_data_checked_like_load_script(tmp_path: Path):
+    """``load_script_data`` (what the pytest plugin writes for the host's fake) gives the file's plain
+    data, from JSON or TOML, and refuses what ``load_script`` refuses with the same message."""
+    data = {"steps": ["hi", {"text": "bye", "delay": 0.5}], "default": "ok", "comment": "kept"}
+    assert load_script_data(write_json(tmp_path / "s.json", data)) == data
+    toml = tmp_path / "s.toml"
+    toml.write_text('default = "ok"\n\n[[steps]]\ntext = "hi"\n', encoding="utf-8")
+    assert load_script_data(toml) == {"default": "ok", "steps": [{"text": "hi"}]}
+
+    unknown_key = write_json(tmp_path / "bad.json", {"steps": [{"txet": "typo"}]})
+    bad_syntax = tmp_path / "broken.json"
+    bad_syntax.write_text("{nope", encoding="utf-8")
+    for path in (unknown_key, bad_syntax, tmp_path / "missing.json", tmp_path / "s.yaml"):
+        with pytest.raises(ScriptError) as from_data:
+            load_script_data(path)
+        with pytest.raises(ScriptError) as from_script:
+            load_script(path)
+        assert str(from_data.value) == str(from_script.value)
+        assert str(path) in str(from_data.value)
 
 
 @pytest.mark.parametrize("name", [".X", "..X", "X.", "os..path", "a b", "", ":X"])

@@ -75,6 +75,7 @@ def azurite_exe() -> Path:
     return ensure_azurite()
 
 
+@pytest.mark.integration
 def test_plugin_end_to_end(
     azurite_exe: Path, pytester: pytest.Pytester, stand_in_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -126,6 +127,7 @@ def test_options_are_validated(pytester: pytest.Pytester) -> None:
     help_text.stdout.fnmatch_lines(["*--durableagent-app=DIR*", "*--durableagent-host*"])
 
 
+@pytest.mark.integration
 def test_each_app_gets_its_own_host(
     azurite_exe: Path, pytester: pytest.Pytester, stand_in_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

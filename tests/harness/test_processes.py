@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,10 @@ def test_start_ready_and_log_capture(tmp_path: Path) -> None:
 def test_env_and_cwd(tmp_path: Path) -> None:
     code = "import os; print('X=' + os.environ['X_TEST'], 'CWD=' + os.getcwd())"
     proc = ManagedProcess(py(code), log_path=tmp_path / "p.log", env={"X_TEST": "42"}, cwd=tmp_path).start()
-    assert proc._popen is not None and proc._popen.wait(10) == 0
+    deadline = time.monotonic() + 10
+    while proc.returncode is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.returncode == 0
     assert f"X=42 CWD={tmp_path}" in proc.log_path.read_text()
     proc.stop()
 

@@ -140,6 +140,7 @@ def test_modes(tmp_path: Path, app_dir: Path, monkeypatch: pytest.MonkeyPatch) -
         FunctionHost(tmp_path / "missing")
 
 
+@pytest.mark.integration
 def test_stack_with_func_and_real_azurite(fake_func: Path, app_dir: Path, tmp_path: Path) -> None:
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
@@ -166,6 +167,7 @@ def test_stack_with_func_and_real_azurite(fake_func: Path, app_dir: Path, tmp_pa
     assert messages[-1].startswith(f"Stack ready at {stack.url} in ")
 
 
+@pytest.mark.integration
 def test_stack_failure_leaves_nothing_running(fake_func: Path, app_dir: Path, tmp_path: Path) -> None:
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
@@ -192,6 +194,7 @@ def test_free_port_host_is_not_started_twice(fake_func: Path, app_dir: Path, tmp
         assert host.start() is host and host.pid == pid
 
 
+@pytest.mark.integration
 def test_stack_local_host_on_weather_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real pieces together: Azurite + ``python -m harness.host`` + the default weather script."""
     import importlib.util
@@ -213,7 +216,7 @@ def test_stack_local_host_on_weather_sample(tmp_path: Path, monkeypatch: pytest.
         assert state["message_count"] == 2  # durable state survived a crash of the host
 
 
-def test_host_modes_are_defined_once() -> None:
+def test_host_modes_are_defined_once(capsys: pytest.CaptureFixture[str]) -> None:
     from typing import get_args
 
     import harness.cli
@@ -224,9 +227,12 @@ def test_host_modes_are_defined_once() -> None:
     assert HOST_MODES == get_args(HostMode) == ("func", "local", "auto")
     assert harness.cli.HOST_MODES is HOST_MODES
     assert harness.pytest_plugin.HOST_MODES is HOST_MODES
-    chat = harness.cli.build_parser()._subparsers._group_actions[0].choices["chat"]  # type: ignore[union-attr]
-    host_option = next(action for action in chat._actions if action.dest == "host_mode")
-    assert tuple(host_option.choices) == HOST_MODES
+    parser = harness.cli.build_parser()
+    for mode in HOST_MODES:
+        assert parser.parse_args(["chat", "WeatherAgent", "--host", mode]).host_mode == mode
+    with pytest.raises(SystemExit):
+        parser.parse_args(["chat", "WeatherAgent", "--host", "docker"])
+    assert "invalid choice: 'docker'" in capsys.readouterr().err
     assert issubclass(FunctionHost, ManagedService) and issubclass(Stack, StartStop)
 
 
@@ -251,6 +257,7 @@ def _needs_node() -> None:
         pytest.skip("node is not installed")
 
 
+@pytest.mark.integration
 def test_stack_removes_the_work_folder_it_made_on_a_clean_stop(
     fake_func: Path, app_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -271,6 +278,7 @@ def test_stack_removes_the_work_folder_it_made_on_a_clean_stop(
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
+@pytest.mark.integration
 def test_failed_start_keeps_the_work_folder_with_its_logs(
     fake_func: Path, app_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -307,6 +315,7 @@ finally:
 """
 
 
+@pytest.mark.integration
 def test_sigterm_stops_the_stack_and_removes_its_work_folder(
     fake_func: Path, app_dir: Path, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from azure.data.tables.aio import TableClient
 
 from harness.host.store import (
     ConcurrencyConflict,
@@ -35,19 +36,36 @@ async def _read_uncached(connstr: str, hub: str, iid: str) -> EntityRecord | Non
 async def _start_slow_read(
     store: EntityStore, iid: str, release: asyncio.Event
 ) -> asyncio.Task[EntityRecord | None]:
-    """A read that has fetched its row from storage but returns only once `release` is set."""
+    """A read that has fetched its row from storage but returns only once `release` is set.
+
+    Holding a read between its storage round trip and its return needs the store's table client
+    (private): no public call lets a test stop a read half-way.
+    """
     real_get = store._table.get_entity
+    fetched = asyncio.Event()
 
     async def slow_get(*args, **kwargs):
         row = await real_get(*args, **kwargs)
+        fetched.set()
         await release.wait()
         return row
 
     store._table.get_entity = slow_get  # type: ignore[method-assign]
-    reader = asyncio.create_task(store.read(iid))
-    await asyncio.sleep(0.2)
-    store._table.get_entity = real_get  # type: ignore[method-assign]
+    try:
+        reader = asyncio.create_task(store.read(iid))
+        await asyncio.wait_for(fetched.wait(), 10)  # the read has the row storage held
+    finally:
+        store._table.get_entity = real_get  # type: ignore[method-assign]
     return reader
+
+
+async def _clean_ups_done(store: EntityStore) -> None:
+    """Wait for the store's background clean-ups (deleting applied signal rows and unused blobs).
+
+    Private, as no public call waits for them; storage alone would not do: it shows a row gone a
+    moment before the clean-up records the deletion, which the next commit relies on.
+    """
+    await asyncio.gather(*store._cleanups)
 
 
 async def test_a_read_overlapping_a_commit_does_not_cache_the_older_state(
@@ -92,13 +110,15 @@ async def test_absence_is_cached_until_a_commit_creates_the_entity(store: Entity
     assert record is not None and record.state == "1"
 
 
-async def _signal_rows(connstr: str, hub: str, iid: str) -> list[str]:
-    other = EntityStore(connstr, hub)
-    try:
-        rows = other._table.query_entities("PartitionKey eq @pk", parameters={"pk": iid})
+def _raw_table(connstr: str, store: EntityStore) -> TableClient:
+    """The store's table through the Azure SDK alone: what storage holds, written as another process would."""
+    return TableClient.from_connection_string(connstr, store.table_name)
+
+
+async def _signal_rows(connstr: str, store: EntityStore, iid: str) -> list[str]:
+    async with _raw_table(connstr, store) as table:
+        rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": iid})
         return [row["RowKey"] async for row in rows if row["RowKey"].startswith("sig-")]
-    finally:
-        await other.close()
 
 
 async def test_applied_signal_rows_are_skipped_until_cleaned_up(
@@ -107,18 +127,19 @@ async def test_applied_signal_rows_are_skipped_until_cleaned_up(
     iid = instance_id("counter", "applied")
     first = await store.add_signal("counter", "applied", "add", json.dumps("1"))
     await store.commit(None, "counter", "applied", True, json.dumps(1), [first])
-    await asyncio.gather(*store._cleanups)
+    await _clean_ups_done(store)
     # As after a crash between the commit and the clean-up: the row is back, the state lists it.
-    await store._table.create_entity({"PartitionKey": iid, "RowKey": first.row_key, "op": "add"})
+    async with _raw_table(azurite_connstr, store) as table:
+        await table.create_entity({"PartitionKey": iid, "RowKey": first.row_key, "op": "add"})
     second = await store.add_signal("counter", "applied", "add", json.dumps("2"))
-    assert await _signal_rows(azurite_connstr, hub, iid) == [first.row_key, second.row_key]
+    assert await _signal_rows(azurite_connstr, store, iid) == [first.row_key, second.row_key]
     restarted = EntityStore(azurite_connstr, hub)
     try:
         assert [s.row_key for s in await restarted.pending(iid)] == [second.row_key]
         before = await restarted.read(iid)
         await restarted.commit(before, "counter", "applied", True, json.dumps(3), [second])
-        await asyncio.gather(*restarted._cleanups)
-        assert await _signal_rows(azurite_connstr, hub, iid) == []
+        await _clean_ups_done(restarted)
+        assert await _signal_rows(azurite_connstr, store, iid) == []
         assert await restarted.pending(iid) == []
         # The next commit drops the deleted keys from the list, so it does not grow.
         await restarted.commit(await restarted.read(iid), "counter", "applied", True, json.dumps(4), [])
@@ -129,12 +150,12 @@ async def test_applied_signal_rows_are_skipped_until_cleaned_up(
         await restarted.close()
 
 
-async def test_deleting_rows_tolerates_rows_already_gone(store: EntityStore, azurite_connstr: str, hub: str):
+async def test_deleting_rows_tolerates_rows_already_gone(store: EntityStore, azurite_connstr: str):
     """A purge or a retried drop may meet rows a clean-up already deleted."""
     iid = instance_id("counter", "gone-rows")
     kept = await store.add_signal("counter", "gone-rows", "add", json.dumps("1"))
     await store.delete_rows(iid, [kept.row_key, "sig-00000000000000000001"])
-    assert await _signal_rows(azurite_connstr, hub, iid) == []
+    assert await _signal_rows(azurite_connstr, store, iid) == []
 
 
 async def test_purge_waits_for_the_clean_up_of_applied_rows(
@@ -143,9 +164,10 @@ async def test_purge_waits_for_the_clean_up_of_applied_rows(
     iid = instance_id("counter", "purged")
     signals = [await store.add_signal("counter", "purged", "add", json.dumps("1")) for _ in range(20)]
     await store.commit(None, "counter", "purged", True, json.dumps(20), signals)
-    assert store._cleanups  # deleting the applied rows, in the background
+    # The clean-up of the 20 applied rows is still under way (private: nothing public shows it).
+    assert store._cleanups
     assert await store.purge(iid)
-    assert await _signal_rows(azurite_connstr, hub, iid) == []
+    assert await _signal_rows(azurite_connstr, store, iid) == []
     assert await _read_uncached(azurite_connstr, hub, iid) is None
 
 
@@ -168,6 +190,7 @@ async def test_a_long_state_rewrites_only_its_changed_parts(
         "g" * (PART_CHARS * MAX_PARTS + 1),  # a blob
         head + "h",
     ]
+    # What each commit sends is only visible on the store's table client (private).
     sent: list[set[str]] = []
     real_update = store._table.update_entity
 

@@ -22,6 +22,17 @@ def run(client: httpx.Client, agent: str, payload: Any) -> httpx.Response:
     return client.post(f"/api/agents/{agent}/run", json=payload)
 
 
+def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.02) -> Any:
+    """Poll until `condition()` is truthy and return its value (a readiness probe, not a sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"waited {timeout} s {what}")
+
+
 def wait_for_state(
     client: httpx.Client, agent: str, session: str, predicate: Any, timeout: float = 20
 ) -> dict:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-from durableagent._run_request import RequestError, validate_run_request
 
 from .conftest import run
 
@@ -29,15 +28,26 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
+# Response schemas whose validity the test knows (judging any schema would take a meta-validator).
+VALID_SCHEMAS = [{}, {"type": "object"}, {"type": "object", "properties": {"a": {"type": "string"}}}]
+INVALID_SCHEMAS = [{"type": 5}, {"type": "no-such-type"}, {"required": "a"}, {"properties": []}]
+# Each field is hostile (any JSON) or plausible, so valid and invalid bodies both come up often.
 run_bodies = json_values | st.fixed_dictionaries(
-    {"message": json_values},
+    {"message": json_values | st.text(max_size=30)},
     optional={
-        "sessionId": json_values,
-        "role": json_values,
-        "enable_tool_calls": json_values,
-        "response_schema": json_values,
+        "sessionId": json_values | st.text(max_size=30),
+        "role": json_values | st.sampled_from(["user", "system", "assistant", "User"]),
+        "enable_tool_calls": json_values | st.booleans(),
+        "response_schema": st.sampled_from(VALID_SCHEMAS + INVALID_SCHEMAS)
+        | st.none()
+        | st.booleans()
+        | st.integers()
+        | st.text(max_size=10)
+        | st.lists(json_values, max_size=2),
     },
 )
+KNOWN_FIELDS = {"message", "sessionId", "sessionKey", "role", "enable_tool_calls", "response_schema"}
+KEY_FORBIDDEN = set("/?#@%\\")
 
 
 @pytest.fixture
@@ -48,15 +58,56 @@ def canary(host_client, unique_session):
     )
     before = host_client.get(f"/api/agents/WeatherAgent/{unique_session}").json()
     yield unique_session
-    assert host_client.get(f"/api/agents/WeatherAgent/{unique_session}").json() == before
+    # Signals sent to the canary are applied asynchronously. A session applies its operations one at
+    # a time in arrival order, so once a turn sent after them has its answer, all of them have been
+    # applied: the canary must then hold its first turn plus this one, and nothing else.
+    barrier = run(host_client, "WeatherAgent", {"message": "barrier", "sessionId": unique_session})
+    assert barrier.status_code == 200, barrier.text
+    after = host_client.get(f"/api/agents/WeatherAgent/{unique_session}").json()
+    history = after["conversation_history"]
+    assert history[:-2] == before["conversation_history"]
+    barrier_turn = [(entry["role"], entry["content"]) for entry in history[-2:]]
+    assert barrier_turn[0] == ("user", "barrier") and barrier_turn[1][0] == "assistant"
+    assert after["message_count"] == before["message_count"] + 2
 
 
-def _is_valid(body: object) -> bool:
-    try:
-        validate_run_request(body)
-    except RequestError:
+def _valid_session_key(key: object) -> bool:
+    """The documented rules: a non-empty string of at most 256 UTF-16 code units, not '.' or '..',
+    without lone surrogates, '/', '?', '#', '@', '%', backslash, whitespace or control characters."""
+    if not isinstance(key, str) or key in ("", ".", ".."):
         return False
-    return True
+    if any(0xD800 <= ord(char) <= 0xDFFF for char in key):
+        return False
+    if sum(2 if ord(char) > 0xFFFF else 1 for char in key) > 256:
+        return False
+    return not any(
+        char in KEY_FORBIDDEN or char.isspace() or unicodedata.category(char) == "Cc" for char in key
+    )
+
+
+def _expected_valid(body: object) -> bool:
+    """Whether the run route must accept `body`, from the documented rules written out here (never
+    by calling the validator under test). Generated bodies nest at most 12 levels and stay far
+    below the size limits, so depth and size never decide."""
+    if not isinstance(body, dict) or set(body) - KNOWN_FIELDS:
+        return False
+    message = body.get("message")
+    if not isinstance(message, str) or not message.strip():
+        return False
+    if "sessionId" in body and "sessionKey" in body and body["sessionId"] != body["sessionKey"]:
+        return False
+    key = body.get("sessionId", body.get("sessionKey"))
+    if key is not None and not _valid_session_key(key):
+        return False
+    if body.get("role", "user") not in ("user", "system"):
+        return False
+    if not isinstance(body.get("enable_tool_calls", True), bool):
+        return False
+    schema = body.get("response_schema")
+    if isinstance(schema, dict):
+        assume(schema in VALID_SCHEMAS or schema in INVALID_SCHEMAS)  # not one the test can judge
+        return schema in VALID_SCHEMAS
+    return schema is None
 
 
 def _assert_json_error(response) -> None:
@@ -72,7 +123,7 @@ def test_random_json_on_the_run_route(host_client, canary, body):
     if isinstance(body, dict) and body.get("sessionId") == canary:
         body = {**body, "sessionId": f"{canary}-x"}
     response = host_client.post("/api/agents/WeatherAgent/run", content=json.dumps(body))
-    if _is_valid(body):
+    if _expected_valid(body):
         assert response.status_code == 200, response.text
     else:
         _assert_json_error(response)
@@ -84,7 +135,7 @@ def test_random_json_on_the_run_route(host_client, canary, body):
 def test_random_bytes_on_the_run_route(host_client, canary, raw):
     response = host_client.post("/api/agents/WeatherAgent/run", content=raw)
     try:
-        valid = _is_valid(json.loads(raw.decode("utf-8")))
+        valid = _expected_valid(json.loads(raw.decode("utf-8")))
     except (UnicodeDecodeError, ValueError):
         valid = False
     if valid:

@@ -14,7 +14,7 @@ import pytest
 from harness.azurite import Azurite
 from harness.stack import FunctionHost
 
-from .conftest import SAMPLES, wait_for_state
+from .conftest import SAMPLES, wait_for_state, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -41,16 +41,34 @@ def _assert_each_turn_once(state: dict, messages: list[str]) -> None:
         assert reply["correlation_id"] == user["correlation_id"]
 
 
+def _user_messages(requests: list[dict]) -> list[str]:
+    """The user message of each request the fake model received, in order."""
+    return [request["messages"][-1]["text"] for request in requests]
+
+
 def test_sigkill_with_queued_signals_and_a_running_turn(
     function_host, host_client, unique_session, chat_script
 ):
-    # Each turn takes a while, so at the kill one turn is running and the rest are queued.
-    chat_script.set({"default": {"text": "done: {user}", "delay": 0.15}})
+    # The first turn takes long enough to be killed in; the others are quick.
     messages = [f"crash message {i}" for i in range(12)]
+    chat_script.set(
+        {
+            "rules": [
+                {"when": {"user": "^crash message 0$"}, "then": {"text": "done: {user}", "delay": 3.0}}
+            ],
+            "default": {"text": "done: {user}", "delay": 0.05},
+        }
+    )
     for message in messages:
         assert _signal_turn(host_client, unique_session, message) == 202
-    time.sleep(0.5)
-    function_host.restart(kill=True)
+    # Kill once the fake model has the first turn's request: that turn is running, the rest queued.
+    wait_until(chat_script.requests, 30, "for the first turn to reach the model")
+    assert function_host.process is not None
+    function_host.process.kill()
+    # The crash window was hit: at the kill one turn was running and eleven signals were pending
+    # (the host is dead, so the record is complete; turns run one at a time, in order).
+    assert _user_messages(chat_script.requests()) == messages[:1]
+    function_host.restart()
     state = wait_for_state(
         host_client,
         "WeatherAgent",
@@ -59,6 +77,8 @@ def test_sigkill_with_queued_signals_and_a_running_turn(
         timeout=60,
     )
     _assert_each_turn_once(state, messages)
+    # The killed turn ran again (its model call too), then every queued one, each once.
+    assert _user_messages(chat_script.requests()) == messages[:1] + messages
     # And the session keeps working.
     chat_script.reset()
     reply = host_client.post(
@@ -127,7 +147,9 @@ def test_azurite_stopping_during_a_turn_leaves_no_partial_state(private_stack):
             )
         )
         worker.start()
-        time.sleep(0.5)  # the turn is now running inside the entity
+        # Stop storage once the fake model has the turn's request: the turn is running in the entity.
+        record = host.chat_record
+        wait_until(lambda: record.exists() and record.read_text().strip(), 30, "for the turn to start")
         azurite.stop()
         worker.join(90)
         # The signal was accepted before storage went: the turn will run, so the answer is 202 with

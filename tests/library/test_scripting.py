@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 
@@ -59,6 +60,16 @@ def test_run_timeout_must_be_a_positive_number(monkeypatch, value):
         AgentFunctionApp()
 
 
-def test_run_timeout_from_the_environment(monkeypatch):
-    monkeypatch.setenv("DURABLEAGENT_RUN_TIMEOUT", "2.5")
-    assert AgentFunctionApp()._routes.polling.timeout == 2.5
+async def test_run_timeout_from_the_environment(monkeypatch):
+    """A turn longer than DURABLEAGENT_RUN_TIMEOUT is answered 202 (accepted) once the timeout passes."""
+    monkeypatch.setenv("DURABLEAGENT_RUN_TIMEOUT", "0.3")
+    host = DurableClientDouble(
+        AgentFunctionApp(agents=[make_agent(ScriptedChatClient([{"text": "late", "delay": 1.5}]))])
+    )
+    began = time.monotonic()
+    status, body = await host.run("WeatherAgent", {"message": "hi", "sessionId": "slow"})
+    waited = time.monotonic() - began
+    assert (status, body["status"]) == (202, "accepted"), body
+    assert 0.3 <= waited < 1.2, waited
+    await host.drain()
+    assert (await host.state("WeatherAgent", "slow"))[1]["message_count"] == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from textual.widgets import Input, ListView, Log
@@ -173,7 +174,11 @@ async def test_thinking_indicator_while_the_turn_runs(app_url, unique_session, c
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press(*"hi", "enter")
-        await pilot.pause(0.3)
+        # The fake model has the request, so the turn is running for a second: the UI shows it.
+        deadline = time.monotonic() + 10
+        while not chat_script.requests():
+            assert time.monotonic() < deadline, "the turn never reached the model"
+            await pilot.pause(0.02)
         assert app.busy and app.query_one("#thinking").display
         assert [b.text for b in app.query(UserBubble)] == ["hi"]
         await pilot.press(*"typing meanwhile")  # the UI is not blocked by the turn

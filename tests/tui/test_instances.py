@@ -6,6 +6,8 @@ health and session routes the chat reads) through an httpx mock transport.
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from textual.widgets import DataTable, Input, Label, ListView
@@ -107,9 +109,10 @@ async def test_list_newest_first_with_status_and_live_refresh() -> None:
         assert "Failed" in labels[0] and "waiting for approval" in labels[1] and "Completed" in labels[2]
 
         fake.add("new-1", "approval", "Running")
-        await pilot.pause(0.4)
-        await settle(pilot)
-        assert app.instance_rows[0]["instanceId"] == "new-1"
+        deadline = time.monotonic() + 5  # the pane refreshes every 0.1 s by itself
+        while app.instance_rows[0]["instanceId"] != "new-1":
+            assert time.monotonic() < deadline, [r["instanceId"] for r in app.instance_rows]
+            await pilot.pause(0.05)
 
 
 async def test_inspector_shows_status_and_timeline_with_failures() -> None:
