@@ -29,8 +29,10 @@ from .responses import json_error, json_response
 log = logging.getLogger(__name__)
 
 MAX_INPUT = 1024 * 1024
-DEFAULT_TOP = 100
 MAX_TOP = 1000
+# Without `top`, a listing answers every match in one page (the Python client's get_status_all and
+# get_status_by do not follow continuation tokens), up to this many.
+UNPAGED_LIMIT = 10_000
 
 
 def payload_text(token: Any) -> str:
@@ -224,12 +226,12 @@ class InstanceApi:
     async def list_instances(self, request: web.Request) -> web.StreamResponse:
         """A page of instances matching the filters; `x-ms-continuation-token` when more remain."""
         statuses, created_from, created_to = self._filters(request)
-        top_text = request.query.get("top", str(DEFAULT_TOP))
+        top_text = request.query.get("top", str(UNPAGED_LIMIT))
         try:
             top = int(top_text)
         except ValueError:
             raise _BadRequest("top must be an integer") from None
-        if not 1 <= top <= MAX_TOP:
+        if not 1 <= top <= MAX_TOP and top != UNPAGED_LIMIT:
             raise _BadRequest(f"top must be between 1 and {MAX_TOP}")
         prefix = request.query.get("instanceIdPrefix") or None
         token = request.headers.get(CONTINUATION_HEADER) or request.query.get("continuationToken")
