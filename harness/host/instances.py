@@ -8,9 +8,11 @@ Layout (one table and one blob container per task hub, beside the entity ones):
   name, JSON) and `applied` (see below), each stored as `tables.py` describes (one property, split,
   or a blob);
 - rows `msg-<20-digit sequence>`: the inbox, one row per event waiting for the instance (an external
-  event, an activity result, a fired timer, an entity answer, a child's completion, a terminate,
-  suspend or resume), with `event` (the DTFx event JSON) and `execution` (the execution it is for;
-  empty for events that outlive a continue-as-new, such as external events).
+  event, an entity's answer or acknowledgement, a child's completion, a terminate, suspend or
+  resume), with `event` (the DTFx event JSON) and `execution` (the execution it is for; empty for
+  events that outlive a continue-as-new, such as external events). Activity results and fired
+  timers get no row: the engine hands them over in memory, and after a crash the history (work
+  scheduled, not completed) has the activity run again or the timer re-armed.
 A message row is written before anything acknowledges it. An episode ends in ONE ETag-checked write
 of the instance row: the new history, status and output, and the keys of the messages it consumed
 (`applied`); the consumed rows are deleted afterwards and dropped from `applied` by a later commit.

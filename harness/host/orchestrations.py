@@ -28,7 +28,7 @@ from azure.functions.durable_functions import ActivityTriggerConverter
 
 from . import history as h
 from .entities import EntityDispatcher, split_instance_id
-from .instances import InstanceRecord, InstanceStore, Message, invalid_instance_id
+from .instances import MESSAGE_PREFIX, InstanceRecord, InstanceStore, Message, invalid_instance_id
 from .loader import ActivityFunction, OrchestratorFunction
 from .replay import Decision, Instance, Work, is_retry_event, run_episode
 from .scheduler import Scheduler
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 MAX_EPISODE_EVENTS = 100  # new events handed to one episode
 MAX_ACTIVITY_THREADS = 64
+VOLATILE = "-mem"  # suffix of the keys of messages kept in memory only (see `deliver`)
 CONTROL = (h.EXECUTION_TERMINATED, h.EXECUTION_SUSPENDED, h.EXECUTION_RESUMED)
 
 
@@ -140,6 +141,19 @@ class OrchestrationEngine:
         if not self._closing:
             self._accepted.setdefault(iid, {})[message.row_key] = message
             self.notify(iid)
+
+    def deliver(self, iid: str, event: dict[str, Any], execution: str) -> None:
+        """Hand an activity result or a fired timer to the worker without writing it to storage.
+
+        Nothing is lost if the host dies before the episode that takes it commits: the history still
+        shows the work as scheduled and not completed, so start-up runs the activity again or re-arms
+        the timer (activities are at-least-once either way). This spares a write per activity.
+        """
+        if self._closing:
+            return
+        key = f"{MESSAGE_PREFIX}{next_sequence():020d}{VOLATILE}"
+        self._accepted.setdefault(iid, {})[key] = Message(key, event, execution)
+        self.notify(iid)
 
     async def raise_event(self, iid: str, name: str, input_text: str | None) -> None:
         """An external event (kept across continue-as-new until a wait takes it)."""
@@ -246,6 +260,10 @@ class OrchestrationEngine:
             del accepted[key]
         return [accepted[k] for k in sorted(accepted)]
 
+    def _stored(self, keys: list[str]) -> list[str]:
+        """The keys of messages that have a row (volatile ones have none)."""
+        return [k for k in keys if not k.endswith(VOLATILE)]
+
     def _consumed(self, iid: str, keys: list[str]) -> None:
         accepted = self._accepted.get(iid, {})
         for key in keys:
@@ -259,7 +277,7 @@ class OrchestrationEngine:
         inbox = await self._inbox(iid, record)
         if record is None or record.terminal:
             if inbox:  # events for a finished or purged instance are discarded, as on Azure
-                self.store.clean_up(iid, [m.row_key for m in inbox])
+                self.store.clean_up(iid, self._stored([m.row_key for m in inbox]))
                 self._consumed(iid, [m.row_key for m in inbox])
             return False
         consumed: list[str] = []
@@ -401,7 +419,7 @@ class OrchestrationEngine:
         new.history = [*record.history, *marks, *decision.events]
         new.actions_seen = decision.actions_seen
         new.waits = decision.waits
-        new.applied = self.store.still_listed(record) | frozenset(consumed)
+        new.applied = self.store.still_listed(record) | frozenset(self._stored(consumed))
         new.status = "Running"
         if decision.custom_status[0]:
             new.custom_status = json.dumps(decision.custom_status[1])
@@ -424,7 +442,7 @@ class OrchestrationEngine:
         self, before: InstanceRecord, new: InstanceRecord, decision: Decision, consumed: list[str]
     ) -> None:
         self._consumed(new.instance_id, consumed)
-        self.store.clean_up(new.instance_id, consumed)
+        self.store.clean_up(new.instance_id, self._stored(consumed))
         for task_id in decision.canceled_timers:
             self.scheduler.cancel((new.instance_id, before.execution_id, task_id))
         sent = [item for item in decision.events if item["EventType"] == h.EVENT_SENT]
@@ -446,11 +464,11 @@ class OrchestrationEngine:
     ) -> None:
         new = _copy(record)
         new.status = status
-        new.applied = self.store.still_listed(record) | frozenset(consumed)
+        new.applied = self.store.still_listed(record) | frozenset(self._stored(consumed))
         new.history = [*record.history, *marks] if record.history else []
         await self.store.write(new, record)
         self._consumed(record.instance_id, consumed)
-        self.store.clean_up(record.instance_id, consumed)
+        self.store.clean_up(record.instance_id, self._stored(consumed))
 
     async def _finish(
         self,
@@ -467,7 +485,7 @@ class OrchestrationEngine:
         now = self.now()
         new = _copy(new) if new is before else new
         new.status = status
-        new.applied = self.store.still_listed(before) | frozenset(consumed)
+        new.applied = self.store.still_listed(before) | frozenset(self._stored(consumed))
         new.output = json.dumps(output)
         if marks:
             new.history = [*new.history, *marks]
@@ -496,7 +514,7 @@ class OrchestrationEngine:
             )
         else:
             self._consumed(new.instance_id, consumed)
-            self.store.clean_up(new.instance_id, consumed)
+            self.store.clean_up(new.instance_id, self._stored(consumed))
 
     # -- work ------------------------------------------------------------------------------------
     def _spawn(self, coro: Any, name: str) -> None:
@@ -527,36 +545,24 @@ class OrchestrationEngine:
             await self._answer(iid, execution, h.TASK_FAILED, work.task_id, Reason=reason, Details="")
 
     async def _answer(self, iid: str, execution: str, kind: int, task_id: int, **fields: Any) -> None:
-        key = h.COMPLETION_KEYS[kind]
-        await self.send(iid, h.event(kind, self.now(), **{key: task_id}, **fields), execution)
+        """A completion for `task_id`: activity results and timer fires in memory (see `deliver`),
+        a child's failure to start in the inbox."""
+        event = h.event(kind, self.now(), **{h.COMPLETION_KEYS[kind]: task_id}, **fields)
+        if kind in (h.TASK_COMPLETED, h.TASK_FAILED, h.TIMER_FIRED):
+            self.deliver(iid, event, execution)
+        else:
+            await self.send(iid, event, execution)
 
     async def _fire(self, iid: str, execution: str, work: Work) -> None:
         assert work.fire_at is not None
-        await self._retrying(
-            self._answer, iid, execution, h.TIMER_FIRED, work.task_id, FireAt=h.iso(work.fire_at)
-        )
-
-    async def _retrying(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Deliver a result even through a storage outage (it is lost only if the host dies first,
-        and then the work is redone at start-up)."""
-        delay = 0.5
-        while True:
-            try:
-                await fn(*args, **kwargs)
-                return
-            except (StorageUnavailable, AzureError) as exc:
-                log.warning("delivering a result: %s; retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        await self._answer(iid, execution, h.TIMER_FIRED, work.task_id, FireAt=h.iso(work.fire_at))
 
     async def _run_activity(self, iid: str, execution: str, work: Work) -> None:
         try:
             activity = self.activities.get(work.name.lower())
             if activity is None:
                 reason = f"activity function '{work.name}' is not defined by this app"
-                await self._retrying(
-                    self._answer, iid, execution, h.TASK_FAILED, work.task_id, Reason=reason, Details=""
-                )
+                await self._answer(iid, execution, h.TASK_FAILED, work.task_id, Reason=reason, Details="")
                 return
             async with self._activity_slots:
                 try:
@@ -564,17 +570,11 @@ class OrchestrationEngine:
                 except Exception as exc:
                     reason = f"Activity function '{activity.name}' failed: {type(exc).__name__}: {exc}"
                     details = "".join(traceback.format_exception(exc))
-                    await self._retrying(
-                        self._answer,
-                        iid,
-                        execution,
-                        h.TASK_FAILED,
-                        work.task_id,
-                        Reason=reason,
-                        Details=details,
+                    await self._answer(
+                        iid, execution, h.TASK_FAILED, work.task_id, Reason=reason, Details=details
                     )
                     return
-            await self._retrying(self._answer, iid, execution, h.TASK_COMPLETED, work.task_id, Result=result)
+            await self._answer(iid, execution, h.TASK_COMPLETED, work.task_id, Result=result)
         finally:
             self._running.discard((iid, execution, work.task_id))
 
