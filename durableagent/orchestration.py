@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from ._run_request import ALLOWED_ROLES
 from .session import AgentSessionId, entity_name_for, validate_key
 
-logger = logging.getLogger("durableagent.orchestration")
+logger = logging.getLogger(__name__)
 
 RUN_OPERATION = "run_agent"
 ACCEPTED_TEXT = "Agent request accepted"

@@ -14,18 +14,16 @@ from concurrent.futures import Executor
 from typing import Any
 
 import azure.functions as func
-from azure.core.exceptions import AzureError
 
 from .loader import EntityFunction
 from .store import (
     MAX_BATCH,
-    ConcurrencyConflict,
     EntityStore,
     PendingSignal,
-    StorageUnavailable,
     instance_id,
     invalid_key_reason,
 )
+from .tables import RETRIABLE, Backoff
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +110,7 @@ class EntityDispatcher:
 
     async def _run(self, iid: str) -> None:
         batch_size = MAX_BATCH
-        retry_delay = 0.5
+        backoff = Backoff()
         poison: _BatchFailed | None = None  # a signal that crashes the entity handler, to drop
         try:
             while True:
@@ -124,17 +122,10 @@ class EntityDispatcher:
                             poison = None
                         applied = await self._apply_once(iid, batch_size)
                     batch_size = MAX_BATCH
-                    retry_delay = 0.5
-                except (StorageUnavailable, AzureError) as exc:
+                    backoff.reset()
+                except RETRIABLE as exc:
                     self._unknown.add(iid)
-                    log.warning("entity %s: %s; retrying in %.1fs", iid, exc, retry_delay)
-                    await asyncio.sleep(retry_delay)
-                    retry_delay = min(retry_delay * 2, 5.0)
-                    continue
-                except ConcurrencyConflict as exc:
-                    self._unknown.add(iid)
-                    log.info("entity %s changed concurrently (%s); re-applying", iid, exc)
-                    await asyncio.sleep(0.05)
+                    await backoff.after(exc, f"entity {iid}")
                     continue
                 except _BatchFailed as exc:
                     # The handler itself blew up (not an operation error): isolate the bad signal.

@@ -26,7 +26,7 @@ from aiohttp import web
 from .loader import AppIndex, HttpFunction
 from .responses import json_error
 
-log = logging.getLogger("harness.host")
+log = logging.getLogger(__name__)
 
 MAX_HTTP_BODY = 100 * 1024 * 1024  # the Functions host's default request size limit
 

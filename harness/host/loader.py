@@ -20,7 +20,7 @@ import azure.functions as func
 
 from .routes import RouteTemplate, RouteTemplateError, sort_key
 
-log = logging.getLogger("harness.host")
+log = logging.getLogger(__name__)
 
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
 

@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.core.exceptions import ResourceExistsError
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
@@ -33,7 +33,7 @@ from .loader import ActivityFunction, OrchestratorFunction
 from .replay import Decision, Instance, Work, is_retry_event, run_episode
 from .scheduler import Scheduler
 from .store import invalid_key_reason
-from .tables import ConcurrencyConflict, StorageUnavailable, next_sequence
+from .tables import RETRIABLE, Backoff, ConcurrencyConflict, next_sequence
 
 log = logging.getLogger(__name__)
 
@@ -214,24 +214,17 @@ class OrchestrationEngine:
         self._activity_threads.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self, iid: str) -> None:
-        delay = 0.5
+        backoff = Backoff()
         try:
             while True:
                 self._wake.discard(iid)
                 try:
                     async with self.lock(iid):
                         progressed = await self._episode(iid)
-                    delay = 0.5
-                except (StorageUnavailable, AzureError) as exc:
+                    backoff.reset()
+                except RETRIABLE as exc:
                     self._unknown.add(iid)
-                    log.warning("instance %s: %s; retrying in %.1fs", iid, exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                    continue
-                except ConcurrencyConflict as exc:
-                    self._unknown.add(iid)
-                    log.info("instance %s changed concurrently (%s); running again", iid, exc)
-                    await asyncio.sleep(0.05)
+                    await backoff.after(exc, f"instance {iid}")
                     continue
                 if not progressed and iid not in self._wake:
                     break

@@ -21,7 +21,7 @@ from harness.azurite import connection_string
 
 from .loader import AppLoadError
 
-log = logging.getLogger("harness.host")
+log = logging.getLogger(__name__)
 
 DEFAULT_ROUTE_PREFIX = "api"
 DEFAULT_HUB_NAME = "TestHubName"

@@ -12,6 +12,7 @@ Each store documents its own rows and why a crash is safe with them (`store.py`,
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -52,6 +53,31 @@ class StorageUnavailable(RuntimeError):
 
 class ConcurrencyConflict(RuntimeError):
     """The row changed under us (ETag mismatch): re-read and re-apply."""
+
+
+RETRIABLE = (StorageUnavailable, AzureError, ConcurrencyConflict)  # a worker tries these again
+
+
+class Backoff:
+    """How a worker waits after a failed step: a storage outage doubles the wait (up to 5 s), a
+    concurrent change is retried almost at once."""
+
+    def __init__(self) -> None:
+        self.delay = 0.5
+
+    def reset(self) -> None:
+        """A step succeeded."""
+        self.delay = 0.5
+
+    async def after(self, exc: Exception, label: str) -> None:
+        """Log `exc` for `label` and wait before the next try."""
+        if isinstance(exc, ConcurrencyConflict):
+            log.info("%s changed concurrently (%s); running again", label, exc)
+            await asyncio.sleep(0.05)
+            return
+        log.warning("%s: %s; retrying in %.1fs", label, exc, self.delay)
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, 5.0)
 
 
 def fits_inline(text: str) -> bool:
