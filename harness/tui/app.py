@@ -71,6 +71,25 @@ class ChatApp(App[None]):
     agent: reactive[str] = reactive("", init=False)
     busy: reactive[bool] = reactive(False, init=False)
 
+    # Keys that act on the chat screen; on another screen (an instance, the logs) they are hidden
+    # from the footer and do nothing, instead of changing the chat behind it.
+    CHAT_ACTIONS = frozenset(
+        {
+            "new_session",
+            "reset_session",
+            "copy_session_id",
+            "next_agent",
+            "focus_instances",
+            "toggle_inspector",
+        }
+    )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Chat keys only while the chat is the screen shown."""
+        if action in self.CHAT_ACTIONS and len(self.screen_stack) > 1:
+            return False
+        return True
+
     def __init__(
         self,
         client: AgentClient,
