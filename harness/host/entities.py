@@ -68,9 +68,10 @@ class EntityDispatcher:
         self._locks: dict[str, asyncio.Lock] = {}
         self._closing = False
         # Where answers to orchestrations' calls and signals go (the orchestration engine sets it):
-        # called with (parent instance, request id, response JSON) BEFORE the batch commits, so an
+        # called with (parent instance, its execution, request id, response JSON) BEFORE the batch
+        # commits, so an
         # answer is never lost; a repeat (the batch re-applied after a crash) is dropped by the instance.
-        self.respond: Callable[[str, str, str], Awaitable[None]] | None = None
+        self.respond: Callable[[str, str, str, str], Awaitable[None]] | None = None
 
     def lock(self, iid: str) -> asyncio.Lock:
         """The lock held while an entity is being applied or purged."""
@@ -221,7 +222,9 @@ class EntityDispatcher:
                 answer: dict[str, Any] = {"result": result.get("result") or "null"}
                 if result.get("isError"):
                     answer["exceptionType"] = "Exception"
-                await self.respond(signal.parent, signal.request_id, json.dumps(answer))
+                await self.respond(
+                    signal.parent, signal.parent_execution, signal.request_id, json.dumps(answer)
+                )
         new_exists = bool(response.get("entityExists"))
         state = response.get("entityState") if new_exists else None
         if state is not None and not isinstance(state, str):
@@ -237,7 +240,9 @@ class EntityDispatcher:
         for signal in signals:
             if signal.parent and signal.request_id and self.respond is not None:
                 answer = {"result": json.dumps(reason), "exceptionType": "Exception"}
-                await self.respond(signal.parent, signal.request_id, json.dumps(answer))
+                await self.respond(
+                    signal.parent, signal.parent_execution, signal.request_id, json.dumps(answer)
+                )
 
     async def _forward_signals(self, source: str, signals: list[Any]) -> None:
         """Enqueue signals an entity sent to other entities (at-least-once: written before the commit)."""

@@ -114,6 +114,17 @@ class HubLease:
         )
         self.held = True
 
+    async def describe(self, url: str) -> None:
+        """Name the URL the host serves on (known only once its port is bound) in the lease's metadata."""
+        self.owner["url"] = url
+        if self.held and self._lease is not None:
+            try:
+                await self._blob.set_blob_metadata(
+                    {**self.owner, "since": datetime.now(UTC).isoformat()}, lease=self._lease
+                )
+            except AzureError:
+                log.debug("could not update the lease metadata of %s", self.hub)
+
     async def _held(self) -> _Held:
         try:
             meta = (await self._blob.get_blob_properties()).metadata or {}

@@ -30,7 +30,7 @@ from . import history as h
 from .entities import EntityDispatcher, split_instance_id
 from .instances import MESSAGE_PREFIX, InstanceRecord, InstanceStore, Message, invalid_instance_id
 from .loader import ActivityFunction, OrchestratorFunction
-from .replay import Decision, Instance, Work, is_retry_event, run_episode
+from .replay import Decision, Instance, Work, is_retry_event, run_episode, with_cancellations
 from .scheduler import Scheduler
 from .store import invalid_key_reason
 from .tables import RETRIABLE, Backoff, ConcurrencyConflict, next_sequence
@@ -190,10 +190,15 @@ class OrchestrationEngine:
         """At start-up: give every unfinished instance its scheduled work back and run its worker."""
         ids = await self.store.active()
         for iid in ids:
-            record = await self.store.read(iid)
-            if record is not None and not record.terminal:
-                inbox = await self.store.messages(iid, record.applied)
-                await self._recover(record, inbox)
+            # Under the instance's lock, and counting what this process already holds in memory:
+            # an instance started since this host came up may be mid-episode, and an activity that
+            # already finished here must not run again.
+            async with self.lock(iid):
+                record = await self.store.read(iid)
+                if record is not None and not record.terminal:
+                    inbox = await self.store.messages(iid, record.applied)
+                    inbox += list(self._accepted.get(iid, {}).values())
+                    await self._recover(record, inbox)
             self.notify(iid, unknown=True)
         self._resumed = True
         return len(ids)
@@ -409,7 +414,11 @@ class OrchestrationEngine:
             if item["EventType"] == h.EVENT_SENT and "SignalKey" not in item:
                 item["SignalKey"] = f"sig-{next_sequence():020d}"
         new = _copy(record)
-        new.history = [*record.history, *marks, *decision.events]
+        new.history = [
+            *with_cancellations(record.history, decision.canceled_timers),
+            *marks,
+            *decision.events,
+        ]
         new.actions_seen = decision.actions_seen
         new.waits = decision.waits
         new.applied = self.store.still_listed(record) | frozenset(self._stored(consumed))
@@ -450,7 +459,15 @@ class OrchestrationEngine:
         keys = {int(item["EventId"]): item["SignalKey"] for item in sent}
         execution = before.execution_id
         for item in work:
-            await self._start_work(before.instance_id, execution, item, keys.get(item.task_id))
+            backoff = Backoff()
+            while not self._closing:  # each step is idempotent, so a storage failure is retried
+                try:
+                    await self._start_work(before.instance_id, execution, item, keys.get(item.task_id))
+                    break
+                except RETRIABLE as exc:
+                    await backoff.after(
+                        exc, f"instance {before.instance_id}: starting {item.kind} {item.name}"
+                    )
 
     async def _commit_only(
         self, record: InstanceRecord, consumed: list[str], status: str, marks: list[dict[str, Any]]
@@ -661,15 +678,16 @@ class OrchestrationEngine:
                     request_id=work.request_id,
                     parent=iid,
                     call=work.kind == "call",
+                    parent_execution=execution,
                 )
             except ResourceExistsError:
                 return
         self.entities.notify(work.target, signal)
 
-    async def entity_answered(self, parent: str, request: str, payload: str) -> None:
+    async def entity_answered(self, parent: str, execution: str, request: str, payload: str) -> None:
         """The entity dispatcher's answer to a call or acknowledgement of a signal (written before the
         entity commits)."""
-        await self.send(parent, h.event(h.EVENT_RAISED, self.now(), Name=request, Input=payload))
+        await self.send(parent, h.event(h.EVENT_RAISED, self.now(), Name=request, Input=payload), execution)
 
     async def _recover(self, record: InstanceRecord, inbox: list[Message]) -> None:
         """Start again what the history scheduled and nothing completed (after a restart)."""

@@ -160,13 +160,14 @@ def run_episode(
     seen_history = [*instance.history, *new_events]
     counter = next_task_id(instance.history)
     # Timers the orchestrator cancelled since (the flag flips on the same action).
+    timers = {
+        item.get("ActionIndex"): item
+        for item in instance.history
+        if item["EventType"] == h.TIMER_CREATED and not item.get("IsCanceled")
+    }
     for index, action in enumerate(flat[: instance.actions_seen]):
-        if action.get("actionType") == h.CREATE_TIMER and action.get("isCanceled"):
-            for item in instance.history:
-                if item["EventType"] == h.TIMER_CREATED and item.get("ActionIndex") == index:
-                    if not item.get("IsCanceled"):
-                        item["IsCanceled"] = True
-                        decision.canceled_timers.append(int(item["EventId"]))
+        if action.get("actionType") == h.CREATE_TIMER and action.get("isCanceled") and index in timers:
+            decision.canceled_timers.append(int(timers[index]["EventId"]))
     ended = error is not None or bool(state.get("isDone"))
     for index in range(instance.actions_seen, len(flat)):
         action = flat[index]
@@ -197,6 +198,19 @@ def run_episode(
         decision.work = [w for w in decision.work if w.kind == "signal"]
     new_events.append(h.event(h.ORCHESTRATOR_COMPLETED, now))
     return decision
+
+
+def with_cancellations(history: list[dict[str, Any]], canceled: list[int]) -> list[dict[str, Any]]:
+    """`history` with the timers an episode cancelled marked `IsCanceled` (new dicts for those)."""
+    if not canceled:
+        return history
+    ids = set(canceled)
+    return [
+        {**item, "IsCanceled": True}
+        if item["EventType"] == h.TIMER_CREATED and int(item["EventId"]) in ids
+        else item
+        for item in history
+    ]
 
 
 def _schedule(

@@ -220,13 +220,15 @@ class LocalHost:
             max_field_size=PARSER_LIMIT,
         )
         await self._runner.setup()
+        # The hub is ours before anything is served (a second host refuses to start here).
+        lease_id = lease_id_for(config.hub_name, str(self.app_dir), self._requested_port)
+        self.lease = HubLease(storage, config.hub_name, lease_id, self.url)
+        await self.lease.acquire()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         if self.port == 0:
             self.port = self._runner.addresses[0][1]
-        lease_id = lease_id_for(config.hub_name, str(self.app_dir), self._requested_port)
-        self.lease = HubLease(storage, config.hub_name, lease_id, self.url)
-        await self.lease.acquire()
+        await self.lease.describe(self.url)
         self._started = time.monotonic()
         self._resume_task = asyncio.get_running_loop().create_task(self._resume())
         self._banner(functions)

@@ -10,8 +10,8 @@ How texts are spread over row properties and blobs, and the committed-row cache,
   from a longer state: only the first `stateParts` make the text;
 - rows `sig-<20-digit sequence>`: accepted signals (`op`, and `input` stored the same way; one from
   an orchestration also has `requestId`, `parent` (the instance whose inbox gets the answer, or for
-  a signal the acknowledgement) and `call`, and its row key was recorded in that instance's history
-  first, so sending it again is harmless).
+  a signal the acknowledgement), `parentExecution` and `call`, and its row key was recorded in that
+  instance's history first, so sending it again is harmless).
 A signal row is written before the API answers 202. Applying a batch ends in ONE ETag-checked write
 of the state row that also lists the applied signals' row keys in `applied`; those signal rows are
 deleted afterwards, off the request path, and dropped from the list by a later commit once they are
@@ -112,6 +112,7 @@ class PendingSignal:
     request_id: str | None = None  # from an orchestration: its answer or acknowledgement goes to `parent`
     parent: str | None = None
     call: bool = False  # a call (the orchestration waits for the result), not a signal
+    parent_execution: str = ""  # the execution of `parent` that sent it (answers to others are dropped)
 
 
 @dataclass
@@ -177,6 +178,7 @@ class EntityStore(HubStorage):
         request_id: str | None = None,
         parent: str | None = None,
         call: bool = False,
+        parent_execution: str = "",
     ) -> PendingSignal:
         """Persist an accepted signal; returns it as the worker will apply it.
 
@@ -200,6 +202,8 @@ class EntityStore(HubStorage):
             entity["parent"] = parent
         if call:
             entity["call"] = True
+        if parent_execution:
+            entity["parentExecution"] = parent_execution
         try:
             await self.put_text(entity, "input", "signal", iid, input_text)
             await self._table.create_entity(entity)
@@ -237,6 +241,7 @@ class EntityStore(HubStorage):
                         row.get("requestId"),
                         row.get("parent"),
                         bool(row.get("call")),
+                        row.get("parentExecution") or "",
                     )
                 )
                 if len(result) >= limit:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import azure.durable_functions as df
 
 from harness.host import history as h
-from harness.host.replay import Instance, next_task_id, request_id, run_episode
+from harness.host.replay import Instance, next_task_id, request_id, run_episode, with_cancellations
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -30,7 +30,7 @@ def play(fn, events_per_episode, input_text=None):
         now = T0 + timedelta(seconds=index)
         events = ([started(input_text=input_text)] if index == 0 else []) + batch
         decision = run_episode(handle(fn), instance, events, now)
-        instance.history = [*instance.history, *decision.events]
+        instance.history = [*with_cancellations(instance.history, decision.canceled_timers), *decision.events]
         instance.actions_seen = decision.actions_seen
         decisions.append(decision)
     return decisions, instance
