@@ -18,6 +18,7 @@ from aiohttp import web
 from azure.core.exceptions import AzureError
 
 from .entities import EntityDispatcher
+from .history import json_or_text
 from .http import KeyPolicy
 from .responses import json_error, json_response
 from .store import EntityStore, StorageUnavailable, instance_id, invalid_key_reason
@@ -58,15 +59,6 @@ def decode_token(token: str, prefix: str) -> str:
     if not isinstance(after, str) or not after.startswith(prefix):
         raise ValueError("invalid continuation token")
     return after
-
-
-def _parse_state(text: str | None) -> object:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 class DurableApi:
@@ -217,7 +209,7 @@ class DurableApi:
                 "lastOperationTime": _iso(record.last_operation_time),
             }
             if fetch == "true":
-                item["state"] = _parse_state(record.state)
+                item["state"] = json_or_text(record.state)
             items.append(item)
         headers = {CONTINUATION_HEADER: encode_token(last)} if last else None
         return json_response(items, headers=headers)

@@ -132,7 +132,8 @@ def raised_names(history: list[dict[str, Any]]) -> list[str]:
     return [item.get("Name", "") for item in history if item["EventType"] == EVENT_RAISED]
 
 
-def _loads(text: Any) -> Any:
+def json_or_text(text: Any) -> Any:
+    """The value JSON text holds; text that is not JSON (or not text) as it is."""
     if not isinstance(text, str):
         return text
     try:
@@ -161,7 +162,7 @@ def public_history(history: list[dict[str, Any]], with_output: bool) -> list[dic
         if kind == EXECUTION_STARTED:
             entry = {"EventType": "ExecutionStarted", "Timestamp": at, "FunctionName": item.get("Name")}
             if with_output:
-                entry["Input"] = _loads(item.get("Input"))
+                entry["Input"] = json_or_text(item.get("Input"))
             shown.append(entry)
         elif kind in (TASK_COMPLETED, TASK_FAILED, SUB_COMPLETED, SUB_FAILED):
             origin = scheduled.get(int(item["TaskScheduledId"]), {})
@@ -175,7 +176,7 @@ def public_history(history: list[dict[str, Any]], with_output: bool) -> list[dic
                 entry["InstanceId"] = origin.get("InstanceId")
             if kind in (TASK_COMPLETED, SUB_COMPLETED):
                 if with_output:
-                    entry["Result"] = _loads(item.get("Result"))
+                    entry["Result"] = json_or_text(item.get("Result"))
             else:
                 entry["Reason"] = item.get("Reason")
                 if with_output:
@@ -202,9 +203,9 @@ def public_history(history: list[dict[str, Any]], with_output: bool) -> list[dic
         elif kind == EVENT_RAISED:
             call = calls.get(item.get("Name", ""))
             if call is not None:  # an entity's answer completes the call shown above
-                answer = _loads(item.get("Input")) or {}
+                answer = json_or_text(item.get("Input")) or {}
                 call["Timestamp"] = at
-                value = _loads(answer.get("result")) if isinstance(answer, dict) else answer
+                value = json_or_text(answer.get("result")) if isinstance(answer, dict) else answer
                 if isinstance(answer, dict) and "exceptionType" in answer:
                     call["Error"] = value
                 elif with_output:
@@ -212,7 +213,7 @@ def public_history(history: list[dict[str, Any]], with_output: bool) -> list[dic
                 continue
             entry = {"EventType": "EventRaised", "Timestamp": at, "Name": item.get("Name")}
             if with_output:
-                entry["Input"] = _loads(item.get("Input"))
+                entry["Input"] = json_or_text(item.get("Input"))
             shown.append(entry)
         elif kind in (EXECUTION_COMPLETED, EXECUTION_FAILED):
             entry = {
@@ -221,13 +222,13 @@ def public_history(history: list[dict[str, Any]], with_output: bool) -> list[dic
                 "OrchestrationStatus": item.get("OrchestrationStatus"),
             }
             if with_output:
-                entry["Result"] = _loads(item.get("Result"))
+                entry["Result"] = json_or_text(item.get("Result"))
             shown.append(entry)
         elif kind in (CONTINUE_AS_NEW, EXECUTION_SUSPENDED, EXECUTION_RESUMED, EXECUTION_TERMINATED):
             entry = {"EventType": NAMES[kind], "Timestamp": at}
             if item.get("Reason"):
                 entry["Reason"] = item["Reason"]
             if with_output and kind == CONTINUE_AS_NEW:
-                entry["Input"] = _loads(item.get("Input"))
+                entry["Input"] = json_or_text(item.get("Input"))
             shown.append(entry)
     return shown

@@ -76,24 +76,15 @@ def _time(stamp: datetime | None) -> str | None:
     return stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _value(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def status_json(record: InstanceRecord, show_input: bool = True) -> dict[str, Any]:
     """The status object the extension serves."""
     return {
         "name": record.name,
         "instanceId": record.instance_id,
         "runtimeStatus": record.status,
-        "input": _value(record.input) if show_input else None,
-        "customStatus": _value(record.custom_status),
-        "output": _value(record.output),
+        "input": h.json_or_text(record.input) if show_input else None,
+        "customStatus": h.json_or_text(record.custom_status),
+        "output": h.json_or_text(record.output),
         "createdTime": _time(record.created),
         "lastUpdatedTime": _time(record.updated),
     }

@@ -238,8 +238,6 @@ class InstanceStore(HubStorage):
                     more = True
                     break
                 page.append(await self._decode(row, with_history=False))
-        except ResourceNotFoundError as exc:
-            raise self.fail(exc) from exc
         except AzureError as exc:
             raise self.fail(exc) from exc
         return page, (page[-1].instance_id if more and page else None)

@@ -32,7 +32,7 @@ from .instances import MESSAGE_PREFIX, InstanceRecord, InstanceStore, Message, i
 from .loader import ActivityFunction, OrchestratorFunction
 from .replay import Decision, Instance, Work, is_retry_event, run_episode, with_cancellations
 from .scheduler import Scheduler
-from .store import invalid_key_reason
+from .store import PendingSignal, invalid_key_reason, new_signal_key
 from .tables import RETRIABLE, Backoff, ConcurrencyConflict, next_sequence
 
 log = logging.getLogger(__name__)
@@ -119,14 +119,17 @@ class OrchestrationEngine:
                 created=self.now(),
             )
             found, cached = self.store.records.get(iid)
-            try:
-                if found and cached is not None:
-                    raise ConcurrencyConflict("known to exist")
-                await self.store.write(record, None, create=True)  # a new id: one round trip
-            except ConcurrencyConflict:
+            created = False
+            if not (found and cached is not None):  # a new id costs one round trip: create first
+                try:
+                    await self.store.write(record, None, create=True)
+                    created = True
+                except ConcurrencyConflict:
+                    pass
+            if not created:
                 before = await self.store.read(iid)
                 if before is not None and not before.terminal:
-                    raise InstanceExists(f"an instance with id {iid!r} is already {before.status}") from None
+                    raise InstanceExists(f"an instance with id {iid!r} is already {before.status}")
                 if before is not None:
                     await self.store.purge(iid)
                     self._forget_instance(iid)
@@ -307,11 +310,11 @@ class OrchestrationEngine:
         consumed.extend(m.row_key for m, _ in [*batch, *acks])
         marks.extend(e for _, e in acks)
         starting = not record.history
+        if not batch and not starting and not control and not dropped:
+            return False  # only acknowledgements (or nothing): they ride along with the next episode
         if not batch and not starting:
             if consumed:
-                await self._commit_only(
-                    record, consumed, "Running" if record.status != "Pending" else status, marks
-                )
+                await self._commit_only(record, consumed, "Running", marks)
                 return True
             return False
         events = [e for _, e in batch]
@@ -325,8 +328,9 @@ class OrchestrationEngine:
 
     def _batch(
         self, record: InstanceRecord, inbox: list[Message]
-    ) -> tuple[list[tuple[Message, dict]], list[str]]:
-        """The events this episode hands the SDK, and the messages to drop (stale or duplicate).
+    ) -> tuple[list[tuple[Message, dict]], list[tuple[Message, dict]], list[str]]:
+        """The events this episode hands the SDK, the signal acknowledgements it records, and the
+        messages to drop (stale or duplicate).
 
         External events wait in the inbox until a wait for their name is open.
         """
@@ -411,8 +415,8 @@ class OrchestrationEngine:
     ) -> None:
         """Commit an episode's outcome, then start what it scheduled."""
         for item in decision.events:
-            if item["EventType"] == h.EVENT_SENT and "SignalKey" not in item:
-                item["SignalKey"] = f"sig-{next_sequence():020d}"
+            if item["EventType"] == h.EVENT_SENT:
+                item["SignalKey"] = new_signal_key()
         new = _copy(record)
         new.history = [
             *with_cancellations(record.history, decision.canceled_timers),
@@ -537,7 +541,10 @@ class OrchestrationEngine:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
-    async def _start_work(self, iid: str, execution: str, work: Work, signal_key: str | None) -> None:
+    async def _start_work(
+        self, iid: str, execution: str, work: Work, signal_key: str | None, again: bool = False
+    ) -> None:
+        """Start one piece of scheduled work (`again`: after a restart, it may have been started)."""
         if work.kind == "activity":
             key = (iid, execution, work.task_id)
             if key not in self._running:
@@ -549,7 +556,7 @@ class OrchestrationEngine:
         elif work.kind == "sub":
             await self._start_child(iid, execution, work)
         elif work.kind in ("call", "signal"):
-            await self._send_to_entity(iid, execution, work, signal_key or f"sig-{next_sequence():020d}")
+            await self._send_to_entity(iid, execution, work, signal_key or new_signal_key(), again)
         else:
             reason = f"{work.name} is not supported by the local host"
             await self._answer(iid, execution, h.TASK_FAILED, work.task_id, Reason=reason, Details="")
@@ -647,7 +654,7 @@ class OrchestrationEngine:
                 return
         self.notify(child)
 
-    async def _send_to_entity(self, iid: str, execution: str, work: Work, row_key: str) -> None:
+    async def _send_to_entity(self, iid: str, execution: str, work: Work, row_key: str, again: bool) -> None:
         name, key = split_instance_id(work.target) if work.target.count("@") >= 2 else ("", "")
         problem = invalid_key_reason(name, key) if name else "not an entity id"
         if problem is None and name not in self.entities.entities:
@@ -664,25 +671,37 @@ class OrchestrationEngine:
                 log.warning("instance %s signalled %s: %s", iid, work.target, problem)
             return
         input_text = None if work.input in (None, "null") else json.dumps(work.input)
-        async with self.entities.lock(work.target):
-            entity = await self.entities.store.read(work.target)
-            if entity is not None and row_key in entity.applied:
-                return
-            try:
-                signal = await self.entities.store.add_signal(
-                    name,
-                    key,
-                    work.name,
-                    input_text,
-                    row_key=row_key,
-                    request_id=work.request_id,
-                    parent=iid,
-                    call=work.kind == "call",
-                    parent_execution=execution,
-                )
-            except ResourceExistsError:
-                return
-        self.entities.notify(work.target, signal)
+        if again:
+            # Sending again after a restart: under the entity's lock, so that its worker is not
+            # half-way through applying the first copy (which its state row would then list).
+            async with self.entities.lock(work.target):
+                entity = await self.entities.store.read(work.target)
+                if entity is not None and row_key in entity.applied:
+                    return
+                signal = await self._add_signal(iid, execution, work, name, key, input_text, row_key)
+        else:
+            signal = await self._add_signal(iid, execution, work, name, key, input_text, row_key)
+        if signal is not None:
+            self.entities.notify(work.target, signal)
+
+    async def _add_signal(
+        self, iid: str, execution: str, work: Work, name: str, key: str, input_text: str | None, row_key: str
+    ) -> PendingSignal | None:
+        """Write the entity operation's signal row; None when that row is already there."""
+        try:
+            return await self.entities.store.add_signal(
+                name,
+                key,
+                work.name,
+                input_text,
+                row_key=row_key,
+                request_id=work.request_id,
+                parent=iid,
+                call=work.kind == "call",
+                parent_execution=execution,
+            )
+        except ResourceExistsError:
+            return None
 
     async def entity_answered(self, parent: str, execution: str, request: str, payload: str) -> None:
         """The entity dispatcher's answer to a call or acknowledgement of a signal (written before the
@@ -708,15 +727,15 @@ class OrchestrationEngine:
                 work = Work(work_kind, task_id, str(item.get("Name")), item.get("Input"))
                 if work_kind == "http":
                     work.name = "call_http"
-                await self._start_work(record.instance_id, execution, work, None)
+                await self._start_work(record.instance_id, execution, work, None, again=True)
             elif kind == h.TIMER_CREATED and task_id not in done and not item.get("IsCanceled"):
                 work = Work("timer", task_id, fire_at=h.parse_time(item["FireAt"]))
-                await self._start_work(record.instance_id, execution, work, None)
+                await self._start_work(record.instance_id, execution, work, None, again=True)
             elif kind == h.SUB_CREATED and task_id not in done:
                 work = Work(
                     "sub", task_id, str(item.get("Name")), item.get("Input"), target=item["InstanceId"]
                 )
-                await self._start_work(record.instance_id, execution, work, None)
+                await self._start_work(record.instance_id, execution, work, None, again=True)
             elif kind == h.EVENT_SENT:
                 request = item.get("RequestId")
                 signal = item.get("SignalId")
@@ -730,7 +749,9 @@ class OrchestrationEngine:
                         target=str(item.get("InstanceId")),
                         request_id=str(message.get("id") or ""),
                     )
-                    await self._start_work(record.instance_id, execution, work, item.get("SignalKey"))
+                    await self._start_work(
+                        record.instance_id, execution, work, item.get("SignalKey"), again=True
+                    )
 
 
 _SCHEDULING = (h.TASK_SCHEDULED, h.TIMER_CREATED, h.SUB_CREATED)

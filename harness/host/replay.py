@@ -141,7 +141,6 @@ def run_episode(
     instance: Instance,
     batch: list[dict[str, Any]],
     now: datetime,
-    retry_delay: timedelta | None = None,
 ) -> Decision:
     """Run one episode of `instance` over the new events `batch` and decide what follows."""
     context = build_context(instance, batch, now)
@@ -179,12 +178,12 @@ def run_episode(
         if kind == h.CONTINUE_AS_NEW_ACTION:
             decision.continue_input = action.get("input")
             continue
-        if ended and error is not None:
+        if error is not None:
             continue  # a failed episode starts nothing
         new_events.extend(_schedule(instance, action, index, task_id, now, decision))
     # A retry-related event ending the batch takes the hidden id after the visible actions.
     if batch and not ended and is_retry_event(seen_history, batch[-1]):
-        new_events.extend(_retry_step(seen_history, batch[-1], counter, now, retry_delay, decision))
+        new_events.extend(_retry_step(seen_history, batch[-1], counter, now, decision))
     if error is not None:
         decision.status = "Failed"
         decision.output = error
@@ -294,7 +293,6 @@ def _retry_step(
     item: dict[str, Any],
     task_id: int,
     now: datetime,
-    retry_delay: timedelta | None,
     decision: Decision,
 ) -> list[dict[str, Any]]:
     """The hidden step after a retry event: a retry timer after a failed attempt, the next attempt
@@ -304,10 +302,7 @@ def _retry_step(
     assert origin is not None
     options = origin["RetryOptions"]
     if kind in (h.TASK_FAILED, h.SUB_FAILED):
-        delay = retry_delay
-        if delay is None:
-            delay = timedelta(milliseconds=options["firstRetryIntervalInMilliseconds"])
-        fire_at = now + delay
+        fire_at = now + timedelta(milliseconds=options["firstRetryIntervalInMilliseconds"])
         decision.work.append(Work("timer", task_id, fire_at=fire_at))
         return [
             h.event(

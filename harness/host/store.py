@@ -65,6 +65,7 @@ __all__ = [
     "container_name_for",
     "instance_id",
     "invalid_key_reason",
+    "new_signal_key",
     "next_sequence",
     "table_name_for",
 ]
@@ -90,6 +91,11 @@ def invalid_key_reason(name: str, key: str) -> str | None:
     if len(instance_id(name, key)) > 512:
         return "entity id too long (max 512 characters)"
     return None
+
+
+def new_signal_key() -> str:
+    """The row key of a new signal: its sequence makes rows sort in arrival order."""
+    return f"{SIGNAL_PREFIX}{next_sequence():020d}"
 
 
 def instance_id(name: str, key: str) -> str:
@@ -188,7 +194,7 @@ class EntityStore(HubStorage):
         """
         await self.ensure()
         iid = instance_id(name, key)
-        row_key = row_key or f"{SIGNAL_PREFIX}{next_sequence():020d}"
+        row_key = row_key or new_signal_key()
         entity: dict[str, Any] = {
             "PartitionKey": iid,
             "RowKey": row_key,
