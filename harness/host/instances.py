@@ -5,7 +5,8 @@ Layout (one table and one blob container per task hub, beside the entity ones):
 - row `instance`: `name`, `status`, `executionId`, `createdTime`, `lastUpdatedTime`, `parent`,
   `parentTask`, `parentExecution`, `actionsSeen`, and the texts `input`, `output`, `customStatus`,
   `history` (the current execution's DTFx events as JSON), `waits` (wait-for-event actions per
-  name, JSON) and `applied` (see below), each stored as `tables.py` describes (one property, split,
+  name, JSON), `finishing` (how an instance whose last episode signalled entities ends once they
+  acknowledged) and `applied` (see below), each stored as `tables.py` describes (one property, split,
   or a blob);
 - rows `msg-<20-digit sequence>`: the inbox, one row per event waiting for the instance (an external
   event, an entity's answer or acknowledgement, a child's completion, a terminate, suspend or
@@ -63,7 +64,7 @@ INSTANCE_ROW = "instance"
 MESSAGE_PREFIX = "msg-"
 TERMINAL = frozenset({"Completed", "Failed", "Terminated"})
 RUNTIME_STATUSES = ("Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated", "Suspended")
-_TEXTS = ("input", "output", "customStatus", "history", "waits", "applied")
+_TEXTS = ("input", "output", "customStatus", "history", "waits", "applied", "finishing")
 _IF_MATCH = MatchConditions.IfNotModified
 MAX_ID = 256
 _BAD_ID = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
@@ -110,6 +111,9 @@ class InstanceRecord:
     parent_execution: str | None = None
     actions_seen: int = 0
     waits: dict[str, int] = field(default_factory=dict)  # wait_for_external_event actions per name
+    # How the instance ends once the entities its last episode signalled acknowledged them:
+    # {"status": Completed | Failed | ContinuedAsNew, "output", "input"} (None: not ending).
+    finishing: dict[str, Any] | None = None
     applied: frozenset[str] = frozenset()
     etag: str | None = None
     blobs: tuple[str, ...] = ()
@@ -167,6 +171,7 @@ class InstanceStore(HubStorage):
             parent_execution=row.get("parentExecution") or None,
             actions_seen=int(row.get("actionsSeen") or 0),
             waits=json.loads(texts.get("waits") or "{}"),
+            finishing=json.loads(texts["finishing"]) if texts.get("finishing") else None,
             applied=frozenset(k for k in str(texts.get("applied") or "").split(",") if k),
             etag=row.metadata.get("etag") if hasattr(row, "metadata") else None,
             blobs=tuple(str(row[f"{p}Blob"]) for p in _TEXTS if row.get(f"{p}Blob")),
@@ -341,6 +346,7 @@ class InstanceStore(HubStorage):
             "history": json.dumps(record.history) if record.history else None,
             "waits": json.dumps(record.waits) if record.waits else None,
             "applied": ",".join(sorted(record.applied)) if record.applied else None,
+            "finishing": json.dumps(record.finishing) if record.finishing else None,
         }
         budget = RowBudget()  # several texts share the row
         for prop, text in texts.items():

@@ -305,6 +305,8 @@ class OrchestrationEngine:
                 await self._commit_only(record, consumed, status, marks)
                 return True
             return False
+        if record.finishing is not None:
+            return await self._finish_after_signals(record, rest, consumed, marks)
         batch, acks, dropped = self._batch(record, rest)
         consumed.extend(dropped)
         consumed.extend(m.row_key for m, _ in [*batch, *acks])
@@ -429,20 +431,50 @@ class OrchestrationEngine:
         new.status = "Running"
         if decision.custom_status[0]:
             new.custom_status = json.dumps(decision.custom_status[1])
+        output = decision.output
+        if decision.status == "Failed":
+            output = f"Orchestrator function '{record.name}' failed: {decision.output}"
+        if decision.status != "Running" and any(w.kind == "signal" for w in decision.work):
+            # The last episode signalled entities: it ends once they acknowledged, so that a crash
+            # before the signals are written leaves a Running instance that sends them again.
+            new.finishing = {"status": decision.status, "output": output, "input": decision.continue_input}
+            await self.store.write(new, record)
+            self._after_commit(record, new, replace(decision, status="Running"), consumed)
+            return
         if decision.status in ("Completed", "Failed"):
-            output = decision.output
-            if decision.status == "Failed":
-                output = f"Orchestrator function '{record.name}' failed: {decision.output}"
-            await self._finish(new, consumed, decision.status, output, [], before=record, decision=decision)
+            await self._finish(new, consumed, decision.status, output, [], before=record)
             return
         if decision.status == "ContinuedAsNew":
-            new.history = []
-            new.execution_id = uuid.uuid4().hex
-            new.input = decision.continue_input
-            new.actions_seen = 0
-            new.waits = {}
+            _continue(new, decision.continue_input)
         await self.store.write(new, record)
         self._after_commit(record, new, decision, consumed)
+
+    async def _finish_after_signals(
+        self, record: InstanceRecord, inbox: list[Message], consumed: list[str], marks: list[dict[str, Any]]
+    ) -> bool:
+        """End an instance whose last episode signalled entities, once all of them acknowledged."""
+        _, acks, _ = self._batch(record, inbox)
+        acked = acknowledged(record.history) | {event["RequestId"] for _, event in acks}
+        sent = {e["SignalId"] for e in record.history if e["EventType"] == h.EVENT_SENT and e.get("SignalId")}
+        if sent - acked:
+            return False
+        assert record.finishing is not None
+        consumed = [*consumed, *(m.row_key for m, _ in acks)]
+        marks = [*marks, *(event for _, event in acks)]
+        status, output = record.finishing["status"], record.finishing["output"]
+        new = _copy(record)
+        new.finishing = None
+        if status != "ContinuedAsNew":
+            await self._finish(new, consumed, status, output, marks, before=record)
+            return True
+        _continue(new, record.finishing["input"])
+        new.applied = self.store.still_listed(record) | frozenset(self._stored(consumed))
+        await self.store.write(new, record)
+        self._consumed(record.instance_id, consumed)
+        self.store.clean_up(record.instance_id, self._stored(consumed))
+        self.scheduler.cancel_prefix((record.instance_id, record.execution_id))
+        self.notify(record.instance_id)
+        return True
 
     def _after_commit(
         self, before: InstanceRecord, new: InstanceRecord, decision: Decision, consumed: list[str]
@@ -492,7 +524,6 @@ class OrchestrationEngine:
         output: Any,
         marks: list[dict[str, Any]],
         before: InstanceRecord | None = None,
-        decision: Decision | None = None,
     ) -> None:
         """End the instance: tell the parent first (it drops a repeat), then commit."""
         before = before or new
@@ -522,13 +553,8 @@ class OrchestrationEngine:
             await self.send(new.parent, answer, new.parent_execution or "")
         await self.store.write(new, before)
         self.scheduler.cancel_prefix((new.instance_id,))
-        if decision is not None:
-            self._after_commit(
-                before, new, Decision("Completed", decision.events, work=decision.work), consumed
-            )
-        else:
-            self._consumed(new.instance_id, consumed)
-            self.store.clean_up(new.instance_id, self._stored(consumed))
+        self._consumed(new.instance_id, consumed)
+        self.store.clean_up(new.instance_id, self._stored(consumed))
 
     # -- work ------------------------------------------------------------------------------------
     def _spawn(self, coro: Any, name: str) -> None:
@@ -769,6 +795,15 @@ def acknowledged(history: list[dict[str, Any]]) -> set[str]:
 def event_time(event: dict[str, Any]) -> datetime:
     """When an inbox event was written (its Timestamp)."""
     return h.parse_time(str(event.get("Timestamp"))) if event.get("Timestamp") else datetime.now(UTC)
+
+
+def _continue(record: InstanceRecord, input_text: str | None) -> None:
+    """Turn `record` into the start of its next execution (continue-as-new)."""
+    record.history = []
+    record.execution_id = uuid.uuid4().hex
+    record.input = input_text
+    record.actions_seen = 0
+    record.waits = {}
 
 
 def _resumed(record: InstanceRecord) -> str:

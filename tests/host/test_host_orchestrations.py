@@ -256,3 +256,18 @@ async def test_host_json_durable_settings_are_honoured(host):
     assert host.config is not None
     assert (host.config.max_activities, host.config.max_orchestrators) == (8, 4)
     assert host.engine is not None and host.engine.settings.max_activities == 8
+
+
+async def test_signals_of_a_last_episode_and_of_continue_as_new_are_applied_once(host, http):
+    """An episode that ends the instance (or its execution) and signals an entity ends once the
+    entity acknowledged the signal; each signal is applied once and no acknowledgement lingers."""
+    key = uuid.uuid4().hex
+    done = await wait_done(http, await start(http, host, "signal_and_finish", {"key": key, "n": 3}))
+    assert done["runtimeStatus"] == "Completed" and done["output"] == "signalled"
+    async with http.get(f"{host.url}{API}/entities/counter/{key}") as resp:
+        assert await resp.json() == 3 + 2 + 1
+    assert host.instances is not None and host.engine is not None
+    await host.engine.idle()
+    record = await host.instances.read(done["instanceId"])
+    assert record is not None
+    assert await host.instances.messages(done["instanceId"], record.applied) == []

@@ -234,3 +234,13 @@ def Counter(context: df.DurableEntityContext) -> None:  # noqa: N802 - the entit
 def unknown_child(context: df.DurableOrchestrationContext):
     yield context.call_sub_orchestrator("no_such_orchestrator", None)
     return "unreachable"
+
+
+@app.orchestration_trigger(context_name="context")
+def signal_and_finish(context: df.DurableOrchestrationContext):
+    spec = context.get_input()
+    context.signal_entity(df.EntityId("Counter", spec["key"]), "add", spec["n"])
+    if spec["n"] > 1:
+        context.continue_as_new({"key": spec["key"], "n": spec["n"] - 1})
+        return None
+    return "signalled"
