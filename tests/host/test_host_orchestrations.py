@@ -191,8 +191,12 @@ async def test_continue_as_new_keeps_events_that_arrive_meanwhile(host, http):
 
 
 async def test_new_uuid_and_clock_are_the_same_on_every_replay(host, http):
-    done = await wait_done(http, await start(http, host, "deterministic"))
+    links = await start(http, host, "deterministic")
+    first_episode = await wait_for(http, links, lambda s: bool(s.get("customStatus")))
+    done = await wait_done(http, links)
     output = done["output"]
+    # The values the first episode produced are the ones the last replay produced again.
+    assert first_episode["customStatus"] == {"first": output["first"], "started": output["started"]}
     # Produced by the last replay (three episodes): the values of the first episode must match.
     assert output["replaying"] is False
     assert output["first"] != output["second"]

@@ -185,6 +185,7 @@ def counting(context: df.DurableOrchestrationContext):
 def deterministic(context: df.DurableOrchestrationContext):
     first = str(context.new_uuid())
     started = context.current_utc_datetime.isoformat()
+    context.set_custom_status({"first": first, "started": started})  # as the first episode saw them
     yield context.call_activity("say_hello", "x")
     second = str(context.new_uuid())
     yield context.create_timer(context.current_utc_datetime + timedelta(milliseconds=200))
