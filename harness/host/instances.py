@@ -318,8 +318,9 @@ class InstanceStore(HubStorage):
         self.deleted.setdefault(iid, set()).update(keys)
 
     def still_listed(self, record: InstanceRecord) -> frozenset[str]:
-        """The keys `record` lists as applied whose rows may still exist."""
-        return record.applied - self.deleted.pop(record.instance_id, set())
+        """The keys `record` lists as applied whose rows may still exist (`write` forgets the
+        deleted ones once a row that no longer lists them is written)."""
+        return record.applied - self.deleted.get(record.instance_id, set())
 
     # -- writing -------------------------------------------------------------------------------
     async def _row(self, record: InstanceRecord) -> tuple[dict[str, Any], list[str]]:
@@ -385,6 +386,9 @@ class InstanceStore(HubStorage):
         record.etag = etag
         self.records.wrote(record.instance_id, record, keep=bool(etag))
         if before is not None:
+            unlisted = before.applied - record.applied
+            if unlisted and record.instance_id in self.deleted:
+                self.deleted[record.instance_id] -= unlisted
             await self.delete_blobs([b for b in before.blobs if b not in blobs])
 
     async def purge(self, iid: str) -> bool:
