@@ -34,12 +34,6 @@ async def host(azurite_connstr: str, hub: str) -> AsyncIterator[LocalHost]:
         yield running
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def start(
     http: aiohttp.ClientSession, base: str, name: str, payload: Any = None, iid: str | None = None
 ) -> str:
