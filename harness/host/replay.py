@@ -103,9 +103,31 @@ def is_retry_event(history: list[dict[str, Any]], item: dict[str, Any]) -> bool:
     return False
 
 
+# The events the SDK's replay reads (the rest only document what happened). Leaving the others out of
+# what it is handed halves the events of a typical episode, and the SDK parses every event's
+# timestamp with dateutil, which dominated long histories.
+_REPLAYED = frozenset(
+    {
+        h.ORCHESTRATOR_STARTED,
+        h.EXECUTION_STARTED,
+        h.TASK_COMPLETED,
+        h.TASK_FAILED,
+        h.SUB_COMPLETED,
+        h.SUB_FAILED,
+        h.TIMER_FIRED,
+        h.EVENT_RAISED,
+    }
+)
+
+
+def _replayed(item: dict[str, Any]) -> bool:
+    """Whether the SDK needs `item` (an entity call's EventSent re-keys its task by request id)."""
+    return item["EventType"] in _REPLAYED or (item["EventType"] == h.EVENT_SENT and "RequestId" in item)
+
+
 def build_context(instance: Instance, batch: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
     """The JSON the Functions host hands an orchestrator: old events played, then this episode's."""
-    played = [{**item, "IsPlayed": True} for item in instance.history]
+    played = [{**item, "IsPlayed": True} for item in instance.history if _replayed(item)]
     return {
         "history": [*played, h.event(h.ORCHESTRATOR_STARTED, now), *batch],
         "input": instance.input,
