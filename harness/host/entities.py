@@ -66,6 +66,7 @@ class EntityDispatcher:
         self._accepted: dict[str, dict[str, PendingSignal]] = {}
         self._unknown: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._backoffs: dict[str, Backoff] = {}  # of the running workers
         self._closing = False
         # Where answers to orchestrations' calls and signals go (the orchestration engine sets it):
         # called with (parent instance, its execution, request id, response JSON) BEFORE the batch
@@ -86,6 +87,8 @@ class EntityDispatcher:
         else:
             self._accepted.setdefault(iid, {})[signal.row_key] = signal
         self._wake.add(iid)
+        if iid in self._backoffs:
+            self._backoffs[iid].kick.set()
         if iid not in self._workers:
             self._workers[iid] = asyncio.get_running_loop().create_task(self._run(iid), name=f"entity {iid}")
 
@@ -111,7 +114,7 @@ class EntityDispatcher:
 
     async def _run(self, iid: str) -> None:
         batch_size = MAX_BATCH
-        backoff = Backoff()
+        backoff = self._backoffs[iid] = Backoff()
         poison: _BatchFailed | None = None  # a signal that crashes the entity handler, to drop
         try:
             while True:
@@ -143,6 +146,7 @@ class EntityDispatcher:
             log.exception("entity worker %s failed", iid)
         finally:
             self._workers.pop(iid, None)
+            self._backoffs.pop(iid, None)
             if iid in self._wake and not self._closing:
                 # A signal arrived while we were failing out: start over.
                 self.notify(iid)

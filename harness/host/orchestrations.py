@@ -79,6 +79,7 @@ class OrchestrationEngine:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._wake: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._backoffs: dict[str, Backoff] = {}  # of the running workers
         # Messages this process wrote and has not applied yet (they are also in storage); instances in
         # `_unknown` may have messages only storage knows of (an earlier run's, or after a failure).
         self._accepted: dict[str, dict[str, Message]] = {}
@@ -186,6 +187,8 @@ class OrchestrationEngine:
         if unknown:
             self._unknown.add(iid)
         self._wake.add(iid)
+        if iid in self._backoffs:
+            self._backoffs[iid].kick.set()
         if iid not in self._workers:
             self._workers[iid] = asyncio.get_running_loop().create_task(self._run(iid), name=f"orch {iid}")
 
@@ -222,7 +225,7 @@ class OrchestrationEngine:
         self._activity_threads.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self, iid: str) -> None:
-        backoff = Backoff()
+        backoff = self._backoffs[iid] = Backoff()
         try:
             while True:
                 self._wake.discard(iid)
@@ -242,6 +245,7 @@ class OrchestrationEngine:
             log.exception("orchestration worker %s failed", iid)
         finally:
             self._workers.pop(iid, None)
+            self._backoffs.pop(iid, None)
             if iid in self._wake and not self._closing:
                 self.notify(iid)
 

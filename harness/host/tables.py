@@ -64,20 +64,27 @@ class Backoff:
 
     def __init__(self) -> None:
         self.delay = 0.5
+        # Set when new work was accepted, which took a storage write that succeeded: storage is
+        # back, so the wait ends early instead of leaving that work waiting up to 5 s.
+        self.kick = asyncio.Event()
 
     def reset(self) -> None:
         """A step succeeded."""
         self.delay = 0.5
 
     async def after(self, exc: Exception, label: str) -> None:
-        """Log `exc` for `label` and wait before the next try."""
+        """Log `exc` for `label` and wait before the next try (or until `kick` is set)."""
         if isinstance(exc, ConcurrencyConflict):
             log.info("%s changed concurrently (%s); running again", label, exc)
             await asyncio.sleep(0.05)
             return
         log.warning("%s: %s; retrying in %.1fs", label, exc, self.delay)
-        await asyncio.sleep(self.delay)
-        self.delay = min(self.delay * 2, 5.0)
+        self.kick.clear()
+        try:
+            await asyncio.wait_for(self.kick.wait(), self.delay)
+            self.delay = 0.5
+        except TimeoutError:
+            self.delay = min(self.delay * 2, 5.0)
 
 
 def fits_inline(text: str) -> bool:
