@@ -690,15 +690,16 @@ class OrchestrationEngine:
         if problem is None and name not in self.entities.entities:
             problem = f"no entity function named {name!r}"
         if problem is not None:
-            if work.kind == "call":
-                payload = json.dumps(
-                    {"result": json.dumps(f"entity {work.target}: {problem}"), "exceptionType": "Exception"}
-                )
-                await self.send(
-                    iid, h.event(h.EVENT_RAISED, self.now(), Name=work.request_id, Input=payload), execution
-                )
-            else:
+            # A call fails with the problem; a signal is acknowledged all the same (nothing will
+            # ever apply it), so an instance waiting for its acknowledgements can end.
+            if work.kind == "signal":
                 log.warning("instance %s signalled %s: %s", iid, work.target, problem)
+            payload = json.dumps(
+                {"result": json.dumps(f"entity {work.target}: {problem}"), "exceptionType": "Exception"}
+            )
+            await self.send(
+                iid, h.event(h.EVENT_RAISED, self.now(), Name=work.request_id, Input=payload), execution
+            )
             return
         input_text = None if work.input in (None, "null") else json.dumps(work.input)
         if again:

@@ -275,3 +275,8 @@ async def test_signals_of_a_last_episode_and_of_continue_as_new_are_applied_once
     record = await host.instances.read(done["instanceId"])
     assert record is not None
     assert await host.instances.messages(done["instanceId"], record.applied) == []
+
+
+async def test_a_last_signal_to_an_unknown_entity_does_not_keep_the_instance_running(host, http):
+    done = await wait_done(http, await start(http, host, "signal_nobody"))
+    assert done["runtimeStatus"] == "Completed" and done["output"] == "done"

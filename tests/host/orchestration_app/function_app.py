@@ -245,3 +245,9 @@ def signal_and_finish(context: df.DurableOrchestrationContext):
         context.continue_as_new({"key": spec["key"], "n": spec["n"] - 1})
         return None
     return "signalled"
+
+
+@app.orchestration_trigger(context_name="context")
+def signal_nobody(context: df.DurableOrchestrationContext):
+    context.signal_entity(df.EntityId("NoSuchEntity", "k"), "poke", 1)
+    return "done"
