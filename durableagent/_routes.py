@@ -17,7 +17,16 @@ import aiohttp
 import azure.durable_functions as df
 import azure.functions as func
 
-from ._run_request import RequestError, check_correlation_id, parse_run_request
+from ._run_request import (
+    SESSION_FIELDS,
+    WAIT_FIELD,
+    RequestError,
+    check_correlation_id,
+    is_text_body,
+    one_session_key,
+    parse_flag,
+    parse_run_request,
+)
 from .session import AgentSessionId, validate_key
 from .state import AgentState
 
@@ -30,6 +39,9 @@ MIN_SIGNAL_SECONDS = 1.0
 """The signal step gets at least this long even when the run timeout is shorter: a request must not
 be refused as unavailable only because its deadline was tiny."""
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+WAIT_HEADER = "x-ms-wait-for-response"
+SESSION_HEADER = "x-ms-session-id"
+"""On plain-text replies, which have no JSON body to carry the session id (Microsoft's header)."""
 _STATUS_CODE = re.compile(r"unexpected status code (\d{3})")
 _IDEMPOTENT_SESSIONS = uuid.UUID("5d0c5c9e-6a55-4c43-8a0e-8f1f2f0f6d1a")
 
@@ -149,7 +161,7 @@ class AgentRoutes:
     def __init__(
         self,
         lookup: Callable[[str], str | None],
-        agents_info: Callable[[], list[dict[str, str]]],
+        agents_info: Callable[[], list[dict[str, Any]]],
         polling: Polling,
     ) -> None:
         self._lookup = lookup
@@ -167,24 +179,30 @@ class AgentRoutes:
         requested = req.route_params.get("agent_name", "")
         name = self._lookup(requested)
         if name is None:
-            known = ", ".join(a["name"] for a in self._agents_info()) or "none"
-            raise RequestError(f"unknown agent {requested!r}; registered agents: {known}", 404)
+            known = ", ".join(a["name"] for a in self._agents_info() if a["http_endpoint_enabled"]) or "none"
+            raise RequestError(f"unknown agent {requested!r}; agents with HTTP routes: {known}", 404)
         return name
 
     async def run(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
         try:
             agent = self._agent(req)
-            request = parse_run_request(req.get_body() or b"")
+            text_request = is_text_body(req.headers.get("Content-Type"))
+            request = parse_run_request(req.get_body() or b"", text=text_request)
             correlation_id = _caller_correlation_id(req, request.correlation_id)
+            session_key = one_session_key(
+                [("the body's session id", request.session_key)]
+                + [(f"query parameter {field!r}", req.params.get(field)) for field in SESSION_FIELDS]
+            )
+            wait = _wait_for_response(req, request.wait_for_response)
         except RequestError as exc:
             return error_response(str(exc), exc.status)
         if correlation_id is None:
             correlation_id = uuid.uuid4().hex
-            key = request.session_key or uuid.uuid4().hex
+            key = session_key or uuid.uuid4().hex
         else:
-            key = request.session_key or idempotent_session_key(agent, correlation_id)
+            key = session_key or idempotent_session_key(agent, correlation_id)
         session = AgentSessionId(agent, key)
-        ids = {"sessionId": session.key, "correlationId": correlation_id}
+        ids = both_spellings(session.key, correlation_id)
         # One deadline for signalling and waiting: a hung back end must not hold the request past
         # the run timeout (the signal step gets at least MIN_SIGNAL_SECONDS).
         deadline = time.monotonic() + self.polling.timeout
@@ -204,6 +222,16 @@ class AgentRoutes:
             # The back end may have stored the signal before failing: only a keyed retry is safe.
             hint = f"the turn may still run; retry with the same {IDEMPOTENCY_HEADER} header to be safe"
             return unavailable_response(f"{error} ({hint})", **ids)
+        status_url = req.url.split("?", 1)[0].rsplit("/", 1)[0] + f"/{session.key}"
+        accepted = {
+            "status": "accepted",
+            "response": "Agent request accepted",
+            "message": request.message,
+            **ids,
+            "statusUrl": status_url,
+        }
+        if not wait:
+            return json_response(accepted, 202)
         # The signal is accepted: from here on the turn will run, so the answer is its reply, or
         # 202 with where to look for it, never "unavailable" (a retry would not be needed).
         try:
@@ -213,17 +241,23 @@ class AgentRoutes:
         except Exception as exc:
             return bug_response(exc, f"waiting for the reply of {session}", **ids)
         if entry is None:
-            status_url = req.url.rsplit("?", 1)[0].rsplit("/", 1)[0] + f"/{session.key}"
-            return json_response(
-                {"status": "accepted", "message": request.message, **ids, "statusUrl": status_url}, 202
-            )
+            return json_response(accepted, 202)
         if entry.get("status") == "error":
             return error_response(
                 entry.get("error") or "agent run failed", 500, message=request.message, **ids
             )
+        reply = entry.get("content")
+        if text_request and not _accepts_json(req):
+            return func.HttpResponse(
+                reply or "",
+                status_code=200,
+                mimetype="text/plain",
+                charset="utf-8",
+                headers={SESSION_HEADER: session.key},
+            )
         return json_response(
             {
-                "response": entry.get("content"),
+                "response": reply,
                 "message": request.message,
                 "status": "success",
                 "message_count": state.message_count,
@@ -302,6 +336,38 @@ class AgentRoutes:
     def health(self, req: func.HttpRequest) -> func.HttpResponse:
         agents = self._agents_info()
         return json_response({"status": "healthy", "agents": agents, "agent_count": len(agents)})
+
+
+def both_spellings(session_key: str, correlation_id: str) -> dict[str, str]:
+    """The ids as our clients read them (`sessionId`) and as Microsoft's do (`session_id`)."""
+    return {
+        "sessionId": session_key,
+        "session_id": session_key,
+        "correlationId": correlation_id,
+        "correlation_id": correlation_id,
+    }
+
+
+def _wait_for_response(req: func.HttpRequest, from_body: bool | None) -> bool:
+    """Whether the route waits for the reply: the `x-ms-wait-for-response` header decides, then the
+    `wait_for_response` query parameter, then the body field (Microsoft's order); default yes."""
+    header = req.headers.get(WAIT_HEADER)
+    if header is not None:
+        return parse_flag(header, f"header {WAIT_HEADER}")
+    query = req.params.get(WAIT_FIELD)
+    if query is not None:
+        return parse_flag(query, f"query parameter {WAIT_FIELD!r}")
+    return True if from_body is None else from_body
+
+
+def _accepts_json(req: func.HttpRequest) -> bool:
+    """Whether `Accept` asks for JSON (`application/json` or a `+json` type)."""
+    accept = (req.headers.get("Accept") or "").lower()
+    return any(
+        part.split(";", 1)[0].strip() in ("application/json",)
+        or part.split(";", 1)[0].strip().endswith("+json")
+        for part in accept.split(",")
+    )
 
 
 def _caller_correlation_id(req: func.HttpRequest, from_body: str | None) -> str | None:

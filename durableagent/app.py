@@ -34,6 +34,7 @@ class RegisteredAgent:
     agent: SupportsAgentRun
     callback: AgentResponseCallbackProtocol | None
     entity_name: str
+    http_endpoint_enabled: bool = True
 
 
 def _function_name(agent_name: str) -> str:
@@ -69,13 +70,15 @@ class AgentFunctionApp(df.DFApp):
         enable_health_check: bool = True,
         default_callback: AgentResponseCallbackProtocol | None = None,
         *,
+        enable_http_endpoints: bool = True,
         polling: Polling | None = None,
     ) -> None:
         super().__init__(http_auth_level=http_auth_level)
         self._agents: dict[str, RegisteredAgent] = {}
         self.default_callback = default_callback
+        self.enable_http_endpoints = enable_http_endpoints
         self._script_swap = ScriptSwap.from_env()
-        self._routes = AgentRoutes(self._resolve, self._agents_info, polling or _polling_from_env())
+        self._routes = AgentRoutes(self._resolve_http, self._agents_info, polling or _polling_from_env())
         self._register_routes(enable_health_check)
         for agent in agents or ():
             self.add_agent(agent)
@@ -85,8 +88,14 @@ class AgentFunctionApp(df.DFApp):
         return MappingProxyType({name: reg.agent for name, reg in self._agents.items()})
 
     def add_agent(
-        self, agent: SupportsAgentRun, callback: AgentResponseCallbackProtocol | None = None
+        self,
+        agent: SupportsAgentRun,
+        callback: AgentResponseCallbackProtocol | None = None,
+        enable_http_endpoint: bool | None = None,
     ) -> None:
+        """Register `agent`: its session entity always, its HTTP routes unless `enable_http_endpoint`
+        is False (None: the app's `enable_http_endpoints`). An agent only orchestrations call needs
+        no public route, and one without routes cannot be run or read over HTTP by accident."""
         name = getattr(agent, "name", None)
         if not isinstance(name, str) or not name.strip():
             raise ValueError(
@@ -109,7 +118,10 @@ class AgentFunctionApp(df.DFApp):
                 "rename one of them"
             )
         self._script_swap.apply(agent)
-        registered = RegisteredAgent(name, agent, callback or self.default_callback, entity_name_for(name))
+        http = self.enable_http_endpoints if enable_http_endpoint is None else bool(enable_http_endpoint)
+        registered = RegisteredAgent(
+            name, agent, callback or self.default_callback, entity_name_for(name), http
+        )
         entity = create_entity_function(agent, name, registered.callback)
         entity.__name__ = function_name
         self.function_name(function_name)(
@@ -130,8 +142,18 @@ class AgentFunctionApp(df.DFApp):
         lowered = name.lower()
         return next((n for n in self._agents if n.lower() == lowered), None)
 
-    def _agents_info(self) -> list[dict[str, str]]:
-        return [{"name": r.name, "type": agent_type_of(r.agent)} for r in self._agents.values()]
+    def _resolve_http(self, name: str) -> str | None:
+        """The routes' lookup: agents registered without an HTTP endpoint are unknown there."""
+        resolved = self._resolve(name)
+        if resolved is None or not self._agents[resolved].http_endpoint_enabled:
+            return None
+        return resolved
+
+    def _agents_info(self) -> list[dict[str, Any]]:
+        return [
+            {"name": r.name, "type": agent_type_of(r.agent), "http_endpoint_enabled": r.http_endpoint_enabled}
+            for r in self._agents.values()
+        ]
 
     def _register_routes(self, enable_health_check: bool) -> None:
         routes = self._routes

@@ -20,7 +20,13 @@ from .state import AgentState, tool_failures
 
 logger = logging.getLogger(__name__)
 
-OPERATIONS = ("run_agent", "get_state", "reset")
+OPERATIONS = ("run_agent", "run", "get_state", "reset")
+RUN_OPERATIONS = ("run_agent", "run")
+"""`run` is Microsoft's name for a turn (agent-framework-azurefunctions signals and calls it), so an
+orchestration or client written for that package reaches the same turn logic."""
+PEER_METADATA_FIELDS = ("request_response_format", "wait_for_response", "created_at", "orchestration_id")
+"""Fields of Microsoft's `RunRequest` that describe the request rather than the turn: accepted in an
+entity input and not acted on (the entity always stores and answers the whole reply)."""
 HISTORY_CACHE_SESSIONS = 256
 
 
@@ -186,8 +192,12 @@ class AgentEntity:
         if not isinstance(raw_input, dict):
             return {"status": "error", "error": "run_agent input must be a JSON object with a 'message'"}
         correlation_id = str(raw_input.get("correlation_id") or uuid.uuid4().hex)
+        skipped = ("correlation_id", *PEER_METADATA_FIELDS)
         try:
-            request = validate_run_request({k: v for k, v in raw_input.items() if k != "correlation_id"})
+            if raw_input.get("options"):
+                raise RequestError("'options' (agent run options) are not supported; use the request fields")
+            turn = {k: v for k, v in raw_input.items() if k not in skipped and k != "options"}
+            request = validate_run_request(turn)
         except RequestError as exc:
             return {"status": "error", "error": f"invalid run_agent input: {exc}"}
         if state.has_correlation(correlation_id):
@@ -241,7 +251,7 @@ def create_entity_function(
             context.set_result({"status": "error", "error": f"stored state is unreadable: {exc}"})
             return
         operation = context.operation_name
-        if operation == "run_agent":
+        if operation in RUN_OPERATIONS:
             result = logic.run_agent(state, context.get_input(), context.entity_key)
         elif operation == "get_state":
             result = state.get_state()  # the whole history, as the HTTP API shows it

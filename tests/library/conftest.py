@@ -46,6 +46,7 @@ class DurableClientDouble:
         self.hang_reads = False
         self.signals: list[tuple[str, str, str, Any]] = []
         self.last_response: func.HttpResponse | None = None
+        self.reads = 0
 
     def run_batch(self, name: str, key: str, operations: list[tuple[str, Any]]) -> dict[str, Any]:
         """One entity invocation with the host's JSON context; returns the parsed response."""
@@ -85,6 +86,7 @@ class DurableClientDouble:
         task.add_done_callback(self.pending.discard)
 
     async def read_entity_state(self, entityId: df.EntityId) -> EntityStateResponse:
+        self.reads += 1
         if self.fail_with or self.read_fail_with:
             raise self.fail_with or self.read_fail_with  # type: ignore[misc]
         if self.hang_reads:
@@ -107,13 +109,20 @@ class DurableClientDouble:
         *,
         body: bytes | str | None = None,
         headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
         **route_params: str,
     ) -> tuple[int, Any]:
+        """Call an HTTP function; the body comes back parsed when it is JSON, else as text."""
         fn = self.functions[function_name].get_user_function()
         if isinstance(body, str):
             body = body.encode()
         req = func.HttpRequest(
-            method, url, body=body or b"", route_params=route_params, headers=headers or {}
+            method,
+            url,
+            body=body or b"",
+            route_params=route_params,
+            headers=headers or {},
+            params=params or {},
         )
         target = getattr(fn, "client_function", None)
         if target is not None:
@@ -122,9 +131,17 @@ class DurableClientDouble:
             response = fn(req=req)
         self.last_response = response
         text = response.get_body().decode()
+        if not text or (response.mimetype or "").startswith("text/plain"):
+            return response.status_code, text
         return response.status_code, json.loads(text)
 
-    async def run(self, agent: str, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async def run(
+        self,
+        agent: str,
+        payload: Any,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         body = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
         return await self.call(
             "dafx_run_agent",
@@ -132,6 +149,7 @@ class DurableClientDouble:
             f"http://localhost/api/agents/{agent}/run",
             body=body,
             headers=headers,
+            params=params,
             agent_name=agent,
         )
 
