@@ -27,7 +27,16 @@ from ._run_request import (
     parse_flag,
     parse_run_request,
 )
-from .session import AgentSessionId, validate_key
+from ._sessions import (
+    CONTINUATION_HEADER,
+    ListingError,
+    after_cursor,
+    encode_cursor,
+    entity_lister,
+    list_sessions,
+    parse_top,
+)
+from .session import AgentSessionId, entity_name_for, validate_key
 from .state import AgentState
 
 T = TypeVar("T")
@@ -311,15 +320,10 @@ class AgentRoutes:
 
     async def state(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
         try:
-            agent = self._agent(req)
-            key = req.route_params.get("session_id", "")
-            try:
-                validate_key(key)
-            except ValueError as exc:
-                raise RequestError(f"invalid session id: {exc}") from None
+            session = self._session(req)
         except RequestError as exc:
             return error_response(str(exc), exc.status)
-        session = AgentSessionId(agent, key)
+        agent, key = session.name, session.key
         try:
             data = await _within(read_state(client, session), time.monotonic() + self.polling.timeout)
             if data is None:
@@ -332,6 +336,104 @@ class AgentRoutes:
         except Exception as exc:
             return bug_response(exc, f"reading {session}")
         return json_response({**state, "sessionId": key, "agent": agent})
+
+    def _session(self, req: func.HttpRequest) -> AgentSessionId:
+        agent = self._agent(req)
+        key = req.route_params.get("session_id", "")
+        try:
+            validate_key(key)
+        except ValueError as exc:
+            raise RequestError(f"invalid session id: {exc}") from None
+        return AgentSessionId(agent, key)
+
+    async def sessions(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
+        """The agent's sessions, newest first: `top` per page, `continuationToken` for the next."""
+        try:
+            agent = self._agent(req)
+            top = parse_top(req.params.get("top"))
+            token = req.headers.get(CONTINUATION_HEADER) or req.params.get("continuationToken")
+        except RequestError as exc:
+            return error_response(str(exc), exc.status)
+        deadline = time.monotonic() + self.polling.timeout
+        try:
+            listed = await _within(list_sessions(entity_lister(client), entity_name_for(agent)), deadline)
+            if token:
+                listed = after_cursor(listed, token)
+            page = listed[:top]
+            states = await _within(
+                asyncio.gather(*(read_state(client, AgentSessionId(agent, item.key)) for item in page)),
+                deadline,
+            )
+        except RequestError as exc:
+            return error_response(str(exc), exc.status)
+        except Exception as exc:
+            if is_backend_failure(exc) or isinstance(exc, ListingError):
+                return unavailable_response(str(exc) or "no answer in time")
+            return bug_response(exc, f"listing the sessions of {agent}")
+        sessions = []
+        for item, data in zip(page, states, strict=True):
+            if data is None:  # deleted since it was listed
+                continue
+            try:
+                count: int | None = AgentState.from_dict(data).message_count
+            except ValueError:
+                count = None  # unreadable: listed, so it can still be seen and deleted
+            sessions.append(
+                {
+                    "sessionId": item.key,
+                    "session_id": item.key,
+                    "message_count": count,
+                    "last_activity": item.last_activity,
+                }
+            )
+        more = encode_cursor(page[-1]) if len(listed) > top else None
+        body = {"agent": agent, "sessions": sessions, "continuationToken": more}
+        response = json_response(body)
+        if more:
+            response.headers[CONTINUATION_HEADER] = more
+        return response
+
+    async def delete(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
+        """Remove a session's state through its entity's `delete` operation.
+
+        The operation is queued behind any turn in flight, so a turn is never cut in half; the route
+        then waits (up to the run timeout) until the state is gone and answers 204, or 202 when the
+        delete is accepted but not done yet."""
+        try:
+            session = self._session(req)
+        except RequestError as exc:
+            return error_response(str(exc), exc.status)
+        deadline = time.monotonic() + self.polling.timeout
+        try:
+            if await _within(read_state(client, session), deadline) is None:
+                return error_response(f"session {session.key!r} of agent {session.name!r} not found", 404)
+            await _within(
+                client.signal_entity(session.to_entity_id(), "delete"), deadline, MIN_SIGNAL_SECONDS
+            )
+        except Exception as exc:
+            if is_backend_failure(exc):
+                return unavailable_response(str(exc) or "no answer in time", sessionId=session.key)
+            return bug_response(exc, f"deleting {session}")
+        intervals = self.polling.intervals()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(min(next(intervals), max(deadline - time.monotonic(), 0.0)))
+            try:
+                if await _within(read_state(client, session), deadline) is None:
+                    return func.HttpResponse(status_code=204)
+            except (BackendUnavailable, TimeoutError):
+                break
+            except ValueError:
+                continue  # unreadable until the delete runs
+        status_url = req.url.split("?", 1)[0]
+        return json_response(
+            {
+                "status": "accepted",
+                "sessionId": session.key,
+                "session_id": session.key,
+                "statusUrl": status_url,
+            },
+            202,
+        )
 
     def health(self, req: func.HttpRequest) -> func.HttpResponse:
         agents = self._agents_info()

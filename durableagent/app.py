@@ -170,6 +170,18 @@ class AgentFunctionApp(df.DFApp):
         async def dafx_get_session(req: func.HttpRequest, client: Any) -> func.HttpResponse:
             return await routes.state(req, client)
 
+        @self.function_name("dafx_list_sessions")
+        @self.route(route="agents/{agent_name}", methods=["GET"])
+        @self.durable_client_input(client_name="client")
+        async def dafx_list_sessions(req: func.HttpRequest, client: Any) -> func.HttpResponse:
+            return await routes.sessions(req, client)
+
+        @self.function_name("dafx_delete_session")
+        @self.route(route="agents/{agent_name}/{session_id}", methods=["DELETE"])
+        @self.durable_client_input(client_name="client")
+        async def dafx_delete_session(req: func.HttpRequest, client: Any) -> func.HttpResponse:
+            return await routes.delete(req, client)
+
         if enable_health_check:
 
             @self.function_name("dafx_health")

@@ -20,7 +20,7 @@ from .state import AgentState, tool_failures
 
 logger = logging.getLogger(__name__)
 
-OPERATIONS = ("run_agent", "run", "get_state", "reset")
+OPERATIONS = ("run_agent", "run", "get_state", "reset", "delete")
 RUN_OPERATIONS = ("run_agent", "run")
 """`run` is Microsoft's name for a turn (agent-framework-azurefunctions signals and calls it), so an
 orchestration or client written for that package reaches the same turn logic."""
@@ -258,12 +258,16 @@ def create_entity_function(
         elif operation == "reset":
             state.reset()
             result = {"status": "reset"}
+        elif operation == "delete":
+            result = {"status": "deleted", "message_count": state.message_count}
         else:
             result = {"status": "error", "error": f"unknown operation {operation!r}"}
         context.set_result(result)
-        if stored is None and not state.message_count:
-            # Nothing happened: reading or a bad call creates no session. (After set_result,
-            # which marks the entity as existing.)
+        if operation == "delete" or (stored is None and not state.message_count):
+            # `delete` removes the session (the entity no longer exists, so listings drop it); it
+            # runs between turns like any operation, so a turn in flight is never cut in half.
+            # Otherwise nothing happened: reading or a bad call creates no session. (After
+            # set_result, which marks the entity as existing.)
             context.destruct_on_exit()
         else:
             context.set_state(state.to_dict())

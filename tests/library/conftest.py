@@ -47,6 +47,8 @@ class DurableClientDouble:
         self.signals: list[tuple[str, str, str, Any]] = []
         self.last_response: func.HttpResponse | None = None
         self.reads = 0
+        self.clock = 0
+        self.last_operation: dict[tuple[str, str], str] = {}
 
     def run_batch(self, name: str, key: str, operations: list[tuple[str, Any]]) -> dict[str, Any]:
         """One entity invocation with the host's JSON context; returns the parsed response."""
@@ -62,10 +64,13 @@ class DurableClientDouble:
             ],
         }
         output = json.loads(self.entities[name.lower()](json.dumps(context)))
+        self.clock += 1
         if output["entityExists"]:
             self.states[ident] = output["entityState"]
+            self.last_operation[ident] = f"2026-12-01T00:00:{self.clock:02d}Z"
         else:
             self.states.pop(ident, None)
+            self.last_operation.pop(ident, None)
         self.results.extend(output["results"])
         return output
 
@@ -95,6 +100,21 @@ class DurableClientDouble:
         if state is None:
             return EntityStateResponse(False)
         return EntityStateResponse(True, json.loads(state))
+
+    async def list_entities(self, name: str, top: int, token: str | None) -> tuple[list[Any], str | None]:
+        """The Durable HTTP API's entity listing: instance-id (key) order, `top` per page."""
+        keys = sorted(key for (entity, key) in self.states if entity == name.lower())
+        if token is not None:
+            keys = [key for key in keys if key > token]
+        page = keys[:top]
+        items = [
+            {
+                "entityId": {"name": name.lower(), "key": key},
+                "lastOperationTime": self.last_operation[(name.lower(), key)],
+            }
+            for key in page
+        ]
+        return items, (page[-1] if len(keys) > top else None)
 
     async def drain(self) -> None:
         while self.pending:
@@ -151,6 +171,27 @@ class DurableClientDouble:
             headers=headers,
             params=params,
             agent_name=agent,
+        )
+
+    async def sessions(
+        self, agent: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        return await self.call(
+            "dafx_list_sessions",
+            "GET",
+            f"http://localhost/api/agents/{agent}",
+            params=params,
+            headers=headers,
+            agent_name=agent,
+        )
+
+    async def delete(self, agent: str, session: str) -> tuple[int, Any]:
+        return await self.call(
+            "dafx_delete_session",
+            "DELETE",
+            f"http://localhost/api/agents/{agent}/{session}",
+            agent_name=agent,
+            session_id=session,
         )
 
     async def state(self, agent: str, session: str) -> tuple[int, Any]:
