@@ -229,7 +229,7 @@ class AgentEntity:
                 "error": f"{type(exc).__name__}: {exc}",
                 "correlation_id": correlation_id,
             }
-        entry = state.add_assistant_message(response, correlation_id)
+        entry = state.add_assistant_message(response.text, response, correlation_id)
         self._remember(session_key, state, [*messages, *response.messages])
         return turn_result(entry, state.message_count, request.response_schema)
 
