@@ -255,9 +255,7 @@ class AgentState:
         if not isinstance(content, str):
             raise TypeError(f"content must be a str, got {type(content).__name__}")
         if agent_response is not None and not isinstance(agent_response, AgentResponse):
-            raise TypeError(
-                f"agent_response must be an AgentResponse, got {type(agent_response).__name__}"
-            )
+            raise TypeError(f"agent_response must be an AgentResponse, got {type(agent_response).__name__}")
         entry: dict[str, Any] = {
             "role": "assistant",
             "content": content,
