@@ -11,6 +11,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import aiohttp
@@ -29,10 +30,12 @@ from ._run_request import (
 )
 from ._sessions import (
     CONTINUATION_HEADER,
+    Listed,
     ListingError,
     after_cursor,
     encode_cursor,
     entity_lister,
+    idle_longer_than,
     list_sessions,
     parse_top,
 )
@@ -172,10 +175,12 @@ class AgentRoutes:
         lookup: Callable[[str], str | None],
         agents_info: Callable[[], list[dict[str, Any]]],
         polling: Polling,
+        session_ttl: timedelta | None = None,
     ) -> None:
         self._lookup = lookup
         self._agents_info = agents_info
         self.polling = polling
+        self.session_ttl = session_ttl
         # Per session: how long its last turn took and what one read of its state cost. The next
         # turn of a long conversation takes about as long, so its first read waits for most of
         # that instead of polling, but never longer than FIRST_READ_BUDGET reads would cost: turn
@@ -357,6 +362,8 @@ class AgentRoutes:
         deadline = time.monotonic() + self.polling.timeout
         try:
             listed = await _within(list_sessions(entity_lister(client), entity_name_for(agent)), deadline)
+            if self.session_ttl is not None:
+                listed = await _within(self._expire_idle(client, agent, listed), deadline)
             if token:
                 listed = after_cursor(listed, token)
             page = listed[:top]
@@ -392,6 +399,36 @@ class AgentRoutes:
         if more:
             response.headers[CONTINUATION_HEADER] = more
         return response
+
+    async def _expire_idle(self, client: DurableClient, agent: str, listed: list[Listed]) -> list[Listed]:
+        """Signal `expire` to the sessions idle past the TTL; returns the others.
+
+        The listing's `lastOperationTime` only picks candidates: each entity decides from its own
+        last turn, between turns, so a session used meanwhile is kept."""
+        assert self.session_ttl is not None
+        seconds = self.session_ttl.total_seconds()
+        now = datetime.now(UTC)
+        idle = [item for item in listed if idle_longer_than(item, seconds, now)]
+        await asyncio.gather(
+            *(
+                client.signal_entity(
+                    AgentSessionId(agent, item.key).to_entity_id(), "expire", {"idle_seconds": seconds}
+                )
+                for item in idle
+            )
+        )
+        if idle:
+            logger.info("expiring %d idle session(s) of %s", len(idle), agent)
+        gone = {item.key for item in idle}
+        return [item for item in listed if item.key not in gone]
+
+    async def sweep(self, client: DurableClient, agents: list[str]) -> int:
+        """Expire idle sessions of `agents` (the timer trigger's work); returns how many were signalled."""
+        signalled = 0
+        for agent in agents:
+            listed = await list_sessions(entity_lister(client), entity_name_for(agent))
+            signalled += len(listed) - len(await self._expire_idle(client, agent, listed))
+        return signalled
 
     async def delete(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
         """Remove a session's state through its entity's `delete` operation.

@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -126,3 +128,25 @@ def parse_top(value: str | None) -> int:
     if not 1 <= top <= MAX_TOP:
         raise RequestError(f"'top' must be an integer from 1 to {MAX_TOP}")
     return top
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def parse_time(text: object) -> datetime | None:
+    """An ISO-8601 time from the Durable API or stored state (`Z`, up to 7 fraction digits as .NET
+    writes them); None when absent or unreadable."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        stamp = datetime.fromisoformat(_FRACTION.sub(r"\1", text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def idle_longer_than(item: Listed, seconds: float, now: datetime) -> bool:
+    """Whether the Durable API says the session had no operation for `seconds` (a turn is an
+    operation, so its last turn is at least that old too; the entity checks again)."""
+    when = parse_time(item.last_activity)
+    return when is not None and (now - when).total_seconds() > seconds

@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 RUN_TIMEOUT_ENV = "DURABLEAGENT_RUN_TIMEOUT"
+DEFAULT_SWEEP_SCHEDULE = "0 */5 * * * *"
 
 
 @dataclass(frozen=True)
@@ -72,14 +74,25 @@ class AgentFunctionApp(df.DFApp):
         *,
         enable_http_endpoints: bool = True,
         polling: Polling | None = None,
+        session_ttl: timedelta | None = None,
+        session_sweep_schedule: str = DEFAULT_SWEEP_SCHEDULE,
     ) -> None:
+        """`session_ttl`: sessions whose last turn is older than this are removed, by a timer
+        trigger on `session_sweep_schedule` (NCRONTAB, default every 5 minutes) on Azure, and by
+        the session list route wherever it is called (the local host runs no timer triggers)."""
+        if session_ttl is not None and session_ttl <= timedelta(0):
+            raise ValueError(f"session_ttl must be positive, got {session_ttl}")
         super().__init__(http_auth_level=http_auth_level)
         self._agents: dict[str, RegisteredAgent] = {}
         self.default_callback = default_callback
         self.enable_http_endpoints = enable_http_endpoints
         self._script_swap = ScriptSwap.from_env()
-        self._routes = AgentRoutes(self._resolve_http, self._agents_info, polling or _polling_from_env())
+        self._routes = AgentRoutes(
+            self._resolve_http, self._agents_info, polling or _polling_from_env(), session_ttl
+        )
         self._register_routes(enable_health_check)
+        if session_ttl is not None:
+            self._register_sweeper(session_sweep_schedule)
         for agent in agents or ():
             self.add_agent(agent)
 
@@ -154,6 +167,16 @@ class AgentFunctionApp(df.DFApp):
             {"name": r.name, "type": agent_type_of(r.agent), "http_endpoint_enabled": r.http_endpoint_enabled}
             for r in self._agents.values()
         ]
+
+    def _register_sweeper(self, schedule: str) -> None:
+        routes = self._routes
+
+        @self.function_name("dafx_session_sweeper")
+        @self.timer_trigger(schedule=schedule, arg_name="timer")
+        @self.durable_client_input(client_name="client")
+        async def dafx_session_sweeper(timer: func.TimerRequest, client: Any) -> None:
+            signalled = await routes.sweep(client, list(self._agents))
+            logger.info("session sweep: %d idle session(s) signalled to expire", signalled)
 
     def _register_routes(self, enable_health_check: bool) -> None:
         routes = self._routes

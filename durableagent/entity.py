@@ -8,6 +8,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -20,7 +21,7 @@ from .state import AgentState, tool_failures
 
 logger = logging.getLogger(__name__)
 
-OPERATIONS = ("run_agent", "run", "get_state", "reset", "delete")
+OPERATIONS = ("run_agent", "run", "get_state", "reset", "delete", "expire")
 RUN_OPERATIONS = ("run_agent", "run")
 """`run` is Microsoft's name for a turn (agent-framework-azurefunctions signals and calls it), so an
 orchestration or client written for that package reaches the same turn logic."""
@@ -234,6 +235,34 @@ class AgentEntity:
         return turn_result(entry, state.message_count, request.response_schema)
 
 
+def _operation_input(context: df.DurableEntityContext) -> object:
+    """The operation's input, or None when it has none (the SDK raises on a missing input)."""
+    try:
+        return context.get_input()
+    except (TypeError, ValueError):
+        return None
+
+
+def is_idle(state: AgentState, raw_input: object) -> bool:
+    """Whether the session's last turn is older than `idle_seconds` (the `expire` operation).
+
+    Decided inside the entity, between turns, from the newest entry's own timestamp: a session used
+    since a sweep listed it is kept, whatever the listing said."""
+    seconds = raw_input.get("idle_seconds") if isinstance(raw_input, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+        return False
+    newest = state.entry_from_end(1)
+    if newest is None:
+        return True
+    try:
+        stamp = datetime.fromisoformat(str(newest.get("timestamp")))
+    except ValueError:
+        return False  # cannot tell: keep it
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - stamp).total_seconds() > seconds
+
+
 def create_entity_function(
     agent: SupportsAgentRun, agent_name: str, callback: AgentResponseCallbackProtocol | None = None
 ) -> Callable[[df.DurableEntityContext], None]:
@@ -251,8 +280,9 @@ def create_entity_function(
             context.set_result({"status": "error", "error": f"stored state is unreadable: {exc}"})
             return
         operation = context.operation_name
+        remove = False
         if operation in RUN_OPERATIONS:
-            result = logic.run_agent(state, context.get_input(), context.entity_key)
+            result = logic.run_agent(state, _operation_input(context), context.entity_key)
         elif operation == "get_state":
             result = state.get_state()  # the whole history, as the HTTP API shows it
         elif operation == "reset":
@@ -260,12 +290,17 @@ def create_entity_function(
             result = {"status": "reset"}
         elif operation == "delete":
             result = {"status": "deleted", "message_count": state.message_count}
+            remove = True
+        elif operation == "expire":
+            remove = is_idle(state, _operation_input(context))
+            result = {"status": "expired" if remove else "active"}
         else:
             result = {"status": "error", "error": f"unknown operation {operation!r}"}
         context.set_result(result)
-        if operation == "delete" or (stored is None and not state.message_count):
-            # `delete` removes the session (the entity no longer exists, so listings drop it); it
-            # runs between turns like any operation, so a turn in flight is never cut in half.
+        if remove or (stored is None and not state.message_count):
+            # `delete`, and `expire` of an idle session, remove the session (the entity no longer
+            # exists, so listings drop it); they run between turns like any operation, so a turn in
+            # flight is never cut in half.
             # Otherwise nothing happened: reading or a bad call creates no session. (After
             # set_result, which marks the entity as existing.)
             context.destruct_on_exit()

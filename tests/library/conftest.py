@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -67,7 +68,9 @@ class DurableClientDouble:
         self.clock += 1
         if output["entityExists"]:
             self.states[ident] = output["entityState"]
-            self.last_operation[ident] = f"2026-12-01T00:00:{self.clock:02d}Z"
+            # Later operations get later times (the clock may not tick between two of them).
+            stamp = datetime.now(UTC) + timedelta(microseconds=self.clock)
+            self.last_operation[ident] = stamp.isoformat().replace("+00:00", "Z")
         else:
             self.states.pop(ident, None)
             self.last_operation.pop(ident, None)

@@ -2,14 +2,15 @@
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from durableagent import Polling
+from durableagent import AgentFunctionApp, Polling
 from durableagent._sessions import CONTINUATION_HEADER, ListingError, entity_lister
 from fakes import ScriptedChatClient
 
-from .conftest import make_agent
+from .conftest import DurableClientDouble, make_agent
 
 
 def _echo_agent(delay: float = 0.0):
@@ -175,3 +176,77 @@ async def test_entity_delete_operation_result(build):
     assert results[0] == {"status": "deleted", "message_count": 2}
     assert results[1]["message_count"] == 0
     assert output["entityExists"] is False
+
+
+# -- idle expiry (session_ttl) -------------------------------------------------------------------
+
+
+def _age(host, key: str, hours: float) -> None:
+    """Make a session look idle for `hours`: its entries' timestamps and its last operation time."""
+    ident = ("dafx-weatheragent", key)
+    stored = json.loads(host.states[ident])
+    old = datetime.now(UTC) - timedelta(hours=hours)
+    for entry in stored["recent_history"]:
+        entry["timestamp"] = old.isoformat()
+    host.states[ident] = json.dumps(stored)
+    host.last_operation[ident] = old.isoformat().replace("+00:00", "Z")
+
+
+async def test_listing_expires_sessions_idle_past_the_ttl(build):
+    _, host = build(_echo_agent(), session_ttl=timedelta(hours=1))
+    for key in ["old", "fresh"]:
+        await host.run("WeatherAgent", {"message": "hi", "sessionId": key})
+    _age(host, "old", hours=2)
+    status, body = await host.sessions("WeatherAgent")
+    assert status == 200 and [s["sessionId"] for s in body["sessions"]] == ["fresh"]
+    await host.drain()
+    assert (await host.state("WeatherAgent", "old"))[0] == 404
+    assert (await host.state("WeatherAgent", "fresh"))[0] == 200
+    assert ("dafx-WeatherAgent", "old", "expire", {"idle_seconds": 3600.0}) in host.signals
+
+
+async def test_expire_keeps_a_session_used_since_it_was_listed(build):
+    _, host = build(_echo_agent())
+    await host.run("WeatherAgent", {"message": "hi", "sessionId": "busy"})
+    _age(host, "busy", hours=2)
+    # A turn lands between the sweep's listing and its signal: the entity sees it and keeps the session.
+    await host.run("WeatherAgent", {"message": "again", "sessionId": "busy"})
+    output = host.run_batch("dafx-WeatherAgent", "busy", [("expire", {"idle_seconds": 3600})])
+    assert json.loads(output["results"][0]["result"]) == {"status": "active"}
+    assert output["entityExists"] is True
+    _, state = await host.state("WeatherAgent", "busy")
+    assert state["message_count"] == 4
+
+
+@pytest.mark.parametrize(
+    "payload", [None, {}, {"idle_seconds": "1"}, {"idle_seconds": -5}, {"idle_seconds": True}]
+)
+async def test_expire_without_a_usable_ttl_keeps_the_session(build, payload):
+    _, host = build(_echo_agent())
+    await host.run("WeatherAgent", {"message": "hi", "sessionId": "s"})
+    _age(host, "s", hours=2)
+    output = host.run_batch("dafx-WeatherAgent", "s", [("expire", payload)])
+    assert json.loads(output["results"][0]["result"]) == {"status": "active"}
+    assert output["entityExists"] is True
+
+
+async def test_the_timer_sweeps_every_agent_including_ones_without_routes():
+    app = AgentFunctionApp(agents=[_echo_agent()], session_ttl=timedelta(minutes=30))
+    host = DurableClientDouble(app)
+    await host.run("WeatherAgent", {"message": "hi", "sessionId": "old"})
+    await host.run("WeatherAgent", {"message": "hi", "sessionId": "fresh"})
+    _age(host, "old", hours=1)
+    sweeper = host.functions["dafx_session_sweeper"]
+    assert sweeper.get_trigger().type == "timerTrigger"
+    assert sweeper.get_trigger().schedule == "0 */5 * * * *"
+    await sweeper.get_user_function().client_function(timer=None, client=host)
+    await host.drain()
+    assert (await host.state("WeatherAgent", "old"))[0] == 404
+    assert (await host.state("WeatherAgent", "fresh"))[0] == 200
+
+
+def test_no_ttl_no_sweeper_and_the_ttl_must_be_positive():
+    names = {f.get_function_name() for f in AgentFunctionApp().get_functions()}
+    assert "dafx_session_sweeper" not in names
+    with pytest.raises(ValueError, match="session_ttl"):
+        AgentFunctionApp(session_ttl=timedelta(0))
