@@ -11,14 +11,35 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import azure.durable_functions as df
 import azure.functions as func
 
-from ._run_request import RequestError, check_correlation_id, parse_run_request
-from .session import AgentSessionId, validate_key
+from ._run_request import (
+    SESSION_FIELDS,
+    WAIT_FIELD,
+    RequestError,
+    check_correlation_id,
+    is_text_body,
+    one_session_key,
+    parse_flag,
+    parse_run_request,
+)
+from ._sessions import (
+    CONTINUATION_HEADER,
+    Listed,
+    ListingError,
+    after_cursor,
+    encode_cursor,
+    entity_lister,
+    idle_longer_than,
+    list_sessions,
+    parse_top,
+)
+from .session import AgentSessionId, entity_name_for, validate_key
 from .state import AgentState
 
 T = TypeVar("T")
@@ -30,6 +51,9 @@ MIN_SIGNAL_SECONDS = 1.0
 """The signal step gets at least this long even when the run timeout is shorter: a request must not
 be refused as unavailable only because its deadline was tiny."""
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+WAIT_HEADER = "x-ms-wait-for-response"
+SESSION_HEADER = "x-ms-session-id"
+"""On plain-text replies, which have no JSON body to carry the session id (Microsoft's header)."""
 _STATUS_CODE = re.compile(r"unexpected status code (\d{3})")
 _IDEMPOTENT_SESSIONS = uuid.UUID("5d0c5c9e-6a55-4c43-8a0e-8f1f2f0f6d1a")
 
@@ -149,12 +173,14 @@ class AgentRoutes:
     def __init__(
         self,
         lookup: Callable[[str], str | None],
-        agents_info: Callable[[], list[dict[str, str]]],
+        agents_info: Callable[[], list[dict[str, Any]]],
         polling: Polling,
+        session_ttl: timedelta | None = None,
     ) -> None:
         self._lookup = lookup
         self._agents_info = agents_info
         self.polling = polling
+        self.session_ttl = session_ttl
         # Per session: how long its last turn took and what one read of its state cost. The next
         # turn of a long conversation takes about as long, so its first read waits for most of
         # that instead of polling, but never longer than FIRST_READ_BUDGET reads would cost: turn
@@ -167,24 +193,30 @@ class AgentRoutes:
         requested = req.route_params.get("agent_name", "")
         name = self._lookup(requested)
         if name is None:
-            known = ", ".join(a["name"] for a in self._agents_info()) or "none"
-            raise RequestError(f"unknown agent {requested!r}; registered agents: {known}", 404)
+            known = ", ".join(a["name"] for a in self._agents_info() if a["http_endpoint_enabled"]) or "none"
+            raise RequestError(f"unknown agent {requested!r}; agents with HTTP routes: {known}", 404)
         return name
 
     async def run(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
         try:
             agent = self._agent(req)
-            request = parse_run_request(req.get_body() or b"")
+            text_request = is_text_body(req.headers.get("Content-Type"))
+            request = parse_run_request(req.get_body() or b"", text=text_request)
             correlation_id = _caller_correlation_id(req, request.correlation_id)
+            session_key = one_session_key(
+                [("the body's session id", request.session_key)]
+                + [(f"query parameter {field!r}", req.params.get(field)) for field in SESSION_FIELDS]
+            )
+            wait = _wait_for_response(req, request.wait_for_response)
         except RequestError as exc:
             return error_response(str(exc), exc.status)
         if correlation_id is None:
             correlation_id = uuid.uuid4().hex
-            key = request.session_key or uuid.uuid4().hex
+            key = session_key or uuid.uuid4().hex
         else:
-            key = request.session_key or idempotent_session_key(agent, correlation_id)
+            key = session_key or idempotent_session_key(agent, correlation_id)
         session = AgentSessionId(agent, key)
-        ids = {"sessionId": session.key, "correlationId": correlation_id}
+        ids = both_spellings(session.key, correlation_id)
         # One deadline for signalling and waiting: a hung back end must not hold the request past
         # the run timeout (the signal step gets at least MIN_SIGNAL_SECONDS).
         deadline = time.monotonic() + self.polling.timeout
@@ -204,6 +236,16 @@ class AgentRoutes:
             # The back end may have stored the signal before failing: only a keyed retry is safe.
             hint = f"the turn may still run; retry with the same {IDEMPOTENCY_HEADER} header to be safe"
             return unavailable_response(f"{error} ({hint})", **ids)
+        status_url = req.url.split("?", 1)[0].rsplit("/", 1)[0] + f"/{session.key}"
+        accepted = {
+            "status": "accepted",
+            "response": "Agent request accepted",
+            "message": request.message,
+            **ids,
+            "statusUrl": status_url,
+        }
+        if not wait:
+            return json_response(accepted, 202)
         # The signal is accepted: from here on the turn will run, so the answer is its reply, or
         # 202 with where to look for it, never "unavailable" (a retry would not be needed).
         try:
@@ -213,17 +255,23 @@ class AgentRoutes:
         except Exception as exc:
             return bug_response(exc, f"waiting for the reply of {session}", **ids)
         if entry is None:
-            status_url = req.url.rsplit("?", 1)[0].rsplit("/", 1)[0] + f"/{session.key}"
-            return json_response(
-                {"status": "accepted", "message": request.message, **ids, "statusUrl": status_url}, 202
-            )
+            return json_response(accepted, 202)
         if entry.get("status") == "error":
             return error_response(
                 entry.get("error") or "agent run failed", 500, message=request.message, **ids
             )
+        reply = entry.get("content")
+        if text_request and not _accepts_json(req):
+            return func.HttpResponse(
+                reply or "",
+                status_code=200,
+                mimetype="text/plain",
+                charset="utf-8",
+                headers={SESSION_HEADER: session.key},
+            )
         return json_response(
             {
-                "response": entry.get("content"),
+                "response": reply,
                 "message": request.message,
                 "status": "success",
                 "message_count": state.message_count,
@@ -277,15 +325,10 @@ class AgentRoutes:
 
     async def state(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
         try:
-            agent = self._agent(req)
-            key = req.route_params.get("session_id", "")
-            try:
-                validate_key(key)
-            except ValueError as exc:
-                raise RequestError(f"invalid session id: {exc}") from None
+            session = self._session(req)
         except RequestError as exc:
             return error_response(str(exc), exc.status)
-        session = AgentSessionId(agent, key)
+        agent, key = session.name, session.key
         try:
             data = await _within(read_state(client, session), time.monotonic() + self.polling.timeout)
             if data is None:
@@ -299,9 +342,171 @@ class AgentRoutes:
             return bug_response(exc, f"reading {session}")
         return json_response({**state, "sessionId": key, "agent": agent})
 
+    def _session(self, req: func.HttpRequest) -> AgentSessionId:
+        agent = self._agent(req)
+        key = req.route_params.get("session_id", "")
+        try:
+            validate_key(key)
+        except ValueError as exc:
+            raise RequestError(f"invalid session id: {exc}") from None
+        return AgentSessionId(agent, key)
+
+    async def sessions(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
+        """The agent's sessions, newest first: `top` per page, `continuationToken` for the next."""
+        try:
+            agent = self._agent(req)
+            top = parse_top(req.params.get("top"))
+            token = req.headers.get(CONTINUATION_HEADER) or req.params.get("continuationToken")
+        except RequestError as exc:
+            return error_response(str(exc), exc.status)
+        deadline = time.monotonic() + self.polling.timeout
+        try:
+            listed = await _within(list_sessions(entity_lister(client), entity_name_for(agent)), deadline)
+            if self.session_ttl is not None:
+                listed = await _within(self._expire_idle(client, agent, listed), deadline)
+            if token:
+                listed = after_cursor(listed, token)
+            page = listed[:top]
+            states = await _within(
+                asyncio.gather(*(read_state(client, AgentSessionId(agent, item.key)) for item in page)),
+                deadline,
+            )
+        except RequestError as exc:
+            return error_response(str(exc), exc.status)
+        except Exception as exc:
+            if is_backend_failure(exc) or isinstance(exc, ListingError):
+                return unavailable_response(str(exc) or "no answer in time")
+            return bug_response(exc, f"listing the sessions of {agent}")
+        sessions = []
+        for item, data in zip(page, states, strict=True):
+            if data is None:  # deleted since it was listed
+                continue
+            try:
+                count: int | None = AgentState.from_dict(data).message_count
+            except ValueError:
+                count = None  # unreadable: listed, so it can still be seen and deleted
+            sessions.append(
+                {
+                    "sessionId": item.key,
+                    "session_id": item.key,
+                    "message_count": count,
+                    "last_activity": item.last_activity,
+                }
+            )
+        more = encode_cursor(page[-1]) if len(listed) > top else None
+        body = {"agent": agent, "sessions": sessions, "continuationToken": more}
+        response = json_response(body)
+        if more:
+            response.headers[CONTINUATION_HEADER] = more
+        return response
+
+    async def _expire_idle(self, client: DurableClient, agent: str, listed: list[Listed]) -> list[Listed]:
+        """Signal `expire` to the sessions idle past the TTL; returns the others.
+
+        The listing's `lastOperationTime` only picks candidates: each entity decides from its own
+        last turn, between turns, so a session used meanwhile is kept."""
+        assert self.session_ttl is not None
+        seconds = self.session_ttl.total_seconds()
+        now = datetime.now(UTC)
+        idle = [item for item in listed if idle_longer_than(item, seconds, now)]
+        await asyncio.gather(
+            *(
+                client.signal_entity(
+                    AgentSessionId(agent, item.key).to_entity_id(), "expire", {"idle_seconds": seconds}
+                )
+                for item in idle
+            )
+        )
+        if idle:
+            logger.info("expiring %d idle session(s) of %s", len(idle), agent)
+        gone = {item.key for item in idle}
+        return [item for item in listed if item.key not in gone]
+
+    async def sweep(self, client: DurableClient, agents: list[str]) -> int:
+        """Expire idle sessions of `agents` (the timer trigger's work); returns how many were signalled."""
+        signalled = 0
+        for agent in agents:
+            listed = await list_sessions(entity_lister(client), entity_name_for(agent))
+            signalled += len(listed) - len(await self._expire_idle(client, agent, listed))
+        return signalled
+
+    async def delete(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
+        """Remove a session's state through its entity's `delete` operation.
+
+        The operation is queued behind any turn in flight, so a turn is never cut in half; the route
+        then waits (up to the run timeout) until the state is gone and answers 204, or 202 when the
+        delete is accepted but not done yet."""
+        try:
+            session = self._session(req)
+        except RequestError as exc:
+            return error_response(str(exc), exc.status)
+        deadline = time.monotonic() + self.polling.timeout
+        try:
+            if await _within(read_state(client, session), deadline) is None:
+                return error_response(f"session {session.key!r} of agent {session.name!r} not found", 404)
+            await _within(
+                client.signal_entity(session.to_entity_id(), "delete"), deadline, MIN_SIGNAL_SECONDS
+            )
+        except Exception as exc:
+            if is_backend_failure(exc):
+                return unavailable_response(str(exc) or "no answer in time", sessionId=session.key)
+            return bug_response(exc, f"deleting {session}")
+        intervals = self.polling.intervals()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(min(next(intervals), max(deadline - time.monotonic(), 0.0)))
+            try:
+                if await _within(read_state(client, session), deadline) is None:
+                    return func.HttpResponse(status_code=204)
+            except (BackendUnavailable, TimeoutError):
+                break
+            except ValueError:
+                continue  # unreadable until the delete runs
+        status_url = req.url.split("?", 1)[0]
+        return json_response(
+            {
+                "status": "accepted",
+                "sessionId": session.key,
+                "session_id": session.key,
+                "statusUrl": status_url,
+            },
+            202,
+        )
+
     def health(self, req: func.HttpRequest) -> func.HttpResponse:
         agents = self._agents_info()
         return json_response({"status": "healthy", "agents": agents, "agent_count": len(agents)})
+
+
+def both_spellings(session_key: str, correlation_id: str) -> dict[str, str]:
+    """The ids as our clients read them (`sessionId`) and as Microsoft's do (`session_id`)."""
+    return {
+        "sessionId": session_key,
+        "session_id": session_key,
+        "correlationId": correlation_id,
+        "correlation_id": correlation_id,
+    }
+
+
+def _wait_for_response(req: func.HttpRequest, from_body: bool | None) -> bool:
+    """Whether the route waits for the reply: the `x-ms-wait-for-response` header decides, then the
+    `wait_for_response` query parameter, then the body field (Microsoft's order); default yes."""
+    header = req.headers.get(WAIT_HEADER)
+    if header is not None:
+        return parse_flag(header, f"header {WAIT_HEADER}")
+    query = req.params.get(WAIT_FIELD)
+    if query is not None:
+        return parse_flag(query, f"query parameter {WAIT_FIELD!r}")
+    return True if from_body is None else from_body
+
+
+def _accepts_json(req: func.HttpRequest) -> bool:
+    """Whether `Accept` asks for JSON (`application/json` or a `+json` type)."""
+    accept = (req.headers.get("Accept") or "").lower()
+    return any(
+        part.split(";", 1)[0].strip() in ("application/json",)
+        or part.split(";", 1)[0].strip().endswith("+json")
+        for part in accept.split(",")
+    )
 
 
 def _caller_correlation_id(req: func.HttpRequest, from_body: str | None) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,15 +15,24 @@ MAX_MESSAGE_CHARS = 256 * 1024
 # cap a signal (the local host at 1 MiB), so the encoded size is what must fit.
 MAX_SIGNAL_BYTES = 1024 * 1024 - 1024
 ALLOWED_ROLES = ("user", "system")
+SESSION_FIELDS = ("sessionId", "sessionKey", "session_id", "thread_id")
+"""Where a caller may name the session, in the body or the query string: ours (`sessionId`,
+`sessionKey`) and Microsoft's agent-framework-azurefunctions (`session_id`, older `thread_id`), so a
+client written for either package works against this one."""
+SCHEMA_FIELDS = ("response_schema", "response_format")
+"""A JSON schema for the reply: ours (`response_schema`) and Microsoft's (`response_format`)."""
+WAIT_FIELD = "wait_for_response"
 _KNOWN_FIELDS = {
     "message",
-    "sessionId",
-    "sessionKey",
+    *SESSION_FIELDS,
     "role",
     "enable_tool_calls",
-    "response_schema",
+    *SCHEMA_FIELDS,
     "correlationId",
+    WAIT_FIELD,
 }
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
 # JSON schemas in practice nest a few dozen levels. Deeper input is refused before anything walks
 # it: the schema check, the entity and the durable client all recurse and would hit Python's
 # recursion limit (a RecursionError is a 500, not a caller mistake).
@@ -51,6 +61,9 @@ class RunRequest:
     correlation_id: str | None = None
     """The caller's id for this turn (`correlationId`, or the `Idempotency-Key` header): a repeat with
     the same id in the same session never runs the turn twice."""
+    wait_for_response: bool | None = None
+    """The body's `wait_for_response`; None when absent (the route then waits, unless the header or
+    query string says otherwise). Not part of the entity input: only the route acts on it."""
 
     def entity_input(self, correlation_id: str) -> dict[str, Any]:
         """The `run_agent` operation input."""
@@ -63,28 +76,78 @@ class RunRequest:
         }
 
 
-def _check_schema(schema: object) -> dict[str, Any]:
+def _check_schema(schema: object, field: str = "response_schema") -> dict[str, Any]:
     if not isinstance(schema, dict):
-        raise RequestError("'response_schema' must be a JSON object (a JSON schema)")
+        raise RequestError(f"'{field}' must be a JSON object (a JSON schema)")
     try:
         import jsonschema
 
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
-        raise RequestError(f"'response_schema' is not a valid JSON schema: {exc.message}") from None
+        raise RequestError(f"'{field}' is not a valid JSON schema: {exc.message}") from None
     return schema
 
 
-def parse_run_request(body: bytes) -> RunRequest:
-    """Parse a `POST .../run` body; every problem is a RequestError naming it."""
+def parse_flag(value: str, what: str) -> bool:
+    """A yes/no from a header or query string (`true`/`false`, `1`/`0`, `yes`/`no`, any case)."""
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise RequestError(f"{what} must be true or false, got {value[:40]!r}")
+
+
+def one_session_key(candidates: list[tuple[str, object]]) -> str | None:
+    """The session key named by any of `candidates` (where, value); they must agree.
+
+    A client may name the session in several places (our spelling, Microsoft's, body and query
+    string); sending two different ids is a mistake that would otherwise silently pick one."""
+    named = [(where, value) for where, value in candidates if value is not None]
+    if not named:
+        return None
+    first_where, first = named[0]
+    for where, value in named[1:]:
+        if value != first:
+            raise RequestError(f"{first_where} and {where} name different sessions; send one session id")
     try:
-        text = body.decode("utf-8")
+        return validate_key(first)
+    except ValueError as exc:
+        raise RequestError(f"invalid 'sessionId' ({first_where}): {exc}") from None
+
+
+def one_schema(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The reply schema from `response_schema` or `response_format` (both: they must be equal)."""
+    given = [(field, data[field]) for field in SCHEMA_FIELDS if data.get(field) is not None]
+    if len(given) == 2 and given[0][1] != given[1][1]:
+        raise RequestError("'response_schema' and 'response_format' differ; send one of them")
+    if not given:
+        return None
+    return _check_schema(given[0][1], given[0][0])
+
+
+def is_text_body(content_type: str | None) -> bool:
+    """Whether a run body is the message as plain text (Microsoft's contract) rather than JSON.
+
+    Only `text/plain` is: any other or no content type is parsed as JSON, as before, so clients
+    that send JSON without a content type (`curl -d` sends a form type) keep working."""
+    return (content_type or "").split(";", 1)[0].strip().lower() == "text/plain"
+
+
+def parse_run_request(body: bytes, *, text: bool = False) -> RunRequest:
+    """Parse a `POST .../run` body (`text`: the body is the message itself); every problem is a
+    RequestError naming it."""
+    try:
+        decoded = body.decode("utf-8")
     except UnicodeDecodeError:
         raise RequestError("request body is not valid UTF-8") from None
-    if not text.strip():
+    if text:
+        return validate_run_request({"message": decoded.strip()})
+    text_body = decoded
+    if not text_body.strip():
         raise RequestError('request body is empty; send JSON like {"message": "hello"}')
     try:
-        data = json.loads(text)
+        data = json.loads(text_body)
     except ValueError as exc:
         raise RequestError(f"request body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -138,23 +201,17 @@ def validate_run_request(data: object) -> RunRequest:
         raise RequestError("'message' must not be empty")
     if len(message) > MAX_MESSAGE_CHARS:
         raise RequestError(f"'message' is {len(message)} characters; the limit is {MAX_MESSAGE_CHARS}", 413)
-    if "sessionId" in data and "sessionKey" in data and data["sessionId"] != data["sessionKey"]:
-        raise RequestError("'sessionId' and 'sessionKey' are aliases; send one of them")
-    key = data.get("sessionId", data.get("sessionKey"))
-    if key is not None:
-        try:
-            validate_key(key)
-        except ValueError as exc:
-            raise RequestError(f"invalid 'sessionId': {exc}") from None
+    key = one_session_key([(f"'{field}'", data.get(field)) for field in SESSION_FIELDS])
     role = data.get("role", "user")
     if role not in ALLOWED_ROLES:
         raise RequestError(f"'role' must be one of {', '.join(ALLOWED_ROLES)}, got {role!r}")
     enable_tools = data.get("enable_tool_calls", True)
     if not isinstance(enable_tools, bool):
         raise RequestError("'enable_tool_calls' must be true or false")
-    schema = data.get("response_schema")
-    if schema is not None:
-        schema = _check_schema(schema)
+    schema = one_schema(data)
+    wait = data.get(WAIT_FIELD)
+    if wait is not None and not isinstance(wait, bool):
+        raise RequestError(f"'{WAIT_FIELD}' must be true or false")
     correlation_id = data.get("correlationId")
     if correlation_id is not None:
         correlation_id = check_correlation_id(correlation_id)
@@ -163,7 +220,7 @@ def validate_run_request(data: object) -> RunRequest:
         raise RequestError(
             f"unknown field(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(_KNOWN_FIELDS))}"
         )
-    request = RunRequest(message, key, role, enable_tools, schema, correlation_id)
+    request = RunRequest(message, key, role, enable_tools, schema, correlation_id, wait)
     encoded = len(json.dumps(json.dumps(request.entity_input("0" * 32))).encode("utf-8"))
     if encoded > MAX_SIGNAL_BYTES:
         raise RequestError(

@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 RUN_TIMEOUT_ENV = "DURABLEAGENT_RUN_TIMEOUT"
+DEFAULT_SWEEP_SCHEDULE = "0 */5 * * * *"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class RegisteredAgent:
     agent: SupportsAgentRun
     callback: AgentResponseCallbackProtocol | None
     entity_name: str
+    http_endpoint_enabled: bool = True
 
 
 def _function_name(agent_name: str) -> str:
@@ -69,14 +72,27 @@ class AgentFunctionApp(df.DFApp):
         enable_health_check: bool = True,
         default_callback: AgentResponseCallbackProtocol | None = None,
         *,
+        enable_http_endpoints: bool = True,
         polling: Polling | None = None,
+        session_ttl: timedelta | None = None,
+        session_sweep_schedule: str = DEFAULT_SWEEP_SCHEDULE,
     ) -> None:
+        """`session_ttl`: sessions whose last turn is older than this are removed, by a timer
+        trigger on `session_sweep_schedule` (NCRONTAB, default every 5 minutes) on Azure, and by
+        the session list route wherever it is called (the local host runs no timer triggers)."""
+        if session_ttl is not None and session_ttl <= timedelta(0):
+            raise ValueError(f"session_ttl must be positive, got {session_ttl}")
         super().__init__(http_auth_level=http_auth_level)
         self._agents: dict[str, RegisteredAgent] = {}
         self.default_callback = default_callback
+        self.enable_http_endpoints = enable_http_endpoints
         self._script_swap = ScriptSwap.from_env()
-        self._routes = AgentRoutes(self._resolve, self._agents_info, polling or _polling_from_env())
+        self._routes = AgentRoutes(
+            self._resolve_http, self._agents_info, polling or _polling_from_env(), session_ttl
+        )
         self._register_routes(enable_health_check)
+        if session_ttl is not None:
+            self._register_sweeper(session_sweep_schedule)
         for agent in agents or ():
             self.add_agent(agent)
 
@@ -85,8 +101,14 @@ class AgentFunctionApp(df.DFApp):
         return MappingProxyType({name: reg.agent for name, reg in self._agents.items()})
 
     def add_agent(
-        self, agent: SupportsAgentRun, callback: AgentResponseCallbackProtocol | None = None
+        self,
+        agent: SupportsAgentRun,
+        callback: AgentResponseCallbackProtocol | None = None,
+        enable_http_endpoint: bool | None = None,
     ) -> None:
+        """Register `agent`: its session entity always, its HTTP routes unless `enable_http_endpoint`
+        is False (None: the app's `enable_http_endpoints`). An agent only orchestrations call needs
+        no public route, and one without routes cannot be run or read over HTTP by accident."""
         name = getattr(agent, "name", None)
         if not isinstance(name, str) or not name.strip():
             raise ValueError(
@@ -109,7 +131,10 @@ class AgentFunctionApp(df.DFApp):
                 "rename one of them"
             )
         self._script_swap.apply(agent)
-        registered = RegisteredAgent(name, agent, callback or self.default_callback, entity_name_for(name))
+        http = self.enable_http_endpoints if enable_http_endpoint is None else bool(enable_http_endpoint)
+        registered = RegisteredAgent(
+            name, agent, callback or self.default_callback, entity_name_for(name), http
+        )
         entity = create_entity_function(agent, name, registered.callback)
         entity.__name__ = function_name
         self.function_name(function_name)(
@@ -130,8 +155,28 @@ class AgentFunctionApp(df.DFApp):
         lowered = name.lower()
         return next((n for n in self._agents if n.lower() == lowered), None)
 
-    def _agents_info(self) -> list[dict[str, str]]:
-        return [{"name": r.name, "type": agent_type_of(r.agent)} for r in self._agents.values()]
+    def _resolve_http(self, name: str) -> str | None:
+        """The routes' lookup: agents registered without an HTTP endpoint are unknown there."""
+        resolved = self._resolve(name)
+        if resolved is None or not self._agents[resolved].http_endpoint_enabled:
+            return None
+        return resolved
+
+    def _agents_info(self) -> list[dict[str, Any]]:
+        return [
+            {"name": r.name, "type": agent_type_of(r.agent), "http_endpoint_enabled": r.http_endpoint_enabled}
+            for r in self._agents.values()
+        ]
+
+    def _register_sweeper(self, schedule: str) -> None:
+        routes = self._routes
+
+        @self.function_name("dafx_session_sweeper")
+        @self.timer_trigger(schedule=schedule, arg_name="timer")
+        @self.durable_client_input(client_name="client")
+        async def dafx_session_sweeper(timer: func.TimerRequest, client: Any) -> None:
+            signalled = await routes.sweep(client, list(self._agents))
+            logger.info("session sweep: %d idle session(s) signalled to expire", signalled)
 
     def _register_routes(self, enable_health_check: bool) -> None:
         routes = self._routes
@@ -147,6 +192,18 @@ class AgentFunctionApp(df.DFApp):
         @self.durable_client_input(client_name="client")
         async def dafx_get_session(req: func.HttpRequest, client: Any) -> func.HttpResponse:
             return await routes.state(req, client)
+
+        @self.function_name("dafx_list_sessions")
+        @self.route(route="agents/{agent_name}", methods=["GET"])
+        @self.durable_client_input(client_name="client")
+        async def dafx_list_sessions(req: func.HttpRequest, client: Any) -> func.HttpResponse:
+            return await routes.sessions(req, client)
+
+        @self.function_name("dafx_delete_session")
+        @self.route(route="agents/{agent_name}/{session_id}", methods=["DELETE"])
+        @self.durable_client_input(client_name="client")
+        async def dafx_delete_session(req: func.HttpRequest, client: Any) -> func.HttpResponse:
+            return await routes.delete(req, client)
 
         if enable_health_check:
 

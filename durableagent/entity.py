@@ -8,6 +8,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -20,7 +21,13 @@ from .state import AgentState, tool_failures
 
 logger = logging.getLogger(__name__)
 
-OPERATIONS = ("run_agent", "get_state", "reset")
+OPERATIONS = ("run_agent", "run", "get_state", "reset", "delete", "expire")
+RUN_OPERATIONS = ("run_agent", "run")
+"""`run` is Microsoft's name for a turn (agent-framework-azurefunctions signals and calls it), so an
+orchestration or client written for that package reaches the same turn logic."""
+PEER_METADATA_FIELDS = ("request_response_format", "wait_for_response", "created_at", "orchestration_id")
+"""Fields of Microsoft's `RunRequest` that describe the request rather than the turn: accepted in an
+entity input and not acted on (the entity always stores and answers the whole reply)."""
 HISTORY_CACHE_SESSIONS = 256
 
 
@@ -186,8 +193,12 @@ class AgentEntity:
         if not isinstance(raw_input, dict):
             return {"status": "error", "error": "run_agent input must be a JSON object with a 'message'"}
         correlation_id = str(raw_input.get("correlation_id") or uuid.uuid4().hex)
+        skipped = ("correlation_id", *PEER_METADATA_FIELDS)
         try:
-            request = validate_run_request({k: v for k, v in raw_input.items() if k != "correlation_id"})
+            if raw_input.get("options"):
+                raise RequestError("'options' (agent run options) are not supported; use the request fields")
+            turn = {k: v for k, v in raw_input.items() if k not in skipped and k != "options"}
+            request = validate_run_request(turn)
         except RequestError as exc:
             return {"status": "error", "error": f"invalid run_agent input: {exc}"}
         if state.has_correlation(correlation_id):
@@ -219,9 +230,37 @@ class AgentEntity:
                 "error": f"{type(exc).__name__}: {exc}",
                 "correlation_id": correlation_id,
             }
-        entry = state.add_assistant_message(response, correlation_id)
+        entry = state.add_assistant_message(response.text, response, correlation_id)
         self._remember(session_key, state, [*messages, *response.messages])
         return turn_result(entry, state.message_count, request.response_schema)
+
+
+def _operation_input(context: df.DurableEntityContext) -> object:
+    """The operation's input, or None when it has none (the SDK raises on a missing input)."""
+    try:
+        return context.get_input()
+    except (TypeError, ValueError):
+        return None
+
+
+def is_idle(state: AgentState, raw_input: object) -> bool:
+    """Whether the session's last turn is older than `idle_seconds` (the `expire` operation).
+
+    Decided inside the entity, between turns, from the newest entry's own timestamp: a session used
+    since a sweep listed it is kept, whatever the listing said."""
+    seconds = raw_input.get("idle_seconds") if isinstance(raw_input, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+        return False
+    newest = state.entry_from_end(1)
+    if newest is None:
+        return True
+    try:
+        stamp = datetime.fromisoformat(str(newest.get("timestamp")))
+    except ValueError:
+        return False  # cannot tell: keep it
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - stamp).total_seconds() > seconds
 
 
 def create_entity_function(
@@ -241,19 +280,29 @@ def create_entity_function(
             context.set_result({"status": "error", "error": f"stored state is unreadable: {exc}"})
             return
         operation = context.operation_name
-        if operation == "run_agent":
-            result = logic.run_agent(state, context.get_input(), context.entity_key)
+        remove = False
+        if operation in RUN_OPERATIONS:
+            result = logic.run_agent(state, _operation_input(context), context.entity_key)
         elif operation == "get_state":
             result = state.get_state()  # the whole history, as the HTTP API shows it
         elif operation == "reset":
             state.reset()
             result = {"status": "reset"}
+        elif operation == "delete":
+            result = {"status": "deleted", "message_count": state.message_count}
+            remove = True
+        elif operation == "expire":
+            remove = is_idle(state, _operation_input(context))
+            result = {"status": "expired" if remove else "active"}
         else:
             result = {"status": "error", "error": f"unknown operation {operation!r}"}
         context.set_result(result)
-        if stored is None and not state.message_count:
-            # Nothing happened: reading or a bad call creates no session. (After set_result,
-            # which marks the entity as existing.)
+        if remove or (stored is None and not state.message_count):
+            # `delete`, and `expire` of an idle session, remove the session (the entity no longer
+            # exists, so listings drop it); they run between turns like any operation, so a turn in
+            # flight is never cut in half.
+            # Otherwise nothing happened: reading or a bad call creates no session. (After
+            # set_result, which marks the entity as existing.)
             context.destruct_on_exit()
         else:
             context.set_state(state.to_dict())

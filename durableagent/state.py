@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ from typing import Any
 from agent_framework import AgentResponse, Message
 
 SCHEMA_VERSION = 2
+AGENT_MESSAGE_KIND = "agent_message"
+"""`agent_response["kind"]` of a stored reply, as documented; lets a reader of raw state tell a
+reply's record from other entries without relying on the field set."""
 # Newest entries kept as objects in the stored state; older ones are folded into compressed chunks
 # of this many entries.
 RECENT_ENTRIES = 16
@@ -215,8 +219,9 @@ class AgentState:
         self._earlier_last_response = _last_success(moved, self._earlier_last_response)
 
     def add_user_message(
-        self, content: str, correlation_id: str, *, role: str = "user", timestamp: str | None = None
+        self, content: str, correlation_id: str, role: str = "user", *, timestamp: str | None = None
     ) -> dict[str, Any]:
+        """Append a caller's message (the documented signature: `role` may be given positionally)."""
         return self._append(
             {
                 "role": role,
@@ -227,23 +232,54 @@ class AgentState:
         )
 
     def add_assistant_message(
-        self, response: AgentResponse, correlation_id: str, *, timestamp: str | None = None
+        self,
+        content: str | AgentResponse,
+        agent_response: AgentResponse | str | None = None,
+        correlation_id: str | None = None,
+        *,
+        timestamp: str | None = None,
     ) -> dict[str, Any]:
-        return self._append(
-            {
-                "role": "assistant",
-                "content": response.text,
-                "timestamp": timestamp or utc_now(),
-                "correlation_id": correlation_id,
-                "status": "success",
-                "agent_response": {
-                    "text": response.text,
-                    "tool_calls": tool_calls_of(response.messages),
-                    "usage": usage_of(response),
-                    "messages": [message_to_dict(message) for message in response.messages],
-                },
+        """Append a successful reply: `add_assistant_message(content, agent_response)` as documented.
+
+        `agent_response` (an agent-framework `AgentResponse`) supplies the tool calls, usage and
+        messages the next turn replays; without it the reply is stored as its text alone.
+        `correlation_id` defaults to the turn the reply answers: the newest entry's, when that is a
+        message still waiting for its reply, else a new id. The earlier form
+        `add_assistant_message(response, correlation_id)` is still accepted, so code written
+        against it keeps working.
+        """
+        if isinstance(content, AgentResponse):  # the earlier (response, correlation_id) form
+            if agent_response is not None and not isinstance(agent_response, str):
+                raise TypeError("add_assistant_message(response, correlation_id): correlation_id is a str")
+            content, agent_response, correlation_id = content.text, content, agent_response or correlation_id
+        if not isinstance(content, str):
+            raise TypeError(f"content must be a str, got {type(content).__name__}")
+        if agent_response is not None and not isinstance(agent_response, AgentResponse):
+            raise TypeError(f"agent_response must be an AgentResponse, got {type(agent_response).__name__}")
+        entry: dict[str, Any] = {
+            "role": "assistant",
+            "content": content,
+            "timestamp": timestamp or utc_now(),
+            "correlation_id": correlation_id or self._awaiting_reply() or uuid.uuid4().hex,
+            "status": "success",
+        }
+        if agent_response is not None:
+            entry["agent_response"] = {
+                "kind": AGENT_MESSAGE_KIND,
+                "text": agent_response.text,
+                "tool_calls": tool_calls_of(agent_response.messages),
+                "usage": usage_of(agent_response),
+                "messages": [message_to_dict(message) for message in agent_response.messages],
             }
-        )
+        return self._append(entry)
+
+    def _awaiting_reply(self) -> str | None:
+        """The correlation id of the newest entry when it is a message with no reply yet."""
+        newest = self.entry_from_end(1)
+        if newest is None or newest.get("role") == "assistant":
+            return None
+        correlation_id = newest.get("correlation_id")
+        return correlation_id if isinstance(correlation_id, str) else None
 
     def add_error(self, correlation_id: str, error: str, *, timestamp: str | None = None) -> dict[str, Any]:
         return self._append(

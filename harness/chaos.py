@@ -613,7 +613,10 @@ def fixed_hostile(canary: str) -> list[Hostile]:
         Hostile("state", "GET", f"/api/agents/{AGENT}/%ED%A0%80"),
         Hostile("state", "GET", f"/api/agents/{AGENT}/%2E%2E"),
         Hostile("state", "GET", f"/api/agents/NoSuchAgent/{canary}"),
-        Hostile("state", "DELETE", f"/api/agents/{AGENT}/{canary}"),
+        # DELETE of a session is a real route now: hostile deletes name bad ids or unknown agents.
+        Hostile("state", "DELETE", f"/api/agents/{AGENT}/%2E%2E"),
+        Hostile("state", "DELETE", f"/api/agents/NoSuchAgent/{canary}"),
+        Hostile("state", "PUT", f"/api/agents/{AGENT}/{canary}"),
         Hostile("entity", "POST", f"{ent}/{canary}", _nested(100_000), params={"op": "run_agent"}),
         Hostile("entity", "POST", f"{ent}/{canary}", b"not json", params={"op": "run_agent"}),
         Hostile("entity", "POST", f"{ent}/{canary}", b'"{\\"message\\": 5}"', params={"op": "nope"}),

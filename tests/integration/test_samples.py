@@ -149,3 +149,60 @@ def test_bad_input_over_http_is_a_json_4xx(host_client, path, body, status):
 def test_unknown_session_is_404_json(host_client, unique_session):
     response = host_client.get(f"/api/agents/WeatherAgent/{unique_session}")
     assert response.status_code == 404 and unique_session in response.json()["error"]
+
+
+def _all_sessions(client, agent: str, top: int = 3) -> list[dict]:
+    """Every page of the session list route, following its continuation tokens."""
+    sessions: list[dict] = []
+    token = None
+    while True:
+        headers = {"x-ms-continuation-token": token} if token else {}
+        response = client.get(f"/api/agents/{agent}", params={"top": top}, headers=headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        sessions += body["sessions"]
+        token = body["continuationToken"]
+        if token is None:
+            return sessions
+
+
+def test_sessions_route_lists_through_the_durable_api_and_delete_removes(host_client, unique_session):
+    keys = [f"{unique_session}-{i}" for i in range(3)]
+    for key in keys:
+        assert run(host_client, "WeatherAgent", {"message": "hello", "sessionId": key}).status_code == 200
+    assert run(host_client, "WeatherAgent", {"message": "again", "sessionId": keys[0]}).status_code == 200
+    listed = [s for s in _all_sessions(host_client, "WeatherAgent") if s["sessionId"] in keys]
+    assert [s["sessionId"] for s in listed] == [keys[0], keys[2], keys[1]]
+    assert [s["message_count"] for s in listed] == [4, 2, 2]
+    assert all(s["last_activity"] for s in listed)
+
+    response = host_client.delete(f"/api/agents/WeatherAgent/{keys[1]}")
+    assert response.status_code == 204, response.text
+    assert host_client.get(f"/api/agents/WeatherAgent/{keys[1]}").status_code == 404
+    assert host_client.delete(f"/api/agents/WeatherAgent/{keys[1]}").status_code == 404
+    remaining = {s["sessionId"] for s in _all_sessions(host_client, "WeatherAgent", top=100)}
+    assert keys[1] not in remaining and {keys[0], keys[2]} <= remaining
+
+
+def test_microsoft_client_contract_over_http(host_client, unique_session):
+    # A text body with the session in the query string: a plain-text reply naming the session.
+    response = host_client.post(
+        "/api/agents/WeatherAgent/run",
+        params={"session_id": unique_session},
+        content="What's the weather in Paris?",
+        headers={"Content-Type": "text/plain"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["x-ms-session-id"] == unique_session and "Paris" in response.text
+    # Not waiting: 202 at once, both spellings; the turn lands in the same session.
+    response = host_client.post(
+        "/api/agents/WeatherAgent/run",
+        json={"message": "and in Rome?", "thread_id": unique_session},
+        headers={"x-ms-wait-for-response": "false"},
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["session_id"] == body["sessionId"] == unique_session and body["correlation_id"]
+    state = wait_for_state(host_client, "WeatherAgent", unique_session, lambda s: s["message_count"] == 4)
+    assert state["conversation_history"][-2]["content"] == "and in Rome?"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -46,6 +47,9 @@ class DurableClientDouble:
         self.hang_reads = False
         self.signals: list[tuple[str, str, str, Any]] = []
         self.last_response: func.HttpResponse | None = None
+        self.reads = 0
+        self.clock = 0
+        self.last_operation: dict[tuple[str, str], str] = {}
 
     def run_batch(self, name: str, key: str, operations: list[tuple[str, Any]]) -> dict[str, Any]:
         """One entity invocation with the host's JSON context; returns the parsed response."""
@@ -61,10 +65,15 @@ class DurableClientDouble:
             ],
         }
         output = json.loads(self.entities[name.lower()](json.dumps(context)))
+        self.clock += 1
         if output["entityExists"]:
             self.states[ident] = output["entityState"]
+            # Later operations get later times (the clock may not tick between two of them).
+            stamp = datetime.now(UTC) + timedelta(microseconds=self.clock)
+            self.last_operation[ident] = stamp.isoformat().replace("+00:00", "Z")
         else:
             self.states.pop(ident, None)
+            self.last_operation.pop(ident, None)
         self.results.extend(output["results"])
         return output
 
@@ -85,6 +94,7 @@ class DurableClientDouble:
         task.add_done_callback(self.pending.discard)
 
     async def read_entity_state(self, entityId: df.EntityId) -> EntityStateResponse:
+        self.reads += 1
         if self.fail_with or self.read_fail_with:
             raise self.fail_with or self.read_fail_with  # type: ignore[misc]
         if self.hang_reads:
@@ -93,6 +103,21 @@ class DurableClientDouble:
         if state is None:
             return EntityStateResponse(False)
         return EntityStateResponse(True, json.loads(state))
+
+    async def list_entities(self, name: str, top: int, token: str | None) -> tuple[list[Any], str | None]:
+        """The Durable HTTP API's entity listing: instance-id (key) order, `top` per page."""
+        keys = sorted(key for (entity, key) in self.states if entity == name.lower())
+        if token is not None:
+            keys = [key for key in keys if key > token]
+        page = keys[:top]
+        items = [
+            {
+                "entityId": {"name": name.lower(), "key": key},
+                "lastOperationTime": self.last_operation[(name.lower(), key)],
+            }
+            for key in page
+        ]
+        return items, (page[-1] if len(keys) > top else None)
 
     async def drain(self) -> None:
         while self.pending:
@@ -107,13 +132,20 @@ class DurableClientDouble:
         *,
         body: bytes | str | None = None,
         headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
         **route_params: str,
     ) -> tuple[int, Any]:
+        """Call an HTTP function; the body comes back parsed when it is JSON, else as text."""
         fn = self.functions[function_name].get_user_function()
         if isinstance(body, str):
             body = body.encode()
         req = func.HttpRequest(
-            method, url, body=body or b"", route_params=route_params, headers=headers or {}
+            method,
+            url,
+            body=body or b"",
+            route_params=route_params,
+            headers=headers or {},
+            params=params or {},
         )
         target = getattr(fn, "client_function", None)
         if target is not None:
@@ -122,9 +154,17 @@ class DurableClientDouble:
             response = fn(req=req)
         self.last_response = response
         text = response.get_body().decode()
+        if not text or (response.mimetype or "").startswith("text/plain"):
+            return response.status_code, text
         return response.status_code, json.loads(text)
 
-    async def run(self, agent: str, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async def run(
+        self,
+        agent: str,
+        payload: Any,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         body = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
         return await self.call(
             "dafx_run_agent",
@@ -132,7 +172,29 @@ class DurableClientDouble:
             f"http://localhost/api/agents/{agent}/run",
             body=body,
             headers=headers,
+            params=params,
             agent_name=agent,
+        )
+
+    async def sessions(
+        self, agent: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        return await self.call(
+            "dafx_list_sessions",
+            "GET",
+            f"http://localhost/api/agents/{agent}",
+            params=params,
+            headers=headers,
+            agent_name=agent,
+        )
+
+    async def delete(self, agent: str, session: str) -> tuple[int, Any]:
+        return await self.call(
+            "dafx_delete_session",
+            "DELETE",
+            f"http://localhost/api/agents/{agent}/{session}",
+            agent_name=agent,
+            session_id=session,
         )
 
     async def state(self, agent: str, session: str) -> tuple[int, Any]:

@@ -71,12 +71,16 @@ def test_health_can_be_disabled():
 
 
 async def test_health_lists_agents_with_types():
-    app = AgentFunctionApp(agents=[_agent("WeatherAgent"), _agent("MathAgent")])
+    app = AgentFunctionApp(agents=[_agent("WeatherAgent")])
+    app.add_agent(_agent("MathAgent"), enable_http_endpoint=False)
     status, body = await DurableClientDouble(app).call("dafx_health", "GET", "http://localhost/api/health")
     assert status == 200
     assert body == {
         "status": "healthy",
-        "agents": [{"name": "WeatherAgent", "type": "Agent"}, {"name": "MathAgent", "type": "Agent"}],
+        "agents": [
+            {"name": "WeatherAgent", "type": "Agent", "http_endpoint_enabled": True},
+            {"name": "MathAgent", "type": "Agent", "http_endpoint_enabled": False},
+        ],
         "agent_count": 2,
     }
 

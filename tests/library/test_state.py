@@ -261,3 +261,53 @@ def test_a_new_turn_changes_the_stored_text_only_after_its_folded_history():
     after = json.dumps(state.to_dict())
     first_change = next(i for i, (old, new) in enumerate(zip(before, after, strict=False)) if old != new)
     assert first_change > before.index('"recent_history"') > len(before) / 2
+
+
+def test_documented_add_assistant_message_content_then_agent_response():
+    state = AgentState()
+    state.add_user_message("weather in Paris?", "c-1", "user")
+    entry = state.add_assistant_message("It is sunny in Paris.", _response_with_tool())
+    assert entry["correlation_id"] == "c-1"  # answers the newest message
+    assert entry["content"] == "It is sunny in Paris." and entry["status"] == "success"
+    reply = entry["agent_response"]
+    assert reply["kind"] == "agent_message" and reply["text"] == "It is sunny in Paris."
+    assert reply["tool_calls"][0]["name"] == "get_weather" and reply["usage"]["total_tokens"] == 15
+    # The stored messages are what the next turn replays.
+    assert [m.role for m in state.to_messages()] == ["user", "assistant", "tool", "assistant"]
+
+
+def test_add_assistant_message_correlation_id_explicit_new_or_legacy():
+    state = AgentState()
+    state.add_user_message("a", "c-1")
+    explicit = state.add_assistant_message("A", None, "c-other")
+    assert explicit["correlation_id"] == "c-other" and "agent_response" not in explicit
+    # The newest entry already has its reply: a new id rather than a second reply to c-1.
+    fresh = state.add_assistant_message("B")
+    assert fresh["correlation_id"] not in ("c-1", "c-other") and len(fresh["correlation_id"]) == 32
+    state.add_user_message("b", "c-2")
+    legacy = state.add_assistant_message(_response_with_tool(), "c-2")
+    assert legacy["correlation_id"] == "c-2" and legacy["content"] == "It is sunny in Paris."
+    assert legacy["agent_response"]["kind"] == "agent_message"
+    assert state.reply_for("c-2") is legacy
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ((42,), "content must be a str"),
+        (("hi", "not a response"), "agent_response must be"),
+        (("hi", {"text": "hi"}), "agent_response must be"),
+    ],
+)
+def test_add_assistant_message_refuses_wrong_types(args, needle):
+    state = AgentState()
+    state.add_user_message("q", "c")
+    with pytest.raises(TypeError, match=needle):
+        state.add_assistant_message(*args)
+    assert state.message_count == 1
+
+
+def test_add_user_message_takes_role_positionally():
+    state = AgentState()
+    entry = state.add_user_message("be brief", "c", "system")
+    assert entry["role"] == "system"
