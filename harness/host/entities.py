@@ -23,7 +23,7 @@ from .store import (
     instance_id,
     invalid_key_reason,
 )
-from .tables import RETRIABLE, Backoff
+from .workers import KeyedWorkers
 
 log = logging.getLogger(__name__)
 
@@ -50,33 +50,30 @@ def split_instance_id(iid: str) -> tuple[str, str]:
     return name, key
 
 
-class EntityDispatcher:
+class EntityDispatcher(KeyedWorkers):
     """Owns the per-entity workers and the per-entity locks that also serialise purges."""
 
+    label = "entity"
+
     def __init__(self, store: EntityStore, entities: dict[str, EntityFunction], executor: Executor) -> None:
+        super().__init__()
         self.store = store
         self.entities = entities
         self.executor = executor
-        self._workers: dict[str, asyncio.Task[None]] = {}
-        self._wake: set[str] = set()
         # Signals this process accepted and has not applied yet, per entity. They are also in
         # storage (accepted = persisted); keeping them here spares a storage query per apply.
         # Entities in `_unknown` may have signals only storage knows of (left by an earlier run,
         # or after a failure), so their next apply reads storage and merges.
         self._accepted: dict[str, dict[str, PendingSignal]] = {}
-        self._unknown: set[str] = set()
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._backoffs: dict[str, Backoff] = {}  # of the running workers
-        self._closing = False
+        # While a signal crashes the entity handler: the batch size being tried (1 isolates the
+        # signal), and the signal to drop once isolated.
+        self._batch_sizes: dict[str, int] = {}
+        self._poison: dict[str, _BatchFailed] = {}
         # Where answers to orchestrations' calls and signals go (the orchestration engine sets it):
         # called with (parent instance, its execution, request id, response JSON) BEFORE the batch
-        # commits, so an
-        # answer is never lost; a repeat (the batch re-applied after a crash) is dropped by the instance.
+        # commits, so an answer is never lost; a repeat (the batch re-applied after a crash) is
+        # dropped by the instance.
         self.respond: Callable[[str, str, str, str], Awaitable[None]] | None = None
-
-    def lock(self, iid: str) -> asyncio.Lock:
-        """The lock held while an entity is being applied or purged."""
-        return self._locks.setdefault(iid, asyncio.Lock())
 
     def notify(self, iid: str, signal: PendingSignal | None = None) -> None:
         """A signal for `iid` was persisted (None: maybe several, ask storage): run its worker."""
@@ -86,11 +83,7 @@ class EntityDispatcher:
             self._unknown.add(iid)
         else:
             self._accepted.setdefault(iid, {})[signal.row_key] = signal
-        self._wake.add(iid)
-        if iid in self._backoffs:
-            self._backoffs[iid].kick.set()
-        if iid not in self._workers:
-            self._workers[iid] = asyncio.get_running_loop().create_task(self._run(iid), name=f"entity {iid}")
+        self.wake(iid)
 
     async def resume(self) -> int:
         """Start workers for every entity with signals left over from a previous run."""
@@ -99,57 +92,31 @@ class EntityDispatcher:
             self.notify(iid)
         return len(ids)
 
-    async def idle(self) -> None:
-        """Wait until no worker is running (tests and shutdown)."""
-        while self._workers:
-            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
-
     async def close(self) -> None:
         """Stop the workers; unapplied signals stay persisted for the next start."""
-        self._closing = True
-        tasks = list(self._workers.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._stop_workers()
 
-    async def _run(self, iid: str) -> None:
-        batch_size = MAX_BATCH
-        backoff = self._backoffs[iid] = Backoff()
-        poison: _BatchFailed | None = None  # a signal that crashes the entity handler, to drop
+    async def step(self, iid: str) -> bool:
+        """Apply the next batch of `iid`'s signals (isolating and dropping one that crashes the
+        entity handler itself, which is not an operation error)."""
+        poison = self._poison.pop(iid, None)
+        if poison is not None:
+            await self._drop(iid, poison)
+        size = self._batch_sizes.get(iid, MAX_BATCH)
         try:
-            while True:
-                self._wake.discard(iid)
-                try:
-                    async with self.lock(iid):
-                        if poison is not None:
-                            await self._drop(iid, poison)
-                            poison = None
-                        applied = await self._apply_once(iid, batch_size)
-                    batch_size = MAX_BATCH
-                    backoff.reset()
-                except RETRIABLE as exc:
-                    self._unknown.add(iid)
-                    await backoff.after(exc, f"entity {iid}")
-                    continue
-                except _BatchFailed as exc:
-                    # The handler itself blew up (not an operation error): isolate the bad signal.
-                    if batch_size > 1:
-                        batch_size = 1
-                    else:
-                        poison = exc
-                    continue
-                if applied == 0 and iid not in self._wake:
-                    break
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("entity worker %s failed", iid)
-        finally:
-            self._workers.pop(iid, None)
-            self._backoffs.pop(iid, None)
-            if iid in self._wake and not self._closing:
-                # A signal arrived while we were failing out: start over.
-                self.notify(iid)
+            applied = await self._apply_once(iid, size)
+        except _BatchFailed as exc:
+            if size > 1:
+                self._batch_sizes[iid] = 1
+            else:
+                self._poison[iid] = exc
+            return True
+        self._batch_sizes.pop(iid, None)
+        return applied > 0
+
+    def _worker_ended(self, iid: str) -> None:
+        self._batch_sizes.pop(iid, None)
+        self._poison.pop(iid, None)
 
     async def _drop(self, iid: str, failed: _BatchFailed) -> None:
         """Remove a signal that crashes the entity handler, keeping the state as it is."""

@@ -34,6 +34,7 @@ from .replay import Decision, Instance, Work, is_retry_event, run_episode, with_
 from .scheduler import Scheduler
 from .store import PendingSignal, invalid_key_reason, new_signal_key
 from .tables import RETRIABLE, Backoff, ConcurrencyConflict, next_sequence
+from .workers import KeyedWorkers
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,10 @@ class EngineSettings:
         self.max_orchestrators = max(1, max_orchestrators)
 
 
-class OrchestrationEngine:
+class OrchestrationEngine(KeyedWorkers):
     """Owns the per-instance workers, the activity pool and the timers."""
+
+    label = "instance"
 
     def __init__(
         self,
@@ -68,6 +71,7 @@ class OrchestrationEngine:
         settings: EngineSettings | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
+        super().__init__()
         self.store = store
         self.entities = entities
         self.orchestrators = orchestrators
@@ -76,14 +80,9 @@ class OrchestrationEngine:
         self.settings = settings or EngineSettings()
         self.now = clock or (lambda: datetime.now(UTC))
         self.scheduler = Scheduler()
-        self._workers: dict[str, asyncio.Task[None]] = {}
-        self._wake: set[str] = set()
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._backoffs: dict[str, Backoff] = {}  # of the running workers
         # Messages this process wrote and has not applied yet (they are also in storage); instances in
         # `_unknown` may have messages only storage knows of (an earlier run's, or after a failure).
         self._accepted: dict[str, dict[str, Message]] = {}
-        self._unknown: set[str] = set()
         self._running: set[tuple[str, str, int]] = set()  # activities in flight
         self._tasks: set[asyncio.Task[Any]] = set()
         self._activity_slots = asyncio.Semaphore(self.settings.max_activities)
@@ -93,15 +92,10 @@ class OrchestrationEngine:
             max_workers=min(self.settings.max_activities, MAX_ACTIVITY_THREADS), thread_name_prefix="activity"
         )
         self._orchestrator_slots = asyncio.Semaphore(self.settings.max_orchestrators)
-        self._closing = False
         self._resumed = False  # until resume() has run, every inbox read also asks storage
         entities.respond = self.entity_answered
 
     # -- the API's operations --------------------------------------------------------------------
-    def lock(self, iid: str) -> asyncio.Lock:
-        """Held while an instance's episode runs, and by start and purge."""
-        return self._locks.setdefault(iid, asyncio.Lock())
-
     def orchestrator(self, name: str) -> OrchestratorFunction | None:
         """The orchestrator registered under `name` (case-insensitive)."""
         return self.orchestrators.get(name.lower())
@@ -181,16 +175,10 @@ class OrchestrationEngine:
 
     # -- workers ---------------------------------------------------------------------------------
     def notify(self, iid: str, unknown: bool = False) -> None:
-        """Messages for `iid` may be waiting: run its worker."""
-        if self._closing:
-            return
-        if unknown:
+        """Messages for `iid` may be waiting (`unknown`: some only in storage): run its worker."""
+        if unknown and not self._closing:
             self._unknown.add(iid)
-        self._wake.add(iid)
-        if iid in self._backoffs:
-            self._backoffs[iid].kick.set()
-        if iid not in self._workers:
-            self._workers[iid] = asyncio.get_running_loop().create_task(self._run(iid), name=f"orch {iid}")
+        self.wake(iid)
 
     async def resume(self) -> int:
         """At start-up: give every unfinished instance its scheduled work back and run its worker."""
@@ -209,45 +197,15 @@ class OrchestrationEngine:
         self._resumed = True
         return len(ids)
 
-    async def idle(self) -> None:
-        """Wait until no worker runs (tests)."""
-        while self._workers:
-            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
-
     async def close(self) -> None:
         """Stop workers, activities and timers; everything unfinished is resumed at the next start."""
-        self._closing = True
         self.scheduler.close()
-        tasks = [*self._workers.values(), *self._tasks]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._stop_workers(*self._tasks)
         self._activity_threads.shutdown(wait=False, cancel_futures=True)
 
-    async def _run(self, iid: str) -> None:
-        backoff = self._backoffs[iid] = Backoff()
-        try:
-            while True:
-                self._wake.discard(iid)
-                try:
-                    async with self.lock(iid):
-                        progressed = await self._episode(iid)
-                    backoff.reset()
-                except RETRIABLE as exc:
-                    self._unknown.add(iid)
-                    await backoff.after(exc, f"instance {iid}")
-                    continue
-                if not progressed and iid not in self._wake:
-                    break
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("orchestration worker %s failed", iid)
-        finally:
-            self._workers.pop(iid, None)
-            self._backoffs.pop(iid, None)
-            if iid in self._wake and not self._closing:
-                self.notify(iid)
+    async def step(self, iid: str) -> bool:
+        """One episode of `iid`."""
+        return await self._episode(iid)
 
     async def _inbox(self, iid: str, record: InstanceRecord | None) -> list[Message]:
         """The inbox in arrival order: from memory, merged with storage when storage may know more
