@@ -78,8 +78,8 @@ class AgentFunctionApp(df.DFApp):
         session_sweep_schedule: str = DEFAULT_SWEEP_SCHEDULE,
     ) -> None:
         """`session_ttl`: sessions whose last turn is older than this are removed, by a timer
-        trigger on `session_sweep_schedule` (NCRONTAB, default every 5 minutes) on Azure, and by
-        the session list route wherever it is called (the local host runs no timer triggers)."""
+        trigger on `session_sweep_schedule` (NCRONTAB, default every 5 minutes), and between two
+        sweeps by the session list route for the agent it lists."""
         if session_ttl is not None and session_ttl <= timedelta(0):
             raise ValueError(f"session_ttl must be positive, got {session_ttl}")
         super().__init__(http_auth_level=http_auth_level)

@@ -6,10 +6,7 @@ the first loop that used it); sync functions run in the thread pool so they cann
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import hmac
-import inspect
 import json
 import logging
 import threading
@@ -23,7 +20,7 @@ from typing import Any
 import azure.functions as func
 from aiohttp import web
 
-from .loader import AppIndex, HttpFunction
+from .loader import AppIndex, HttpFunction, call_function
 from .responses import json_error
 
 log = logging.getLogger(__name__)
@@ -205,13 +202,7 @@ class FunctionServer:
         started = time.monotonic()
         log.info("Executing 'Functions.%s' (Id=%s)", fn.name, context.invocation_id)
         try:
-            if fn.is_async:
-                result = await fn.fn(**kwargs)
-            else:
-                loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(self.executor, functools.partial(fn.fn, **kwargs))
-                if inspect.isawaitable(result):
-                    result = await result
+            result = await call_function(fn.fn, kwargs, fn.is_async, self.executor)
             response = _to_response(result)
         except Exception as exc:
             log.exception("Executed 'Functions.%s' (Failed, Id=%s)", fn.name, context.invocation_id)

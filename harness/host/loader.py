@@ -6,12 +6,15 @@ The SDK's `get_functions()` may only be called once per process, so the result i
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import importlib
 import importlib.util
 import inspect
 import logging
 import sys
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +80,19 @@ class ActivityFunction:
 
 
 @dataclass
+class TimerFunction:
+    """One timer-triggered function: its NCRONTAB (or TimeSpan) schedule as written in the app."""
+
+    name: str
+    schedule: str
+    run_on_startup: bool
+    trigger_param: str
+    client_params: list[str]
+    fn: Callable[..., Any]
+    is_async: bool
+
+
+@dataclass
 class AppIndex:
     """Everything the host learned from the app."""
 
@@ -87,6 +103,7 @@ class AppIndex:
     # Python name and under the binding's `orchestration=` / `activity=` value when that differs.
     orchestrators: dict[str, OrchestratorFunction] = field(default_factory=dict)
     activities: dict[str, ActivityFunction] = field(default_factory=dict)
+    timers: list[TimerFunction] = field(default_factory=list)
     unsupported: list[tuple[str, str]] = field(default_factory=list)  # (function name, trigger type)
 
 
@@ -157,6 +174,19 @@ def index_functions(functions: list[Any], module_name: str = "function_app") -> 
             )
             for alias in {name, activity.name}:
                 index.activities[alias.lower()] = activity
+        elif trigger_type == "timerTrigger":
+            clients, _ = _inputs(function.get_bindings())
+            index.timers.append(
+                TimerFunction(
+                    name,
+                    str(trigger.schedule),
+                    bool(getattr(trigger, "run_on_startup", False)),
+                    trigger.name,
+                    clients,
+                    fn,
+                    inspect.iscoroutinefunction(fn),
+                )
+            )
         else:
             index.unsupported.append((name, trigger_type))
     index.http.sort(key=lambda f: sort_key(f.template))
@@ -170,17 +200,7 @@ def _http_function(name: str, trigger: Any, bindings: list[Any], fn: Callable[..
     except RouteTemplateError as exc:
         raise AppLoadError(f"function {name}: {exc}") from exc
     methods = tuple(_enum_value(m).upper() for m in trigger.methods) if trigger.methods else ALL_METHODS
-    clients: list[str] = []
-    others: list[str] = []
-    for binding in bindings:
-        if int(getattr(binding, "direction", 0) or 0) != 0:  # outputs such as `$return`
-            continue
-        if binding.type == "httpTrigger":
-            continue
-        if binding.type == "durableClient":
-            clients.append(binding.name)
-        else:
-            others.append(f"{binding.name} ({binding.type})")
+    clients, others = _inputs(bindings)
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -198,6 +218,34 @@ def _http_function(name: str, trigger: Any, bindings: list[Any], fn: Callable[..
         fn=fn,
         is_async=inspect.iscoroutinefunction(fn),
     )
+
+
+def _inputs(bindings: list[Any]) -> tuple[list[str], list[str]]:
+    """(durable client parameters, other input bindings) of a function, beside its trigger."""
+    clients: list[str] = []
+    others: list[str] = []
+    for binding in bindings:
+        if int(getattr(binding, "direction", 0) or 0) != 0:  # outputs such as `$return`
+            continue
+        if binding.type.endswith("Trigger"):
+            continue
+        if binding.type == "durableClient":
+            clients.append(binding.name)
+        else:
+            others.append(f"{binding.name} ({binding.type})")
+    return clients, others
+
+
+async def call_function(
+    fn: Callable[..., Any], kwargs: dict[str, Any], is_async: bool, executor: Executor
+) -> Any:
+    """Call a user function as the Functions worker does: coroutines awaited, sync ones in a thread."""
+    if is_async:
+        return await fn(**kwargs)
+    result = await asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, **kwargs))
+    if inspect.isawaitable(result):
+        result = await result
+    return result
 
 
 _INDEXED: dict[Path, AppIndex] = {}

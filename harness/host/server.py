@@ -38,6 +38,7 @@ from .orchestrations import EngineSettings, OrchestrationEngine
 from .responses import PARSER_LIMIT, JsonErrorRunner, json_errors, json_response
 from .settings import KEY_ENV, HostConfig, apply_local_settings, resolve_storage
 from .store import EntityStore, StorageUnavailable
+from .timers import TimerTriggers
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class LocalHost:
         self.dispatcher: EntityDispatcher | None = None
         self.instances: InstanceStore | None = None
         self.engine: OrchestrationEngine | None = None
+        self.timers: TimerTriggers | None = None
         self._runner: web.AppRunner | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._applied_settings: dict[str, str] = {}
@@ -204,6 +206,9 @@ class LocalHost:
         )
         app = web.Application(client_max_size=MAX_HTTP_BODY, middlewares=[json_errors])
         app.router.add_get("/admin/host/status", self._status)
+        self.timers = TimerTriggers(
+            self.index.timers, self.engine.scheduler, self._executor, self.client_binding
+        )
         instance_api = InstanceApi(
             self.engine, lambda iid, request: self.management_urls(iid, f"{request.scheme}://{request.host}")
         )
@@ -231,6 +236,7 @@ class LocalHost:
         await self.lease.describe(self.url)
         self._started = time.monotonic()
         self._resume_task = asyncio.get_running_loop().create_task(self._resume())
+        self.timers.start()
         self._banner(functions)
         return self
 
@@ -329,6 +335,9 @@ class LocalHost:
             lines.append(f"        {orchestrator.function_name}: orchestrationTrigger ({orchestrator.name})")
         for activity in {id(a): a for a in self.index.activities.values()}.values():
             lines.append(f"        {activity.function_name}: activityTrigger ({activity.name})")
+        for timer in self.index.timers:
+            upcoming = self.timers.next_firing(timer.name).isoformat() if self.timers else "?"
+            lines.append(f"        {timer.name}: timerTrigger ({timer.schedule}; next {upcoming})")
         lines.append("")
         tables = [s.table_name for s in (self.store, self.instances) if s is not None]
         lines.append(f"Task hub: {self.hub_name}  storage tables: {', '.join(tables)}")

@@ -90,4 +90,4 @@ def secret(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=False)
 def tick(timer: func.TimerRequest) -> None:
-    """A timer trigger: the local host lists it as unsupported."""
+    """A timer trigger (every five minutes: the tests do not wait for it)."""

@@ -25,7 +25,10 @@ def test_counter_sample_is_indexed():
     assert len(by_name["boom"].methods) == 8  # no methods declared: all
     assert list(index.entities) == ["counter"]
     assert index.entities["counter"].display_name == "Counter"
-    assert index.unsupported == [("tick", "timerTrigger")]
+    assert index.unsupported == []
+    assert [(t.name, t.schedule, t.run_on_startup) for t in index.timers] == [
+        ("tick", "0 */5 * * * *", False)
+    ]
 
 
 def test_host_json_defaults_and_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
