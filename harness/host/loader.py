@@ -93,6 +93,20 @@ class TimerFunction:
 
 
 @dataclass
+class QueueFunction:
+    """One queue-triggered function: the queue (may name an app setting as `%NAME%`) and the setting
+    holding its storage connection string."""
+
+    name: str
+    queue_name: str
+    connection: str
+    trigger_param: str
+    client_params: list[str]
+    fn: Callable[..., Any]
+    is_async: bool
+
+
+@dataclass
 class AppIndex:
     """Everything the host learned from the app."""
 
@@ -104,6 +118,7 @@ class AppIndex:
     orchestrators: dict[str, OrchestratorFunction] = field(default_factory=dict)
     activities: dict[str, ActivityFunction] = field(default_factory=dict)
     timers: list[TimerFunction] = field(default_factory=list)
+    queues: list[QueueFunction] = field(default_factory=list)
     unsupported: list[tuple[str, str]] = field(default_factory=list)  # (function name, trigger type)
 
 
@@ -181,6 +196,19 @@ def index_functions(functions: list[Any], module_name: str = "function_app") -> 
                     name,
                     str(trigger.schedule),
                     bool(getattr(trigger, "run_on_startup", False)),
+                    trigger.name,
+                    clients,
+                    fn,
+                    inspect.iscoroutinefunction(fn),
+                )
+            )
+        elif trigger_type == "queueTrigger":
+            clients, _ = _inputs(function.get_bindings())
+            index.queues.append(
+                QueueFunction(
+                    name,
+                    str(trigger.queue_name),
+                    str(getattr(trigger, "connection", None) or "AzureWebJobsStorage"),
                     trigger.name,
                     clients,
                     fn,

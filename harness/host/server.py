@@ -35,6 +35,7 @@ from .instances import InstanceStore
 from .lease import HubLease, lease_id_for
 from .loader import AppIndex, AppLoadError, load_app
 from .orchestrations import EngineSettings, OrchestrationEngine
+from .queues import QueueTriggers
 from .responses import PARSER_LIMIT, JsonErrorRunner, json_errors, json_response
 from .settings import KEY_ENV, HostConfig, apply_local_settings, resolve_storage
 from .store import EntityStore, StorageUnavailable
@@ -96,6 +97,7 @@ class LocalHost:
         self.instances: InstanceStore | None = None
         self.engine: OrchestrationEngine | None = None
         self.timers: TimerTriggers | None = None
+        self.queues: QueueTriggers | None = None
         self._runner: web.AppRunner | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._applied_settings: dict[str, str] = {}
@@ -209,6 +211,7 @@ class LocalHost:
         self.timers = TimerTriggers(
             self.index.timers, self.engine.scheduler, self._executor, self.client_binding
         )
+        self.queues = QueueTriggers(self.index.queues, self._executor, self.client_binding, storage)
         instance_api = InstanceApi(
             self.engine, lambda iid, request: self.management_urls(iid, f"{request.scheme}://{request.host}")
         )
@@ -237,6 +240,7 @@ class LocalHost:
         self._started = time.monotonic()
         self._resume_task = asyncio.get_running_loop().create_task(self._resume())
         self.timers.start()
+        self.queues.start()
         self._banner(functions)
         return self
 
@@ -276,6 +280,8 @@ class LocalHost:
         if self._resume_task is not None:
             self._resume_task.cancel()
             await asyncio.gather(self._resume_task, return_exceptions=True)
+        if self.queues is not None:
+            await self.queues.stop()
         if self.engine is not None:
             await self.engine.close()
         if self.dispatcher is not None:
@@ -338,6 +344,8 @@ class LocalHost:
         for timer in self.index.timers:
             upcoming = self.timers.next_firing(timer.name).isoformat() if self.timers else "?"
             lines.append(f"        {timer.name}: timerTrigger ({timer.schedule}; next {upcoming})")
+        for queued, queue, _ in self.queues.functions if self.queues else []:
+            lines.append(f"        {queued.name}: queueTrigger ({queue})")
         lines.append("")
         tables = [s.table_name for s in (self.store, self.instances) if s is not None]
         lines.append(f"Task hub: {self.hub_name}  storage tables: {', '.join(tables)}")

@@ -1,0 +1,169 @@
+"""Queue triggers: the app's `@app.queue_trigger` functions, fed from Azure Storage queues (Azurite).
+
+As the Functions host does with its defaults: messages are read in batches of up to 16 and each is
+handed to the function as a `func.QueueMessage` (its text decoded from base64 when it is base64,
+which is how Azure's queue clients send it, else as written); a message is deleted once the
+function returns; one whose function raised becomes visible again at once and is retried, and after
+its fifth attempt it moves to `<queue>-poison`. A crash before the delete delivers it again
+(at-least-once, as on Azure). An idle queue is polled with back-off, from every 0.1 s up to
+every 2 s (Azure: up to a minute), so a message reaches its function promptly during development.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import os
+import re
+from concurrent.futures import Executor
+from typing import Any
+
+from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.functions.queue import QueueMessage
+from azure.storage.queue import QueueMessage as StoredMessage
+from azure.storage.queue.aio import QueueClient, QueueServiceClient
+
+from .loader import AppLoadError, QueueFunction, call_function
+from .settings import resolve_storage
+
+log = logging.getLogger(__name__)
+
+BATCH = 16
+MAX_DEQUEUE = 5
+POLL_MIN = 0.1
+POLL_MAX = 2.0
+_QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
+
+
+def queue_name(text: str) -> str:
+    """The queue a trigger names (`%Setting%` expanded); ValueError when it is not a valid name."""
+    name = re.sub(r"%([^%]+)%", lambda m: os.environ.get(m.group(1), m.group(0)), text).strip()
+    if "%" in name:
+        raise ValueError(f"queue name {text!r} names an app setting that is not set")
+    if not _QUEUE_NAME.match(name):
+        raise ValueError(
+            f"queue name {name!r} is not valid (3-63 lowercase letters, digits and single hyphens)"
+        )
+    return name
+
+
+def message_text(content: str) -> str:
+    """A message's text: decoded when it is base64 of UTF-8 (Azure's default encoding), else as is."""
+    try:
+        return base64.b64decode(content, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return content
+
+
+class QueueTriggers:
+    """One polling task per queue-triggered function."""
+
+    def __init__(
+        self, functions: list[QueueFunction], executor: Executor, client_binding: Any, storage: str
+    ) -> None:
+        """`storage`: the host's own connection string, which `AzureWebJobsStorage` means."""
+        self.executor = executor
+        self.client_binding = client_binding
+        self.functions: list[tuple[QueueFunction, str, str]] = []
+        for function in functions:
+            try:
+                name = queue_name(function.queue_name)
+            except ValueError as exc:
+                raise AppLoadError(f"function {function.name}: {exc}") from None
+            if function.connection == "AzureWebJobsStorage":
+                connection = storage
+            elif setting := os.environ.get(function.connection):
+                connection = resolve_storage(setting)
+            else:
+                raise AppLoadError(
+                    f"function {function.name}: connection setting {function.connection!r} is not set"
+                )
+            self.functions.append((function, name, connection))
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Start polling every function's queue."""
+        loop = asyncio.get_running_loop()
+        for function, name, connection in self.functions:
+            self._tasks.append(loop.create_task(self._poll(function, name, connection), name=f"queue {name}"))
+
+    async def stop(self) -> None:
+        """Stop polling (messages being handled are delivered again later)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _poll(self, function: QueueFunction, name: str, connection: str) -> None:
+        service = QueueServiceClient.from_connection_string(connection, retry_total=1, connection_timeout=5)
+        queue = service.get_queue_client(name)
+        poison = service.get_queue_client(f"{name}-poison")
+        delay = POLL_MIN
+        ready = False
+        try:
+            while True:
+                try:
+                    if not ready:
+                        await _ensure(queue)
+                        ready = True
+                    got = 0
+                    async for message in queue.receive_messages(messages_per_page=BATCH, max_messages=BATCH):
+                        got += 1
+                        await self._handle(function, queue, poison, message)
+                    delay = POLL_MIN if got else min(delay * 2, POLL_MAX)
+                except AzureError as exc:
+                    log.warning("queue %s: %s; polling again in %.1fs", name, type(exc).__name__, POLL_MAX)
+                    ready = False  # Azurite may have come back empty: create the queue again
+                    delay = POLL_MAX
+                await asyncio.sleep(delay)
+        finally:
+            await queue.close()
+            await poison.close()
+            await service.close()
+
+    async def _handle(
+        self, function: QueueFunction, queue: QueueClient, poison: QueueClient, stored: StoredMessage
+    ) -> None:
+        text = message_text(str(stored.content or ""))
+        message = QueueMessage(
+            id=stored.id,
+            body=text.encode("utf-8"),
+            dequeue_count=stored.dequeue_count,
+            expiration_time=stored.expires_on,
+            insertion_time=stored.inserted_on,
+            time_next_visible=stored.next_visible_on,
+            pop_receipt=stored.pop_receipt,
+        )
+        kwargs: dict[str, Any] = {function.trigger_param: message}
+        for param in function.client_params:
+            kwargs[param] = self.client_binding()
+        log.info(
+            "Executing 'Functions.%s' (Reason='New queue message detected on %s')", function.name, stored.id
+        )
+        try:
+            await call_function(function.fn, kwargs, function.is_async, self.executor)
+        except Exception:
+            log.exception("Executed 'Functions.%s' (Failed, attempt %s)", function.name, stored.dequeue_count)
+            if (stored.dequeue_count or 0) >= MAX_DEQUEUE:
+                await _ensure(poison)
+                await poison.send_message(stored.content)
+                await queue.delete_message(stored)
+                log.warning(
+                    "queue message %s moved to %s after %d attempts",
+                    stored.id,
+                    poison.queue_name,
+                    MAX_DEQUEUE,
+                )
+            else:
+                await queue.update_message(stored, visibility_timeout=0)  # retried at once, as on Azure
+            return
+        await queue.delete_message(stored)
+        log.info("Executed 'Functions.%s' (Succeeded)", function.name)
+
+
+async def _ensure(queue: QueueClient) -> None:
+    try:
+        await queue.create_queue()
+    except ResourceExistsError:
+        pass
