@@ -26,7 +26,7 @@ from azure.storage.queue import QueueMessage as StoredMessage
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from .loader import AppLoadError, QueueFunction, call_function
-from .settings import resolve_storage
+from .settings import expand_setting, resolve_storage
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ _QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 
 def queue_name(text: str) -> str:
     """The queue a trigger names (`%Setting%` expanded); ValueError when it is not a valid name."""
-    name = re.sub(r"%([^%]+)%", lambda m: os.environ.get(m.group(1), m.group(0)), text).strip()
+    name = expand_setting(text).strip()
     if "%" in name:
         raise ValueError(f"queue name {text!r} names an app setting that is not set")
     if not _QUEUE_NAME.match(name):

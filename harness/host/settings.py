@@ -129,7 +129,7 @@ class HostConfig:
         prefix = _string(http.get("routePrefix"), where, '"extensions.http.routePrefix"')
         prefix = DEFAULT_ROUTE_PREFIX if prefix is None else prefix.strip("/")
         hub = _string(durable.get("hubName"), where, '"extensions.durableTask.hubName"') or DEFAULT_HUB_NAME
-        hub = os.environ.get(HUB_ENV) or _expand_setting(hub)
+        hub = os.environ.get(HUB_ENV) or expand_setting(hub)
         limits = [
             _positive(durable.get(key), where, f'"extensions.durableTask.{key}"')
             for key in ("maxConcurrentActivityFunctions", "maxConcurrentOrchestratorFunctions")
@@ -158,7 +158,7 @@ def _positive(value: Any, where: str, what: str) -> int | None:
     return value
 
 
-def _expand_setting(value: str) -> str:
+def expand_setting(value: str) -> str:
     """host.json may reference app settings as `%NAME%`."""
     return re.sub(r"%([^%]+)%", lambda m: os.environ.get(m.group(1), m.group(0)), value)
 

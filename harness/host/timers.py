@@ -13,7 +13,6 @@ lease), so a firing is never run twice. `run_on_startup` fires once when the hos
 from __future__ import annotations
 
 import logging
-import os
 import re
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from croniter import croniter
 
 from .loader import AppLoadError, TimerFunction, call_function
 from .scheduler import Scheduler
+from .settings import expand_setting
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class Schedule:
     @classmethod
     def parse(cls, text: str) -> Schedule:
         """A schedule from the app's text; ValueError saying what is wrong."""
-        expanded = re.sub(r"%([^%]+)%", lambda m: os.environ.get(m.group(1), m.group(0)), text).strip()
+        expanded = expand_setting(text).strip()
         if "%" in expanded:
             raise ValueError(f"schedule {text!r} names an app setting that is not set")
         span = _TIMESPAN.match(expanded)
