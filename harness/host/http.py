@@ -20,7 +20,8 @@ from typing import Any
 import azure.functions as func
 from aiohttp import web
 
-from .loader import AppIndex, HttpFunction, call_function
+from .loader import AppIndex, HttpFunction
+from .outputs import OutputWriter
 from .responses import json_error
 
 log = logging.getLogger(__name__)
@@ -129,8 +130,10 @@ class FunctionServer:
         client_binding: Callable[[], str],
         keys: KeyPolicy,
         app_dir: str,
+        outputs: OutputWriter,
     ) -> None:
         self.index = index
+        self.outputs = outputs
         self.prefix = route_prefix.strip("/")
         self.executor = executor
         self.client_binding = client_binding
@@ -202,7 +205,7 @@ class FunctionServer:
         started = time.monotonic()
         log.info("Executing 'Functions.%s' (Id=%s)", fn.name, context.invocation_id)
         try:
-            result = await call_function(fn.fn, kwargs, fn.is_async, self.executor)
+            result = await self.outputs.call(fn.fn, kwargs, fn.is_async, self.executor, fn.outputs)
             response = _to_response(result)
         except Exception as exc:
             log.exception("Executed 'Functions.%s' (Failed, Id=%s)", fn.name, context.invocation_id)

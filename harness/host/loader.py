@@ -32,6 +32,23 @@ class AppLoadError(RuntimeError):
     """The app could not be imported or indexed (a user error, reported without a long traceback)."""
 
 
+@dataclass(frozen=True)
+class QueueOutput:
+    """A `@app.queue_output` binding: the value of `param` (a `func.Out`, or `$return`) is queued."""
+
+    param: str
+    queue_name: str
+    connection: str
+
+
+@dataclass
+class Outputs:
+    """A function's output bindings: queue outputs are written, the others (`name (type)`) dropped."""
+
+    queues: list[QueueOutput] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+
 @dataclass
 class HttpFunction:
     """One HTTP-triggered function and what is needed to call it."""
@@ -47,6 +64,7 @@ class HttpFunction:
     wants_context: bool
     fn: Callable[..., Any]
     is_async: bool
+    outputs: Outputs = field(default_factory=Outputs)
 
 
 @dataclass
@@ -77,6 +95,7 @@ class ActivityFunction:
     param: str
     fn: Callable[..., Any]
     is_async: bool
+    outputs: Outputs = field(default_factory=Outputs)
 
 
 @dataclass
@@ -90,6 +109,7 @@ class TimerFunction:
     client_params: list[str]
     fn: Callable[..., Any]
     is_async: bool
+    outputs: Outputs = field(default_factory=Outputs)
 
 
 @dataclass
@@ -104,6 +124,7 @@ class QueueFunction:
     client_params: list[str]
     fn: Callable[..., Any]
     is_async: bool
+    outputs: Outputs = field(default_factory=Outputs)
 
 
 @dataclass
@@ -120,6 +141,16 @@ class AppIndex:
     timers: list[TimerFunction] = field(default_factory=list)
     queues: list[QueueFunction] = field(default_factory=list)
     unsupported: list[tuple[str, str]] = field(default_factory=list)  # (function name, trigger type)
+
+    def outputs(self) -> list[tuple[str, Outputs]]:
+        """(function name, output bindings) of every function that may have outputs."""
+        functions: list[HttpFunction | ActivityFunction | TimerFunction | QueueFunction] = [
+            *self.http,
+            *self.timers,
+            *self.queues,
+            *{id(a): a for a in self.activities.values()}.values(),
+        ]
+        return [(getattr(f, "function_name", f.name), f.outputs) for f in functions]
 
 
 def _enum_value(value: Any) -> str:
@@ -186,6 +217,7 @@ def index_functions(functions: list[Any], module_name: str = "function_app") -> 
                 trigger.name,
                 fn,
                 inspect.iscoroutinefunction(fn),
+                _outputs(function.get_bindings()),
             )
             for alias in {name, activity.name}:
                 index.activities[alias.lower()] = activity
@@ -200,6 +232,7 @@ def index_functions(functions: list[Any], module_name: str = "function_app") -> 
                     clients,
                     fn,
                     inspect.iscoroutinefunction(fn),
+                    _outputs(function.get_bindings()),
                 )
             )
         elif trigger_type == "queueTrigger":
@@ -213,6 +246,7 @@ def index_functions(functions: list[Any], module_name: str = "function_app") -> 
                     clients,
                     fn,
                     inspect.iscoroutinefunction(fn),
+                    _outputs(function.get_bindings()),
                 )
             )
         else:
@@ -245,6 +279,7 @@ def _http_function(name: str, trigger: Any, bindings: list[Any], fn: Callable[..
         wants_context="context" in params,
         fn=fn,
         is_async=inspect.iscoroutinefunction(fn),
+        outputs=_outputs(bindings),
     )
 
 
@@ -262,6 +297,20 @@ def _inputs(bindings: list[Any]) -> tuple[list[str], list[str]]:
         else:
             others.append(f"{binding.name} ({binding.type})")
     return clients, others
+
+
+def _outputs(bindings: list[Any]) -> Outputs:
+    """The output bindings the host writes (queues) and those it drops; `http` outputs are the reply."""
+    outputs = Outputs()
+    for binding in bindings:
+        if int(getattr(binding, "direction", 0) or 0) == 0 or binding.type == "http":
+            continue
+        if binding.type == "queue":
+            connection = str(getattr(binding, "connection", None) or "AzureWebJobsStorage")
+            outputs.queues.append(QueueOutput(binding.name, str(binding.queue_name), connection))
+        else:
+            outputs.dropped.append(f"{binding.name} ({binding.type})")
+    return outputs
 
 
 async def call_function(

@@ -30,6 +30,7 @@ from . import history as h
 from .entities import EntityDispatcher, split_instance_id
 from .instances import MESSAGE_PREFIX, InstanceRecord, InstanceStore, Message, invalid_instance_id
 from .loader import ActivityFunction, OrchestratorFunction
+from .outputs import OutputWriter
 from .replay import Decision, Instance, Work, is_retry_event, run_episode, with_cancellations
 from .scheduler import Scheduler
 from .store import PendingSignal, invalid_key_reason, new_signal_key
@@ -68,10 +69,13 @@ class OrchestrationEngine(KeyedWorkers):
         orchestrators: dict[str, OrchestratorFunction],
         activities: dict[str, ActivityFunction],
         executor: Executor,
+        outputs: OutputWriter,
         settings: EngineSettings | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """`outputs` calls activities with their output bindings (queue outputs) bound."""
         super().__init__()
+        self.outputs = outputs
         self.store = store
         self.entities = entities
         self.orchestrators = orchestrators
@@ -589,14 +593,9 @@ class OrchestrationEngine(KeyedWorkers):
             meta.Datum(type="json", value=input_text if input_text is not None else "null"),
             trigger_metadata=None,
         )
-        kwargs = {activity.param: value}
-        if activity.is_async:
-            returned = await activity.fn(**kwargs)
-        else:
-            loop = asyncio.get_running_loop()
-            returned = await loop.run_in_executor(self._activity_threads, lambda: activity.fn(**kwargs))
-            if asyncio.iscoroutine(returned):
-                returned = await returned
+        returned = await self.outputs.call(
+            activity.fn, {activity.param: value}, activity.is_async, self._activity_threads, activity.outputs
+        )
         return str(ActivityTriggerConverter.encode(returned, expected_type=None).value)
 
     async def _start_child(self, iid: str, execution: str, work: Work) -> None:

@@ -18,20 +18,21 @@ import logging
 import os
 import re
 from concurrent.futures import Executor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.functions.queue import QueueMessage
 from azure.storage.queue import QueueMessage as StoredMessage
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
-from .loader import AppLoadError, QueueFunction, call_function
+from .loader import AppLoadError, QueueFunction
 from .settings import expand_setting, resolve_storage
+
+if TYPE_CHECKING:  # outputs.py builds on this module's helpers
+    from .outputs import OutputWriter
 
 log = logging.getLogger(__name__)
 
-BATCH = 16
-MAX_DEQUEUE = 5
 POLL_MIN = 0.1
 POLL_MAX = 2.0
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
@@ -57,14 +58,43 @@ def message_text(content: str) -> str:
         return content
 
 
+def connection_string(setting: str, storage: str) -> str:
+    """The storage a binding's `connection` setting names; `storage` is what `AzureWebJobsStorage` means
+    (the host's own storage, which may have come from `--storage`). ValueError when it is not set."""
+    if setting == "AzureWebJobsStorage":
+        return storage
+    if value := os.environ.get(setting):
+        return resolve_storage(value)
+    raise ValueError(f"connection setting {setting!r} is not set")
+
+
+async def ensure_queue(queue: QueueClient) -> None:
+    """Create the queue unless it exists (Azurite may also have come back empty)."""
+    try:
+        await queue.create_queue()
+    except ResourceExistsError:
+        pass
+
+
 class QueueTriggers:
     """One polling task per queue-triggered function."""
 
     def __init__(
-        self, functions: list[QueueFunction], executor: Executor, client_binding: Any, storage: str
+        self,
+        functions: list[QueueFunction],
+        executor: Executor,
+        client_binding: Any,
+        storage: str,
+        outputs: OutputWriter,
+        max_dequeue: int = 5,
+        batch: int = 16,
     ) -> None:
-        """`storage`: the host's own connection string, which `AzureWebJobsStorage` means."""
+        """`storage`: the host's own connection string, which `AzureWebJobsStorage` means;
+        `max_dequeue` and `batch`: host.json's `extensions.queues` `maxDequeueCount` and `batchSize`."""
         self.executor = executor
+        self.max_dequeue = max_dequeue
+        self.batch = batch
+        self.outputs = outputs
         self.client_binding = client_binding
         self.functions: list[tuple[QueueFunction, str, str]] = []
         for function in functions:
@@ -72,14 +102,10 @@ class QueueTriggers:
                 name = queue_name(function.queue_name)
             except ValueError as exc:
                 raise AppLoadError(f"function {function.name}: {exc}") from None
-            if function.connection == "AzureWebJobsStorage":
-                connection = storage
-            elif setting := os.environ.get(function.connection):
-                connection = resolve_storage(setting)
-            else:
-                raise AppLoadError(
-                    f"function {function.name}: connection setting {function.connection!r} is not set"
-                )
+            try:
+                connection = connection_string(function.connection, storage)
+            except ValueError as exc:
+                raise AppLoadError(f"function {function.name}: {exc}") from None
             self.functions.append((function, name, connection))
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -105,10 +131,12 @@ class QueueTriggers:
             while True:
                 try:
                     if not ready:
-                        await _ensure(queue)
+                        await ensure_queue(queue)
                         ready = True
                     got = 0
-                    async for message in queue.receive_messages(messages_per_page=BATCH, max_messages=BATCH):
+                    async for message in queue.receive_messages(
+                        messages_per_page=self.batch, max_messages=self.batch
+                    ):
                         got += 1
                         await self._handle(function, queue, poison, message)
                     delay = POLL_MIN if got else min(delay * 2, POLL_MAX)
@@ -142,28 +170,21 @@ class QueueTriggers:
             "Executing 'Functions.%s' (Reason='New queue message detected on %s')", function.name, stored.id
         )
         try:
-            await call_function(function.fn, kwargs, function.is_async, self.executor)
+            await self.outputs.call(function.fn, kwargs, function.is_async, self.executor, function.outputs)
         except Exception:
             log.exception("Executed 'Functions.%s' (Failed, attempt %s)", function.name, stored.dequeue_count)
-            if (stored.dequeue_count or 0) >= MAX_DEQUEUE:
-                await _ensure(poison)
+            if (stored.dequeue_count or 0) >= self.max_dequeue:
+                await ensure_queue(poison)
                 await poison.send_message(stored.content)
                 await queue.delete_message(stored)
                 log.warning(
                     "queue message %s moved to %s after %d attempts",
                     stored.id,
                     poison.queue_name,
-                    MAX_DEQUEUE,
+                    self.max_dequeue,
                 )
             else:
                 await queue.update_message(stored, visibility_timeout=0)  # retried at once, as on Azure
             return
         await queue.delete_message(stored)
         log.info("Executed 'Functions.%s' (Succeeded)", function.name)
-
-
-async def _ensure(queue: QueueClient) -> None:
-    try:
-        await queue.create_queue()
-    except ResourceExistsError:
-        pass

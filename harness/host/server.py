@@ -35,6 +35,7 @@ from .instances import InstanceStore
 from .lease import HubLease, lease_id_for
 from .loader import AppIndex, AppLoadError, load_app
 from .orchestrations import EngineSettings, OrchestrationEngine
+from .outputs import OutputWriter
 from .queues import QueueTriggers
 from .responses import PARSER_LIMIT, JsonErrorRunner, json_errors, json_response
 from .settings import KEY_ENV, HostConfig, apply_local_settings, resolve_storage
@@ -98,6 +99,7 @@ class LocalHost:
         self.engine: OrchestrationEngine | None = None
         self.timers: TimerTriggers | None = None
         self.queues: QueueTriggers | None = None
+        self.outputs: OutputWriter | None = None
         self._runner: web.AppRunner | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._applied_settings: dict[str, str] = {}
@@ -193,6 +195,9 @@ class LocalHost:
         except StorageUnavailable as exc:
             log.warning("storage not reachable yet (%s); durable calls answer 503 until it is", exc)
         self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="host-worker")
+        self.outputs = OutputWriter(storage, encode=config.queue_encoding == "base64")
+        for name, outputs in self.index.outputs():
+            self.outputs.check(name, outputs)
         keys = KeyPolicy(self.enforce_keys, self.function_key)
         self.dispatcher = EntityDispatcher(self.store, self.index.entities, self._executor)
         self.engine = OrchestrationEngine(
@@ -201,17 +206,32 @@ class LocalHost:
             self.index.orchestrators,
             self.index.activities,
             self._executor,
+            self.outputs,
             EngineSettings(config.max_activities, config.max_orchestrators),
         )
         functions = FunctionServer(
-            self.index, config.route_prefix, self._executor, self.client_binding, keys, str(self.app_dir)
+            self.index,
+            config.route_prefix,
+            self._executor,
+            self.client_binding,
+            keys,
+            str(self.app_dir),
+            self.outputs,
         )
         app = web.Application(client_max_size=MAX_HTTP_BODY, middlewares=[json_errors])
         app.router.add_get("/admin/host/status", self._status)
         self.timers = TimerTriggers(
-            self.index.timers, self.engine.scheduler, self._executor, self.client_binding
+            self.index.timers, self.engine.scheduler, self._executor, self.client_binding, self.outputs
         )
-        self.queues = QueueTriggers(self.index.queues, self._executor, self.client_binding, storage)
+        self.queues = QueueTriggers(
+            self.index.queues,
+            self._executor,
+            self.client_binding,
+            storage,
+            self.outputs,
+            max_dequeue=config.max_dequeue,
+            batch=config.queue_batch,
+        )
         instance_api = InstanceApi(
             self.engine, lambda iid, request: self.management_urls(iid, f"{request.scheme}://{request.host}")
         )
@@ -293,6 +313,8 @@ class LocalHost:
             await self.store.close()
         if self.instances is not None:
             await self.instances.close()
+        if self.outputs is not None:
+            await self.outputs.close()
         if self.lease is not None:
             await self.lease.release()
             self.lease = None
@@ -359,6 +381,11 @@ class LocalHost:
             lines.append(f"Function key (enforced): {self.function_key}")
         for line in lines:
             log.info("%s", line)
+        for name, outputs in self.index.outputs():
+            for dropped in outputs.dropped:
+                log.warning(
+                    "function %s: output binding %s is not supported; values set are dropped", name, dropped
+                )
         for name, trigger in self.index.unsupported:
             log.warning(
                 "function %s: trigger %s is not supported by the local host; it will not run", name, trigger

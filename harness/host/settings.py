@@ -117,6 +117,10 @@ class HostConfig:
     # extensions.durableTask: the Durable extension defaults both to 10 per core.
     max_activities: int = DEFAULT_CONCURRENCY
     max_orchestrators: int = DEFAULT_CONCURRENCY
+    # extensions.queues, with the Functions host's defaults.
+    max_dequeue: int = 5
+    queue_batch: int = 16
+    queue_encoding: str = "base64"
 
     @classmethod
     def load(cls, app_dir: Path) -> HostConfig:
@@ -126,6 +130,7 @@ class HostConfig:
         extensions = _object(_read_json(path).get("extensions"), where, '"extensions"')
         http = _object(extensions.get("http"), where, '"extensions.http"')
         durable = _object(extensions.get("durableTask"), where, '"extensions.durableTask"')
+        queues = _object(extensions.get("queues"), where, '"extensions.queues"')
         prefix = _string(http.get("routePrefix"), where, '"extensions.http.routePrefix"')
         prefix = DEFAULT_ROUTE_PREFIX if prefix is None else prefix.strip("/")
         hub = _string(durable.get("hubName"), where, '"extensions.durableTask.hubName"') or DEFAULT_HUB_NAME
@@ -134,11 +139,27 @@ class HostConfig:
             _positive(durable.get(key), where, f'"extensions.durableTask.{key}"')
             for key in ("maxConcurrentActivityFunctions", "maxConcurrentOrchestratorFunctions")
         ]
+        dequeue, batch = (
+            _positive(queues.get(key), where, f'"extensions.queues.{key}"')
+            for key in ("maxDequeueCount", "batchSize")
+        )
+        if batch is not None and batch > 32:
+            raise SettingsError(f'{where}: "extensions.queues.batchSize" must be at most 32, not {batch}')
+        encoding = (
+            _string(queues.get("messageEncoding"), where, '"extensions.queues.messageEncoding"') or "base64"
+        )
+        if encoding.lower() not in ("base64", "none"):
+            raise SettingsError(
+                f'{where}: "extensions.queues.messageEncoding" must be "base64" or "none", not {encoding!r}'
+            )
         return cls(
             route_prefix=prefix,
             hub_name=hub,
             max_activities=limits[0] or DEFAULT_CONCURRENCY,
             max_orchestrators=limits[1] or DEFAULT_CONCURRENCY,
+            max_dequeue=dequeue or cls.max_dequeue,
+            queue_batch=batch or cls.queue_batch,
+            queue_encoding=encoding.lower(),
         )
 
 

@@ -22,7 +22,8 @@ from typing import Any
 from azure.functions.timer import TimerRequest
 from croniter import croniter
 
-from .loader import AppLoadError, TimerFunction, call_function
+from .loader import AppLoadError, TimerFunction
+from .outputs import OutputWriter
 from .scheduler import Scheduler
 from .settings import expand_setting
 
@@ -80,8 +81,10 @@ class TimerTriggers:
         scheduler: Scheduler,
         executor: Executor,
         client_binding: Any,
+        outputs: OutputWriter,
     ) -> None:
         self.scheduler = scheduler
+        self.outputs = outputs
         self.executor = executor
         self.client_binding = client_binding
         self.schedules: dict[str, tuple[TimerFunction, Schedule]] = {}
@@ -111,7 +114,7 @@ class TimerTriggers:
             kwargs[param] = self.client_binding()
         log.info("Executing 'Functions.%s' (Reason='Timer fired at %s')", name, due.isoformat())
         try:
-            await call_function(timer.fn, kwargs, timer.is_async, self.executor)
+            await self.outputs.call(timer.fn, kwargs, timer.is_async, self.executor, timer.outputs)
         except Exception:
             log.exception("Executed 'Functions.%s' (Failed)", name)
             return

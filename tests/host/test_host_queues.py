@@ -60,9 +60,9 @@ async def wait_state_sorted(http, url: str, key: str, expected: list[int]) -> li
     raise AssertionError(f"entity seen/{key} holds {last}")
 
 
-async def test_a_failing_message_is_retried_then_moved_to_the_poison_queue(azurite_connstr, hub):
+async def test_a_failing_message_is_retried_max_dequeue_count_times_then_poisoned(azurite_connstr, hub, http):
     marker = uuid.uuid4().hex
-    async with LocalHost(QUEUE_APP, port=0, storage=azurite_connstr, hub_name=hub):
+    async with LocalHost(QUEUE_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
         queue = QueueClient.from_connection_string(
             azurite_connstr, "always-fails", message_encode_policy=BinaryBase64EncodePolicy()
         )
@@ -81,9 +81,64 @@ async def test_a_failing_message_is_retried_then_moved_to_the_poison_queue(azuri
             assert found, "the message never reached always-fails-poison"
             remaining = await queue.peek_messages(max_messages=32)
             assert all(message_text(m.content) != marker for m in remaining)
+        # host.json sets maxDequeueCount to 3: the function saw the message three times.
+        assert await wait_state_sorted(http, host.url, marker, [1, 2, 3]) == [1, 2, 3]
+
+
+async def test_queue_outputs_chain_functions_from_http_through_two_queues(azurite_connstr, hub, http, caplog):
+    key = uuid.uuid4().hex
+    async with LocalHost(QUEUE_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
+        body = json.dumps({"key": key, "values": [1, 2, 3]})
+        async with http.post(f"{host.url}/api/enqueue", data=body) as resp:
+            assert resp.status == 202
+            assert await resp.text() == "queued"
+        # enqueue's Out -> incoming; fan_out's Out list -> three messages on split; doubled's $return -> done
+        assert await wait_state_sorted(http, host.url, key, [2, 4, 6]) == [2, 4, 6]
+    assert "function fan_out: output binding copy (blob) is not supported" in caplog.text
+
+
+async def test_output_messages_are_base64_as_the_functions_host_writes_them(azurite_connstr, hub, http):
+    from harness.host.outputs import OutputWriter
+
+    queue_name = f"out-{uuid.uuid4().hex[:12]}"
+    writer = OutputWriter(azurite_connstr)
+    try:
+        await writer._send(queue_name, "AzureWebJobsStorage", [b"one", "t\u00e9".encode()])
+    finally:
+        await writer.close()
+    async with QueueClient.from_connection_string(azurite_connstr, queue_name) as queue:
+        stored = [m.content for m in await queue.peek_messages(max_messages=8)]
+        await queue.delete_queue()
+    assert stored == [base64.b64encode(b"one").decode(), base64.b64encode("t\u00e9".encode()).decode()]
+
+
+def test_output_values_become_messages():
+    from harness.host.outputs import message_bodies
+
+    assert message_bodies(None, "out") == []
+    assert message_bodies("a", "out") == [b"a"]
+    assert message_bodies(["a", b"b", {"c": 1}], "out") == [b"a", b"b", b'{"c": 1}']
+    with pytest.raises(TypeError, match="queue output 'out' got a value of type object"):
+        message_bodies(object(), "out")
 
 
 async def test_a_bad_queue_name_stops_the_host_at_start(azurite_connstr, hub, tmp_path: Path, monkeypatch):
     monkeypatch.setenv("WORK_QUEUE", "Not_Valid")
     with pytest.raises(AppLoadError, match="function on_work: queue name 'Not_Valid' is not valid"):
         await LocalHost(QUEUE_APP, port=0, storage=azurite_connstr, hub_name=hub).start()
+
+
+async def test_a_bad_output_queue_stops_the_host_at_start(azurite_connstr, hub, tmp_path: Path):
+    app = tmp_path / "bad_output"
+    app.mkdir()
+    (app / "host.json").write_text('{"version": "2.0"}')
+    (app / "function_app.py").write_text(
+        "import azure.functions as func\n"
+        "app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)\n"
+        "@app.route(route='x')\n"
+        "@app.queue_output(arg_name='out', queue_name='Bad_Name', connection='AzureWebJobsStorage')\n"
+        "def x(req, out):\n"
+        "    return func.HttpResponse('')\n"
+    )
+    with pytest.raises(AppLoadError, match="function x: output 'out': queue name 'Bad_Name' is not valid"):
+        await LocalHost(app, port=0, storage=azurite_connstr, hub_name=hub).start()

@@ -49,6 +49,21 @@ BAD_HOST_JSON = [
         '"extensions.durableTask.maxConcurrentOrchestratorFunctions" must be a positive integer',
         id="max-orchestrators",
     ),
+    pytest.param(
+        {"extensions": {"queues": {"maxDequeueCount": 0}}},
+        '"extensions.queues.maxDequeueCount" must be a positive integer, not 0',
+        id="max-dequeue",
+    ),
+    pytest.param(
+        {"extensions": {"queues": {"batchSize": 64}}},
+        '"extensions.queues.batchSize" must be at most 32, not 64',
+        id="batch-size",
+    ),
+    pytest.param(
+        {"extensions": {"queues": {"messageEncoding": "utf8"}}},
+        '"extensions.queues.messageEncoding" must be "base64" or "none", not \'utf8\'',
+        id="message-encoding",
+    ),
 ]
 
 
@@ -87,6 +102,11 @@ def test_null_sections_mean_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("DURABLEAGENT_TASK_HUB", raising=False)
     (tmp_path / "host.json").write_text(json.dumps({"extensions": {"http": None, "durableTask": None}}))
     assert HostConfig.load(tmp_path) == HostConfig()
+    (tmp_path / "host.json").write_text(
+        json.dumps({"extensions": {"queues": {"maxDequeueCount": 2, "messageEncoding": "None"}}})
+    )
+    loaded = HostConfig.load(tmp_path)
+    assert (loaded.max_dequeue, loaded.queue_batch, loaded.queue_encoding) == (2, 16, "none")
     (tmp_path / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": None}))
     assert apply_local_settings(tmp_path) == {}
 

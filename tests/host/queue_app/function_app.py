@@ -1,5 +1,7 @@
-"""Queue triggers for the host tests: one that records each message in an entity through the durable
-client, and one that always fails (its messages end in the poison queue)."""
+"""Queue triggers and queue outputs for the host tests: a trigger that records each message in an
+entity through the durable client, one that always fails (its messages end in the poison queue after
+host.json's `maxDequeueCount` attempts, each counted in an entity), and a chain through queue outputs:
+HTTP -> `incoming` -> (`Out` list) `split` -> (`$return`) `done`."""
 
 import json
 
@@ -17,8 +19,40 @@ async def on_work(msg: func.QueueMessage, client: df.DurableOrchestrationClient)
 
 
 @app.queue_trigger(arg_name="msg", queue_name="always-fails", connection="AzureWebJobsStorage")
-def always_fails(msg: func.QueueMessage) -> None:
+@app.durable_client_input(client_name="client")
+async def always_fails(msg: func.QueueMessage, client: df.DurableOrchestrationClient) -> None:
+    await client.signal_entity(df.EntityId("Seen", msg.get_body().decode()), "add", msg.dequeue_count)
     raise RuntimeError(f"cannot handle {msg.get_body().decode()}")
+
+
+@app.route(route="enqueue", methods=["POST"])
+@app.queue_output(arg_name="out", queue_name="incoming", connection="AzureWebJobsStorage")
+def enqueue(req: func.HttpRequest, out: func.Out[str]) -> func.HttpResponse:
+    out.set(req.get_body().decode())
+    return func.HttpResponse("queued", status_code=202)
+
+
+@app.queue_trigger(arg_name="msg", queue_name="incoming", connection="AzureWebJobsStorage")
+@app.queue_output(arg_name="parts", queue_name="split", connection="AzureWebJobsStorage")
+@app.blob_output(arg_name="copy", path="copies/{id}", connection="AzureWebJobsStorage")
+def fan_out(msg: func.QueueMessage, parts: func.Out[list[str]], copy: func.Out[str]) -> None:
+    item = json.loads(msg.get_body())
+    parts.set([json.dumps({"key": item["key"], "value": value}) for value in item["values"]])
+    copy.set("dropped by the local host")
+
+
+@app.queue_trigger(arg_name="msg", queue_name="split", connection="AzureWebJobsStorage")
+@app.queue_output(arg_name="$return", queue_name="done", connection="AzureWebJobsStorage")
+def doubled(msg: func.QueueMessage) -> dict:
+    item = json.loads(msg.get_body())
+    return {"key": item["key"], "value": item["value"] * 2}
+
+
+@app.queue_trigger(arg_name="msg", queue_name="done", connection="AzureWebJobsStorage")
+@app.durable_client_input(client_name="client")
+async def record_done(msg: func.QueueMessage, client: df.DurableOrchestrationClient) -> None:
+    item = json.loads(msg.get_body())
+    await client.signal_entity(df.EntityId("Seen", item["key"]), "add", item["value"])
 
 
 @app.entity_trigger(context_name="context")

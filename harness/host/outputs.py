@@ -1,0 +1,135 @@
+"""Output bindings: what a function sets on its `func.Out` parameters (or returns as `$return`).
+
+As the Functions host does, outputs are written only after the function returned, and a failed
+write fails the invocation (an HTTP call answers 500, a queue message is retried, an activity
+fails). Queue outputs (`@app.queue_output`) go to Azure Storage queues (Azurite), each message
+base64-encoded as the host does by default (host.json's
+`extensions.queues.messageEncoding`), one message per item when the value is a list.
+Other output kinds (blob, table, ...) get a `func.Out` whose value is dropped; the start-up banner
+says so. A crash after the function returned and before its messages were sent loses them unless
+the trigger is delivered again (queue messages and activities are; an HTTP caller sees no reply).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+import azure.functions as func
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue.aio import QueueServiceClient
+
+from .loader import AppLoadError, Outputs, call_function
+from .queues import connection_string, ensure_queue, queue_name
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Out(func.Out[T]):
+    """The value holder a function's output parameter receives (the worker's own is not public)."""
+
+    def __init__(self) -> None:
+        self._value: T | None = None
+
+    def set(self, val: T) -> None:
+        self._value = val
+
+    def get(self) -> T:  # type: ignore[return-value]  # None until the function sets it
+        return self._value  # type: ignore[return-value]
+
+
+def message_bodies(value: Any, param: str) -> list[bytes]:
+    """The messages one output value stands for: none for None, one per item of a list.
+
+    `str`, `bytes` and `func.QueueMessage` are sent as they are; anything else as its JSON.
+    """
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return [body for item in value for body in message_bodies(item, param)]
+    if isinstance(value, bytes | bytearray):
+        return [bytes(value)]
+    if isinstance(value, str):
+        return [value.encode("utf-8")]
+    if isinstance(value, func.QueueMessage):
+        return [value.get_body()]
+    try:
+        return [json.dumps(value).encode("utf-8")]
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"queue output {param!r} got a value of type {type(value).__name__}: not str, bytes, a queue "
+            f"message or JSON: {exc}"
+        ) from None
+
+
+class OutputWriter:
+    """Calls functions with their output parameters bound and writes what they set."""
+
+    def __init__(self, storage: str, *, encode: bool = True) -> None:
+        """`storage`: the host's own connection string, which `AzureWebJobsStorage` means; `encode`:
+        base64 messages (host.json `extensions.queues.messageEncoding`, "base64" by default)."""
+        self.storage = storage
+        self.encode = encode
+        self._services: dict[str, QueueServiceClient] = {}
+
+    def check(self, function_name: str, outputs: Outputs) -> None:
+        """Refuse a start whose queue outputs name an invalid queue or an unset connection."""
+        for output in outputs.queues:
+            try:
+                queue_name(output.queue_name)
+                connection_string(output.connection, self.storage)
+            except ValueError as exc:
+                raise AppLoadError(f"function {function_name}: output {output.param!r}: {exc}") from None
+
+    async def call(
+        self,
+        fn: Callable[..., Any],
+        kwargs: dict[str, Any],
+        is_async: bool,
+        executor: Executor,
+        outputs: Outputs,
+    ) -> Any:
+        """`call_function` with the outputs bound; the queue messages are sent before it returns."""
+        bound: dict[str, Out[Any]] = {}
+        for output in outputs.queues:
+            if output.param != "$return":
+                bound[output.param] = Out()
+        for dropped in outputs.dropped:
+            name = dropped.split(" ", 1)[0]
+            if name != "$return":
+                bound[name] = Out()
+        returned = await call_function(fn, {**kwargs, **bound}, is_async, executor)
+        for output in outputs.queues:
+            value = returned if output.param == "$return" else bound[output.param].get()
+            await self._send(output.queue_name, output.connection, message_bodies(value, output.param))
+        return returned
+
+    async def _send(self, raw_queue: str, setting: str, bodies: list[bytes]) -> None:
+        if not bodies:
+            return
+        name = queue_name(raw_queue)
+        connection = connection_string(setting, self.storage)
+        service = self._services.get(connection)
+        if service is None:
+            service = QueueServiceClient.from_connection_string(connection, retry_total=2)
+            self._services[connection] = service
+        queue = service.get_queue_client(name)
+        for body in bodies:
+            text = base64.b64encode(body).decode("ascii") if self.encode else body.decode("utf-8")
+            try:
+                await queue.send_message(text)
+            except ResourceNotFoundError:  # first use, or Azurite came back empty
+                await ensure_queue(queue)
+                await queue.send_message(text)
+        log.info("queued %d message(s) on %s", len(bodies), name)
+
+    async def close(self) -> None:
+        for service in self._services.values():
+            await service.close()
+        self._services.clear()
