@@ -7,6 +7,7 @@ a green test run means the interactive stack works too.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import sys
@@ -175,7 +176,14 @@ class FunctionHost(ManagedService):
             cwd=self.app_dir,
         )
         self._proc.start()
-        return self._proc.wait_ready(self.ready, timeout)
+        try:
+            return self._proc.wait_ready(self.ready, timeout)
+        except StartupError as exc:
+            reason = host_error(self._proc.log_tail(40))
+            if reason is None:
+                raise
+            details = str(exc).partition("\n")[2]
+            raise StartupError(f"{name} did not start: {reason}; log: {self.log_path}\n{details}") from None
 
     def ready(self) -> bool:
         """``GET /admin/host/status`` is 200 (and, when it says, the state is Running)."""
@@ -206,6 +214,22 @@ class FunctionHost(ManagedService):
         wait_port_free(self.port, self.host, timeout=10.0, what=f"the Functions host ({self.mode})")
         self._spawn(timeout)
         return time.monotonic() - began
+
+
+_ERROR_LINE = re.compile(r"\bERROR [\w.]+: (.+)$")
+
+
+def host_error(log: str) -> str | None:
+    """The last error the local host logged (one line, as its ``main`` reports a failed start).
+
+    A start that failed for a reason the host knows (a broken app, storage refusing its API version)
+    is then told in the user's terms instead of "exited with code 2".
+    """
+    for line in reversed(log.splitlines()):
+        match = _ERROR_LINE.search(line)
+        if match:
+            return match.group(1).strip()
+    return None
 
 
 APP_SCRIPT_NAME = "fake_model.json"
