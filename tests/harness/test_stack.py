@@ -156,10 +156,10 @@ def test_stack_with_func_and_real_azurite(fake_func: Path, app_dir: Path, tmp_pa
         env = httpx.get(f"{stack.url}/env").json()
         assert env["AzureWebJobsStorage"] == stack.azurite.connection_string
         assert env["DURABLEAGENT_CHAT_SCRIPT"] == str(script)
-        assert env["DURABLEAGENT_CHAT_RECORD"] == str(tmp_path / "work" / "chat-requests.jsonl")
+        assert env["DURABLEAGENT_CHAT_RECORD"] == str(tmp_path / "work" / "logs" / "chat-requests.jsonl")
         assert stack.log_paths == {
-            "azurite": tmp_path / "work" / "azurite.log",
-            "host": tmp_path / "work" / "host.log",
+            "azurite": tmp_path / "work" / "logs" / "azurite.log",
+            "host": tmp_path / "work" / "logs" / "host.log",
         }
         pids = [stack.azurite.pid, stack.host.pid, env["child"]]
     assert wait_dead(*[p for p in pids if p]) == []
@@ -272,7 +272,7 @@ def test_stack_removes_the_work_folder_it_made_on_a_clean_stop(
         assert stack.work_dir.parent == tmp_path / "tmp" and stack.work_dir.name.startswith(
             "durableagent-stack-"
         )
-        assert (stack.work_dir / "host.log").is_file()
+        assert (stack.work_dir / "logs" / "host.log").is_file()
         pids = [stack.azurite.pid, stack.host.pid]
     assert wait_dead(*[p for p in pids if p]) == []
     assert list((tmp_path / "tmp").iterdir()) == []
