@@ -41,6 +41,15 @@ def run_cli(
     )
 
 
+def one_line(stderr: str) -> str:
+    """The message of stderr's one `python -m harness: error: ...` line (never a traceback)."""
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("python -m harness: error: "), stderr
+    return lines[0].removeprefix("python -m harness: error: ")
+
+
 class UpProcess:
     """`python -m harness up ...` in the background, its output in a log file."""
 

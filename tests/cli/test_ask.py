@@ -16,17 +16,9 @@ import pytest
 
 from harness.processes import ManagedProcess, free_port
 from harness.stack import DEFAULT_APP_DIR, default_script_path
-from tests.cli.cli_process import cli_env, run_cli
+from tests.cli.cli_process import cli_env, one_line, run_cli
 
 AGENT = "WeatherAgent"
-
-
-def one_line(stderr: str) -> str:
-    assert "Traceback" not in stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("python -m harness: error: ")
-    return lines[0].removeprefix("python -m harness: error: ")
 
 
 @pytest.fixture

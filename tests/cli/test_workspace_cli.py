@@ -15,7 +15,7 @@ import pytest
 from harness.cli import main
 from harness.processes import free_port
 from harness.workspace import WORKSPACE_DIR
-from tests.cli.cli_process import UpProcess, cli_env, run_cli
+from tests.cli.cli_process import UpProcess, cli_env, one_line, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -28,14 +28,6 @@ def app(tmp_path: Path) -> Path:
     target = tmp_path / "myapp"
     shutil.copytree(WEATHER, target, ignore=shutil.ignore_patterns("__pycache__", WORKSPACE_DIR))
     return target
-
-
-def one_line(stderr: str) -> str:
-    assert "Traceback" not in stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("python -m harness: error: ")
-    return lines[0]
 
 
 def test_up_keeps_sessions_in_the_app_folder_across_restarts(app: Path, tmp_path: Path) -> None:
