@@ -1,5 +1,8 @@
-"""`python -m harness`: chat with an agent in the TUI, run the local stack, list and show sessions,
-and start, inspect and drive orchestration instances.
+"""`python -m harness`: chat with an agent in the TUI, run the local stack, ask one question (`ask`,
+in `harness/ask.py`), list and show sessions, and start, inspect and drive orchestration instances.
+
+`chat`, `up` and `ask` start their stack on the app's workspace (`harness/workspace.py`: Azurite's
+data and the logs, kept between runs), on `--data DIR`, or with `--fresh` on a throw-away folder.
 
 Every user error ends as one line on stderr and exit code 2 (argparse style); a stack that fails to
 start ends as one line and exit code 1. No command prints a traceback for an expected failure.
