@@ -98,3 +98,4 @@ def test_chat_starts_the_stack_answers_and_leaves_nothing_running(tmp_path: Path
         term.close()
     leftovers = _processes_using(str(tmp_path))
     assert leftovers == [], leftovers
+    assert list(tmp_path.iterdir()) == []  # the --fresh folder went with the stack
