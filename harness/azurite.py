@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Self
 
@@ -27,6 +27,7 @@ __all__ = [
     "ACCOUNT_KEY",
     "ACCOUNT_NAME",
     "AZURITE_VERSION",
+    "STRICT_FLAGS",
     "Azurite",
     "AzuriteNotFoundError",
     "azurite_install_dir",
@@ -42,6 +43,8 @@ ACCOUNT_NAME = "devstoreaccount1"
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 # All exist in 3.35.0 (`azurite --help`): quiet, lenient, offline-friendly.
 AZURITE_FLAGS = ("--disableTelemetry", "--skipApiVersionCheck", "--loose", "--silent")
+# What an Azurite the user starts has (the editor extension's defaults): versions and headers checked.
+STRICT_FLAGS = ("--disableTelemetry", "--silent")
 SERVICES = ("blob", "queue", "table")
 
 
@@ -178,6 +181,7 @@ class Azurite(ManagedService):
         table_port: int | None = None,
         version: str = AZURITE_VERSION,
         on_progress: Callable[[str], None] | None = None,
+        flags: Sequence[str] = AZURITE_FLAGS,
     ) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="azurite-"))
         self.log_path = Path(log_path) if log_path is not None else self.data_dir / "azurite.log"
@@ -187,6 +191,7 @@ class Azurite(ManagedService):
         self.ports: dict[str, int] = {}
         self.version = version
         self.on_progress = on_progress
+        self.flags = tuple(flags)
         self._proc: ManagedProcess | None = None
 
     @classmethod
@@ -237,7 +242,7 @@ class Azurite(ManagedService):
         return ports
 
     def command(self, executable: Path) -> list[str]:
-        args = [str(executable), "--location", str(self.data_dir), *AZURITE_FLAGS]
+        args = [str(executable), "--location", str(self.data_dir), *self.flags]
         for service in SERVICES:
             args += [f"--{service}Host", self.host, f"--{service}Port", str(self.ports[service])]
         return args

@@ -1,5 +1,8 @@
-"""`python -m harness`: chat with an agent in the TUI, run the local stack, list and show sessions,
-and start, inspect and drive orchestration instances.
+"""`python -m harness`: chat with an agent in the TUI, run the local stack, ask one question (`ask`,
+in `harness/ask.py`), list and show sessions, and start, inspect and drive orchestration instances.
+
+`chat`, `up` and `ask` start their stack on the app's workspace (`harness/workspace.py`: Azurite's
+data and the logs, kept between runs), on `--data DIR`, or with `--fresh` on a throw-away folder.
 
 Every user error ends as one line on stderr and exit code 2 (argparse style); a stack that fails to
 start ends as one line and exit code 1. No command prints a traceback for an expected failure.
@@ -49,6 +52,7 @@ from harness.formatting import (
 )
 from harness.processes import port_argument
 from harness.stack import HOST_MODES
+from harness.workspace import WORKSPACE_DIR
 
 if TYPE_CHECKING:
     from harness.stack import Stack
@@ -85,7 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     def stack_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
-            "--app", type=Path, metavar="DIR", help="Functions app folder (default: samples/weather)"
+            "--app",
+            type=Path,
+            metavar="DIR",
+            help="Functions app folder (default: the current folder if it has function_app.py, "
+            "else the bundled weather sample)",
+        )
+        data = sub.add_mutually_exclusive_group()
+        data.add_argument(
+            "--data",
+            type=Path,
+            metavar="DIR",
+            help=f"workspace folder for Azurite's data and the logs (default: APP/{WORKSPACE_DIR})",
+        )
+        data.add_argument(
+            "--fresh",
+            action="store_true",
+            help="start empty in a throw-away folder removed at exit (the workspace is left alone)",
         )
         sub.add_argument(
             "--host", dest="host_mode", choices=HOST_MODES, default="auto", help="Functions host"
@@ -113,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="start Azurite and a Functions host, print the URLs, wait for Ctrl-C")
     stack_options(up)
+
+    ask = commands.add_parser(
+        "ask", help="send one message and print the reply (starts a local stack unless --url)"
+    )
+    ask.add_argument("agent", metavar="AGENT")
+    ask.add_argument("message", metavar="MESSAGE")
+    ask.add_argument("--session", metavar="ID", help="continue this session (default: a new one)")
+    ask.add_argument("--json", action="store_true", help="print the reply as JSON")
+    stack_options(ask)
+    remote_options(ask, None)
 
     commands.add_parser("host", help="run the local Functions host (see `host --help`)", add_help=False)
     commands.add_parser(
@@ -226,6 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _chat(args, stdout)
         if args.command == "up":
             return _up(args, stdout)
+        if args.command == "ask":
+            from harness.ask import ask
+
+            return ask(args)
         if args.command == "sessions":
             return _sessions(args, stdout)
         if args.command == "show":
@@ -277,14 +311,48 @@ def _check_stack_args(args: argparse.Namespace) -> None:
         _check_script(args.script)
     if args.app is not None and not args.app.is_dir():
         raise UsageError(f"app folder {args.app} does not exist")
+    args.app_note = ""
     if args.app is None:
-        from harness.stack import DEFAULT_APP_DIR
-
-        if not (DEFAULT_APP_DIR / "function_app.py").is_file():
+        args.app, args.app_note = _default_app()
+        if args.app is None:
             raise UsageError(
-                "no app given and the weather sample was not found; pass --app DIR "
-                "(or run from a checkout of the repository, which has samples/weather)"
+                "no app given, no function_app.py in the current folder and the weather sample was not "
+                "found; pass --app DIR"
             )
+    if args.data is not None and args.data.exists() and not args.data.is_dir():
+        raise UsageError(f"--data {args.data} is not a folder")
+
+
+def _default_app() -> tuple[Path | None, str]:
+    """The app `--app` defaults to, and why: the current folder when it holds an app, else the sample."""
+    from harness.stack import DEFAULT_APP_DIR
+
+    here = Path.cwd()
+    if (here / "function_app.py").is_file():
+        return here, "the current folder"
+    if (DEFAULT_APP_DIR / "function_app.py").is_file():
+        return DEFAULT_APP_DIR, "the bundled weather sample: no function_app.py in the current folder"
+    return None, ""
+
+
+def _reject_stack_options(args: argparse.Namespace) -> None:
+    """--url attaches to a running app: the options that shape a local stack would be ignored."""
+    given = [
+        option
+        for option, value in (
+            ("--app", args.app),
+            ("--script", args.script),
+            ("--live", args.live),
+            ("--host", args.host_mode != "auto"),
+            ("--port", args.port is not None),
+            ("--data", args.data),
+            ("--fresh", args.fresh),
+        )
+        if value
+    ]
+    if given:
+        verb = "does" if len(given) == 1 else "do"
+        raise UsageError(f"--url attaches to a running app: {', '.join(given)} {verb} not apply")
 
 
 def _check_script(path: Path) -> None:
@@ -298,17 +366,26 @@ def _check_script(path: Path) -> None:
 
 
 def _make_stack(args: argparse.Namespace) -> Stack:
-    """Build (not start) the stack for the app; StartupError becomes a one-line StartupFailed."""
+    """Build (not start) the stack for the checked app on its workspace (none with --fresh: a
+    throw-away folder); StartupError becomes a one-line StartupFailed."""
     from harness.processes import StartupError
-    from harness.stack import DEFAULT_APP_DIR, Stack
+    from harness.stack import Stack
+    from harness.workspace import Workspace, app_workspace
 
+    if args.fresh:
+        workspace = None
+    elif args.data is not None:
+        workspace = Workspace(args.data, "--data")
+    else:
+        workspace = app_workspace(args.app)
     try:
         return Stack(
-            args.app or DEFAULT_APP_DIR,
+            args.app,
             host_mode=args.host_mode,
             script=args.script,
             live=args.live,
             port=args.port,
+            workspace=workspace,
         )
     except (StartupError, ValueError) as exc:
         raise StartupFailed(str(exc)) from None
@@ -325,18 +402,23 @@ def _start(stack: Stack) -> float:
         ) from None
 
 
-def _banner(console: Console, stack: Stack, seconds: float, agents: list[str] | None) -> None:
+def _banner(
+    console: Console, stack: Stack, seconds: float, agents: list[str] | None, app_note: str = ""
+) -> None:
     """What runs where: URLs, storage folder, logs and which model answers."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column(overflow="fold")
-    table.add_row("App", f"{stack.app_dir} ({stack.host.mode} host, ready in {seconds:.1f} s)")
+    table.add_row("App", f"{stack.app_dir}" + (f" ({app_note})" if app_note else ""))
+    table.add_row("Host", f"{stack.host.mode}, ready in {seconds:.1f} s")
     table.add_row("URL", stack.url)
     if agents is not None:
         table.add_row("Health", f"{stack.url}/api/health")
         for agent in agents:
             table.add_row("", f"{stack.url}/api/agents/{agent}/run")
     table.add_row("Durable API", f"{stack.url}/runtime/webhooks/durabletask/")
+    where = stack.workspace.where if stack.workspace else "--fresh: throw-away, removed at exit"
+    table.add_row("Workspace", f"{stack.work_dir} ({where})")
     table.add_row("Azurite data", str(stack.azurite.data_dir))
     table.add_row("Logs", f"{stack.host.log_path}\n{stack.azurite.log_path}")
     if stack.live:
@@ -373,8 +455,7 @@ def _chat(args: argparse.Namespace, console: Console) -> int:
     from harness.tui import ChatApp
 
     if args.url:
-        if args.app or args.script or args.live or args.host_mode != "auto":
-            raise UsageError("--url attaches to a running app: --app/--script/--live/--host do not apply")
+        _reject_stack_options(args)
         agent = check_agent(args.agent, _agents_of(args.url, args.key))
         ChatApp(AgentClient(args.url, key=args.key), agent, None).run()
         return 0
@@ -383,7 +464,7 @@ def _chat(args: argparse.Namespace, console: Console) -> int:
     try:
         seconds = _start(stack)
         agents = _agents_of(stack.url)
-        _banner(console, stack, seconds, agents)
+        _banner(console, stack, seconds, agents, args.app_note)
         agent = check_agent(args.agent, agents)
         ChatApp(AgentClient(stack.url), agent, stack.log_paths).run()
     finally:
@@ -397,7 +478,7 @@ def _up(args: argparse.Namespace, console: Console) -> int:
     stack = _make_stack(args)
     try:
         seconds = _start(stack)
-        _banner(console, stack, seconds, _agents_if_any(stack.url))
+        _banner(console, stack, seconds, _agents_if_any(stack.url), args.app_note)
         console.print("[dim]Press Ctrl-C to stop.[/dim]")
         while stack.is_running():
             time.sleep(0.5)

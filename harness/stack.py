@@ -7,6 +7,7 @@ a green test run means the interactive stack works too.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import sys
@@ -29,6 +30,7 @@ from harness.processes import (
     free_port,
     wait_port_free,
 )
+from harness.workspace import Workspace
 
 __all__ = [
     "CHAT_ENV_VARS",
@@ -175,7 +177,14 @@ class FunctionHost(ManagedService):
             cwd=self.app_dir,
         )
         self._proc.start()
-        return self._proc.wait_ready(self.ready, timeout)
+        try:
+            return self._proc.wait_ready(self.ready, timeout)
+        except StartupError as exc:
+            reason = host_error(self._proc.log_tail(40))
+            if reason is None:
+                raise
+            details = str(exc).partition("\n")[2]
+            raise StartupError(f"{name} did not start: {reason}; log: {self.log_path}\n{details}") from None
 
     def ready(self) -> bool:
         """``GET /admin/host/status`` is 200 (and, when it says, the state is Running)."""
@@ -208,6 +217,22 @@ class FunctionHost(ManagedService):
         return time.monotonic() - began
 
 
+_ERROR_LINE = re.compile(r"\bERROR [\w.]+: (.+)$")
+
+
+def host_error(log: str) -> str | None:
+    """The last error the local host logged (one line, as its ``main`` reports a failed start).
+
+    A start that failed for a reason the host knows (a broken app, storage refusing its API version)
+    is then told in the user's terms instead of "exited with code 2".
+    """
+    for line in reversed(log.splitlines()):
+        match = _ERROR_LINE.search(line)
+        if match:
+            return match.group(1).strip()
+    return None
+
+
 APP_SCRIPT_NAME = "fake_model.json"
 """An app folder's own fake-model script, used when no script is given (samples ship one)."""
 
@@ -227,6 +252,11 @@ class Stack(StartStop):
     ``script`` scripts the fake model (default: the app folder's ``fake_model.json``, else the weather
     script); ``live=True`` uses the app's real model client instead. Progress goes to ``on_progress``
     or, when stderr is a terminal (or ``progress=True``), to a rich spinner.
+
+    Its folder holds ``azurite/`` (Azurite's data) and ``logs/`` (both logs, the fake's request
+    record). By default that is a new temporary folder, removed on a clean stop or SIGTERM, so tests,
+    benchmarks and ``--fresh`` keep their data apart and leave nothing behind; ``work_dir`` names a
+    folder that is kept; ``workspace`` is one kept across runs and locked while this stack uses it.
     """
 
     def __init__(
@@ -237,6 +267,7 @@ class Stack(StartStop):
         script: Path | None = None,
         live: bool = False,
         work_dir: Path | None = None,
+        workspace: Workspace | None = None,
         port: int | None = None,
         task_hub: str | None = None,
         env: Mapping[str, str] | None = None,
@@ -251,19 +282,26 @@ class Stack(StartStop):
         self.script_path: Path | None = (
             None if live else Path(script or default_script_path(self.app_dir)).resolve()
         )
-        # A folder made here is the run's scratch space (Azurite data, logs, the fake's requests) and
-        # is removed when the stack stops cleanly; one the caller names is theirs and is kept.
-        self.owns_work_dir = work_dir is None
-        self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="durableagent-stack-"))
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        if workspace is not None and work_dir is not None:
+            raise ValueError("a workspace and a work_dir exclude each other")
+        # A folder made here is the run's scratch space and is removed when the stack stops cleanly;
+        # one the caller names is theirs and is kept; a workspace is kept, and locked while in use.
+        self.workspace = workspace
+        self.owns_work_dir = work_dir is None and workspace is None
+        if workspace is not None:
+            self.work_dir = workspace.root
+        else:
+            self.work_dir = (
+                Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="durableagent-stack-"))
+            )
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+        logs = self.work_dir / "logs"
         self._previous_sigterm: Any = None
-        self.record_path: Path | None = None if live else self.work_dir / "chat-requests.jsonl"
+        self.record_path: Path | None = None if live else logs / "chat-requests.jsonl"
         self.on_progress = on_progress
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.azurite = Azurite(
-            self.work_dir / "azurite-data",
-            log_path=self.work_dir / "azurite.log",
-            on_progress=self._report,
+            self.work_dir / "azurite", log_path=logs / "azurite.log", on_progress=self._report
         )
         self.host = FunctionHost(
             self.app_dir,
@@ -273,7 +311,7 @@ class Stack(StartStop):
             chat_record=self.record_path,
             task_hub=task_hub,
             env=env,
-            log_path=self.work_dir / "host.log",
+            log_path=logs / "host.log",
         )
         self._status: object | None = None
 
@@ -318,15 +356,20 @@ class Stack(StartStop):
     def start(self, timeout: float = 120.0) -> float:
         """Start Azurite, then the host; return the seconds taken. On failure nothing is left running."""
         began = time.monotonic()
-        self.work_dir.mkdir(parents=True, exist_ok=True)  # a clean stop removed it
+        if self.workspace is None:
+            self.work_dir.mkdir(parents=True, exist_ok=True)  # a clean stop removed it
         self._handle_sigterm()
         try:
+            if self.workspace is not None:
+                self.workspace.acquire()  # before Azurite opens the data folder another stack may use
             with self._progress_display():
                 self._report("Starting Azurite...")
                 self.azurite.start()
                 self.host.storage = self.azurite.connection_string
                 self._report(f"Starting the Functions host ({self.host.mode}) for {self.app_dir.name}...")
                 self.host.start(timeout)
+            if self.workspace is not None:
+                self.workspace.describe(self.url)
         except BaseException:
             self.stop()
             raise
@@ -348,6 +391,8 @@ class Stack(StartStop):
             self.azurite.stop()
         finally:
             self._restore_sigterm()
+            if self.workspace is not None:
+                self.workspace.release()
             if self.owns_work_dir and not keep:
                 shutil.rmtree(self.work_dir, ignore_errors=True)
 

@@ -22,6 +22,7 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsE
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, BlobServiceClient
 
 from .loader import AppLoadError
+from .storage_api import check_api_version, versioned
 from .tables import container_name_for, error_code
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class HubLease:
         self.lease_id = lease_id
         self.owner = {"host": socket.gethostname(), "pid": str(os.getpid()), "url": url}
         options = {"retry_total": 1, "connection_timeout": 5}
-        self._service = BlobServiceClient.from_connection_string(connection_string, **options)
+        self._service = BlobServiceClient.from_connection_string(connection_string, **versioned(**options))
         self._blob: BlobClient = self._service.get_blob_client(container_name_for(hub), OWNER_BLOB)
         self._task: asyncio.Task[None] | None = None
         self._lease: BlobLeaseClient | None = None
@@ -85,6 +86,7 @@ class HubLease:
                 )
                 await asyncio.sleep(1.0)
             except AzureError as exc:
+                check_api_version(exc)
                 log.warning(
                     "task hub %s: cannot take its lease yet (%s); retrying", self.hub, type(exc).__name__
                 )

@@ -25,6 +25,7 @@ from azure.storage.queue.aio import QueueServiceClient
 
 from .loader import AppLoadError, Outputs, call_function
 from .queues import connection_string, ensure_queue, queue_name
+from .storage_api import versioned
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class OutputWriter:
         connection = connection_string(setting, self.storage)
         service = self._services.get(connection)
         if service is None:
-            service = QueueServiceClient.from_connection_string(connection, retry_total=2)
+            service = QueueServiceClient.from_connection_string(connection, **versioned(retry_total=2))
             self._services[connection] = service
         queue = service.get_queue_client(name)
         for body in bodies:

@@ -27,6 +27,7 @@ from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from .loader import AppLoadError, QueueFunction
 from .settings import expand_setting, resolve_storage
+from .storage_api import versioned
 
 if TYPE_CHECKING:  # outputs.py builds on this module's helpers
     from .outputs import OutputWriter
@@ -122,7 +123,8 @@ class QueueTriggers:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _poll(self, function: QueueFunction, name: str, connection: str) -> None:
-        service = QueueServiceClient.from_connection_string(connection, retry_total=1, connection_timeout=5)
+        options = versioned(retry_total=1, connection_timeout=5)
+        service = QueueServiceClient.from_connection_string(connection, **options)
         queue = service.get_queue_client(name)
         poison = service.get_queue_client(f"{name}-poison")
         delay = POLL_MIN

@@ -35,6 +35,8 @@ from azure.data.tables import TableTransactionError
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
+from .storage_api import check_api_version, versioned
+
 log = logging.getLogger(__name__)
 
 # Table string properties hold at most 64 KiB of UTF-16; longer texts are split over several
@@ -245,7 +247,7 @@ class HubStorage:
         self.container_name = container_name
         options: dict[str, Any] = {"retry_total": 1, "retry_backoff_factor": 0.2, "connection_timeout": 5}
         self._tables = TableServiceClient.from_connection_string(connection_string, **options)
-        self._blobs = BlobServiceClient.from_connection_string(connection_string, **options)
+        self._blobs = BlobServiceClient.from_connection_string(connection_string, **versioned(**options))
         self._table: TableClient = self._tables.get_table_client(table_name)
         self._container: ContainerClient = self._blobs.get_container_client(container_name)
         self._ready = False
@@ -263,6 +265,7 @@ class HubStorage:
             except ResourceExistsError:
                 pass
         except AzureError as exc:
+            check_api_version(exc)
             raise self.fail(exc) from exc
         self._ready = True
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from harness.processes import free_port
+from harness.workspace import WORKSPACE_DIR
 
 
 @pytest.fixture
@@ -17,3 +21,20 @@ def app_url(function_host) -> str:
 def dead_url() -> str:
     """A URL nothing listens on (for connection-error paths)."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+def _sample_workspaces() -> set[Path]:
+    return set(SAMPLES.glob(f"*/{WORKSPACE_DIR}"))
+
+
+@pytest.fixture(autouse=True)
+def _no_workspace_in_samples() -> Iterator[None]:
+    """The CLI tests start stacks on the samples: each must use --fresh or --data, never leave a
+    workspace in the checkout's samples/ (where it would outlive the test run)."""
+    before = _sample_workspaces()
+    yield
+    added = _sample_workspaces() - before
+    assert not added, f"a test left a workspace in samples/: {sorted(map(str, added))}"

@@ -82,9 +82,12 @@ def _processes_using(path: str) -> list[str]:
 def test_chat_starts_the_stack_answers_and_leaves_nothing_running(tmp_path: Path):
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "48", "TMPDIR": str(tmp_path)}
     env.pop("DURABLEAGENT_CHAT_SCRIPT", None)
-    term = Terminal([sys.executable, "-m", "harness", "chat", "WeatherAgent", "--host", "local"], env)
+    argv = [sys.executable, "-m", "harness", "chat", "WeatherAgent", "--host", "local", "--fresh"]
+    term = Terminal(argv, env)
     try:
         term.expect(r"Azurite data", timeout=180)
+        # no function_app.py in the current folder (the checkout's root): the bundled sample
+        assert re.search(r"samples/weather\s+\(the bundled weather\s+sample", term.text), term.text[-3000:]
         term.expect(r"Message the agent", timeout=60)  # the TUI is up with its input
         term.expect(r"Type a message below", timeout=60)  # and has loaded the (new) session
         term.send("What's the weather in Paris?\r")
@@ -95,3 +98,4 @@ def test_chat_starts_the_stack_answers_and_leaves_nothing_running(tmp_path: Path
         term.close()
     leftovers = _processes_using(str(tmp_path))
     assert leftovers == [], leftovers
+    assert list(tmp_path.iterdir()) == []  # the --fresh folder went with the stack

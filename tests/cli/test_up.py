@@ -37,6 +37,7 @@ def test_up_serves_any_durable_functions_app_until_ctrl_c(tmp_path: Path):
                 "local",
                 "--port",
                 str(port),
+                "--fresh",  # the sample's own workspace is left alone
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

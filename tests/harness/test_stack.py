@@ -125,7 +125,7 @@ def test_modes(tmp_path: Path, app_dir: Path, monkeypatch: pytest.MonkeyPatch) -
         resolve_host_mode("func")
     with pytest.raises(ValueError, match="host mode must be one of"):
         resolve_host_mode("docker")
-    host = FunctionHost(app_dir, mode="local", storage="conn", port=7999)
+    host = FunctionHost(app_dir, mode="local", storage="conn", port=7999, log_path=tmp_path / "h.log")
     assert host.command() == [
         sys.executable,
         "-m",
@@ -156,10 +156,10 @@ def test_stack_with_func_and_real_azurite(fake_func: Path, app_dir: Path, tmp_pa
         env = httpx.get(f"{stack.url}/env").json()
         assert env["AzureWebJobsStorage"] == stack.azurite.connection_string
         assert env["DURABLEAGENT_CHAT_SCRIPT"] == str(script)
-        assert env["DURABLEAGENT_CHAT_RECORD"] == str(tmp_path / "work" / "chat-requests.jsonl")
+        assert env["DURABLEAGENT_CHAT_RECORD"] == str(tmp_path / "work" / "logs" / "chat-requests.jsonl")
         assert stack.log_paths == {
-            "azurite": tmp_path / "work" / "azurite.log",
-            "host": tmp_path / "work" / "host.log",
+            "azurite": tmp_path / "work" / "logs" / "azurite.log",
+            "host": tmp_path / "work" / "logs" / "host.log",
         }
         pids = [stack.azurite.pid, stack.host.pid, env["child"]]
     assert wait_dead(*[p for p in pids if p]) == []
@@ -168,9 +168,14 @@ def test_stack_with_func_and_real_azurite(fake_func: Path, app_dir: Path, tmp_pa
 
 
 @pytest.mark.integration
-def test_stack_failure_leaves_nothing_running(fake_func: Path, app_dir: Path, tmp_path: Path) -> None:
+def test_stack_failure_leaves_nothing_running(
+    fake_func: Path, app_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a failed start keeps its folder (logs)
     stack = Stack(
         app_dir, host_mode="func", script=tmp_path / "s.json", env={"FAKE_FUNC_CRASH": "1"}, progress=False
     )
@@ -236,11 +241,13 @@ def test_host_modes_are_defined_once(capsys: pytest.CaptureFixture[str]) -> None
     assert issubclass(FunctionHost, ManagedService) and issubclass(Stack, StartStop)
 
 
-def test_stack_context_manager_starts_and_stops(monkeypatch: pytest.MonkeyPatch, app_dir: Path) -> None:
+def test_stack_context_manager_starts_and_stops(
+    monkeypatch: pytest.MonkeyPatch, app_dir: Path, tmp_path: Path
+) -> None:
     calls: list[str] = []
     monkeypatch.setattr(Stack, "start", lambda self, timeout=120.0: calls.append("start") or 0.1)
     monkeypatch.setattr(Stack, "stop", lambda self: calls.append("stop"))
-    with Stack(app_dir, host_mode="local", progress=False) as stack:
+    with Stack(app_dir, host_mode="local", work_dir=tmp_path / "work", progress=False) as stack:
         assert isinstance(stack, Stack)
     assert calls == ["start", "stop"]
 
@@ -272,7 +279,7 @@ def test_stack_removes_the_work_folder_it_made_on_a_clean_stop(
         assert stack.work_dir.parent == tmp_path / "tmp" and stack.work_dir.name.startswith(
             "durableagent-stack-"
         )
-        assert (stack.work_dir / "host.log").is_file()
+        assert (stack.work_dir / "logs" / "host.log").is_file()
         pids = [stack.azurite.pid, stack.host.pid]
     assert wait_dead(*[p for p in pids if p]) == []
     assert list((tmp_path / "tmp").iterdir()) == []

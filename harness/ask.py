@@ -1,0 +1,142 @@
+"""`python -m harness ask AGENT MESSAGE`: one turn without the TUI, for scripts and CI.
+
+With `--url` it talks to a running app; otherwise it starts the local stack on the app's workspace
+(as `chat` and `up` do), so `--session ID` on a later call continues the same conversation. The
+reply goes to stdout (tool calls first, one line each, then the text) and the session id to stderr,
+or all of it as one JSON object with `--json`. Every failure is one line on stderr and a non-zero
+exit: 2 for what the user can fix (unknown agent, bad URL, no connection, a refused key), 1 for a
+turn that failed, did not finish in time, or a stack that did not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.cli import (
+    EXIT_NOT_COMPLETED,
+    UsageError,
+    _check_stack_args,
+    _fail,
+    _make_stack,
+    _reject_stack_options,
+    _start,
+)
+from harness.client import ClientError, SyncAgentClient, check_agent
+from harness.formatting import format_arguments, format_value, usage_of
+
+__all__ = ["Reply", "ask", "print_reply", "tool_call_line"]
+
+
+@dataclass
+class Reply:
+    """One answered turn: the reply text and what the stored history says about it."""
+
+    agent: str
+    session_id: str
+    correlation_id: str | None
+    text: str
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, int] | None = None
+    message_count: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """camelCase like the app's own JSON."""
+        return {
+            "agent": self.agent,
+            "sessionId": self.session_id,
+            "correlationId": self.correlation_id,
+            "response": self.text,
+            "toolCalls": self.tool_calls,
+            "usage": self.usage,
+            "messageCount": self.message_count,
+        }
+
+
+class TurnFailed(Exception):
+    """The app answered, but the turn did not give a reply (failed, or still running)."""
+
+
+def ask(args: argparse.Namespace) -> int:
+    """Run the `ask` command; returns the exit code."""
+    try:
+        if args.url:
+            _reject_stack_options(args)
+            reply = _ask_app(args.url, args.key, args.agent, args.message, args.session)
+        else:
+            _check_stack_args(args)
+            stack = _make_stack(args)
+            try:
+                _start(stack)
+                reply = _ask_app(stack.url, None, args.agent, args.message, args.session)
+            finally:
+                stack.stop()
+    except TurnFailed as exc:
+        return _fail(str(exc), EXIT_NOT_COMPLETED)
+    print_reply(reply, as_json=args.json)
+    return 0
+
+
+def _ask_app(url: str, key: str | None, agent: str, message: str, session_id: str | None) -> Reply:
+    """Send the turn and read its stored reply (for the tool calls and usage)."""
+    with SyncAgentClient(url, key=key) as client:
+        try:
+            agent = check_agent(agent, client.agents())
+            answer = client.run(agent, message, session_id)
+        except ClientError as exc:
+            if exc.status in (401, 403):
+                given = "the key given with --key was refused" if key else "it needs a function key"
+                raise UsageError(
+                    f"{url} answered HTTP {exc.status}: {given}; pass the app's key with --key"
+                ) from None
+            raise
+        session = str(answer.get("sessionId") or answer.get("session_id") or session_id or "")
+        if answer.get("status") == "error":
+            raise TurnFailed(
+                f"the turn failed in session {session}: {answer.get('error') or 'no reason given'}"
+            )
+        if answer.get("status") == "accepted":
+            raise TurnFailed(
+                f"no reply in time in session {session}; the turn goes on: see "
+                f"`python -m harness show {agent} {session}` or {answer.get('statusUrl')}"
+            )
+        correlation = answer.get("correlationId") or answer.get("correlation_id")
+        reply = Reply(agent, session, correlation, str(answer.get("response") or ""))
+        reply.message_count = answer.get("message_count")
+        entry = _stored_reply(client.state(agent, session), correlation)
+        if entry is not None:
+            response = entry.get("agent_response") or {}
+            reply.tool_calls = [c for c in response.get("tool_calls") or [] if isinstance(c, dict)]
+            reply.usage = usage_of(entry)
+    return reply
+
+
+def _stored_reply(state: dict[str, Any] | None, correlation_id: Any) -> dict[str, Any] | None:
+    """The history entry answering `correlation_id` (the newest reply when the app sent no id)."""
+    history = (state or {}).get("conversation_history") or []
+    for entry in reversed(history):
+        if not isinstance(entry, dict) or not isinstance(entry.get("agent_response"), dict):
+            continue
+        if correlation_id is None or entry.get("correlation_id") == correlation_id:
+            return entry
+    return None
+
+
+def tool_call_line(call: dict[str, Any]) -> str:
+    """`name(arg=value) -> result` for one tool call (its error instead of a result when it failed)."""
+    outcome = f"error: {call['error']}" if call.get("error") else format_value(call.get("result", ""), 200)
+    return f"{call.get('name')}({format_arguments(call.get('arguments'))}) -> {outcome}"
+
+
+def print_reply(reply: Reply, *, as_json: bool = False) -> None:
+    """The reply on stdout (JSON, or tool calls then text) and, as text, the session id on stderr."""
+    if as_json:
+        print(json.dumps(reply.to_json(), indent=2, ensure_ascii=False))
+        return
+    for call in reply.tool_calls:
+        print(f"[tool] {tool_call_line(call)}")
+    print(reply.text)
+    print(f"session {reply.session_id} (continue with --session {reply.session_id})", file=sys.stderr)

@@ -1,0 +1,148 @@
+"""Where `chat`, `up` and `ask` keep a local stack's state between runs: the app's workspace.
+
+A workspace folder (by default `.durableagent/` in the app folder) holds:
+- `azurite/`: Azurite's data (its `--location`): sessions, orchestration instances, the task hub;
+- `logs/`: `host.log`, `azurite.log` and the fake model's request record `chat-requests.jsonl`;
+- `.gitignore`: `*`, so none of it is ever committed;
+- `lock`: locked (an advisory `flock`) by the one stack using the workspace, and naming it.
+
+Two stacks on one Azurite data folder would each run their own Azurite over the same files and
+corrupt them, so a second stack on a locked workspace is refused with a message naming the first.
+The kernel drops a `flock` when its process dies, however it dies, so a crashed or killed stack never
+leaves the workspace locked; the file's text only names the holder for that message. Azurite saves
+its data on a clean stop, which every way out of the harness (Ctrl-C, SIGTERM, an error) takes.
+
+Where the app folder cannot be written (a sample inside an installed package), the workspace goes to
+a per-user folder, `$XDG_DATA_HOME/durableagent/workspaces/NAME-HASH` (default `~/.local/share`),
+named by the app folder's path so each app keeps its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from harness.processes import StartupError
+
+__all__ = ["WORKSPACE_DIR", "Workspace", "WorkspaceBusy", "app_workspace", "user_data_dir"]
+
+WORKSPACE_DIR = ".durableagent"
+GITIGNORE = "# Local state of durableagent's harness (Azurite data, logs): never committed.\n*\n"
+
+
+class WorkspaceBusy(StartupError):
+    """Another stack holds the workspace's lock."""
+
+    def __init__(self, message: str, url: str | None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class Workspace:
+    """A folder that keeps one app's Azurite data and logs across runs; one stack at a time uses it.
+
+    ``where`` says, for the start-up banner, why the workspace is where it is.
+    """
+
+    def __init__(self, root: Path, where: str = "") -> None:
+        self.root = Path(root).resolve()
+        self.where = where
+        self._fd: int | None = None
+
+    def __repr__(self) -> str:
+        return f"<Workspace {self.root} locked={self.locked}>"
+
+    @property
+    def azurite_dir(self) -> Path:
+        return self.root / "azurite"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def locked(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._fd is not None
+
+    def prepare(self) -> None:
+        """Create the folder and its `.gitignore` (first use); OSError when it cannot be written."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        ignore = self.root / ".gitignore"
+        if not ignore.is_file():
+            ignore.write_text(GITIGNORE)
+
+    def acquire(self) -> None:
+        """Create the folder if needed and take its lock; `WorkspaceBusy` when another stack has it."""
+        if self._fd is not None:
+            return
+        try:
+            self.prepare()
+            fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StartupError(f"cannot use {self.root} as the workspace: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            url = holder.get("url") if isinstance(holder.get("url"), str) else None
+            who = f"pid {holder.get('pid', '?')}" + (f" at {url}" if url else "")
+            hint = f"; talk to it with --url {url}" if url else ""
+            raise WorkspaceBusy(
+                f"workspace {self.root} is in use by another stack ({who}): stop it, or give this one "
+                f"another place with --data DIR or a throw-away one with --fresh{hint}",
+                url,
+            ) from None
+        self._fd = fd
+        self.describe(None)
+
+    def describe(self, url: str | None) -> None:
+        """Name this process (and, once known, its URL) in the lock file, for a refused second stack."""
+        if self._fd is None:
+            return
+        text = json.dumps({"pid": os.getpid(), "url": url}).encode()
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, text, 0)
+
+    def release(self) -> None:
+        """Give the lock up (safe to call twice); the folder and its data stay."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)
+
+
+def _read_holder(fd: int) -> dict[str, object]:
+    try:
+        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def user_data_dir() -> Path:
+    """durableagent's per-user data folder: ``$XDG_DATA_HOME/durableagent`` or ``~/.local/share/...``."""
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "durableagent"
+
+
+def app_workspace(app_dir: Path) -> Workspace:
+    """The app folder's `.durableagent/` (created now), else a per-user folder for that app."""
+    app_dir = Path(app_dir).resolve()
+    workspace = Workspace(app_dir / WORKSPACE_DIR, "in the app folder")
+    try:
+        workspace.prepare()
+        return workspace
+    except OSError as exc:
+        digest = hashlib.sha256(str(app_dir).encode()).hexdigest()[:10]
+        root = user_data_dir() / "workspaces" / f"{app_dir.name}-{digest}"
+        why = exc.strerror or type(exc).__name__
+        return Workspace(root, f"per-user: the app folder cannot be written ({why})")
