@@ -31,6 +31,7 @@ from agent_framework.observability import ChatTelemetryLayer
 
 from .errors import ScriptError, ScriptExhaustedError
 from .recording import RecordedRequest, append_record, tool_names
+from .replay import departure, request_fingerprint
 from .responses import Reply, build_response, build_updates, resolve_step
 from .script import Script, Step, StepLike, build_script, load_script
 
@@ -71,6 +72,7 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
         self._lock = threading.Lock()
         self._script = script
         self._cursor = 0
+        self._used: set[int] = set()
         self._count = 0
         if keep_requests is not None and keep_requests < 1:
             raise ValueError(f"keep_requests must be at least 1, not {keep_requests}")
@@ -116,15 +118,18 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
     @property
     def remaining_steps(self) -> list[Step]:
         """Steps not yet consumed."""
+        return [step for _, step in self._unused_steps()]
+
+    def _unused_steps(self) -> list[tuple[int, Step]]:
         with self._lock:
-            return list(self._script.steps[self._cursor :])
+            steps = self._script.steps
+            return [(i, steps[i]) for i in range(self._cursor, len(steps)) if i not in self._used]
 
     def assert_complete(self) -> None:
         """Fail when scripted steps were never used: the conversation went differently than planned."""
-        remaining = self.remaining_steps
+        remaining = self._unused_steps()
         if remaining:
-            used = len(self._script.steps) - len(remaining)
-            lines = [f"  steps[{used + i}]: {step.describe()}" for i, step in enumerate(remaining)]
+            lines = [f"  steps[{index}]: {step.describe()}" for index, step in remaining]
             raise AssertionError(
                 f"{len(remaining)} scripted step(s) of {self._script.source} were never used:\n"
                 + "\n".join(lines)
@@ -185,9 +190,9 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
                 append_record(self._record_path, request)
             variables = {"user": request.user_text, "tool_result": request.tool_result}
             script = self._script
-            if self._cursor < len(script.steps):
-                self._cursor += 1
-                return script.steps[self._cursor - 1], variables
+            step = self._next_step(request)
+            if step is not None:
+                return step, variables
             for rule in script.rules:
                 groups = rule.match(request)
                 if groups is not None:
@@ -201,6 +206,43 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
                 f"all {len(script.steps)} step(s) used, no rule matched and there is no default",
                 log_level=None,
             )
+
+    def _next_step(self, request: RecordedRequest) -> Step | None:
+        """The next unused step (None when all are used); called with the lock held.
+
+        A recorded step answers only the request it recorded. Concurrent turns (two sessions at
+        once) may reach the fake in another order than when they were recorded, so a request that is
+        not the next recorded one may take a later unused step recorded for exactly it; any other
+        request fails with a diff against the next step, which stays unused.
+        """
+        steps = self._script.steps
+        while self._cursor < len(steps) and self._cursor in self._used:
+            self._used.discard(self._cursor)
+            self._cursor += 1
+        if self._cursor >= len(steps):
+            return None
+        index = self._cursor
+        step = steps[index]
+        if step.request is not None:
+            received = request_fingerprint(request)
+            if received != step.request:
+                later = (
+                    i
+                    for i in range(index + 1, len(steps))
+                    if i not in self._used and steps[i].request == received
+                )
+                found = next(later, None)
+                if found is None:
+                    raise departure(
+                        step.request,
+                        received,
+                        where=f"steps[{index}] of {self._script.source}",
+                        number=request.number,
+                    )
+                self._used.add(found)
+                return steps[found]
+        self._cursor += 1
+        return step
 
     async def _reload_if_changed(self) -> None:
         """Swap in the new script (steps from the start) when the watched file changed.
@@ -228,6 +270,7 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
                 self._script = script
                 self._script_signature = signature
                 self._cursor = 0
+                self._used.clear()
 
 
 def _signature(path: Path) -> _FileSignature:

@@ -54,7 +54,7 @@ class RecordedRequest:
     def tool_result(self) -> str:
         """Text of the most recent tool result in the request ("" when there is none)."""
         result = self._last_result()
-        return _result_text(result) if result is not None else ""
+        return result_text(result) if result is not None else ""
 
     @property
     def tool_name(self) -> str:
@@ -146,7 +146,7 @@ def _content_dict(content: Content) -> Any:
             "arguments": jsonable(content.arguments),
         }
     if content.type == "function_result":
-        return {"type": "function_result", "call_id": content.call_id, "result": _result_text(content)}
+        return {"type": "function_result", "call_id": content.call_id, "result": result_text(content)}
     try:
         return jsonable(content.to_dict())
     except Exception:  # fall back to a readable string
@@ -159,7 +159,7 @@ def _options_value(key: Any, value: Any) -> Any:
     return jsonable(value)
 
 
-def _result_text(content: Content) -> str:
+def result_text(content: Content) -> str:
     if isinstance(content.result, str) and content.result:
         return content.result
     items = getattr(content, "items", None) or []
