@@ -181,34 +181,48 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
         return reply, f"scripted-{request.number}"
 
     def _take_step(self, request: RecordedRequest) -> tuple[Step, dict[str, str]]:
-        """Record the request and choose its step; the lock makes this safe across threads."""
+        """Record the request and choose its step; the lock makes this safe across threads.
+
+        The record line says which part of the script answered (``answered_by``: ``steps[i]``,
+        ``rules[i]`` or ``default``) or why nothing did (``error``), so a test in another process
+        can tell which recorded steps were used and see a replay's departure.
+        """
         with self._lock:
             self._count += 1
             request.number = self._count
             self._requests.append(request)
+            try:
+                step, variables, answered_by = self._choose(request)
+            except Exception as exc:
+                if self._record_path is not None:
+                    append_record(self._record_path, request, error=f"{type(exc).__name__}: {exc}")
+                raise
             if self._record_path is not None:
-                append_record(self._record_path, request)
-            variables = {"user": request.user_text, "tool_result": request.tool_result}
-            script = self._script
-            step = self._next_step(request)
-            if step is not None:
-                return step, variables
-            for rule in script.rules:
-                groups = rule.match(request)
-                if groups is not None:
-                    return rule.then, {**variables, **groups}
-            if script.default is not None:
-                return script.default, variables
-            raise ScriptExhaustedError(
-                f"{script.source} has nothing for request #{request.number} "
-                f"(latest user message: {request.user_text!r}, "
-                f"{'ends with a tool result' if request.after_tool else 'no tool result pending'}): "
-                f"all {len(script.steps)} step(s) used, no rule matched and there is no default",
-                log_level=None,
-            )
+                append_record(self._record_path, request, answered_by=answered_by)
+            return step, variables
 
-    def _next_step(self, request: RecordedRequest) -> Step | None:
-        """The next unused step (None when all are used); called with the lock held.
+    def _choose(self, request: RecordedRequest) -> tuple[Step, dict[str, str], str]:
+        variables = {"user": request.user_text, "tool_result": request.tool_result}
+        script = self._script
+        found = self._next_step(request)
+        if found is not None:
+            return found[1], variables, f"steps[{found[0]}]"
+        for index, rule in enumerate(script.rules):
+            groups = rule.match(request)
+            if groups is not None:
+                return rule.then, {**variables, **groups}, f"rules[{index}]"
+        if script.default is not None:
+            return script.default, variables, "default"
+        raise ScriptExhaustedError(
+            f"{script.source} has nothing for request #{request.number} "
+            f"(latest user message: {request.user_text!r}, "
+            f"{'ends with a tool result' if request.after_tool else 'no tool result pending'}): "
+            f"all {len(script.steps)} step(s) used, no rule matched and there is no default",
+            log_level=None,
+        )
+
+    def _next_step(self, request: RecordedRequest) -> tuple[int, Step] | None:
+        """The next unused step and its index (None when all are used); called with the lock held.
 
         A recorded step answers only the request it recorded. Concurrent turns (two sessions at
         once) may reach the fake in another order than when they were recorded, so a request that is
@@ -240,9 +254,9 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
                         number=request.number,
                     )
                 self._used.add(found)
-                return steps[found]
+                return found, steps[found]
         self._cursor += 1
-        return step
+        return index, step
 
     async def _reload_if_changed(self) -> None:
         """Swap in the new script (steps from the start) when the watched file changed.

@@ -169,11 +169,12 @@ def result_text(content: Content) -> str:
     return "" if content.result is None else str(content.result)
 
 
-def append_record(path: str | os.PathLike[str], request: RecordedRequest) -> None:
-    """Append ``request`` as one JSON line, flushed so another process can read it at once."""
+def append_record(path: str | os.PathLike[str], request: RecordedRequest, **outcome: Any) -> None:
+    """Append ``request`` (plus ``outcome``: what answered it) as one JSON line, flushed so another
+    process can read it at once."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    record = request.to_dict()
+    record = {**request.to_dict(), **jsonable(outcome)}
     line = json.dumps(record, ensure_ascii=False)
     try:
         line.encode("utf-8")

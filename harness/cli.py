@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="fake-model script (default: the app's fake_model.json, else weather)",
         )
         sub.add_argument("--live", action="store_true", help="use the app's real model (AZURE_OPENAI_* env)")
+        sub.add_argument(
+            "--record",
+            type=Path,
+            metavar="FILE",
+            help="with --live: record every model exchange to FILE (.json), a script --script replays",
+        )
         sub.add_argument("--port", type=port_argument, default=None, help="host port (default: a free port)")
 
     def remote_options(sub: argparse.ArgumentParser, default_url: str | None) -> None:
@@ -267,6 +273,7 @@ def _check_stack_args(args: argparse.Namespace) -> None:
     """Validate --app/--script/--live before starting anything."""
     if args.live and args.script is not None:
         raise UsageError("--script and --live exclude each other (live uses the app's real model)")
+    _check_record(args)
     if args.live:
         missing = [name for name in LIVE_ENV_VARS if not os.environ.get(name)]
         if missing:
@@ -285,6 +292,21 @@ def _check_stack_args(args: argparse.Namespace) -> None:
                 "no app given and the weather sample was not found; pass --app DIR "
                 "(or run from a checkout of the repository, which has samples/weather)"
             )
+
+
+def _check_record(args: argparse.Namespace) -> None:
+    """`--record FILE` records the real model, so it needs --live and a .json file in a folder that exists."""
+    record: Path | None = getattr(args, "record", None)
+    if record is None:
+        return
+    if not args.live:
+        raise UsageError("--record needs --live: it records the real model's answers (replay with --script)")
+    if record.suffix.lower() != ".json":
+        raise UsageError(f"--record {record}: the recording is a JSON script; name it *.json")
+    if record.is_dir():
+        raise UsageError(f"--record {record} is a folder; name a file")
+    if not record.parent.is_dir():
+        raise UsageError(f"--record {record}: folder {record.parent} does not exist")
 
 
 def _check_script(path: Path) -> None:
@@ -308,6 +330,7 @@ def _make_stack(args: argparse.Namespace) -> Stack:
             host_mode=args.host_mode,
             script=args.script,
             live=args.live,
+            record=getattr(args, "record", None),
             port=args.port,
         )
     except (StartupError, ValueError) as exc:
@@ -347,6 +370,8 @@ def _banner(console: Console, stack: Stack, seconds: float, agents: list[str] | 
         model = Text("fake: ", style="bold green")
         model.append(str(stack.script_path))
     table.add_row("Model", model)
+    if stack.record_script is not None:
+        table.add_row("Recording", f"{stack.record_script} (replay: --script {stack.record_script})")
     table.add_row(
         "Agents", "not a durableagent app (no /api/health)" if agents is None else ", ".join(agents) or "none"
     )
@@ -373,8 +398,10 @@ def _chat(args: argparse.Namespace, console: Console) -> int:
     from harness.tui import ChatApp
 
     if args.url:
-        if args.app or args.script or args.live or args.host_mode != "auto":
-            raise UsageError("--url attaches to a running app: --app/--script/--live/--host do not apply")
+        if args.app or args.script or args.live or args.record or args.host_mode != "auto":
+            raise UsageError(
+                "--url attaches to a running app: --app/--script/--live/--record/--host do not apply"
+            )
         agent = check_agent(args.agent, _agents_of(args.url, args.key))
         ChatApp(AgentClient(args.url, key=args.key), agent, None).run()
         return 0

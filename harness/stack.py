@@ -53,7 +53,7 @@ def _default_app_dir() -> Path:
 
 
 DEFAULT_APP_DIR = _default_app_dir()
-CHAT_ENV_VARS = ("DURABLEAGENT_CHAT_SCRIPT", "DURABLEAGENT_CHAT_RECORD")
+CHAT_ENV_VARS = ("DURABLEAGENT_CHAT_SCRIPT", "DURABLEAGENT_CHAT_RECORD", "DURABLEAGENT_CHAT_RECORD_SCRIPT")
 HOST_MODES: tuple[str, ...] = get_args(HostMode)
 """The host modes every entry point accepts (CLI ``--host``, pytest ``--durableagent-host``, ``Stack``)."""
 
@@ -225,7 +225,9 @@ class Stack(StartStop):
     """Azurite + a Functions host for one app folder, started and stopped together.
 
     ``script`` scripts the fake model (default: the app folder's ``fake_model.json``, else the weather
-    script); ``live=True`` uses the app's real model client instead. Progress goes to ``on_progress``
+    script); ``live=True`` uses the app's real model client instead, and ``record`` (with ``live``) names
+    a ``.json`` file that every model exchange of the run is recorded to, as a script that ``script=``
+    replays offline (emptied when the stack starts). Progress goes to ``on_progress``
     or, when stderr is a terminal (or ``progress=True``), to a rich spinner.
     """
 
@@ -236,6 +238,7 @@ class Stack(StartStop):
         host_mode: HostMode = "auto",
         script: Path | None = None,
         live: bool = False,
+        record: Path | None = None,
         work_dir: Path | None = None,
         port: int | None = None,
         task_hub: str | None = None,
@@ -248,6 +251,11 @@ class Stack(StartStop):
         self.live = live
         if live and script is not None:
             raise ValueError("a chat script and live=True exclude each other")
+        if record is not None and not live:
+            raise ValueError("recording needs live=True: it records the real model's answers")
+        self.record_script = Path(record).resolve() if record is not None else None
+        if self.record_script is not None:
+            env = {**(env or {}), "DURABLEAGENT_CHAT_RECORD_SCRIPT": str(self.record_script)}
         self.script_path: Path | None = (
             None if live else Path(script or default_script_path(self.app_dir)).resolve()
         )
@@ -322,6 +330,10 @@ class Stack(StartStop):
         self._handle_sigterm()
         try:
             with self._progress_display():
+                if self.record_script is not None:
+                    from fakes import start_recording
+
+                    start_recording(self.record_script)
                 self._report("Starting Azurite...")
                 self.azurite.start()
                 self.host.storage = self.azurite.connection_string
