@@ -33,7 +33,7 @@ from .errors import ScriptError, ScriptExhaustedError
 from .recording import RecordedRequest, append_record, tool_names
 from .replay import departure, request_fingerprint
 from .responses import Reply, build_response, build_updates, resolve_step
-from .script import Script, Step, StepLike, build_script, load_script
+from .script import Script, Step, StepLike, build_script, load_script, unused_steps_message
 
 _FileSignature = tuple[int, int]
 RELOAD_ATTEMPTS = 5
@@ -127,13 +127,9 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
 
     def assert_complete(self) -> None:
         """Fail when scripted steps were never used: the conversation went differently than planned."""
-        remaining = self._unused_steps()
-        if remaining:
-            lines = [f"  steps[{index}]: {step.describe()}" for index, step in remaining]
-            raise AssertionError(
-                f"{len(remaining)} scripted step(s) of {self._script.source} were never used:\n"
-                + "\n".join(lines)
-            )
+        message = unused_steps_message(self._script, [index for index, _ in self._unused_steps()])
+        if message:
+            raise AssertionError(message)
 
     # endregion
 

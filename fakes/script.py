@@ -184,6 +184,14 @@ class Script:
     source: str = "<script>"
 
 
+def unused_steps_message(script: Script, unused: Sequence[int]) -> str | None:
+    """Why a script was not used up: its steps at ``unused``, one a line (None when there are none)."""
+    if not unused:
+        return None
+    lines = [f"  steps[{index}]: {script.steps[index].describe()}" for index in unused]
+    return f"{len(unused)} scripted step(s) of {script.source} were never used:\n" + "\n".join(lines)
+
+
 # region parsing
 
 
