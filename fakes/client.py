@@ -30,7 +30,7 @@ from agent_framework import (
 from agent_framework.observability import ChatTelemetryLayer
 
 from .errors import ScriptError, ScriptExhaustedError
-from .recording import RecordedRequest, append_record, tool_names
+from .recording import RecordedRequest, append_record
 from .replay import departure, request_fingerprint
 from .responses import Reply, build_response, build_updates, resolve_step
 from .script import Script, Step, StepLike, build_script, load_script, unused_steps_message
@@ -161,12 +161,7 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
         self, messages: Sequence[Message], options: Mapping[str, Any], *, stream: bool
     ) -> tuple[Reply, str]:
         validated = await self._validate_options(options)
-        request = RecordedRequest(
-            messages=list(messages),
-            tools=tool_names(validated.get("tools")),
-            options=validated,
-            stream=stream,
-        )
+        request = RecordedRequest.of_call(messages, validated, stream=stream)
         await self._reload_if_changed()
         step, variables = self._take_step(request)
         reply = resolve_step(step, request, variables)

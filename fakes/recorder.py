@@ -41,7 +41,7 @@ from agent_framework import (
 from agent_framework.observability import ChatTelemetryLayer
 
 from .errors import ScriptError
-from .recording import RecordedRequest, jsonable, tool_names
+from .recording import RecordedRequest, jsonable
 from .replay import request_fingerprint
 from .templating import escape
 
@@ -296,13 +296,7 @@ class RawRecordingChatClient(BaseChatClient[ChatOptions[Any]]):
     ) -> dict[str, Any]:
         """The request as replay will compare it: taken before the call, whose tool loop reuses lists."""
         validated = await self._validate_options(options)
-        request = RecordedRequest(
-            messages=list(messages),
-            tools=tool_names(validated.get("tools")),
-            options=validated,
-            stream=stream,
-        )
-        return request_fingerprint(request)
+        return request_fingerprint(RecordedRequest.of_call(messages, validated, stream=stream))
 
 
 class RecordingChatClient(

@@ -31,6 +31,18 @@ class RecordedRequest:
     """1-based position of this request among all requests the client received."""
     _call_names: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    @classmethod
+    def of_call(
+        cls, messages: Sequence[Message], options: Mapping[str, Any], *, stream: bool
+    ) -> RecordedRequest:
+        """The request of one model call, from its messages and validated options."""
+        return cls(
+            messages=list(messages),
+            tools=tool_names(options.get("tools")),
+            options=dict(options),
+            stream=stream,
+        )
+
     def __post_init__(self) -> None:
         for message in self.messages:
             for content in message.contents:

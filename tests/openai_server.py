@@ -89,15 +89,15 @@ class LocalOpenAI:
 
     # -- shared ----------------------------------------------------------------------------------
 
-    def _next(self, body: dict[str, Any]) -> ModelReply | None:
+    async def _take(self, request: web.Request) -> tuple[dict[str, Any], ModelReply, int, str] | web.Response:
+        """(body, the next reply, request number, model) or, with no reply queued, an HTTP 500."""
+        body = await request.json()
         self.requests.append(body)
         self._count += 1
-        return self.replies.pop(0) if self.replies else None
-
-    @staticmethod
-    def _exhausted() -> web.Response:
-        error = {"error": {"message": "the local model has no reply queued", "type": "server_error"}}
-        return web.json_response(error, status=500)
+        if not self.replies:
+            error = {"error": {"message": "the local model has no reply queued", "type": "server_error"}}
+            return web.json_response(error, status=500)
+        return body, self.replies.pop(0), self._count, str(body.get("model") or "local-model")
 
     @staticmethod
     async def _sse(request: web.Request, events: Iterable[tuple[str | None, Any]]) -> web.StreamResponse:
@@ -113,12 +113,10 @@ class LocalOpenAI:
     # -- Responses API ---------------------------------------------------------------------------
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        reply = self._next(body)
-        if reply is None:
-            return self._exhausted()
-        n = self._count
-        model = str(body.get("model") or "local-model")
+        taken = await self._take(request)
+        if isinstance(taken, web.Response):
+            return taken
+        body, reply, n, model = taken
         message = {
             "type": "message",
             "id": f"msg_{n}",
@@ -183,12 +181,10 @@ class LocalOpenAI:
     # -- Chat Completions API --------------------------------------------------------------------
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        reply = self._next(body)
-        if reply is None:
-            return self._exhausted()
-        n = self._count
-        model = str(body.get("model") or "local-model")
+        taken = await self._take(request)
+        if isinstance(taken, web.Response):
+            return taken
+        body, reply, n, model = taken
         calls = [
             {
                 "index": i,
