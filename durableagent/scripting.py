@@ -104,5 +104,9 @@ class ScriptSwap:
             logger.warning("agent %s has no 'client' attribute; its model calls are not recorded", name)
             return
         assert self.record_script is not None
-        agent.client = RecordingChatClient(client, self.record_script)  # type: ignore[attr-defined]
+        try:
+            agent.client = RecordingChatClient(client, self.record_script)  # type: ignore[attr-defined]
+        except TypeError as exc:
+            logger.warning("agent %s is NOT recorded: %s", name, exc)
+            return
         logger.warning("agent %s: every model exchange is recorded to %s", name, self.record_script)

@@ -12,7 +12,8 @@ is added by reading the file, appending, writing a temporary file beside it and 
 original, so the file is a whole, valid script at every moment; a process killed mid-write leaves
 at worst a stray ``.tmp`` file and loses that one exchange. Writers in one process share a lock per
 file (several agents, concurrent turns); writers in several processes also take an advisory lock on
-a ``.lock`` file beside it (POSIX ``flock``; where that does not exist, only the in-process lock).
+the file's folder (POSIX ``flock``, so no lock file is left beside the recording; where that does
+not exist, only the in-process lock).
 A step is written when its answer is complete, so concurrent turns land in the order they finished;
 replay accepts them in either order (see ``RawScriptedChatClient._next_step``).
 """
@@ -106,12 +107,14 @@ class ScriptFile:
             if fcntl is None:
                 yield
                 return
-            with open(self.path.with_name(self.path.name + ".lock"), "a") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+            # The folder, not the file: the file is replaced on each write, so a lock on it would
+            # be on an inode the next writer no longer opens.
+            folder = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                fcntl.flock(folder, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(folder)  # releases the lock
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -227,6 +230,11 @@ class RawRecordingChatClient(BaseChatClient[ChatOptions[Any]]):
     OTEL_PROVIDER_NAME: ClassVar[str] = "recording"
 
     def __init__(self, inner: BaseChatClient[Any], path: str | os.PathLike[str], **kwargs: Any) -> None:
+        if not isinstance(inner, BaseChatClient):
+            raise TypeError(
+                f"only a BaseChatClient can be recorded (its model calls are what is recorded), "
+                f"not {type(inner).__name__}"
+            )
         kwargs.setdefault("compaction_strategy", getattr(inner, "compaction_strategy", None))
         kwargs.setdefault("tokenizer", getattr(inner, "tokenizer", None))
         super().__init__(**kwargs)

@@ -115,17 +115,3 @@ def test_a_live_chat_recorded_with_up_replays_offline_and_a_departing_turn_shows
     assert error.startswith("ReplayMismatchError: replay departs from the recording: request #3 differs")
     assert "--- recorded (steps[2] of" in error and "+++ received (request #3)" in error
     assert '+          "text": "Weather in Oslo?"' in error
-
-
-def test_record_without_live_is_a_one_line_error(tmp_path: Path):
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "up", "--record", str(tmp_path / "r.json")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
-        "python -m harness: error: --record needs --live: it records the real model's answers "
-        "(replay with --script)"
-    ]

@@ -180,3 +180,34 @@ def test_a_recording_must_be_json(tmp_path):
 
     with pytest.raises(ScriptError, match=r"name it \*\.json"):
         start_recording(tmp_path / "recorded.toml")
+
+
+def test_writers_in_several_processes_add_whole_steps(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "recorded.json"
+    start_recording(path)
+    writer = (
+        "import sys\n"
+        "from fakes.recorder import ScriptFile\n"
+        "script = ScriptFile.for_path(sys.argv[1])\n"
+        "for i in range(40):\n"
+        "    script.append({'text': f'{sys.argv[2]}-{i}'})\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", writer, str(path), name]) for name in "ab"]
+    assert [proc.wait(60) for proc in procs] == [0, 0]
+
+    texts = [step.text for step in load_script(path).steps]
+    assert sorted(texts) == sorted(f"{name}-{i}" for name in "ab" for i in range(40))
+    assert [t for t in texts if t.startswith("a-")] == [f"a-{i}" for i in range(40)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recorded.json"]  # no lock or temp files
+
+
+def test_a_client_that_is_not_a_base_chat_client_is_not_wrapped(tmp_path):
+    class Duck:
+        def get_response(self, *args, **kwargs):
+            raise NotImplementedError
+
+    with pytest.raises(TypeError, match="only a BaseChatClient can be recorded"):
+        RecordingChatClient(Duck(), tmp_path / "recorded.json")
