@@ -1,7 +1,10 @@
-"""Swap agents' model clients for the scripted fake when a script file is configured.
+"""Swap agents' model clients for the scripted fake, or wrap them in a recorder, from the environment.
 
 This is how an unmodified `function_app.py` runs offline under the harness: the host is
-started with `DURABLEAGENT_CHAT_SCRIPT` set, and no app code changes.
+started with `DURABLEAGENT_CHAT_SCRIPT` set, and no app code changes. With
+`DURABLEAGENT_CHAT_RECORD_SCRIPT` set instead, every agent keeps its real client, wrapped in
+`fakes.RecordingChatClient`, which writes each model exchange to that file as a script that
+`DURABLEAGENT_CHAT_SCRIPT` replays (the file is replaced whole on each step, so it is always valid).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 SCRIPT_ENV = "DURABLEAGENT_CHAT_SCRIPT"
 RECORD_ENV = "DURABLEAGENT_CHAT_RECORD"
+RECORD_SCRIPT_ENV = "DURABLEAGENT_CHAT_RECORD_SCRIPT"
 KEPT_REQUESTS = 5  # requests the swapped-in fake keeps in memory (all are in the record file)
 
 
@@ -36,11 +40,20 @@ def default_record_path(script: Path) -> Path:
 class ScriptSwap:
     script: Path | None
     record: Path | None
+    record_script: Path | None = None
     _client: Any = field(default=None, init=False)
 
     @classmethod
     def from_env(cls) -> ScriptSwap:
         raw = os.environ.get(SCRIPT_ENV, "").strip()
+        recording = os.environ.get(RECORD_SCRIPT_ENV, "").strip()
+        if raw and recording:
+            raise ValueError(
+                f"{SCRIPT_ENV} (replay a script) and {RECORD_SCRIPT_ENV} (record the real model) "
+                "exclude each other; set one"
+            )
+        if recording:
+            return cls(None, None, Path(recording).expanduser().resolve())
         if not raw:
             return cls(None, None)
         script = Path(raw).expanduser().resolve()
@@ -69,6 +82,9 @@ class ScriptSwap:
         return self._client
 
     def apply(self, agent: object) -> None:
+        if self.record_script is not None:
+            self._wrap_in_recorder(agent)
+            return
         if self.script is None:
             return
         if not hasattr(agent, "client"):
@@ -78,3 +94,19 @@ class ScriptSwap:
             return
         agent.client = self._fake()  # type: ignore[attr-defined]
         logger.warning("agent %s now uses the scripted fake model", getattr(agent, "name", agent))
+
+    def _wrap_in_recorder(self, agent: object) -> None:
+        from fakes import RecordingChatClient  # only needed when recording
+
+        name = getattr(agent, "name", agent)
+        client = getattr(agent, "client", None)
+        if client is None:
+            logger.warning("agent %s has no 'client' attribute; its model calls are not recorded", name)
+            return
+        assert self.record_script is not None
+        try:
+            agent.client = RecordingChatClient(client, self.record_script)  # type: ignore[attr-defined]
+        except TypeError as exc:
+            logger.warning("agent %s is NOT recorded: %s", name, exc)
+            return
+        logger.warning("agent %s: every model exchange is recorded to %s", name, self.record_script)

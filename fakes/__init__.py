@@ -2,12 +2,15 @@
 
 ``ScriptedChatClient`` is a real agent-framework chat client whose answers come from a
 script (ordered steps, then rules, then a default), so agents, tools and hosts can be
-exercised end to end without a model service.
+exercised end to end without a model service. ``RecordingChatClient`` wraps a real client and
+writes what the real model said as such a script, which then replays the run offline.
 """
 
 from .client import RawScriptedChatClient, ScriptedChatClient
 from .errors import ScriptError, ScriptExhaustedError
+from .recorder import RecordingChatClient, start_recording
 from .recording import RecordedRequest, read_recorded
+from .replay import ReplayMismatchError
 from .script import (
     Condition,
     Rule,
@@ -27,6 +30,8 @@ __all__ = [
     "Condition",
     "RawScriptedChatClient",
     "RecordedRequest",
+    "RecordingChatClient",
+    "ReplayMismatchError",
     "Rule",
     "Script",
     "ScriptError",
@@ -40,5 +45,6 @@ __all__ = [
     "load_script_data",
     "parse_script",
     "read_recorded",
+    "start_recording",
     "weather_script",
 ]

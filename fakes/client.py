@@ -30,9 +30,10 @@ from agent_framework import (
 from agent_framework.observability import ChatTelemetryLayer
 
 from .errors import ScriptError, ScriptExhaustedError
-from .recording import RecordedRequest, append_record, tool_names
+from .recording import RecordedRequest, append_record
+from .replay import departure, request_fingerprint
 from .responses import Reply, build_response, build_updates, resolve_step
-from .script import Script, Step, StepLike, build_script, load_script
+from .script import Script, Step, StepLike, build_script, load_script, unused_steps_message
 
 _FileSignature = tuple[int, int]
 RELOAD_ATTEMPTS = 5
@@ -71,6 +72,7 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
         self._lock = threading.Lock()
         self._script = script
         self._cursor = 0
+        self._used: set[int] = set()
         self._count = 0
         if keep_requests is not None and keep_requests < 1:
             raise ValueError(f"keep_requests must be at least 1, not {keep_requests}")
@@ -116,19 +118,18 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
     @property
     def remaining_steps(self) -> list[Step]:
         """Steps not yet consumed."""
+        return [step for _, step in self._unused_steps()]
+
+    def _unused_steps(self) -> list[tuple[int, Step]]:
         with self._lock:
-            return list(self._script.steps[self._cursor :])
+            steps = self._script.steps
+            return [(i, steps[i]) for i in range(self._cursor, len(steps)) if i not in self._used]
 
     def assert_complete(self) -> None:
         """Fail when scripted steps were never used: the conversation went differently than planned."""
-        remaining = self.remaining_steps
-        if remaining:
-            used = len(self._script.steps) - len(remaining)
-            lines = [f"  steps[{used + i}]: {step.describe()}" for i, step in enumerate(remaining)]
-            raise AssertionError(
-                f"{len(remaining)} scripted step(s) of {self._script.source} were never used:\n"
-                + "\n".join(lines)
-            )
+        message = unused_steps_message(self._script, [index for index, _ in self._unused_steps()])
+        if message:
+            raise AssertionError(message)
 
     # endregion
 
@@ -160,12 +161,7 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
         self, messages: Sequence[Message], options: Mapping[str, Any], *, stream: bool
     ) -> tuple[Reply, str]:
         validated = await self._validate_options(options)
-        request = RecordedRequest(
-            messages=list(messages),
-            tools=tool_names(validated.get("tools")),
-            options=validated,
-            stream=stream,
-        )
+        request = RecordedRequest.of_call(messages, validated, stream=stream)
         await self._reload_if_changed()
         step, variables = self._take_step(request)
         reply = resolve_step(step, request, variables)
@@ -176,31 +172,82 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
         return reply, f"scripted-{request.number}"
 
     def _take_step(self, request: RecordedRequest) -> tuple[Step, dict[str, str]]:
-        """Record the request and choose its step; the lock makes this safe across threads."""
+        """Record the request and choose its step; the lock makes this safe across threads.
+
+        The record line says which part of the script answered (``answered_by``: ``steps[i]``,
+        ``rules[i]`` or ``default``) or why nothing did (``error``), so a test in another process
+        can tell which recorded steps were used and see a replay's departure.
+        """
         with self._lock:
             self._count += 1
             request.number = self._count
             self._requests.append(request)
+            try:
+                step, variables, answered_by = self._choose(request)
+            except Exception as exc:
+                if self._record_path is not None:
+                    append_record(self._record_path, request, error=f"{type(exc).__name__}: {exc}")
+                raise
             if self._record_path is not None:
-                append_record(self._record_path, request)
-            variables = {"user": request.user_text, "tool_result": request.tool_result}
-            script = self._script
-            if self._cursor < len(script.steps):
-                self._cursor += 1
-                return script.steps[self._cursor - 1], variables
-            for rule in script.rules:
-                groups = rule.match(request)
-                if groups is not None:
-                    return rule.then, {**variables, **groups}
-            if script.default is not None:
-                return script.default, variables
-            raise ScriptExhaustedError(
-                f"{script.source} has nothing for request #{request.number} "
-                f"(latest user message: {request.user_text!r}, "
-                f"{'ends with a tool result' if request.after_tool else 'no tool result pending'}): "
-                f"all {len(script.steps)} step(s) used, no rule matched and there is no default",
-                log_level=None,
-            )
+                append_record(self._record_path, request, answered_by=answered_by)
+            return step, variables
+
+    def _choose(self, request: RecordedRequest) -> tuple[Step, dict[str, str], str]:
+        variables = {"user": request.user_text, "tool_result": request.tool_result}
+        script = self._script
+        found = self._next_step(request)
+        if found is not None:
+            return found[1], variables, f"steps[{found[0]}]"
+        for index, rule in enumerate(script.rules):
+            groups = rule.match(request)
+            if groups is not None:
+                return rule.then, {**variables, **groups}, f"rules[{index}]"
+        if script.default is not None:
+            return script.default, variables, "default"
+        raise ScriptExhaustedError(
+            f"{script.source} has nothing for request #{request.number} "
+            f"(latest user message: {request.user_text!r}, "
+            f"{'ends with a tool result' if request.after_tool else 'no tool result pending'}): "
+            f"all {len(script.steps)} step(s) used, no rule matched and there is no default",
+            log_level=None,
+        )
+
+    def _next_step(self, request: RecordedRequest) -> tuple[int, Step] | None:
+        """The next unused step and its index (None when all are used); called with the lock held.
+
+        A recorded step answers only the request it recorded. Concurrent turns (two sessions at
+        once) may reach the fake in another order than when they were recorded, so a request that is
+        not the next recorded one may take a later unused step recorded for exactly it; any other
+        request fails with a diff against the next step, which stays unused.
+        """
+        steps = self._script.steps
+        while self._cursor < len(steps) and self._cursor in self._used:
+            self._used.discard(self._cursor)
+            self._cursor += 1
+        if self._cursor >= len(steps):
+            return None
+        index = self._cursor
+        step = steps[index]
+        if step.request is not None:
+            received = request_fingerprint(request)
+            if received != step.request:
+                later = (
+                    i
+                    for i in range(index + 1, len(steps))
+                    if i not in self._used and steps[i].request == received
+                )
+                found = next(later, None)
+                if found is None:
+                    raise departure(
+                        step.request,
+                        received,
+                        where=f"steps[{index}] of {self._script.source}",
+                        number=request.number,
+                    )
+                self._used.add(found)
+                return found, steps[found]
+        self._cursor += 1
+        return index, step
 
     async def _reload_if_changed(self) -> None:
         """Swap in the new script (steps from the start) when the watched file changed.
@@ -228,6 +275,7 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
                 self._script = script
                 self._script_signature = signature
                 self._cursor = 0
+                self._used.clear()
 
 
 def _signature(path: Path) -> _FileSignature:

@@ -31,6 +31,18 @@ class RecordedRequest:
     """1-based position of this request among all requests the client received."""
     _call_names: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    @classmethod
+    def of_call(
+        cls, messages: Sequence[Message], options: Mapping[str, Any], *, stream: bool
+    ) -> RecordedRequest:
+        """The request of one model call, from its messages and validated options."""
+        return cls(
+            messages=list(messages),
+            tools=tool_names(options.get("tools")),
+            options=dict(options),
+            stream=stream,
+        )
+
     def __post_init__(self) -> None:
         for message in self.messages:
             for content in message.contents:
@@ -54,7 +66,7 @@ class RecordedRequest:
     def tool_result(self) -> str:
         """Text of the most recent tool result in the request ("" when there is none)."""
         result = self._last_result()
-        return _result_text(result) if result is not None else ""
+        return result_text(result) if result is not None else ""
 
     @property
     def tool_name(self) -> str:
@@ -146,7 +158,7 @@ def _content_dict(content: Content) -> Any:
             "arguments": jsonable(content.arguments),
         }
     if content.type == "function_result":
-        return {"type": "function_result", "call_id": content.call_id, "result": _result_text(content)}
+        return {"type": "function_result", "call_id": content.call_id, "result": result_text(content)}
     try:
         return jsonable(content.to_dict())
     except Exception:  # fall back to a readable string
@@ -159,7 +171,7 @@ def _options_value(key: Any, value: Any) -> Any:
     return jsonable(value)
 
 
-def _result_text(content: Content) -> str:
+def result_text(content: Content) -> str:
     if isinstance(content.result, str) and content.result:
         return content.result
     items = getattr(content, "items", None) or []
@@ -169,11 +181,12 @@ def _result_text(content: Content) -> str:
     return "" if content.result is None else str(content.result)
 
 
-def append_record(path: str | os.PathLike[str], request: RecordedRequest) -> None:
-    """Append ``request`` as one JSON line, flushed so another process can read it at once."""
+def append_record(path: str | os.PathLike[str], request: RecordedRequest, **outcome: Any) -> None:
+    """Append ``request`` (plus ``outcome``: what answered it) as one JSON line, flushed so another
+    process can read it at once."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    record = request.to_dict()
+    record = {**request.to_dict(), **jsonable(outcome)}
     line = json.dumps(record, ensure_ascii=False)
     try:
         line.encode("utf-8")

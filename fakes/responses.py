@@ -31,6 +31,7 @@ class Reply:
     usage: UsageDetails | None = None
     error: Exception | None = None
     delay: float = 0.0
+    conversation_id: str | None = None
 
 
 def resolve_step(step: Step, request: RecordedRequest, variables: Mapping[str, str]) -> Reply:
@@ -67,6 +68,7 @@ def resolve_step(step: Step, request: RecordedRequest, variables: Mapping[str, s
         text=fill(step.text),
         chunks=fill(list(step.chunks)) if step.chunks is not None else None,
         delay=delay,
+        conversation_id=step.conversation_id,
     )
     for index, call in enumerate(step.tool_calls):
         call_id = call.call_id or f"call_{request.number}_{index + 1}"
@@ -81,6 +83,7 @@ def build_response(reply: Reply, *, response_id: str, model: str) -> ChatRespons
     return ChatResponse(
         messages=[Message("assistant", contents, message_id=f"{response_id}-msg")],
         response_id=response_id,
+        conversation_id=reply.conversation_id,
         model=model,
         finish_reason="tool_calls" if reply.tool_calls else "stop",
         usage_details=reply.usage,
@@ -104,6 +107,7 @@ def build_updates(reply: Reply, *, response_id: str, model: str) -> list[ChatRes
             contents=contents,
             response_id=response_id,
             message_id=f"{response_id}-msg",
+            conversation_id=reply.conversation_id,
             model=model,
         )
         for contents in pieces

@@ -7,12 +7,16 @@ Format (top-level keys ``steps``, ``rules``, ``default``; ``comment`` is allowed
 a step or rule is and ignored)::
 
     step  = "text"  |  {text | chunks | tool_calls [+ text] | error [+ error_type] | fn,
-                        usage?: {input_tokens, output_tokens, total_tokens}, delay?: seconds}
+                        usage?: {input_tokens, output_tokens, total_tokens}, delay?: seconds,
+                        request?: {...}, conversation_id?: id}
     tool_calls = [{name, arguments: {...}, call_id?}]
     rule  = {when: {user?: regex, after_tool?: bool, tool?: name, offered?: name} | callable,
              then: step}
 
 Steps are consumed one per request; then the first matching rule answers; then ``default``.
+A step with ``request`` (written by ``fakes.recorder`` when a live run is recorded) is strict: it
+answers only that request (see ``fakes.replay``), and ``conversation_id`` is the id the live model
+gave its response, which tells the framework's tool loop to send only the new messages next.
 Strings in text, chunks and tool-call arguments are templates: ``{user}``, ``{tool_result}``
 and, in rules, the named groups of the ``user`` regex (case-insensitive); ``{{``/``}}`` escape.
 """
@@ -40,7 +44,19 @@ StepFn = Callable[[RecordedRequest], Any]
 
 
 STEP_KEYS = frozenset(
-    {"text", "chunks", "tool_calls", "usage", "error", "error_type", "delay", "fn", "comment"}
+    {
+        "text",
+        "chunks",
+        "tool_calls",
+        "usage",
+        "error",
+        "error_type",
+        "delay",
+        "fn",
+        "request",
+        "conversation_id",
+        "comment",
+    }
 )
 TOOL_CALL_KEYS = frozenset({"name", "arguments", "call_id"})
 USAGE_KEYS = frozenset({"input_tokens", "output_tokens", "total_tokens"})
@@ -77,6 +93,9 @@ class Step:
     error_type: type[Exception] | None = None
     delay: float = 0.0
     fn: StepFn | None = None
+    request: Mapping[str, Any] | None = None
+    """The request this step answered when it was recorded: replay fails on any other request."""
+    conversation_id: str | None = None
 
     def __post_init__(self) -> None:
         problem = _step_problem(self)
@@ -163,6 +182,14 @@ class Script:
     rules: tuple[Rule, ...] = ()
     default: Step | None = None
     source: str = "<script>"
+
+
+def unused_steps_message(script: Script, unused: Sequence[int]) -> str | None:
+    """Why a script was not used up: its steps at ``unused``, one a line (None when there are none)."""
+    if not unused:
+        return None
+    lines = [f"  steps[{index}]: {script.steps[index].describe()}" for index in unused]
+    return f"{len(unused)} scripted step(s) of {script.source} were never used:\n" + "\n".join(lines)
 
 
 # region parsing
@@ -330,6 +357,14 @@ def _step_from_mapping(data: Mapping[str, Any], where: str) -> Step:
         )
     if "usage" in data:
         kwargs["usage"] = _usage(data["usage"], f"{where}.usage")
+    if "request" in data:
+        kwargs["request"] = _typed(
+            data["request"], dict, f"{where}.request", "an object (a recorded request)"
+        )
+    if "conversation_id" in data:
+        kwargs["conversation_id"] = _typed(
+            data["conversation_id"], str, f"{where}.conversation_id", "a string"
+        )
     if "error" in data:
         kwargs["error"] = _typed(data["error"], str, f"{where}.error", "a message string")
     if "error_type" in data:

@@ -48,3 +48,14 @@ def _replace(match: re.Match[str], variables: Mapping[str, str]) -> str:
     if name not in variables:
         raise KeyError(name)
     return variables[name]
+
+
+def escape(value: Any) -> Any:
+    """Make ``value`` render as itself: every brace doubled (strings inside lists/dicts included)."""
+    if isinstance(value, str):
+        return value.replace("{", "{{").replace("}", "}}")
+    if isinstance(value, Mapping):
+        return {key: escape(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [escape(item) for item in value]
+    return value

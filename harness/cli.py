@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="fake-model script (default: the app's fake_model.json, else weather)",
         )
         sub.add_argument("--live", action="store_true", help="use the app's real model (AZURE_OPENAI_* env)")
+        sub.add_argument(
+            "--record",
+            type=Path,
+            metavar="FILE",
+            help="with --live: record every model exchange to FILE (.json), a script --script replays",
+        )
         sub.add_argument("--port", type=port_argument, default=None, help="host port (default: a free port)")
 
     def remote_options(sub: argparse.ArgumentParser, default_url: str | None) -> None:
@@ -301,10 +307,7 @@ def _check_stack_args(args: argparse.Namespace) -> None:
     """Validate --app/--script/--live before starting anything."""
     if args.live and args.script is not None:
         raise UsageError("--script and --live exclude each other (live uses the app's real model)")
-    if args.live:
-        missing = [name for name in LIVE_ENV_VARS if not os.environ.get(name)]
-        if missing:
-            raise UsageError(f"--live needs model settings in the environment: set {', '.join(missing)}")
+    _check_record(args)
     if args.script is not None:
         if not args.script.is_file():
             raise UsageError(f"script {args.script} does not exist")
@@ -321,6 +324,24 @@ def _check_stack_args(args: argparse.Namespace) -> None:
             )
     if args.data is not None and args.data.exists() and not args.data.is_dir():
         raise UsageError(f"--data {args.data} is not a folder")
+    if args.live:
+        _warn_live_settings(args.app)
+
+
+def _warn_live_settings(app: Path) -> None:
+    """Warn (not refuse) when the Azure OpenAI settings the samples read are unset: an app on another
+    provider needs none of them, and the host also reads them from the app's local.settings.json."""
+    try:
+        values = json.loads((app / "local.settings.json").read_text()).get("Values") or {}
+    except (OSError, ValueError, AttributeError):
+        values = {}
+    missing = [name for name in LIVE_ENV_VARS if not os.environ.get(name) and not values.get(name)]
+    if missing:
+        print(
+            f"{PROG}: warning: --live: {', '.join(missing)} not set (environment or local.settings.json); "
+            "an app on Azure OpenAI will fail its turns",
+            file=sys.stderr,
+        )
 
 
 def _default_app() -> tuple[Path | None, str]:
@@ -343,6 +364,7 @@ def _reject_stack_options(args: argparse.Namespace) -> None:
             ("--app", args.app),
             ("--script", args.script),
             ("--live", args.live),
+            ("--record", getattr(args, "record", None)),
             ("--host", args.host_mode != "auto"),
             ("--port", args.port is not None),
             ("--data", args.data),
@@ -353,6 +375,21 @@ def _reject_stack_options(args: argparse.Namespace) -> None:
     if given:
         verb = "does" if len(given) == 1 else "do"
         raise UsageError(f"--url attaches to a running app: {', '.join(given)} {verb} not apply")
+
+
+def _check_record(args: argparse.Namespace) -> None:
+    """`--record FILE` records the real model, so it needs --live and a .json file in a folder that exists."""
+    record: Path | None = getattr(args, "record", None)
+    if record is None:
+        return
+    if not args.live:
+        raise UsageError("--record needs --live: it records the real model's answers (replay with --script)")
+    if record.suffix.lower() != ".json":
+        raise UsageError(f"--record {record}: the recording is a JSON script; name it *.json")
+    if record.is_dir():
+        raise UsageError(f"--record {record} is a folder; name a file")
+    if not record.parent.is_dir():
+        raise UsageError(f"--record {record}: folder {record.parent} does not exist")
 
 
 def _check_script(path: Path) -> None:
@@ -384,6 +421,7 @@ def _make_stack(args: argparse.Namespace) -> Stack:
             host_mode=args.host_mode,
             script=args.script,
             live=args.live,
+            record=getattr(args, "record", None),
             port=args.port,
             workspace=workspace,
         )
@@ -429,6 +467,8 @@ def _banner(
         model = Text("fake: ", style="bold green")
         model.append(str(stack.script_path))
     table.add_row("Model", model)
+    if stack.record_script is not None:
+        table.add_row("Recording", f"{stack.record_script} (replay: --script {stack.record_script})")
     table.add_row(
         "Agents", "not a durableagent app (no /api/health)" if agents is None else ", ".join(agents) or "none"
     )

@@ -80,6 +80,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: needs Azurite and a Functions host (started by the harness plugin)"
     )
+    config.addinivalue_line(
+        "markers",
+        "fake_script(file, require_all_used=False): the fake model replays FILE (e.g. one recorded with "
+        "--live --record), in the session host and in the fake_script fixture; require_all_used fails "
+        "the test when a step of it was never used",
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -299,6 +305,18 @@ class ChatScript:
         """Forget the requests recorded so far (``requests()`` then starts from now)."""
         self._offset = self._record_size()
 
+    def used_steps(self) -> set[int]:
+        """Indexes of the script's steps that answered a request since the test started."""
+        found = (STEP_ANSWER.fullmatch(str(r.get("answered_by") or "")) for r in self.requests())
+        return {int(match.group(1)) for match in found if match}
+
+    def failures(self) -> list[str]:
+        """Why requests since the test started got no answer (e.g. a replay's departure, with its diff)."""
+        return [str(r["error"]) for r in self.requests() if r.get("error")]
+
+
+STEP_ANSWER = re.compile(r"steps\[(\d+)\]")
+
 
 def write_script(path: Path, data: Mapping[str, Any]) -> None:
     """Atomically replace ``path`` with ``data`` as JSON, with a strictly newer mtime.
@@ -444,6 +462,98 @@ def chat_script(
     yield helper
     if helper._dirty:
         helper.reset()
+
+
+# -- cassettes: @pytest.mark.fake_script -----------------------------------------------------------
+
+
+def _fake_script_marker(request: pytest.FixtureRequest) -> tuple[Path, bool] | None:
+    """(script path, require_all_used) of the test's ``fake_script`` marker; relative to the test file."""
+    marker = request.node.get_closest_marker("fake_script")
+    if marker is None:
+        return None
+    if len(marker.args) != 1:
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: @pytest.mark.fake_script takes one script file, got {marker.args!r}"
+        )
+    unknown = set(marker.kwargs) - {"require_all_used"}
+    if unknown:
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: @pytest.mark.fake_script got unknown options {sorted(unknown)}; "
+            "it takes require_all_used"
+        )
+    path = Path(marker.args[0])
+    if not path.is_absolute():
+        path = Path(request.node.path).parent / path
+    return path, bool(marker.kwargs.get("require_all_used", False))
+
+
+def _load_marked_script(path: Path) -> dict[str, Any]:
+    from fakes import ScriptError, load_script_data
+
+    try:
+        return load_script_data(path)
+    except ScriptError as exc:
+        pytest.fail(f"@pytest.mark.fake_script: {exc}", pytrace=False)
+
+
+def _unused_message(path: Path, data: Mapping[str, Any], used: set[int]) -> str | None:
+    """The failure text for steps never used, or None when every step was."""
+    from fakes import parse_script
+    from fakes.script import unused_steps_message
+
+    script = parse_script(data, source=str(path))
+    return unused_steps_message(script, [i for i in range(len(script.steps)) if i not in used])
+
+
+@pytest.fixture(autouse=True)
+def _durableagent_fake_script(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A ``fake_script`` marker on a test that uses the session host: its fake replays the file.
+
+    After the test, a replay that departed from the recording fails it with the diff (even when the
+    test only looked at a status code), and ``require_all_used`` fails it for steps never used.
+    """
+    marked = _fake_script_marker(request)
+    uses_host = bool((STACK_FIXTURES | {"chat_script"}) & set(request.fixturenames))
+    if marked is None or not uses_host:
+        yield
+        return
+    path, require_all_used = marked
+    data = _load_marked_script(path)
+    chat_script: ChatScript = request.getfixturevalue("chat_script")
+    chat_script.set(data)
+    chat_script.clear()
+    yield
+    departures = [failure for failure in chat_script.failures() if "ReplayMismatchError" in failure]
+    if departures:
+        pytest.fail(departures[0], pytrace=False)
+    if require_all_used:
+        message = _unused_message(path, data, chat_script.used_steps())
+        if message:
+            pytest.fail(f"require_all_used: {message}", pytrace=False)
+
+
+@pytest.fixture
+def fake_script(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A ``ScriptedChatClient`` replaying the test's ``@pytest.mark.fake_script`` file, for agents built
+    in the test itself (``Agent(client=fake_script, ...)``); ``require_all_used`` is checked after."""
+    from fakes import ScriptedChatClient
+
+    marked = _fake_script_marker(request)
+    if marked is None:
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: the fake_script fixture replays the file of "
+            '@pytest.mark.fake_script("recorded.json"); the test has no such marker'
+        )
+    path, require_all_used = marked
+    _load_marked_script(path)
+    client = ScriptedChatClient.from_file(path)
+    yield client
+    if require_all_used:
+        try:
+            client.assert_complete()
+        except AssertionError as exc:
+            pytest.fail(f"require_all_used: {exc}", pytrace=False)
 
 
 @pytest.fixture

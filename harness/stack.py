@@ -55,7 +55,7 @@ def _default_app_dir() -> Path:
 
 
 DEFAULT_APP_DIR = _default_app_dir()
-CHAT_ENV_VARS = ("DURABLEAGENT_CHAT_SCRIPT", "DURABLEAGENT_CHAT_RECORD")
+CHAT_ENV_VARS = ("DURABLEAGENT_CHAT_SCRIPT", "DURABLEAGENT_CHAT_RECORD", "DURABLEAGENT_CHAT_RECORD_SCRIPT")
 HOST_MODES: tuple[str, ...] = get_args(HostMode)
 """The host modes every entry point accepts (CLI ``--host``, pytest ``--durableagent-host``, ``Stack``)."""
 
@@ -250,7 +250,9 @@ class Stack(StartStop):
     """Azurite + a Functions host for one app folder, started and stopped together.
 
     ``script`` scripts the fake model (default: the app folder's ``fake_model.json``, else the weather
-    script); ``live=True`` uses the app's real model client instead. Progress goes to ``on_progress``
+    script); ``live=True`` uses the app's real model client instead, and ``record`` (with ``live``) names
+    a ``.json`` file that every model exchange of the run is recorded to, as a script that ``script=``
+    replays offline (emptied when the stack starts). Progress goes to ``on_progress``
     or, when stderr is a terminal (or ``progress=True``), to a rich spinner.
 
     Its folder holds ``azurite/`` (Azurite's data) and ``logs/`` (both logs, the fake's request
@@ -266,6 +268,7 @@ class Stack(StartStop):
         host_mode: HostMode = "auto",
         script: Path | None = None,
         live: bool = False,
+        record: Path | None = None,
         work_dir: Path | None = None,
         workspace: Workspace | None = None,
         port: int | None = None,
@@ -279,6 +282,11 @@ class Stack(StartStop):
         self.live = live
         if live and script is not None:
             raise ValueError("a chat script and live=True exclude each other")
+        if record is not None and not live:
+            raise ValueError("recording needs live=True: it records the real model's answers")
+        self.record_script = Path(record).resolve() if record is not None else None
+        if self.record_script is not None:
+            env = {**(env or {}), "DURABLEAGENT_CHAT_RECORD_SCRIPT": str(self.record_script)}
         self.script_path: Path | None = (
             None if live else Path(script or default_script_path(self.app_dir)).resolve()
         )
@@ -363,6 +371,10 @@ class Stack(StartStop):
             if self.workspace is not None:
                 self.workspace.acquire()  # before Azurite opens the data folder another stack may use
             with self._progress_display():
+                if self.record_script is not None:
+                    from fakes import start_recording
+
+                    start_recording(self.record_script)
                 self._report("Starting Azurite...")
                 self.azurite.start()
                 self.host.storage = self.azurite.connection_string

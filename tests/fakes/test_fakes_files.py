@@ -134,7 +134,9 @@ async def test_every_request_is_appended_to_the_record_file(tmp_path: Path):
 
     lines = record.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 2
-    assert [json.loads(line) for line in lines] == [r.to_dict() for r in client.requests]
+    assert [json.loads(line) for line in lines] == [
+        {**r.to_dict(), "answered_by": f"steps[{i}]"} for i, r in enumerate(client.requests)
+    ]
     recorded = read_recorded(record)
     assert recorded[0]["messages"][0]["text"] == "weather in Nice"
     assert recorded[0]["tools"] == ["get_weather"]

@@ -73,3 +73,29 @@ async def test_run_timeout_from_the_environment(monkeypatch):
     assert 0.3 <= waited < 1.2, waited
     await host.drain()
     assert (await host.state("WeatherAgent", "slow"))[1]["message_count"] == 2
+
+
+async def test_record_script_env_wraps_every_agent_in_a_recorder_of_its_real_client(tmp_path, monkeypatch):
+    from fakes import RecordingChatClient, load_script
+
+    path = tmp_path / "recorded.json"
+    monkeypatch.delenv("DURABLEAGENT_CHAT_SCRIPT", raising=False)
+    monkeypatch.setenv("DURABLEAGENT_CHAT_RECORD_SCRIPT", str(path))
+    real = ScriptedChatClient(["from the real model"])  # stands in for the app's own client
+    app = AgentFunctionApp(agents=[make_agent(real)])
+    client = app.agents["WeatherAgent"].client
+    assert isinstance(client, RecordingChatClient) and client.inner is real
+    status, body = await DurableClientDouble(app).run("WeatherAgent", {"message": "hi"})
+    assert (status, body["response"]) == (200, "from the real model")
+    [step] = load_script(path).steps
+    assert step.text == "from the real model"
+    assert step.request["messages"][-1] == {"role": "user", "contents": [{"type": "text", "text": "hi"}]}
+
+
+def test_replaying_and_recording_at_once_is_a_clear_error(tmp_path, monkeypatch):
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"steps": ["x"]}))
+    monkeypatch.setenv("DURABLEAGENT_CHAT_SCRIPT", str(script))
+    monkeypatch.setenv("DURABLEAGENT_CHAT_RECORD_SCRIPT", str(tmp_path / "recorded.json"))
+    with pytest.raises(ValueError, match="exclude each other"):
+        AgentFunctionApp()
