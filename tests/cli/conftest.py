@@ -23,18 +23,19 @@ def dead_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def _sample_workspaces() -> set[Path]:
-    return set(SAMPLES.glob(f"*/{WORKSPACE_DIR}"))
+    """Workspaces in the checkout's app folders (samples and the tests' own apps)."""
+    return {*CHECKOUT.glob(f"samples/*/{WORKSPACE_DIR}"), *CHECKOUT.glob(f"tests/**/{WORKSPACE_DIR}")}
 
 
 @pytest.fixture(autouse=True)
 def _no_workspace_in_samples() -> Iterator[None]:
-    """The CLI tests start stacks on the samples: each must use --fresh or --data, never leave a
-    workspace in the checkout's samples/ (where it would outlive the test run)."""
+    """The CLI tests start stacks on the samples and test apps: each must use --fresh or --data, never
+    leave a workspace in the checkout (where it would outlive the test run)."""
     before = _sample_workspaces()
     yield
     added = _sample_workspaces() - before
-    assert not added, f"a test left a workspace in samples/: {sorted(map(str, added))}"
+    assert not added, f"a test left a workspace in the checkout: {sorted(map(str, added))}"
