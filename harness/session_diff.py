@@ -69,11 +69,15 @@ def turns_of(history: Any) -> list[Turn]:
 
 @dataclass(frozen=True)
 class SessionDiff:
-    shared: int
-    """Turns 1 to `shared` are the same in both sessions."""
+    common: list[Turn]
+    """Turns 1 to `shared`, the same in both sessions (as the left one holds them)."""
     left: list[Turn]
     """The left session's turns after the shared ones."""
     right: list[Turn]
+
+    @property
+    def shared(self) -> int:
+        return len(self.common)
 
     @property
     def same(self) -> bool:
@@ -88,4 +92,4 @@ def diff_sessions(left_history: Any, right_history: Any) -> SessionDiff:
         if mine.key() != theirs.key():
             break
         shared += 1
-    return SessionDiff(shared, left[shared:], right[shared:])
+    return SessionDiff(left[:shared], left[shared:], right[shared:])

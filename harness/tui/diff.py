@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Collapsible, Footer, Label, Static
 
 from harness.client import AgentClient, ClientError
 from harness.session_diff import SessionDiff, Turn, diff_sessions
@@ -83,6 +83,10 @@ class DiffScreen(Screen[None]):
             (left or {}).get("conversation_history"), (right or {}).get("conversation_history")
         )
         self.query_one("#diff-shared", Label).update(shared_text(self.diff))
+        if self.diff.common:
+            turns = Static(Text("\n").join(turn_text(turn) for turn in self.diff.common))
+            shown = Collapsible(turns, title="the shared turns", collapsed=True, id="diff-common")
+            await self.query_one("#diff").mount(shown, after="#diff-shared")
         for side, turns in (("left", self.diff.left), ("right", self.diff.right)):
             column = self.query_one(f"#diff-{side}", VerticalScroll)
             await column.remove_children()

@@ -61,7 +61,7 @@ class ChatLog(VerticalScroll):
             child.set_class(chosen, "selected-turn")
             if chosen and first is None:
                 first = child
-                child.border_subtitle = f"turn {turn} · f fork here · d diff with source"
+                child.border_subtitle = f"turn {turn} · f fork · d diff"
             elif child.border_subtitle:
                 child.border_subtitle = ""
         if first is not None:
