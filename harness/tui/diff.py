@@ -84,7 +84,9 @@ class DiffScreen(Screen[None]):
         )
         self.query_one("#diff-shared", Label).update(shared_text(self.diff))
         if self.diff.common:
-            turns = Static(Text("\n").join(turn_text(turn) for turn in self.diff.common))
+            turns = Static(
+                Text("\n").join(turn_text(turn) for turn in self.diff.common), classes="diff-common-turns"
+            )
             shown = Collapsible(turns, title="the shared turns", collapsed=True, id="diff-common")
             await self.query_one("#diff").mount(shown, after="#diff-shared")
         for side, turns in (("left", self.diff.left), ("right", self.diff.right)):

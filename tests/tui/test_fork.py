@@ -78,7 +78,7 @@ async def test_fork_at_a_turn_from_the_chat_then_diff_with_the_source(
         assert "Oslo" in diff_text(screen, "left") and "Rome" not in diff_text(screen, "left")
         assert "Rome" in diff_text(screen, "right") and "turn 3" in diff_text(screen, "right")
         common = screen.query_one("#diff-common", Collapsible)
-        assert common.collapsed and "Paris" in str(common.query_one(Static).render())
+        assert common.collapsed and "Paris" in str(common.query_one(".diff-common-turns", Static).render())
         await pilot.press("escape")
         assert not isinstance(app.screen, DiffScreen)
     source = sync_client.state(AGENT, unique_session)
