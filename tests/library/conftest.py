@@ -171,7 +171,7 @@ class DurableClientDouble:
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        body = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
+        body = _json_body(payload)
         return await self.call(
             "dafx_run_agent",
             "POST",
@@ -213,15 +213,16 @@ class DurableClientDouble:
         )
 
     async def fork(self, agent: str, session: str, payload: Any) -> tuple[int, Any]:
-        body = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
+        url = f"http://localhost/api/agents/{agent}/{session}/fork"
+        body = _json_body(payload)
         return await self.call(
-            "dafx_fork_session",
-            "POST",
-            f"http://localhost/api/agents/{agent}/{session}/fork",
-            body=body,
-            agent_name=agent,
-            session_id=session,
+            "dafx_fork_session", "POST", url, body=body, agent_name=agent, session_id=session
         )
+
+
+def _json_body(payload: Any) -> str | bytes:
+    """A request body: text or bytes as given (to send malformed bodies), anything else as JSON."""
+    return payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
 
 
 def make_agent(client: ScriptedChatClient, name: str = "WeatherAgent") -> Agent:

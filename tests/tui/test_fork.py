@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import Collapsible, Static
 
 from harness.client import AgentClient, SyncAgentClient
@@ -36,13 +37,23 @@ def diff_text(screen: DiffScreen, side: str) -> str:
     return "\n".join(str(s.render()) for s in screen.query_one(f"#diff-{side}").query(Static))
 
 
-async def test_fork_at_a_turn_from_the_chat_then_diff_with_the_source(
-    app_url, sync_client: SyncAgentClient, unique_session
-):
+def forking_app(app_url: str, source: str, target: str) -> ChatApp:
+    """The chat on `source`, whose next new session id (the fork's) is `target`."""
+    return ChatApp(AgentClient(app_url), AGENT, session_id=source, session_id_factory=lambda: target)
+
+
+@pytest.fixture
+def three_turns(sync_client: SyncAgentClient, unique_session: str) -> str:
     conversation(sync_client, unique_session)
-    target = f"{unique_session}-fork"
-    app = ChatApp(AgentClient(app_url), AGENT, session_id=unique_session, session_id_factory=lambda: target)
-    async with app.run_test(size=SIZE) as pilot:
+    return unique_session
+
+
+async def test_fork_at_a_turn_from_the_chat_then_diff_with_the_source(
+    app_url, sync_client: SyncAgentClient, three_turns
+):
+    unique_session, target = three_turns, f"{three_turns}-fork"
+    async with forking_app(app_url, unique_session, target).run_test(size=SIZE) as pilot:
+        app = pilot.app
         await settle(pilot)
         app.query_one(ChatLog).focus()
         await pilot.pause()
@@ -85,19 +96,16 @@ async def test_fork_at_a_turn_from_the_chat_then_diff_with_the_source(
     assert source is not None and source["message_count"] == 6
 
 
-async def test_fork_from_the_inspector_at_the_cursor_turn(
-    app_url, sync_client: SyncAgentClient, unique_session
-):
-    conversation(sync_client, unique_session)
-    target = f"{unique_session}-tree"
-    app = ChatApp(AgentClient(app_url), AGENT, session_id=unique_session, session_id_factory=lambda: target)
+async def test_fork_from_the_inspector_at_the_cursor_turn(app_url, sync_client: SyncAgentClient, three_turns):
+    target = f"{three_turns}-tree"
+    app = forking_app(app_url, three_turns, target)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         inspector = app.query_one(StateInspector)
         inspector.focus()
         await pilot.press("f")  # on the root: not a message
         await pilot.pause()
-        assert app.session_id == unique_session
+        assert app.session_id == three_turns
         message = next(
             node
             for node in inspector.root.children
@@ -118,7 +126,7 @@ async def test_a_fork_that_would_overwrite_is_a_notification(
     conversation(sync_client, unique_session, MESSAGES[:1])
     taken = f"{unique_session}-taken"
     sync_client.run(AGENT, "hello", taken)
-    app = ChatApp(AgentClient(app_url), AGENT, session_id=unique_session, session_id_factory=lambda: taken)
+    app = forking_app(app_url, unique_session, taken)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         app.query_one(ChatLog).focus()
