@@ -490,6 +490,11 @@ class ChatApp(App[None]):
             "Copy session id", "Copy the session id to the clipboard", self.action_copy_session_id
         )
         yield SystemCommand("Refresh", "Reload agents, sessions and state (ctrl+r)", self.action_refresh)
+        yield SystemCommand(
+            "Diff with fork source",
+            "Compare this session with the one it was forked from (d in the chat; f there forks)",
+            lambda: self.post_message(DiffRequested(None)),
+        )
         if self.show_instances:
             yield SystemCommand(
                 "Instances", "Go to the orchestration instances (ctrl+o)", self.action_focus_instances

@@ -92,6 +92,11 @@ async def test_fork_at_a_turn_from_the_chat_then_diff_with_the_source(
         assert common.collapsed and "Paris" in str(common.query_one(".diff-common-turns", Static).render())
         await pilot.press("escape")
         assert not isinstance(app.screen, DiffScreen)
+        # The same from the command palette.
+        command = next(c for c in app.get_system_commands(app.screen) if c.title == "Diff with fork source")
+        command.callback()
+        await settle(pilot)
+        assert isinstance(app.screen, DiffScreen) and app.screen.left == unique_session
     source = sync_client.state(AGENT, unique_session)
     assert source is not None and source["message_count"] == 6
 
