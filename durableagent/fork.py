@@ -109,7 +109,7 @@ def fork(state: AgentState, raw_input: object, context: df.DurableEntityContext)
         }
         signal(context, str(target), "seed", seed_input)
     except ForkError as exc:
-        if isinstance(fork_id, str) and state.message_count:
+        if isinstance(fork_id, str):  # kept only if the source exists: the entity drops empty new state
             state.record_fork_failure(fork_id, str(exc))
         return {"status": "error", "error": str(exc)}
     return {"status": "forking", "target": target, "turn": turn, "message_count": len(entries)}

@@ -178,7 +178,7 @@ async def test_forking_an_unknown_session_or_agent_is_404(build):
     assert host.states == {}
 
 
-async def test_a_fork_the_source_refuses_is_recorded_and_answered(build):
+async def test_a_fork_the_source_refuses_is_recorded(build):
     """A source reset between the route's check and the `fork` operation: the entity refuses, keeps
     why in its state, and the route answers with it."""
     _, host = build(_echo_agent())
@@ -190,3 +190,54 @@ async def test_a_fork_the_source_refuses_is_recorded_and_answered(build):
     state = AgentState.from_dict(json.loads(host.states[("dafx-weatheragent", "src")]))
     assert state.fork_failure("f9") == "turn 5 is out of range: the session has 2 turn(s)"
     assert ("dafx-weatheragent", "t") not in host.states
+
+
+async def test_a_fork_of_a_session_reset_meanwhile_is_answered_not_left_waiting(build):
+    _, host = build(_echo_agent())
+    await _conversation(host, "src", ["one"])
+    host.run_batch("dafx-WeatherAgent", "src", [("reset", None)])
+    host.run_batch("dafx-WeatherAgent", "src", [("fork", {"turn": 1, "target": "t", "fork_id": "f2"})])
+    state = AgentState.from_dict(json.loads(host.states[("dafx-weatheragent", "src")]))
+    assert state.fork_failure("f2") == "turn 1 is out of range: the session has 0 turn(s)"
+    # A fork of a session that does not exist creates nothing.
+    host.run_batch("dafx-WeatherAgent", "ghost", [("fork", {"turn": 1, "target": "t", "fork_id": "f3"})])
+    assert ("dafx-weatheragent", "ghost") not in host.states
+
+
+async def test_the_route_answers_why_the_source_refused(build):
+    """The source is reset after the route's check and before its `fork` runs: 400 with the reason."""
+    _, host = build(_echo_agent())
+    await _conversation(host, "src", ["one"])
+    signal = host.signal_entity
+
+    async def reset_first(entity_id, operation, value=None):
+        if operation == "fork":
+            host.run_batch("dafx-WeatherAgent", "src", [("reset", None)])
+        await signal(entity_id, operation, value)
+
+    host.signal_entity = reset_first
+    status, body = await host.fork("WeatherAgent", "src", {"turn": 1, "session_id": "t"})
+    assert status == 400, body
+    assert body["error"] == "the fork failed: turn 1 is out of range: the session has 0 turn(s)"
+    assert ("dafx-weatheragent", "t") not in host.states
+
+
+async def test_the_route_answers_409_when_the_target_got_a_turn_first(build):
+    _, host = build(_echo_agent())
+    await _conversation(host, "src", ["one"])
+    signal = host.signal_entity
+
+    async def turn_first(entity_id, operation, value=None):
+        if operation == "fork":
+            host.run_batch(
+                "dafx-WeatherAgent", "t", [("run_agent", {"message": "mine", "correlation_id": "m1"})]
+            )
+        await signal(entity_id, operation, value)
+
+    host.signal_entity = turn_first
+    status, body = await host.fork("WeatherAgent", "src", {"turn": 1, "session_id": "t"})
+    assert status == 409 and "'t' already exists with 1 turn(s)" in body["error"], body
+    await host.drain()
+    _, target = await host.state("WeatherAgent", "t")
+    assert [e["content"] for e in target["conversation_history"]] == ["mine", "echo: mine"]
+    assert "forked_from" not in target
