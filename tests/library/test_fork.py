@@ -204,18 +204,23 @@ async def test_a_fork_of_a_session_reset_meanwhile_is_answered_not_left_waiting(
     assert ("dafx-weatheragent", "ghost") not in host.states
 
 
+def before_fork(host, key: str, operation: tuple[str, object]) -> None:
+    """Apply `operation` to session `key` between the route's checks and its `fork` signal (a race)."""
+    signal = host.signal_entity
+
+    async def racing(entity_id, name, value=None):
+        if name == "fork":
+            host.run_batch("dafx-WeatherAgent", key, [operation])
+        await signal(entity_id, name, value)
+
+    host.signal_entity = racing
+
+
 async def test_the_route_answers_why_the_source_refused(build):
     """The source is reset after the route's check and before its `fork` runs: 400 with the reason."""
     _, host = build(_echo_agent())
     await _conversation(host, "src", ["one"])
-    signal = host.signal_entity
-
-    async def reset_first(entity_id, operation, value=None):
-        if operation == "fork":
-            host.run_batch("dafx-WeatherAgent", "src", [("reset", None)])
-        await signal(entity_id, operation, value)
-
-    host.signal_entity = reset_first
+    before_fork(host, "src", ("reset", None))
     status, body = await host.fork("WeatherAgent", "src", {"turn": 1, "session_id": "t"})
     assert status == 400, body
     assert body["error"] == "the fork failed: turn 1 is out of range: the session has 0 turn(s)"
@@ -225,16 +230,7 @@ async def test_the_route_answers_why_the_source_refused(build):
 async def test_the_route_answers_409_when_the_target_got_a_turn_first(build):
     _, host = build(_echo_agent())
     await _conversation(host, "src", ["one"])
-    signal = host.signal_entity
-
-    async def turn_first(entity_id, operation, value=None):
-        if operation == "fork":
-            host.run_batch(
-                "dafx-WeatherAgent", "t", [("run_agent", {"message": "mine", "correlation_id": "m1"})]
-            )
-        await signal(entity_id, operation, value)
-
-    host.signal_entity = turn_first
+    before_fork(host, "t", ("run_agent", {"message": "mine", "correlation_id": "m1"}))
     status, body = await host.fork("WeatherAgent", "src", {"turn": 1, "session_id": "t"})
     assert status == 409 and "'t' already exists with 1 turn(s)" in body["error"], body
     await host.drain()
