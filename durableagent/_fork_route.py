@@ -83,6 +83,7 @@ def _conflict(target: str, state: AgentState) -> func.HttpResponse:
 
 
 async def fork(routes: AgentRoutes, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
+    """The route: checks up front for clear 4xx answers, then the entities decide (they may race it)."""
     try:
         source = routes._session(req)
         request = parse_fork_request(req.get_body() or b"")
