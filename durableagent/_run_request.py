@@ -137,22 +137,29 @@ def is_text_body(content_type: str | None) -> bool:
 def parse_run_request(body: bytes, *, text: bool = False) -> RunRequest:
     """Parse a `POST .../run` body (`text`: the body is the message itself); every problem is a
     RequestError naming it."""
-    try:
-        decoded = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise RequestError("request body is not valid UTF-8") from None
+    decoded = decode_body(body)
     if text:
         return validate_run_request({"message": decoded.strip()})
-    text_body = decoded
-    if not text_body.strip():
-        raise RequestError('request body is empty; send JSON like {"message": "hello"}')
+    return validate_run_request(parse_json_text(decoded, '{"message": "hello"}'))
+
+
+def decode_body(body: bytes) -> str:
     try:
-        data = json.loads(text_body)
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError("request body is not valid UTF-8") from None
+
+
+def parse_json_text(text: str, example: str) -> object:
+    """A JSON request body (`example` shows what to send when it is empty); RequestError if not JSON."""
+    if not text.strip():
+        raise RequestError(f"request body is empty; send JSON like {example}")
+    try:
+        return json.loads(text)
     except ValueError as exc:
         raise RequestError(f"request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise RequestError(f"request body nests deeper than {MAX_JSON_DEPTH} levels") from None
-    return validate_run_request(data)
 
 
 def json_depth(value: object, limit: int = MAX_JSON_DEPTH) -> int:

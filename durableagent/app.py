@@ -6,7 +6,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from types import MappingProxyType
@@ -15,10 +15,13 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 from agent_framework import SupportsAgentRun
+from azure.durable_functions.decorators.metadata import EntityTrigger
 
+from ._fork_route import fork as fork_session
 from ._routes import AgentRoutes, Polling
 from .callbacks import AgentResponseCallbackProtocol
 from .entity import agent_type_of, create_entity_function
+from .fork import entity_handler
 from .orchestration import OrchestrationAgent, get_agent
 from .scripting import ScriptSwap
 from .session import entity_name_for
@@ -137,9 +140,7 @@ class AgentFunctionApp(df.DFApp):
         )
         entity = create_entity_function(agent, name, registered.callback)
         entity.__name__ = function_name
-        self.function_name(function_name)(
-            self.entity_trigger(context_name="context", entity_name=registered.entity_name)(entity)
-        )
+        self.function_name(function_name)(self._entity_trigger(registered.entity_name, entity))
         self._agents[name] = registered
         logger.info("registered agent %s as entity %s", name, registered.entity_name)
 
@@ -167,6 +168,20 @@ class AgentFunctionApp(df.DFApp):
             {"name": r.name, "type": agent_type_of(r.agent), "http_endpoint_enabled": r.http_endpoint_enabled}
             for r in self._agents.values()
         ]
+
+    def _entity_trigger(self, entity_name: str, entity: Callable[[df.DurableEntityContext], None]) -> Any:
+        """`entity_trigger(...)(entity)`, with durableagent's handler in place of the SDK's: the same
+        handling plus the signals an operation sends to other entities (`fork`), which the SDK's
+        own handler has no way to send."""
+        handle = entity_handler(entity)
+        handle.__name__ = entity.__name__
+
+        @self._configure_function_builder
+        def wrap(builder: Any) -> Any:
+            builder.add_trigger(trigger=EntityTrigger(name="context", entity_name=entity_name))
+            return builder
+
+        return wrap(handle)
 
     def _register_sweeper(self, schedule: str) -> None:
         routes = self._routes
@@ -198,6 +213,12 @@ class AgentFunctionApp(df.DFApp):
         @self.durable_client_input(client_name="client")
         async def dafx_list_sessions(req: func.HttpRequest, client: Any) -> func.HttpResponse:
             return await routes.sessions(req, client)
+
+        @self.function_name("dafx_fork_session")
+        @self.route(route="agents/{agent_name}/{session_id}/fork", methods=["POST"])
+        @self.durable_client_input(client_name="client")
+        async def dafx_fork_session(req: func.HttpRequest, client: Any) -> func.HttpResponse:
+            return await fork_session(routes, req, client)
 
         @self.function_name("dafx_delete_session")
         @self.route(route="agents/{agent_name}/{session_id}", methods=["DELETE"])

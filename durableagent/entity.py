@@ -14,6 +14,7 @@ from typing import Any
 import azure.durable_functions as df
 from agent_framework import Agent, AgentResponse, FunctionTool, Message, SupportsAgentRun
 
+from . import fork
 from ._run_request import RequestError, RunRequest, validate_run_request
 from .callbacks import AgentCallbackContext, AgentResponseCallbackProtocol, notify
 from .loop import run_coroutine
@@ -21,7 +22,7 @@ from .state import AgentState, tool_failures
 
 logger = logging.getLogger(__name__)
 
-OPERATIONS = ("run_agent", "run", "get_state", "reset", "delete", "expire")
+OPERATIONS = ("run_agent", "run", "get_state", "reset", "delete", "expire", *fork.FORK_OPERATIONS)
 RUN_OPERATIONS = ("run_agent", "run")
 """`run` is Microsoft's name for a turn (agent-framework-azurefunctions signals and calls it), so an
 orchestration or client written for that package reaches the same turn logic."""
@@ -294,6 +295,10 @@ def create_entity_function(
         elif operation == "expire":
             remove = is_idle(state, _operation_input(context))
             result = {"status": "expired" if remove else "active"}
+        elif operation == "fork":
+            result = fork.fork(state, _operation_input(context), context)
+        elif operation == "seed":
+            result = fork.seed(state, _operation_input(context))
         else:
             result = {"status": "error", "error": f"unknown operation {operation!r}"}
         context.set_result(result)

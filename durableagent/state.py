@@ -21,6 +21,8 @@ reply's record from other entries without relying on the field set."""
 # of this many entries.
 RECENT_ENTRIES = 16
 MAX_CHUNK_BYTES = 64 * 1024 * 1024  # far above 16 entries of at most ~1 MiB each
+MAX_FORK_FAILURES = 8
+"""Failed forks a session remembers (so a route waiting on one can answer why); older ones drop."""
 
 
 def utc_now() -> str:
@@ -131,6 +133,25 @@ def _migrate(data: Mapping[str, Any]) -> dict[str, Any]:
 def _correlation_ids(entries: list[dict[str, Any]]) -> tuple[str, ...]:
     ids = dict.fromkeys(str(e["correlation_id"]) for e in entries if e.get("correlation_id") is not None)
     return tuple(ids)
+
+
+def turn_numbers(entries: Iterable[Mapping[str, Any]]) -> list[int]:
+    """The turn (from 1) each entry belongs to: one request and the reply or failure answering it.
+
+    A turn starts at a caller's message, or where the correlation id changes (a reply stored
+    without its request). The CLI's `show`, the TUI and `fork` all number turns with this, so
+    "turn 3" means the same entries everywhere.
+    """
+    numbers: list[int] = []
+    turn = 0
+    last: object = object()
+    for entry in entries:
+        correlation = entry.get("correlation_id")
+        if entry.get("role") != "assistant" or correlation != last:
+            turn += 1
+        last = correlation
+        numbers.append(turn)
+    return numbers
 
 
 @dataclass(frozen=True)
@@ -294,6 +315,9 @@ class AgentState:
         )
 
     def reset(self) -> None:
+        """Clear the history (and what it was forked from: the copied turns are gone)."""
+        self.forked_from: dict[str, Any] | None = None
+        self.fork_failures: list[dict[str, Any]] = []
         self._recent: list[dict[str, Any]] = []
         self._chunks: list[HistoryChunk] = []
         self._earlier: list[dict[str, Any]] | None = []  # the chunks' entries, once unpacked
@@ -343,6 +367,41 @@ class AgentState:
         in_recent = any(e.get("correlation_id") == correlation_id for e in self._recent)
         return in_recent or any(correlation_id in chunk.correlation_ids for chunk in self._chunks)
 
+    @property
+    def turn_count(self) -> int:
+        """Turns in the history, numbered as `turn_numbers` numbers them."""
+        if not self.message_count:
+            return 0
+        return turn_numbers(self.conversation_history)[-1]
+
+    def first_turns(self, turns: int) -> list[dict[str, Any]]:
+        """The entries of turns 1 to `turns` (a copy), or ValueError naming the range there is."""
+        history = self.conversation_history
+        numbers = turn_numbers(history)
+        count = numbers[-1] if numbers else 0
+        if type(turns) is not int or not 1 <= turns <= count:
+            raise ValueError(f"turn {turns!r} is out of range: the session has {count} turn(s)")
+        return [dict(entry) for entry, number in zip(history, numbers, strict=True) if number <= turns]
+
+    # -- forking ----------------------------------------------------------
+    def seed(self, entries: list[dict[str, Any]], forked_from: dict[str, Any]) -> bool:
+        """Start this session as a copy of another's first turns; False when it already has turns
+        (a fork never overwrites a conversation)."""
+        if self.message_count:
+            return False
+        self.reset()
+        for entry in _check_history(entries, "seed entries"):
+            self._append(dict(entry))
+        self.forked_from = dict(forked_from)
+        return True
+
+    def record_fork_failure(self, fork_id: str, error: str) -> None:
+        """Keep why a fork of this session failed, for the route waiting on it (the newest few)."""
+        self.fork_failures = [*self.fork_failures, {"fork_id": fork_id, "error": error}][-MAX_FORK_FAILURES:]
+
+    def fork_failure(self, fork_id: str) -> str | None:
+        return next((f.get("error") for f in self.fork_failures if f.get("fork_id") == fork_id), None)
+
     def to_messages(self, *, skip_last: bool = False) -> list[Message]:
         """History to give the agent: every successful earlier turn, tool calls included.
 
@@ -372,12 +431,15 @@ class AgentState:
 
     # -- serialization ----------------------------------------------------
     def _header(self) -> dict[str, Any]:
-        return {
+        header = {
             "schema_version": SCHEMA_VERSION,
             "agent_type": self.agent_type,
             "message_count": self.message_count,
             "last_response": self.last_response,
         }
+        if self.forked_from is not None:
+            header["forked_from"] = self.forked_from
+        return header
 
     def get_state(self) -> dict[str, Any]:
         """The whole session as the HTTP API shows it (every entry as an object)."""
@@ -392,6 +454,11 @@ class AgentState:
             raise ValueError(f"stored state must be a JSON object, got {type(data).__name__}")
         migrated = _migrate(data)
         self.agent_type = migrated.get("agent_type") or self.agent_type
+        forked_from, failures = migrated.get("forked_from"), migrated.get("fork_failures")
+        self.forked_from = dict(forked_from) if isinstance(forked_from, Mapping) else None
+        self.fork_failures = (
+            [dict(f) for f in failures if isinstance(f, Mapping)] if isinstance(failures, list) else []
+        )
         if "recent_history" not in migrated:
             if "earlier_history" in migrated:
                 raise ValueError("stored state has earlier_history but no recent_history")
@@ -410,9 +477,15 @@ class AgentState:
         What only grows comes first and what changes every turn last, so the stored text of a
         long conversation changes near its end (storage may then write only what changed).
         """
+        extra: dict[str, Any] = {}
+        if self.forked_from is not None:
+            extra["forked_from"] = self.forked_from
+        if self.fork_failures:
+            extra["fork_failures"] = self.fork_failures
         return {
             "schema_version": SCHEMA_VERSION,
             "agent_type": self.agent_type,
+            **extra,
             "earlier_history": {
                 "chunks": [chunk.to_dict() for chunk in self._chunks],
                 "count": self._earlier_count,

@@ -190,6 +190,26 @@ async def bench_history(url: str, script: Path, sizes: tuple[int, ...], samples:
     return figures
 
 
+async def bench_fork(url: str, sizes: tuple[int, ...], samples: int) -> Figures:
+    """`POST .../fork` of a whole session by stored messages: the source entity copies its turns and
+    signals the target's seed, and the route answers once the target holds them."""
+    figures = Figures("Fork (copy every turn into a new session, by stored messages)")
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        for size in sizes:
+            key = f"fork-{size}-{uuid.uuid4().hex[:12]}"
+            await _grow(client, key, size)
+            turns = (await client.get(f"/api/agents/{AGENT}/{key}")).json()["message_count"] // 2
+
+            async def fork(key: str = key, turns: int = turns) -> None:
+                response = await client.post(f"/api/agents/{AGENT}/{key}/fork", json={"turn": turns})
+                if response.status_code != 201:
+                    raise RuntimeError(f"POST /fork answered {response.status_code}: {response.text[:200]}")
+
+            times = [await _timed(fork) for _ in range(samples)]
+            figures.add(f"POST /fork p50 at {size} messages", statistics.median(times), "ms")
+    return figures
+
+
 DURABLE_API = "/runtime/webhooks/durabletask"
 ORCHESTRATION_APP = DEFAULT_APP_DIR.parent / "orchestration_basics"
 
@@ -308,6 +328,7 @@ async def _stack_benchmarks(stack: Stack, args: argparse.Namespace) -> list[Figu
         await bench_latency(stack.url, stack.script_path, args.turns),
         await bench_throughput(stack.url, args.sessions, args.session_turns),
         await bench_history(stack.url, stack.script_path, tuple(args.history), args.samples),
+        await bench_fork(stack.url, tuple(args.history), args.samples),
     ]
 
 

@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from durableagent.state import turn_numbers
 from harness.client import (
     DEFAULT_URL,
     RUNTIME_STATUSES,
@@ -165,8 +166,42 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("session", metavar="SESSION")
     remote_options(show, DEFAULT_URL)
     show.add_argument("--json", action="store_true", help="print the state JSON")
+    _fork_command(commands, remote_options)
     _instance_commands(commands, remote_options)
     return parser
+
+
+def _fork_command(commands: Any, remote_options: Any) -> None:
+    """`fork AGENT SESSION --turn N [--to ID]`: a new session holding the first N turns."""
+    fork = commands.add_parser(
+        "fork", help="copy a session's first N turns (as `show` numbers them) into a new session"
+    )
+    fork.add_argument("agent", metavar="AGENT")
+    fork.add_argument("session", metavar="SESSION")
+    fork.add_argument("--turn", type=_positive_int, required=True, metavar="N", help="turns to copy")
+    fork.add_argument("--to", metavar="ID", default=None, help="id of the new session (default: a new one)")
+    remote_options(fork, DEFAULT_URL)
+    fork.add_argument("--json", action="store_true", help="print the app's JSON answer")
+
+
+def _fork(args: argparse.Namespace, console: Console) -> int:
+    with _client(args) as client:
+        result = client.fork(args.agent, args.session, args.turn, args.to)
+    if args.json:
+        _print_json(result)
+    new = str(result.get("sessionId"))
+    if result.get("status") != "forked":
+        return _fail(
+            f"the fork into {new!r} is accepted but not stored yet; check with "
+            f"`{PROG} show {args.agent} {new}`",
+            EXIT_NOT_COMPLETED,
+        )
+    if not args.json:
+        console.print(
+            f"Forked turns 1-{args.turn} of [bold]{escape(args.session)}[/bold] into "
+            f"[bold]{escape(new)}[/bold] ({result.get('message_count')} messages)"
+        )
+    return 0
 
 
 def _instance_commands(commands: Any, remote_options: Any) -> None:
@@ -270,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sessions(args, stdout)
         if args.command == "show":
             return _show(args, stdout)
+        if args.command == "fork":
+            return _fork(args, stdout)
         if args.command in INSTANCE_COMMANDS:
             return INSTANCE_COMMANDS[args.command](args, stdout)
     except (UsageError, ClientError) as exc:
@@ -617,11 +654,13 @@ def state_table(agent: str, session_id: str, state: dict[str, Any]) -> Table:
         title_justify="left",
     )
     table.add_column("#", justify="right")
+    table.add_column("Turn", justify="right")
     table.add_column("Time", no_wrap=True)
     table.add_column("Role", no_wrap=True)
     table.add_column("Content", ratio=1, min_width=20)
     table.add_column("Tokens", no_wrap=True)
     table.add_column("Correlation", style="dim", no_wrap=True)
+    turns = turn_numbers(history)
     for index, entry in enumerate(history, start=1):
         content = Text()
         response = entry.get("agent_response") if isinstance(entry.get("agent_response"), dict) else {}
@@ -636,8 +675,10 @@ def state_table(agent: str, session_id: str, state: dict[str, Any]) -> Table:
         else:
             content.append(str(entry.get("content") or ""))
         usage = usage_of(entry)
+        starts_turn = index == 1 or turns[index - 1] != turns[index - 2]
         table.add_row(
             str(index),
+            str(turns[index - 1]) if starts_turn else "",
             _time(entry.get("timestamp"), "%H:%M:%S"),
             str(entry.get("role") or ""),
             content,

@@ -294,6 +294,24 @@ class _Requests:
         body = _json(response)
         return body if isinstance(body, dict) else None
 
+    @classmethod
+    def _fork_request(
+        cls, agent: str, session_id: str, turn: int, to: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        body: dict[str, Any] = {"turn": turn}
+        if to:
+            body["session_id"] = to
+        return cls._state_path(agent, session_id) + "/fork", body
+
+    @staticmethod
+    def _fork_result(response: httpx.Response) -> dict[str, Any]:
+        """201 (forked) or 202 (still copying) as the JSON body; anything else a one-line ClientError."""
+        _raise_for(response)
+        body = _json(response)
+        if not isinstance(body, dict) or not body.get("sessionId"):
+            raise ClientError("fork: unexpected response body (no sessionId)")
+        return body
+
     @staticmethod
     def _entities_path(agent: str, session_id: str | None = None) -> str:
         path = f"{DURABLE_PREFIX}/entities/{quote(entity_name(agent), safe='')}"
@@ -471,6 +489,12 @@ class AgentClient(_Requests):
             if token is None:
                 return summarize(items)
 
+    async def fork(self, agent: str, session_id: str, turn: int, to: str | None = None) -> dict[str, Any]:
+        """Copy the session's first `turn` turns into a new session (`to`, else an id the app picks)."""
+        path, body = self._fork_request(agent, session_id, turn, to)
+        response = await self._send("POST", path, json=body, timeout=max(self.timeout, RUN_TIMEOUT))
+        return self._fork_result(response)
+
     async def reset(self, agent: str, session_id: str) -> None:
         """Signal the entity's `reset` operation (asynchronous: the host answers 202)."""
         response = await self._send("POST", self._entities_path(agent, session_id), params={"op": "reset"})
@@ -580,6 +604,11 @@ class SyncAgentClient(_Requests):
             token = self._read_page(self._send(method, path, **options), items)
             if token is None:
                 return summarize(items)
+
+    def fork(self, agent: str, session_id: str, turn: int, to: str | None = None) -> dict[str, Any]:
+        """Copy the session's first `turn` turns into a new session (`to`, else an id the app picks)."""
+        path, body = self._fork_request(agent, session_id, turn, to)
+        return self._fork_result(self._send("POST", path, json=body, timeout=max(self.timeout, RUN_TIMEOUT)))
 
     def reset(self, agent: str, session_id: str) -> None:
         """Signal the entity's `reset` operation (asynchronous: the host answers 202)."""

@@ -25,6 +25,8 @@ from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Label, ListItem, ListView, LoadingIndicator
 
 from harness.client import AgentClient, ClientError, SessionSummary, agent_names
+from harness.tui.diff import DiffScreen
+from harness.tui.fork import ChatLog, DiffRequested, ForkRequested, SessionList
 from harness.tui.inspector import StateInspector
 from harness.tui.instances import INSTANCE_REFRESH_SECONDS, InstanceItemLabel, InstanceScreen
 from harness.tui.screens import LogsScreen
@@ -132,7 +134,7 @@ class ChatApp(App[None]):
                 agents = ListView(id="agents")
                 agents.border_title = "Agents"
                 yield agents
-                sessions = ListView(id="sessions")
+                sessions = SessionList(id="sessions")
                 sessions.border_title = "Sessions"
                 yield sessions
                 if self.show_instances:
@@ -140,7 +142,7 @@ class ChatApp(App[None]):
                     instances.border_title = "Instances"
                     yield instances
             with Vertical(id="chat-pane"):
-                chat = VerticalScroll(id="chat")
+                chat = ChatLog(id="chat")
                 chat.border_title = "Chat"
                 yield chat
                 with Horizontal(id="thinking"):
@@ -206,7 +208,8 @@ class ChatApp(App[None]):
         if not any(row.session_id == self.session_id for row in rows):
             rows.insert(0, SessionSummary(self.session_id, None, 0, "(new)"))
         self.session_rows = rows
-        view = self.query_one("#sessions", ListView)
+        view = self.query_one("#sessions", SessionList)
+        view.session_ids = [row.session_id for row in rows]
         await view.clear()
         await view.extend(
             ListItem(SessionItemLabel(row, row.session_id == self.session_id, self.show_volatile))
@@ -417,6 +420,52 @@ class ChatApp(App[None]):
         await self._load_sessions()
         await self._load_session()
 
+    # ---- fork and diff ------------------------------------------------------------------------
+
+    @on(ForkRequested)
+    def fork_requested(self, event: ForkRequested) -> None:
+        self.fork_at(event.turn)
+
+    @work(exclusive=True, group="load")
+    async def fork_at(self, turn: int) -> None:
+        """Copy turns 1 to `turn` of the open session into a new session, then open that one."""
+        if self.busy:
+            self.notify("Wait for the reply before forking", severity="warning")
+            return
+        source = self.session_id
+        try:
+            result = await self.client.fork(self.agent, source, turn, self.session_id_factory())
+        except ClientError as exc:
+            self.notify(str(exc), title="Fork failed", severity="error")
+            return
+        self.session_id = str(result["sessionId"])
+        if result.get("status") == "forked":
+            self.notify(f"Forked turns 1-{turn} of {source} into {self.session_id}", title="Fork")
+        else:
+            self.notify(
+                "The fork is accepted but not stored yet; press ctrl+r to refresh", severity="warning"
+            )
+        await self._load_sessions()
+        await self._load_session()
+        self.query_one("#prompt", Input).focus()
+
+    @on(DiffRequested)
+    def diff_requested(self, event: DiffRequested) -> None:
+        other = event.other
+        if other is None:
+            origin = (self.state or {}).get("forked_from")
+            other = origin.get("session_id") if isinstance(origin, dict) else None
+            if not isinstance(other, str):
+                self.notify(
+                    "This session is not a fork; pick a session in the list and press d to compare",
+                    severity="warning",
+                )
+                return
+        if other == self.session_id:
+            self.notify("Pick another session than the open one to compare", severity="warning")
+            return
+        self.push_screen(DiffScreen(self.client, self.agent, other, self.session_id))
+
     def action_show_logs(self) -> None:
         if not self.logs:
             self.notify("No log files: this app was attached with --url", severity="warning")
@@ -441,6 +490,11 @@ class ChatApp(App[None]):
             "Copy session id", "Copy the session id to the clipboard", self.action_copy_session_id
         )
         yield SystemCommand("Refresh", "Reload agents, sessions and state (ctrl+r)", self.action_refresh)
+        yield SystemCommand(
+            "Diff with fork source",
+            "Compare this session with the one it was forked from (d in the chat; f there forks)",
+            lambda: self.post_message(DiffRequested(None)),
+        )
         if self.show_instances:
             yield SystemCommand(
                 "Instances", "Go to the orchestration instances (ctrl+o)", self.action_focus_instances

@@ -10,9 +10,11 @@ import json
 from typing import Any
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import Tree
-from textual.widgets.tree import TreeNode
+from textual.widgets.tree import NodeID, TreeNode
 
+from durableagent.state import turn_numbers
 from harness.client import parse_time
 from harness.formatting import (
     clip,
@@ -23,16 +25,35 @@ from harness.formatting import (
     usage_of,
     usage_text,
 )
+from harness.tui.fork import ForkRequested
 
 
 class StateInspector(Tree[Any]):
     """Tree view of the entity state: messages, tool calls, usage per turn and in total."""
 
+    BINDINGS = [Binding("f", "fork", "Fork at this turn")]
+
     def __init__(self, show_volatile: bool = True, **kwargs: Any) -> None:
         super().__init__("state", **kwargs)
+        self._turns: dict[NodeID, int] = {}
+        """The turn of each message node (numbered as everywhere: `turn_numbers`)."""
         self.show_volatile = show_volatile
         self.show_root = True
         self.guide_depth = 3
+
+    def cursor_turn(self) -> int | None:
+        """The turn of the message the cursor is on or inside, if any."""
+        node = self.cursor_node
+        while node is not None and node.id not in self._turns:
+            node = node.parent
+        return None if node is None else self._turns[node.id]
+
+    def action_fork(self) -> None:
+        turn = self.cursor_turn()
+        if turn is None:
+            self.notify("Put the cursor on a message to fork at its turn", severity="warning")
+            return
+        self.post_message(ForkRequested(turn))
 
     def show_message(self, message: str) -> None:
         """Replace the tree with a single line (no session yet, or an error)."""
@@ -60,13 +81,8 @@ class StateInspector(Tree[Any]):
         for key in ("schema_version", "agent_type", "message_count", "last_response"):
             if key in state:
                 info.add_leaf(Text.assemble((f"{key}: ", "bold"), one_line(format_value(state[key]), 60)))
-        turn = 0
-        last_correlation: object = object()
-        for index, entry in enumerate(history, start=1):
-            correlation = entry.get("correlation_id")
-            if entry.get("role") == "user" or correlation != last_correlation:
-                turn += 1
-            last_correlation = correlation
+        self._turns = {}
+        for index, (entry, turn) in enumerate(zip(history, turn_numbers(history), strict=True), start=1):
             self._add_message(index, turn, entry)
         raw = self.root.add("raw JSON", data=state, expand=False)
         self._add_json(raw, state)
@@ -87,6 +103,7 @@ class StateInspector(Tree[Any]):
             label.append(" · ", style="dim")
             label.append(content_preview, style="italic")
         node = self.root.add(label, data=entry, expand=True)
+        self._turns[node.id] = turn
         node.add_leaf(Text.assemble(("turn ", "bold"), str(turn)))
         content = entry.get("content")
         if isinstance(content, str) and content:

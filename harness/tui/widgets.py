@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Label, Markdown, Static
 
+from durableagent.state import turn_numbers
 from harness.client import SessionSummary
 from harness.formatting import clip, format_arguments, format_value, plain
 
@@ -78,25 +79,33 @@ class EmptyChat(Static):
 
 
 def history_widgets(history: list[dict[str, Any]]) -> list[Widget]:
-    """Widgets for a stored conversation history, in order."""
+    """Widgets for a stored conversation history, in order; each knows its `turn` (numbered as the
+    CLI's `show` and `fork` number turns), so a turn can be picked in the chat."""
     widgets: list[Widget] = []
-    for entry in history:
-        if not isinstance(entry, dict):
-            continue
-        role = entry.get("role")
-        if role == "user":
-            widgets.append(UserBubble(str(entry.get("content") or "")))
-            continue
-        if entry.get("status") == "error":
-            widgets.append(ErrorBubble(str(entry.get("error") or "the turn failed")))
-            continue
-        response = entry.get("agent_response") if isinstance(entry.get("agent_response"), dict) else {}
-        for call in response.get("tool_calls") or []:
-            if isinstance(call, dict):
-                widgets.append(ToolCallCard(call))
-        content = entry.get("content") or response.get("text") or ""
-        widgets.append(AssistantBubble(str(content), title=str(role or "agent")))
+    entries = [entry for entry in history if isinstance(entry, dict)]
+    for entry, turn in zip(entries, turn_numbers(entries), strict=True):
+        first = len(widgets)
+        _entry_widgets(entry, widgets)
+        for widget in widgets[first:]:
+            widget.turn = turn  # type: ignore[attr-defined]
     return widgets
+
+
+def _entry_widgets(entry: dict[str, Any], widgets: list[Widget]) -> None:
+    """Append the widgets of one stored entry."""
+    role = entry.get("role")
+    if role == "user":
+        widgets.append(UserBubble(str(entry.get("content") or "")))
+        return
+    if entry.get("status") == "error":
+        widgets.append(ErrorBubble(str(entry.get("error") or "the turn failed")))
+        return
+    response = entry.get("agent_response") if isinstance(entry.get("agent_response"), dict) else {}
+    for call in response.get("tool_calls") or []:
+        if isinstance(call, dict):
+            widgets.append(ToolCallCard(call))
+    content = entry.get("content") or response.get("text") or ""
+    widgets.append(AssistantBubble(str(content), title=str(role or "agent")))
 
 
 PREVIEW_WIDTH = 26

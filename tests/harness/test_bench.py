@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from harness.bench import Figures, bench_history, bench_latency, bench_throughput, show
+from harness.bench import Figures, bench_fork, bench_history, bench_latency, bench_throughput, show
 
 
 def test_benchmarks_measure_and_check_histories(function_host, chat_script, capsys):
@@ -18,6 +18,8 @@ def test_benchmarks_measure_and_check_histories(function_host, chat_script, caps
     assert throughput.data["turns per second"] > 0
     assert history.data["POST /run p50 at 6 messages"] > 0
     assert history.data["stack overhead ratio 6 / 2"].endswith("x")
+    fork = asyncio.run(bench_fork(url, sizes=(4,), samples=2))
+    assert fork.data["POST /fork p50 at 4 messages"] > 0
     show([latency, throughput, history, Figures("empty")])
     shown = capsys.readouterr().out
     assert "Throughput (3 sessions x 2 turns" in shown and "stack overhead ratio 6 / 2" in shown

@@ -251,3 +251,40 @@ def test_long_ids_outside_the_bmp_within_the_limit_work_end_to_end(host_client, 
     assert response.status_code == 200, response.text
     state = host_client.get(f"/api/agents/WeatherAgent/{quote(key, safe='')}")
     assert state.status_code == 200 and state.json()["sessionId"] == key
+
+
+fork_bodies = json_values | st.fixed_dictionaries(
+    {"turn": json_values | st.integers(min_value=-2, max_value=3)},
+    optional={"session_id": json_values | st.text(max_size=20)},
+)
+
+
+def _fork_expected_valid(body: object, source: str) -> bool:
+    """Whether the fork route must copy: the documented rules written out (the canary has 1 turn)."""
+    if not isinstance(body, dict) or set(body) - {"turn", "session_id", "sessionId"}:
+        return False
+    turn = body.get("turn")
+    if type(turn) is not int or turn != 1:
+        return False
+    target = body.get("session_id")
+    return target is None or (_valid_session_key(target) and target != source)
+
+
+@SETTINGS
+@given(body=fork_bodies)
+def test_random_json_on_the_fork_route(host_client, canary, body):
+    """Never a 5xx; a valid body forks the canary (or meets a session of that id: 409); the canary
+    itself never changes (checked by the fixture)."""
+    from urllib.parse import quote
+
+    response = host_client.post(f"/api/agents/WeatherAgent/{canary}/fork", content=json.dumps(body))
+    if _fork_expected_valid(body, canary):
+        assert response.status_code in (201, 409), response.text
+        if response.status_code == 201:
+            target = response.json()["sessionId"]
+            copy = host_client.get(f"/api/agents/WeatherAgent/{quote(target, safe='')}").json()
+            assert copy["message_count"] == 2 and copy["forked_from"]["session_id"] == canary
+        else:
+            assert "already exists" in response.json()["error"]
+    else:
+        _assert_json_error(response)

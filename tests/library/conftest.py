@@ -79,7 +79,15 @@ class DurableClientDouble:
 
     async def _apply(self, name: str, key: str, op: str, arg: Any) -> None:
         async with self.locks[(name.lower(), key)]:
-            await asyncio.to_thread(self.run_batch, name, key, [(op, arg)])
+            output = await asyncio.to_thread(self.run_batch, name, key, [(op, arg)])
+        for sent in output.get("signals") or []:  # an entity's signals to others, sent after its commit
+            target = sent["target"]
+            self._schedule(target["name"], target["key"], sent["name"], json.loads(json.loads(sent["input"])))
+
+    def _schedule(self, name: str, key: str, op: str, arg: Any) -> None:
+        task = asyncio.create_task(self._apply(name, key, op, arg))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
 
     async def signal_entity(
         self, entityId: df.EntityId, operation_name: str, operation_input: Any = None
@@ -89,9 +97,7 @@ class DurableClientDouble:
         if self.hang_signals:
             await asyncio.Event().wait()  # a back end that never answers
         self.signals.append((entityId.name, entityId.key, operation_name, operation_input))
-        task = asyncio.create_task(self._apply(entityId.name, entityId.key, operation_name, operation_input))
-        self.pending.add(task)
-        task.add_done_callback(self.pending.discard)
+        self._schedule(entityId.name, entityId.key, operation_name, operation_input)
 
     async def read_entity_state(self, entityId: df.EntityId) -> EntityStateResponse:
         self.reads += 1
@@ -165,7 +171,7 @@ class DurableClientDouble:
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        body = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
+        body = _json_body(payload)
         return await self.call(
             "dafx_run_agent",
             "POST",
@@ -205,6 +211,18 @@ class DurableClientDouble:
             agent_name=agent,
             session_id=session,
         )
+
+    async def fork(self, agent: str, session: str, payload: Any) -> tuple[int, Any]:
+        url = f"http://localhost/api/agents/{agent}/{session}/fork"
+        body = _json_body(payload)
+        return await self.call(
+            "dafx_fork_session", "POST", url, body=body, agent_name=agent, session_id=session
+        )
+
+
+def _json_body(payload: Any) -> str | bytes:
+    """A request body: text or bytes as given (to send malformed bodies), anything else as JSON."""
+    return payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
 
 
 def make_agent(client: ScriptedChatClient, name: str = "WeatherAgent") -> Agent:
