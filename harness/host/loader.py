@@ -21,6 +21,7 @@ from typing import Any
 
 import azure.functions as func
 
+from .asgi import takes_asgi_request
 from .routes import RouteTemplate, RouteTemplateError, sort_key
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class HttpFunction:
     wants_context: bool
     fn: Callable[..., Any]
     is_async: bool
+    asgi: bool = False
+    """Takes the HTTP streams extension's (FastAPI) `Request` (served by `asgi.py`)."""
 
 
 @dataclass
@@ -245,6 +248,7 @@ def _http_function(name: str, trigger: Any, bindings: list[Any], fn: Callable[..
         wants_context="context" in params,
         fn=fn,
         is_async=inspect.iscoroutinefunction(fn),
+        asgi=takes_asgi_request(fn, trigger.name),
     )
 
 
