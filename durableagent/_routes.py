@@ -381,7 +381,16 @@ class AgentRoutes:
         stream_id = StreamId(entity_name_for(session.name), session.key, correlation_id)
         try:
             data = await _within(read_state(client, session), deadline)
-            known = data is not None and AgentState.from_dict(data).has_correlation(correlation_id)
+            state = AgentState.from_dict(data) if data is not None else AgentState()
+            known = state.has_correlation(correlation_id)
+            message = next(
+                (
+                    str(e.get("content") or "")
+                    for e in state.conversation_history
+                    if e.get("correlation_id") == correlation_id and e.get("role") != "assistant"
+                ),
+                "",
+            )
             if not known and store is not None:
                 known = bool(await _within(store.read(stream_id, None), deadline))
         except (BackendUnavailable, TimeoutError) as exc:
@@ -398,7 +407,7 @@ class AgentRoutes:
             )
         ids = both_spellings(session.key, correlation_id)
         return EventStream(
-            turn_events(store, client, session, correlation_id, deadline, lambda: dict(ids), "", after),
+            turn_events(store, client, session, correlation_id, deadline, lambda: dict(ids), message, after),
             {"Cache-Control": "no-cache", SESSION_HEADER: session.key},
         )
 

@@ -32,5 +32,7 @@ def chat_client() -> OpenAIChatClient:
     )
 
 
-agent = Agent(client=chat_client(), name="WeatherAgent", instructions="Answer weather questions.", tools=[get_weather])
+agent = Agent(
+    client=chat_client(), name="WeatherAgent", instructions="Answer weather questions.", tools=[get_weather]
+)
 app = AgentFunctionApp(agents=[agent], http_streams=True)
