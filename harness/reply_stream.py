@@ -44,12 +44,17 @@ def _event(kind: str, data: str, event_id: str | None) -> ReplyEvent:
     )
 
 
-def _check(response: httpx.Response) -> None:
-    """A route that answered something else (a JSON error) is a one-line error; read it first."""
-    from harness.client import _raise_for  # the client builds on this module
+def _is_stream(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").split(";", 1)[0].strip().lower() == EVENT_STREAM
 
-    _raise_for(response)
-    raise StreamBroken(f"expected {EVENT_STREAM}, got {response.headers.get('content-type')!r}")
+
+def _not_streamed(response: httpx.Response) -> ReplyEvent:
+    """An answer that is not an event stream (read it first): an error is a one-line ClientError;
+    a JSON reply (an app that does not stream, e.g. one built on Microsoft's package, or a 202)
+    is the turn's `final` event, so callers need no second code path."""
+    from harness.client import AgentClient  # the client builds on this module
+
+    return ReplyEvent("final", AgentClient._run_result(response))
 
 
 async def aiter_reply(
@@ -68,9 +73,10 @@ async def aiter_reply(
                     headers["Last-Event-ID"] = last_id
                 context = aconnect_sse(http, "GET", resume_url, headers=headers, timeout=timeout)
             async with context as source:
-                if source.response.headers.get("content-type", "").split(";", 1)[0].strip() != EVENT_STREAM:
+                if not _is_stream(source.response):
                     await source.response.aread()
-                    _check(source.response)
+                    yield _not_streamed(source.response)
+                    return
                 async for sse in source.aiter_sse():
                     event = _event(sse.event, sse.data, sse.id)
                     if event.kind == "accepted":
@@ -105,9 +111,10 @@ def iter_reply(http: httpx.Client, path: str, body: dict[str, Any], timeout: flo
                     headers["Last-Event-ID"] = last_id
                 context = connect_sse(http, "GET", resume_url, headers=headers, timeout=timeout)
             with context as source:
-                if source.response.headers.get("content-type", "").split(";", 1)[0].strip() != EVENT_STREAM:
+                if not _is_stream(source.response):
                     source.response.read()
-                    _check(source.response)
+                    yield _not_streamed(source.response)
+                    return
                 for sse in source.iter_sse():
                     event = _event(sse.event, sse.data, sse.id)
                     if event.kind == "accepted":
