@@ -24,13 +24,16 @@ from typing import Any
 from ._routes import BackendUnavailable, DurableClient, _within, read_state, reply_body
 from .session import AgentSessionId, entity_name_for
 from .state import AgentState
-from .streams import StreamEvent, StreamId, StreamStore, parse_event_id, wait_for_rows
+from .streams import StreamEvent, StreamId, StreamStore, Subscription, parse_event_id, written_here
 
 logger = logging.getLogger(__name__)
 
 EVENT_STREAM = "text/event-stream"
 FIRST_WAIT = 0.002
 MAX_WAIT = 0.25
+LOCAL_GRACE = 0.05
+"""How long a new turn's reader waits for rows handed over in this process before it also polls
+the table (where a turn run by another instance writes them)."""
 STATE_EVERY = 0.5
 """Seconds between state reads while the stream has not ended: the state is read anyway, so a
 turn whose stream could not be written still ends the response."""
@@ -84,14 +87,59 @@ async def turn_events(
     if first is not None:
         yield sse("accepted", first)
     stream = StreamId(entity_name_for(session.name), session.key, correlation_id)
+    subscription = Subscription(stream)
+    try:
+        async for chunk in _events(
+            store,
+            client,
+            session,
+            correlation_id,
+            deadline,
+            final_extra,
+            message,
+            after,
+            stream,
+            subscription,
+            first is not None,
+        ):
+            yield chunk
+    finally:
+        subscription.close()
+
+
+async def _events(
+    store: StreamStore | None,
+    client: DurableClient,
+    session: AgentSessionId,
+    correlation_id: str,
+    deadline: float,
+    final_extra: Callable[[], dict[str, Any]],
+    message: str,
+    after: str | None,
+    stream: StreamId,
+    subscription: Subscription,
+    fresh: bool,
+) -> AsyncIterator[str]:
     attempt = int(after.split(".", 1)[0]) if after else None
     cursor = after
     wait = FIRST_WAIT
-    next_state_read = 0.0
+    # A new turn is most often run by this process (the run route and the entity share a host): its
+    # rows are handed over at once, so reading the table or the state right away would only
+    # delay them. A resume reads both at once.
+    next_table_read = time.monotonic() + (LOCAL_GRACE if fresh else 0.0)
+    next_state_read = time.monotonic() + (STATE_EVERY if fresh else 0.0)
     ended = False  # the current attempt's `end` row was read: its reply is due in the state
+    handed: list[StreamEvent] = []  # rows a writer in this process gave us with its wake-up
     while True:
         events: list[StreamEvent] = []
-        if store is not None:
+        if handed and _follows(handed, cursor):
+            events = handed
+        elif (
+            store is not None
+            and not ended
+            and (handed or (not written_here(stream) and time.monotonic() >= next_table_read))
+        ):
+            next_table_read = time.monotonic() + wait
             try:
                 events = await _within(store.read(stream, cursor), deadline, 1.0)
             except Exception as exc:
@@ -142,8 +190,19 @@ async def turn_events(
                 "final",
             )
             return
-        await wait_for_rows(stream, min(wait, remaining))
+        handed = await subscription.next(min(wait, remaining))
         wait = min(wait * 2, MAX_WAIT)
+
+
+def _follows(rows: list[StreamEvent], cursor: str | None) -> bool:
+    """Whether `rows` continue the stream right after `cursor` with no gap (so they need not be
+    read back): the next sequence number of the same attempt, or the start of a new attempt."""
+    first = rows[0]
+    if cursor is None:
+        return first.seq == 0
+    attempt, seq = (int(part) for part in cursor.split("."))
+    same = first.attempt == attempt and first.seq == seq + 1
+    return same or (first.attempt > attempt and first.seq == 0)
 
 
 async def _reply(

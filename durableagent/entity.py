@@ -203,7 +203,7 @@ class AgentEntity:
             status = "success"
         finally:
             if writer is not None:
-                await writer.finish(status)
+                writer.finish(status)
         await notify(self.callback, "on_agent_response", response, context)
         return response
 

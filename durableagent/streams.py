@@ -51,7 +51,6 @@ the turn then appends its updates to its stream. Other callers' turns write noth
 DEFAULT_TABLE = "dafxstreams"
 DEFAULT_TTL = timedelta(hours=1)
 BATCH_LIMIT = 100  # the most operations one table transaction takes
-FINISH_TIMEOUT = 5.0  # how long a turn's end waits for its last writes
 
 
 @dataclass(frozen=True)
@@ -140,38 +139,74 @@ class StreamStore(Protocol):
 
 
 # -- early wake for readers in this process --------------------------------------------------------
-_waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+class _Waiter:
+    """One reader waiting in this process: woken with the rows just stored."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.event = asyncio.Event()
+        self.rows: list[StreamEvent] = []
+
+    def deliver(self, rows: list[StreamEvent]) -> None:
+        self.rows.extend(rows)
+        self.event.set()
+
+
+_waiters: dict[str, set[_Waiter]] = {}
+_writing: dict[str, int] = {}  # partitions a turn in this process is writing, with how many writers
 _waiters_lock = threading.Lock()
 
 
-def wake(stream: StreamId) -> None:
-    """Tell this process's readers of `stream` that it has new rows (any thread, any loop)."""
+def written_here(stream: StreamId) -> bool:
+    """Whether a turn in this process is writing `stream` now: its readers then get every event
+    from `wake` and need not poll the table."""
+    with _waiters_lock:
+        return stream.partition in _writing
+
+
+def wake(stream: StreamId, rows: list[StreamEvent]) -> None:
+    """Hand `rows` to this process's readers of `stream` (any thread, any loop) as the turn makes
+    them, before they are stored: a reader in the same process (the usual case: the run route
+    and the turn share a host) sends a chunk without waiting for two table round trips. Readers
+    elsewhere, and resumes, read the stored copy."""
     with _waiters_lock:
         waiting = list(_waiters.get(stream.partition, ()))
-    for loop, event in waiting:
+    for waiter in waiting:
         try:
-            loop.call_soon_threadsafe(event.set)
+            waiter.loop.call_soon_threadsafe(waiter.deliver, list(rows))
         except RuntimeError:
             pass  # that reader's loop is closed
 
 
-async def wait_for_rows(stream: StreamId, timeout: float) -> None:
-    """Sleep up to `timeout`, or until a writer in this process wakes `stream`'s readers."""
-    event = asyncio.Event()
-    entry = (asyncio.get_running_loop(), event)
-    with _waiters_lock:
-        _waiters.setdefault(stream.partition, set()).add(entry)
-    try:
-        await asyncio.wait_for(event.wait(), timeout)
-    except TimeoutError:
-        pass
-    finally:
+class Subscription:
+    """A reader's standing registration for `stream`'s rows made in this process (`wake`), kept
+    for the reader's whole life so no row is missed while it is busy reading or sending."""
+
+    def __init__(self, stream: StreamId) -> None:
+        self.stream = stream
+        self._waiter = _Waiter()
         with _waiters_lock:
-            entries = _waiters.get(stream.partition)
+            _waiters.setdefault(stream.partition, set()).add(self._waiter)
+
+    async def next(self, timeout: float) -> list[StreamEvent]:
+        """The rows handed over since the last call, waiting up to `timeout` for some."""
+        waiter = self._waiter
+        if not waiter.rows:
+            try:
+                await asyncio.wait_for(waiter.event.wait(), timeout)
+            except TimeoutError:
+                pass
+        rows, waiter.rows = waiter.rows, []
+        waiter.event.clear()
+        return rows
+
+    def close(self) -> None:
+        with _waiters_lock:
+            entries = _waiters.get(self.stream.partition)
             if entries is not None:
-                entries.discard(entry)
+                entries.discard(self._waiter)
                 if not entries:
-                    del _waiters[stream.partition]
+                    del _waiters[self.stream.partition]
 
 
 # -- Azure Storage tables ------------------------------------------------------------------------
@@ -208,21 +243,21 @@ class TableStreamStore:
     async def append(self, stream: StreamId, events: list[StreamEvent]) -> None:
         client = await self._client()
         expires = datetime.now(UTC) + self.ttl
-        for start in range(0, len(events), BATCH_LIMIT):
-            operations = [
-                (
-                    "upsert",
-                    {
-                        "PartitionKey": stream.partition,
-                        "RowKey": event.row_key,
-                        "kind": event.kind,
-                        "data": json.dumps(event.data),
-                        "expires": expires,
-                    },
-                )
-                for event in events[start : start + BATCH_LIMIT]
-            ]
-            await client.submit_transaction(operations)
+        rows = [
+            {
+                "PartitionKey": stream.partition,
+                "RowKey": event.row_key,
+                "kind": event.kind,
+                "data": json.dumps(event.data),
+                "expires": expires,
+            }
+            for event in events
+        ]
+        if len(rows) == 1:
+            await client.upsert_entity(rows[0])  # about half the time of a one-row transaction
+            return
+        for start in range(0, len(rows), BATCH_LIMIT):
+            await client.submit_transaction([("upsert", row) for row in rows[start : start + BATCH_LIMIT]])
 
     async def read(self, stream: StreamId, after: str | None) -> list[StreamEvent]:
         client = await self._client()
@@ -303,6 +338,7 @@ class LazyStore:
 
 # -- one turn's writer -----------------------------------------------------------------------------
 _last_sweep: dict[int, float] = {}
+_background: set[asyncio.Task[None]] = set()  # flushes that outlive their turn (kept from GC)
 
 
 class TurnStreamWriter:
@@ -316,14 +352,18 @@ class TurnStreamWriter:
         self._pending: list[StreamEvent] = []
         self._flushing: asyncio.Task[None] | None = None
         self._broken = False
+        with _waiters_lock:
+            _writing[stream.partition] = _writing.get(stream.partition, 0) + 1
         self._add("start", {})
         self._maybe_sweep()
 
     def _add(self, kind: str, data: dict[str, Any]) -> None:
+        event = StreamEvent(self.attempt, self._seq, kind, data)
+        self._seq += 1
+        wake(self.stream, [event])
         if self._broken:
             return
-        self._pending.append(StreamEvent(self.attempt, self._seq, kind, data))
-        self._seq += 1
+        self._pending.append(event)
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
 
@@ -346,25 +386,22 @@ class TurnStreamWriter:
                     exc,
                 )
                 return
-            wake(self.stream)
 
-    async def finish(self, status: str) -> None:
-        """Write the `end` row after everything before it (bounded: a slow store never holds a turn)."""
+    def finish(self, status: str) -> None:
+        """Add the `end` row. The turn does not wait for the last writes: the state is the truth
+        and is read for the final event, so a stream that is stored a moment later (or, if the
+        process dies now, never) costs a reader nothing but chunks it may miss; the writes go
+        on in the background on the agent loop."""
         self._add("end", {"status": status})
-        task = self._flushing
-        if task is None:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(task), FINISH_TIMEOUT)
-            if self._pending and not self._broken:
-                await asyncio.wait_for(self._flush(), FINISH_TIMEOUT)
-        except TimeoutError:
-            logger.warning(
-                "stream of %s/%s: last writes took over %s s",
-                self.stream.key,
-                self.stream.correlation_id,
-                FINISH_TIMEOUT,
-            )
+        with _waiters_lock:
+            left = _writing.get(self.stream.partition, 1) - 1
+            if left:
+                _writing[self.stream.partition] = left
+            else:
+                _writing.pop(self.stream.partition, None)
+        if self._flushing is not None and not self._flushing.done():
+            _background.add(self._flushing)
+            self._flushing.add_done_callback(_background.discard)
 
     def _maybe_sweep(self) -> None:
         """Delete expired streams now and then (at most every ttl / 2 per store and process)."""

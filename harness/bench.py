@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import statistics
@@ -234,6 +235,79 @@ async def bench_orchestrations(url: str, runs: int, fan_out: int, concurrent: in
     return figures
 
 
+STREAMING_APP = DEFAULT_APP_DIR.parent / "streaming"
+STREAM_CHUNKS = 20
+
+
+async def _first_update_ms(chunks: list[str], turns: int) -> float:
+    """In-process: from `agent.run(stream=True)` to its first update (what the model side costs)."""
+    from agent_framework import Agent
+
+    from fakes import ScriptedChatClient
+
+    agent = Agent(
+        client=ScriptedChatClient(default={"chunks": chunks}), name=AGENT
+    )  # the sample's bench rule
+    times = []
+    for i in range(turns):
+        began = time.perf_counter()
+        stream = agent.run(f"hello {i}", stream=True)
+        async for _ in stream:
+            times.append((time.perf_counter() - began) * 1000)
+            break
+        async for _ in stream:
+            pass
+    return percentile(times, 50)
+
+
+async def _sse_turn(client: httpx.AsyncClient, session: str) -> tuple[float, float, int]:
+    """(ms to the first text event, ms to the final event, text events) of one streamed turn."""
+    from httpx_sse import aconnect_sse
+
+    began = time.perf_counter()
+    first = math.nan
+    chunks = 0
+    body = {"message": "stream please", "sessionId": session}
+    async with aconnect_sse(client, "POST", f"/api/agents/{AGENT}/run", json=body) as source:
+        async for event in source.aiter_sse():
+            if event.event == "text":
+                chunks += 1
+                if chunks == 1:
+                    first = (time.perf_counter() - began) * 1000
+            elif event.event == "final":
+                if json.loads(event.data).get("status") != "success":
+                    raise RuntimeError(f"streamed turn failed: {event.data[:200]}")
+                break
+    return first, (time.perf_counter() - began) * 1000, chunks
+
+
+async def bench_streaming(url: str, turns: int) -> Figures:
+    """The streaming sample: the same turn (STREAM_CHUNKS text chunks) as JSON and as SSE."""
+    chunks = [f"word{i} " for i in range(STREAM_CHUNKS)]
+    model_first = await _first_update_ms(chunks, turns)
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        await _post_run(client, "warm up", uuid.uuid4().hex)
+        await _sse_turn(client, uuid.uuid4().hex)
+        whole = [
+            await _timed(lambda: _post_run(client, "whole please", uuid.uuid4().hex)) for _ in range(turns)
+        ]
+        streamed = [await _sse_turn(client, uuid.uuid4().hex) for _ in range(turns)]
+    first = [s[0] for s in streamed]
+    total = [s[1] for s in streamed]
+    if any(s[2] < 1 for s in streamed):
+        raise RuntimeError("a streamed turn had no text events")
+    figures = Figures(f"Streaming replies (SSE, {STREAM_CHUNKS} chunks, fake model, streams in Azurite)")
+    f50, w50, t50 = percentile(first, 50), percentile(whole, 50), percentile(total, 50)
+    figures.add("in-process first update p50", model_first, "ms")
+    figures.add("SSE first text event p50", f50, "ms")
+    figures.add("SSE first text event p95", percentile(first, 95), "ms")
+    figures.add("first chunk after the model made it (p50)", f50 - model_first, "ms", "< 20 ms")
+    figures.add("POST /run JSON p50", w50, "ms")
+    figures.add("SSE to the final event p50", t50, "ms")
+    figures.add("per-chunk overhead (SSE - JSON) / chunks", (t50 - w50) / STREAM_CHUNKS, "ms")
+    return figures
+
+
 def _ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}x" if denominator > 0 else "n/a"
 
@@ -320,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--samples", type=int, default=30, help="turns timed at each history size")
     parser.add_argument("--orchestration-runs", type=int, default=100, help="one-activity runs timed")
+    parser.add_argument("--stream-turns", type=int, default=50, help="turns for the streaming figures")
     parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -328,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         results.extend(asyncio.run(_stack_benchmarks(stack, args)))
     with Stack(ORCHESTRATION_APP, host_mode="local", progress=True) as stack:
         results.append(asyncio.run(bench_orchestrations(stack.url, args.orchestration_runs, 100, 50, 10)))
+    with Stack(STREAMING_APP, host_mode="local", progress=True) as stack:
+        results.append(asyncio.run(bench_streaming(stack.url, args.stream_turns)))
     results.append(bench_start(args.app))
     if args.suite:
         results.append(bench_suite())

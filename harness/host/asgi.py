@@ -100,6 +100,11 @@ async def send(request: web.Request, result: Any) -> web.StreamResponse:
         await response.write_eof()
     except (ConnectionResetError, ConnectionError) as exc:
         log.info("client left %s %s while it streamed: %s", request.method, request.path, exc)
+    except Exception:
+        # The status line is sent: all a failing body can do is end the connection early (as the
+        # worker's web server does), which the client sees as a broken stream.
+        log.exception("streamed body of %s %s failed", request.method, request.path)
+        response.force_close()
     finally:
         close = getattr(iterator, "aclose", None)
         if close is not None:
