@@ -48,6 +48,8 @@ STORAGE_ENV = "DURABLEAGENT_STREAM_STORAGE"
 STREAM_FIELD = "stream"
 """Set (true) in a `run_agent` input by the run route when its client asked for Server-Sent Events:
 the turn then appends its updates to its stream. Other callers' turns write nothing here."""
+REDIS_ENV = "DURABLEAGENT_STREAM_REDIS"
+"""A Redis URL: keep streams there instead (`redis_streams.py`)."""
 DEFAULT_TABLE = "dafxstreams"
 DEFAULT_TTL = timedelta(hours=1)
 BATCH_LIMIT = 100  # the most operations one table transaction takes
@@ -302,10 +304,16 @@ class TableStreamStore:
 def store_from_env(
     ttl: timedelta = DEFAULT_TTL, environ: Mapping[str, str] | None = None
 ) -> StreamStore | None:
-    """The store the app uses when given none: a table in `DURABLEAGENT_STREAM_STORAGE`'s account,
+    """The store the app uses when given none: Redis at `DURABLEAGENT_STREAM_REDIS` if set, else a
+    table in `DURABLEAGENT_STREAM_STORAGE`'s account,
     else `AzureWebJobsStorage`'s; None (no streaming, replies arrive whole) when neither is set or
     the first is `off`. Read at first use, not at import: the host sets these before it calls."""
     env = os.environ if environ is None else environ
+    redis_url = env.get(REDIS_ENV)
+    if redis_url:
+        from .redis_streams import RedisStreamStore
+
+        return RedisStreamStore(redis_url, ttl)
     explicit = env.get(STORAGE_ENV)
     if explicit is not None and explicit.strip().lower() in ("off", "0", "false", "none", ""):
         return None
