@@ -11,6 +11,7 @@ No `from __future__ import annotations` here: the worker and the local host read
 parameter's annotation as a class to tell these functions from classic ones.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import azure.functions as func
@@ -59,38 +60,34 @@ def to_response(result: func.HttpResponse | EventStream) -> Response:
     )
 
 
+def _streamed(handler: Callable[[func.HttpRequest, Any], Awaitable[func.HttpResponse | EventStream]]) -> Any:
+    """A function in the extension's types around one route handler."""
+
+    async def function(req: Request, client: Any) -> Response:
+        return to_response(await handler(await to_function_request(req), client))
+
+    return function
+
+
 def register_streaming_routes(app: Any, routes: AgentRoutes, enable_health_check: bool) -> None:
     """The same functions, names and routes as the classic registration in `app.py`."""
-
-    @app.function_name("dafx_run_agent")
-    @app.route(route="agents/{agent_name}/run", methods=["POST"])
-    @app.durable_client_input(client_name="client")
-    async def dafx_run_agent(req: Request, client: Any) -> Response:
-        return to_response(await routes.run(await to_function_request(req), client))
-
-    @app.function_name("dafx_stream_turn")
-    @app.route(route="agents/{agent_name}/{session_id}/stream/{correlation_id}", methods=["GET"])
-    @app.durable_client_input(client_name="client")
-    async def dafx_stream_turn(req: Request, client: Any) -> Response:
-        return to_response(await routes.stream(await to_function_request(req), client))
-
-    @app.function_name("dafx_get_session")
-    @app.route(route="agents/{agent_name}/{session_id}", methods=["GET"])
-    @app.durable_client_input(client_name="client")
-    async def dafx_get_session(req: Request, client: Any) -> Response:
-        return to_response(await routes.state(await to_function_request(req), client))
-
-    @app.function_name("dafx_list_sessions")
-    @app.route(route="agents/{agent_name}", methods=["GET"])
-    @app.durable_client_input(client_name="client")
-    async def dafx_list_sessions(req: Request, client: Any) -> Response:
-        return to_response(await routes.sessions(await to_function_request(req), client))
-
-    @app.function_name("dafx_delete_session")
-    @app.route(route="agents/{agent_name}/{session_id}", methods=["DELETE"])
-    @app.durable_client_input(client_name="client")
-    async def dafx_delete_session(req: Request, client: Any) -> Response:
-        return to_response(await routes.delete(await to_function_request(req), client))
+    for name, route, method, handler in (
+        ("dafx_run_agent", "agents/{agent_name}/run", "POST", routes.run),
+        (
+            "dafx_stream_turn",
+            "agents/{agent_name}/{session_id}/stream/{correlation_id}",
+            "GET",
+            routes.stream,
+        ),
+        ("dafx_get_session", "agents/{agent_name}/{session_id}", "GET", routes.state),
+        ("dafx_list_sessions", "agents/{agent_name}", "GET", routes.sessions),
+        ("dafx_delete_session", "agents/{agent_name}/{session_id}", "DELETE", routes.delete),
+    ):
+        function = _streamed(handler)
+        function.__name__ = name
+        app.function_name(name)(
+            app.route(route=route, methods=[method])(app.durable_client_input(client_name="client")(function))
+        )
 
     if enable_health_check:
 

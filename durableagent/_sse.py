@@ -132,6 +132,7 @@ async def _events(
     handed: list[StreamEvent] = []  # rows a writer in this process gave us with its wake-up
     while True:
         events: list[StreamEvent] = []
+        handed = [e for e in handed if cursor is None or e.row_key > cursor]  # some may be read already
         if handed and _follows(handed, cursor):
             events = handed
         elif (

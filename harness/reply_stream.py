@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import httpx
-from httpx_sse import SSEError, aconnect_sse, connect_sse
+from httpx_sse import ServerSentEvent, SSEError, aconnect_sse, connect_sse
 
 EVENT_STREAM = "text/event-stream"
 RESUMES = 3
@@ -57,82 +57,98 @@ def _not_streamed(response: httpx.Response) -> ReplyEvent:
     return ReplyEvent("final", AgentClient._run_result(response))
 
 
+class _Resumer:
+    """What the async and the blocking reader share: which request to send (the POST, then the
+    turn's stream route after the last id seen) and which events to pass on."""
+
+    def __init__(self, path: str, body: dict[str, Any], timeout: float) -> None:
+        self.path = path
+        self.body = body
+        self.timeout = timeout
+        self.resume_url: str | None = None
+        self.last_id: str | None = None
+        self.connections = 0
+
+    def request(self) -> tuple[str, str, dict[str, Any]]:
+        """(method, url, httpx options) of the next connection."""
+        self.connections += 1
+        headers = {"Accept": EVENT_STREAM}
+        if self.resume_url is None:
+            return "POST", self.path, {"json": self.body, "headers": headers, "timeout": self.timeout}
+        if self.last_id:
+            headers["Last-Event-ID"] = self.last_id
+        return "GET", self.resume_url, {"headers": headers, "timeout": self.timeout}
+
+    def take(self, sse: ServerSentEvent) -> ReplyEvent | None:
+        """The event to pass on, or None (a resumed stream's own `accepted`)."""
+        event = _event(sse.event, sse.data, sse.id)
+        if event.kind == "accepted":
+            resumed = self.resume_url is not None
+            self.resume_url = event.data.get("streamUrl") or self.resume_url
+            if resumed:
+                return None
+        if event.id and event.id != "final":
+            self.last_id = event.id
+        return event
+
+    def broke(self, exc: Exception) -> None:
+        """A connection failed: raise unless it can be resumed once more."""
+        if self.resume_url is None or self.connections > RESUMES:
+            raise StreamBroken(f"the reply stream broke: {exc}") from None
+
+    def ended(self) -> bool:
+        """A connection ended without `final`: whether to try again."""
+        if self.resume_url is None or self.connections > RESUMES:
+            raise StreamBroken("the reply stream ended before its final event")
+        return True
+
+
 async def aiter_reply(
     http: httpx.AsyncClient, path: str, body: dict[str, Any], timeout: float
 ) -> AsyncIterator[ReplyEvent]:
     """POST the turn and yield its events, resuming after a dropped connection."""
-    resume_url: str | None = None
-    last_id: str | None = None
-    for attempt in range(RESUMES + 1):
-        headers = {"Accept": EVENT_STREAM}
+    resumer = _Resumer(path, body, timeout)
+    while True:
+        method, url, options = resumer.request()
         try:
-            if resume_url is None:
-                context = aconnect_sse(http, "POST", path, json=body, headers=headers, timeout=timeout)
-            else:
-                if last_id:
-                    headers["Last-Event-ID"] = last_id
-                context = aconnect_sse(http, "GET", resume_url, headers=headers, timeout=timeout)
-            async with context as source:
+            async with aconnect_sse(http, method, url, **options) as source:
                 if not _is_stream(source.response):
                     await source.response.aread()
                     yield _not_streamed(source.response)
                     return
                 async for sse in source.aiter_sse():
-                    event = _event(sse.event, sse.data, sse.id)
-                    if event.kind == "accepted":
-                        resume_url = event.data.get("streamUrl") or resume_url
-                        if attempt:
-                            continue  # a resumed stream repeats nothing: it starts after last_id
-                    if event.id and event.id != "final":
-                        last_id = event.id
-                    yield event
-                    if event.kind == "final":
-                        return
+                    event = resumer.take(sse)
+                    if event is not None:
+                        yield event
+                        if event.kind == "final":
+                            return
         except (httpx.TransportError, SSEError) as exc:
-            if resume_url is None or attempt == RESUMES:
-                raise StreamBroken(f"the reply stream broke: {exc}") from None
+            resumer.broke(exc)
             continue
-        if resume_url is None:
-            break
-    raise StreamBroken("the reply stream ended before its final event")
+        resumer.ended()
 
 
 def iter_reply(http: httpx.Client, path: str, body: dict[str, Any], timeout: float) -> Iterator[ReplyEvent]:
     """Blocking twin of `aiter_reply` (for `ask` and scripts)."""
-    resume_url: str | None = None
-    last_id: str | None = None
-    for attempt in range(RESUMES + 1):
-        headers = {"Accept": EVENT_STREAM}
+    resumer = _Resumer(path, body, timeout)
+    while True:
+        method, url, options = resumer.request()
         try:
-            if resume_url is None:
-                context = connect_sse(http, "POST", path, json=body, headers=headers, timeout=timeout)
-            else:
-                if last_id:
-                    headers["Last-Event-ID"] = last_id
-                context = connect_sse(http, "GET", resume_url, headers=headers, timeout=timeout)
-            with context as source:
+            with connect_sse(http, method, url, **options) as source:
                 if not _is_stream(source.response):
                     source.response.read()
                     yield _not_streamed(source.response)
                     return
                 for sse in source.iter_sse():
-                    event = _event(sse.event, sse.data, sse.id)
-                    if event.kind == "accepted":
-                        resume_url = event.data.get("streamUrl") or resume_url
-                        if attempt:
-                            continue
-                    if event.id and event.id != "final":
-                        last_id = event.id
-                    yield event
-                    if event.kind == "final":
-                        return
+                    event = resumer.take(sse)
+                    if event is not None:
+                        yield event
+                        if event.kind == "final":
+                            return
         except (httpx.TransportError, SSEError) as exc:
-            if resume_url is None or attempt == RESUMES:
-                raise StreamBroken(f"the reply stream broke: {exc}") from None
+            resumer.broke(exc)
             continue
-        if resume_url is None:
-            break
-    raise StreamBroken("the reply stream ended before its final event")
+        resumer.ended()
 
 
 def print_reply(events: Iterator[ReplyEvent], out: TextIO) -> dict[str, Any]:

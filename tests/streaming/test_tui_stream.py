@@ -29,7 +29,12 @@ async def test_tool_card_appears_while_the_turn_runs_then_the_stored_reply(
         await app.workers.wait_for_complete()
         await pilot.press(*"Rome?", "enter")
         deadline = time.monotonic() + 15
-        while not [c for c in app.query(ToolCallCard) if c.call.get("result") != "…"]:
+
+        def card_with_result() -> bool:
+            cards = list(app.query(ToolCallCard))
+            return len(cards) == 1 and cards[0].call.get("result") != "…"
+
+        while not card_with_result():
             assert time.monotonic() < deadline, "no tool card while the turn ran"
             await pilot.pause(0.02)
         # The card with its result is on screen while the model's second call still waits.
