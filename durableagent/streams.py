@@ -19,9 +19,11 @@ off and is logged; a route whose stream stays empty still answers from the state
 Expiry: each row carries `expires` (`stream_ttl` after it was written); readers treat expired rows
 as absent, and a writer starting a turn deletes expired rows at most every `ttl / 2` per process.
 
-Latency: a writer sends its first event at once and batches the ones that arrive while a write is
-in flight (one entity-group transaction per batch), and in-process readers are woken right after
-each write instead of waiting for their next poll.
+Latency: readers in the process that runs the turn (the usual case: the run route and the entity
+share a host) are handed each event as it is made, before it is stored, and do not poll the table
+meanwhile. The writer stores its first event at once and batches the ones that arrive while a
+write is in flight (one entity-group transaction per batch, a single upsert for one row); the
+stored copy serves resumes and readers on other instances. The turn does not wait for it.
 """
 
 from __future__ import annotations
