@@ -41,7 +41,7 @@ from ._sessions import (
 )
 from .session import AgentSessionId, entity_name_for, validate_key
 from .state import AgentState
-from .streams import STREAM_FIELD, LazyStore, StreamId
+from .streams import STREAM_FIELD, LazyStore, StreamId, written_here
 
 if TYPE_CHECKING:
     from ._sse import EventStream
@@ -382,7 +382,9 @@ class AgentRoutes:
         try:
             data = await _within(read_state(client, session), deadline)
             state = AgentState.from_dict(data) if data is not None else AgentState()
-            known = state.has_correlation(correlation_id)
+            # A turn in flight is in no committed state yet: this process may be running it
+            # (its rows can still be on their way to the store), or its rows are stored.
+            known = state.has_correlation(correlation_id) or written_here(stream_id)
             message = next(
                 (
                     str(e.get("content") or "")

@@ -128,6 +128,7 @@ async def _events(
     # delay them. A resume reads both at once.
     next_table_read = time.monotonic() + (LOCAL_GRACE if fresh else 0.0)
     next_state_read = time.monotonic() + (STATE_EVERY if fresh else 0.0)
+    caught_up = fresh  # a resume reads what is stored first, whoever is writing
     ended = False  # the current attempt's `end` row was read: its reply is due in the state
     handed: list[StreamEvent] = []  # rows a writer in this process gave us with its wake-up
     while True:
@@ -138,8 +139,11 @@ async def _events(
         elif (
             store is not None
             and not ended
-            and (handed or (not written_here(stream) and time.monotonic() >= next_table_read))
+            and (
+                not caught_up or handed or (not written_here(stream) and time.monotonic() >= next_table_read)
+            )
         ):
+            caught_up = True
             next_table_read = time.monotonic() + wait
             try:
                 events = await _within(store.read(stream, cursor), deadline, 1.0)

@@ -149,3 +149,36 @@ def test_host_killed_mid_stream_resumes_with_a_reset_and_the_retried_turn(
     assert final["status"] == "success"
     assert final["response"] == "".join(e.data["text"] for e in rest if e.kind == "text")
     assert state["message_count"] == 2 and state["conversation_history"][-1]["content"] == final["response"]
+
+
+def test_a_dropped_connection_resumes_mid_turn_with_last_event_id(function_host, chat_script, unique_session):
+    # The client leaves after the tool result, while the model's second call still runs, and
+    # comes back with the last id it saw: it gets the rest of the same attempt, no reset.
+    chat_script.set(
+        {
+            "steps": [
+                {"tool_calls": [{"name": "get_weather", "arguments": {"location": "Lima"}}]},
+                {"chunks": ["Lima: ", "{tool_result}"], "delay": 1.0},
+            ]
+        }
+    )
+    from httpx_sse import EventSource
+
+    from harness.reply_stream import _event
+
+    seen: list[ReplyEvent] = []
+    with httpx.Client(base_url=function_host.url, timeout=30) as http:
+        with http.stream(
+            "POST",
+            RUN,
+            json={"message": "Lima?", "sessionId": unique_session},
+            headers={"Accept": "text/event-stream"},
+        ) as response:
+            for sse in EventSource(response).iter_sse():
+                seen.append(_event(sse.event, sse.data, sse.id))
+                if sse.event == "tool_result":
+                    break
+        rest = _events(http.get(seen[0].data["streamUrl"], headers={"Last-Event-ID": seen[-1].id}))
+    assert [e.kind for e in rest] == ["text", "text", "final"]
+    assert rest[-1].data["response"] == "".join(e.data["text"] for e in rest if e.kind == "text")
+    assert rest[-1].data["response"].startswith("Lima: ")
