@@ -31,6 +31,7 @@ class Reply:
     usage: UsageDetails | None = None
     error: Exception | None = None
     delay: float = 0.0
+    chunk_delay: float = 0.0
 
 
 def resolve_step(step: Step, request: RecordedRequest, variables: Mapping[str, str]) -> Reply:
@@ -67,6 +68,7 @@ def resolve_step(step: Step, request: RecordedRequest, variables: Mapping[str, s
         text=fill(step.text),
         chunks=fill(list(step.chunks)) if step.chunks is not None else None,
         delay=delay,
+        chunk_delay=step.chunk_delay,
     )
     for index, call in enumerate(step.tool_calls):
         call_id = call.call_id or f"call_{request.number}_{index + 1}"
