@@ -3,6 +3,8 @@ equal to the stored reply, resuming with Last-Event-ID, a host killed mid-stream
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
@@ -107,35 +109,40 @@ def test_a_client_that_leaves_does_not_stop_the_turn(host_client, chat_script, u
     assert state["conversation_history"][-1]["content"] == "still here"
 
 
+def _tool_then_slow_model(city: str, delay: float) -> dict:
+    """A turn whose tool call streams at once, then the model's second call waits `delay` s."""
+    return {
+        "steps": [
+            {"tool_calls": [{"name": "get_weather", "arguments": {"location": city}}]},
+            {"chunks": [f"{city}: ", "{tool_result}"], "delay": delay},
+        ]
+    }
+
+
+def _live_events(http: httpx.Client, message: str, session: str) -> Iterator[ReplyEvent]:
+    """The events of a streamed run as they arrive (leaving the loop drops the connection)."""
+    from httpx_sse import EventSource
+
+    from harness.reply_stream import _event
+
+    body = {"message": message, "sessionId": session}
+    with http.stream("POST", RUN, json=body, headers={"Accept": "text/event-stream"}) as response:
+        for sse in EventSource(response).iter_sse():
+            yield _event(sse.event, sse.data, sse.id)
+
+
 def test_host_killed_mid_stream_resumes_with_a_reset_and_the_retried_turn(
     function_host, chat_script, unique_session
 ):
-    # The tool call streams at once; the model's second call then waits, and the host dies there.
-    chat_script.set(
-        {
-            "steps": [
-                {"tool_calls": [{"name": "get_weather", "arguments": {"location": "Oslo"}}]},
-                {"chunks": ["Oslo: ", "{tool_result}"], "delay": 3.0},
-            ]
-        }
-    )
+    # The host dies while the model's second call waits, after the tool events went out.
+    chat_script.set(_tool_then_slow_model("Oslo", 3.0))
     seen: list[ReplyEvent] = []
     with httpx.Client(base_url=function_host.url, timeout=30) as http:
         with pytest.raises(httpx.TransportError):
-            with http.stream(
-                "POST",
-                RUN,
-                json={"message": "Oslo?", "sessionId": unique_session},
-                headers={"Accept": "text/event-stream"},
-            ) as response:
-                from httpx_sse import EventSource
-
-                from harness.reply_stream import _event
-
-                for sse in EventSource(response).iter_sse():
-                    seen.append(_event(sse.event, sse.data, sse.id))
-                    if sse.event == "tool_result":
-                        function_host.process.kill()
+            for event in _live_events(http, "Oslo?", unique_session):
+                seen.append(event)
+                if event.kind == "tool_result":
+                    function_host.process.kill()
     assert [e.kind for e in seen] == ["accepted", "tool_call", "tool_result"]
     function_host.restart()
     with httpx.Client(base_url=function_host.url, timeout=60) as http:
@@ -154,30 +161,13 @@ def test_host_killed_mid_stream_resumes_with_a_reset_and_the_retried_turn(
 def test_a_dropped_connection_resumes_mid_turn_with_last_event_id(function_host, chat_script, unique_session):
     # The client leaves after the tool result, while the model's second call still runs, and
     # comes back with the last id it saw: it gets the rest of the same attempt, no reset.
-    chat_script.set(
-        {
-            "steps": [
-                {"tool_calls": [{"name": "get_weather", "arguments": {"location": "Lima"}}]},
-                {"chunks": ["Lima: ", "{tool_result}"], "delay": 1.0},
-            ]
-        }
-    )
-    from httpx_sse import EventSource
-
-    from harness.reply_stream import _event
-
+    chat_script.set(_tool_then_slow_model("Lima", 1.0))
     seen: list[ReplyEvent] = []
     with httpx.Client(base_url=function_host.url, timeout=30) as http:
-        with http.stream(
-            "POST",
-            RUN,
-            json={"message": "Lima?", "sessionId": unique_session},
-            headers={"Accept": "text/event-stream"},
-        ) as response:
-            for sse in EventSource(response).iter_sse():
-                seen.append(_event(sse.event, sse.data, sse.id))
-                if sse.event == "tool_result":
-                    break
+        for event in _live_events(http, "Lima?", unique_session):
+            seen.append(event)
+            if event.kind == "tool_result":
+                break
         rest = _events(http.get(seen[0].data["streamUrl"], headers={"Last-Event-ID": seen[-1].id}))
     assert [e.kind for e in rest] == ["text", "text", "final"]
     assert rest[-1].data["response"] == "".join(e.data["text"] for e in rest if e.kind == "text")
