@@ -158,3 +158,27 @@ def test_stream_ids_never_clash_across_keys():
     assert a.partition == StreamId("DAFX-A", "k/1", "c").partition
     assert a.partition != StreamId("dafx-a", "k", "1\nc").partition
     assert len(a.partition) == 64 and a.partition.isalnum()
+
+
+async def test_the_stream_route_refuses_bad_ids_and_unknown_turns_with_json(build):
+    _, host = build(make_agent(ScriptedChatClient(steps=["hi"])), stream_store=MemoryStore())
+    await host.run("WeatherAgent", {"message": "hi", "sessionId": "s"})
+
+    async def stream(agent: str, session: str, correlation: str, **headers: str) -> tuple[int, Any]:
+        return await host.call(
+            "dafx_stream_turn",
+            "GET",
+            f"http://localhost/api/agents/{agent}/{session}/stream/{correlation}",
+            headers=headers,
+            agent_name=agent,
+            session_id=session,
+            correlation_id=correlation,
+        )
+
+    assert (await stream("Nobody", "s", "c"))[0] == 404
+    status, body = await stream("WeatherAgent", "s", "not an id")
+    assert status == 400 and "correlation id" in body["error"]
+    status, body = await stream("WeatherAgent", "s", "c1", **{"Last-Event-ID": "1.x"})
+    assert status == 400 and "Last-Event-ID" in body["error"]
+    status, body = await stream("WeatherAgent", "s", "unknown")
+    assert status == 404 and "no turn 'unknown'" in body["error"]
