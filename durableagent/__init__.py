@@ -1,7 +1,8 @@
 """Host Microsoft Agent Framework agents in Azure Durable Functions entities.
 
 Exported are the names a public API takes or returns: the app and its `Polling` setting, response
-callbacks and their context, session ids and the stored state. Route internals (`_routes`,
+callbacks and their context, session ids, the stored state and the reply stream
+stores. Route internals (`_routes`,
 `_run_request`) are private: their module names would otherwise shadow `http` and `requests`.
 """
 
@@ -9,8 +10,10 @@ from ._routes import Polling
 from .app import AgentFunctionApp
 from .callbacks import AgentCallbackContext, AgentResponseCallbackProtocol
 from .orchestration import AgentRunError, OrchestrationAgent
+from .redis_streams import RedisStreamStore
 from .session import AgentSessionId, entity_name_for
 from .state import SCHEMA_VERSION, AgentState
+from .streams import StreamStore, TableStreamStore
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -22,5 +25,8 @@ __all__ = [
     "AgentState",
     "OrchestrationAgent",
     "Polling",
+    "RedisStreamStore",
+    "StreamStore",
+    "TableStreamStore",
     "entity_name_for",
 ]

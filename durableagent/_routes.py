@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import aiohttp
 import azure.durable_functions as df
@@ -41,6 +41,10 @@ from ._sessions import (
 )
 from .session import AgentSessionId, entity_name_for, validate_key
 from .state import AgentState
+from .streams import STREAM_FIELD, LazyStore, StreamId, written_here
+
+if TYPE_CHECKING:
+    from ._sse import EventStream
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -176,11 +180,13 @@ class AgentRoutes:
         agents_info: Callable[[], list[dict[str, Any]]],
         polling: Polling,
         session_ttl: timedelta | None = None,
+        streams: LazyStore | None = None,
     ) -> None:
         self._lookup = lookup
         self._agents_info = agents_info
         self.polling = polling
         self.session_ttl = session_ttl
+        self.streams = streams
         # Per session: how long its last turn took and what one read of its state cost. The next
         # turn of a long conversation takes about as long, so its first read waits for most of
         # that instead of polling, but never longer than FIRST_READ_BUDGET reads would cost: turn
@@ -197,7 +203,11 @@ class AgentRoutes:
             raise RequestError(f"unknown agent {requested!r}; agents with HTTP routes: {known}", 404)
         return name
 
-    async def run(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
+    async def run(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse | EventStream:
+        """A turn; answered as Server-Sent Events (`_sse.py`) when `Accept` asks for them."""
+        from ._sse import EventStream, turn_events, wants_events  # _sse builds on this module
+
+        events = wants_events(req.headers.get("Accept"))
         try:
             agent = self._agent(req)
             text_request = is_text_body(req.headers.get("Content-Type"))
@@ -220,11 +230,13 @@ class AgentRoutes:
         # One deadline for signalling and waiting: a hung back end must not hold the request past
         # the run timeout (the signal step gets at least MIN_SIGNAL_SECONDS).
         deadline = time.monotonic() + self.polling.timeout
+        entity_input = request.entity_input(correlation_id)
+        store = self.streams.get() if events and self.streams is not None else None
+        if store is not None:
+            entity_input[STREAM_FIELD] = True
         try:
             await _within(
-                client.signal_entity(
-                    session.to_entity_id(), "run_agent", request.entity_input(correlation_id)
-                ),
+                client.signal_entity(session.to_entity_id(), "run_agent", entity_input),
                 deadline,
                 MIN_SIGNAL_SECONDS,
             )
@@ -244,6 +256,21 @@ class AgentRoutes:
             **ids,
             "statusUrl": status_url,
         }
+        if events:
+            accepted["streamUrl"] = f"{status_url}/stream/{correlation_id}"
+            return EventStream(
+                turn_events(
+                    store,
+                    client,
+                    session,
+                    correlation_id,
+                    deadline,
+                    lambda: dict(ids),
+                    request.message,
+                    first=accepted,
+                ),
+                {"Cache-Control": "no-cache", SESSION_HEADER: session.key},
+            )
         if not wait:
             return json_response(accepted, 202)
         # The signal is accepted: from here on the turn will run, so the answer is its reply, or
@@ -256,28 +283,18 @@ class AgentRoutes:
             return bug_response(exc, f"waiting for the reply of {session}", **ids)
         if entry is None:
             return json_response(accepted, 202)
-        if entry.get("status") == "error":
-            return error_response(
-                entry.get("error") or "agent run failed", 500, message=request.message, **ids
-            )
-        reply = entry.get("content")
+        body = reply_body(entry, state.message_count, request.message, ids)
+        if body["status"] == "error":
+            return json_response(body, 500)
         if text_request and not _accepts_json(req):
             return func.HttpResponse(
-                reply or "",
+                body["response"] or "",
                 status_code=200,
                 mimetype="text/plain",
                 charset="utf-8",
                 headers={SESSION_HEADER: session.key},
             )
-        return json_response(
-            {
-                "response": reply,
-                "message": request.message,
-                "status": "success",
-                "message_count": state.message_count,
-                **ids,
-            }
-        )
+        return json_response(body)
 
     async def _wait_for_reply(
         self, client: DurableClient, session: AgentSessionId, correlation_id: str, deadline: float
@@ -341,6 +358,60 @@ class AgentRoutes:
         except Exception as exc:
             return bug_response(exc, f"reading {session}")
         return json_response({**state, "sessionId": key, "agent": agent})
+
+    async def stream(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse | EventStream:
+        """Resume (or replay) a turn's events after `Last-Event-ID` or `cursor`, then its final reply.
+
+        404 when neither the session's state nor the stream knows the turn; a turn the state holds
+        whose stream expired is answered with its final event alone."""
+        from ._sse import EventStream, cursor_of, turn_events  # _sse builds on this module
+
+        try:
+            session = self._session(req)
+            correlation_id = check_correlation_id(
+                req.route_params.get("correlation_id", ""), "correlation id"
+            )
+            after = cursor_of(req.headers.get("Last-Event-ID"), req.params.get("cursor"))
+        except RequestError as exc:
+            return error_response(str(exc), exc.status)
+        except ValueError as exc:
+            return error_response(f"invalid Last-Event-ID or cursor: {exc}", 400)
+        deadline = time.monotonic() + self.polling.timeout
+        store = self.streams.get() if self.streams is not None else None
+        stream_id = StreamId(entity_name_for(session.name), session.key, correlation_id)
+        try:
+            data = await _within(read_state(client, session), deadline)
+            state = AgentState.from_dict(data) if data is not None else AgentState()
+            # A turn in flight is in no committed state yet: this process may be running it
+            # (its rows can still be on their way to the store), or its rows are stored.
+            known = state.has_correlation(correlation_id) or written_here(stream_id)
+            message = next(
+                (
+                    str(e.get("content") or "")
+                    for e in state.conversation_history
+                    if e.get("correlation_id") == correlation_id and e.get("role") != "assistant"
+                ),
+                "",
+            )
+            if not known and store is not None:
+                known = bool(await _within(store.read(stream_id, None), deadline))
+        except (BackendUnavailable, TimeoutError) as exc:
+            return unavailable_response(exc or "no answer in time")
+        except ValueError as exc:
+            return error_response(f"stored state is unreadable: {exc}", 500)
+        except Exception as exc:
+            if is_backend_failure(exc):
+                return unavailable_response(exc)
+            return bug_response(exc, f"reading the stream of {session}")
+        if not known:
+            return error_response(
+                f"no turn {correlation_id!r} in session {session.key!r} of agent {session.name!r}", 404
+            )
+        ids = both_spellings(session.key, correlation_id)
+        return EventStream(
+            turn_events(store, client, session, correlation_id, deadline, lambda: dict(ids), message, after),
+            {"Cache-Control": "no-cache", SESSION_HEADER: session.key},
+        )
 
     def _session(self, req: func.HttpRequest) -> AgentSessionId:
         agent = self._agent(req)
@@ -475,6 +546,26 @@ class AgentRoutes:
     def health(self, req: func.HttpRequest) -> func.HttpResponse:
         agents = self._agents_info()
         return json_response({"status": "healthy", "agents": agents, "agent_count": len(agents)})
+
+
+def reply_body(
+    entry: dict[str, Any], message_count: int, message: str, ids: dict[str, Any]
+) -> dict[str, Any]:
+    """The run route's JSON for a finished turn (also the data of a stream's `final` event)."""
+    if entry.get("status") == "error":
+        return {
+            "status": "error",
+            "error": entry.get("error") or "agent run failed",
+            "message": message,
+            **ids,
+        }
+    return {
+        "response": entry.get("content"),
+        "message": message,
+        "status": "success",
+        "message_count": message_count,
+        **ids,
+    }
 
 
 def both_spellings(session_key: str, correlation_id: str) -> dict[str, str]:

@@ -19,12 +19,14 @@ from azure.durable_functions.decorators.metadata import EntityTrigger
 
 from ._fork_route import fork as fork_session
 from ._routes import AgentRoutes, Polling
+from ._sse import EVENT_STREAM, EventStream
 from .callbacks import AgentResponseCallbackProtocol
 from .entity import agent_type_of, create_entity_function
 from .fork import entity_handler
 from .orchestration import OrchestrationAgent, get_agent
 from .scripting import ScriptSwap
 from .session import entity_name_for
+from .streams import DEFAULT_TTL, LazyStore, StreamStore
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +81,22 @@ class AgentFunctionApp(df.DFApp):
         polling: Polling | None = None,
         session_ttl: timedelta | None = None,
         session_sweep_schedule: str = DEFAULT_SWEEP_SCHEDULE,
+        streaming: bool = True,
+        stream_ttl: timedelta = DEFAULT_TTL,
+        stream_store: StreamStore | None = None,
+        http_streams: bool = False,
     ) -> None:
         """`session_ttl`: sessions whose last turn is older than this are removed, by a timer
         trigger on `session_sweep_schedule` (NCRONTAB, default every 5 minutes), and between two
-        sweeps by the session list route for the agent it lists."""
+        sweeps by the session list route for the agent it lists.
+
+        Server-Sent Events (`Accept: text/event-stream` on the run route): `streaming` turns the
+        per-turn streams on (stored in `stream_store`, default a table in the app's own storage
+        account, `streams.py`), kept for `stream_ttl`. `http_streams` registers the routes with the
+        HTTP streams extension's types (`azurefunctions-extensions-http-fastapi`), so events reach
+        the client as they are stored; the extension switches every HTTP function of the app to
+        those types, so it is off by default, and without it the events arrive in one body when
+        the turn ends."""
         if session_ttl is not None and session_ttl <= timedelta(0):
             raise ValueError(f"session_ttl must be positive, got {session_ttl}")
         super().__init__(http_auth_level=http_auth_level)
@@ -90,8 +104,12 @@ class AgentFunctionApp(df.DFApp):
         self.default_callback = default_callback
         self.enable_http_endpoints = enable_http_endpoints
         self._script_swap = ScriptSwap.from_env()
+        if stream_ttl <= timedelta(0):
+            raise ValueError(f"stream_ttl must be positive, got {stream_ttl}")
+        self._streams = LazyStore(stream_ttl, stream_store) if streaming else None
+        self.http_streams = http_streams
         self._routes = AgentRoutes(
-            self._resolve_http, self._agents_info, polling or _polling_from_env(), session_ttl
+            self._resolve_http, self._agents_info, polling or _polling_from_env(), session_ttl, self._streams
         )
         self._register_routes(enable_health_check)
         if session_ttl is not None:
@@ -138,7 +156,7 @@ class AgentFunctionApp(df.DFApp):
         registered = RegisteredAgent(
             name, agent, callback or self.default_callback, entity_name_for(name), http
         )
-        entity = create_entity_function(agent, name, registered.callback)
+        entity = create_entity_function(agent, name, registered.callback, self._streams)
         entity.__name__ = function_name
         self.function_name(function_name)(self._entity_trigger(registered.entity_name, entity))
         self._agents[name] = registered
@@ -195,12 +213,23 @@ class AgentFunctionApp(df.DFApp):
 
     def _register_routes(self, enable_health_check: bool) -> None:
         routes = self._routes
+        if self.http_streams:
+            from ._http_streams import register_streaming_routes
+
+            register_streaming_routes(self, routes, enable_health_check)
+            return
 
         @self.function_name("dafx_run_agent")
         @self.route(route="agents/{agent_name}/run", methods=["POST"])
         @self.durable_client_input(client_name="client")
         async def dafx_run_agent(req: func.HttpRequest, client: Any) -> func.HttpResponse:
-            return await routes.run(req, client)
+            return await whole(await routes.run(req, client))
+
+        @self.function_name("dafx_stream_turn")
+        @self.route(route="agents/{agent_name}/{session_id}/stream/{correlation_id}", methods=["GET"])
+        @self.durable_client_input(client_name="client")
+        async def dafx_stream_turn(req: func.HttpRequest, client: Any) -> func.HttpResponse:
+            return await whole(await routes.stream(req, client))
 
         @self.function_name("dafx_get_session")
         @self.route(route="agents/{agent_name}/{session_id}", methods=["GET"])
@@ -232,3 +261,14 @@ class AgentFunctionApp(df.DFApp):
             @self.route(route="health", methods=["GET"])
             def dafx_health(req: func.HttpRequest) -> func.HttpResponse:
                 return routes.health(req)
+
+
+async def whole(result: func.HttpResponse | EventStream) -> func.HttpResponse:
+    """A route's answer as one response: an event stream is sent once its turn has ended (a host
+    without the HTTP streams extension cannot send a body in parts)."""
+    if isinstance(result, func.HttpResponse):
+        return result
+    body = await result.collect()
+    return func.HttpResponse(
+        body, status_code=200, mimetype=EVENT_STREAM, charset="utf-8", headers=result.headers
+    )

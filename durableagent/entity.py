@@ -18,7 +18,9 @@ from . import fork
 from ._run_request import RequestError, RunRequest, validate_run_request
 from .callbacks import AgentCallbackContext, AgentResponseCallbackProtocol, notify
 from .loop import run_coroutine
+from .session import entity_name_for
 from .state import AgentState, tool_failures
+from .streams import STREAM_FIELD, LazyStore, StreamId, TurnStreamWriter
 
 logger = logging.getLogger(__name__)
 
@@ -142,11 +144,16 @@ class AgentEntity:
     """Operation logic, kept apart from the Durable context so it is easy to reason about."""
 
     def __init__(
-        self, agent: SupportsAgentRun, agent_name: str, callback: AgentResponseCallbackProtocol | None = None
+        self,
+        agent: SupportsAgentRun,
+        agent_name: str,
+        callback: AgentResponseCallbackProtocol | None = None,
+        streams: LazyStore | None = None,
     ) -> None:
         self.agent = agent
         self.agent_name = agent_name
         self.callback = callback
+        self.streams = streams
         # Parsed history per session, so a turn does not rebuild every earlier message from its
         # stored dict (the cost that grows with the conversation). Checked against the stored
         # state each turn, so a stale entry is never used.
@@ -172,18 +179,32 @@ class AgentEntity:
                 self._histories.popitem(last=False)
 
     async def _invoke(
-        self, messages: list[Message], options: dict[str, Any], context: AgentCallbackContext
+        self,
+        messages: list[Message],
+        options: dict[str, Any],
+        context: AgentCallbackContext,
+        stream_id: StreamId | None = None,
     ) -> AgentResponse:
         run: Any = self.agent.run
         kwargs: dict[str, Any] = {"options": options} if options else {}
         if self._create_session is not None:
             kwargs["session"] = self._create_session()
-        if self.callback is None:
+        store = self.streams.get() if self.streams is not None and stream_id is not None else None
+        if self.callback is None and store is None:
             return await run(messages, **kwargs)
-        stream = run(messages, stream=True, **kwargs)
-        async for update in stream:
-            await notify(self.callback, "on_streaming_response_update", update, context)
-        response = await stream.get_final_response()
+        writer = TurnStreamWriter(store, stream_id) if store is not None and stream_id is not None else None
+        status = "error"
+        try:
+            stream = run(messages, stream=True, **kwargs)
+            async for update in stream:
+                if writer is not None:
+                    writer.add_update(update)
+                await notify(self.callback, "on_streaming_response_update", update, context)
+            response = await stream.get_final_response()
+            status = "success"
+        finally:
+            if writer is not None:
+                writer.finish(status)
         await notify(self.callback, "on_agent_response", response, context)
         return response
 
@@ -194,7 +215,7 @@ class AgentEntity:
         if not isinstance(raw_input, dict):
             return {"status": "error", "error": "run_agent input must be a JSON object with a 'message'"}
         correlation_id = str(raw_input.get("correlation_id") or uuid.uuid4().hex)
-        skipped = ("correlation_id", *PEER_METADATA_FIELDS)
+        skipped = ("correlation_id", STREAM_FIELD, *PEER_METADATA_FIELDS)
         try:
             if raw_input.get("options"):
                 raise RequestError("'options' (agent run options) are not supported; use the request fields")
@@ -217,7 +238,12 @@ class AgentEntity:
         try:
             history = self._history(session_key, state, skip_last=True)
             messages = [*history, Message(role=request.role, contents=[request.message])]
-            response = run_coroutine(self._invoke(messages, options, context))
+            stream_id = (
+                StreamId(entity_name_for(self.agent_name), session_key, correlation_id)
+                if raw_input.get(STREAM_FIELD) is True
+                else None
+            )
+            response = run_coroutine(self._invoke(messages, options, context, stream_id))
             if failures := tool_failures(response.messages):
                 raise ToolCallError("; ".join(failures))
             _check_structured(response, request.response_schema)
@@ -265,10 +291,13 @@ def is_idle(state: AgentState, raw_input: object) -> bool:
 
 
 def create_entity_function(
-    agent: SupportsAgentRun, agent_name: str, callback: AgentResponseCallbackProtocol | None = None
+    agent: SupportsAgentRun,
+    agent_name: str,
+    callback: AgentResponseCallbackProtocol | None = None,
+    streams: LazyStore | None = None,
 ) -> Callable[[df.DurableEntityContext], None]:
     """Entity body for the Durable SDK (`Entity.create` wraps it)."""
-    logic = AgentEntity(agent, agent_name, callback)
+    logic = AgentEntity(agent, agent_name, callback, streams)
     agent_type = agent_type_of(agent)
 
     def entity_function(context: df.DurableEntityContext) -> None:

@@ -146,7 +146,11 @@ class RawScriptedChatClient(BaseChatClient[ChatOptions[Any]]):
 
             async def updates() -> AsyncIterator[ChatResponseUpdate]:
                 reply, response_id = await self._prepare(messages, options, stream=True)
-                for update in build_updates(reply, response_id=response_id, model=self.model):
+                for index, update in enumerate(
+                    build_updates(reply, response_id=response_id, model=self.model)
+                ):
+                    if index and reply.chunk_delay:
+                        await asyncio.sleep(reply.chunk_delay)
                     yield update
 
             return self._build_response_stream(updates(), response_format=options.get("response_format"))

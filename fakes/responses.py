@@ -32,6 +32,7 @@ class Reply:
     error: Exception | None = None
     delay: float = 0.0
     conversation_id: str | None = None
+    chunk_delay: float = 0.0
 
 
 def resolve_step(step: Step, request: RecordedRequest, variables: Mapping[str, str]) -> Reply:
@@ -69,6 +70,7 @@ def resolve_step(step: Step, request: RecordedRequest, variables: Mapping[str, s
         chunks=fill(list(step.chunks)) if step.chunks is not None else None,
         delay=delay,
         conversation_id=step.conversation_id,
+        chunk_delay=step.chunk_delay,
     )
     for index, call in enumerate(step.tool_calls):
         call_id = call.call_id or f"call_{request.number}_{index + 1}"

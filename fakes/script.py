@@ -8,7 +8,8 @@ a step or rule is and ignored)::
 
     step  = "text"  |  {text | chunks | tool_calls [+ text] | error [+ error_type] | fn,
                         usage?: {input_tokens, output_tokens, total_tokens}, delay?: seconds,
-                        request?: {...}, conversation_id?: id}
+                        request?: {...}, conversation_id?: id,
+                        chunk_delay?: seconds between streamed chunks}
     tool_calls = [{name, arguments: {...}, call_id?}]
     rule  = {when: {user?: regex, after_tool?: bool, tool?: name, offered?: name} | callable,
              then: step}
@@ -52,6 +53,7 @@ STEP_KEYS = frozenset(
         "error",
         "error_type",
         "delay",
+        "chunk_delay",
         "fn",
         "request",
         "conversation_id",
@@ -92,6 +94,8 @@ class Step:
     error: str | None = None
     error_type: type[Exception] | None = None
     delay: float = 0.0
+    chunk_delay: float = 0.0
+    """Seconds between the updates of a streamed reply (a model producing tokens over time)."""
     fn: StepFn | None = None
     request: Mapping[str, Any] | None = None
     """The request this step answered when it was recorded: replay fails on any other request."""
@@ -371,11 +375,12 @@ def _step_from_mapping(data: Mapping[str, Any], where: str) -> Step:
         kwargs["error_type"] = resolve_error_type(
             _typed(data["error_type"], str, f"{where}.error_type", "a name"), f"{where}.error_type"
         )
-    if "delay" in data:
-        delay = data["delay"]
-        if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
-            raise ScriptError(f"{where}.delay: must be a number of seconds >= 0, got {delay!r}")
-        kwargs["delay"] = float(delay)
+    for name in ("delay", "chunk_delay"):
+        if name in data:
+            delay = data[name]
+            if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+                raise ScriptError(f"{where}.{name}: must be a number of seconds >= 0, got {delay!r}")
+            kwargs[name] = float(delay)
     if "fn" in data:
         if not callable(data["fn"]):
             raise ScriptError(f"{where}.fn: must be callable")

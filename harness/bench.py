@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import statistics
@@ -254,6 +255,103 @@ async def bench_orchestrations(url: str, runs: int, fan_out: int, concurrent: in
     return figures
 
 
+STREAMING_APP = DEFAULT_APP_DIR.parent / "streaming"
+STREAM_CHUNKS = 20
+CHUNK_DELAY = 0.005  # the sample script's bench rule: the fake makes its chunks 5 ms apart
+
+
+class _FirstChunkProbe:
+    """Notes when each streamed turn hands its first text to its stream (the moment the model made
+    it, as far as the host can tell), so the bench can time the hop to the client. Works only with
+    the host in this process (same clock); measurement only, the app is not changed."""
+
+    def __init__(self) -> None:
+        from durableagent import streams
+
+        self.made: dict[str, float] = {}
+        self._streams = streams
+        self._original = streams.TurnStreamWriter.add_update
+        probe = self
+
+        def add_update(writer: Any, update: Any) -> None:
+            if update.text and writer.stream.correlation_id not in probe.made:
+                probe.made[writer.stream.correlation_id] = time.perf_counter()
+            probe._original(writer, update)
+
+        streams.TurnStreamWriter.add_update = add_update  # type: ignore[method-assign]
+
+    def close(self) -> None:
+        self._streams.TurnStreamWriter.add_update = self._original  # type: ignore[method-assign]
+
+
+async def _sse_turn(
+    client: httpx.AsyncClient, session: str, probe: _FirstChunkProbe
+) -> tuple[float, float, float]:
+    """(ms from the model's first text to the client, ms to the first text event, ms to the final
+    event) of one streamed turn."""
+    from httpx_sse import aconnect_sse
+
+    began = time.perf_counter()
+    hop = first = math.nan
+    correlation = ""
+    body = {"message": "stream please", "sessionId": session}
+    async with aconnect_sse(client, "POST", f"/api/agents/{AGENT}/run", json=body) as source:
+        async for event in source.aiter_sse():
+            now = time.perf_counter()
+            if event.event == "accepted":
+                correlation = json.loads(event.data)["correlationId"]
+            elif event.event == "text" and math.isnan(first):
+                first = (now - began) * 1000
+                hop = (now - probe.made.get(correlation, math.nan)) * 1000
+            elif event.event == "final":
+                if json.loads(event.data).get("status") != "success":
+                    raise RuntimeError(f"streamed turn failed: {event.data[:200]}")
+                break
+    if math.isnan(first):
+        raise RuntimeError("a streamed turn had no text event")
+    return hop, first, (time.perf_counter() - began) * 1000
+
+
+async def bench_streaming(turns: int) -> Figures:
+    """The streaming sample on an in-process local host (and its own Azurite): the same turn of
+    STREAM_CHUNKS text chunks as JSON and as SSE."""
+    import tempfile
+
+    from .azurite import Azurite
+    from .host import LocalHost
+
+    os.environ["DURABLEAGENT_CHAT_SCRIPT"] = str(STREAMING_APP / "fake_model.json")
+    probe = _FirstChunkProbe()
+    with tempfile.TemporaryDirectory() as work:
+        azurite = Azurite(Path(work)).start()
+        try:
+            async with LocalHost(STREAMING_APP, port=0, storage=azurite.connection_string) as host:
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{host.port}", timeout=60) as client:
+                    await _post_run(client, "warm up", uuid.uuid4().hex)
+                    await _sse_turn(client, uuid.uuid4().hex, probe)
+                    whole = [
+                        await _timed(lambda: _post_run(client, "whole please", uuid.uuid4().hex))
+                        for _ in range(turns)
+                    ]
+                    streamed = [await _sse_turn(client, uuid.uuid4().hex, probe) for _ in range(turns)]
+        finally:
+            probe.close()
+            azurite.stop()
+    hop, first, total = ([s[i] for s in streamed] for i in range(3))
+    figures = Figures(f"Streaming replies (SSE, {STREAM_CHUNKS} chunks, fake model, streams in Azurite)")
+    w50, t50 = percentile(whole, 50), percentile(total, 50)
+    figures.add("model's first chunk to the client, p50", percentile(hop, 50), "ms", "< 20 ms")
+    figures.add("model's first chunk to the client, p95", percentile(hop, 95), "ms")
+    figures.add("request to the first text event, p50", percentile(first, 50), "ms")
+    figures.add("POST /run as JSON, p50", w50, "ms")
+    figures.add("same turn as SSE to the final event, p50", t50, "ms")
+    # A JSON turn gets the chunks at once; a streamed one waits for the model between them.
+    added = t50 - w50 - (STREAM_CHUNKS - 1) * CHUNK_DELAY * 1000
+    figures.add("what streaming adds to the turn (SSE final - JSON - model's pauses), p50", added, "ms")
+    figures.add("  per chunk", added / STREAM_CHUNKS, "ms")
+    return figures
+
+
 def _ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}x" if denominator > 0 else "n/a"
 
@@ -341,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--samples", type=int, default=30, help="turns timed at each history size")
     parser.add_argument("--orchestration-runs", type=int, default=100, help="one-activity runs timed")
+    parser.add_argument("--stream-turns", type=int, default=50, help="turns for the streaming figures")
     parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -349,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         results.extend(asyncio.run(_stack_benchmarks(stack, args)))
     with Stack(ORCHESTRATION_APP, host_mode="local", progress=True) as stack:
         results.append(asyncio.run(bench_orchestrations(stack.url, args.orchestration_runs, 100, 50, 10)))
+    results.append(asyncio.run(bench_streaming(args.stream_turns)))
     results.append(bench_start(args.app))
     if args.suite:
         results.append(bench_suite())

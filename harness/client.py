@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -24,6 +24,7 @@ import httpx
 
 from durableagent.state import AgentState
 from harness.formatting import one_line
+from harness.reply_stream import ReplyEvent, StreamBroken, aiter_reply, iter_reply
 
 __all__ = [
     "DEFAULT_URL",
@@ -475,6 +476,20 @@ class AgentClient(_Requests):
         response = await self._send("POST", path, json=body, timeout=max(self.timeout, RUN_TIMEOUT))
         return self._run_result(response)
 
+    async def stream_run(
+        self, agent: str, message: str, session_id: str | None = None
+    ) -> AsyncIterator[ReplyEvent]:
+        """Run one turn as Server-Sent Events: `accepted`, chunks as they come, `final` (the reply
+        JSON); a dropped connection is resumed (`reply_stream.py`)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(transport=self._transport, **self._client_options())
+        path, body = self._run_request(agent, message, session_id)
+        try:
+            async for event in aiter_reply(self._http, path, body, max(self.timeout, RUN_TIMEOUT)):
+                yield event
+        except StreamBroken as exc:
+            raise ClientError(str(exc)) from None
+
     async def state(self, agent: str, session_id: str) -> dict[str, Any] | None:
         """The stored state of a session, None when the session does not exist."""
         return self._state_result(await self._send("GET", self._state_path(agent, session_id)))
@@ -590,6 +605,14 @@ class SyncAgentClient(_Requests):
         """Run one turn. Returns the JSON reply, including a failed turn (`status: error`) or 202."""
         path, body = self._run_request(agent, message, session_id)
         return self._run_result(self._send("POST", path, json=body, timeout=max(self.timeout, RUN_TIMEOUT)))
+
+    def stream_run(self, agent: str, message: str, session_id: str | None = None) -> Iterator[ReplyEvent]:
+        """Blocking `AgentClient.stream_run` (give it to `reply_stream.print_reply` to show it)."""
+        path, body = self._run_request(agent, message, session_id)
+        try:
+            yield from iter_reply(self._http, path, body, max(self.timeout, RUN_TIMEOUT))
+        except StreamBroken as exc:
+            raise ClientError(str(exc)) from None
 
     def state(self, agent: str, session_id: str) -> dict[str, Any] | None:
         """The stored state of a session, None when the session does not exist."""

@@ -20,6 +20,7 @@ from typing import Any
 import azure.functions as func
 from aiohttp import web
 
+from .asgi import asgi_request, is_asgi_response, send
 from .loader import AppIndex, HttpFunction
 from .outputs import OutputWriter
 from .responses import json_error
@@ -186,14 +187,17 @@ class FunctionServer:
         query: dict[str, str] = {}
         for name, value in request.query.items():
             query.setdefault(name, value)
-        http_request = func.HttpRequest(
-            method=request.method,
-            url=str(request.url),
-            headers=_headers(request),
-            params=query,
-            route_params=params,
-            body=body,
-        )
+        if fn.asgi:
+            http_request: Any = asgi_request(request, body, params)
+        else:
+            http_request = func.HttpRequest(
+                method=request.method,
+                url=str(request.url),
+                headers=_headers(request),
+                params=query,
+                route_params=params,
+                body=body,
+            )
         kwargs: dict[str, Any] = {fn.trigger_param: http_request}
         for name in fn.client_params:
             kwargs[name] = self.client_binding()
@@ -206,7 +210,7 @@ class FunctionServer:
         log.info("Executing 'Functions.%s' (Id=%s)", fn.name, context.invocation_id)
         try:
             result = await self.outputs.call(fn.fn, kwargs, fn.is_async, self.executor, fn.outputs)
-            response = _to_response(result)
+            response = await send(request, result) if is_asgi_response(result) else _to_response(result)
         except Exception as exc:
             log.exception("Executed 'Functions.%s' (Failed, Id=%s)", fn.name, context.invocation_id)
             return json_error(

@@ -21,6 +21,7 @@ from typing import Any
 
 import azure.functions as func
 
+from .asgi import takes_asgi_request
 from .routes import RouteTemplate, RouteTemplateError, sort_key
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ class HttpFunction:
     fn: Callable[..., Any]
     is_async: bool
     outputs: Outputs = field(default_factory=Outputs)
+    asgi: bool = False
+    """Takes the HTTP streams extension's (FastAPI) `Request` (served by `asgi.py`)."""
 
 
 @dataclass
@@ -280,6 +283,7 @@ def _http_function(name: str, trigger: Any, bindings: list[Any], fn: Callable[..
         fn=fn,
         is_async=inspect.iscoroutinefunction(fn),
         outputs=_outputs(bindings),
+        asgi=takes_asgi_request(fn, trigger.name),
     )
 
 

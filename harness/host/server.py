@@ -187,6 +187,12 @@ class LocalHost:
         self.config = config
         self.index = load_app(self.app_dir)
         storage = resolve_storage(self._storage_arg)
+        current = os.environ.get("AzureWebJobsStorage", "")
+        if not current or current.replace(" ", "").lower().startswith("usedevelopmentstorage=true"):
+            # The Functions host hands its workers the storage account; apps read it from there
+            # (the reply streams of durableagent do).
+            os.environ["AzureWebJobsStorage"] = storage
+            self._applied_settings["AzureWebJobsStorage"] = storage
         self.store = EntityStore(storage, config.hub_name)
         self.instances = InstanceStore(storage, config.hub_name)
         try:

@@ -29,6 +29,7 @@ from harness.tui.diff import DiffScreen
 from harness.tui.fork import ChatLog, DiffRequested, ForkRequested, SessionList
 from harness.tui.inspector import StateInspector
 from harness.tui.instances import INSTANCE_REFRESH_SECONDS, InstanceItemLabel, InstanceScreen
+from harness.tui.live import LiveReply
 from harness.tui.screens import LogsScreen
 from harness.tui.widgets import (
     EmptyChat,
@@ -290,13 +291,20 @@ class ChatApp(App[None]):
 
     @work(exclusive=True, group="turn")
     async def run_turn(self, message: str) -> None:
-        """Send one turn (in a worker so the UI stays live), then show what the host stored."""
+        """Send one turn (in a worker so the UI stays live), show its reply as it streams, then
+        show what the host stored."""
         extra: list[Widget] = []
+        result: dict[str, Any] = {}
+        live = LiveReply(self.query_one("#chat", VerticalScroll))
         try:
-            result = await self.client.run(self.agent, message, self.session_id)
+            async for event in self.client.stream_run(self.agent, message, self.session_id):
+                if event.kind == "final":
+                    result = event.data
+                else:
+                    await live.apply(event)
         except ClientError as exc:
+            await live.clear()
             extra.append(ErrorBubble(str(exc), "request failed"))
-            result = {}
         if result.get("status") == "accepted":
             extra.append(
                 NoticeBubble("The turn is still running on the host; press ctrl+r to refresh later.")

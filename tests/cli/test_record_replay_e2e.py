@@ -33,7 +33,19 @@ def harness_up(tmp_path: Path, name: str, args: list[str], env: dict[str, str]) 
     log = tmp_path / f"{name}.log"
     base_env = {k: v for k, v in os.environ.items() if k not in LIVE_VARS}
     full_env = {**base_env, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1", "COLUMNS": "250", **env}
-    argv = [sys.executable, "-m", "harness", "up", "--app", str(APP), "--host", "local", "--port", str(port), "--fresh"]
+    argv = [
+        sys.executable,
+        "-m",
+        "harness",
+        "up",
+        "--app",
+        str(APP),
+        "--host",
+        "local",
+        "--port",
+        str(port),
+        "--fresh",
+    ]
     with log.open("wb") as out:
         proc = subprocess.Popen([*argv, *args], stdout=out, stderr=subprocess.STDOUT, env=full_env)
         try:

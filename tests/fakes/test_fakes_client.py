@@ -507,3 +507,21 @@ def test_concurrent_threads_consume_each_step_exactly_once():
 
     assert sorted(seen) == sorted(f"step {n}" for n in range(total))
     client.assert_complete()
+
+
+async def test_chunk_delay_spaces_the_streamed_chunks():
+    client = ScriptedChatClient([{"chunks": ["a", "b", "c"], "chunk_delay": 0.1}])
+    loop = asyncio.get_running_loop()
+
+    arrivals: list[tuple[str, float]] = []
+    async for update in Agent(client=client, name="a").run("hi", stream=True):
+        if update.text:
+            arrivals.append((update.text, loop.time()))
+
+    assert [text for text, _ in arrivals] == ["a", "b", "c"]
+    gaps = [later - earlier for (_, earlier), (_, later) in zip(arrivals, arrivals[1:], strict=False)]
+    assert all(gap >= 0.09 for gap in gaps)  # the model makes its tokens over time
+    whole = await Agent(
+        client=ScriptedChatClient([{"chunks": ["a", "b"], "chunk_delay": 0.1}]), name="a"
+    ).run("hi")
+    assert whole.text == "ab"

@@ -209,6 +209,7 @@ def test_read_recorded_rejects_corrupt_middle_line(tmp_path: Path):
         ({"steps": [{"text": "x", "usage": {"input_tokens": -1}}]}, r"usage\.input_tokens"),
         ({"steps": [{"text": "x", "usage": {"prompt_tokens": 1}}]}, "unknown usage key"),
         ({"steps": [{"text": "x", "delay": "soon"}]}, "delay: must be a number"),
+        ({"steps": [{"chunks": ["x"], "chunk_delay": -1}]}, "chunk_delay: must be a number"),
         (
             {"steps": [{"error": "boom", "error_type": "NoSuchError"}]},
             "'NoSuchError' is not a known exception",

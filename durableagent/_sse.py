@@ -1,0 +1,229 @@
+"""Server-Sent Events for one turn: its stream's events as they are stored, then the final reply.
+
+Events: `accepted` (the ids and where to resume), then per stored chunk `text` (`{"text"}`, a
+delta), `tool_call` (`{"call_id", "name", "arguments"}`, as a call starts) and `tool_result`
+(`{"call_id", "result"}`), each with `id: ATTEMPT.SEQ`; `reset` when the host retried the turn
+after a crash (the client drops what it showed of this turn; the new attempt's events follow);
+last `final`, whose data is exactly the JSON body the non-streaming run route answers (with its
+`status`: success, error, or accepted when the turn outlasts the run timeout).
+
+The final event is read from the session state, never from the stream, so what a client ends with
+is what the session holds. A client that goes away only ends this generator: the turn runs in its
+entity, apart from any request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._routes import BackendUnavailable, DurableClient, _within, read_state, reply_body
+from .session import AgentSessionId, entity_name_for
+from .state import AgentState
+from .streams import StreamEvent, StreamId, StreamStore, Subscription, parse_event_id, written_here
+
+logger = logging.getLogger(__name__)
+
+EVENT_STREAM = "text/event-stream"
+FIRST_WAIT = 0.002
+MAX_WAIT = 0.25
+LOCAL_GRACE = 0.05
+"""How long a new turn's reader waits for rows handed over in this process before it also polls
+the table (where a turn run by another instance writes them)."""
+STATE_EVERY = 0.5
+"""Seconds between state reads while the stream has not ended: the state is read anyway, so a
+turn whose stream could not be written still ends the response."""
+
+
+def wants_events(accept: str | None) -> bool:
+    """Whether an `Accept` header asks for Server-Sent Events."""
+    return any(part.split(";", 1)[0].strip().lower() == EVENT_STREAM for part in (accept or "").split(","))
+
+
+def sse(event: str, data: Any, event_id: str | None = None) -> str:
+    """One event in the wire format (`data` as one line of JSON)."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+@dataclass
+class EventStream:
+    """What a streaming route returns: the app answers it as a streamed body, or, where the host
+    cannot stream, as one body once the generator ends."""
+
+    events: AsyncIterator[str]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    async def collect(self) -> str:
+        return "".join([chunk async for chunk in self.events])
+
+
+def cursor_of(last_event_id: str | None, cursor: str | None) -> str | None:
+    """The row key to read after, from `Last-Event-ID` (preferred) or the `cursor` query; ValueError
+    names a bad one. `final` (the last event) resumes from the start: only the reply is left."""
+    value = last_event_id if last_event_id not in (None, "") else cursor
+    if value in (None, "", "final"):
+        return None
+    assert value is not None
+    return parse_event_id(value)
+
+
+async def turn_events(
+    store: StreamStore | None,
+    client: DurableClient,
+    session: AgentSessionId,
+    correlation_id: str,
+    deadline: float,
+    final_extra: Callable[[], dict[str, Any]],
+    message: str,
+    after: str | None = None,
+    first: dict[str, Any] | None = None,
+) -> AsyncIterator[str]:
+    """The turn's events after `after`, then `final` from the state (see the module docstring)."""
+    if first is not None:
+        yield sse("accepted", first)
+    stream = StreamId(entity_name_for(session.name), session.key, correlation_id)
+    subscription = Subscription(stream)
+    try:
+        async for chunk in _events(
+            store,
+            client,
+            session,
+            correlation_id,
+            deadline,
+            final_extra,
+            message,
+            after,
+            stream,
+            subscription,
+            first is not None,
+        ):
+            yield chunk
+    finally:
+        subscription.close()
+
+
+async def _events(
+    store: StreamStore | None,
+    client: DurableClient,
+    session: AgentSessionId,
+    correlation_id: str,
+    deadline: float,
+    final_extra: Callable[[], dict[str, Any]],
+    message: str,
+    after: str | None,
+    stream: StreamId,
+    subscription: Subscription,
+    fresh: bool,
+) -> AsyncIterator[str]:
+    attempt = int(after.split(".", 1)[0]) if after else None
+    cursor = after
+    wait = FIRST_WAIT
+    # A new turn is most often run by this process (the run route and the entity share a host): its
+    # rows are handed over at once, so reading the table or the state right away would only
+    # delay them. A resume reads both at once.
+    next_table_read = time.monotonic() + (LOCAL_GRACE if fresh else 0.0)
+    next_state_read = time.monotonic() + (STATE_EVERY if fresh else 0.0)
+    caught_up = fresh  # a resume reads what is stored first, whoever is writing
+    ended = False  # the current attempt's `end` row was read: its reply is due in the state
+    handed: list[StreamEvent] = []  # rows a writer in this process gave us with its wake-up
+    while True:
+        events: list[StreamEvent] = []
+        handed = [e for e in handed if cursor is None or e.row_key > cursor]  # some may be read already
+        if handed and _follows(handed, cursor):
+            events = handed
+        elif (
+            store is not None
+            and not ended
+            and (
+                not caught_up or handed or (not written_here(stream) and time.monotonic() >= next_table_read)
+            )
+        ):
+            caught_up = True
+            next_table_read = time.monotonic() + wait
+            try:
+                events = await _within(store.read(stream, cursor), deadline, 1.0)
+            except Exception as exc:
+                logger.warning(
+                    "reading the stream of %s/%s failed; answering from the state: %s",
+                    session,
+                    correlation_id,
+                    exc,
+                )
+                store = None
+        if events:
+            newest = max(e.attempt for e in events)
+            if attempt is not None and newest != attempt:
+                yield sse("reset", {"attempt": newest, "reason": "the turn was retried"})
+                ended = False
+            attempt = newest
+            for event in events:
+                cursor = event.row_key
+                if event.attempt != newest or event.kind == "start":
+                    continue
+                if event.kind == "end":
+                    ended = True
+                    continue
+                yield sse(event.kind, event.data, event.event_id)
+            wait = FIRST_WAIT
+        now = time.monotonic()
+        if ended or store is None or now >= next_state_read:
+            next_state_read = now + (wait if ended else STATE_EVERY)
+            reply = await _reply(client, session, correlation_id, deadline)
+            if reply is not None:
+                entry, count = reply
+                if not ended and store is not None:
+                    # Rows written between the stream read and the state read are part of it.
+                    try:
+                        rest = await _within(store.read(stream, cursor), deadline, 1.0)
+                    except Exception:
+                        rest = []
+                    for event in rest:
+                        if event.attempt == attempt and event.kind not in ("start", "end"):
+                            yield sse(event.kind, event.data, event.event_id)
+                yield sse("final", reply_body(entry, count, message, final_extra()), "final")
+                return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            yield sse(
+                "final",
+                {"status": "accepted", "response": "Agent request accepted", **final_extra()},
+                "final",
+            )
+            return
+        handed = await subscription.next(min(wait, remaining))
+        wait = min(wait * 2, MAX_WAIT)
+
+
+def _follows(rows: list[StreamEvent], cursor: str | None) -> bool:
+    """Whether `rows` continue the stream right after `cursor` with no gap (so they need not be
+    read back): the next sequence number of the same attempt, or the start of a new attempt."""
+    first = rows[0]
+    if cursor is None:
+        return first.seq == 0
+    attempt, seq = (int(part) for part in cursor.split("."))
+    same = first.attempt == attempt and first.seq == seq + 1
+    return same or (first.attempt > attempt and first.seq == 0)
+
+
+async def _reply(
+    client: DurableClient, session: AgentSessionId, correlation_id: str, deadline: float
+) -> tuple[dict[str, Any], int] | None:
+    """(reply entry, message count) once the state holds the turn's reply; None before, and while
+    the back end does not answer (the turn is accepted, so the wait goes on to the deadline)."""
+    try:
+        data = await _within(read_state(client, session), deadline, 0.5)
+        state = AgentState.from_dict(data) if data is not None else None
+    except (BackendUnavailable, TimeoutError) as exc:
+        logger.warning("reading %s failed while streaming: %s", session, exc or "timed out")
+        return None
+    except ValueError as exc:
+        return {"status": "error", "error": f"stored state is unreadable: {exc}"}, 0
+    if state is None:
+        return None
+    entry = state.reply_for(correlation_id)
+    return None if entry is None else (entry, state.message_count)
