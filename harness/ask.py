@@ -2,10 +2,12 @@
 
 With `--url` it talks to a running app; otherwise it starts the local stack on the app's workspace
 (as `chat` and `up` do), so `--session ID` on a later call continues the same conversation. The
-reply goes to stdout (tool calls first, one line each, then the text) and the session id to stderr,
-or all of it as one JSON object with `--json`. Every failure is one line on stderr and a non-zero
-exit: 2 for what the user can fix (unknown agent, bad URL, no connection, a refused key), 1 for a
-turn that failed, did not finish in time, or a stack that did not start.
+reply streams to stdout as the app makes it (Server-Sent Events; an app that does not stream answers
+in one piece, shown the same way): a line per tool call once its result is in, the text as it grows;
+the session id goes to stderr. `--json` waits for the whole reply and prints one JSON object. Every
+failure is one line on stderr and a non-zero exit: 2 for what the user can fix (unknown agent, bad
+URL, no connection, a refused key), 1 for a turn that failed, did not finish in time, or a stack
+that did not start.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from harness.cli import (
     EXIT_NOT_COMPLETED,
@@ -27,8 +29,9 @@ from harness.cli import (
 )
 from harness.client import ClientError, SyncAgentClient, check_agent
 from harness.formatting import format_arguments, format_value, usage_of
+from harness.reply_stream import ReplyEvent
 
-__all__ = ["Reply", "ask", "print_reply", "tool_call_line"]
+__all__ = ["LivePrinter", "Reply", "ask", "print_reply", "tool_call_line"]
 
 
 @dataclass
@@ -62,30 +65,88 @@ class TurnFailed(Exception):
 
 def ask(args: argparse.Namespace) -> int:
     """Run the `ask` command; returns the exit code."""
+    live = None if args.json else LivePrinter(sys.stdout)
     try:
         if args.url:
             _reject_stack_options(args)
-            reply = _ask_app(args.url, args.key, args.agent, args.message, args.session)
+            reply = _ask_app(args.url, args.key, args.agent, args.message, args.session, live)
         else:
             _check_stack_args(args)
             stack = _make_stack(args)
             try:
                 _start(stack)
-                reply = _ask_app(stack.url, None, args.agent, args.message, args.session)
+                reply = _ask_app(stack.url, None, args.agent, args.message, args.session, live)
             finally:
                 stack.stop()
     except TurnFailed as exc:
         return _fail(str(exc), EXIT_NOT_COMPLETED)
-    print_reply(reply, as_json=args.json)
+    finally:
+        if live is not None:
+            live.end_line()
+    print_reply(reply, as_json=args.json, streamed=live is not None and live.shown)
     return 0
 
 
-def _ask_app(url: str, key: str | None, agent: str, message: str, session_id: str | None) -> Reply:
-    """Send the turn and read its stored reply (for the tool calls and usage)."""
+class LivePrinter:
+    """Shows a streamed turn on a terminal: the text as it grows, a `[tool]` line per call once its
+    result is in (the same lines `print_reply` writes for a whole reply)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.calls: dict[str, dict[str, Any]] = {}
+        self.mid_line = False
+        self.shown = False  # whether any of the reply came as chunks (an app may not stream)
+
+    def show(self, event: ReplyEvent) -> None:
+        """Write what one event adds."""
+        self.shown = self.shown or event.kind in ("text", "tool_call", "tool_result")
+        if event.kind == "text":
+            text = str(event.data.get("text", ""))
+            self.out.write(text)
+            self.mid_line = not text.endswith("\n") if text else self.mid_line
+        elif event.kind == "tool_call":
+            self.calls[str(event.data.get("call_id"))] = dict(event.data)
+        elif event.kind == "tool_result":
+            call = {**self.calls.get(str(event.data.get("call_id")), {}), "result": event.data.get("result")}
+            self._line(f"[tool] {tool_call_line(call)}")
+        elif event.kind == "reset":
+            self.calls.clear()
+            self._line("[the host retried this turn after a crash; its reply starts over]")
+        self.out.flush()
+
+    def _line(self, text: str) -> None:
+        self.end_line()
+        self.out.write(text + "\n")
+
+    def end_line(self) -> None:
+        """End a line the text left open."""
+        if self.mid_line:
+            self.out.write("\n")
+            self.out.flush()
+            self.mid_line = False
+
+
+def _ask_app(
+    url: str,
+    key: str | None,
+    agent: str,
+    message: str,
+    session_id: str | None,
+    live: LivePrinter | None = None,
+) -> Reply:
+    """Send the turn (streamed to `live` when given) and read its stored reply (for the tool calls
+    and usage)."""
     with SyncAgentClient(url, key=key) as client:
         try:
             agent = check_agent(agent, client.agents())
-            answer = client.run(agent, message, session_id)
+            if live is None:
+                answer = client.run(agent, message, session_id)
+            else:
+                answer = {}
+                for event in client.stream_run(agent, message, session_id):
+                    live.show(event)
+                    if event.kind == "final":
+                        answer = event.data
         except ClientError as exc:
             if exc.status in (401, 403):
                 given = "the key given with --key was refused" if key else "it needs a function key"
@@ -131,12 +192,14 @@ def tool_call_line(call: dict[str, Any]) -> str:
     return f"{call.get('name')}({format_arguments(call.get('arguments'))}) -> {outcome}"
 
 
-def print_reply(reply: Reply, *, as_json: bool = False) -> None:
-    """The reply on stdout (JSON, or tool calls then text) and, as text, the session id on stderr."""
+def print_reply(reply: Reply, *, as_json: bool = False, streamed: bool = False) -> None:
+    """The reply on stdout (JSON, or tool calls then text, unless `streamed` showed them already)
+    and, as text, the session id on stderr."""
     if as_json:
         print(json.dumps(reply.to_json(), indent=2, ensure_ascii=False))
         return
-    for call in reply.tool_calls:
-        print(f"[tool] {tool_call_line(call)}")
-    print(reply.text)
+    if not streamed:
+        for call in reply.tool_calls:
+            print(f"[tool] {tool_call_line(call)}")
+        print(reply.text)
     print(f"session {reply.session_id} (continue with --session {reply.session_id})", file=sys.stderr)

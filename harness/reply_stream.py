@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 import httpx
 from httpx_sse import ServerSentEvent, SSEError, aconnect_sse, connect_sse
@@ -149,26 +149,3 @@ def iter_reply(http: httpx.Client, path: str, body: dict[str, Any], timeout: flo
             resumer.broke(exc)
             continue
         resumer.ended()
-
-
-def print_reply(events: Iterator[ReplyEvent], out: TextIO) -> dict[str, Any]:
-    """Write a streamed reply to a terminal as it comes (text as it grows, a line per tool call);
-    returns the final event's JSON. What `ask` calls."""
-    final: dict[str, Any] = {}
-    for event in events:
-        if event.kind == "text":
-            out.write(str(event.data.get("text", "")))
-        elif event.kind == "tool_call":
-            out.write(f"\n[tool {event.data.get('name')}({json.dumps(event.data.get('arguments'))})]\n")
-        elif event.kind == "tool_result":
-            out.write(f"[result {str(event.data.get('result'))[:200]}]\n")
-        elif event.kind == "reset":
-            out.write("\n[the host retried this turn; starting over]\n")
-        elif event.kind == "final":
-            final = event.data
-            if final.get("status") == "error":
-                out.write(f"\nerror: {final.get('error')}")
-        out.flush()
-    out.write("\n")
-    out.flush()
-    return final

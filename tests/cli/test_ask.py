@@ -162,3 +162,40 @@ def test_ask_help_lists_the_local_stack_options() -> None:
         "--live",
     ):
         assert option in done.stdout
+
+
+def test_live_printer_shows_text_as_it_grows_and_a_line_per_finished_tool_call():
+    import io
+
+    from harness.ask import LivePrinter
+    from harness.reply_stream import ReplyEvent
+
+    out = io.StringIO()
+    live = LivePrinter(out)
+    events = [
+        ReplyEvent("accepted", {"streamUrl": "/x"}),
+        ReplyEvent("text", {"text": "Let me "}),
+        ReplyEvent("text", {"text": "check."}),
+        ReplyEvent("tool_call", {"call_id": "c1", "name": "get_weather", "arguments": {"location": "Oslo"}}),
+        ReplyEvent("reset"),
+        ReplyEvent("tool_call", {"call_id": "c2", "name": "get_weather", "arguments": {"location": "Oslo"}}),
+        ReplyEvent("tool_result", {"call_id": "c2", "result": "sunny"}),
+        ReplyEvent("text", {"text": "Sunny in Oslo."}),
+        ReplyEvent("final", {"status": "success", "response": "Sunny in Oslo."}),
+    ]
+    seen = []
+    for event in events:
+        live.show(event)
+        seen.append(out.getvalue())
+    live.end_line()
+    assert seen[1] == "Let me "  # the text shows before the turn ends
+    assert out.getvalue() == (
+        "Let me check.\n"
+        "[the host retried this turn after a crash; its reply starts over]\n"
+        '[tool] get_weather(location="Oslo") -> sunny\n'
+        "Sunny in Oslo.\n"
+    )
+    assert live.shown
+    quiet = LivePrinter(io.StringIO())
+    quiet.show(ReplyEvent("final", {"status": "success", "response": "whole"}))
+    assert not quiet.shown  # an app that does not stream: ask prints the whole reply instead
