@@ -69,20 +69,14 @@ def _streamed(handler: Callable[[func.HttpRequest, Any], Awaitable[func.HttpResp
     return function
 
 
-def register_streaming_routes(app: Any, routes: AgentRoutes, enable_health_check: bool) -> None:
-    """The same functions, names and routes as the classic registration in `app.py`."""
-    for name, route, method, handler in (
-        ("dafx_run_agent", "agents/{agent_name}/run", "POST", routes.run),
-        (
-            "dafx_stream_turn",
-            "agents/{agent_name}/{session_id}/stream/{correlation_id}",
-            "GET",
-            routes.stream,
-        ),
-        ("dafx_get_session", "agents/{agent_name}/{session_id}", "GET", routes.state),
-        ("dafx_list_sessions", "agents/{agent_name}", "GET", routes.sessions),
-        ("dafx_delete_session", "agents/{agent_name}/{session_id}", "DELETE", routes.delete),
-    ):
+def register_streaming_routes(
+    app: Any,
+    table: list[tuple[str, str, str, Callable[[func.HttpRequest, Any], Awaitable[Any]]]],
+    routes: AgentRoutes,
+    enable_health_check: bool,
+) -> None:
+    """The functions of `table` (`app.route_table`), as the classic registration has them."""
+    for name, route, method, handler in table:
         function = _streamed(handler)
         function.__name__ = name
         app.function_name(name)(

@@ -6,9 +6,10 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
@@ -216,44 +217,15 @@ class AgentFunctionApp(df.DFApp):
         if self.http_streams:
             from ._http_streams import register_streaming_routes
 
-            register_streaming_routes(self, routes, enable_health_check)
+            register_streaming_routes(self, route_table(routes), routes, enable_health_check)
             return
 
-        @self.function_name("dafx_run_agent")
-        @self.route(route="agents/{agent_name}/run", methods=["POST"])
-        @self.durable_client_input(client_name="client")
-        async def dafx_run_agent(req: func.HttpRequest, client: Any) -> func.HttpResponse:
-            return await whole(await routes.run(req, client))
-
-        @self.function_name("dafx_stream_turn")
-        @self.route(route="agents/{agent_name}/{session_id}/stream/{correlation_id}", methods=["GET"])
-        @self.durable_client_input(client_name="client")
-        async def dafx_stream_turn(req: func.HttpRequest, client: Any) -> func.HttpResponse:
-            return await whole(await routes.stream(req, client))
-
-        @self.function_name("dafx_get_session")
-        @self.route(route="agents/{agent_name}/{session_id}", methods=["GET"])
-        @self.durable_client_input(client_name="client")
-        async def dafx_get_session(req: func.HttpRequest, client: Any) -> func.HttpResponse:
-            return await routes.state(req, client)
-
-        @self.function_name("dafx_list_sessions")
-        @self.route(route="agents/{agent_name}", methods=["GET"])
-        @self.durable_client_input(client_name="client")
-        async def dafx_list_sessions(req: func.HttpRequest, client: Any) -> func.HttpResponse:
-            return await routes.sessions(req, client)
-
-        @self.function_name("dafx_fork_session")
-        @self.route(route="agents/{agent_name}/{session_id}/fork", methods=["POST"])
-        @self.durable_client_input(client_name="client")
-        async def dafx_fork_session(req: func.HttpRequest, client: Any) -> func.HttpResponse:
-            return await fork_session(routes, req, client)
-
-        @self.function_name("dafx_delete_session")
-        @self.route(route="agents/{agent_name}/{session_id}", methods=["DELETE"])
-        @self.durable_client_input(client_name="client")
-        async def dafx_delete_session(req: func.HttpRequest, client: Any) -> func.HttpResponse:
-            return await routes.delete(req, client)
+        for name, route, method, handler in route_table(routes):
+            self.function_name(name)(
+                self.route(route=route, methods=[method])(
+                    self.durable_client_input(client_name="client")(_classic(name, handler))
+                )
+            )
 
         if enable_health_check:
 
@@ -261,6 +233,33 @@ class AgentFunctionApp(df.DFApp):
             @self.route(route="health", methods=["GET"])
             def dafx_health(req: func.HttpRequest) -> func.HttpResponse:
                 return routes.health(req)
+
+
+STREAM_ROUTE = "agents/{agent_name}/{session_id}/stream/{correlation_id}"
+Handler = Callable[[func.HttpRequest, Any], Awaitable[func.HttpResponse | EventStream]]
+
+
+def route_table(routes: AgentRoutes) -> list[tuple[str, str, str, Handler]]:
+    """(function name, route, method, handler) of every agent route but health, in registration
+    order; both registrations (classic and HTTP streams) serve exactly these."""
+    return [
+        ("dafx_run_agent", "agents/{agent_name}/run", "POST", routes.run),
+        ("dafx_stream_turn", STREAM_ROUTE, "GET", routes.stream),
+        ("dafx_get_session", "agents/{agent_name}/{session_id}", "GET", routes.state),
+        ("dafx_list_sessions", "agents/{agent_name}", "GET", routes.sessions),
+        ("dafx_fork_session", "agents/{agent_name}/{session_id}/fork", "POST", partial(fork_session, routes)),
+        ("dafx_delete_session", "agents/{agent_name}/{session_id}", "DELETE", routes.delete),
+    ]
+
+
+def _classic(name: str, handler: Handler) -> Callable[[func.HttpRequest, Any], Awaitable[func.HttpResponse]]:
+    """A classic HTTP function around one route handler (event streams sent whole)."""
+
+    async def function(req: func.HttpRequest, client: Any) -> func.HttpResponse:
+        return await whole(await handler(req, client))
+
+    function.__name__ = function.__qualname__ = name
+    return function
 
 
 async def whole(result: func.HttpResponse | EventStream) -> func.HttpResponse:

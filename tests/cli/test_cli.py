@@ -97,13 +97,6 @@ def test_invalid_url(url, capsys):
     assert "invalid URL" in one_line_error(capsys)
 
 
-def test_live_needs_model_settings(monkeypatch, capsys):
-    monkeypatch.delenv("AZURE_OPENAI_ENDPOINT", raising=False)
-    monkeypatch.delenv("AZURE_OPENAI_CHAT_DEPLOYMENT_NAME", raising=False)
-    assert main(["chat", AGENT, "--live"]) == 2
-    assert "AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_CHAT_DEPLOYMENT_NAME" in one_line_error(capsys)
-
-
 def test_bad_stack_arguments(tmp_path, capsys):
     assert main(["up", "--script", str(tmp_path / "missing.json")]) == 2
     assert "does not exist" in one_line_error(capsys)

@@ -172,3 +172,20 @@ def test_a_dropped_connection_resumes_mid_turn_with_last_event_id(function_host,
     assert [e.kind for e in rest] == ["text", "text", "final"]
     assert rest[-1].data["response"] == "".join(e.data["text"] for e in rest if e.kind == "text")
     assert rest[-1].data["response"].startswith("Lima: ")
+
+
+def test_every_agent_route_is_served_with_http_streams_too(host_client, chat_script, unique_session):
+    """`http_streams=True` registers the same route table as the classic app (fork included)."""
+    chat_script.set({"steps": [{"chunks": ["one"]}, {"chunks": ["two"]}]})
+    for message in ("first", "second"):
+        assert (
+            host_client.post(RUN, json={"message": message, "sessionId": unique_session}).status_code == 200
+        )
+    forked = host_client.post(
+        f"/api/agents/WeatherAgent/{unique_session}/fork",
+        json={"turn": 1, "session_id": f"{unique_session}-f"},
+    )
+    assert forked.status_code == 201, forked.text
+    state = host_client.get(f"/api/agents/WeatherAgent/{unique_session}-f").json()
+    assert [m["content"] for m in state["conversation_history"]] == ["first", "one"]
+    assert host_client.delete(f"/api/agents/WeatherAgent/{unique_session}-f").status_code == 204
