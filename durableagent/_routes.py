@@ -385,14 +385,6 @@ class AgentRoutes:
             # A turn in flight is in no committed state yet: this process may be running it
             # (its rows can still be on their way to the store), or its rows are stored.
             known = state.has_correlation(correlation_id) or written_here(stream_id)
-            message = next(
-                (
-                    str(e.get("content") or "")
-                    for e in state.conversation_history
-                    if e.get("correlation_id") == correlation_id and e.get("role") != "assistant"
-                ),
-                "",
-            )
             if not known and store is not None:
                 known = bool(await _within(store.read(stream_id, None), deadline))
         except (BackendUnavailable, TimeoutError) as exc:
@@ -409,7 +401,8 @@ class AgentRoutes:
             )
         ids = both_spellings(session.key, correlation_id)
         return EventStream(
-            turn_events(store, client, session, correlation_id, deadline, lambda: dict(ids), message, after),
+            # The message is read with the reply: a turn still queued is in no state yet.
+            turn_events(store, client, session, correlation_id, deadline, lambda: dict(ids), "", after),
             {"Cache-Control": "no-cache", SESSION_HEADER: session.key},
         )
 

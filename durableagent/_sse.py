@@ -24,7 +24,17 @@ from typing import Any
 from ._routes import BackendUnavailable, DurableClient, _within, read_state, reply_body
 from .session import AgentSessionId, entity_name_for
 from .state import AgentState
-from .streams import StreamEvent, StreamId, StreamStore, Subscription, parse_event_id, written_here
+from .streams import (
+    AFTER_ALL,
+    QUEUED,
+    StreamEvent,
+    StreamId,
+    StreamStore,
+    Subscription,
+    parse_event_id,
+    queued_mark,
+    written_here,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +50,31 @@ turn whose stream could not be written still ends the response."""
 
 
 def wants_events(accept: str | None) -> bool:
-    """Whether an `Accept` header asks for Server-Sent Events."""
-    return any(part.split(";", 1)[0].strip().lower() == EVENT_STREAM for part in (accept or "").split(","))
+    """Whether an `Accept` header asks for Server-Sent Events: listed with a quality above 0 and
+    not below JSON's (`text/event-stream;q=0.5, application/json` prefers JSON; `q=0` refuses)."""
+    events = json_quality = 0.0
+    for part in (accept or "").split(","):
+        media, *params = (item.strip().lower() for item in part.split(";"))
+        quality = _quality(params)
+        if media == EVENT_STREAM:
+            events = max(events, quality)
+        elif media == "application/json" or media.endswith("+json"):
+            json_quality = max(json_quality, quality)
+    return events > 0 and events >= json_quality
+
+
+def _quality(params: list[str]) -> float:
+    """An `Accept` entry's `q` (1 when absent; one that is no number in 0..1 is read leniently as 1,
+    as browsers and servers do with a malformed one)."""
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "q":
+            try:
+                quality = float(value)
+            except ValueError:
+                return 1.0
+            return quality if 0.0 <= quality <= 1.0 else 1.0
+    return 1.0
 
 
 def sse(event: str, data: Any, event_id: str | None = None) -> str:
@@ -64,11 +97,13 @@ class EventStream:
 
 def cursor_of(last_event_id: str | None, cursor: str | None) -> str | None:
     """The row key to read after, from `Last-Event-ID` (preferred) or the `cursor` query; ValueError
-    names a bad one. `final` (the last event) resumes from the start: only the reply is left."""
+    names a bad one. After `final` (the last event) only the reply is left: it is sent again, and
+    no chunk is (an EventSource reconnects by itself when the body ends, with that id)."""
     value = last_event_id if last_event_id not in (None, "") else cursor
-    if value in (None, "", "final"):
+    if value is None or value == "":
         return None
-    assert value is not None
+    if value.strip() == "final":
+        return AFTER_ALL
     return parse_event_id(value)
 
 
@@ -84,9 +119,11 @@ async def turn_events(
     first: dict[str, Any] | None = None,
 ) -> AsyncIterator[str]:
     """The turn's events after `after`, then `final` from the state (see the module docstring)."""
-    if first is not None:
-        yield sse("accepted", first)
     stream = StreamId(entity_name_for(session.name), session.key, correlation_id)
+    if first is not None:
+        if store is not None:
+            await _mark_queued(store, stream, deadline)
+        yield sse("accepted", first)
     subscription = Subscription(stream)
     try:
         async for chunk in _events(
@@ -155,6 +192,9 @@ async def _events(
                     exc,
                 )
                 store = None
+        if events and events[0].kind == QUEUED:  # the run route's mark, no event of the turn
+            cursor = max(cursor or "", events[0].row_key)
+            events = events[1:]
         if events:
             newest = max(e.attempt for e in events)
             if attempt is not None and newest != attempt:
@@ -175,7 +215,7 @@ async def _events(
             next_state_read = now + (wait if ended else STATE_EVERY)
             reply = await _reply(client, session, correlation_id, deadline)
             if reply is not None:
-                entry, count = reply
+                entry, count, asked = reply
                 if not ended and store is not None:
                     # Rows written between the stream read and the state read are part of it.
                     try:
@@ -185,7 +225,7 @@ async def _events(
                     for event in rest:
                         if event.attempt == attempt and event.kind not in ("start", "end"):
                             yield sse(event.kind, event.data, event.event_id)
-                yield sse("final", reply_body(entry, count, message, final_extra()), "final")
+                yield sse("final", reply_body(entry, count, message or asked, final_extra()), "final")
                 return
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -197,6 +237,14 @@ async def _events(
             return
         handed = await subscription.next(min(wait, remaining))
         wait = min(wait * 2, MAX_WAIT)
+
+
+async def _mark_queued(store: StreamStore, stream: StreamId, deadline: float) -> None:
+    """Store the turn's `queued` mark (`streams.queued_mark`); a store that fails costs only that."""
+    try:
+        await _within(store.append(stream, [queued_mark()]), deadline, 1.0)
+    except Exception as exc:
+        logger.warning("marking the stream of %s/%s failed: %s", stream.key, stream.correlation_id, exc)
 
 
 def _follows(rows: list[StreamEvent], cursor: str | None) -> bool:
@@ -212,9 +260,10 @@ def _follows(rows: list[StreamEvent], cursor: str | None) -> bool:
 
 async def _reply(
     client: DurableClient, session: AgentSessionId, correlation_id: str, deadline: float
-) -> tuple[dict[str, Any], int] | None:
-    """(reply entry, message count) once the state holds the turn's reply; None before, and while
-    the back end does not answer (the turn is accepted, so the wait goes on to the deadline)."""
+) -> tuple[dict[str, Any], int, str] | None:
+    """(reply entry, message count, the turn's message) once the state holds the turn's reply; None
+    before, and while the back end does not answer (the turn is accepted, so the wait goes on to
+    the deadline)."""
     try:
         data = await _within(read_state(client, session), deadline, 0.5)
         state = AgentState.from_dict(data) if data is not None else None
@@ -222,8 +271,8 @@ async def _reply(
         logger.warning("reading %s failed while streaming: %s", session, exc or "timed out")
         return None
     except ValueError as exc:
-        return {"status": "error", "error": f"stored state is unreadable: {exc}"}, 0
+        return {"status": "error", "error": f"stored state is unreadable: {exc}"}, 0, ""
     if state is None:
         return None
     entry = state.reply_for(correlation_id)
-    return None if entry is None else (entry, state.message_count)
+    return None if entry is None else (entry, state.message_count, state.request_message(correlation_id))

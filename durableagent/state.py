@@ -363,6 +363,17 @@ class AgentState:
                 found = _reply_in(chunk.unpack(), correlation_id)
         return found
 
+    def request_message(self, correlation_id: str) -> str:
+        """The message that asked for turn `correlation_id` ("" when the state has no such turn)."""
+        return next(
+            (
+                str(e.get("content") or "")
+                for e in self.conversation_history
+                if e.get("correlation_id") == correlation_id and e.get("role") != "assistant"
+            ),
+            "",
+        )
+
     def has_correlation(self, correlation_id: str) -> bool:
         in_recent = any(e.get("correlation_id") == correlation_id for e in self._recent)
         return in_recent or any(correlation_id in chunk.correlation_ids for chunk in self._chunks)

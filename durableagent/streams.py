@@ -73,7 +73,8 @@ class StreamId:
 
 @dataclass(frozen=True)
 class StreamEvent:
-    """One stored event: `kind` is `start`, `text`, `tool_call`, `tool_result` or `end`."""
+    """One stored event: `kind` is `start`, `text`, `tool_call`, `tool_result` or `end`, or the
+    run route's `queued` mark (`QUEUED_MARK`)."""
 
     attempt: int
     seq: int
@@ -92,6 +93,21 @@ class StreamEvent:
 
 def row_key(attempt: int, seq: int) -> str:
     return f"{attempt:020d}.{seq:08d}"
+
+
+QUEUED = "queued"
+AFTER_ALL = row_key(10**20 - 1, 10**8 - 1)
+"""A cursor after every row of any stream: resuming after the `final` event leaves only the reply."""
+
+
+def queued_mark() -> StreamEvent:
+    """The row the run route stores as it accepts a streamed turn, before any attempt of it.
+
+    A turn queued behind another one of its session is in no state and has no rows until it
+    starts, yet its client already holds its `streamUrl`: this row lets the resume route know the
+    turn (instead of a 404) and wait for it. Attempt 0 sorts before every attempt, and readers
+    skip it (it is no event of the turn)."""
+    return StreamEvent(0, 0, QUEUED)
 
 
 def parse_event_id(value: str) -> str:

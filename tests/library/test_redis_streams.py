@@ -3,7 +3,6 @@ a free port for this module; skipped, saying so, where the server is not install
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
 import subprocess
@@ -18,7 +17,7 @@ from durableagent.streams import StreamEvent, StreamId, row_key
 from fakes import ScriptedChatClient
 
 from .conftest import make_agent
-from .test_streams import sse_run
+from .test_streams import sse_run, stored_turn
 
 pytestmark = [
     pytest.mark.integration,
@@ -91,10 +90,5 @@ async def test_a_streaming_turn_through_redis(build, redis_url):
     _, events = await sse_run(host, "WeatherAgent", {"message": "hi", "sessionId": "r"})
     assert events[-1][0] == "final" and events[-1][1]["response"] == "redis"
     correlation = events[0][1]["correlationId"]
-    rows = await store.read(StreamId("dafx-weatheragent", "r", correlation), None)
-    deadline = time.monotonic() + 5
-    while [r.kind for r in rows][-1:] != ["end"]:  # the turn's last writes go on after it
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.005)
-        rows = await store.read(StreamId("dafx-weatheragent", "r", correlation), None)
-    assert [r.kind for r in rows] == ["start", "text", "text", "end"]
+    rows = await stored_turn(store, StreamId("dafx-weatheragent", "r", correlation))
+    assert [r.kind for r in rows] == ["queued", "start", "text", "text", "end"]  # the route's mark first

@@ -3,8 +3,10 @@ stream store that fails never fails a turn (the session state is the truth)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import azure.functions as func
@@ -12,7 +14,7 @@ import pytest
 from agent_framework import AgentResponseUpdate, Content
 
 from durableagent._sse import cursor_of, wants_events
-from durableagent.streams import StreamEvent, StreamId, parse_event_id, row_key, update_events
+from durableagent.streams import AFTER_ALL, StreamEvent, StreamId, parse_event_id, row_key, update_events
 from fakes import ScriptedChatClient
 
 from .conftest import make_agent
@@ -67,6 +69,18 @@ async def sse_run(host: Any, agent: str, payload: dict[str, Any]) -> tuple[func.
     return response, events
 
 
+async def stored_turn(store: Any, stream: StreamId) -> list[StreamEvent]:
+    """The stream's rows in order once its `end` row is stored (a turn's last writes go on after
+    it, on the agent loop)."""
+    deadline = time.monotonic() + 5
+    rows = await store.read(stream, None)
+    while [r.kind for r in rows][-1:] != ["end"]:
+        assert time.monotonic() < deadline, [r.kind for r in rows]
+        await asyncio.sleep(0.005)
+        rows = await store.read(stream, None)
+    return rows
+
+
 async def test_a_streaming_turn_writes_chunks_and_the_route_ends_with_the_stored_reply(build):
     store = MemoryStore()
     fake = ScriptedChatClient(steps=[{"chunks": ["Sun", "ny"]}])
@@ -75,10 +89,12 @@ async def test_a_streaming_turn_writes_chunks_and_the_route_ends_with_the_stored
     assert response.mimetype == "text/event-stream"
     assert [e[0] for e in events] == ["accepted", "text", "text", "final"]
     assert events[-1][1]["response"] == "Sunny" and events[-1][1]["status"] == "success"
-    (rows,) = store.rows.values()
-    assert [r.kind for r in rows] == ["start", "text", "text", "end"] and rows[-1].data == {
+    rows = await stored_turn(store, StreamId("dafx-weatheragent", "s", events[0][1]["correlationId"]))
+    # the run route's mark (attempt 0, so the resume route knows a turn still queued), then the attempt
+    assert [r.kind for r in rows] == ["queued", "start", "text", "text", "end"] and rows[-1].data == {
         "status": "success"
     }
+    assert rows[0].attempt == 0 and all(r.attempt > 0 for r in rows[1:])
 
 
 async def test_a_turn_run_without_accept_writes_no_stream(build):
@@ -94,7 +110,7 @@ async def test_a_failed_turn_ends_its_stream_with_error_and_the_final_event_says
     _, host = build(make_agent(fake), stream_store=store)
     _, events = await sse_run(host, "WeatherAgent", {"message": "hi", "sessionId": "s"})
     assert events[-1][0] == "final" and events[-1][1]["status"] == "error"
-    (rows,) = store.rows.values()
+    rows = await stored_turn(store, StreamId("dafx-weatheragent", "s", events[0][1]["correlationId"]))
     assert rows[-1].kind == "end" and rows[-1].data == {"status": "error"}
 
 
@@ -141,7 +157,10 @@ def test_event_ids_and_cursors():
     assert parse_event_id("12.3") == row_key(12, 3)
     assert cursor_of(None, "12.3") == row_key(12, 3)
     assert cursor_of("12.4", "12.3") == row_key(12, 4)  # the header wins
-    assert cursor_of("final", None) is None and cursor_of(None, None) is None
+    assert cursor_of(None, None) is None and cursor_of("", None) is None
+    # after `final` only the reply is left: a cursor past every row of any stream
+    assert cursor_of("final", None) == AFTER_ALL and cursor_of(None, "final") == AFTER_ALL
+    assert all(cursor_of("final", None) > row_key(time.time_ns() * 1000, seq) for seq in (0, 10**8 - 1))
     for bad in ("x", "1", "1.x", "-1.2", "1.2.3", "9" * 21 + ".1"):
         with pytest.raises(ValueError):
             parse_event_id(bad)
@@ -151,6 +170,12 @@ def test_accept_headers():
     assert wants_events("text/event-stream")
     assert wants_events("application/json;q=0.5, Text/Event-Stream;q=1")
     assert not wants_events("application/json") and not wants_events(None) and not wants_events("*/*")
+    # quality values decide: JSON preferred, events refused, a malformed q read as 1
+    assert not wants_events("text/event-stream;q=0.5, application/json")
+    assert not wants_events("text/event-stream; q=0") and not wants_events("text/event-stream;q=0.0, */*")
+    assert wants_events("text/event-stream;q=0.5, application/json;q=0.5, */*")
+    assert wants_events("text/event-stream;q=abc") and wants_events("text/event-stream;q=7")
+    assert not wants_events("text/event-stream;q=0.2, application/problem+json;q=0.9")
 
 
 def test_stream_ids_never_clash_across_keys():
