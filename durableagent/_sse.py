@@ -50,17 +50,19 @@ turn whose stream could not be written still ends the response."""
 
 
 def wants_events(accept: str | None) -> bool:
-    """Whether an `Accept` header asks for Server-Sent Events: listed with a quality above 0 and
-    not below JSON's (`text/event-stream;q=0.5, application/json` prefers JSON; `q=0` refuses)."""
-    events = json_quality = 0.0
+    """Whether an `Accept` header asks for Server-Sent Events: listed with a quality above 0 and not
+    below any other type's (`text/event-stream;q=0.5, application/json` prefers the JSON reply,
+    `..., text/plain` a text one, `..., */*` either; `q=0` refuses events)."""
+    events = others = 0.0
     for part in (accept or "").split(","):
         media, *params = (item.strip().lower() for item in part.split(";"))
-        quality = _quality(params)
+        if not media:
+            continue
         if media == EVENT_STREAM:
-            events = max(events, quality)
-        elif media == "application/json" or media.endswith("+json"):
-            json_quality = max(json_quality, quality)
-    return events > 0 and events >= json_quality
+            events = max(events, _quality(params))
+        else:
+            others = max(others, _quality(params))
+    return events > 0 and events >= others
 
 
 def _quality(params: list[str]) -> float:

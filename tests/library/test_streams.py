@@ -173,9 +173,10 @@ def test_accept_headers():
     # quality values decide: JSON preferred, events refused, a malformed q read as 1
     assert not wants_events("text/event-stream;q=0.5, application/json")
     assert not wants_events("text/event-stream; q=0") and not wants_events("text/event-stream;q=0.0, */*")
-    assert wants_events("text/event-stream;q=0.5, application/json;q=0.5, */*")
+    assert wants_events("text/event-stream;q=0.5, application/json;q=0.5, */*;q=0.1")
     assert wants_events("text/event-stream;q=abc") and wants_events("text/event-stream;q=7")
     assert not wants_events("text/event-stream;q=0.2, application/problem+json;q=0.9")
+    assert not wants_events("text/event-stream;q=0.1, text/plain") and wants_events("text/event-stream, */*")
 
 
 def test_stream_ids_never_clash_across_keys():
