@@ -5,7 +5,8 @@ The copy itself is the source entity's `fork` operation, which signals the targe
 and the target takes it only while it has no turns. This route checks what it can up front (the
 source exists and has N turns, the target has none) for a clear 4xx, signals `fork`, and waits (up to
 the run timeout) until the target holds the copy (201), the target turns out to have turns of its own
-(409), or the source recorded why the fork failed (400); otherwise 202 with where to look.
+(409), the source recorded why the fork failed (400) or was deleted before the fork ran (404);
+otherwise 202 with where to look.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ from .session import AgentSessionId
 from .state import AgentState
 
 TARGET_FIELDS = ("session_id", "sessionId")
+SOURCE_GONE_GRACE = 3.0
+"""Seconds the route still watches the target after the source turned out deleted: a fork that ran
+before the delete sent its seed with its own commit, so the seed is on its way; one that ran after
+found no session and can never happen (a deleted source records no failure: it stays deleted)."""
 _KNOWN_FIELDS = {"turn", *TARGET_FIELDS}
 
 
@@ -149,6 +154,7 @@ async def _wait_for_fork(
     """The target's state once it holds this fork, a 4xx response when the fork cannot happen, or
     None at the deadline (or when the back end stops answering: the fork may still happen)."""
     intervals = routes.polling.intervals()
+    gone_since: float | None = None  # when the source was first seen deleted
     while True:
         try:
             data = await _within(read_state(client, target), deadline)
@@ -159,6 +165,16 @@ async def _wait_for_fork(
                 if state.message_count:  # turns of its own arrived first: the seed refuses them
                     return _conflict(target.key, state)
             data = await _within(read_state(client, source), deadline)
+            if data is None:
+                gone_since = gone_since or time.monotonic()
+                if time.monotonic() - gone_since >= SOURCE_GONE_GRACE:
+                    return error_response(
+                        f"session {source.key!r} of agent {source.name!r} was deleted before the fork "
+                        f"could copy it; nothing was copied to {target.key!r}",
+                        404,
+                        sessionId=target.key,
+                        session_id=target.key,
+                    )
             failure = AgentState.from_dict(data).fork_failure(fork_id) if data is not None else None
             if failure is not None:
                 return error_response(f"the fork failed: {failure}", 400, sessionId=target.key)
