@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from harness.reply_stream import ReplyEvent
-from tests.integration.conftest import wait_for_state
 
 from .test_sse import RUN, _events
 
@@ -181,6 +180,37 @@ def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> tuple[threading.Thread, li
     return thread, out
 
 
+class LiveTurn:
+    """A streamed turn read in a thread as its events arrive; `running` is set at its first chunk
+    (the readiness probe for 'this turn is running now': the state shows a turn only when done)."""
+
+    def __init__(self, http: httpx.Client, message: str, session: str, key: str) -> None:
+        self.events: list[ReplyEvent] = []
+        self.running = threading.Event()
+        body = {"message": message, "sessionId": session}
+        self._thread = threading.Thread(
+            target=self._read, args=(http, body, {**EVENTS, "Idempotency-Key": key}), daemon=True
+        )
+        self._thread.start()
+        assert self.running.wait(30), f"no chunk of {message!r} arrived: {self.events}"
+
+    def _read(self, http: httpx.Client, body: dict[str, Any], headers: dict[str, str]) -> None:
+        from httpx_sse import EventSource
+
+        from harness.reply_stream import _event
+
+        with http.stream("POST", RUN, json=body, headers=headers) as response:
+            for sse in EventSource(response).iter_sse():
+                self.events.append(_event(sse.event, sse.data, sse.id))
+                if sse.event in ("text", "final"):
+                    self.running.set()
+
+    def finished(self) -> list[ReplyEvent]:
+        self._thread.join(30)
+        assert self.events and self.events[-1].kind == "final", self.events
+        return self.events
+
+
 def _first_event(http: httpx.Client, message: str, session: str, key: str) -> ReplyEvent:
     """POST a streamed turn and leave after its `accepted` event."""
     from httpx_sse import EventSource
@@ -200,11 +230,10 @@ def test_a_turn_queued_behind_another_can_be_resumed_from_its_stream_url(
     turn still runs, that URL must stream the queued turn (it answered 404 'no turn')."""
     chat_script.set({"steps": [{"chunks": ["s", "l", "o", "w"], "chunk_delay": 0.3}, {"chunks": ["next"]}]})
     with httpx.Client(base_url=function_host.url, timeout=30) as http:
-        first, _ = _in_thread(_stream_run, http, "first", unique_session)
-        wait_for_state(host_client, "WeatherAgent", unique_session, lambda s: s["message_count"] >= 1)
+        first = LiveTurn(http, "first", unique_session, f"{unique_session}-1")
         accepted = _first_event(http, "second", unique_session, f"{unique_session}-2")
         resumed = http.get(accepted.data["streamUrl"])
-        first.join(30)
+        assert _text(first.finished()) == "slow"
     assert resumed.status_code == 200, resumed.text
     events = _events(resumed)
     assert [e.kind for e in events] == ["text", "final"] and events[0].data == {"text": "next"}
@@ -215,15 +244,13 @@ def test_a_turn_queued_behind_another_can_be_resumed_from_its_stream_url(
 def test_two_readers_and_a_concurrent_turn_each_get_their_own_events(
     function_host, host_client, chat_script, unique_session
 ):
-    chat_script.set({"steps": [{"chunks": ["a", "b", "c"], "chunk_delay": 0.2}, {"chunks": ["other"]}]})
+    chat_script.set({"steps": [{"chunks": ["a", "b", "c"], "chunk_delay": 0.3}, {"chunks": ["other"]}]})
     with httpx.Client(base_url=function_host.url, timeout=30) as http:
-        writer, written = _in_thread(_stream_run, http, "slow", unique_session, **{"Idempotency-Key": "t1"})
-        wait_for_state(host_client, "WeatherAgent", unique_session, lambda s: s["message_count"] >= 1)
+        writer = LiveTurn(http, "slow", unique_session, "t1")
         reader, read = _in_thread(lambda: _events(http.get(f"{AGENT}/{unique_session}/stream/t1")))
         second = _stream_run(http, "quick", unique_session, **{"Idempotency-Key": "t2"})
-        writer.join(30)
+        first = writer.finished()
         reader.join(30)
-    (first,) = written
     (resumed,) = read
     assert _text(first) == "abc" == first[-1].data["response"] == resumed[-1].data["response"]
     assert _text(resumed) == "abc"  # the second reader replays from the start, no reset
@@ -241,13 +268,11 @@ def test_two_readers_and_a_concurrent_turn_each_get_their_own_events(
 def test_a_retried_key_while_its_turn_streams_runs_it_once(
     function_host, host_client, chat_script, unique_session
 ):
-    chat_script.set({"steps": [{"chunks": ["o", "n", "c", "e"], "chunk_delay": 0.2}]})
+    chat_script.set({"steps": [{"chunks": ["o", "n", "c", "e"], "chunk_delay": 0.3}]})
     with httpx.Client(base_url=function_host.url, timeout=30) as http:
-        first, out = _in_thread(_stream_run, http, "hi", unique_session, **{"Idempotency-Key": "k"})
-        wait_for_state(host_client, "WeatherAgent", unique_session, lambda s: s["message_count"] >= 1)
+        first = LiveTurn(http, "hi", unique_session, "k")
         retry = _stream_run(http, "hi", unique_session, **{"Idempotency-Key": "k"})
-        first.join(30)
-    assert _text(retry) == "once" == _text(out[0]) == retry[-1].data["response"]
+        assert _text(retry) == "once" == _text(first.finished()) == retry[-1].data["response"]
     assert _history(host_client, unique_session) == [("user", "hi"), ("assistant", "once")]
 
 
@@ -330,11 +355,10 @@ def test_fork_of_a_session_mid_turn_copies_only_finished_turns(
     chat_script.set({"steps": [{"chunks": ["one"]}, {"chunks": ["t", "w", "o"], "chunk_delay": 0.3}]})
     assert host_client.post(RUN, json={"message": "first", "sessionId": unique_session}).status_code == 200
     with httpx.Client(base_url=function_host.url, timeout=30) as http:
-        turn, _ = _in_thread(_stream_run, http, "second", unique_session)
-        wait_for_state(host_client, "WeatherAgent", unique_session, lambda s: s["message_count"] >= 3)
-        too_far = _fork(http, unique_session, {"turn": 3, "session_id": f"{unique_session}-x"})
+        turn = LiveTurn(http, "second", unique_session, f"{unique_session}-2")
+        too_far = _fork(http, unique_session, {"turn": 2, "session_id": f"{unique_session}-x"})
         forked = _fork(http, unique_session, {"turn": 1, "session_id": f"{unique_session}-f"})
-        turn.join(30)
+        assert _text(turn.finished()) == "two"
     _json_error(too_far, 400, "out of range")
     assert forked.status_code == 201, forked.text
     assert _history(host_client, f"{unique_session}-f") == FIRST_TURN
@@ -346,20 +370,22 @@ def test_a_fork_racing_the_delete_of_its_source_is_answered_not_left_accepted(
     function_host, host_client, chat_script, unique_session
 ):
     """A fork whose source is deleted before the fork runs can never happen: it used to wait the
-    whole run timeout and answer 202 'accepted'. Either order of the two is a definite answer."""
+    whole run timeout and answer 202 'accepted'. The source is busy with a turn, so the delete and
+    then the fork queue behind it in that order, after the fork route saw the source."""
     _two_turns(host_client, chat_script, unique_session)
+    chat_script.set({"steps": [{"chunks": ["th", "ree"], "chunk_delay": 0.5}]})
     target = f"{unique_session}-t"
     with httpx.Client(base_url=function_host.url, timeout=120) as http:
-        deleting, deleted = _in_thread(lambda: http.delete(f"{AGENT}/{unique_session}"))
+        turn = LiveTurn(http, "third", unique_session, f"{unique_session}-3")
+        delete = http.post(
+            f"/runtime/webhooks/durabletask/entities/dafx-weatheragent/{unique_session}?op=delete"
+        )
+        assert delete.status_code == 202, delete.text
         forked = _fork(http, unique_session, {"turn": 2, "session_id": target})
-        deleting.join(60)
-    assert deleted[0].status_code == 204
-    assert forked.status_code in (201, 404), forked.text
-    if forked.status_code == 201:
-        assert _history(host_client, target) == BOTH_TURNS
-    else:
-        _json_error(forked, 404, unique_session)
-        assert host_client.get(f"{AGENT}/{target}").status_code == 404
+        assert _text(turn.finished()) == "three"
+    _json_error(forked, 404, unique_session, "deleted before the fork")
+    assert forked.json()["session_id"] == target
+    assert host_client.get(f"{AGENT}/{target}").status_code == 404
     assert host_client.get(f"{AGENT}/{unique_session}").status_code == 404
 
 
