@@ -8,6 +8,8 @@ base64-encoded as the host does by default (host.json's
 Other output kinds (blob, table, ...) get a `func.Out` whose value is dropped; the start-up banner
 says so. A crash after the function returned and before its messages were sent loses them unless
 the trigger is delivered again (queue messages and activities are; an HTTP caller sees no reply).
+Every message of an output is encoded and checked (64 KiB, UTF-8 without base64) before the first
+is sent, so an output that cannot be written sends none of its messages.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from .storage_api import versioned
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+MAX_MESSAGE = 64 * 1024
+"""Azure Storage's limit for one queue message's text (after base64), in bytes."""
 
 
 class Out(func.Out[T]):
@@ -61,7 +65,7 @@ def message_bodies(value: Any, param: str) -> list[bytes]:
     if isinstance(value, func.QueueMessage):
         return [value.get_body()]
     try:
-        return [json.dumps(value).encode("utf-8")]
+        return [json.dumps(value, allow_nan=False).encode("utf-8")]
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"queue output {param!r} got a value of type {type(value).__name__}: not str, bytes, a queue "
@@ -111,18 +115,43 @@ class OutputWriter:
             await self._send(output.queue_name, output.connection, message_bodies(value, output.param))
         return returned
 
+    def _texts(self, raw_queue: str, bodies: list[bytes]) -> list[str]:
+        """The messages as stored, each checked before any is sent: an output that cannot be
+        written fails its invocation whole, and a retried trigger does not send its first
+        messages twice."""
+        texts = []
+        for index, body in enumerate(bodies):
+            where = f"message {index + 1} of {len(bodies)} for queue {raw_queue!r}"
+            if self.encode:
+                text = base64.b64encode(body).decode("ascii")
+            else:
+                try:
+                    text = body.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ValueError(
+                        f"{where} is not UTF-8 text, which host.json's messageEncoding 'none' needs"
+                    ) from None
+            size = len(text.encode("utf-8"))
+            if size > MAX_MESSAGE:
+                raise ValueError(
+                    f"{where} is {size} bytes{' in base64' if self.encode else ''}; a queue message "
+                    f"holds at most {MAX_MESSAGE}"
+                )
+            texts.append(text)
+        return texts
+
     async def _send(self, raw_queue: str, setting: str, bodies: list[bytes]) -> None:
         if not bodies:
             return
         name = queue_name(raw_queue)
+        texts = self._texts(raw_queue, bodies)
         connection = connection_string(setting, self.storage)
         service = self._services.get(connection)
         if service is None:
             service = QueueServiceClient.from_connection_string(connection, **versioned(retry_total=2))
             self._services[connection] = service
         queue = service.get_queue_client(name)
-        for body in bodies:
-            text = base64.b64encode(body).decode("ascii") if self.encode else body.decode("utf-8")
+        for text in texts:
             try:
                 await queue.send_message(text)
             except ResourceNotFoundError:  # first use, or Azurite came back empty

@@ -120,6 +120,41 @@ def test_output_values_become_messages():
     assert message_bodies(["a", b"b", {"c": 1}], "out") == [b"a", b"b", b'{"c": 1}']
     with pytest.raises(TypeError, match="queue output 'out' got a value of type object"):
         message_bodies(object(), "out")
+    with pytest.raises(TypeError, match="not JSON compliant"):  # NaN is no JSON a reader can parse
+        message_bodies([{"v": float("nan")}], "out")
+
+
+@pytest.mark.parametrize("encode", [True, False])
+async def test_an_output_that_cannot_be_written_sends_none_of_its_messages(azurite_connstr, encode):
+    """Each message is checked before the first is sent: a failed output fails its invocation whole,
+    so a retried trigger does not send the first messages twice."""
+    from harness.host.outputs import MAX_MESSAGE, OutputWriter
+
+    fits = 3 * MAX_MESSAGE // 4 if encode else MAX_MESSAGE  # base64 makes 3 bytes 4
+    writer = OutputWriter(azurite_connstr, encode=encode)
+    bad = [
+        ([b"ok", b"x" * (fits + 1)], "message 2 of 2 .* at most 65536"),
+        ([b"x" * fits, "t\u00e9".encode("utf-16")], "not UTF-8" if not encode else None),
+    ]
+    try:
+        for bodies, error in bad:
+            queue_name = f"out-{uuid.uuid4().hex[:12]}"
+            if error is None:
+                await writer._send(queue_name, "AzureWebJobsStorage", bodies)
+                expected = len(bodies)
+            else:
+                with pytest.raises(ValueError, match=error):
+                    await writer._send(queue_name, "AzureWebJobsStorage", bodies)
+                expected = 0
+            async with QueueClient.from_connection_string(azurite_connstr, queue_name) as queue:
+                try:
+                    stored = await queue.peek_messages(max_messages=8)
+                    await queue.delete_queue()
+                except ResourceNotFoundError:
+                    stored = []
+            assert len(stored) == expected
+    finally:
+        await writer.close()
 
 
 async def test_a_bad_queue_name_stops_the_host_at_start(azurite_connstr, hub, tmp_path: Path, monkeypatch):
