@@ -364,7 +364,7 @@ class AgentRoutes:
 
         404 when neither the session's state nor the stream knows the turn; a turn the state holds
         whose stream expired is answered with its final event alone."""
-        from ._sse import EventStream, cursor_of, turn_events  # _sse builds on this module
+        from ._sse import EventStream, cursor_of, gone, left_session, turn_events  # _sse builds on this
 
         try:
             session = self._session(req)
@@ -386,7 +386,11 @@ class AgentRoutes:
             # (its rows can still be on their way to the store), or its rows are stored.
             known = state.has_correlation(correlation_id) or written_here(stream_id)
             if not known and store is not None:
-                known = bool(await _within(store.read(stream_id, None), deadline))
+                rows = await _within(store.read(stream_id, None), deadline)
+                known = bool(rows)
+                ended = bool(rows) and rows[-1].kind == "end"
+                if ended and await left_session(client, session, correlation_id, deadline):
+                    return error_response(gone(session, correlation_id), 404)
         except (BackendUnavailable, TimeoutError) as exc:
             return unavailable_response(exc or "no answer in time")
         except ValueError as exc:

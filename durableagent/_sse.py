@@ -14,6 +14,7 @@ entity, apart from any request.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -44,6 +45,10 @@ MAX_WAIT = 0.25
 LOCAL_GRACE = 0.05
 """How long a new turn's reader waits for rows handed over in this process before it also polls
 the table (where a turn run by another instance writes them)."""
+ENDED_GRACE = 2.0
+"""Seconds a turn's stream may show its `end` while the state does not hold the turn: the entity
+commits the state a moment after the turn ends; longer means the session was deleted or reset
+since (a stream outlives its session until it expires)."""
 STATE_EVERY = 0.5
 """Seconds between state reads while the stream has not ended: the state is read anyway, so a
 turn whose stream could not be written still ends the response."""
@@ -122,12 +127,13 @@ async def turn_events(
 ) -> AsyncIterator[str]:
     """The turn's events after `after`, then `final` from the state (see the module docstring)."""
     stream = StreamId(entity_name_for(session.name), session.key, correlation_id)
-    if first is not None:
-        if store is not None:
-            await _mark_queued(store, stream, deadline)
-        yield sse("accepted", first)
+    # Subscribed before anything is awaited: rows the turn makes meanwhile are handed over too.
     subscription = Subscription(stream)
     try:
+        if first is not None:
+            if store is not None:
+                await _mark_queued(store, stream, deadline)
+            yield sse("accepted", first)
         async for chunk in _events(
             store,
             client,
@@ -169,6 +175,7 @@ async def _events(
     next_state_read = time.monotonic() + (STATE_EVERY if fresh else 0.0)
     caught_up = fresh  # a resume reads what is stored first, whoever is writing
     ended = False  # the current attempt's `end` row was read: its reply is due in the state
+    ended_at: float | None = None
     handed: list[StreamEvent] = []  # rows a writer in this process gave us with its wake-up
     while True:
         events: list[StreamEvent] = []
@@ -201,14 +208,14 @@ async def _events(
             newest = max(e.attempt for e in events)
             if attempt is not None and newest != attempt:
                 yield sse("reset", {"attempt": newest, "reason": "the turn was retried"})
-                ended = False
+                ended, ended_at = False, None
             attempt = newest
             for event in events:
                 cursor = event.row_key
                 if event.attempt != newest or event.kind == "start":
                     continue
                 if event.kind == "end":
-                    ended = True
+                    ended, ended_at = True, ended_at or time.monotonic()
                     continue
                 yield sse(event.kind, event.data, event.event_id)
             wait = FIRST_WAIT
@@ -229,6 +236,10 @@ async def _events(
                             yield sse(event.kind, event.data, event.event_id)
                 yield sse("final", reply_body(entry, count, message or asked, final_extra()), "final")
                 return
+            if ended_at is not None and time.monotonic() - ended_at > ENDED_GRACE:
+                body = {"status": "error", "error": gone(session, correlation_id), **final_extra()}
+                yield sse("final", body, "final")
+                return
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             yield sse(
@@ -239,6 +250,30 @@ async def _events(
             return
         handed = await subscription.next(min(wait, remaining))
         wait = min(wait * 2, MAX_WAIT)
+
+
+def gone(session: AgentSessionId, correlation_id: str) -> str:
+    return (
+        f"turn {correlation_id!r} ended but session {session.key!r} of agent {session.name!r} no longer "
+        "holds it: the session was deleted or reset since"
+    )
+
+
+async def left_session(
+    client: DurableClient, session: AgentSessionId, correlation_id: str, deadline: float
+) -> bool:
+    """Whether a turn whose stream ended stays out of the session's state for `ENDED_GRACE` (see
+    there): its session was deleted or reset, and the stream must not be served as the session's."""
+    until = min(time.monotonic() + ENDED_GRACE, deadline)
+    interval = FIRST_WAIT
+    while True:
+        data = await _within(read_state(client, session), deadline)
+        if data is not None and AgentState.from_dict(data).has_correlation(correlation_id):
+            return False
+        if time.monotonic() >= until:
+            return True
+        await asyncio.sleep(interval)
+        interval = min(interval * 2, MAX_WAIT)
 
 
 async def _mark_queued(store: StreamStore, stream: StreamId, deadline: float) -> None:

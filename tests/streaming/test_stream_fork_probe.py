@@ -112,12 +112,16 @@ def test_microsofts_request_shapes_stream_too(host_client, chat_script, unique_s
 # -- Last-Event-ID and cursors ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def finished_turn(host_client, chat_script, unique_session) -> tuple[str, list[ReplyEvent]]:
+def _finished(http: httpx.Client, chat_script: Any, session: str) -> tuple[str, list[ReplyEvent]]:
     """A streamed turn of three chunks, ended: (its stream URL, its events)."""
     chat_script.set({"steps": [{"chunks": ["x", "y", "z"]}]})
-    events = _stream_run(host_client, "hi", unique_session)
+    events = _stream_run(http, "hi", session)
     return events[0].data["streamUrl"], events
+
+
+@pytest.fixture
+def finished_turn(host_client, chat_script, unique_session) -> tuple[str, list[ReplyEvent]]:
+    return _finished(host_client, chat_script, unique_session)
 
 
 @pytest.mark.parametrize(
@@ -168,6 +172,19 @@ def test_unknown_and_foreign_correlation_ids_are_json_errors(host_client, chat_s
     _json_error(host_client.get(f"{base}/{'x' * 300}"), 400, "correlation id")
     _json_error(host_client.get(f"{AGENT}/never-was/stream/{correlation}"), 404, "never-was")
     _json_error(host_client.get(f"/api/agents/Nobody/{other}/stream/{correlation}"), 404, "unknown agent")
+
+
+def test_the_stream_of_a_deleted_or_reset_sessions_turn_is_gone(host_client, chat_script, unique_session):
+    """The stream outlives its session until it expires: served as the session's, it replayed the
+    deleted turn's chunks and then waited the whole run timeout for a reply that can never come."""
+    stream_url, events = _finished(host_client, chat_script, unique_session)
+    assert host_client.delete(f"{AGENT}/{unique_session}").status_code == 204
+    _json_error(host_client.get(stream_url), 404, "deleted or reset", unique_session)
+    _json_error(host_client.get(stream_url, headers={"Last-Event-ID": events[1].id}), 404, "deleted or reset")
+    # the same session id used again is a new conversation; the old turn stays gone
+    chat_script.set({"steps": ["new"]})
+    assert host_client.post(RUN, json={"message": "again", "sessionId": unique_session}).status_code == 200
+    _json_error(host_client.get(stream_url), 404, "deleted or reset")
 
 
 # -- concurrency -----------------------------------------------------------------------------------
