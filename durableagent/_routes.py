@@ -205,7 +205,7 @@ class AgentRoutes:
 
     async def run(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse | EventStream:
         """A turn; answered as Server-Sent Events (`_sse.py`) when `Accept` asks for them."""
-        from ._sse import EventStream, turn_events, wants_events  # _sse builds on this module
+        from ._sse import EventStream, mark_queued, turn_events, wants_events  # _sse builds on this
 
         events = wants_events(req.headers.get("Accept"))
         try:
@@ -235,11 +235,16 @@ class AgentRoutes:
         if store is not None:
             entity_input[STREAM_FIELD] = True
         try:
-            await _within(
+            signalled = _within(
                 client.signal_entity(session.to_entity_id(), "run_agent", entity_input),
                 deadline,
                 MIN_SIGNAL_SECONDS,
             )
+            if store is None:
+                await signalled
+            else:  # the stream's queued mark, stored while the signal is (it never raises)
+                stream = StreamId(entity_name_for(session.name), session.key, correlation_id)
+                await asyncio.gather(signalled, mark_queued(store, stream, deadline))
         except Exception as exc:
             if not is_backend_failure(exc):
                 return bug_response(exc, f"signalling {session}", **ids)

@@ -127,12 +127,9 @@ async def turn_events(
 ) -> AsyncIterator[str]:
     """The turn's events after `after`, then `final` from the state (see the module docstring)."""
     stream = StreamId(entity_name_for(session.name), session.key, correlation_id)
-    # Subscribed before anything is awaited: rows the turn makes meanwhile are handed over too.
     subscription = Subscription(stream)
     try:
         if first is not None:
-            if store is not None:
-                await _mark_queued(store, stream, deadline)
             yield sse("accepted", first)
         async for chunk in _events(
             store,
@@ -276,8 +273,9 @@ async def left_session(
         interval = min(interval * 2, MAX_WAIT)
 
 
-async def _mark_queued(store: StreamStore, stream: StreamId, deadline: float) -> None:
-    """Store the turn's `queued` mark (`streams.queued_mark`); a store that fails costs only that."""
+async def mark_queued(store: StreamStore, stream: StreamId, deadline: float) -> None:
+    """Store the turn's `queued` mark (`streams.queued_mark`); a store that fails costs only that.
+    The run route writes it while it signals the turn, before the `accepted` event."""
     try:
         await _within(store.append(stream, [queued_mark()]), deadline, 1.0)
     except Exception as exc:
