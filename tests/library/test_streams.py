@@ -208,3 +208,25 @@ async def test_the_stream_route_refuses_bad_ids_and_unknown_turns_with_json(buil
     assert status == 400 and "Last-Event-ID" in body["error"]
     status, body = await stream("WeatherAgent", "s", "unknown")
     assert status == 404 and "no turn 'unknown'" in body["error"]
+
+
+async def test_a_reader_of_a_turn_its_session_no_longer_holds_ends_with_an_error(build, monkeypatch):
+    """The stream of a session deleted (or reset) since outlives it: a reader gets an error `final`
+    once the ended turn stays out of the state past the grace, instead of waiting the run timeout."""
+    from durableagent import _sse
+    from durableagent.session import AgentSessionId
+
+    monkeypatch.setattr(_sse, "ENDED_GRACE", 0.05)
+    store = MemoryStore()
+    _, host = build(make_agent(ScriptedChatClient(steps=[{"chunks": ["a", "b"]}])), stream_store=store)
+    _, events = await sse_run(host, "WeatherAgent", {"message": "hi", "sessionId": "s"})
+    correlation = events[0][1]["correlationId"]
+    await stored_turn(store, StreamId("dafx-weatheragent", "s", correlation))
+    host.states.clear()  # the session is deleted
+    session = AgentSessionId("WeatherAgent", "s")
+    deadline = time.monotonic() + 30
+    events_of = _sse.turn_events(store, host, session, correlation, deadline, dict, "")
+    replay = [chunk async for chunk in events_of]
+    assert replay[-1].startswith("id: final\nevent: final\n")
+    final = json.loads(replay[-1].split("data: ", 1)[1])
+    assert final["status"] == "error" and "deleted or reset" in final["error"]
