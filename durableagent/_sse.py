@@ -219,7 +219,12 @@ async def _events(
         now = time.monotonic()
         if ended or store is None or now >= next_state_read:
             next_state_read = now + (wait if ended else STATE_EVERY)
-            reply = await _reply(client, session, correlation_id, deadline)
+            try:
+                reply = await _reply(client, session, correlation_id, deadline)
+            except _Unread:
+                reply, unread = None, True
+            else:
+                unread = False
             if reply is not None:
                 entry, count, asked = reply
                 if not ended and store is not None:
@@ -233,7 +238,7 @@ async def _events(
                             yield sse(event.kind, event.data, event.event_id)
                 yield sse("final", reply_body(entry, count, message or asked, final_extra()), "final")
                 return
-            if ended_at is not None and time.monotonic() - ended_at > ENDED_GRACE:
+            if not unread and ended_at is not None and time.monotonic() - ended_at > ENDED_GRACE:
                 body = {"status": "error", "error": gone(session, correlation_id), **final_extra()}
                 yield sse("final", body, "final")
                 return
@@ -293,18 +298,22 @@ def _follows(rows: list[StreamEvent], cursor: str | None) -> bool:
     return same or (first.attempt > attempt and first.seq == 0)
 
 
+class _Unread(Exception):
+    """The session's state could not be read this time."""
+
+
 async def _reply(
     client: DurableClient, session: AgentSessionId, correlation_id: str, deadline: float
 ) -> tuple[dict[str, Any], int, str] | None:
     """(reply entry, message count, the turn's message) once the state holds the turn's reply; None
-    before, and while the back end does not answer (the turn is accepted, so the wait goes on to
-    the deadline)."""
+    before; `_Unread` while the back end does not answer (the turn is accepted, so the wait goes
+    on to the deadline, and a state not read is no sign of a session gone)."""
     try:
         data = await _within(read_state(client, session), deadline, 0.5)
         state = AgentState.from_dict(data) if data is not None else None
     except (BackendUnavailable, TimeoutError) as exc:
         logger.warning("reading %s failed while streaming: %s", session, exc or "timed out")
-        return None
+        raise _Unread from exc
     except ValueError as exc:
         return {"status": "error", "error": f"stored state is unreadable: {exc}"}, 0, ""
     if state is None:

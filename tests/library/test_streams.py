@@ -222,11 +222,18 @@ async def test_a_reader_of_a_turn_its_session_no_longer_holds_ends_with_an_error
     _, events = await sse_run(host, "WeatherAgent", {"message": "hi", "sessionId": "s"})
     correlation = events[0][1]["correlationId"]
     await stored_turn(store, StreamId("dafx-weatheragent", "s", correlation))
-    host.states.clear()  # the session is deleted
     session = AgentSessionId("WeatherAgent", "s")
-    deadline = time.monotonic() + 30
-    events_of = _sse.turn_events(store, host, session, correlation, deadline, dict, "")
-    replay = [chunk async for chunk in events_of]
-    assert replay[-1].startswith("id: final\nevent: final\n")
-    final = json.loads(replay[-1].split("data: ", 1)[1])
+
+    async def final_of(deadline: float) -> dict[str, Any]:
+        events_of = _sse.turn_events(store, host, session, correlation, deadline, dict, "")
+        replay = [chunk async for chunk in events_of]
+        assert replay[-1].startswith("id: final\nevent: final\n")
+        return json.loads(replay[-1].split("data: ", 1)[1])
+
+    # a state that cannot be read is no sign of a session gone: the wait goes on to the deadline
+    host.read_fail_with = ConnectionError("storage is down")
+    assert (await final_of(time.monotonic() + 0.5))["status"] == "accepted"
+    host.read_fail_with = None
+    host.states.clear()  # the session is deleted
+    final = await final_of(time.monotonic() + 30)
     assert final["status"] == "error" and "deleted or reset" in final["error"]
