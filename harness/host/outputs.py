@@ -4,7 +4,8 @@ As the Functions host does, outputs are written only after the function returned
 write fails the invocation (an HTTP call answers 500, a queue message is retried, an activity
 fails). Queue outputs (`@app.queue_output`) go to Azure Storage queues (Azurite), each message
 base64-encoded as the host does by default (host.json's
-`extensions.queues.messageEncoding`), one message per item when the value is a list.
+`extensions.queues.messageEncoding`), one message per item when the value is a list (the values the
+Python worker's own converter takes, and no others).
 Other output kinds (blob, table, ...) get a `func.Out` whose value is dropped; the start-up banner
 says so. A crash after the function returned and before its messages were sent loses them unless
 the trigger is delivered again (queue messages and activities are; an HTTP caller sees no reply).
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 
 import azure.functions as func
 from azure.core.exceptions import ResourceNotFoundError
+from azure.functions.queue import QueueMessageOutConverter
 from azure.storage.queue.aio import QueueServiceClient
 
 from .loader import AppLoadError, Outputs, call_function
@@ -50,27 +52,27 @@ class Out(func.Out[T]):
 
 
 def message_bodies(value: Any, param: str) -> list[bytes]:
-    """The messages one output value stands for: none for None, one per item of a list.
-
-    `str`, `bytes` and `func.QueueMessage` are sent as they are; anything else as its JSON.
+    """The messages one output value stands for, as the Python worker encodes it (its own converter):
+    none for None, `str` / `bytes` / a `func.QueueMessage` as one message, any other iterable of
+    `str` or queue messages as one message per item. What the worker refuses (a number, a list of
+    dicts, ...) fails the invocation here too, so it does not first fail on Azure.
     """
     if value is None:
         return []
-    if isinstance(value, list | tuple):
-        return [body for item in value for body in message_bodies(item, param)]
-    if isinstance(value, bytes | bytearray):
-        return [bytes(value)]
-    if isinstance(value, str):
-        return [value.encode("utf-8")]
-    if isinstance(value, func.QueueMessage):
-        return [value.get_body()]
     try:
-        return [json.dumps(value, allow_nan=False).encode("utf-8")]
-    except (TypeError, ValueError) as exc:
+        datum = QueueMessageOutConverter.encode(value, expected_type=None)
+    except NotImplementedError as exc:
         raise TypeError(
-            f"queue output {param!r} got a value of type {type(value).__name__}: not str, bytes, a queue "
-            f"message or JSON: {exc}"
+            f"queue output {param!r} got {type(value).__name__}, which the Functions worker cannot send: "
+            f"set str, bytes, a QueueMessage or a list of str / QueueMessage{f' ({exc})' if str(exc) else ''}"
         ) from None
+    if datum.type == "string":
+        return [str(datum.value).encode("utf-8")]
+    if datum.type == "bytes":
+        return [bytes(datum.value)]
+    decoded = json.loads(datum.value)  # one queue message as {"id", "body"}, or a list
+    items = decoded if isinstance(decoded, list) else [decoded]
+    return [(item if isinstance(item, str) else item["body"]).encode("utf-8") for item in items]
 
 
 class OutputWriter:

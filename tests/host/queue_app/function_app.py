@@ -43,9 +43,9 @@ def fan_out(msg: func.QueueMessage, parts: func.Out[list[str]], copy: func.Out[s
 
 @app.queue_trigger(arg_name="msg", queue_name="split", connection="AzureWebJobsStorage")
 @app.queue_output(arg_name="$return", queue_name="done", connection="AzureWebJobsStorage")
-def doubled(msg: func.QueueMessage) -> dict:
+def doubled(msg: func.QueueMessage) -> str:
     item = json.loads(msg.get_body())
-    return {"key": item["key"], "value": item["value"] * 2}
+    return json.dumps({"key": item["key"], "value": item["value"] * 2})
 
 
 @app.queue_trigger(arg_name="msg", queue_name="done", connection="AzureWebJobsStorage")
