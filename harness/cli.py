@@ -51,7 +51,7 @@ from harness.formatting import (
     usage_of,
     usage_text,
 )
-from harness.processes import port_argument
+from harness.processes import StartupError, port_argument
 from harness.stack import HOST_MODES
 from harness.workspace import WORKSPACE_DIR
 
@@ -71,8 +71,9 @@ class UsageError(Exception):
     """A user error: reported as one line, exit code 2."""
 
 
-class StartupFailed(Exception):
-    """The local stack did not start: reported as one line, exit code 1."""
+class StartupFailed(StartupError):
+    """The local stack did not start (or a process of it died): one line, exit code 1. A StartupError,
+    so a throw-away stack keeps the folder whose logs the line names."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -146,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("agent", metavar="AGENT")
     ask.add_argument("message", metavar="MESSAGE")
-    ask.add_argument("--session", metavar="ID", help="continue this session (default: a new one)")
+    ask.add_argument(
+        "--session", type=_session_id, metavar="ID", help="continue this session (default: a new one)"
+    )
     ask.add_argument("--json", action="store_true", help="print the reply as JSON")
     stack_options(ask)
     remote_options(ask, None)
@@ -163,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", help="show the stored state of one session")
     show.add_argument("agent", metavar="AGENT")
-    show.add_argument("session", metavar="SESSION")
+    show.add_argument("session", type=_session_id, metavar="SESSION")
     remote_options(show, DEFAULT_URL)
     show.add_argument("--json", action="store_true", help="print the state JSON")
     _fork_command(commands, remote_options)
@@ -177,9 +180,15 @@ def _fork_command(commands: Any, remote_options: Any) -> None:
         "fork", help="copy a session's first N turns (as `show` numbers them) into a new session"
     )
     fork.add_argument("agent", metavar="AGENT")
-    fork.add_argument("session", metavar="SESSION")
+    fork.add_argument("session", type=_session_id, metavar="SESSION")
     fork.add_argument("--turn", type=_positive_int, required=True, metavar="N", help="turns to copy")
-    fork.add_argument("--to", metavar="ID", default=None, help="id of the new session (default: a new one)")
+    fork.add_argument(
+        "--to",
+        type=_session_id,
+        metavar="ID",
+        default=None,
+        help="id of the new session (default: a new one)",
+    )
     remote_options(fork, DEFAULT_URL)
     fork.add_argument("--json", action="store_true", help="print the app's JSON answer")
 
@@ -265,6 +274,13 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
     return value
+
+
+def _session_id(text: str) -> str:
+    """An empty id would name the agent's session list instead of a session (or a new session)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a session id must not be empty")
+    return text
 
 
 def _seconds(text: str) -> float:
@@ -359,8 +375,18 @@ def _check_stack_args(args: argparse.Namespace) -> None:
                 "no app given, no function_app.py in the current folder and the weather sample was not "
                 "found; pass --app DIR"
             )
+    if args.host_mode != "func" and not (args.app / "function_app.py").is_file():
+        # Checked before the workspace is made, which would leave a .durableagent/ in any folder.
+        raise UsageError(f"{args.app} is not a Functions app folder: it has no function_app.py")
     if args.data is not None and args.data.exists() and not args.data.is_dir():
         raise UsageError(f"--data {args.data} is not a folder")
+    workspace = args.app / WORKSPACE_DIR
+    if args.data is None and not args.fresh and workspace.exists() and not workspace.is_dir():
+        raise UsageError(
+            f"{workspace} is a file, not the workspace folder: move it away, or choose --data DIR or --fresh"
+        )
+    if getattr(args, "key", None) is not None:
+        raise UsageError("--key is sent to the app at --url; a local stack needs no key")
     if args.live:
         _warn_live_settings(args.app)
 
@@ -442,7 +468,6 @@ def _check_script(path: Path) -> None:
 def _make_stack(args: argparse.Namespace) -> Stack:
     """Build (not start) the stack for the checked app on its workspace (none with --fresh: a
     throw-away folder); StartupError becomes a one-line StartupFailed."""
-    from harness.processes import StartupError
     from harness.stack import Stack
     from harness.workspace import Workspace, app_workspace
 
@@ -467,8 +492,6 @@ def _make_stack(args: argparse.Namespace) -> Stack:
 
 
 def _start(stack: Stack) -> float:
-    from harness.processes import StartupError
-
     try:
         return stack.start()
     except StartupError as exc:

@@ -442,8 +442,13 @@ class Stack(StartStop):
 
 
 def _stopping_cleanly() -> bool:
-    """No exception is on its way, or only the user's Ctrl-C / a normal exit."""
+    """Whether the work folder may go: anything but a failed start or an exit with an error code.
+
+    A failed start's message names the logs in the folder, so that folder stays. Any other error
+    (an unknown agent, a failed turn) says nothing about the folder, which would be left behind in the
+    temp dir on every such run.
+    """
     exc = sys.exc_info()[1]
-    if exc is None or isinstance(exc, KeyboardInterrupt):
-        return True
-    return isinstance(exc, SystemExit) and exc.code in (0, None)
+    if isinstance(exc, StartupError):
+        return False
+    return not (isinstance(exc, SystemExit) and exc.code not in (0, None))
