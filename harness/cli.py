@@ -380,11 +380,6 @@ def _check_stack_args(args: argparse.Namespace) -> None:
         raise UsageError(f"{args.app} is not a Functions app folder: it has no function_app.py")
     if args.data is not None and args.data.exists() and not args.data.is_dir():
         raise UsageError(f"--data {args.data} is not a folder")
-    workspace = args.app / WORKSPACE_DIR
-    if args.data is None and not args.fresh and workspace.exists() and not workspace.is_dir():
-        raise UsageError(
-            f"{workspace} is a file, not the workspace folder: move it away, or choose --data DIR or --fresh"
-        )
     if getattr(args, "key", None) is not None:
         raise UsageError("--key is sent to the app at --url; a local stack needs no key")
     if args.live:

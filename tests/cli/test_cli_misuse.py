@@ -1,0 +1,104 @@
+"""Misuse of `python -m harness` as a new user would try it, as real subprocesses: each mistake is one
+line on stderr and a non-zero exit, nothing is made where it was not asked for, and a throw-away
+(`--fresh`) stack leaves nothing in the temp dir even when the command fails after the stack started."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.workspace import WORKSPACE_DIR
+from tests.cli.cli_process import cli_env, one_line, run_cli
+
+WEATHER = Path(__file__).resolve().parents[2] / "samples" / "weather"
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    """A copy of the weather sample: a user's own app folder."""
+    target = tmp_path / "myapp"
+    shutil.copytree(WEATHER, target, ignore=shutil.ignore_patterns("__pycache__", WORKSPACE_DIR))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["ask", "WeatherAgent", "hi", "--key", "k"],
+            "--key is sent to the app at --url; a local stack needs no key",
+        ),
+        (
+            ["chat", "WeatherAgent", "--key", "k"],
+            "--key is sent to the app at --url; a local stack needs no key",
+        ),
+        (
+            ["ask", "WeatherAgent", "hi", "--session", ""],
+            "argument --session: a session id must not be empty",
+        ),
+        (["show", "WeatherAgent", " "], "argument SESSION: a session id must not be empty"),
+        (["fork", "WeatherAgent", "", "--turn", "1"], "argument SESSION: a session id must not be empty"),
+        (
+            ["fork", "WeatherAgent", "s", "--turn", "1", "--to", ""],
+            "argument --to: a session id must not be empty",
+        ),
+    ],
+)
+def test_options_that_make_no_sense_are_refused_before_anything_starts(
+    app: Path, tmp_path: Path, args: list[str], expected: str
+) -> None:
+    done = run_cli(*args, cwd=app, env=cli_env(tmp_path))
+    assert done.returncode == 2 and done.stdout == ""
+    assert one_line(
+        done.stderr.replace(f"python -m harness {args[0]}: error:", "python -m harness: error:")
+    ) == (expected)
+    assert not (app / WORKSPACE_DIR).exists()
+
+
+def test_an_app_folder_without_function_app_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    folder = tmp_path / "notanapp"
+    folder.mkdir()
+    done = run_cli("ask", "WeatherAgent", "hi", "--app", str(folder), cwd=tmp_path, env=cli_env(tmp_path))
+    assert done.returncode == 2
+    assert one_line(done.stderr) == f"{folder} is not a Functions app folder: it has no function_app.py"
+    assert list(folder.iterdir()) == []
+
+
+def test_ctrl_c_while_the_cli_loads_exits_130_without_a_traceback(tmp_path: Path) -> None:
+    """Ctrl-C in the first moments lands in the imports; a start-up hook raises it there every time."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'harness.cli':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+    )
+    done = run_cli("sessions", "WeatherAgent", cwd=tmp_path, env=cli_env(tmp_path, PYTHONPATH=str(hooks)))
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "")
+
+
+@pytest.mark.integration
+def test_a_fresh_stack_leaves_nothing_behind_when_the_command_fails_after_it_started(
+    app: Path, tmp_path: Path
+) -> None:
+    env = cli_env(tmp_path)
+    unknown = run_cli("ask", "NoSuchAgent", "hi", "--fresh", "--host", "local", cwd=app, env=env)
+    assert unknown.returncode == 2
+    assert one_line(unknown.stderr) == "unknown agent 'NoSuchAgent'; available agents: WeatherAgent"
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+    down = tmp_path / "down.json"
+    down.write_text(json.dumps({"steps": [{"error": "the model is down"}]}))
+    failed = run_cli(
+        "ask", "WeatherAgent", "hi", "--fresh", "--host", "local", "--script", str(down), cwd=app, env=env
+    )
+    assert failed.returncode == 1
+    assert "the model is down" in one_line(failed.stderr)
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert not (app / WORKSPACE_DIR).exists()
