@@ -71,9 +71,8 @@ class UsageError(Exception):
     """A user error: reported as one line, exit code 2."""
 
 
-class StartupFailed(StartupError):
-    """The local stack did not start (or a process of it died): one line, exit code 1. A StartupError,
-    so a throw-away stack keeps the folder whose logs the line names."""
+class StartupFailed(Exception):
+    """The local stack did not start: reported as one line, exit code 1."""
 
 
 class _Parser(argparse.ArgumentParser):

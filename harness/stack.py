@@ -397,9 +397,9 @@ class Stack(StartStop):
 
     def stop(self) -> None:
         """Stop the host first (it talks to Azurite while shutting down), then Azurite; then remove the
-        work folder this stack made, unless an error is on its way (its message names the logs there).
+        work folder this stack made, unless the error on its way names its logs.
         """
-        keep = not _stopping_cleanly()
+        keep = _error_names(self.work_dir)
         try:
             self.host.stop()
             self.azurite.stop()
@@ -445,14 +445,9 @@ class Stack(StartStop):
             signal.signal(signum, handler)
 
 
-def _stopping_cleanly() -> bool:
-    """Whether the work folder may go: anything but a failed start or an exit with an error code.
-
-    A failed start's message names the logs in the folder, so that folder stays. Any other error
-    (an unknown agent, a failed turn) says nothing about the folder, which would be left behind in the
-    temp dir on every such run.
-    """
+def _error_names(folder: Path) -> bool:
+    """Whether the error on its way names something in `folder` (a failed start names its log there),
+    so the folder must outlive the stack; any other error says nothing about it, and the folder would
+    be left in the temp dir on every such run (an unknown agent, a failed turn, a port in use)."""
     exc = sys.exc_info()[1]
-    if isinstance(exc, StartupError):
-        return False
-    return not (isinstance(exc, SystemExit) and exc.code not in (0, None))
+    return exc is not None and not isinstance(exc, KeyboardInterrupt) and str(folder) in str(exc)

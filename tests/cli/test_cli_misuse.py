@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,20 @@ def test_a_fresh_stack_leaves_nothing_behind_when_the_command_fails_after_it_sta
     assert "the model is down" in one_line(failed.stderr)
     assert list((tmp_path / "tmp").iterdir()) == []
     assert not (app / WORKSPACE_DIR).exists()
+
+
+@pytest.mark.integration
+def test_a_fresh_stack_that_cannot_start_on_a_taken_port_leaves_nothing_behind(
+    app: Path, tmp_path: Path
+) -> None:
+    """The message does not name the folder (no log of it to read), so the folder goes too."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli(
+            "up", "--fresh", "--host", "local", "--port", str(port), cwd=app, env=cli_env(tmp_path)
+        )
+    assert done.returncode == 1
+    assert f"port 127.0.0.1:{port} is already in use" in one_line(done.stderr)
+    assert list((tmp_path / "tmp").iterdir()) == []
