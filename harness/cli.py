@@ -53,7 +53,7 @@ from harness.formatting import (
 )
 from harness.processes import StartupError, port_argument
 from harness.stack import HOST_MODES
-from harness.workspace import WORKSPACE_DIR
+from harness.workspace import WORKSPACE_DIR, foreign_entries
 
 if TYPE_CHECKING:
     from harness.stack import Stack
@@ -377,8 +377,14 @@ def _check_stack_args(args: argparse.Namespace) -> None:
     if args.host_mode != "func" and not (args.app / "function_app.py").is_file():
         # Checked before the workspace is made, which would leave a .durableagent/ in any folder.
         raise UsageError(f"{args.app} is not a Functions app folder: it has no function_app.py")
-    if args.data is not None and args.data.exists() and not args.data.is_dir():
-        raise UsageError(f"--data {args.data} is not a folder")
+    if args.data is not None and args.data.exists():
+        if not args.data.is_dir():
+            raise UsageError(f"--data {args.data} is not a folder")
+        if foreign := foreign_entries(args.data):
+            raise UsageError(
+                f"--data {args.data} holds files that are not a workspace's ({', '.join(foreign[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}); name a new or empty folder"
+            )
     if getattr(args, "key", None) is not None:
         raise UsageError("--key is sent to the app at --url; a local stack needs no key")
     if args.live:

@@ -120,3 +120,16 @@ def test_a_fresh_stack_that_cannot_start_on_a_taken_port_leaves_nothing_behind(
     assert done.returncode == 1
     assert f"port 127.0.0.1:{port} is already in use" in one_line(done.stderr)
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_data_that_names_a_folder_of_other_files_is_refused_and_left_untouched(
+    app: Path, tmp_path: Path
+) -> None:
+    """`--data .` in a project would write a `.gitignore` of `*` there, hiding the project from git."""
+    done = run_cli("ask", "WeatherAgent", "hi", "--data", ".", cwd=app, env=cli_env(tmp_path))
+    assert done.returncode == 2
+    assert one_line(done.stderr) == (
+        "--data . holds files that are not a workspace's (function_app.py, host.json, local.settings.json, "
+        "...); name a new or empty folder"
+    )
+    assert not (app / ".gitignore").exists() and not (app / "lock").exists()
