@@ -63,6 +63,7 @@ LIVE_ENV_VARS = ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_CHAT_DEPLOYMENT_NAME")
 EXIT_USAGE = 2
 EXIT_STARTUP = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 EXIT_NOT_COMPLETED = 1
 DEFAULT_WAIT = 60.0
 
@@ -330,6 +331,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), EXIT_STARTUP)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`ask ... | head -1`): stop quietly, as `cat` does. Python would
+        # otherwise fail again flushing stdout at exit, so what is left of it goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return _fail(f"unknown command {args.command!r}", EXIT_USAGE)
 
 

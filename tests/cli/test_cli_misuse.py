@@ -5,8 +5,11 @@ line on stderr and a non-zero exit, nothing is made where it was not asked for, 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,3 +136,18 @@ def test_data_that_names_a_folder_of_other_files_is_refused_and_left_untouched(
         "...); name a new or empty folder"
     )
     assert not (app / ".gitignore").exists() and not (app / "lock").exists()
+
+
+def test_a_reader_that_leaves_ends_ask_quietly(app_url: str, unique_session: str, tmp_path: Path) -> None:
+    """`ask ... | head -1`: the pipe closes under the streamed reply; no traceback, the shell's 141."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # gone before the first write, so the write fails every time
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "harness", "ask", "WeatherAgent", "weather in Oslo?", "--url", app_url,
+             "--session", unique_session],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, env=cli_env(tmp_path), timeout=120,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")
