@@ -368,7 +368,8 @@ def _check_stack_args(args: argparse.Namespace) -> None:
     _check_record(args)
     if args.script is not None:
         if not args.script.is_file():
-            raise UsageError(f"script {args.script} does not exist")
+            state = "is not a file" if args.script.exists() else "does not exist"
+            raise UsageError(f"script {args.script} {state}")
         _check_script(args.script)
     if args.app is not None and not args.app.is_dir():
         raise UsageError(f"app folder {args.app} does not exist")

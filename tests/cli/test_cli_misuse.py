@@ -49,6 +49,7 @@ def app(tmp_path: Path) -> Path:
             ["fork", "WeatherAgent", "s", "--turn", "1", "--to", ""],
             "argument --to: a session id must not be empty",
         ),
+        (["ask", "WeatherAgent", "hi", "--script", "."], "script . is not a file"),
     ],
 )
 def test_options_that_make_no_sense_are_refused_before_anything_starts(
