@@ -76,7 +76,7 @@ class StartupFailed(Exception):
     """The local stack did not start: reported as one line, exit code 1."""
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse, but errors are one line (no usage dump) so scripts can read them."""
 
     def error(self, message: str) -> NoReturn:
@@ -85,8 +85,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all subcommands."""
-    parser = _Parser(prog=PROG, description="Local development tools for durable agents.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser = OneLineParser(prog=PROG, description="Local development tools for durable agents.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     commands.required = True
 
     def stack_options(sub: argparse.ArgumentParser) -> None:

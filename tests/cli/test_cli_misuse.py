@@ -50,6 +50,8 @@ def app(tmp_path: Path) -> Path:
             "argument --to: a session id must not be empty",
         ),
         (["ask", "WeatherAgent", "hi", "--script", "."], "script . is not a file"),
+        (["bench", "--turns", "many"], "argument --turns: invalid int value: 'many'"),
+        (["chaos", "--bogus"], "unrecognized arguments: --bogus"),
     ],
 )
 def test_options_that_make_no_sense_are_refused_before_anything_starts(
