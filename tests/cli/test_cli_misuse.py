@@ -154,3 +154,21 @@ def test_a_reader_that_leaves_ends_ask_quietly(app_url: str, unique_session: str
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_a_session_id_that_names_no_session_is_said_to_be_new(
+    app_url: str, unique_session: str, tmp_path: Path
+) -> None:
+    """A mistyped `--session` starts a conversation; the session line says so, a known one does not."""
+    env = cli_env(tmp_path)
+    lines = []
+    for _ in range(2):
+        done = run_cli(
+            "ask", "WeatherAgent", "hi", "--session", unique_session, "--url", app_url, cwd=tmp_path, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        lines.append(done.stderr.strip())
+    assert lines == [
+        f"session {unique_session} (new: no session had this id; continue with --session {unique_session})",
+        f"session {unique_session} (continue with --session {unique_session})",
+    ]
