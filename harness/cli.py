@@ -57,6 +57,7 @@ from harness.workspace import WORKSPACE_DIR, foreign_entries
 
 if TYPE_CHECKING:
     from harness.stack import Stack
+    from harness.tui import ChatApp
 
 PROG = "python -m harness"
 LIVE_ENV_VARS = ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_CHAT_DEPLOYMENT_NAME")
@@ -564,8 +565,7 @@ def _chat(args: argparse.Namespace, console: Console) -> int:
     if args.url:
         _reject_stack_options(args)
         agent = check_agent(args.agent, _agents_of(args.url, args.key))
-        ChatApp(AgentClient(args.url, key=args.key), agent, None).run()
-        return 0
+        return _run_tui(ChatApp(AgentClient(args.url, key=args.key), agent, None))
     _check_stack_args(args)
     stack = _make_stack(args)
     try:
@@ -573,10 +573,43 @@ def _chat(args: argparse.Namespace, console: Console) -> int:
         agents = _agents_of(stack.url)
         _banner(console, stack, seconds, agents, args.app_note)
         agent = check_agent(args.agent, agents)
-        ChatApp(AgentClient(stack.url), agent, stack.log_paths).run()
+        return _run_tui(ChatApp(AgentClient(stack.url), agent, stack.log_paths))
     finally:
         stack.stop()
-    return 0
+
+
+def _run_tui(app: ChatApp) -> int:
+    """Run the TUI; SIGTERM or a closed terminal (SIGHUP) close it as ctrl+q does, so the terminal
+    gets its screen and modes back and the stack stops after it, with the shell's 128+N exit code.
+
+    Left to the stack's own handler, the process would die with the TUI still drawn and the terminal
+    in the TUI's modes. A signal while the TUI's loop is not running goes to the handler before.
+    """
+    import asyncio
+    import signal
+
+    from harness.stack import STOP_SIGNALS
+
+    def on_signal(signum: int, frame: object) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            before = previous[signum]
+            if callable(before):
+                before(signum, frame)
+            elif before != signal.SIG_IGN:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+            return
+        loop.call_soon_threadsafe(app.exit, None, 128 + signum)
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
+    try:
+        app.run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return app.return_code or 0
 
 
 def _up(args: argparse.Namespace, console: Console) -> int:
