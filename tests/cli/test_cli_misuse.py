@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,16 +15,6 @@ import pytest
 
 from harness.workspace import WORKSPACE_DIR
 from tests.cli.cli_process import cli_env, one_line, run_cli
-
-WEATHER = Path(__file__).resolve().parents[2] / "samples" / "weather"
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Path:
-    """A copy of the weather sample: a user's own app folder."""
-    target = tmp_path / "myapp"
-    shutil.copytree(WEATHER, target, ignore=shutil.ignore_patterns("__pycache__", WORKSPACE_DIR))
-    return target
 
 
 @pytest.mark.parametrize(
