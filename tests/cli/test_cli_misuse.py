@@ -9,6 +9,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -161,3 +163,36 @@ def test_a_session_id_that_names_no_session_is_said_to_be_new(
         f"session {unique_session} (new: no session had this id; continue with --session {unique_session})",
         f"session {unique_session} (continue with --session {unique_session})",
     ]
+
+
+class NotFound(BaseHTTPRequestHandler):
+    """Some other web server: an HTML 404 page for every GET."""
+
+    def do_GET(self) -> None:
+        self.send_error(404)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["chat", "WeatherAgent"], ["ask", "WeatherAgent", "hi"], ["fork", "WeatherAgent", "s1", "--turn", "1"]],
+    ids=["chat", "ask", "fork"],
+)
+def test_a_url_that_is_not_a_durableagent_app_is_named_so(tmp_path: Path, args: list[str]) -> None:
+    """Another server on the port answers its own 404 page; the line says what that means instead."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        done = run_cli(*args, "--url", url, cwd=tmp_path, env=cli_env(tmp_path))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 2
+    assert (
+        one_line(done.stderr)
+        == f"{url} is not a durableagent app (GET /api/health answered 404); check the URL"
+    )
