@@ -2,7 +2,9 @@
 
 import sys
 
-from harness.cli import main
-
 if __name__ == "__main__":
+    try:
+        from harness.cli import main
+    except KeyboardInterrupt:  # Ctrl-C while the CLI's imports load: no traceback, like Ctrl-C later
+        sys.exit(130)
     sys.exit(main())

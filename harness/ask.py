@@ -45,6 +45,8 @@ class Reply:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] | None = None
     message_count: int | None = None
+    started: bool = False
+    """Whether `--session` named a session that did not exist, which this turn started."""
 
     def to_json(self) -> dict[str, Any]:
         """camelCase like the app's own JSON."""
@@ -139,6 +141,8 @@ def _ask_app(
     with SyncAgentClient(url, key=key) as client:
         try:
             agent = check_agent(agent, client.agents())
+            # A mistyped --session would otherwise start a conversation without a word about it.
+            started = bool(session_id) and client.state(agent, session_id) is None
             if live is None:
                 answer = client.run(agent, message, session_id)
             else:
@@ -165,7 +169,7 @@ def _ask_app(
                 f"`python -m harness show {agent} {session}` or {answer.get('statusUrl')}"
             )
         correlation = answer.get("correlationId") or answer.get("correlation_id")
-        reply = Reply(agent, session, correlation, str(answer.get("response") or ""))
+        reply = Reply(agent, session, correlation, str(answer.get("response") or ""), started=started)
         reply.message_count = answer.get("message_count")
         entry = _stored_reply(client.state(agent, session), correlation)
         if entry is not None:
@@ -202,4 +206,5 @@ def print_reply(reply: Reply, *, as_json: bool = False, streamed: bool = False) 
         for call in reply.tool_calls:
             print(f"[tool] {tool_call_line(call)}")
         print(reply.text)
-    print(f"session {reply.session_id} (continue with --session {reply.session_id})", file=sys.stderr)
+    new = "new: no session had this id; " if reply.started else ""
+    print(f"session {reply.session_id} ({new}continue with --session {reply.session_id})", file=sys.stderr)

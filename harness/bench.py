@@ -431,7 +431,9 @@ async def _stack_benchmarks(stack: Stack, args: argparse.Namespace) -> list[Figu
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness bench", description=__doc__)
+    from harness.cli import OneLineParser  # here: the CLI imports this module lazily
+
+    parser = OneLineParser(prog="python -m harness bench", description=__doc__)
     parser.add_argument("--app", type=Path, default=DEFAULT_APP_DIR)
     parser.add_argument("--turns", type=int, default=200, help="turns for the latency figures")
     parser.add_argument("--sessions", type=int, default=50)

@@ -967,7 +967,9 @@ async def _run_all(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness chaos", description=__doc__.split("\n\n")[0])
+    from harness.cli import OneLineParser  # here: the CLI imports this module lazily
+
+    parser = OneLineParser(prog="python -m harness chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=10, help="host kills during agent turns")
     parser.add_argument(
         "--orchestration-rounds", type=int, default=3, help="host kills during orchestrations"

@@ -51,18 +51,20 @@ from harness.formatting import (
     usage_of,
     usage_text,
 )
-from harness.processes import port_argument
+from harness.processes import StartupError, port_argument
 from harness.stack import HOST_MODES
-from harness.workspace import WORKSPACE_DIR
+from harness.workspace import WORKSPACE_DIR, foreign_entries
 
 if TYPE_CHECKING:
     from harness.stack import Stack
+    from harness.tui import ChatApp
 
 PROG = "python -m harness"
 LIVE_ENV_VARS = ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_CHAT_DEPLOYMENT_NAME")
 EXIT_USAGE = 2
 EXIT_STARTUP = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 EXIT_NOT_COMPLETED = 1
 DEFAULT_WAIT = 60.0
 
@@ -75,7 +77,7 @@ class StartupFailed(Exception):
     """The local stack did not start: reported as one line, exit code 1."""
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse, but errors are one line (no usage dump) so scripts can read them."""
 
     def error(self, message: str) -> NoReturn:
@@ -84,8 +86,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all subcommands."""
-    parser = _Parser(prog=PROG, description="Local development tools for durable agents.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser = OneLineParser(prog=PROG, description="Local development tools for durable agents.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     commands.required = True
 
     def stack_options(sub: argparse.ArgumentParser) -> None:
@@ -146,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("agent", metavar="AGENT")
     ask.add_argument("message", metavar="MESSAGE")
-    ask.add_argument("--session", metavar="ID", help="continue this session (default: a new one)")
+    ask.add_argument(
+        "--session", type=_session_id, metavar="ID", help="continue this session (default: a new one)"
+    )
     ask.add_argument("--json", action="store_true", help="print the reply as JSON")
     stack_options(ask)
     remote_options(ask, None)
@@ -163,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", help="show the stored state of one session")
     show.add_argument("agent", metavar="AGENT")
-    show.add_argument("session", metavar="SESSION")
+    show.add_argument("session", type=_session_id, metavar="SESSION")
     remote_options(show, DEFAULT_URL)
     show.add_argument("--json", action="store_true", help="print the state JSON")
     _fork_command(commands, remote_options)
@@ -177,9 +181,15 @@ def _fork_command(commands: Any, remote_options: Any) -> None:
         "fork", help="copy a session's first N turns (as `show` numbers them) into a new session"
     )
     fork.add_argument("agent", metavar="AGENT")
-    fork.add_argument("session", metavar="SESSION")
+    fork.add_argument("session", type=_session_id, metavar="SESSION")
     fork.add_argument("--turn", type=_positive_int, required=True, metavar="N", help="turns to copy")
-    fork.add_argument("--to", metavar="ID", default=None, help="id of the new session (default: a new one)")
+    fork.add_argument(
+        "--to",
+        type=_session_id,
+        metavar="ID",
+        default=None,
+        help="id of the new session (default: a new one)",
+    )
     remote_options(fork, DEFAULT_URL)
     fork.add_argument("--json", action="store_true", help="print the app's JSON answer")
 
@@ -267,6 +277,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _session_id(text: str) -> str:
+    """An empty id would name the agent's session list instead of a session (or a new session)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a session id must not be empty")
+    return text
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -315,6 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), EXIT_STARTUP)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`ask ... | head -1`): stop quietly, as `cat` does. Python would
+        # otherwise fail again flushing stdout at exit, so what is left of it goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return _fail(f"unknown command {args.command!r}", EXIT_USAGE)
 
 
@@ -347,7 +369,8 @@ def _check_stack_args(args: argparse.Namespace) -> None:
     _check_record(args)
     if args.script is not None:
         if not args.script.is_file():
-            raise UsageError(f"script {args.script} does not exist")
+            state = "is not a file" if args.script.exists() else "does not exist"
+            raise UsageError(f"script {args.script} {state}")
         _check_script(args.script)
     if args.app is not None and not args.app.is_dir():
         raise UsageError(f"app folder {args.app} does not exist")
@@ -359,8 +382,19 @@ def _check_stack_args(args: argparse.Namespace) -> None:
                 "no app given, no function_app.py in the current folder and the weather sample was not "
                 "found; pass --app DIR"
             )
-    if args.data is not None and args.data.exists() and not args.data.is_dir():
-        raise UsageError(f"--data {args.data} is not a folder")
+    if args.host_mode != "func" and not (args.app / "function_app.py").is_file():
+        # Checked before the workspace is made, which would leave a .durableagent/ in any folder.
+        raise UsageError(f"{args.app} is not a Functions app folder: it has no function_app.py")
+    if args.data is not None and args.data.exists():
+        if not args.data.is_dir():
+            raise UsageError(f"--data {args.data} is not a folder")
+        if foreign := foreign_entries(args.data):
+            raise UsageError(
+                f"--data {args.data} holds files that are not a workspace's ({', '.join(foreign[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}); name a new or empty folder"
+            )
+    if getattr(args, "key", None) is not None:
+        raise UsageError("--key is sent to the app at --url; a local stack needs no key")
     if args.live:
         _warn_live_settings(args.app)
 
@@ -442,7 +476,6 @@ def _check_script(path: Path) -> None:
 def _make_stack(args: argparse.Namespace) -> Stack:
     """Build (not start) the stack for the checked app on its workspace (none with --fresh: a
     throw-away folder); StartupError becomes a one-line StartupFailed."""
-    from harness.processes import StartupError
     from harness.stack import Stack
     from harness.workspace import Workspace, app_workspace
 
@@ -467,8 +500,6 @@ def _make_stack(args: argparse.Namespace) -> Stack:
 
 
 def _start(stack: Stack) -> float:
-    from harness.processes import StartupError
-
     try:
         return stack.start()
     except StartupError as exc:
@@ -534,8 +565,7 @@ def _chat(args: argparse.Namespace, console: Console) -> int:
     if args.url:
         _reject_stack_options(args)
         agent = check_agent(args.agent, _agents_of(args.url, args.key))
-        ChatApp(AgentClient(args.url, key=args.key), agent, None).run()
-        return 0
+        return _run_tui(ChatApp(AgentClient(args.url, key=args.key), agent, None))
     _check_stack_args(args)
     stack = _make_stack(args)
     try:
@@ -543,10 +573,43 @@ def _chat(args: argparse.Namespace, console: Console) -> int:
         agents = _agents_of(stack.url)
         _banner(console, stack, seconds, agents, args.app_note)
         agent = check_agent(args.agent, agents)
-        ChatApp(AgentClient(stack.url), agent, stack.log_paths).run()
+        return _run_tui(ChatApp(AgentClient(stack.url), agent, stack.log_paths))
     finally:
         stack.stop()
-    return 0
+
+
+def _run_tui(app: ChatApp) -> int:
+    """Run the TUI; SIGTERM or a closed terminal (SIGHUP) close it as ctrl+q does, so the terminal
+    gets its screen and modes back and the stack stops after it, with the shell's 128+N exit code.
+
+    Left to the stack's own handler, the process would die with the TUI still drawn and the terminal
+    in the TUI's modes. A signal while the TUI's loop is not running goes to the handler before.
+    """
+    import asyncio
+    import signal
+
+    from harness.stack import STOP_SIGNALS
+
+    def on_signal(signum: int, frame: object) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            before = previous[signum]
+            if callable(before):
+                before(signum, frame)
+            elif before != signal.SIG_IGN:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+            return
+        loop.call_soon_threadsafe(app.exit, None, 128 + signum)
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
+    try:
+        app.run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return app.return_code or 0
 
 
 def _up(args: argparse.Namespace, console: Console) -> int:

@@ -260,6 +260,17 @@ class _Requests:
     def _client_options(self) -> dict[str, Any]:
         return {"base_url": self.base_url, "headers": self._headers(), "timeout": self.timeout}
 
+    def _health_result(self, response: httpx.Response) -> dict[str, Any]:
+        """The health body; a 404 is said in the user's terms (the URL is not a durableagent app),
+        not as the page the server sent (an HTML error page of some other server)."""
+        if response.status_code == 404:
+            raise ClientError(
+                f"{self.base_url} is not a durableagent app (GET /api/health answered 404); check the URL",
+                status=404,
+            )
+        _raise_for(response)
+        return _json(response)
+
     @staticmethod
     def _run_request(agent: str, message: str, session_id: str | None) -> tuple[str, dict[str, Any]]:
         body: dict[str, Any] = {"message": message}
@@ -462,9 +473,7 @@ class AgentClient(_Requests):
 
     async def health(self) -> dict[str, Any]:
         """`GET /api/health`: the app's agents."""
-        response = await self._send("GET", "/api/health")
-        _raise_for(response)
-        return _json(response)
+        return self._health_result(await self._send("GET", "/api/health"))
 
     async def agents(self) -> list[str]:
         """Names of the agents the app hosts."""
@@ -593,9 +602,7 @@ class SyncAgentClient(_Requests):
 
     def health(self) -> dict[str, Any]:
         """`GET /api/health`: the app's agents."""
-        response = self._send("GET", "/api/health")
-        _raise_for(response)
-        return _json(response)
+        return self._health_result(self._send("GET", "/api/health"))
 
     def agents(self) -> list[str]:
         """Names of the agents the app hosts."""

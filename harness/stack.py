@@ -56,6 +56,8 @@ def _default_app_dir() -> Path:
 
 DEFAULT_APP_DIR = _default_app_dir()
 CHAT_ENV_VARS = ("DURABLEAGENT_CHAT_SCRIPT", "DURABLEAGENT_CHAT_RECORD", "DURABLEAGENT_CHAT_RECORD_SCRIPT")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that end a stack the way Ctrl-C does: processes stopped, a throw-away folder removed."""
 HOST_MODES: tuple[str, ...] = get_args(HostMode)
 """The host modes every entry point accepts (CLI ``--host``, pytest ``--durableagent-host``, ``Stack``)."""
 
@@ -304,7 +306,7 @@ class Stack(StartStop):
             )
             self.work_dir.mkdir(parents=True, exist_ok=True)
         logs = self.work_dir / "logs"
-        self._previous_sigterm: Any = None
+        self._replaced_handlers: dict[int, Any] = {}
         self.record_path: Path | None = None if live else logs / "chat-requests.jsonl"
         self.on_progress = on_progress
         self.progress = sys.stderr.isatty() if progress is None else progress
@@ -395,9 +397,9 @@ class Stack(StartStop):
 
     def stop(self) -> None:
         """Stop the host first (it talks to Azurite while shutting down), then Azurite; then remove the
-        work folder this stack made, unless an error is on its way (its message names the logs there).
+        work folder this stack made, unless the error on its way names its logs.
         """
-        keep = not _stopping_cleanly()
+        keep = _error_names(self.work_dir)
         try:
             self.host.stop()
             self.azurite.stop()
@@ -409,41 +411,43 @@ class Stack(StartStop):
                 shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def _handle_sigterm(self) -> None:
-        """On SIGTERM, stop and clean up, then die of SIGTERM as before.
+        """On SIGTERM or SIGHUP (the terminal closed), stop and clean up, then die of that signal.
 
         Python's default is to die at once, skipping every ``finally``: the children still go (they
         get SIGTERM when we die), but the work folder would be left in the temp dir on every run.
-        Installed only from the main thread over the default handler, so an embedding program's own
+        Installed only from the main thread over the default handlers, so an embedding program's own
         handling is never replaced.
         """
         if threading.current_thread() is not threading.main_thread():
             return
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return
 
-        def on_sigterm(signum: int, frame: FrameType | None) -> None:
-            self._previous_sigterm = None
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self._restore_sigterm()
+            signal.signal(signum, signal.SIG_DFL)
             try:
                 self.host.stop()
                 self.azurite.stop()
             finally:
                 if self.owns_work_dir:
                     shutil.rmtree(self.work_dir, ignore_errors=True)
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signum)
 
-        signal.signal(signal.SIGTERM, on_sigterm)
-        self._previous_sigterm = signal.SIG_DFL
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                signal.signal(signum, on_signal)
+                self._replaced_handlers[signum] = signal.SIG_DFL
 
     def _restore_sigterm(self) -> None:
-        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
-            self._previous_sigterm = None
+        if threading.current_thread() is not threading.main_thread():
+            return
+        replaced, self._replaced_handlers = self._replaced_handlers, {}
+        for signum, handler in replaced.items():
+            signal.signal(signum, handler)
 
 
-def _stopping_cleanly() -> bool:
-    """No exception is on its way, or only the user's Ctrl-C / a normal exit."""
+def _error_names(folder: Path) -> bool:
+    """Whether the error on its way names something in `folder` (a failed start names its log there),
+    so the folder must outlive the stack; any other error says nothing about it, and the folder would
+    be left in the temp dir on every such run (an unknown agent, a failed turn, a port in use)."""
     exc = sys.exc_info()[1]
-    if exc is None or isinstance(exc, KeyboardInterrupt):
-        return True
-    return isinstance(exc, SystemExit) and exc.code in (0, None)
+    return exc is not None and not isinstance(exc, KeyboardInterrupt) and str(folder) in str(exc)

@@ -28,9 +28,11 @@ from pathlib import Path
 
 from harness.processes import StartupError
 
-__all__ = ["WORKSPACE_DIR", "Workspace", "WorkspaceBusy", "app_workspace", "user_data_dir"]
+__all__ = ["WORKSPACE_DIR", "Workspace", "WorkspaceBusy", "app_workspace", "foreign_entries", "user_data_dir"]
 
 WORKSPACE_DIR = ".durableagent"
+ENTRIES = ("azurite", "logs", ".gitignore", "lock")
+"""What a workspace folder holds; anything else means the folder is someone else's."""
 GITIGNORE = "# Local state of durableagent's harness (Azurite data, logs): never committed.\n*\n"
 
 
@@ -126,6 +128,12 @@ def _read_holder(fd: int) -> dict[str, object]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """Names in `folder` that no workspace makes: a folder holding any is not to be made one (its
+    `.gitignore` of `*` would hide the user's own files from git)."""
+    return sorted(entry.name for entry in Path(folder).iterdir() if entry.name not in ENTRIES)
 
 
 def user_data_dir() -> Path:

@@ -53,11 +53,17 @@ def new_session_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+NARROW_BELOW = 120
+
+
 class ChatApp(App[None]):
     """Chat TUI over an `AgentClient`; works with the local host, `func` or a deployed app."""
 
     CSS_PATH = "styles.tcss"
     TITLE = "durableagent"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
+    """Below NARROW_BELOW columns the inspector starts hidden (ctrl+b shows it): beside the sidebar
+    and the inspector, an 80-column terminal left the chat 13 columns."""
 
     BINDINGS = [
         Binding("ctrl+n", "new_session", "New"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,16 @@ def dead_url() -> str:
 
 
 CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    """A copy of the weather sample: a user's own app folder, with function_app.py."""
+    target = tmp_path / "myapp"
+    shutil.copytree(
+        CHECKOUT / "samples" / "weather", target, ignore=shutil.ignore_patterns("__pycache__", WORKSPACE_DIR)
+    )
+    return target
 
 
 def _sample_workspaces() -> set[Path]:

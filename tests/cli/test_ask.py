@@ -38,7 +38,9 @@ def test_ask_prints_tool_calls_then_the_reply_and_the_session_on_stderr(
         '[tool] get_weather(location="Paris") -> windy, 4 C in Paris',
         "Here's the latest: windy, 4 C in Paris. Anything else you'd like to know?",
     ]
-    assert done.stderr.strip() == f"session {unique_session} (continue with --session {unique_session})"
+    assert done.stderr.strip() == (
+        f"session {unique_session} (new: no session had this id; continue with --session {unique_session})"
+    )
 
 
 def test_ask_json_continues_a_session_it_started(app_url: str, tmp_path: Path, env: dict[str, str]) -> None:

@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
+LEAVE_ALTERNATE_SCREEN = b"\x1b[?1049l"
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Z0-9]|\x1b[=>]")
 
 
@@ -79,11 +81,16 @@ def _processes_using(path: str) -> list[str]:
     return [line for line in out.splitlines() if path in line]
 
 
-def test_chat_starts_the_stack_answers_and_leaves_nothing_running(tmp_path: Path):
+def fresh_chat(tmp_path: Path) -> Terminal:
+    """`chat WeatherAgent --fresh` on a 160x48 pty, its temp dir `tmp_path`."""
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "48", "TMPDIR": str(tmp_path)}
     env.pop("DURABLEAGENT_CHAT_SCRIPT", None)
     argv = [sys.executable, "-m", "harness", "chat", "WeatherAgent", "--host", "local", "--fresh"]
-    term = Terminal(argv, env)
+    return Terminal(argv, env)
+
+
+def test_chat_starts_the_stack_answers_and_leaves_nothing_running(tmp_path: Path):
+    term = fresh_chat(tmp_path)
     try:
         term.expect(r"Azurite data", timeout=180)
         # no function_app.py in the current folder (the checkout's root): the bundled sample
@@ -99,3 +106,21 @@ def test_chat_starts_the_stack_answers_and_leaves_nothing_running(tmp_path: Path
     leftovers = _processes_using(str(tmp_path))
     assert leftovers == [], leftovers
     assert list(tmp_path.iterdir()) == []  # the --fresh folder went with the stack
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_signal_closes_the_tui_gives_the_terminal_back_and_stops_the_stack(tmp_path: Path, signum: int):
+    """SIGTERM, or the terminal closing (SIGHUP), close the TUI as ctrl+q does: the alternate screen
+    is left (the TUI no longer drawn over the shell), the stack stops, the --fresh folder goes."""
+    term = fresh_chat(tmp_path)
+    try:
+        term.expect(r"Type a message below", timeout=180)
+        drawn = len(term.raw)
+        term.proc.send_signal(signum)
+        assert term.wait(60) == 128 + signum
+        assert LEAVE_ALTERNATE_SCREEN in term.raw[drawn:]
+    finally:
+        term.close()
+    leftovers = _processes_using(str(tmp_path))
+    assert leftovers == [], leftovers
+    assert list(tmp_path.iterdir()) == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import signal
 from pathlib import Path
 
@@ -18,16 +17,6 @@ from harness.workspace import WORKSPACE_DIR
 from tests.cli.cli_process import UpProcess, cli_env, one_line, run_cli
 
 pytestmark = pytest.mark.integration
-
-WEATHER = Path(__file__).resolve().parents[2] / "samples" / "weather"
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Path:
-    """A copy of the weather sample: a user's own app folder, with function_app.py."""
-    target = tmp_path / "myapp"
-    shutil.copytree(WEATHER, target, ignore=shutil.ignore_patterns("__pycache__", WORKSPACE_DIR))
-    return target
 
 
 def test_up_keeps_sessions_in_the_app_folder_across_restarts(app: Path, tmp_path: Path) -> None:

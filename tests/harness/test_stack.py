@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -323,13 +324,14 @@ finally:
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_sigterm_stops_the_stack_and_removes_its_work_folder(
-    fake_func: Path, app_dir: Path, tmp_path: Path
+    fake_func: Path, app_dir: Path, tmp_path: Path, signum: signal.Signals
 ) -> None:
-    """`harness up` killed with SIGTERM: Python's default would skip every finally and leave the folder."""
+    """`harness up` killed with SIGTERM, or its terminal closed (SIGHUP): Python's default would skip
+    every finally and leave the folder."""
     _needs_node()
     import os
-    import signal
     import subprocess
 
     script = tmp_path / "script.json"
@@ -347,8 +349,8 @@ def test_sigterm_stops_the_stack_and_removes_its_work_folder(
         assert runner.stdout is not None
         work_dir, *pids = runner.stdout.readline().split()
         assert Path(work_dir).is_dir(), work_dir
-        runner.send_signal(signal.SIGTERM)
-        assert runner.wait(timeout=30) == -signal.SIGTERM
+        runner.send_signal(signum)
+        assert runner.wait(timeout=30) == -signum
     finally:
         if runner.poll() is None:
             runner.kill()

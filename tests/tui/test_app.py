@@ -186,3 +186,19 @@ async def test_thinking_indicator_while_the_turn_runs(app_url, unique_session, c
         await settle(pilot)
         assert not app.busy and not app.query_one("#thinking").display
         assert [b.content for b in app.query(AssistantBubble)] == ["Slow *answer*."]
+
+
+async def test_a_narrow_terminal_keeps_the_chat_wide_enough_to_read(app_url, unique_session):
+    """At 80 columns the inspector starts hidden (the chat had 13 columns beside it); ctrl+b shows it."""
+    app = ChatApp(AgentClient(app_url), AGENT, session_id=unique_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        inspector = app.query_one(StateInspector)
+        assert not inspector.display
+        assert app.query_one("#chat").size.width >= 40
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert inspector.display
+    async with ChatApp(AgentClient(app_url), AGENT, session_id=unique_session).run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert pilot.app.query_one(StateInspector).display
