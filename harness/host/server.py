@@ -418,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+STOP_GRACE = 10.0  # seconds a SIGTERM/SIGINT stop may take before the process just exits
+
+
 async def _serve(host: LocalHost) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -432,7 +435,15 @@ async def _serve(host: LocalHost) -> None:
         await stop.wait()
     finally:
         log.info("shutting down")
-        await host.stop()
+        try:
+            await asyncio.wait_for(host.stop(), STOP_GRACE)
+        except TimeoutError:
+            # Storage went away with the stack (the CLI was killed, Azurite with it): its clients
+            # would retry for half a minute. Ending here is a crash as far as storage can tell,
+            # which every write of the host survives (unapplied work stays stored).
+            log.warning(
+                "stop did not finish within %.0f s (storage not answering?); exiting anyway", STOP_GRACE
+            )
 
 
 def _tune_gc() -> None:
