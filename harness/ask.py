@@ -5,7 +5,8 @@ With `--url` it talks to a running app; otherwise it starts the local stack on t
 reply streams to stdout as the app makes it (Server-Sent Events; an app that does not stream answers
 in one piece, shown the same way): a line per tool call once its result is in, the text as it grows;
 the session id goes to stderr. `--json` waits for the whole reply and prints one JSON object. Every
-failure is one line on stderr and a non-zero exit: 2 for what the user can fix (unknown agent, bad
+failure is one line on stderr (a failed turn's error may add its detail, such as a replay's diff,
+indented below it) and a non-zero exit: 2 for what the user can fix (unknown agent, bad
 URL, no connection, a refused key), 1 for a turn that failed, did not finish in time, or a stack
 that did not start.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -81,7 +83,11 @@ def ask(args: argparse.Namespace) -> int:
             finally:
                 stack.stop()
     except TurnFailed as exc:
-        return _fail(str(exc), EXIT_NOT_COMPLETED)
+        summary, _, detail = str(exc).partition("\n")
+        code = _fail(summary, EXIT_NOT_COMPLETED)
+        if detail.strip():  # e.g. a replay's diff of the request that departed: kept readable
+            print(textwrap.indent(detail.rstrip(), "    "), file=sys.stderr)
+        return code
     finally:
         if live is not None:
             live.end_line()

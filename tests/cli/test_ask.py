@@ -73,6 +73,18 @@ def test_a_failed_turn_is_one_line_and_exit_1(
     assert "the model is down" in line
 
 
+def test_a_failed_turns_detail_follows_its_one_line_error_indented(
+    app_url: str, chat_script, unique_session: str, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """A replay's diff (or any error with more lines) stays readable under the one-line error."""
+    chat_script.set([{"error": "replay departs\n--- recorded\n+++ received"}])
+    done = run_cli("ask", AGENT, "hi", "--session", unique_session, "--url", app_url, cwd=tmp_path, env=env)
+    assert done.returncode == 1 and done.stdout == ""
+    first, *rest = done.stderr.splitlines()
+    assert first.startswith("python -m harness: error: the turn failed") and first.endswith("replay departs")
+    assert rest == ["    --- recorded", "    +++ received"]
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
