@@ -478,7 +478,11 @@ class ChatApp(App[None]):
         if other == self.session_id:
             self.notify("Pick another session than the open one to compare", severity="warning")
             return
-        self.push_screen(DiffScreen(self.client, self.agent, other, self.session_id))
+        # Back from the diff, typing goes to the prompt (not to the chat's turn cursor).
+        self.push_screen(
+            DiffScreen(self.client, self.agent, other, self.session_id),
+            lambda _: self.query_one("#prompt", Input).focus(),
+        )
 
     def action_show_logs(self) -> None:
         if not self.logs:

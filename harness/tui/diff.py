@@ -41,7 +41,7 @@ def shared_text(diff: SessionDiff) -> str:
 class DiffScreen(Screen[None]):
     """`left` and `right` sessions of `agent`; the shared prefix collapsed, the rest in two columns."""
 
-    BINDINGS = [Binding("escape,q", "app.pop_screen", "Close")]
+    BINDINGS = [Binding("escape,q", "dismiss", "Close")]
 
     def __init__(self, client: AgentClient, agent: str, left: str, right: str) -> None:
         super().__init__()

@@ -92,6 +92,7 @@ async def test_fork_at_a_turn_from_the_chat_then_diff_with_the_source(
         assert common.collapsed and "Paris" in str(common.query_one(".diff-common-turns", Static).render())
         await pilot.press("escape")
         assert not isinstance(app.screen, DiffScreen)
+        assert app.focused is app.query_one("#prompt")  # typing goes to the prompt again
         # The same from the command palette.
         command = next(c for c in app.get_system_commands(app.screen) if c.title == "Diff with fork source")
         command.callback()
