@@ -130,7 +130,12 @@ class ChatApp(App[None]):
         self.instances_every = instances_every
         self.instance_rows: list[dict[str, Any]] = []
         self._instances_shown: list[tuple[Any, ...]] | None = None
+        self.closing = False  # set by exit(): a worker finishing after it has nothing left to show
         self.set_reactive(ChatApp.agent, agent)
+
+    def exit(self, result: None = None, return_code: int = 0, message: Any = None) -> None:
+        self.closing = True
+        super().exit(result, return_code, message)
 
     # ---- layout -------------------------------------------------------------------------------
 
@@ -299,6 +304,14 @@ class ChatApp(App[None]):
     async def run_turn(self, message: str) -> None:
         """Send one turn (in a worker so the UI stays live), show its reply as it streams, then
         show what the host stored."""
+        try:
+            await self._run_turn(message)
+        except Exception:
+            if self.closing:  # ctrl+q while the turn's last steps ran: its widgets are going away
+                return
+            raise
+
+    async def _run_turn(self, message: str) -> None:
         extra: list[Widget] = []
         result: dict[str, Any] = {}
         live = LiveReply(self.query_one("#chat", VerticalScroll))

@@ -100,7 +100,8 @@ def test_chat_starts_the_stack_answers_and_leaves_nothing_running(tmp_path: Path
         term.send("What's the weather in Paris?\r")
         term.expect(r"Here's the latest", timeout=90)
         term.send("\x11")  # ctrl+q
-        assert term.wait(60) == 0
+        code = term.wait(60)
+        assert code == 0, term.text[-4000:]
     finally:
         term.close()
     leftovers = _processes_using(str(tmp_path))
