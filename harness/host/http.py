@@ -201,8 +201,8 @@ class FunctionServer:
         kwargs: dict[str, Any] = {fn.trigger_param: http_request}
         for name in fn.client_params:
             kwargs[name] = self.client_binding()
-        for described in fn.other_inputs:
-            kwargs[described.split(" ", 1)[0]] = None
+        for other in fn.other_inputs:
+            kwargs[other.name] = None
         context = InvocationContext(fn.name, self.app_dir, request.headers.get("traceparent", ""))
         if fn.wants_context:
             kwargs["context"] = context

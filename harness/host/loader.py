@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import azure.functions as func
 
@@ -33,6 +33,16 @@ class AppLoadError(RuntimeError):
     """The app could not be imported or indexed (a user error, reported without a long traceback)."""
 
 
+class Binding(NamedTuple):
+    """A binding the host does not serve (passed None, or given an `Out` it drops)."""
+
+    name: str
+    type: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.type})"
+
+
 @dataclass(frozen=True)
 class QueueOutput:
     """A `@app.queue_output` binding: the value of `param` (a `func.Out`, or `$return`) is queued."""
@@ -44,10 +54,10 @@ class QueueOutput:
 
 @dataclass
 class Outputs:
-    """A function's output bindings: queue outputs are written, the others (`name (type)`) dropped."""
+    """A function's output bindings: queue outputs are written, the others dropped."""
 
     queues: list[QueueOutput] = field(default_factory=list)
-    dropped: list[str] = field(default_factory=list)
+    dropped: list[Binding] = field(default_factory=list)
 
 
 @dataclass
@@ -61,7 +71,7 @@ class HttpFunction:
     auth_level: str
     trigger_param: str
     client_params: list[str]
-    other_inputs: list[str]
+    other_inputs: list[Binding]
     wants_context: bool
     fn: Callable[..., Any]
     is_async: bool
@@ -287,10 +297,10 @@ def _http_function(name: str, trigger: Any, bindings: list[Any], fn: Callable[..
     )
 
 
-def _inputs(bindings: list[Any]) -> tuple[list[str], list[str]]:
+def _inputs(bindings: list[Any]) -> tuple[list[str], list[Binding]]:
     """(durable client parameters, other input bindings) of a function, beside its trigger."""
     clients: list[str] = []
-    others: list[str] = []
+    others: list[Binding] = []
     for binding in bindings:
         if int(getattr(binding, "direction", 0) or 0) != 0:  # outputs such as `$return`
             continue
@@ -299,7 +309,7 @@ def _inputs(bindings: list[Any]) -> tuple[list[str], list[str]]:
         if binding.type == "durableClient":
             clients.append(binding.name)
         else:
-            others.append(f"{binding.name} ({binding.type})")
+            others.append(Binding(binding.name, binding.type))
     return clients, others
 
 
@@ -313,7 +323,7 @@ def _outputs(bindings: list[Any]) -> Outputs:
             connection = str(getattr(binding, "connection", None) or "AzureWebJobsStorage")
             outputs.queues.append(QueueOutput(binding.name, str(binding.queue_name), connection))
         else:
-            outputs.dropped.append(f"{binding.name} ({binding.type})")
+            outputs.dropped.append(Binding(binding.name, binding.type))
     return outputs
 
 

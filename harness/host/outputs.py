@@ -108,9 +108,8 @@ class OutputWriter:
             if output.param != "$return":
                 bound[output.param] = Out()
         for dropped in outputs.dropped:
-            name = dropped.split(" ", 1)[0]
-            if name != "$return":
-                bound[name] = Out()
+            if dropped.name != "$return":
+                bound[dropped.name] = Out()
         returned = await call_function(fn, {**kwargs, **bound}, is_async, executor)
         for output in outputs.queues:
             value = returned if output.param == "$return" else bound[output.param].get()
