@@ -402,9 +402,11 @@ def _check_stack_args(args: argparse.Namespace) -> None:
 def _warn_live_settings(app: Path) -> None:
     """Warn (not refuse) when the Azure OpenAI settings the samples read are unset: an app on another
     provider needs none of them, and the host also reads them from the app's local.settings.json."""
+    from harness.host.settings import SettingsError, local_settings
+
     try:
-        values = json.loads((app / "local.settings.json").read_text()).get("Values") or {}
-    except (OSError, ValueError, AttributeError):
+        values = local_settings(app)
+    except SettingsError:  # the host reports a broken file when it starts
         values = {}
     missing = [name for name in LIVE_ENV_VARS if not os.environ.get(name) and not values.get(name)]
     if missing:

@@ -89,6 +89,16 @@ def apply_local_settings(app_dir: Path) -> dict[str, str]:
     Variables already present in the environment win (so a test or a shell can override a setting),
     which matches Core Tools' behaviour. Returns the values that were applied.
     """
+    settings = local_settings(app_dir)
+    # Checked first and applied together, so a bad entry leaves the environment untouched.
+    applied = {name: text for name, text in settings.items() if name not in os.environ}
+    os.environ.update(applied)
+    return applied
+
+
+def local_settings(app_dir: Path) -> dict[str, str]:
+    """local.settings.json `Values` as environment variables would hold them ({} without the file);
+    SettingsError naming the file when it or an entry is unusable."""
     path = app_dir / "local.settings.json"
     values = _object(_read_json(path).get("Values"), f"{path}", '"Values"')
     settings: dict[str, str] = {}
@@ -102,10 +112,7 @@ def apply_local_settings(app_dir: Path) -> dict[str, str]:
                 "(names must be non-empty without '=', and neither may contain NUL characters)"
             )
         settings[name] = text
-    # Checked first and applied together, so a bad entry leaves the environment untouched.
-    applied = {name: text for name, text in settings.items() if name not in os.environ}
-    os.environ.update(applied)
-    return applied
+    return settings
 
 
 @dataclass(frozen=True)
