@@ -355,24 +355,23 @@ class AgentState:
 
     def reply_for(self, correlation_id: str) -> dict[str, Any] | None:
         """The assistant entry (reply or failure) answering `correlation_id`, if any yet."""
-        found = _reply_in(self._recent, correlation_id)
+        return self._entry_for(correlation_id, reply=True)
+
+    def request_message(self, correlation_id: str) -> str:
+        """The message that asked for turn `correlation_id` ("" when the state has no such turn)."""
+        entry = self._entry_for(correlation_id, reply=False)
+        return "" if entry is None else str(entry.get("content") or "")
+
+    def _entry_for(self, correlation_id: str, *, reply: bool) -> dict[str, Any] | None:
+        """The newest entry of turn `correlation_id` that is (`reply`) or is not its assistant entry;
+        only the chunks that hold the turn are unpacked."""
+        found = _entry_in(self._recent, correlation_id, reply)
         for chunk in reversed(self._chunks):
             if found is not None:
                 break
             if correlation_id in chunk.correlation_ids:
-                found = _reply_in(chunk.unpack(), correlation_id)
+                found = _entry_in(chunk.unpack(), correlation_id, reply)
         return found
-
-    def request_message(self, correlation_id: str) -> str:
-        """The message that asked for turn `correlation_id` ("" when the state has no such turn)."""
-        return next(
-            (
-                str(e.get("content") or "")
-                for e in self.conversation_history
-                if e.get("correlation_id") == correlation_id and e.get("role") != "assistant"
-            ),
-            "",
-        )
 
     def has_correlation(self, correlation_id: str) -> bool:
         in_recent = any(e.get("correlation_id") == correlation_id for e in self._recent)
@@ -534,8 +533,8 @@ def _last_success(entries: list[dict[str, Any]], default: str | None) -> str | N
     return default
 
 
-def _reply_in(entries: list[dict[str, Any]], correlation_id: str) -> dict[str, Any] | None:
+def _entry_in(entries: list[dict[str, Any]], correlation_id: str, reply: bool) -> dict[str, Any] | None:
     for entry in reversed(entries):
-        if entry.get("correlation_id") == correlation_id and entry.get("role") == "assistant":
+        if entry.get("correlation_id") == correlation_id and (entry.get("role") == "assistant") == reply:
             return entry
     return None
