@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -43,6 +44,12 @@ def _iso(stamp: datetime | None) -> str | None:
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
     return stamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def any_segment(path: str) -> str:
+    """`path` with each `{variable}` taking any one path segment: aiohttp's default takes none holding
+    '{' or '}', and instance ids, event names and entity keys may (the SDK sends them unescaped)."""
+    return re.sub(r"\{(\w+)\}", r"{\1:[^/]+}", path)
 
 
 def encode_token(after: str) -> str:
@@ -79,10 +86,10 @@ class DurableApi:
     def add_routes(self, app: web.Application, base: str = BASE_PATH, trusted: bool = False) -> None:
         """Register the entity routes under `base`; `trusted` bases skip key checks (the SDK's rpc url)."""
         wrap = self._guard(trusted)
-        app.router.add_post(base + "/entities/{name}/{key}", wrap(self.signal))
-        app.router.add_get(base + "/entities/{name}/{key}", wrap(self.get_state))
-        app.router.add_delete(base + "/entities/{name}/{key}", wrap(self.purge))
-        app.router.add_get(base + "/entities/{name}", wrap(self.list_entities))
+        app.router.add_post(base + any_segment("/entities/{name}/{key}"), wrap(self.signal))
+        app.router.add_get(base + any_segment("/entities/{name}/{key}"), wrap(self.get_state))
+        app.router.add_delete(base + any_segment("/entities/{name}/{key}"), wrap(self.purge))
+        app.router.add_get(base + any_segment("/entities/{name}"), wrap(self.list_entities))
         if self.instances is not None:
             self.instances.add_routes(app, base, wrap)
         app.router.add_route("*", base + r"/{tail:[\s\S]*}", wrap(self.unsupported))

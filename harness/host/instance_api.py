@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from . import history as h
-from .durable_api import CONTINUATION_HEADER, decode_token, encode_token
+from .durable_api import CONTINUATION_HEADER, any_segment, decode_token, encode_token
 from .instances import MAX_ID, RUNTIME_STATUSES, TERMINAL, InstanceRecord, invalid_instance_id
 from .orchestrations import InstanceExists, OrchestrationEngine
 from .responses import json_error, json_response
@@ -131,7 +131,7 @@ class InstanceApi:
             ("/instances/{instance}/rewind", "POST", self.unsupported),
             ("/instances/{instance}/restart", "POST", self.restart),
         ):
-            app.router.add_route(method, base + path, wrap(self._errors_as_json(handler)))
+            app.router.add_route(method, base + any_segment(path), wrap(self._errors_as_json(handler)))
 
     @staticmethod
     def _errors_as_json(handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:

@@ -74,6 +74,9 @@ def invalid_instance_id(iid: str) -> str | None:
     """Why `iid` cannot be an instance id (a table key), or None."""
     if not iid or not iid.strip():
         return "instance id must not be empty"
+    if iid in (".", ".."):
+        # Clients resolve a '.' or '..' path segment away, so no URL could reach such an instance.
+        return f"instance id {iid!r} cannot be used in a URL path (it names a folder)"
     if _BAD_ID.search(iid):
         return "instance id must not contain '/', '\\', '#', '?' or control characters"
     if any(0xD800 <= ord(c) <= 0xDFFF for c in iid):

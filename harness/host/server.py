@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
 from aiohttp import web
 from azure.core.exceptions import AzureError
@@ -132,7 +133,9 @@ class LocalHost:
         query = f"taskHub={self.hub_name}&connection=Storage"
         if self.enforce_keys:
             query += f"&code={self.function_key}"
-        instance = f"{public}instances/{iid}"
+        # The id is one path segment: escaped, so that '%2F', a space or a non-ASCII character in it
+        # reaches the same instance when a client follows the URL (the `id` field stays as it is).
+        instance = f"{public}instances/{quote(iid, safe='')}"
         return {
             "id": iid,
             "statusQueryGetUri": f"{instance}?{query}",

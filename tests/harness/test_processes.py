@@ -98,6 +98,16 @@ def test_missing_executable_is_a_clear_error(tmp_path: Path) -> None:
         ManagedProcess([str(tmp_path / "nope")], log_path=tmp_path / "p.log").start()
 
 
+def written_pid(path: Path) -> int | None:
+    """The PID another process wrote to `path` (one line), or None while it is missing or half written:
+    the file exists before its content does."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.endswith("\n") and text.strip().isdigit() else None
+
+
 def test_stop_kills_children_and_stubborn_processes(tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     code = f"""
@@ -105,12 +115,13 @@ def test_stop_kills_children_and_stubborn_processes(tmp_path: Path) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # ignore the polite request
         child = subprocess.Popen([sys.executable, "-c",
             "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
-        pathlib.Path({str(pidfile)!r}).write_text(str(child.pid))
+        pathlib.Path({str(pidfile)!r}).write_text(f"{{child.pid}}\\n")
         time.sleep(60)
     """
     proc = ManagedProcess(py(code), log_path=tmp_path / "p.log").start()
-    proc.wait_ready(pidfile.exists, timeout=10)
-    child = int(pidfile.read_text())
+    proc.wait_ready(lambda: written_pid(pidfile) is not None, timeout=10)
+    child = written_pid(pidfile)
+    assert child is not None
     assert alive(child)
     code_ = proc.stop(timeout=0.5)
     assert code_ == -9

@@ -11,7 +11,7 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pytest
 from harness.host import LocalHost
 from harness.host import history as h
 from harness.host.instances import InstanceStore
+from harness.host.orchestrations import acknowledged as orchestration_acks
 
 PROBE_APP = Path(__file__).resolve().parent / "probe_app"
 API = "/runtime/webhooks/durabletask"
@@ -73,6 +74,14 @@ async def wait_until(http, base, iid, predicate, timeout: float = 10.0) -> dict:
             return body
         await asyncio.sleep(0.05)
     raise AssertionError(f"condition not met for {iid}: {body}")
+
+
+async def eventually(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    """Poll `condition` until it holds (a readiness wait, bounded)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        await asyncio.sleep(0.02)
 
 
 async def raise_event(http, base, iid, name, value) -> int:
@@ -379,34 +388,41 @@ async def test_terminated_history_has_one_completion(host, http):
     assert ends[0]["OrchestrationStatus"] == "Terminated"
 
 
-@pytest.mark.parametrize("body", [b"NaN", b"Infinity", b"1e999"])
-async def test_status_bodies_are_strict_json(host, http, body):
-    """Python's json accepts NaN/Infinity; the status body must still be standard JSON."""
-    code, _, _ = await _call(
-        http, "POST", f"{host.url}{API}/orchestrators/echo/n{uuid.uuid4().hex}", data=body
-    )
-    if code >= 400:
-        return  # refusing the input is fine
-    async with http.get(f"{host.url}{API}/instances/", params={"showInput": "true"}) as resp:
-        text = await resp.text()
-    json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [(b"NaN", "NaN is not JSON"), (b"Infinity", "Infinity is not JSON"), (b"1e999", "out of range")],
+)
+async def test_inputs_that_are_not_standard_json_are_refused(host, http, body, problem):
+    """Python's json accepts NaN, Infinity and 1e999 (inf); no other reader does, so an instance holding
+    one would have a status body clients cannot read. The start is refused, and no instance is left."""
+    iid = f"n{uuid.uuid4().hex}"
+    code, ctype, text = await _call(http, "POST", f"{host.url}{API}/orchestrators/echo/{iid}", data=body)
+    assert code == 400 and ctype.startswith("application/json"), (code, text)
+    assert problem in json.loads(text)["error"], text
+    assert (await get_status(http, host.url, iid))[0] == 404
 
 
-async def test_orchestrator_signal_is_not_reapplied_after_a_restart_when_mark_sent_lost_the_race(
-    azurite_connstr, hub, http
+async def test_orchestrator_signal_is_not_reapplied_when_its_acknowledgement_waits_in_the_inbox(
+    azurite_connstr, hub, http, monkeypatch
 ):
-    """`mark_sent` is an ETag-checked merge made after dispatch; when the instance's next episode commits
-    first (an event or result arriving meanwhile), it fails silently and `sentThrough` stays behind. The
-    next start then re-sends the signal; once the entity has unlisted its row key, it applies it again.
-    Fault injection: mark_sent loses the race."""
+    """The entity acknowledges an orchestration's signal into the instance's inbox before it commits; the
+    host can die after that and before an episode records the acknowledgement in the history. The next
+    start must count the acknowledgement waiting in the inbox as one: once the entity has unlisted the
+    signal's row key, sending it again would apply it twice.
+    Fault injection: the acknowledgement is written to the inbox and no episode takes it before the stop."""
     key = uuid.uuid4().hex
+    acknowledged: list[str] = []
     async with LocalHost(PROBE_APP, port=0, storage=azurite_connstr, hub_name=hub) as first:
-        assert first.engine is not None
+        assert first.engine is not None and first.dispatcher is not None
+        await first.wait_idle()  # start-up resumption done: episodes read the inbox from memory only
+        engine = first.engine
 
-        async def lost_race(record, count):  # what mark_sent does when the ETag no longer matches
-            first.engine.store.records.forget(record.instance_id)
+        async def ack_written_not_taken(parent: str, execution: str, request: str, payload: str) -> None:
+            acknowledged.append(request)  # persisted as `engine.entity_answered` would, no worker woken
+            event = h.event(h.EVENT_RAISED, engine.now(), Name=request, Input=payload)
+            await engine.store.add_message(parent, event, execution)
 
-        first.engine.store.mark_sent = lost_race
+        monkeypatch.setattr(first.dispatcher, "respond", ack_written_not_taken)
         iid = await start(http, first.url, "entity_signal_then_wait", key)
         await wait_until(http, first.url, iid, lambda b: len(b.get("historyEvents", [])) >= 3)
         await wait_entity(http, first.url, key, 1)
@@ -416,6 +432,10 @@ async def test_orchestrator_signal_is_not_reapplied_after_a_restart_when_mark_se
             ) as r:
                 assert r.status == 202
             await wait_entity(http, first.url, key, expected)
+        record = await engine.store.read(iid)
+        assert record is not None and not orchestration_acks(record.history)  # only in the inbox:
+        waiting = await engine.store.messages(iid, record.applied)
+        assert [m.event.get("Name") for m in waiting] == acknowledged and len(acknowledged) == 1
     async with LocalHost(PROBE_APP, port=0, storage=azurite_connstr, hub_name=hub) as second:
         await second.wait_idle()
         assert await raise_event(http, second.url, iid, "Go", "go") == 202
@@ -436,7 +456,8 @@ async def wait_entity(http, base: str, key: str, expected: Any, timeout: float =
 async def test_orchestrator_signal_is_applied_once_across_a_restart_without_fault_injection(
     azurite_connstr, hub, http
 ):
-    """The same race, natural: an event already waiting lets the next episode commit before mark_sent."""
+    """The same signal, no fault injected: an event already waiting when the signal goes out, the
+    acknowledgement recorded by a later episode, then a restart."""
     key = uuid.uuid4().hex
     async with LocalHost(PROBE_APP, port=0, storage=azurite_connstr, hub_name=hub) as first:
         iid = uuid.uuid4().hex
@@ -510,7 +531,10 @@ async def test_purge_of_a_running_instance_then_reuse_of_its_id(host, http):
     await start(http, host.url, "fan_out", {"n": 5}, iid)
     done = await wait_done(http, host.url, iid)
     assert done["output"] == sum(range(5))
-    await asyncio.sleep(0.5)  # results of the purged execution's activities arrive meanwhile
+    # the purged execution's activities finish (or were stopped) and whatever they deliver is handled
+    assert host.engine is not None
+    await eventually(lambda: not any(key[0] == iid for key in host.engine._running), "activities to end")
+    await host.wait_idle()
     assert (await get_status(http, host.url, iid))[1]["output"] == sum(range(5))
 
 
@@ -570,7 +594,9 @@ async def test_sync_activities_cannot_starve_orchestrators_and_http(azurite_conn
     async with LocalHost(app, port=0, storage=azurite_connstr, hub_name=hub) as host:
         busy = await start(http, host.url, "fan_out", {"n": 40, "sleep": 3})
         await wait_until(http, host.url, busy, lambda b: b["runtimeStatus"] == "Running")
-        await asyncio.sleep(0.3)  # the activities have started
+        assert host.engine is not None
+        pool = host.engine._activity_threads
+        await eventually(lambda: len(pool._threads) >= 40, "all 40 activities to run in a thread")
         began = time.monotonic()
         quick = await start(http, host.url, "waiter")
         await wait_until(http, host.url, quick, lambda b: b["runtimeStatus"] == "Running")
