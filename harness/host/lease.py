@@ -239,6 +239,8 @@ class HubLease:
                 log.warning("task hub %s: lease renewal failed (%s)", self.hub, type(exc).__name__)
                 if not self._acquired:
                     self._why = f"storage not reachable ({type(exc).__name__})"
+            except Exception:  # the loop must outlive any surprise: without it the hub is lost for good
+                log.exception("task hub %s: lease renewal failed", self.hub)
 
     async def release(self) -> None:
         """Stop renewing and give the lease up (a clean stop frees the hub at once)."""

@@ -21,11 +21,12 @@ from azure.storage.blob.aio import BlobClient, BlobLeaseClient
 
 from harness.host.lease import OWNER_BLOB
 from harness.host.storage_api import versioned
+from harness.host.store import EntityStore, instance_id
 from harness.host.tables import container_name_for
 from harness.processes import ManagedProcess, StartupError, free_port
 
 from .conftest import COUNTER_APP, REPO
-from .helpers import ENTITY_API, read_state, signal, wait_state
+from .helpers import ENTITY_API, sdk_body, signal, wait_state
 
 BANNER_URL = re.compile(r"Durable API: (http://[0-9.]+:\d+)/")
 INSTANCES = "/runtime/webhooks/durabletask/instances"
@@ -148,27 +149,29 @@ async def test_a_host_that_lost_its_lease_answers_503_until_it_takes_it_back(
         async with http.get(f"{host.url}{INSTANCES}") as resp:
             assert resp.status == 503 and "lease" in (await resp.json())["error"]
         assert "lost the lease" in host.log(), host.log()
+        # Meanwhile the holder writes the hub: a new state, and a signal it has not applied yet.
+        other = EntityStore(azurite_connstr, hub)
+        try:
+            await other.open()
+            before = await other.read(instance_id("counter", "c"))
+            await other.commit(before, "counter", "c", True, "5", [])
+            await other.add_signal("counter", "c", "add", sdk_body(10))
+        finally:
+            await other.close()
         await stolen.release()
-    # Released: the host takes the lease back and serves again, from storage, not from its memory.
+    # Released: the host takes the lease back and serves again from storage, not from its memory,
+    # and picks up the work the other holder left.
     await _wait_status(http, f"{host.url}{ENTITY_API}/counter/c", 200, timeout=20)
+    await wait_state(http, host.url, "counter", "c", 15)
     assert await signal(http, host.url, "counter", "c", "add", 1) == 202
-    await wait_state(http, host.url, "counter", "c", 2)
-    assert await read_state(http, host.url, "counter", "c") == (200, 2)
+    await wait_state(http, host.url, "counter", "c", 16)
 
 
-class _owner_blob:  # noqa: N801 - used like a function: `async with _owner_blob(...) as blob`
+def _owner_blob(connection_string: str, hub: str) -> BlobClient:
     """The hub's lease blob, through the azure-storage-blob client (no host code involved)."""
-
-    def __init__(self, connection_string: str, hub: str) -> None:
-        self.blob = BlobClient.from_connection_string(
-            connection_string, container_name_for(hub), OWNER_BLOB, **versioned()
-        )
-
-    async def __aenter__(self) -> BlobClient:
-        return self.blob
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.blob.close()
+    return BlobClient.from_connection_string(
+        connection_string, container_name_for(hub), OWNER_BLOB, **versioned()
+    )
 
 
 async def _wait_status(http: aiohttp.ClientSession, url: str, status: int, timeout: float) -> dict:
