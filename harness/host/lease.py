@@ -82,7 +82,8 @@ class HubLease:
     ) -> None:
         self.hub = hub
         self.lease_id = lease_id
-        # `start` tells this host's name from another host's in the same process (tests).
+        # `start` (new for every start) tells this host's name from that of another host in the same
+        # process (tests), or of an earlier start that had the same pid.
         self.owner = {
             "host": socket.gethostname(),
             "pid": str(os.getpid()),
@@ -222,6 +223,7 @@ class HubLease:
             if self._serving and loop.time() >= self._valid_until:
                 self._lost(f"it could not be renewed for {LEASE_SECONDS - SAFETY:.0f} s")
             started = loop.time()
+            why = ""
             try:
                 if self._acquired and self._lease is not None:
                     try:
@@ -231,14 +233,17 @@ class HubLease:
                     except HttpResponseError as exc:
                         if exc.status_code not in (404, 409, 412):
                             raise
-                        # Broken, taken, or gone (storage came back empty): try to take it again.
+                        # Broken, taken, or gone (storage came back empty): not ours now, whatever
+                        # comes next; take it again if it is free.
+                        self._acquired = False
+                        why = f"storage refused its renewal ({error_code(exc) or exc.status_code})"
                 await self._try_acquire()
             except _Held as held:
                 self._lost(f"another host holds it ({held.description})")
             except AzureError as exc:
                 log.warning("task hub %s: lease renewal failed (%s)", self.hub, type(exc).__name__)
                 if not self._acquired:
-                    self._why = f"storage not reachable ({type(exc).__name__})"
+                    self._lost(why or f"storage not reachable ({type(exc).__name__})")
             except Exception:  # the loop must outlive any surprise: without it the hub is lost for good
                 log.exception("task hub %s: lease renewal failed", self.hub)
 
