@@ -17,6 +17,7 @@ import contextlib
 import datetime as _dt
 import json
 import random
+import re
 import shutil
 import statistics
 import sys
@@ -36,6 +37,7 @@ from rich.table import Table
 
 from .azurite import Azurite
 from .bench import machine
+from .processes import ManagedProcess
 from .stack import DEFAULT_APP_DIR, FunctionHost
 
 AGENT = "WeatherAgent"
@@ -438,6 +440,112 @@ async def _wait_all(client: httpx.AsyncClient, ids: list[str], timeout: float) -
                 break
             await asyncio.sleep(0.05)
     return finals
+
+
+# -- probe: two writers on one task hub -----------------------------------------------------------
+
+_BANNER_URL = re.compile(r"Durable API: (http://[0-9.]+:\d+)/")
+
+
+async def _hub_host(
+    azurite: Azurite, hub: str, port: int, log_path: Path
+) -> tuple[ManagedProcess, str | None]:
+    """A host of the orchestration sample on ``hub``; its URL once it serves, None if it exited."""
+    args = [sys.executable, "-m", "harness.host", str(ORCHESTRATION_APP), "--port", str(port)]
+    process = ManagedProcess(
+        [*args, "--storage", azurite.connection_string],
+        log_path=log_path,
+        name=log_path.stem,
+        env={"DURABLEAGENT_TASK_HUB": hub, "PYTHONUNBUFFERED": "1"},
+    ).start()
+    deadline = time.monotonic() + 60
+    while process.is_running() and time.monotonic() < deadline:
+        if found := _BANNER_URL.search(log_path.read_text(errors="replace")):
+            return process, found.group(1)
+        await asyncio.sleep(0.05)
+    return process, None
+
+
+async def probe_two_writers(azurite: Azurite, work: Path) -> ProbeResult:
+    """Hosts started on one task hub the ways that once gave it two writers (issue 20): a second
+    ``--port 0`` start from the same folder, a start on the first host's busy port, a third start
+    after that, and a start after a SIGKILL of the holder. The durable API of every host that came
+    up is polled throughout: at no time may two of them serve the hub."""
+    result = ProbeResult("Two writers: hosts started on one task hub")
+    hub = f"chaoswriters{uuid.uuid4().hex[:8]}"
+    live: dict[str, str] = {}  # name -> URL of the hosts that came up
+    polls, both = 0, 0
+    served = False
+    done = asyncio.Event()
+    began = time.monotonic()
+
+    async def watch(client: httpx.AsyncClient) -> None:
+        nonlocal polls, both
+        while not done.is_set():
+            serving = 0
+            for url in list(live.values()):
+                with contextlib.suppress(httpx.TransportError):
+                    response = await client.get(f"{url}{DURABLE_API}/instances", params={"top": "1"})
+                    serving += response.status_code == 200
+            polls += 1
+            both += serving > 1
+            await asyncio.sleep(0.05)
+
+    processes: list[ManagedProcess] = []
+
+    async def start(name: str, port: int) -> tuple[ManagedProcess, str | None]:
+        process, url = await _hub_host(azurite, hub, port, work / f"writers-{name}.log")
+        processes.append(process)
+        if url is not None:
+            live[name] = url
+        return process, url
+
+    async with httpx.AsyncClient(timeout=5) as client:
+        watcher = asyncio.create_task(watch(client))
+        try:
+            first, url = await start("first", 0)
+            if url is None:
+                result.check(
+                    "a first host on a new hub", "did not come up", "serves", False, first.log_tail()
+                )
+                return result
+            second, _ = await start("second", 0)
+            busy, _ = await start("busy-port", int(url.rsplit(":", 1)[1]))
+            third, _ = await start("third", 0)
+            first.kill()
+            live.pop("first")
+            took = time.monotonic()
+            _, after = await start("after-kill", 0)
+            took = time.monotonic() - took
+            if after is not None:
+                response = await client.get(f"{after}{DURABLE_API}/instances", params={"top": "1"})
+                served = response.status_code == 200
+        finally:
+            done.set()
+            await watcher
+            for process in processes:
+                process.stop()
+    result.seconds = time.monotonic() - began
+    codes = {"second": second.returncode, "busy-port": busy.returncode, "third": third.returncode}
+    result.check(
+        "a second --port 0 start, a start on the first's port, then a third start",
+        ", ".join(f"{name}: exit {code}" for name, code in codes.items()),
+        "each refused (2: hub in use; 1: port in use)",
+        codes == {"second": 2, "busy-port": 1, "third": 2},
+    )
+    result.check(
+        "a start after a SIGKILL of the holder",
+        f"serving after {took:.1f} s" if served else "not serving",
+        "takes the hub over",
+        served,
+    )
+    result.check(
+        "durable API of every host that came up, polled every 50 ms",
+        f"{polls} polls, {both} with two hosts serving",
+        "never two hosts serving the hub",
+        both == 0 and polls > 0,
+    )
+    return result
 
 
 # -- probe 3: storage outages ---------------------------------------------------------------------
@@ -956,6 +1064,7 @@ async def _run_all(
                 basics.url, basics, rounds=args.orchestration_rounds, seed=args.seed + 2
             ),
         ),
+        ("two writers", lambda: probe_two_writers(azurite, basics.log_path.parent)),
         ("storage outage", lambda: probe_outage(weather.url, azurite, seed=args.seed + 3)),
     ]
     for name, step in steps:
@@ -980,7 +1089,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["concurrency", "hostile", "kills", "orchestration", "storage"],
+        choices=["concurrency", "hostile", "kills", "orchestration", "two", "storage"],
         default=None,
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")

@@ -71,6 +71,8 @@ def decode_token(token: str, prefix: str) -> str:
 class DurableApi:
     """Entity endpoints; mounted twice when keys are enforced (public + a secret in-process base)."""
 
+    gate: Callable[[], str | None] | None = None  # why the host must not serve the hub now (its lease)
+
     def __init__(
         self,
         store: EntityStore,
@@ -101,6 +103,8 @@ class DurableApi:
             async def guarded(request: web.Request) -> web.StreamResponse:
                 if not trusted and not self.keys.allows(request, "admin"):
                     return json_error(401, "a valid key is required (?code= or x-functions-key header)")
+                if self.gate is not None and (problem := self.gate()):
+                    return json_error(503, problem)
                 try:
                     return await handler(request)
                 except StorageUnavailable as exc:

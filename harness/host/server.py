@@ -33,7 +33,7 @@ from .entities import EntityDispatcher
 from .http import MAX_HTTP_BODY, FunctionServer, KeyPolicy
 from .instance_api import InstanceApi
 from .instances import InstanceStore
-from .lease import HubLease, lease_id_for
+from .lease import HubLease, new_lease_id
 from .loader import AppIndex, AppLoadError, load_app
 from .orchestrations import EngineSettings, OrchestrationEngine
 from .outputs import OutputWriter
@@ -106,7 +106,6 @@ class LocalHost:
         self._applied_settings: dict[str, str] = {}
         self._rpc_secret = secrets.token_hex(16)
         self._resume_task: asyncio.Task[None] | None = None
-        self._requested_port = port
         self.lease: HubLease | None = None
         self._started = 0.0
 
@@ -257,15 +256,16 @@ class LocalHost:
             max_field_size=PARSER_LIMIT,
         )
         await self._runner.setup()
+        # The port before the hub: a start on a busy port ends here, without touching the lease of
+        # the host that has the port (and maybe the hub). Connections wait in the backlog meanwhile.
+        site = _BindFirstSite(self._runner, self.host, self.port)
+        self.port = await site.bind()
         # The hub is ours before anything is served (a second host refuses to start here).
-        lease_id = lease_id_for(config.hub_name, str(self.app_dir), self._requested_port)
-        self.lease = HubLease(storage, config.hub_name, lease_id, self.url)
+        self.lease = HubLease(storage, config.hub_name, new_lease_id(), self.url, self._lease_changed)
         await self.lease.acquire()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        api.gate = self.dispatcher.gate = self.engine.gate = self.lease.problem
+        self.store.gate = self.instances.gate = self.lease.problem
         await site.start()
-        if self.port == 0:
-            self.port = self._runner.addresses[0][1]
-        await self.lease.describe(self.url)
         self._started = time.monotonic()
         self._resume_task = asyncio.get_running_loop().create_task(self._resume())
         self.timers.start()
@@ -294,6 +294,16 @@ class LocalHost:
             if count:
                 log.info("resumed %d orchestration instances", count)
             return
+
+    def _lease_changed(self, held: bool) -> None:
+        """The lease was lost or taken back: another host may have written the hub meanwhile, so
+        what memory holds of it is dropped, and once the hub is ours again its unfinished work is
+        picked up from storage as at start-up."""
+        for store in (self.store, self.instances):
+            for cache in store.cache_hooks if store is not None else []:
+                cache.fail()
+        if held and (self._resume_task is None or self._resume_task.done()):
+            self._resume_task = asyncio.get_running_loop().create_task(self._resume())
 
     async def wait_idle(self) -> None:
         """Wait until start-up resumption is done and no entity has work in flight (tests)."""
@@ -352,6 +362,7 @@ class LocalHost:
                 "version": HOST_VERSION,
                 "processUptime": int((time.monotonic() - self._started) * 1000),
                 "taskHub": self.hub_name,
+                "taskHubLease": "held" if self.lease is not None and self.lease.held else "not held",
             }
         )
 
@@ -399,6 +410,28 @@ class LocalHost:
             log.warning(
                 "function %s: trigger %s is not supported by the local host; it will not run", name, trigger
             )
+
+
+class _BindFirstSite(web.TCPSite):
+    """A TCP site that binds its port (`bind`) before it serves (`start`), so a host can check the
+    port is its own before it takes the hub's lease, and take the lease before anything is answered."""
+
+    __slots__ = ()
+
+    async def bind(self) -> int:
+        """Bind and listen without accepting; returns the port (the one chosen for port 0)."""
+        assert self._runner.server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            self._runner.server, self._host, self._port, backlog=self._backlog, start_serving=False
+        )
+        self._runner._reg_site(self)  # the runner's cleanup closes it, started or not
+        self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port
+        return self._bound_port
+
+    async def start(self) -> None:
+        """Serve on what `bind` bound."""
+        assert self._server is not None
+        await self._server.start_serving()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from azure.core.exceptions import (
@@ -252,6 +252,7 @@ class HubStorage:
         self._container: ContainerClient = self._blobs.get_container_client(container_name)
         self._ready = False
         self.cache_hooks: list[Any] = []  # RowCache objects dropped on a storage failure
+        self.gate: Callable[[], str | None] | None = None  # why the hub must not be used (lease lost)
 
     async def open(self) -> None:
         """Create the table and container if needed (idempotent; retried lazily when storage was down)."""
@@ -280,7 +281,10 @@ class HubStorage:
         return translate(exc)
 
     async def ensure(self) -> None:
-        """Open the table and container when they are not known to exist."""
+        """Open the table and container when they are not known to exist; refuse while the host
+        must not use the hub (`gate`)."""
+        if self.gate is not None and (problem := self.gate()):
+            raise StorageUnavailable(problem)
         if not self._ready:
             await self.open()
 

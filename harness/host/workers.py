@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
-from .tables import RETRIABLE, Backoff
+from .tables import RETRIABLE, Backoff, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ class KeyedWorkers:
     """Base of the entity dispatcher and the orchestration engine."""
 
     label = "worker"
+    gate: Callable[[], str | None] | None = None  # why no step may run now (the hub's lease is lost)
 
     def __init__(self) -> None:
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -72,6 +74,8 @@ class KeyedWorkers:
             while True:
                 self._wake.discard(key)
                 try:
+                    if self.gate is not None and (problem := self.gate()):
+                        raise StorageUnavailable(problem)
                     async with self.lock(key):
                         progressed = await self.step(key)
                     backoff.reset()

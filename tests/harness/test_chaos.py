@@ -113,3 +113,13 @@ def test_verify_ledger_reports_seeded_violations_in_real_state(function_host):
     assert len(problems) == 2, problems
     assert "turn seeded-stranger was never sent" in problems[0]
     assert "answered turn seeded-lost is missing" in problems[1]
+
+
+def test_the_two_writers_probe_holds_against_the_session_azurite(azurite, tmp_path):
+    """Issue 20: no start of a host beside a running one (any free port, the busy port, a third)
+    ever makes two hosts serve one hub, and a holder's SIGKILL does not keep the hub from the next."""
+    from harness.chaos import probe_two_writers
+
+    writers = asyncio.run(probe_two_writers(azurite, tmp_path))
+    assert writers.held, [vars(c) for c in writers.checks]
+    assert [c.held for c in writers.checks] == [True, True, True]
