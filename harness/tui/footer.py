@@ -1,9 +1,10 @@
-"""The chat screen's footer: every key of the app stays on screen in an 80-column terminal.
+"""The app's footer (chat, instance and diff screens): every key stays on screen at 80 columns.
 
 Textual's footer is one row; in 80 columns it cut off the keys after the first seven (the logs,
-the inspector and the refresh key). Below the app's narrow breakpoint this footer lays its keys out
-in two rows of a grid instead, compact (no padding around the key), the command palette key in the
-grid with the others.
+the inspector and the refresh key). One row cannot hold them: the chat screen's ten keys need about
+85 columns even compact with one-word descriptions. Below the app's narrow breakpoint this footer
+lays its keys out in two rows of a grid instead, compact (no padding around the key), the command
+palette key in the grid with the others; wider, it is Textual's footer as it was.
 """
 
 from __future__ import annotations
