@@ -38,6 +38,7 @@ from ._run_request import (
     json_depth,
     one_session_key,
     parse_json_text,
+    reject_unknown_fields,
 )
 from .session import AgentSessionId
 from .state import AgentState
@@ -63,11 +64,7 @@ def parse_fork_request(body: bytes) -> ForkRequest:
         raise RequestError(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(data, dict):
         raise RequestError(f"request body must be a JSON object, got {type(data).__name__}")
-    unknown = sorted(k for k in data if k not in _KNOWN_FIELDS)
-    if unknown:
-        raise RequestError(
-            f"unknown field(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(_KNOWN_FIELDS))}"
-        )
+    reject_unknown_fields(data, _KNOWN_FIELDS)
     turn = data.get("turn")
     if turn is None:
         raise RequestError("'turn' is required: how many turns of the session to copy")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,12 +194,31 @@ def check_correlation_id(value: object, what: str = "'correlationId'") -> str:
     return value
 
 
+def reject_unknown_fields(data: Mapping[str, object], known: Iterable[str]) -> None:
+    """RequestError naming every field of `data` not in `known`, with the closest known name.
+
+    Called before any other check of a body: otherwise a typo (`mesage`) is reported as the field
+    it was meant to be missing ("'message' is required"), and the caller looks for the wrong mistake.
+    A suggestion is a known field the body does not already have, matched ignoring case."""
+    names = sorted(known)
+    unknown = sorted(field for field in data if field not in names)
+    if not unknown:
+        return
+    absent = {name.lower(): name for name in names if name not in data}
+    named = []
+    for field in unknown:
+        close = difflib.get_close_matches(str(field).lower(), list(absent), n=1, cutoff=0.6)
+        named.append(f"{field!r} (did you mean {absent[close[0]]!r}?)" if close else repr(field))
+    raise RequestError(f"unknown field(s) {', '.join(named)}; known: {', '.join(names)}")
+
+
 def validate_run_request(data: object) -> RunRequest:
     """Check a parsed run body field by field; every problem is a RequestError naming it."""
     if json_depth(data) > MAX_JSON_DEPTH:
         raise RequestError(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(data, dict):
         raise RequestError(f"request body must be a JSON object, got {type(data).__name__}")
+    reject_unknown_fields(data, _KNOWN_FIELDS)
     message = data.get("message")
     if message is None:
         raise RequestError("'message' is required")
@@ -222,11 +242,6 @@ def validate_run_request(data: object) -> RunRequest:
     correlation_id = data.get("correlationId")
     if correlation_id is not None:
         correlation_id = check_correlation_id(correlation_id)
-    unknown = sorted(k for k in data if k not in _KNOWN_FIELDS)
-    if unknown:
-        raise RequestError(
-            f"unknown field(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(_KNOWN_FIELDS))}"
-        )
     request = RunRequest(message, key, role, enable_tools, schema, correlation_id, wait)
     encoded = len(json.dumps(json.dumps(request.entity_input("0" * 32))).encode("utf-8"))
     if encoded > MAX_SIGNAL_BYTES:

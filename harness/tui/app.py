@@ -22,10 +22,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Header, Input, Label, ListItem, ListView, LoadingIndicator
+from textual.widgets import Header, Input, Label, ListItem, ListView, LoadingIndicator
 
 from harness.client import AgentClient, ClientError, SessionSummary, agent_names
 from harness.tui.diff import DiffScreen
+from harness.tui.footer import KeysFooter
 from harness.tui.fork import ChatLog, DiffRequested, ForkRequested, SessionList
 from harness.tui.inspector import StateInspector
 from harness.tui.instances import INSTANCE_REFRESH_SECONDS, InstanceItemLabel, InstanceScreen
@@ -54,6 +55,28 @@ def new_session_id() -> str:
 
 
 NARROW_BELOW = 120
+
+
+class ChatScreen(Screen[None]):
+    """The app's main screen. Tab from the prompt goes to the chat above it (its turn cursor: `f`
+    fork, `d` diff), then on round the other panes, and back to the prompt.
+
+    Textual orders focus by position, top to bottom then left to right: the sidebar, the chat, the
+    prompt, the inspector. Tab from the prompt then went round the inspector and the whole sidebar
+    before it reached the chat, and looked as if it skipped it."""
+
+    @property
+    def focus_chain(self) -> list[Widget]:
+        chain = super().focus_chain
+        chat = next((widget for widget in chain if widget.id == "chat"), None)
+        prompt = next((widget for widget in chain if widget.id == "prompt"), None)
+        if chat is None or prompt is None:
+            return chain
+        # The chat with anything focusable in it (a reply's code block, say), in their order.
+        moved = [widget for widget in chain if widget is chat or chat in widget.ancestors]
+        rest = [widget for widget in chain if widget not in moved]
+        after = rest.index(prompt) + 1
+        return [*rest[:after], *moved, *rest[after:]]
 
 
 class ChatApp(App[None]):
@@ -131,6 +154,7 @@ class ChatApp(App[None]):
         self.instance_rows: list[dict[str, Any]] = []
         self._instances_shown: list[tuple[Any, ...]] | None = None
         self.closing = False  # set by exit(): a worker finishing after it has nothing left to show
+        self._chat_shown: tuple[str, str, int] | None = None  # (agent, session, messages) in the chat
         self.set_reactive(ChatApp.agent, agent)
 
     def exit(self, result: None = None, return_code: int = 0, message: Any = None) -> None:
@@ -138,6 +162,9 @@ class ChatApp(App[None]):
         super().exit(result, return_code, message)
 
     # ---- layout -------------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen[None]:
+        return ChatScreen(id="_default")
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -164,7 +191,7 @@ class ChatApp(App[None]):
             inspector = StateInspector(show_volatile=self.show_volatile, id="inspector")
             inspector.border_title = "Stored state"
             yield inspector
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.sub_title = self._subtitle()
@@ -270,11 +297,19 @@ class ChatApp(App[None]):
             self.state = None
             inspector.show_message(str(exc))
             await self._show_chat([ErrorBubble(str(exc), "cannot load the session"), *extra])
+            self._chat_rebuilt(None)
             return
         history = (self.state or {}).get("conversation_history") or []
         widgets = history_widgets(history)
         await self._show_chat([*widgets, *extra] or [EmptyChat(self.session_id)])
+        self._chat_rebuilt((self.agent, self.session_id, len(history)))
         inspector.show_state(self.session_id, self.state)
+
+    def _chat_rebuilt(self, shown: tuple[str, str, int] | None) -> None:
+        """Tell the chat's turn cursor whether the turns it shows changed (see ChatLog.rebuilt)."""
+        chat = self.query_one(ChatLog)
+        chat.rebuilt(shown is None or shown != self._chat_shown)
+        self._chat_shown = shown
 
     async def _show_chat(self, widgets: list[Widget]) -> None:
         chat = self.query_one("#chat", VerticalScroll)

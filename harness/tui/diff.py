@@ -12,10 +12,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Collapsible, Footer, Label, Static
+from textual.widgets import Collapsible, Label, Static
 
 from harness.client import AgentClient, ClientError
 from harness.session_diff import SessionDiff, Turn, diff_sessions
+from harness.tui.footer import KeysFooter
 
 STYLES = {"user": "bold cyan", "tool": "yellow", "agent": "", "error": "bold red"}
 LABELS = {"user": "you   ", "tool": "🔧    ", "agent": "agent ", "error": "error "}
@@ -60,7 +61,7 @@ class DiffScreen(Screen[None]):
                     column = VerticalScroll(id=f"diff-{side}", classes="diff-column")
                     column.border_title = session
                     yield column
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.load()

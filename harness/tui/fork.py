@@ -43,8 +43,8 @@ class ChatLog(VerticalScroll):
     BINDINGS = [
         Binding("up,k", "move(-1)", "Prev turn", show=False),
         Binding("down,j", "move(1)", "Next turn", show=False),
-        Binding("f", "fork", "Fork here"),
-        Binding("d", "diff", "Diff with source"),
+        Binding("f", "fork", "Fork", tooltip="Fork the session at the highlighted turn"),
+        Binding("d", "diff", "Diff", tooltip="Compare the session with the one it was forked from"),
     ]
 
     selected_turn: int | None = None
@@ -68,11 +68,24 @@ class ChatLog(VerticalScroll):
             self.scroll_to_widget(first, animate=False)
 
     def on_focus(self) -> None:
+        self._show_cursor()
+
+    def _show_cursor(self) -> None:
+        """Highlight the remembered turn, or the newest one when none is remembered."""
         turns = self.turns()
         if turns and self.selected_turn not in turns:
             self.select(turns[-1])
         elif self.selected_turn is not None:
             self.select(self.selected_turn)
+
+    def rebuilt(self, other_turns: bool) -> None:
+        """The chat was rebuilt from the stored session. `other_turns` (a new turn, another session):
+        the remembered turn is stale, so the cursor goes to the newest turn, where the conversation
+        is; otherwise it stays. Shown at once if the chat has focus (the new widgets lack it)."""
+        if other_turns:
+            self.selected_turn = None
+        if self.has_focus:
+            self._show_cursor()
 
     def on_blur(self) -> None:
         turn = self.selected_turn
@@ -99,7 +112,7 @@ class ChatLog(VerticalScroll):
 class SessionList(ListView):
     """The sessions pane; `d` compares the highlighted session with the open one."""
 
-    BINDINGS = [Binding("d", "diff", "Diff with open session")]
+    BINDINGS = [Binding("d", "diff", "Diff", tooltip="Compare the highlighted session with the open one")]
 
     session_ids: list[str] = []
     """The listed sessions' ids, in list order (set by the app with the items)."""

@@ -31,7 +31,7 @@ from harness.tui.fork import ForkRequested
 class StateInspector(Tree[Any]):
     """Tree view of the entity state: messages, tool calls, usage per turn and in total."""
 
-    BINDINGS = [Binding("f", "fork", "Fork at this turn")]
+    BINDINGS = [Binding("f", "fork", "Fork", tooltip="Fork the session at the turn of this message")]
 
     def __init__(self, show_volatile: bool = True, **kwargs: Any) -> None:
         super().__init__("state", **kwargs)

@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
+from textual.widgets import Button, DataTable, Header, Input, Label, Static
 
 from harness.client import AgentClient, ClientError, is_finished, parse_time
 from harness.formatting import (
@@ -30,6 +30,7 @@ from harness.formatting import (
     status_note,
     timeline,
 )
+from harness.tui.footer import KeysFooter
 
 INSTANCE_REFRESH_SECONDS = 2.0
 
@@ -62,7 +63,7 @@ class InstanceScreen(Screen[None]):
         Binding("e", "raise_event", "Raise event"),
         Binding("t", "terminate", "Terminate"),
         Binding("p", "purge", "Purge"),
-        Binding("o", "open_agent", "Open agent session"),
+        Binding("o", "open_agent", "Open session", tooltip="Open the session of the agent call"),
         Binding("r", "reload", "Refresh"),
     ]
 
@@ -91,7 +92,7 @@ class InstanceScreen(Screen[None]):
             table: DataTable[Any] = DataTable(id="timeline", cursor_type="row", zebra_stripes=True)
             table.border_title = "History (o on an agent call opens its session)"
             yield table
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#timeline", DataTable)

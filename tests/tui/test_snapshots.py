@@ -85,3 +85,9 @@ def test_error_turn(app_url, fresh_session, chat_script, snap_compare):
     chat_script.set([{"error": "model exploded", "error_type": "ValueError"}])
     app = snapshot_app(app_url, fresh_session("snap-error"))
     assert snap_compare(app, terminal_size=SIZE, run_before=sending("hello"))
+
+
+def test_narrow_terminal_after_a_turn(app_url, fresh_session, snap_compare):
+    # 80x24: the inspector hidden, the footer in two rows holding every key (none cut off).
+    app = snapshot_app(app_url, fresh_session("snap-narrow"))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=sending("What's the weather in Paris?"))
