@@ -97,6 +97,9 @@ class OrchestrationEngine(KeyedWorkers):
         )
         self._orchestrator_slots = asyncio.Semaphore(self.settings.max_orchestrators)
         self._resumed = False  # until resume() has run, every inbox read also asks storage
+        # Instances whose last commit got no answer (it may have landed without the work it scheduled
+        # being started): their next episode starts that work from the history first, as start-up does.
+        self._uncertain: set[str] = set()
         entities.respond = self.entity_answered
 
     # -- the API's operations --------------------------------------------------------------------
@@ -242,6 +245,10 @@ class OrchestrationEngine(KeyedWorkers):
         """Apply what the inbox holds; True when anything changed."""
         record = await self.store.read(iid)
         inbox = await self._inbox(iid, record)
+        if iid in self._uncertain:
+            if record is not None and not record.terminal:
+                await self._recover(record, inbox)
+            self._uncertain.discard(iid)
         if record is None or record.terminal:
             if inbox:  # events for a finished or purged instance are discarded, as on Azure
                 self.store.clean_up(iid, self._stored([m.row_key for m in inbox]))
@@ -404,7 +411,7 @@ class OrchestrationEngine(KeyedWorkers):
             # The last episode signalled entities: it ends once they acknowledged, so that a crash
             # before the signals are written leaves a Running instance that sends them again.
             new.finishing = {"status": decision.status, "output": output, "input": decision.continue_input}
-            await self.store.write(new, record)
+            await self._commit(new, record)
             self._after_commit(record, new, replace(decision, status="Running"), consumed)
             return
         if decision.status in ("Completed", "Failed"):
@@ -412,8 +419,19 @@ class OrchestrationEngine(KeyedWorkers):
             return
         if decision.status == "ContinuedAsNew":
             _continue(new, decision.continue_input)
-        await self.store.write(new, record)
+        await self._commit(new, record)
         self._after_commit(record, new, decision, consumed)
+
+    async def _commit(self, new: InstanceRecord, before: InstanceRecord) -> None:
+        """Write an episode's outcome. A write refused on its ETag certainly did not land; any other
+        failure may hide one that did, whose scheduled work would then never start (`_uncertain`)."""
+        try:
+            await self.store.write(new, before)
+        except ConcurrencyConflict:
+            raise
+        except Exception:
+            self._uncertain.add(new.instance_id)
+            raise
 
     async def _finish_after_signals(
         self, record: InstanceRecord, inbox: list[Message], consumed: list[str], marks: list[dict[str, Any]]
@@ -616,7 +634,10 @@ class OrchestrationEngine(KeyedWorkers):
                 existing.parent_execution,
                 existing.parent_task,
             ) == (iid, execution, work.task_id):
-                return  # already started (this is a resumption)
+                # Already started: a resumption, or a retry after a write whose answer was lost (the
+                # child was then never woken), so wake it (an episode with nothing to do is cheap).
+                self.notify(child)
+                return
             if existing is not None and not existing.terminal:
                 reason = f"an instance with id {child!r} is already {existing.status}"
                 await self._answer(iid, execution, h.SUB_FAILED, work.task_id, Reason=reason, Details="")
@@ -638,7 +659,7 @@ class OrchestrationEngine(KeyedWorkers):
             try:
                 await self.store.write(record, None, create=True)
             except ConcurrencyConflict:
-                return
+                pass  # written meanwhile (by a start whose answer was lost): wake it all the same
         self.notify(child)
 
     async def _send_to_entity(self, iid: str, execution: str, work: Work, row_key: str, again: bool) -> None:
@@ -669,8 +690,9 @@ class OrchestrationEngine(KeyedWorkers):
                 signal = await self._add_signal(iid, execution, work, name, key, input_text, row_key)
         else:
             signal = await self._add_signal(iid, execution, work, name, key, input_text, row_key)
-        if signal is not None:
-            self.entities.notify(work.target, signal)
+        # None: the row was already written (by a send whose answer was lost, which then woke
+        # nobody): the entity reads its signals from storage.
+        self.entities.notify(work.target, signal)
 
     async def _add_signal(
         self, iid: str, execution: str, work: Work, name: str, key: str, input_text: str | None, row_key: str
