@@ -280,7 +280,7 @@ class OrchestrationEngine(KeyedWorkers):
             return False
         if record.finishing is not None:
             return await self._finish_after_signals(record, rest, consumed, marks)
-        batch, acks, dropped = self._batch(record, rest)
+        batch, acks, dropped, held = self._batch(record, rest)
         consumed.extend(dropped)
         consumed.extend(m.row_key for m, _ in [*batch, *acks])
         marks.extend(e for _, e in acks)
@@ -297,17 +297,21 @@ class OrchestrationEngine(KeyedWorkers):
             events.insert(
                 0, h.event(h.EXECUTION_STARTED, self.now(), Name=record.name, Input=record.input, Version="")
             )
-        decision = await self._decide(record, events)
+        decision = await self._decide(record, events, [e for _, e in held])
+        consumed.extend(m.row_key for m, _ in held[: decision.held_taken])
         await self._apply(record, decision, consumed, marks)
         return True
 
     def _batch(
         self, record: InstanceRecord, inbox: list[Message]
-    ) -> tuple[list[tuple[Message, dict]], list[tuple[Message, dict]], list[str]]:
-        """The events this episode hands the SDK, the signal acknowledgements it records, and the
-        messages to drop (stale or duplicate).
+    ) -> tuple[list[tuple[Message, dict]], list[tuple[Message, dict]], list[str], list[tuple[Message, dict]]]:
+        """The events this episode hands the SDK, the signal acknowledgements it records, the
+        messages to drop (stale or duplicate), and the external events it may try after the others.
 
-        External events wait in the inbox until a wait for their name is open.
+        External events wait in the inbox until a wait for their name is open. Those beyond the open
+        waits of a name that has one are `held`: the episode tries them after the rest, in arrival
+        order, and takes them only if each found its wait open (a loop of waits opens the next one as
+        the previous one is answered), so the inbox of a waiting instance goes in a few episodes.
         """
         done = h.completed_ids(record.history)
         scheduled = {int(e["EventId"]) for e in record.history if e["EventType"] in _SCHEDULING}
@@ -323,10 +327,13 @@ class OrchestrationEngine(KeyedWorkers):
         for name in h.raised_names(record.history):
             if name in waits:
                 waits[name] -= 1
+        waiting = {name for name, count in waits.items() if count > 0}  # names with a wait open now
         batch: list[tuple[Message, dict]] = []
         acks: list[tuple[Message, dict]] = []
         dropped: list[str] = []
+        held: list[tuple[Message, dict]] = []
         seen = list(record.history)
+        ended_early = False
         for message in inbox:
             event = message.event
             kind = event.get("EventType")
@@ -358,14 +365,20 @@ class OrchestrationEngine(KeyedWorkers):
                 elif waits.get(name, 0) > 0:
                     waits[name] -= 1
                 else:
+                    if name in waiting:
+                        held.append((message, event))
                     continue  # held until a wait for it opens
             batch.append((message, event))
             seen.append(event)
             if len(batch) >= MAX_EPISODE_EVENTS or is_retry_event(seen, event):
+                ended_early = True  # full, or a retry event, which must end the batch
                 break
-        return batch, acks, dropped
+        held = [] if ended_early else held[: MAX_EPISODE_EVENTS - len(batch)]
+        return batch, acks, dropped, held
 
-    async def _decide(self, record: InstanceRecord, events: list[dict[str, Any]]) -> Decision:
+    async def _decide(
+        self, record: InstanceRecord, events: list[dict[str, Any]], held: list[dict[str, Any]]
+    ) -> Decision:
         function = self.orchestrator(record.name)
         now = self.now()
         if function is None:
@@ -383,7 +396,9 @@ class OrchestrationEngine(KeyedWorkers):
         )
         loop = asyncio.get_running_loop()
         async with self._orchestrator_slots:
-            return await loop.run_in_executor(self.executor, run_episode, function.fn, instance, events, now)
+            return await loop.run_in_executor(
+                self.executor, run_episode, function.fn, instance, events, now, held
+            )
 
     async def _apply(
         self, record: InstanceRecord, decision: Decision, consumed: list[str], marks: list[dict[str, Any]]
@@ -437,7 +452,7 @@ class OrchestrationEngine(KeyedWorkers):
         self, record: InstanceRecord, inbox: list[Message], consumed: list[str], marks: list[dict[str, Any]]
     ) -> bool:
         """End an instance whose last episode signalled entities, once all of them acknowledged."""
-        _, acks, _ = self._batch(record, inbox)
+        _, acks, _, _ = self._batch(record, inbox)
         acked = acknowledged(record.history) | {event["RequestId"] for _, event in acks}
         sent = {e["SignalId"] for e in record.history if e["EventType"] == h.EVENT_SENT and e.get("SignalId")}
         if sent - acked:
