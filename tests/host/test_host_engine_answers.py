@@ -61,7 +61,7 @@ async def test_an_instance_commit_whose_answer_was_lost_keeps_its_blobs_and_runs
         lambda entity: entity.get("inputBlob") and entity.get("status") == "Running",
     )
     links = await start(http, host, "hello_sequence", [big])
-    done = await wait_done(http, links, timeout=20)
+    done = await wait_done(http, links, timeout=20, showInput="false")  # a readable failure
     assert lost, "no instance commit was hit"
     assert done["runtimeStatus"] == "Completed"
     assert done["output"] == [f"Hello {big}"]
