@@ -299,6 +299,12 @@ class InstanceApi:
         record = await self._existing(request)
         if isinstance(record, web.Response):
             return record
+        if self.engine.orchestrator(record.name) is None:  # the app no longer defines it
+            return json_error(
+                404,
+                f"orchestrator function {record.name!r} of instance {record.instance_id!r} is not "
+                "defined by this app",
+            )
         new_id = _flag(request, "restartWithNewInstanceId", True)
         iid = _new_id() if new_id else record.instance_id
         try:

@@ -19,6 +19,9 @@ of the instance row: the new history, status and output, and the keys of the mes
 (`applied`); the consumed rows are deleted afterwards and dropped from `applied` by a later commit.
 A killed host therefore neither loses a message nor applies one twice: a message row that the
 instance row lists was applied, and completions already in the history are recognised and dropped.
+A write refused on its ETag (412/409) or for a missing row certainly did not land, so the blobs
+written for it are deleted; a write with no answer (a timeout, a reset, a 5xx) may have landed, so
+they stay (an orphan blob is harmless, a row naming a deleted one is not).
 What an episode starts (activities, timers, children, entity operations) is written after its commit
 and recovered from the history at start-up: work scheduled in the history with no completion is
 started again (activities are at-least-once, as on Azure), and entity calls and signals with no
@@ -375,13 +378,14 @@ class InstanceStore(HubStorage):
                     entity, mode=UpdateMode.REPLACE, etag=before.etag, match_condition=_IF_MATCH
                 )
         except (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError) as exc:
-            await self.delete_blobs(blobs)
+            await self.delete_blobs(blobs)  # refused: the row does not name them
             if error_code(exc) in ("TableNotFound",):
                 raise self.fail(exc) from exc
             self.records.forget(record.instance_id)
             raise ConcurrencyConflict(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
         except AzureError as exc:
-            await self.delete_blobs(blobs)
+            # No answer (a timeout, a reset, a 5xx): the write may have landed, and the row would then
+            # name these blobs, so they stay (an orphan is harmless; a row naming a deleted blob is not).
             raise self.fail(exc) from exc
         self.records.healthy = True
         record.blobs = tuple(blobs)

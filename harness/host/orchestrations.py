@@ -97,6 +97,9 @@ class OrchestrationEngine(KeyedWorkers):
         )
         self._orchestrator_slots = asyncio.Semaphore(self.settings.max_orchestrators)
         self._resumed = False  # until resume() has run, every inbox read also asks storage
+        # Instances whose last commit got no answer (it may have landed without the work it scheduled
+        # being started): their next episode starts that work from the history first, as start-up does.
+        self._uncertain: set[str] = set()
         entities.respond = self.entity_answered
 
     # -- the API's operations --------------------------------------------------------------------
@@ -242,6 +245,10 @@ class OrchestrationEngine(KeyedWorkers):
         """Apply what the inbox holds; True when anything changed."""
         record = await self.store.read(iid)
         inbox = await self._inbox(iid, record)
+        if iid in self._uncertain:
+            if record is not None and not record.terminal:
+                await self._recover(record, inbox)
+            self._uncertain.discard(iid)
         if record is None or record.terminal:
             if inbox:  # events for a finished or purged instance are discarded, as on Azure
                 self.store.clean_up(iid, self._stored([m.row_key for m in inbox]))
@@ -273,7 +280,7 @@ class OrchestrationEngine(KeyedWorkers):
             return False
         if record.finishing is not None:
             return await self._finish_after_signals(record, rest, consumed, marks)
-        batch, acks, dropped = self._batch(record, rest)
+        batch, acks, dropped, held = self._batch(record, rest)
         consumed.extend(dropped)
         consumed.extend(m.row_key for m, _ in [*batch, *acks])
         marks.extend(e for _, e in acks)
@@ -290,17 +297,21 @@ class OrchestrationEngine(KeyedWorkers):
             events.insert(
                 0, h.event(h.EXECUTION_STARTED, self.now(), Name=record.name, Input=record.input, Version="")
             )
-        decision = await self._decide(record, events)
+        decision = await self._decide(record, events, [e for _, e in held])
+        consumed.extend(m.row_key for m, _ in held[: decision.held_taken])
         await self._apply(record, decision, consumed, marks)
         return True
 
     def _batch(
         self, record: InstanceRecord, inbox: list[Message]
-    ) -> tuple[list[tuple[Message, dict]], list[tuple[Message, dict]], list[str]]:
-        """The events this episode hands the SDK, the signal acknowledgements it records, and the
-        messages to drop (stale or duplicate).
+    ) -> tuple[list[tuple[Message, dict]], list[tuple[Message, dict]], list[str], list[tuple[Message, dict]]]:
+        """The events this episode hands the SDK, the signal acknowledgements it records, the
+        messages to drop (stale or duplicate), and the external events it may try after the others.
 
-        External events wait in the inbox until a wait for their name is open.
+        External events wait in the inbox until a wait for their name is open. Those beyond the open
+        waits of a name that has one are `held`: the episode tries them after the rest, in arrival
+        order, and takes them only if each found its wait open (a loop of waits opens the next one as
+        the previous one is answered), so the inbox of a waiting instance goes in a few episodes.
         """
         done = h.completed_ids(record.history)
         scheduled = {int(e["EventId"]) for e in record.history if e["EventType"] in _SCHEDULING}
@@ -316,10 +327,13 @@ class OrchestrationEngine(KeyedWorkers):
         for name in h.raised_names(record.history):
             if name in waits:
                 waits[name] -= 1
+        waiting = {name for name, count in waits.items() if count > 0}  # names with a wait open now
         batch: list[tuple[Message, dict]] = []
         acks: list[tuple[Message, dict]] = []
         dropped: list[str] = []
+        held: list[tuple[Message, dict]] = []
         seen = list(record.history)
+        ended_early = False
         for message in inbox:
             event = message.event
             kind = event.get("EventType")
@@ -351,14 +365,20 @@ class OrchestrationEngine(KeyedWorkers):
                 elif waits.get(name, 0) > 0:
                     waits[name] -= 1
                 else:
+                    if name in waiting:
+                        held.append((message, event))
                     continue  # held until a wait for it opens
             batch.append((message, event))
             seen.append(event)
             if len(batch) >= MAX_EPISODE_EVENTS or is_retry_event(seen, event):
+                ended_early = True  # full, or a retry event, which must end the batch
                 break
-        return batch, acks, dropped
+        held = [] if ended_early else held[: MAX_EPISODE_EVENTS - len(batch)]
+        return batch, acks, dropped, held
 
-    async def _decide(self, record: InstanceRecord, events: list[dict[str, Any]]) -> Decision:
+    async def _decide(
+        self, record: InstanceRecord, events: list[dict[str, Any]], held: list[dict[str, Any]]
+    ) -> Decision:
         function = self.orchestrator(record.name)
         now = self.now()
         if function is None:
@@ -376,7 +396,9 @@ class OrchestrationEngine(KeyedWorkers):
         )
         loop = asyncio.get_running_loop()
         async with self._orchestrator_slots:
-            return await loop.run_in_executor(self.executor, run_episode, function.fn, instance, events, now)
+            return await loop.run_in_executor(
+                self.executor, run_episode, function.fn, instance, events, now, held
+            )
 
     async def _apply(
         self, record: InstanceRecord, decision: Decision, consumed: list[str], marks: list[dict[str, Any]]
@@ -404,7 +426,7 @@ class OrchestrationEngine(KeyedWorkers):
             # The last episode signalled entities: it ends once they acknowledged, so that a crash
             # before the signals are written leaves a Running instance that sends them again.
             new.finishing = {"status": decision.status, "output": output, "input": decision.continue_input}
-            await self.store.write(new, record)
+            await self._commit(new, record)
             self._after_commit(record, new, replace(decision, status="Running"), consumed)
             return
         if decision.status in ("Completed", "Failed"):
@@ -412,14 +434,25 @@ class OrchestrationEngine(KeyedWorkers):
             return
         if decision.status == "ContinuedAsNew":
             _continue(new, decision.continue_input)
-        await self.store.write(new, record)
+        await self._commit(new, record)
         self._after_commit(record, new, decision, consumed)
+
+    async def _commit(self, new: InstanceRecord, before: InstanceRecord) -> None:
+        """Write an episode's outcome. A write refused on its ETag certainly did not land; any other
+        failure may hide one that did, whose scheduled work would then never start (`_uncertain`)."""
+        try:
+            await self.store.write(new, before)
+        except ConcurrencyConflict:
+            raise
+        except Exception:
+            self._uncertain.add(new.instance_id)
+            raise
 
     async def _finish_after_signals(
         self, record: InstanceRecord, inbox: list[Message], consumed: list[str], marks: list[dict[str, Any]]
     ) -> bool:
         """End an instance whose last episode signalled entities, once all of them acknowledged."""
-        _, acks, _ = self._batch(record, inbox)
+        _, acks, _, _ = self._batch(record, inbox)
         acked = acknowledged(record.history) | {event["RequestId"] for _, event in acks}
         sent = {e["SignalId"] for e in record.history if e["EventType"] == h.EVENT_SENT and e.get("SignalId")}
         if sent - acked:
@@ -616,7 +649,10 @@ class OrchestrationEngine(KeyedWorkers):
                 existing.parent_execution,
                 existing.parent_task,
             ) == (iid, execution, work.task_id):
-                return  # already started (this is a resumption)
+                # Already started: a resumption, or a retry after a write whose answer was lost (the
+                # child was then never woken), so wake it (an episode with nothing to do is cheap).
+                self.notify(child)
+                return
             if existing is not None and not existing.terminal:
                 reason = f"an instance with id {child!r} is already {existing.status}"
                 await self._answer(iid, execution, h.SUB_FAILED, work.task_id, Reason=reason, Details="")
@@ -638,7 +674,7 @@ class OrchestrationEngine(KeyedWorkers):
             try:
                 await self.store.write(record, None, create=True)
             except ConcurrencyConflict:
-                return
+                pass  # written meanwhile (by a start whose answer was lost): wake it all the same
         self.notify(child)
 
     async def _send_to_entity(self, iid: str, execution: str, work: Work, row_key: str, again: bool) -> None:
@@ -669,8 +705,9 @@ class OrchestrationEngine(KeyedWorkers):
                 signal = await self._add_signal(iid, execution, work, name, key, input_text, row_key)
         else:
             signal = await self._add_signal(iid, execution, work, name, key, input_text, row_key)
-        if signal is not None:
-            self.entities.notify(work.target, signal)
+        # None: the row was already written (by a send whose answer was lost, which then woke
+        # nobody): the entity reads its signals from storage.
+        self.entities.notify(work.target, signal)
 
     async def _add_signal(
         self, iid: str, execution: str, work: Work, name: str, key: str, input_text: str | None, row_key: str

@@ -8,7 +8,11 @@ their own. The rules follow what the SDK's handler expects (see the orchestratio
 - a retry (`call_*_with_retry`) hides a timer id after each failed attempt and an attempt id after
   each retry timer, so a batch ends at the first retry-related event;
 - an external event is handed to the SDK only once a wait for its name is open (the SDK buffers an
-  early event in one slot per name and hands it to every later wait of that name).
+  early event in one slot per name and hands it to every later wait of that name). Events beyond the
+  waits known to be open (`held`: a loop of waits opens the next one only once the previous one is
+  answered) are tried in the same episode, after the others: the run is kept only if the SDK had an
+  open wait for each of them (it buffered none) and the orchestrator runs on or completes; otherwise
+  the episode runs again without them. So 1,000 events at a loop of waits take a few episodes.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import azure.functions as func
+from azure.durable_functions import DurableOrchestrationContext, Orchestrator
 
 from . import history as h
 
@@ -56,6 +61,7 @@ class Decision:
     continue_input: str | None = None
     actions_seen: int = 0
     waits: dict[str, int] = field(default_factory=dict)  # wait actions per event name, in total
+    held_taken: int = 0  # how many of the `held` events the episode took (the leading ones)
 
 
 @dataclass
@@ -158,15 +164,84 @@ def call_orchestrator(handle: Any, context: dict[str, Any]) -> tuple[dict[str, A
     return state, (str(state["error"]) if state.get("error") else None)
 
 
+def call_watching_buffers(handle: Any, context: dict[str, Any]) -> tuple[dict[str, Any], set[str]] | None:
+    """Run the SDK's handler as its own `handle` does, keeping its orchestration context so as to see
+    which completions it buffered for lack of an open task (`deferred_tasks`); None when `handle` is
+    not the SDK's handler or the run raised (the caller then runs the plain handler)."""
+    function = getattr(handle, "orchestrator_function", None)
+    if function is None:
+        return None
+    try:
+        sdk_context = DurableOrchestrationContext.from_json(json.dumps(context))
+        sdk_context._input_expected_type = getattr(handle, "_df_input_type", None)
+        raw = Orchestrator(function).handle(sdk_context)
+        state = json.loads(raw) if isinstance(raw, str | bytes) else raw
+        buffered = {str(key) for key in getattr(sdk_context, "deferred_tasks", {})}
+    except Exception:
+        return None
+    return (state, buffered) if isinstance(state, dict) else None
+
+
 def run_episode(
     handle: Any,
     instance: Instance,
     batch: list[dict[str, Any]],
     now: datetime,
+    held: list[dict[str, Any]] | None = None,
 ) -> Decision:
-    """Run one episode of `instance` over the new events `batch` and decide what follows."""
+    """Run one episode of `instance` over the new events `batch` and decide what follows.
+
+    `held` are external events whose wait may open while `batch` is applied; they are taken (after
+    `batch`) only when the SDK had an open wait for each. An orchestrator that completes takes those
+    up to its last wait (the SDK reads no event after the end); one that continues as new or fails
+    takes none (the next execution must get them, or the failure must be the same as without them).
+    """
+    if held:
+        watched = call_watching_buffers(handle, build_context(instance, [*batch, *held], now))
+        if watched is not None:
+            state, buffered = watched
+            names = {str(item.get("Name")) for item in held}
+            if not state.get("error") and not names & buffered:
+                taken = _answered(instance, batch, held, state) if state.get("isDone") else held
+                decision = _decide(instance, [*batch, *taken], now, state, None)
+                if decision.status in ("Running", "Completed"):
+                    decision.held_taken = len(taken)
+                    return decision
     context = build_context(instance, batch, now)
     state, error = call_orchestrator(handle, context)
+    return _decide(instance, batch, now, state, error)
+
+
+def _answered(
+    instance: Instance, batch: list[dict[str, Any]], held: list[dict[str, Any]], state: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The leading `held` events that the orchestrator's waits could have taken before it ended.
+
+    None of `held` was buffered, so each one the SDK read answered a wait; one past the waits of its
+    name was therefore never read (it came after the end), nor was anything after it.
+    """
+    open_waits: dict[str, int] = {}
+    for action in h.flatten(state.get("actions") or []):
+        if action.get("actionType") == h.WAIT_EVENT:
+            name = str(action.get("externalEventName"))
+            open_waits[name] = open_waits.get(name, 0) + 1
+    for name in h.raised_names([*instance.history, *batch]):
+        if name in open_waits:
+            open_waits[name] -= 1
+    taken: list[dict[str, Any]] = []
+    for item in held:
+        name = str(item.get("Name"))
+        if open_waits.get(name, 0) <= 0:
+            break
+        open_waits[name] -= 1
+        taken.append(item)
+    return taken
+
+
+def _decide(
+    instance: Instance, batch: list[dict[str, Any]], now: datetime, state: dict[str, Any], error: str | None
+) -> Decision:
+    """The decision the SDK's `state` (after replaying `batch`) leads to."""
     flat = h.flatten(state.get("actions") or [])
     new_events: list[dict[str, Any]] = [h.event(h.ORCHESTRATOR_STARTED, now), *batch]
     decision = Decision(

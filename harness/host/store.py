@@ -218,7 +218,14 @@ class EntityStore(HubStorage):
         except AzureError as exc:
             raise self.fail(exc) from exc
         return PendingSignal(
-            row_key, operation, input_text, entity.get("inputBlob"), request_id, parent, call
+            row_key,
+            operation,
+            input_text,
+            entity.get("inputBlob"),
+            request_id,
+            parent,
+            call,
+            parent_execution,  # answers to an execution that has ended are then recognised
         )
 
     async def pending(self, iid: str, limit: int = MAX_BATCH) -> list[PendingSignal]:

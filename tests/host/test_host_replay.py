@@ -173,3 +173,77 @@ def test_public_history_condenses_episodes_and_pairs_entity_answers():
         ("EntityCalled", "get"),
     ]
     assert calls[1]["Error"] == "boom"
+
+
+def raised(name: str, value) -> dict:
+    return h.event(h.EVENT_RAISED, T0, Name=name, Input=json.dumps(value))
+
+
+def waiting_loop(context):
+    seen = []
+    for _ in range(context.get_input()):
+        seen.append((yield context.wait_for_external_event("Tick")))
+    return seen
+
+
+def waiting_with_work_between(context):
+    first = yield context.wait_for_external_event("Tick")
+    done = yield context.call_activity("work", first)
+    second = yield context.wait_for_external_event("Tick")
+    return [done, second]
+
+
+def waiting_then_continuing(context):
+    seen = context.get_input() or []
+    if len(seen) == 3:
+        return seen
+    seen = [*seen, (yield context.wait_for_external_event("Tick"))]
+    context.continue_as_new(seen)
+
+
+def first_episode(fn, input_text: str | None) -> Instance:
+    """An instance after its first episode (waiting on its first Tick)."""
+    _, instance = play(fn, [[]], input_text)
+    return instance
+
+
+def test_held_events_are_taken_in_one_episode_when_each_finds_its_wait_open():
+    instance = first_episode(waiting_loop, "10")
+    held = [raised("Tick", i) for i in range(1, 6)]
+    decision = run_episode(handle(waiting_loop), instance, [raised("Tick", 0)], T0, held)
+    assert decision.status == "Running" and decision.held_taken == 5
+    assert [json.loads(e["Input"]) for e in decision.events if e["EventType"] == h.EVENT_RAISED] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
+    assert decision.waits == {"Tick": 7}  # six answered, the seventh open
+
+
+def test_held_events_the_sdk_would_buffer_are_left_for_later():
+    """The second Tick comes while the activity runs: the SDK would buffer it and hand it to every
+    later wait, so the episode runs without it."""
+    instance = first_episode(waiting_with_work_between, None)
+    alone = run_episode(handle(waiting_with_work_between), instance, [raised("Tick", "a")], T0)
+    tried = run_episode(
+        handle(waiting_with_work_between), instance, [raised("Tick", "a")], T0, [raised("Tick", "b")]
+    )
+    assert tried.held_taken == 0
+    assert tried.events == alone.events and [w.name for w in tried.work] == ["work"]
+
+
+def test_a_completing_orchestrator_takes_held_events_up_to_its_last_wait_and_one_continuing_none():
+    instance = first_episode(waiting_loop, "3")
+    held = [raised("Tick", i) for i in range(1, 5)]
+    decision = run_episode(handle(waiting_loop), instance, [raised("Tick", 0)], T0, held)
+    assert decision.status == "Completed" and decision.output == [0, 1, 2]
+    assert decision.held_taken == 2  # the fourth and fifth come after the end: left in the inbox
+    instance = first_episode(waiting_then_continuing, None)
+    decision = run_episode(
+        handle(waiting_then_continuing), instance, [raised("Tick", 0)], T0, [raised("Tick", 1)]
+    )
+    assert decision.status == "ContinuedAsNew" and decision.held_taken == 0  # the next execution's
+    assert decision.continue_input == json.dumps([0])

@@ -251,3 +251,20 @@ def signal_and_finish(context: df.DurableOrchestrationContext):
 def signal_nobody(context: df.DurableOrchestrationContext):
     context.signal_entity(df.EntityId("NoSuchEntity", "k"), "poke", 1)
     return "done"
+
+
+@app.orchestration_trigger(context_name="context")
+def event_loop(context: df.DurableOrchestrationContext):
+    """Takes `n` "Tick" events one wait at a time: each wait opens once the previous one is answered."""
+    seen = []
+    for _ in range(context.get_input()):
+        seen.append((yield context.wait_for_external_event("Tick")))
+    return seen
+
+
+@app.orchestration_trigger(context_name="context")
+def call_then_wait(context: df.DurableOrchestrationContext):
+    """Calls the Counter entity, then waits for a "Go" event."""
+    value = yield context.call_entity(df.EntityId("Counter", context.get_input()), "add", 1)
+    go = yield context.wait_for_external_event("Go")
+    return {"value": value, "go": go}
