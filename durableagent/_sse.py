@@ -48,7 +48,9 @@ the table (where a turn run by another instance writes them)."""
 ENDED_GRACE = 2.0
 """Seconds a turn's stream may show its `end` while the state does not hold the turn: the entity
 commits the state a moment after the turn ends; longer means the session was deleted or reset
-since (a stream outlives its session until it expires)."""
+since (a stream outlives its session until it expires). A reader whose state reads are slow (a
+back end under load, which commits late too) waits `SLOW_READS` times its slowest read, if longer."""
+SLOW_READS = 10
 STATE_EVERY = 0.5
 """Seconds between state reads while the stream has not ended: the state is read anyway, so a
 turn whose stream could not be written still ends the response."""
@@ -178,6 +180,7 @@ async def _events(
     caught_up = fresh  # a resume reads what is stored first, whoever is writing
     ended = False  # the current attempt's `end` row was read: its reply is due in the state
     ended_at: float | None = None
+    slowest_read = 0.0  # seconds, of this reader's state reads (see ENDED_GRACE)
     # Rows a writer in this process handed over and not yet sent, by row key. They stay here until
     # they are sent: one that does not follow the last row sent (a gap the table fills) waits for
     # the read that fills it, and all of them count when the reply is found in the state.
@@ -236,6 +239,7 @@ async def _events(
                 reply, unread = None, True
             else:
                 unread = False
+            slowest_read = max(slowest_read, time.monotonic() - now)
             if reply is not None:
                 entry, count, asked = reply
                 if not ended:
@@ -246,7 +250,8 @@ async def _events(
                         yield chunk
                 yield sse("final", reply_body(entry, count, message or asked, final_extra()), "final")
                 return
-            if not unread and ended_at is not None and time.monotonic() - ended_at > ENDED_GRACE:
+            grace = max(ENDED_GRACE, SLOW_READS * slowest_read)
+            if not unread and ended_at is not None and time.monotonic() - ended_at > grace:
                 body = {"status": "error", "error": gone(session, correlation_id), **final_extra()}
                 yield sse("final", body, "final")
                 return

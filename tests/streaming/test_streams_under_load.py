@@ -118,3 +118,37 @@ async def test_a_reader_behind_its_turn_still_sends_every_chunk(azurite, turn_ru
         == events[-1][1]["response"]
         == "".join(CHUNKS)
     )
+
+
+class LateCommit(BackEndUnderLoad):
+    """A back end under load: each state read takes `read_seconds`, and the turn's state shows up
+    only after `hidden_reads` reads (its commit lags the turn's `end` row)."""
+
+    def __init__(self, app: AgentFunctionApp, read_seconds: float, hidden_reads: int) -> None:
+        super().__init__(app, "signal")
+        self.read_seconds = read_seconds
+        self.hidden_reads = hidden_reads
+
+    async def read_entity_state(self, entityId: df.EntityId) -> EntityStateResponse:
+        await asyncio.sleep(self.read_seconds)  # the back end's latency, not a wait for readiness
+        if self.hidden_reads > 0:
+            self.hidden_reads -= 1
+            return EntityStateResponse(False)
+        return await super().read_entity_state(entityId)
+
+
+async def test_a_commit_that_lags_like_the_reads_is_no_deleted_session(azurite, monkeypatch):
+    """Under load the state is committed seconds after the turn's `end` row (the load test saw
+    more than `ENDED_GRACE`): a reader whose state reads are that slow keeps waiting for it
+    instead of ending with 'the session was deleted or reset'."""
+    from durableagent import _sse
+
+    monkeypatch.setattr(_sse, "ENDED_GRACE", 0.05)
+    store = TableStreamStore(azurite.connection_string, table="t" + uuid.uuid4().hex[:16])
+    app = AgentFunctionApp(
+        agents=[make_agent(ScriptedChatClient(steps=[{"chunks": CHUNKS}]))], stream_store=store
+    )
+    host = LateCommit(app, read_seconds=0.03, hidden_reads=3)
+    _, events = await sse_run(host, "WeatherAgent", {"message": "hi", "sessionId": "s"})
+    final = events[-1][1]
+    assert final["status"] == "success" and final["response"] == "".join(CHUNKS), final
