@@ -263,10 +263,11 @@ async def _events(
                 "final",
             )
             return
-        if not handed or events:
-            await subscription.wait(min(wait, remaining))
-        else:  # rows wait for a gap the table has not filled yet: read it again after `wait`
-            await subscription.wait(min(max(next_table_read - time.monotonic(), 0.0), remaining))
+        pause = wait
+        if handed and not events and store is not None and not ended:
+            # Handed rows wait for a gap the table has not filled yet: read it again when due.
+            pause = max(next_table_read - time.monotonic(), 0.0)
+        await subscription.wait(min(pause, remaining))
         wait = min(wait * 2, MAX_WAIT)
 
 
