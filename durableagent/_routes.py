@@ -41,7 +41,7 @@ from ._sessions import (
 )
 from .session import AgentSessionId, entity_name_for, validate_key
 from .state import AgentState
-from .streams import STREAM_FIELD, LazyStore, StreamId, written_here
+from .streams import STREAM_FIELD, LazyStore, StreamId, Subscription, written_here
 
 if TYPE_CHECKING:
     from ._sse import EventStream
@@ -232,6 +232,9 @@ class AgentRoutes:
         deadline = time.monotonic() + self.polling.timeout
         entity_input = request.entity_input(correlation_id)
         store = self.streams.get() if events and self.streams is not None else None
+        stream = StreamId(entity_name_for(session.name), session.key, correlation_id)
+        # Listening before the signal: the turn may run before the first event is sent (`Subscription`).
+        subscription = Subscription(stream) if events else None
         if store is not None:
             entity_input[STREAM_FIELD] = True
         try:
@@ -243,9 +246,10 @@ class AgentRoutes:
             if store is None:
                 await signalled
             else:  # the stream's queued mark, stored while the signal is (it never raises)
-                stream = StreamId(entity_name_for(session.name), session.key, correlation_id)
                 await asyncio.gather(signalled, mark_queued(store, stream, deadline))
         except Exception as exc:
+            if subscription is not None:
+                subscription.close()
             if not is_backend_failure(exc):
                 return bug_response(exc, f"signalling {session}", **ids)
             error = str(exc) or f"no answer in time ({type(exc).__name__})"
@@ -273,6 +277,7 @@ class AgentRoutes:
                     lambda: dict(ids),
                     request.message,
                     first=accepted,
+                    subscription=subscription,
                 ),
                 {"Cache-Control": "no-cache", SESSION_HEADER: session.key},
             )

@@ -48,7 +48,9 @@ the table (where a turn run by another instance writes them)."""
 ENDED_GRACE = 2.0
 """Seconds a turn's stream may show its `end` while the state does not hold the turn: the entity
 commits the state a moment after the turn ends; longer means the session was deleted or reset
-since (a stream outlives its session until it expires)."""
+since (a stream outlives its session until it expires). A reader whose state reads are slow (a
+back end under load, which commits late too) waits `SLOW_READS` times its slowest read, if longer."""
+SLOW_READS = 10
 STATE_EVERY = 0.5
 """Seconds between state reads while the stream has not ended: the state is read anyway, so a
 turn whose stream could not be written still ends the response."""
@@ -124,10 +126,15 @@ async def turn_events(
     message: str,
     after: str | None = None,
     first: dict[str, Any] | None = None,
+    subscription: Subscription | None = None,
 ) -> AsyncIterator[str]:
-    """The turn's events after `after`, then `final` from the state (see the module docstring)."""
+    """The turn's events after `after`, then `final` from the state (see the module docstring).
+
+    `subscription`: the run route's, made before it signalled the turn (`Subscription`); this
+    generator owns it from then on and closes it."""
     stream = StreamId(entity_name_for(session.name), session.key, correlation_id)
-    subscription = Subscription(stream)
+    if subscription is None:
+        subscription = Subscription(stream)
     try:
         if first is not None:
             yield sse("accepted", first)
@@ -173,23 +180,25 @@ async def _events(
     caught_up = fresh  # a resume reads what is stored first, whoever is writing
     ended = False  # the current attempt's `end` row was read: its reply is due in the state
     ended_at: float | None = None
-    handed: list[StreamEvent] = []  # rows a writer in this process gave us with its wake-up
+    slowest_read = 0.0  # seconds, of this reader's state reads (see ENDED_GRACE)
+    # Rows a writer in this process handed over and not yet sent, by row key. They stay here until
+    # they are sent: one that does not follow the last row sent (a gap the table fills) waits for
+    # the read that fills it, and all of them count when the reply is found in the state.
+    handed: dict[str, StreamEvent] = {}
     while True:
-        events: list[StreamEvent] = []
-        handed = [e for e in handed if cursor is None or e.row_key > cursor]  # some may be read already
-        if handed and _follows(handed, cursor):
-            events = handed
-        elif (
-            store is not None
+        _keep(handed, subscription.take(), cursor)
+        events = _run_after(cursor, sorted(handed.values(), key=_key))
+        now = time.monotonic()
+        if (
+            not events
+            and store is not None
             and not ended
-            and (
-                not caught_up or handed or (not written_here(stream) and time.monotonic() >= next_table_read)
-            )
+            and (not caught_up or (now >= next_table_read and (handed or not written_here(stream))))
         ):
             caught_up = True
-            next_table_read = time.monotonic() + wait
+            next_table_read = now + wait
             try:
-                events = await _within(store.read(stream, cursor), deadline, 1.0)
+                stored = await _within(store.read(stream, cursor), deadline, 1.0)
             except Exception as exc:
                 logger.warning(
                     "reading the stream of %s/%s failed; answering from the state: %s",
@@ -198,9 +207,13 @@ async def _events(
                     exc,
                 )
                 store = None
-        if events and events[0].kind == QUEUED:  # the run route's mark, no event of the turn
-            cursor = max(cursor or "", events[0].row_key)
-            events = events[1:]
+            else:
+                _keep(handed, subscription.take(), cursor)
+                events = _stored_then_handed(cursor, stored, handed)
+        if events:
+            if events[0].kind == QUEUED:  # the run route's mark, no event of the turn
+                cursor = max(cursor or "", events[0].row_key)
+                events = events[1:]
         if events:
             newest = max(e.attempt for e in events)
             if attempt is not None and newest != attempt:
@@ -215,6 +228,7 @@ async def _events(
                     ended, ended_at = True, ended_at or time.monotonic()
                     continue
                 yield sse(event.kind, event.data, event.event_id)
+            _keep(handed, [], cursor)
             wait = FIRST_WAIT
         now = time.monotonic()
         if ended or store is None or now >= next_state_read:
@@ -225,20 +239,19 @@ async def _events(
                 reply, unread = None, True
             else:
                 unread = False
+            slowest_read = max(slowest_read, time.monotonic() - now)
             if reply is not None:
                 entry, count, asked = reply
-                if not ended and store is not None:
-                    # Rows written between the stream read and the state read are part of it.
-                    try:
-                        rest = await _within(store.read(stream, cursor), deadline, 1.0)
-                    except Exception:
-                        rest = []
-                    for event in rest:
-                        if event.attempt == attempt and event.kind not in ("start", "end"):
-                            yield sse(event.kind, event.data, event.event_id)
+                if not ended:
+                    # The turn ended (and its state was stored) before its `end` row was read here,
+                    # e.g. all of it while this state read was under way: what is still due comes
+                    # from the rows handed over meanwhile and the stored ones.
+                    async for chunk in _rest(store, stream, cursor, attempt, handed, subscription, deadline):
+                        yield chunk
                 yield sse("final", reply_body(entry, count, message or asked, final_extra()), "final")
                 return
-            if not unread and ended_at is not None and time.monotonic() - ended_at > ENDED_GRACE:
+            grace = max(ENDED_GRACE, SLOW_READS * slowest_read)
+            if not unread and ended_at is not None and time.monotonic() - ended_at > grace:
                 body = {"status": "error", "error": gone(session, correlation_id), **final_extra()}
                 yield sse("final", body, "final")
                 return
@@ -250,8 +263,83 @@ async def _events(
                 "final",
             )
             return
-        handed = await subscription.next(min(wait, remaining))
+        pause = wait
+        if handed and not events and store is not None and not ended:
+            # Handed rows wait for a gap the table has not filled yet: read it again when due.
+            pause = max(next_table_read - time.monotonic(), 0.0)
+        await subscription.wait(min(pause, remaining))
         wait = min(wait * 2, MAX_WAIT)
+
+
+async def _rest(
+    store: StreamStore | None,
+    stream: StreamId,
+    cursor: str | None,
+    attempt: int | None,
+    handed: dict[str, StreamEvent],
+    subscription: Subscription,
+    deadline: float,
+) -> AsyncIterator[str]:
+    """The events of a turn that ended before its `end` row was read, after `cursor`: the rows
+    handed over in this process (the turn's own writer hands over every row before its state is
+    stored, and does not wait for their stored copy) and the stored ones (a writer elsewhere).
+    Only the newest attempt's, which the state's reply is of; `reset` first when that is not the
+    attempt sent so far."""
+    stored: list[StreamEvent] = []
+    if store is not None:
+        try:
+            stored = await _within(store.read(stream, cursor), deadline, 1.0)
+        except Exception:
+            stored = []
+    _keep(handed, subscription.take(), cursor)
+    rows = {e.row_key: e for e in stored if cursor is None or e.row_key > cursor}
+    rows.update(handed)
+    due = sorted((e for e in rows.values() if e.kind != QUEUED), key=_key)
+    if not due:
+        return
+    newest = max(e.attempt for e in due)
+    if attempt is not None and newest != attempt:
+        yield sse("reset", {"attempt": newest, "reason": "the turn was retried"})
+    for event in due:
+        if event.attempt == newest and event.kind not in ("start", "end"):
+            yield sse(event.kind, event.data, event.event_id)
+
+
+def _key(event: StreamEvent) -> str:
+    return event.row_key
+
+
+def _keep(handed: dict[str, StreamEvent], rows: list[StreamEvent], cursor: str | None) -> None:
+    """Add `rows` to the rows handed over, and forget those at or before `cursor` (sent already)."""
+    for row in rows:
+        handed[row.row_key] = row
+    if cursor is not None:
+        for key in [key for key in handed if key <= cursor]:
+            del handed[key]
+
+
+def _run_after(cursor: str | None, rows: list[StreamEvent]) -> list[StreamEvent]:
+    """The first rows of `rows` (in order) that continue the stream from `cursor` with no gap, so
+    they need not be read back from the table."""
+    run: list[StreamEvent] = []
+    last = cursor
+    for row in rows:
+        if not _follows(row, last):
+            break
+        run.append(row)
+        last = row.row_key
+    return run
+
+
+def _stored_then_handed(
+    cursor: str | None, stored: list[StreamEvent], handed: dict[str, StreamEvent]
+) -> list[StreamEvent]:
+    """What a table read makes sendable: every stored row after `cursor` (the writer stores a
+    turn's rows in order, so they have no gap), then the handed-over rows that continue them."""
+    stored = [e for e in stored if cursor is None or e.row_key > cursor]
+    last = stored[-1].row_key if stored else cursor
+    later = sorted((e for key, e in handed.items() if last is None or key > last), key=_key)
+    return stored + _run_after(last, later)
 
 
 def gone(session: AgentSessionId, correlation_id: str) -> str:
@@ -287,15 +375,15 @@ async def mark_queued(store: StreamStore, stream: StreamId, deadline: float) -> 
         logger.warning("marking the stream of %s/%s failed: %s", stream.key, stream.correlation_id, exc)
 
 
-def _follows(rows: list[StreamEvent], cursor: str | None) -> bool:
-    """Whether `rows` continue the stream right after `cursor` with no gap (so they need not be
-    read back): the next sequence number of the same attempt, or the start of a new attempt."""
-    first = rows[0]
+def _follows(row: StreamEvent, cursor: str | None) -> bool:
+    """Whether `row` continues the stream right after `cursor` with no gap: the next sequence
+    number of the same attempt, or the start of a new attempt (the first row of a stream, the
+    run route's queued mark included, has sequence number 0)."""
     if cursor is None:
-        return first.seq == 0
+        return row.seq == 0
     attempt, seq = (int(part) for part in cursor.split("."))
-    same = first.attempt == attempt and first.seq == seq + 1
-    return same or (first.attempt > attempt and first.seq == 0)
+    same = row.attempt == attempt and row.seq == seq + 1
+    return same or (row.attempt > attempt and row.seq == 0)
 
 
 class _Unread(Exception):

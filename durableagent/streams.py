@@ -200,33 +200,48 @@ def wake(stream: StreamId, rows: list[StreamEvent]) -> None:
 
 class Subscription:
     """A reader's standing registration for `stream`'s rows made in this process (`wake`), kept
-    for the reader's whole life so no row is missed while it is busy reading or sending."""
+    for the reader's whole life so no row is missed while it is busy reading or sending.
+
+    The run route makes it before it signals the turn: a turn may start (and even end) before
+    the response's first event is sent, and a row handed over before anyone listens is in no
+    reader's hands (its stored copy may come much later: the turn does not wait for it). A
+    subscription whose reader never starts (its client left before the body was sent) is
+    dropped when it is collected."""
 
     def __init__(self, stream: StreamId) -> None:
         self.stream = stream
         self._waiter = _Waiter()
         with _waiters_lock:
             _waiters.setdefault(stream.partition, set()).add(self._waiter)
+        self._close = weakref.finalize(self, _unsubscribe, stream.partition, self._waiter)
 
-    async def next(self, timeout: float) -> list[StreamEvent]:
-        """The rows handed over since the last call, waiting up to `timeout` for some."""
+    def take(self) -> list[StreamEvent]:
+        """The rows handed over since the last call, without waiting."""
+        waiter = self._waiter
+        rows, waiter.rows = waiter.rows, []
+        waiter.event.clear()
+        return rows
+
+    async def wait(self, timeout: float) -> None:
+        """Wait up to `timeout` for rows to be handed over (none taken: see `take`)."""
         waiter = self._waiter
         if not waiter.rows:
             try:
                 await asyncio.wait_for(waiter.event.wait(), timeout)
             except TimeoutError:
                 pass
-        rows, waiter.rows = waiter.rows, []
-        waiter.event.clear()
-        return rows
 
     def close(self) -> None:
-        with _waiters_lock:
-            entries = _waiters.get(self.stream.partition)
-            if entries is not None:
-                entries.discard(self._waiter)
-                if not entries:
-                    del _waiters[self.stream.partition]
+        self._close()
+
+
+def _unsubscribe(partition: str, waiter: _Waiter) -> None:
+    with _waiters_lock:
+        entries = _waiters.get(partition)
+        if entries is not None:
+            entries.discard(waiter)
+            if not entries:
+                del _waiters[partition]
 
 
 # -- Azure Storage tables ------------------------------------------------------------------------
