@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -323,6 +326,22 @@ finally:
 """
 
 
+def _end_runner(runner: subprocess.Popen[str], groups: list[int]) -> None:
+    """Whatever the test's outcome, leave nothing running: the runner, then the groups of the stack's
+    processes (a killed runner's host leaves its own children behind). Azurite's group gets SIGTERM:
+    SIGKILL can lose its last acknowledged writes."""
+    if runner.poll() is None:
+        runner.terminate()
+        try:
+            runner.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            runner.kill()
+            runner.wait()
+    for group, sig in zip(groups, (signal.SIGTERM, signal.SIGKILL), strict=False):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, sig)
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_sigterm_stops_the_stack_and_removes_its_work_folder(
@@ -331,9 +350,6 @@ def test_sigterm_stops_the_stack_and_removes_its_work_folder(
     """`harness up` killed with SIGTERM, or its terminal closed (SIGHUP): Python's default would skip
     every finally and leave the folder."""
     _needs_node()
-    import os
-    import subprocess
-
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"steps": ["hi"]}))
     env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
@@ -344,7 +360,11 @@ def test_sigterm_stops_the_stack_and_removes_its_work_folder(
         text=True,
         env=env,
         cwd=Path(__file__).resolve().parents[2],
+        # The default disposition is what a shell gives `harness up`; under `nohup` the test itself
+        # runs with SIGHUP ignored, which a child would inherit (and rightly keep ignoring).
+        preexec_fn=lambda: signal.signal(signum, signal.SIG_DFL),
     )
+    pids: list[str] = []
     try:
         assert runner.stdout is not None
         work_dir, *pids = runner.stdout.readline().split()
@@ -352,8 +372,7 @@ def test_sigterm_stops_the_stack_and_removes_its_work_folder(
         runner.send_signal(signum)
         assert runner.wait(timeout=30) == -signum
     finally:
-        if runner.poll() is None:
-            runner.kill()
+        _end_runner(runner, [int(p) for p in pids])
     assert wait_dead(*[int(p) for p in pids]) == []
     assert not Path(work_dir).exists()
     assert list((tmp_path / "tmp").iterdir()) == []
