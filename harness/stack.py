@@ -401,14 +401,21 @@ class Stack(StartStop):
         """
         keep = _error_names(self.work_dir)
         try:
-            self.host.stop()
-            self.azurite.stop()
+            self._stop_processes()
         finally:
             self._restore_sigterm()
             if self.workspace is not None:
                 self.workspace.release()
             if self.owns_work_dir and not keep:
                 shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def _stop_processes(self) -> None:
+        """The host first (it talks to Azurite while shutting down), then Azurite, gracefully, even when
+        the host's stop is interrupted (a second Ctrl-C): Azurite killed loses acknowledged writes."""
+        try:
+            self.host.stop()
+        finally:
+            self.azurite.stop()
 
     def _handle_sigterm(self) -> None:
         """On SIGTERM or SIGHUP (the terminal closed), stop and clean up, then die of that signal.
@@ -425,8 +432,7 @@ class Stack(StartStop):
             self._restore_sigterm()
             signal.signal(signum, signal.SIG_DFL)
             try:
-                self.host.stop()
-                self.azurite.stop()
+                self._stop_processes()
             finally:
                 if self.owns_work_dir:
                     shutil.rmtree(self.work_dir, ignore_errors=True)

@@ -304,6 +304,30 @@ def test_failed_start_keeps_the_work_folder_with_its_logs(
     assert "boom" in stack.host.log_path.read_text()  # the log the error names is still there
 
 
+@pytest.mark.integration
+def test_stop_interrupted_in_the_host_still_stops_azurite_gracefully(
+    fake_func: Path, app_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second Ctrl-C while the host stops must not leave Azurite to be killed later (SIGKILL loses
+    its last acknowledged writes): it is stopped, by SIGTERM, before the interrupt goes on."""
+    _needs_node()
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"steps": ["hi"]}))
+    stack = Stack(app_dir, host_mode="func", script=script, work_dir=tmp_path / "work", progress=False)
+    stack.start()
+    real_stop = stack.host.stop
+
+    def interrupted(timeout: float | None = None) -> None:
+        real_stop(timeout)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stack.host, "stop", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        stack.stop()
+    assert stack.azurite.process is not None and stack.azurite.process.returncode == 0
+    assert "Azurite Blob service successfully closed" in stack.azurite.log_path.read_text()
+
+
 def test_named_work_folder_is_kept(app_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Stack, "start", lambda self, timeout=120.0: 0.1)
     with Stack(app_dir, host_mode="local", work_dir=tmp_path / "mine", progress=False):
