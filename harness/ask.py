@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from harness.cli import (
     EXIT_NOT_COMPLETED,
     UsageError,
+    _attach_url,
     _check_stack_args,
     _fail,
     _make_stack,
@@ -73,6 +74,9 @@ def ask(args: argparse.Namespace) -> int:
     try:
         if args.url:
             _reject_stack_options(args)
+        else:
+            args.url = _attach_url(args)
+        if args.url:
             reply = _ask_app(args.url, args.key, args.agent, args.message, args.session, live)
         else:
             _check_stack_args(args)

@@ -24,10 +24,12 @@ from harness.azurite import Azurite
 from harness.processes import (
     ManagedProcess,
     ManagedService,
+    PortInUseError,
     StartStop,
     StartupError,
     ensure_port_free,
     free_port,
+    port_is_open,
     wait_port_free,
 )
 from harness.workspace import Workspace
@@ -90,6 +92,7 @@ class FunctionHost(ManagedService):
         storage: str | None = None,
         mode: HostMode = "auto",
         port: int | None = None,
+        preferred_port: int | None = None,
         chat_script: Path | None = None,
         chat_record: Path | None = None,
         task_hub: str | None = None,
@@ -105,6 +108,8 @@ class FunctionHost(ManagedService):
         self.mode: Literal["func", "local"] = resolve_host_mode(mode)
         self.port = port
         self._port_requested = port is not None
+        self.preferred_port = preferred_port
+        """Without ``port``: this one when it is free (7071 for the CLI, as ``func``), else any."""
         self.chat_script = Path(chat_script).resolve() if chat_script is not None else None
         self.chat_record = Path(chat_record).resolve() if chat_record is not None else None
         self.task_hub = task_hub
@@ -162,11 +167,28 @@ class FunctionHost(ManagedService):
         if self.is_running():
             return self
         if self.port is None:
-            self.port = free_port(self.host)
+            self.port = self._unrequested_port()
         else:
             ensure_port_free(self.port, self.host, what=f"the Functions host ({self.mode})")
-        self._spawn(timeout)
+        try:
+            self._spawn(timeout)
+        except StartupError:
+            # The preferred port was free when looked at, and taken before the host bound it (another
+            # stack starting at the same moment): any free port does, as when it was taken already.
+            if self._port_requested or self.port != self.preferred_port or not port_is_open(self.port):
+                raise
+            self.port = free_port(self.host)
+            self._spawn(timeout)
         return self
+
+    def _unrequested_port(self) -> int:
+        if self.preferred_port is not None:
+            try:
+                ensure_port_free(self.preferred_port, self.host)
+                return self.preferred_port
+            except PortInUseError:
+                pass
+        return free_port(self.host)
 
     def _spawn(self, timeout: float) -> float:
         name = "func" if self.mode == "func" else "local host"
@@ -274,6 +296,7 @@ class Stack(StartStop):
         work_dir: Path | None = None,
         workspace: Workspace | None = None,
         port: int | None = None,
+        preferred_port: int | None = None,
         task_hub: str | None = None,
         env: Mapping[str, str] | None = None,
         on_progress: Callable[[str], None] | None = None,
@@ -317,6 +340,7 @@ class Stack(StartStop):
             self.app_dir,
             mode=host_mode,
             port=port,
+            preferred_port=preferred_port,
             chat_script=self.script_path,
             chat_record=self.record_path,
             task_hub=task_hub,

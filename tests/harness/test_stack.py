@@ -122,6 +122,16 @@ def test_requested_port_taken(fake_func: Path, app_dir: Path, tmp_path: Path) ->
             other.start()
 
 
+def test_preferred_port_when_free_else_any(fake_func: Path, app_dir: Path, tmp_path: Path) -> None:
+    """The CLI prefers 7071, as `func` does; taken, another port serves instead of a failed start."""
+    wanted = free_port()
+    with FunctionHost(app_dir, mode="func", preferred_port=wanted, log_path=tmp_path / "a.log") as first:
+        assert first.port == wanted and first.ready()
+        second = FunctionHost(app_dir, mode="func", preferred_port=wanted, log_path=tmp_path / "b.log")
+        with second:
+            assert second.port != wanted and second.ready()
+
+
 def test_modes(tmp_path: Path, app_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert resolve_host_mode("auto") == "local"
