@@ -334,7 +334,7 @@ class Stack(StartStop):
         self.on_progress = on_progress
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.azurite = Azurite(
-            self.work_dir / "azurite", log_path=logs / "azurite.log", on_progress=self._report
+            self.work_dir / "azurite", log_path=logs / "azurite.log", on_progress=self._announce
         )
         self.host = FunctionHost(
             self.app_dir,
@@ -372,6 +372,14 @@ class Stack(StartStop):
             self.on_progress(message)
         elif self._status is not None:
             self._status.update(message)  # type: ignore[attr-defined]
+
+    def _announce(self, message: str) -> None:
+        """Progress that must be seen even without a terminal (installing Azurite: a first run would
+        otherwise be silent for half a minute): a plain line on stderr when nothing else shows it."""
+        if self.on_progress is None and self._status is None:
+            print(message, file=sys.stderr, flush=True)
+        else:
+            self._report(message)
 
     @contextmanager
     def _progress_display(self) -> Iterator[None]:
