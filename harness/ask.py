@@ -24,6 +24,7 @@ from harness.cli import (
     EXIT_NOT_COMPLETED,
     UsageError,
     _attach_url,
+    _check_agent_first,
     _check_stack_args,
     _fail,
     _make_stack,
@@ -80,6 +81,7 @@ def ask(args: argparse.Namespace) -> int:
             reply = _ask_app(args.url, args.key, args.agent, args.message, args.session, live)
         else:
             _check_stack_args(args)
+            _check_agent_first(args)
             stack = _make_stack(args)
             try:
                 _start(stack)

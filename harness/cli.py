@@ -440,6 +440,22 @@ def _check_stack_args(args: argparse.Namespace) -> None:
         _warn_live_settings(args.app)
 
 
+def _check_agent_first(args: argparse.Namespace) -> None:
+    """`chat`/`ask` on a stack of their own: an unknown agent fails now, listing the app's agents,
+    instead of after the whole stack started. `args.agent` becomes the app's spelling."""
+    from harness.stack import app_agents, default_script_path
+
+    if args.host_mode == "func" and not (args.app / "function_app.py").is_file():
+        return
+    script = None if args.live else (args.script or default_script_path(args.app)).resolve()
+    names = app_agents(args.app, script=script)
+    if names is not None:
+        try:
+            args.agent = check_agent(args.agent, names)
+        except ClientError as exc:
+            raise UsageError(str(exc)) from None
+
+
 def _warn_live_settings(app: Path) -> None:
     """Warn (not refuse) when the Azure OpenAI settings the samples read are unset: an app on another
     provider needs none of them, and the host also reads them from the app's local.settings.json."""
@@ -638,6 +654,7 @@ def _chat(args: argparse.Namespace, console: Console) -> int:
         agent = check_agent(args.agent, _agents_of(args.url, args.key))
         return _run_tui(ChatApp(AgentClient(args.url, key=args.key), agent, None))
     _check_stack_args(args)
+    _check_agent_first(args)
     stack = _make_stack(args)
     try:
         seconds = _start(stack)

@@ -41,6 +41,7 @@ __all__ = [
     "FunctionHost",
     "HostMode",
     "Stack",
+    "app_agents",
     "resolve_host_mode",
 ]
 
@@ -255,6 +256,65 @@ def host_error(log: str) -> str | None:
         if match:
             return match.group(1).strip()
     return None
+
+
+_AGENT_INDEX = """
+import contextlib, json, os, sys
+from pathlib import Path
+
+app = Path(sys.argv[1])
+names = None
+try:
+    from harness.host.loader import import_app
+    from harness.host.settings import apply_local_settings, export_storage
+
+    apply_local_settings(app)
+    export_storage(None)
+    with contextlib.redirect_stdout(sys.stderr):
+        module = import_app(app)
+    from durableagent import AgentFunctionApp
+
+    for value in vars(module).values():
+        if isinstance(value, AgentFunctionApp):
+            names = (names or []) + [{"name": n} for n in value.agents]
+except BaseException:
+    names = None
+print(json.dumps({"agents": names}))
+"""
+
+
+def app_agents(app_dir: Path, *, script: Path | None = None, timeout: float = 60.0) -> list[str] | None:
+    """The agents the app defines, read by importing it in a child as the local host would (its local
+    settings applied, the fake model's script set), before any stack process starts; None when that
+    cannot say (the import fails: the host reports why; not a durableagent app; too slow).
+
+    `chat` and `ask` check the agent's name with it, so a mistyped one costs an import, not a stack.
+    """
+    import json
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k not in CHAT_ENV_VARS}
+    if script is not None:
+        env["DURABLEAGENT_CHAT_SCRIPT"] = str(script)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _AGENT_INDEX, str(app_dir)],
+            cwd=app_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        lines = done.stdout.strip().splitlines()
+        agents = json.loads(lines[-1]).get("agents") if lines else None
+    except (OSError, ValueError, AttributeError, subprocess.TimeoutExpired):
+        return None
+    if not isinstance(agents, list):
+        return None
+    from harness.client import agent_names
+
+    return agent_names({"agents": agents})
 
 
 APP_SCRIPT_NAME = "fake_model.json"
