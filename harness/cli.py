@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -456,15 +457,31 @@ def _check_agent_first(args: argparse.Namespace) -> None:
             raise UsageError(str(exc)) from None
 
 
+PLACEHOLDER = re.compile(r"<[^<>\s]+>|\byour[-_]", re.IGNORECASE)
+"""What the samples' settings hold until filled in: `https://YOUR-RESOURCE.openai.azure.com/`, `<key>`."""
+
+
 def _warn_live_settings(app: Path) -> None:
     """Warn (not refuse) when the Azure OpenAI settings the samples read are unset: an app on another
-    provider needs none of them, and the host also reads them from the app's local.settings.json."""
+    provider needs none of them, and the host also reads them from the app's local.settings.json.
+
+    A setting that holds a sample's placeholder is refused in one line naming it: it is set, so the
+    app uses it, and the model's client would fail every turn with a long credential error.
+    """
     from harness.host.settings import SettingsError, local_settings
 
     try:
         values = local_settings(app)
     except SettingsError:  # the host reports a broken file when it starts
         values = {}
+    for name in sorted({*values, *LIVE_ENV_VARS} - {"AzureWebJobsStorage"}):  # the stack sets storage
+        value = os.environ.get(name, values.get(name))  # the environment wins, as in the host
+        if value and PLACEHOLDER.search(value):
+            where = "the environment" if name in os.environ else str(app / "local.settings.json")
+            raise UsageError(
+                f"--live: {name} in {where} is a placeholder ({value!r}); set your own value there "
+                "or in the environment"
+            )
     missing = [name for name in LIVE_ENV_VARS if not os.environ.get(name) and not values.get(name)]
     if missing:
         print(
