@@ -502,10 +502,18 @@ class Stack(StartStop):
                 shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def _stop_processes(self) -> None:
-        """The host first (it talks to Azurite while shutting down), then Azurite, gracefully, even when
-        the host's stop is interrupted (a second Ctrl-C): Azurite killed loses acknowledged writes."""
+        """The host first (it finishes the turn in progress and talks to Azurite while shutting down),
+        then Azurite, gracefully, always: Azurite killed loses writes it acknowledged.
+
+        Interrupted while the host finishes (a second Ctrl-C: the user will not wait), the host is
+        killed, a crash its durable state survives, and Azurite still gets its clean stop.
+        """
         try:
             self.host.stop()
+        except KeyboardInterrupt:
+            if self.host.process is not None:
+                self.host.process.kill()
+            raise
         finally:
             self.azurite.stop()
 
