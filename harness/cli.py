@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--port",
             type=port_argument,
             default=None,
-            help=f"host port (default: {DEFAULT_PORT} as with func, or a free port when it is taken)",
+            help=f"host port (default for up and chat: {DEFAULT_PORT} as with func, or a free port when "
+            "it is taken; for ask: a free port)",
         )
 
     def remote_options(sub: argparse.ArgumentParser, find_app: bool) -> None:
@@ -584,7 +585,9 @@ def _make_stack(args: argparse.Namespace) -> Stack:
             live=args.live,
             record=getattr(args, "record", None),
             port=args.port,
-            preferred_port=DEFAULT_PORT if args.port is None else None,
+            # `up` and `chat` keep a stack others talk to: on 7071 when free, as `func`; a one-turn
+            # `ask` takes any port, leaving 7071 to them.
+            preferred_port=DEFAULT_PORT if args.port is None and args.command in ("up", "chat") else None,
             workspace=workspace,
         )
     except (StartupError, ValueError) as exc:

@@ -16,27 +16,29 @@ from pathlib import Path
 import pytest
 
 from harness.client import DEFAULT_PORT
-from harness.processes import free_port
+from harness.processes import free_port, port_is_open
 from harness.workspace import WORKSPACE_DIR, running_url
 from tests.cli.cli_process import UpProcess, cli_env, one_line, run_cli
 
 
 @pytest.fixture
-def default_port_taken() -> Iterator[None]:
-    """7071 bound (not listening: a client that tries it is refused at once), unless someone else on
-    this machine has it already, which is the same for the test."""
+def default_port_taken() -> Iterator[socket.socket]:
+    """Something listening on 7071 (this socket, unless someone else on this machine has the port
+    already, which is the same for the test); close it to free the port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past earlier stacks' TIME_WAIT
     with contextlib.suppress(OSError):
         sock.bind(("127.0.0.1", DEFAULT_PORT))
+        sock.listen()
     try:
-        yield
+        yield sock
     finally:
         sock.close()
 
 
 @pytest.mark.integration
 def test_commands_find_the_running_stack_whatever_its_port(
-    app: Path, tmp_path: Path, default_port_taken: None
+    app: Path, tmp_path: Path, default_port_taken: socket.socket
 ) -> None:
     env = cli_env(tmp_path)
     up = UpProcess("--host", "local", cwd=app, env=env, log=tmp_path / "up.log")
@@ -70,9 +72,11 @@ def test_commands_find_the_running_stack_whatever_its_port(
         up.close()
     # Stopped: nothing names it any more, and the commands fall back to 7071.
     assert running_url(app) is None
-    after = run_cli("sessions", "WeatherAgent", cwd=app, env=env)
-    assert after.returncode == 2
-    assert one_line(after.stderr).startswith(f"cannot connect to http://127.0.0.1:{DEFAULT_PORT}")
+    default_port_taken.close()
+    if not port_is_open(DEFAULT_PORT):  # else another stack on this machine has it: it would answer
+        after = run_cli("sessions", "WeatherAgent", cwd=app, env=env)
+        assert after.returncode == 2
+        assert one_line(after.stderr).startswith(f"cannot connect to http://127.0.0.1:{DEFAULT_PORT}")
 
 
 def test_a_stack_that_died_without_stopping_is_not_found(app: Path) -> None:
