@@ -236,13 +236,23 @@ while True:
 
 
 def test_exit_teardown_waits_for_azurite_to_close(tmp_path: Path) -> None:
-    """An Azurite the caller never stopped is stopped at interpreter exit: it gets its whole grace,
+    """An Azurite the program never stopped is stopped at interpreter exit: it gets its whole grace,
     not the few seconds an ordinary child gets there, and is not killed while it saves."""
-    from harness.processes import _stop_all
+    import subprocess
+    import sys
 
     exe = write_executable(tmp_path / "azurite", SLOW_TO_STOP)
-    emulator = Azurite(tmp_path / "data", executable=exe).start()
-    _stop_all()
-    assert emulator.process is not None and emulator.process.returncode == 0
-    assert "saved and closed" in emulator.log_path.read_text()
-    assert "SIGKILL" not in emulator.log_path.read_text()
+    program = (
+        "import sys; from pathlib import Path; from harness.azurite import Azurite; "
+        "emulator = Azurite(Path(sys.argv[1]), executable=Path(sys.argv[2])).start(); print(emulator.pid)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, str(tmp_path / "data"), str(exe)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert wait_dead(int(done.stdout)) == []
+    log = (tmp_path / "data" / "azurite.log").read_text()
+    assert "saved and closed" in log and "SIGKILL" not in log
