@@ -2,7 +2,9 @@
 in `harness/ask.py`), list and show sessions, and start, inspect and drive orchestration instances.
 
 `chat`, `up` and `ask` start their stack on the app's workspace (`harness/workspace.py`: Azurite's
-data and the logs, kept between runs), on `--data DIR`, or with `--fresh` on a throw-away folder.
+data and the logs, kept between runs), on `--data DIR`, or with `--fresh` on a throw-away folder;
+`up` and `chat` listen on 7071 when it is free, as `func` does. Without `--url`, the commands that
+talk to an app find the app's running stack through its workspace, then fall back to 7071.
 
 Every user error ends as one line on stderr and exit code 2 (argparse style); a stack that fails to
 start ends as one line and exit code 1. No command prints a traceback for an expected failure.

@@ -4,7 +4,8 @@ A workspace folder (by default `.durableagent/` in the app folder) holds:
 - `azurite/`: Azurite's data (its `--location`): sessions, orchestration instances, the task hub;
 - `logs/`: `host.log`, `azurite.log` and the fake model's request record `chat-requests.jsonl`;
 - `.gitignore`: `*`, so none of it is ever committed;
-- `lock`: locked (an advisory `flock`) by the one stack using the workspace, and naming it.
+- `lock`: locked (an advisory `flock`) by the one stack using the workspace, and naming it (pid and
+  URL), which is how `sessions`, `show`, `instances`... find the app's running stack (`running_url`).
 
 Two stacks on one Azurite data folder would each run their own Azurite over the same files and
 corrupt them, so a second stack on a locked workspace is refused with a message naming the first.
