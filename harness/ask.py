@@ -22,7 +22,10 @@ from typing import Any, TextIO
 
 from harness.cli import (
     EXIT_NOT_COMPLETED,
+    PROG,
     UsageError,
+    _attach_url,
+    _check_agent_first,
     _check_stack_args,
     _fail,
     _make_stack,
@@ -34,6 +37,9 @@ from harness.formatting import format_arguments, format_value, usage_of
 from harness.reply_stream import ReplyEvent
 
 __all__ = ["LivePrinter", "Reply", "ask", "print_reply", "tool_call_line"]
+
+STOPPING = "stopping: the host finishes the turn in progress first (Ctrl-C again to leave at once)"
+"""Said on the first Ctrl-C of a turn on a local stack: the host's clean stop waits for the turn."""
 
 
 @dataclass
@@ -73,13 +79,25 @@ def ask(args: argparse.Namespace) -> int:
     try:
         if args.url:
             _reject_stack_options(args)
+        else:
+            args.url = _attach_url(args)
+        if args.url:
             reply = _ask_app(args.url, args.key, args.agent, args.message, args.session, live)
         else:
             _check_stack_args(args)
+            _check_agent_first(args)
             stack = _make_stack(args)
+            started = False
             try:
                 _start(stack)
+                started = True
                 reply = _ask_app(stack.url, None, args.agent, args.message, args.session, live)
+            except KeyboardInterrupt:
+                if started:  # the turn was sent: the host's clean stop waits for it
+                    if live is not None:
+                        live.end_line()
+                    print(f"{PROG}: {STOPPING}", file=sys.stderr, flush=True)
+                raise
             finally:
                 stack.stop()
     except TurnFailed as exc:

@@ -27,6 +27,7 @@ __all__ = [
     "ACCOUNT_KEY",
     "ACCOUNT_NAME",
     "AZURITE_VERSION",
+    "STOP_GRACE",
     "STRICT_FLAGS",
     "Azurite",
     "AzuriteNotFoundError",
@@ -46,6 +47,10 @@ AZURITE_FLAGS = ("--disableTelemetry", "--skipApiVersionCheck", "--loose", "--si
 # What an Azurite the user starts has (the editor extension's defaults): versions and headers checked.
 STRICT_FLAGS = ("--disableTelemetry", "--silent")
 SERVICES = ("blob", "queue", "table")
+STOP_GRACE = 30.0
+"""Seconds Azurite gets to exit after SIGTERM (it saves its data then, in well under a second) before
+SIGKILL. Killed outright, it loses the writes of its last seconds that it had already acknowledged
+(measured: about 4.5 s), so the harness never starts with SIGKILL, and waits long before it ends so."""
 
 
 class AzuriteNotFoundError(StartupError):
@@ -166,7 +171,8 @@ def connection_string(blob_port: int, queue_port: int, table_port: int, host: st
 
 class Azurite(ManagedService):
     """A running Azurite (blob, queue, table) on free (or given) ports with its own data folder.
-    Its data is kept on disk under ``data_dir``; ``stop()`` keeps the folder and the log.
+    Its data is kept on disk under ``data_dir``; ``stop()`` keeps the folder and the log, and is the
+    one way the harness ends it: SIGTERM, then a wait of up to ``STOP_GRACE`` for its clean exit.
     """
 
     def __init__(
@@ -257,7 +263,7 @@ class Azurite(ManagedService):
         for attempt in range(attempts):
             self.ports = self._pick_ports()
             self._proc = ManagedProcess(
-                self.command(exe), log_path=self.log_path, name="azurite", cwd=self.data_dir
+                self.command(exe), log_path=self.log_path, name="azurite", cwd=self.data_dir, grace=STOP_GRACE
             )
             self._proc.start()
             try:

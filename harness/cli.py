@@ -2,7 +2,9 @@
 in `harness/ask.py`), list and show sessions, and start, inspect and drive orchestration instances.
 
 `chat`, `up` and `ask` start their stack on the app's workspace (`harness/workspace.py`: Azurite's
-data and the logs, kept between runs), on `--data DIR`, or with `--fresh` on a throw-away folder.
+data and the logs, kept between runs), on `--data DIR`, or with `--fresh` on a throw-away folder;
+`up` and `chat` listen on 7071 when it is free, as `func` does. Without `--url`, the commands that
+talk to an app find the app's running stack through its workspace, then fall back to 7071.
 
 Every user error ends as one line on stderr and exit code 2 (argparse style); a stack that fails to
 start ends as one line and exit code 1. No command prints a traceback for an expected failure.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -27,6 +30,7 @@ from rich.text import Text
 
 from durableagent.state import turn_numbers
 from harness.client import (
+    DEFAULT_PORT,
     DEFAULT_URL,
     RUNTIME_STATUSES,
     AgentClient,
@@ -126,11 +130,33 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="FILE",
             help="with --live: record every model exchange to FILE (.json), a script --script replays",
         )
-        sub.add_argument("--port", type=port_argument, default=None, help="host port (default: a free port)")
+        sub.add_argument(
+            "--port",
+            type=port_argument,
+            default=None,
+            help=f"host port (default for up and chat: {DEFAULT_PORT} as with func, or a free port when "
+            "it is taken; for ask: a free port)",
+        )
 
-    def remote_options(sub: argparse.ArgumentParser, default_url: str | None) -> None:
-        help_url = "URL of a running app" + (f" (default: {default_url})" if default_url else "")
-        sub.add_argument("--url", default=default_url, help=help_url)
+    def remote_options(sub: argparse.ArgumentParser, find_app: bool) -> None:
+        """--url/--key; with `find_app`, also --app: without --url, the command talks to the stack
+        running for the app (found through its workspace), else to the default URL."""
+        if find_app:
+            where = sub.add_mutually_exclusive_group()
+            where.add_argument(
+                "--url",
+                default=None,
+                help=f"URL of a running app (default: the stack running for --app, else {DEFAULT_URL})",
+            )
+            where.add_argument(
+                "--app",
+                type=Path,
+                metavar="DIR",
+                help="app folder whose running stack to talk to (default: the current folder if it has "
+                "function_app.py, else the bundled weather sample)",
+            )
+        else:
+            sub.add_argument("--url", default=None, help="URL of a running app")
         sub.add_argument("--key", default=None, help="function key (sent as x-functions-key)")
 
     chat = commands.add_parser(
@@ -138,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("agent", metavar="AGENT")
     stack_options(chat)
-    remote_options(chat, None)
+    remote_options(chat, False)
 
     up = commands.add_parser("up", help="start Azurite and a Functions host, print the URLs, wait for Ctrl-C")
     stack_options(up)
@@ -153,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("--json", action="store_true", help="print the reply as JSON")
     stack_options(ask)
-    remote_options(ask, None)
+    remote_options(ask, False)
 
     commands.add_parser("host", help="run the local Functions host (see `host --help`)", add_help=False)
     commands.add_parser(
@@ -162,13 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sessions = commands.add_parser("sessions", help="list an agent's sessions, newest first")
     sessions.add_argument("agent", metavar="AGENT")
-    remote_options(sessions, DEFAULT_URL)
+    remote_options(sessions, True)
     sessions.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     show = commands.add_parser("show", help="show the stored state of one session")
     show.add_argument("agent", metavar="AGENT")
     show.add_argument("session", type=_session_id, metavar="SESSION")
-    remote_options(show, DEFAULT_URL)
+    remote_options(show, True)
     show.add_argument("--json", action="store_true", help="print the state JSON")
     _fork_command(commands, remote_options)
     _instance_commands(commands, remote_options)
@@ -190,7 +216,7 @@ def _fork_command(commands: Any, remote_options: Any) -> None:
         default=None,
         help="id of the new session (default: a new one)",
     )
-    remote_options(fork, DEFAULT_URL)
+    remote_options(fork, True)
     fork.add_argument("--json", action="store_true", help="print the app's JSON answer")
 
 
@@ -218,7 +244,7 @@ def _instance_commands(commands: Any, remote_options: Any) -> None:
     """`instances`, `start`, `status`, `raise`, `terminate`, `purge`: the Durable instance API."""
 
     def common(sub: argparse.ArgumentParser) -> None:
-        remote_options(sub, DEFAULT_URL)
+        remote_options(sub, True)
         sub.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     listing = commands.add_parser("instances", help="list orchestration instances, newest first")
@@ -310,6 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(args_list)
     stdout = Console(soft_wrap=False)
     try:
+        if args.command in CLIENT_COMMANDS and not args.url:
+            args.url = _running_url(args.app) or DEFAULT_URL
         if args.command == "chat":
             return _chat(args, stdout)
         if args.command == "up":
@@ -338,6 +366,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     return _fail(f"unknown command {args.command!r}", EXIT_USAGE)
+
+
+CLIENT_COMMANDS = frozenset(
+    {"sessions", "show", "fork", "instances", "start", "status", "raise", "terminate", "purge"}
+)
+"""Commands that talk to a running app: --url, else the app's running stack, else DEFAULT_URL."""
+
+
+def _running_url(app: Path | None) -> str | None:
+    """The URL of the stack running for `app` (default: as `--app` defaults), None when none runs."""
+    from harness.workspace import running_url
+
+    if app is None:
+        app = _default_app()[0]
+    elif not app.is_dir():
+        raise UsageError(f"app folder {app} does not exist")
+    return running_url(app) if app is not None else None
 
 
 def _fail(message: str, code: int) -> int:
@@ -399,15 +444,47 @@ def _check_stack_args(args: argparse.Namespace) -> None:
         _warn_live_settings(args.app)
 
 
+def _check_agent_first(args: argparse.Namespace) -> None:
+    """`chat`/`ask` on a stack of their own: an unknown agent fails now, listing the app's agents,
+    instead of after the whole stack started. `args.agent` becomes the app's spelling."""
+    from harness.stack import app_agents, default_script_path
+
+    if args.host_mode == "func" and not (args.app / "function_app.py").is_file():
+        return
+    script = None if args.live else (args.script or default_script_path(args.app)).resolve()
+    names = app_agents(args.app, script=script)
+    if names is not None:
+        try:
+            args.agent = check_agent(args.agent, names)
+        except ClientError as exc:
+            raise UsageError(str(exc)) from None
+
+
+PLACEHOLDER = re.compile(r"<[^<>\s]+>|\byour[-_]", re.IGNORECASE)
+"""What the samples' settings hold until filled in: `https://YOUR-RESOURCE.openai.azure.com/`, `<key>`."""
+
+
 def _warn_live_settings(app: Path) -> None:
     """Warn (not refuse) when the Azure OpenAI settings the samples read are unset: an app on another
-    provider needs none of them, and the host also reads them from the app's local.settings.json."""
+    provider needs none of them, and the host also reads them from the app's local.settings.json.
+
+    A setting that holds a sample's placeholder is refused in one line naming it: it is set, so the
+    app uses it, and the model's client would fail every turn with a long credential error.
+    """
     from harness.host.settings import SettingsError, local_settings
 
     try:
         values = local_settings(app)
     except SettingsError:  # the host reports a broken file when it starts
         values = {}
+    for name in sorted({*values, *LIVE_ENV_VARS} - {"AzureWebJobsStorage"}):  # the stack sets storage
+        value = os.environ.get(name, values.get(name))  # the environment wins, as in the host
+        if value and PLACEHOLDER.search(value):
+            where = "the environment" if name in os.environ else str(app / "local.settings.json")
+            raise UsageError(
+                f"--live: {name} in {where} is a placeholder ({value!r}); set your own value there "
+                "or in the environment"
+            )
     missing = [name for name in LIVE_ENV_VARS if not os.environ.get(name) and not values.get(name)]
     if missing:
         print(
@@ -429,12 +506,11 @@ def _default_app() -> tuple[Path | None, str]:
     return None, ""
 
 
-def _reject_stack_options(args: argparse.Namespace) -> None:
-    """--url attaches to a running app: the options that shape a local stack would be ignored."""
-    given = [
+def _shaping_options(args: argparse.Namespace) -> list[str]:
+    """The options given that shape a local stack (all but --app)."""
+    return [
         option
         for option, value in (
-            ("--app", args.app),
             ("--script", args.script),
             ("--live", args.live),
             ("--record", getattr(args, "record", None)),
@@ -445,6 +521,22 @@ def _reject_stack_options(args: argparse.Namespace) -> None:
         )
         if value
     ]
+
+
+def _attach_url(args: argparse.Namespace) -> str | None:
+    """For `chat`/`ask` without --url: the stack already running for the app, when no option asks for a
+    stack of its own (it would be refused on the running one's workspace); one line says so."""
+    if _shaping_options(args) or (args.app is not None and not args.app.is_dir()):
+        return None
+    url = _running_url(args.app)
+    if url is not None:
+        print(f"{PROG}: using the stack already running for this app at {url}", file=sys.stderr)
+    return url
+
+
+def _reject_stack_options(args: argparse.Namespace) -> None:
+    """--url attaches to a running app: the options that shape a local stack would be ignored."""
+    given = ["--app"] * (args.app is not None) + _shaping_options(args)
     if given:
         verb = "does" if len(given) == 1 else "do"
         raise UsageError(f"--url attaches to a running app: {', '.join(given)} {verb} not apply")
@@ -495,6 +587,9 @@ def _make_stack(args: argparse.Namespace) -> Stack:
             live=args.live,
             record=getattr(args, "record", None),
             port=args.port,
+            # `up` and `chat` keep a stack others talk to: on 7071 when free, as `func`; a one-turn
+            # `ask` takes any port, leaving 7071 to them.
+            preferred_port=DEFAULT_PORT if args.port is None and args.command in ("up", "chat") else None,
             workspace=workspace,
         )
     except (StartupError, ValueError) as exc:
@@ -502,12 +597,21 @@ def _make_stack(args: argparse.Namespace) -> Stack:
 
 
 def _start(stack: Stack) -> float:
+    """Start the stack; one line on stderr when the default port was taken and another one used."""
     try:
-        return stack.start()
+        seconds = stack.start()
     except StartupError as exc:
         raise StartupFailed(
             str(exc).splitlines()[0] if str(exc) else "the local stack did not start"
         ) from None
+    preferred = stack.host.preferred_port
+    if preferred is not None and stack.host.port != preferred:
+        print(
+            f"{PROG}: port {preferred} is in use; the host listens on port {stack.host.port} instead "
+            f"({PROG} sessions/show/... find it through the app's workspace)",
+            file=sys.stderr,
+        )
+    return seconds
 
 
 def _banner(
@@ -566,9 +670,13 @@ def _chat(args: argparse.Namespace, console: Console) -> int:
 
     if args.url:
         _reject_stack_options(args)
+    else:
+        args.url = _attach_url(args)
+    if args.url:
         agent = check_agent(args.agent, _agents_of(args.url, args.key))
         return _run_tui(ChatApp(AgentClient(args.url, key=args.key), agent, None))
     _check_stack_args(args)
+    _check_agent_first(args)
     stack = _make_stack(args)
     try:
         seconds = _start(stack)

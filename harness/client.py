@@ -27,6 +27,7 @@ from harness.formatting import one_line
 from harness.reply_stream import ReplyEvent, StreamBroken, aiter_reply, iter_reply
 
 __all__ = [
+    "DEFAULT_PORT",
     "DEFAULT_URL",
     "FINISHED_STATUSES",
     "RUNTIME_STATUSES",
@@ -39,7 +40,9 @@ __all__ = [
     "is_finished",
 ]
 
-DEFAULT_URL = "http://127.0.0.1:7071"
+DEFAULT_PORT = 7071
+"""The port `func start` and the harness's stacks listen on when it is free."""
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 DURABLE_PREFIX = "/runtime/webhooks/durabletask"
 CONTINUATION_HEADER = "x-ms-continuation-token"
 RUN_TIMEOUT = 300.0

@@ -45,6 +45,10 @@ __all__ = [
 ]
 
 _PR_SET_PDEATHSIG = 1
+DEFAULT_GRACE = 10.0
+"""Seconds a stopped child gets between SIGTERM and SIGKILL, unless it says otherwise."""
+EXIT_GRACE = 3.0
+"""At interpreter exit, what an ordinary child gets (the user is waiting for the prompt)."""
 _LIVE: weakref.WeakSet[ManagedProcess] = weakref.WeakSet()
 _LIVE_LOCK = threading.Lock()
 
@@ -220,8 +224,12 @@ class ManagedProcess(StartStop):
         env: Mapping[str, str] | None = None,
         inherit_env: bool = True,
         cwd: Path | None = None,
+        grace: float | None = None,
     ) -> None:
         self.args: list[str] = [os.fspath(a) for a in args]
+        self.grace = grace
+        """Seconds :meth:`stop` waits after SIGTERM before SIGKILL, also at interpreter exit; None: an
+        ordinary child, given ``DEFAULT_GRACE`` (``EXIT_GRACE`` at exit, where the user waits)."""
         self.name = name or Path(self.args[0]).name
         self.log_path = Path(log_path)
         self.cwd = Path(cwd) if cwd is not None else None
@@ -335,16 +343,20 @@ class ManagedProcess(StartStop):
         )
         return f"{summary}; log: {self.log_path}{body}"
 
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM the whole process group, wait up to ``timeout``, then SIGKILL what is left.
+    def stop(self, timeout: float | None = None) -> int | None:
+        """SIGTERM the whole process group, wait up to ``timeout`` (default: the process's ``grace``),
+        then SIGKILL what is left, saying so in the log.
 
-        Returns the child's exit code (None when it was never started). Safe to call repeatedly.
+        Returns the child's exit code (None when it was never started). Safe to call repeatedly; an
+        exception while waiting (Ctrl-C) leaves the SIGTERM to do its work, never a SIGKILL.
         """
         popen, pgid = self._popen, self._pgid
         if popen is None:
             return None
         if pgid is None:  # already stopped
             return popen.wait()
+        if timeout is None:
+            timeout = DEFAULT_GRACE if self.grace is None else self.grace
         self._signal_group(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         try:
@@ -354,6 +366,8 @@ class ManagedProcess(StartStop):
         # Children may outlive the leader; give them the rest of the grace period, then kill them all.
         while self._group_alive() and time.monotonic() < deadline:
             time.sleep(0.05)
+        if self._group_alive():
+            self._note(f"still running {timeout:g} s after SIGTERM: killed (SIGKILL)")
         self._signal_group(signal.SIGKILL)
         code = popen.wait()
         self._forget()
@@ -368,6 +382,11 @@ class ManagedProcess(StartStop):
         code = popen.wait()
         self._forget()
         return code
+
+    def _note(self, text: str) -> None:
+        """A line of the harness's own in the child's log (why it ended the way it did)."""
+        with contextlib.suppress(OSError), open(self.log_path, "a", encoding="utf-8") as log:
+            log.write(f"--- {_dt.datetime.now().isoformat(timespec='seconds')} harness: {self.name} {text}\n")
 
     def _signal_group(self, sig: int) -> None:
         if self._pgid is None:
@@ -408,8 +427,9 @@ class ManagedService(StartStop):
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.is_running()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the process (and anything it spawned): SIGTERM to its group, then SIGKILL; logs are kept."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the process (and anything it spawned): SIGTERM to its group, then (after ``timeout``,
+        default the process's grace) SIGKILL; logs are kept."""
         if self._proc is not None:
             self._proc.stop(timeout)
 
@@ -421,4 +441,4 @@ def _stop_all() -> None:
         live = list(_LIVE)
     for proc in live:
         with contextlib.suppress(Exception):
-            proc.stop(timeout=3)
+            proc.stop(timeout=EXIT_GRACE if proc.grace is None else proc.grace)

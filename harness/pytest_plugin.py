@@ -204,8 +204,10 @@ def azurite(
     try:
         yield emulator
     finally:
-        slot.detach()
-        emulator.stop()
+        try:
+            emulator.stop()  # SIGTERM and a wait for its clean exit: SIGKILL loses acknowledged writes
+        finally:
+            slot.detach()
 
 
 @pytest.fixture(scope="session")

@@ -24,10 +24,12 @@ from harness.azurite import Azurite
 from harness.processes import (
     ManagedProcess,
     ManagedService,
+    PortInUseError,
     StartStop,
     StartupError,
     ensure_port_free,
     free_port,
+    port_is_open,
     wait_port_free,
 )
 from harness.workspace import Workspace
@@ -39,6 +41,7 @@ __all__ = [
     "FunctionHost",
     "HostMode",
     "Stack",
+    "app_agents",
     "resolve_host_mode",
 ]
 
@@ -90,6 +93,7 @@ class FunctionHost(ManagedService):
         storage: str | None = None,
         mode: HostMode = "auto",
         port: int | None = None,
+        preferred_port: int | None = None,
         chat_script: Path | None = None,
         chat_record: Path | None = None,
         task_hub: str | None = None,
@@ -105,6 +109,8 @@ class FunctionHost(ManagedService):
         self.mode: Literal["func", "local"] = resolve_host_mode(mode)
         self.port = port
         self._port_requested = port is not None
+        self.preferred_port = preferred_port
+        """Without ``port``: this one when it is free (7071 for the CLI, as ``func``), else any."""
         self.chat_script = Path(chat_script).resolve() if chat_script is not None else None
         self.chat_record = Path(chat_record).resolve() if chat_record is not None else None
         self.task_hub = task_hub
@@ -162,11 +168,28 @@ class FunctionHost(ManagedService):
         if self.is_running():
             return self
         if self.port is None:
-            self.port = free_port(self.host)
+            self.port = self._unrequested_port()
         else:
             ensure_port_free(self.port, self.host, what=f"the Functions host ({self.mode})")
-        self._spawn(timeout)
+        try:
+            self._spawn(timeout)
+        except StartupError:
+            # The preferred port was free when looked at, and taken before the host bound it (another
+            # stack starting at the same moment): any free port does, as when it was taken already.
+            if self._port_requested or self.port != self.preferred_port or not port_is_open(self.port):
+                raise
+            self.port = free_port(self.host)
+            self._spawn(timeout)
         return self
+
+    def _unrequested_port(self) -> int:
+        if self.preferred_port is not None:
+            try:
+                ensure_port_free(self.preferred_port, self.host)
+                return self.preferred_port
+            except PortInUseError:
+                pass
+        return free_port(self.host)
 
     def _spawn(self, timeout: float) -> float:
         name = "func" if self.mode == "func" else "local host"
@@ -235,6 +258,65 @@ def host_error(log: str) -> str | None:
     return None
 
 
+_AGENT_INDEX = """
+import contextlib, json, os, sys
+from pathlib import Path
+
+app = Path(sys.argv[1])
+names = None
+try:
+    from harness.host.loader import import_app
+    from harness.host.settings import apply_local_settings, export_storage
+
+    apply_local_settings(app)
+    export_storage(None)
+    with contextlib.redirect_stdout(sys.stderr):
+        module = import_app(app)
+    from durableagent import AgentFunctionApp
+
+    for value in vars(module).values():
+        if isinstance(value, AgentFunctionApp):
+            names = (names or []) + [{"name": n} for n in value.agents]
+except BaseException:
+    names = None
+print(json.dumps({"agents": names}))
+"""
+
+
+def app_agents(app_dir: Path, *, script: Path | None = None, timeout: float = 60.0) -> list[str] | None:
+    """The agents the app defines, read by importing it in a child as the local host would (its local
+    settings applied, the fake model's script set), before any stack process starts; None when that
+    cannot say (the import fails: the host reports why; not a durableagent app; too slow).
+
+    `chat` and `ask` check the agent's name with it, so a mistyped one costs an import, not a stack.
+    """
+    import json
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k not in CHAT_ENV_VARS}
+    if script is not None:
+        env["DURABLEAGENT_CHAT_SCRIPT"] = str(script)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _AGENT_INDEX, str(app_dir)],
+            cwd=app_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        lines = done.stdout.strip().splitlines()
+        agents = json.loads(lines[-1]).get("agents") if lines else None
+    except (OSError, ValueError, AttributeError, subprocess.TimeoutExpired):
+        return None
+    if not isinstance(agents, list):
+        return None
+    from harness.client import agent_names
+
+    return agent_names({"agents": agents})
+
+
 APP_SCRIPT_NAME = "fake_model.json"
 """An app folder's own fake-model script, used when no script is given (samples ship one)."""
 
@@ -274,6 +356,7 @@ class Stack(StartStop):
         work_dir: Path | None = None,
         workspace: Workspace | None = None,
         port: int | None = None,
+        preferred_port: int | None = None,
         task_hub: str | None = None,
         env: Mapping[str, str] | None = None,
         on_progress: Callable[[str], None] | None = None,
@@ -311,12 +394,13 @@ class Stack(StartStop):
         self.on_progress = on_progress
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.azurite = Azurite(
-            self.work_dir / "azurite", log_path=logs / "azurite.log", on_progress=self._report
+            self.work_dir / "azurite", log_path=logs / "azurite.log", on_progress=self._announce
         )
         self.host = FunctionHost(
             self.app_dir,
             mode=host_mode,
             port=port,
+            preferred_port=preferred_port,
             chat_script=self.script_path,
             chat_record=self.record_path,
             task_hub=task_hub,
@@ -348,6 +432,14 @@ class Stack(StartStop):
             self.on_progress(message)
         elif self._status is not None:
             self._status.update(message)  # type: ignore[attr-defined]
+
+    def _announce(self, message: str) -> None:
+        """Progress that must be seen even without a terminal (installing Azurite: a first run would
+        otherwise be silent for half a minute): a plain line on stderr when nothing else shows it."""
+        if self.on_progress is None and self._status is None:
+            print(message, file=sys.stderr, flush=True)
+        else:
+            self._report(message)
 
     @contextmanager
     def _progress_display(self) -> Iterator[None]:
@@ -401,14 +493,29 @@ class Stack(StartStop):
         """
         keep = _error_names(self.work_dir)
         try:
-            self.host.stop()
-            self.azurite.stop()
+            self._stop_processes()
         finally:
             self._restore_sigterm()
             if self.workspace is not None:
                 self.workspace.release()
             if self.owns_work_dir and not keep:
                 shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def _stop_processes(self) -> None:
+        """The host first (it finishes the turn in progress and talks to Azurite while shutting down),
+        then Azurite, gracefully, always: Azurite killed loses writes it acknowledged.
+
+        Interrupted while the host finishes (a second Ctrl-C: the user will not wait), the host is
+        killed, a crash its durable state survives, and Azurite still gets its clean stop.
+        """
+        try:
+            self.host.stop()
+        except KeyboardInterrupt:
+            if self.host.process is not None:
+                self.host.process.kill()
+            raise
+        finally:
+            self.azurite.stop()
 
     def _handle_sigterm(self) -> None:
         """On SIGTERM or SIGHUP (the terminal closed), stop and clean up, then die of that signal.
@@ -425,8 +532,7 @@ class Stack(StartStop):
             self._restore_sigterm()
             signal.signal(signum, signal.SIG_DFL)
             try:
-                self.host.stop()
-                self.azurite.stop()
+                self._stop_processes()
             finally:
                 if self.owns_work_dir:
                     shutil.rmtree(self.work_dir, ignore_errors=True)

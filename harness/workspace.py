@@ -4,7 +4,8 @@ A workspace folder (by default `.durableagent/` in the app folder) holds:
 - `azurite/`: Azurite's data (its `--location`): sessions, orchestration instances, the task hub;
 - `logs/`: `host.log`, `azurite.log` and the fake model's request record `chat-requests.jsonl`;
 - `.gitignore`: `*`, so none of it is ever committed;
-- `lock`: locked (an advisory `flock`) by the one stack using the workspace, and naming it.
+- `lock`: locked (an advisory `flock`) by the one stack using the workspace, and naming it (pid and
+  URL), which is how `sessions`, `show`, `instances`... find the app's running stack (`running_url`).
 
 Two stacks on one Azurite data folder would each run their own Azurite over the same files and
 corrupt them, so a second stack on a locked workspace is refused with a message naming the first.
@@ -25,10 +26,19 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from harness.processes import StartupError
+from harness.processes import StartupError, port_is_open
 
-__all__ = ["WORKSPACE_DIR", "Workspace", "WorkspaceBusy", "app_workspace", "foreign_entries", "user_data_dir"]
+__all__ = [
+    "WORKSPACE_DIR",
+    "Workspace",
+    "WorkspaceBusy",
+    "app_workspace",
+    "foreign_entries",
+    "running_url",
+    "user_data_dir",
+]
 
 WORKSPACE_DIR = ".durableagent"
 ENTRIES = ("azurite", "logs", ".gitignore", "lock")
@@ -142,6 +152,11 @@ def user_data_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "durableagent"
 
 
+def _per_user_root(app_dir: Path) -> Path:
+    digest = hashlib.sha256(str(app_dir).encode()).hexdigest()[:10]
+    return user_data_dir() / "workspaces" / f"{app_dir.name}-{digest}"
+
+
 def app_workspace(app_dir: Path) -> Workspace:
     """The app folder's `.durableagent/` (created now), else a per-user folder for that app."""
     app_dir = Path(app_dir).resolve()
@@ -150,7 +165,47 @@ def app_workspace(app_dir: Path) -> Workspace:
         workspace.prepare()
         return workspace
     except OSError as exc:
-        digest = hashlib.sha256(str(app_dir).encode()).hexdigest()[:10]
-        root = user_data_dir() / "workspaces" / f"{app_dir.name}-{digest}"
         why = exc.strerror or type(exc).__name__
-        return Workspace(root, f"per-user: the app folder cannot be written ({why})")
+        return Workspace(_per_user_root(app_dir), f"per-user: the app folder cannot be written ({why})")
+
+
+def running_url(app_dir: Path) -> str | None:
+    """The URL of the stack running on the app's workspace, None when there is none (nothing is made).
+
+    A running stack names itself (pid and URL) in its workspace's lock file and empties it when it
+    stops; a stack that died without stopping leaves its text behind, so the pid must be alive and
+    the URL's port open. `sessions`, `show`, `instances`... find the app's stack this way, whatever
+    port it got, before falling back to 7071.
+    """
+    app_dir = Path(app_dir).resolve()
+    for root in (app_dir / WORKSPACE_DIR, _per_user_root(app_dir)):
+        try:
+            holder = json.loads((root / "lock").read_bytes() or b"{}")
+        except (OSError, ValueError):
+            continue
+        if not isinstance(holder, dict):
+            continue
+        pid, url = holder.get("pid"), holder.get("url")
+        if isinstance(pid, int) and isinstance(url, str) and _alive(pid) and _answers(url):
+            return url
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _answers(url: str) -> bool:
+    """Whether something listens at the URL's host and port (a dead stack's port is closed)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return False
+    return parts.hostname is not None and port is not None and port_is_open(port, parts.hostname)

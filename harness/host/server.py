@@ -39,7 +39,7 @@ from .orchestrations import EngineSettings, OrchestrationEngine
 from .outputs import OutputWriter
 from .queues import QueueTriggers
 from .responses import PARSER_LIMIT, JsonErrorRunner, json_errors, json_response
-from .settings import KEY_ENV, HostConfig, apply_local_settings, resolve_storage
+from .settings import KEY_ENV, HostConfig, apply_local_settings, export_storage
 from .store import EntityStore, StorageUnavailable
 from .timers import TimerTriggers
 
@@ -183,18 +183,13 @@ class LocalHost:
 
     async def _start(self) -> LocalHost:
         self._applied_settings = apply_local_settings(self.app_dir)
+        storage, exported = export_storage(self._storage_arg)  # before the app's import reads it
+        self._applied_settings.update(exported)
         config = HostConfig.load(self.app_dir)
         if self._hub_arg:
             config = dataclasses.replace(config, hub_name=self._hub_arg)
         self.config = config
         self.index = load_app(self.app_dir)
-        storage = resolve_storage(self._storage_arg)
-        current = os.environ.get("AzureWebJobsStorage", "")
-        if not current or current.replace(" ", "").lower().startswith("usedevelopmentstorage=true"):
-            # The Functions host hands its workers the storage account; apps read it from there
-            # (the reply streams of durableagent do).
-            os.environ["AzureWebJobsStorage"] = storage
-            self._applied_settings["AzureWebJobsStorage"] = storage
         self.store = EntityStore(storage, config.hub_name)
         self.instances = InstanceStore(storage, config.hub_name)
         try:

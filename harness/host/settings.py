@@ -209,3 +209,20 @@ def resolve_storage(explicit: str | None) -> str:
             "by ';', e.g. DefaultEndpointsProtocol=http;AccountName=...;AccountKey=...;TableEndpoint=..."
         ) from None
     return conn
+
+
+def export_storage(explicit: str | None) -> tuple[str, dict[str, str]]:
+    """Resolve the storage the host uses and put it in ``AzureWebJobsStorage`` for the app, like the
+    Functions host hands it to its workers; returns it and what was set in the environment.
+
+    Done before the app is imported: an app may read the setting at import (to build a client), and
+    a run without local.settings.json has no other source for it. A value the user set is kept (an
+    explicit ``--storage`` then only changes what the host itself uses); the development-storage
+    shortcut is replaced by the account it stands for, which the SDKs cannot parse.
+    """
+    storage = resolve_storage(explicit)
+    current = os.environ.get("AzureWebJobsStorage", "")
+    if current and not current.replace(" ", "").lower().startswith("usedevelopmentstorage=true"):
+        return storage, {}
+    os.environ["AzureWebJobsStorage"] = storage
+    return storage, {"AzureWebJobsStorage": storage}

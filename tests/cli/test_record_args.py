@@ -71,3 +71,32 @@ def test_live_warns_only_when_the_azure_settings_are_nowhere(tmp_path, capsys, m
     )
     _warn_live_settings(tmp_path)
     assert capsys.readouterr().err == ""
+
+
+def test_live_refuses_a_sample_placeholder_naming_the_setting(app, tmp_path, monkeypatch):
+    """The samples' local.settings.json hold `https://YOUR-RESOURCE.openai.azure.com/`: `--live` says
+    so in one line, before a stack starts, instead of a credential error per turn."""
+    from tests.cli.cli_process import cli_env, one_line, run_cli
+
+    env = cli_env(tmp_path)
+    for name in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_CHAT_DEPLOYMENT_NAME", "AZURE_OPENAI_API_KEY"):
+        env.pop(name, None)
+    done = run_cli("ask", "WeatherAgent", "hi", "--live", "--fresh", cwd=app, env=env, timeout=60)
+    assert done.returncode == 2, done
+    assert one_line(done.stderr) == (
+        f"--live: AZURE_OPENAI_ENDPOINT in {app / 'local.settings.json'} is a placeholder "
+        "('https://YOUR-RESOURCE.openai.azure.com/'); set your own value there or in the environment"
+    )
+
+
+def test_live_takes_the_environment_over_a_placeholder_in_the_file(app, capsys, monkeypatch):
+    from harness.cli import UsageError, _warn_live_settings
+
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://mine.openai.azure.com/")
+    _warn_live_settings(app)  # the file's placeholder is not what the app gets
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("AZURE_OPENAI_CHAT_DEPLOYMENT_NAME", "<your-deployment>")
+    with pytest.raises(
+        UsageError, match="AZURE_OPENAI_CHAT_DEPLOYMENT_NAME in the environment is a placeholder"
+    ):
+        _warn_live_settings(app)

@@ -66,3 +66,31 @@ def test_up_serves_any_durable_functions_app_until_ctrl_c(tmp_path: Path):
         if str(tmp_path) in line
     ]
     assert leftovers == []
+
+
+def test_a_first_run_without_a_terminal_says_it_installs_azurite(app: Path, tmp_path: Path) -> None:
+    """stderr not a terminal (CI, a pipe): the npm install of Azurite is announced in a line before and
+    one after, instead of half a minute of silence."""
+    from tests.cli.cli_process import cli_env, run_cli
+    from tests.harness.standins import write_executable
+
+    bin_dir = tmp_path / "bin"
+    write_executable(bin_dir / "node", "")
+    npm = """
+import pathlib, sys
+prefix = pathlib.Path(sys.argv[sys.argv.index("--prefix") + 1])
+exe = prefix / "node_modules" / ".bin" / "azurite"
+exe.parent.mkdir(parents=True)
+exe.write_text("#!/bin/sh\\necho 'stand-in azurite: cannot serve'\\nexit 3\\n")
+exe.chmod(0o755)
+"""
+    write_executable(bin_dir / "npm", npm)
+    env = cli_env(tmp_path, PATH=str(bin_dir), DURABLEAGENT_CACHE=str(tmp_path / "cache"))
+    env.pop("DURABLEAGENT_AZURITE", None)
+    done = run_cli("up", "--fresh", "--host", "local", cwd=app, env=env, timeout=60)
+    assert done.returncode == 1, done
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("Installing Azurite ") and "first run only" in lines[0], done.stderr
+    assert lines[1].startswith("Azurite ") and lines[1].endswith(" installed"), done.stderr
+    assert lines[2].startswith("python -m harness: error: azurite exited with code 3"), done.stderr
+    assert len(lines) == 3, done.stderr

@@ -188,3 +188,71 @@ def test_one_development_account(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.dev_storage_connection_string() == connection_string(10000, 10001, 10002)
     monkeypatch.delenv("AzureWebJobsStorage", raising=False)
     assert settings.resolve_storage(None) == connection_string(10000, 10001, 10002)
+
+
+@pytest.mark.integration
+def test_stop_is_graceful_and_keeps_what_was_written_just_before(tmp_path: Path, azurite_exe: Path) -> None:
+    """Azurite killed with SIGKILL loses the writes it acknowledged in its last seconds; `stop()` ends
+    it with SIGTERM and waits for its clean exit, so a write answered just before is there after."""
+    from azure.data.tables import TableServiceClient
+
+    emulator = Azurite(tmp_path / "data", executable=azurite_exe).start()
+    table = TableServiceClient.from_connection_string(emulator.connection_string).create_table("laststeps")
+    for row in range(20):
+        table.create_entity({"PartitionKey": "p", "RowKey": f"{row:03}"})
+    emulator.stop()
+    assert emulator.process is not None and emulator.process.returncode == 0
+    assert "Azurite Table service successfully closed" in emulator.log_path.read_text()
+    with Azurite(tmp_path / "data", executable=azurite_exe) as again:
+        tables = TableServiceClient.from_connection_string(again.connection_string)
+        rows = list(tables.get_table_client("laststeps").list_entities())
+    assert len(rows) == 20
+
+
+SLOW_TO_STOP = """
+import signal, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+
+for service in ("blob", "queue", "table"):
+    port = int(sys.argv[sys.argv.index(f"--{service}Port") + 1])
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+def on_term(signum, frame):
+    time.sleep(3.5)  # saving a large database takes a while
+    print("stand-in azurite: saved and closed", flush=True)
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, on_term)
+print("stand-in azurite: listening", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def test_exit_teardown_waits_for_azurite_to_close(tmp_path: Path) -> None:
+    """An Azurite the program never stopped is stopped at interpreter exit: it gets its whole grace,
+    not the few seconds an ordinary child gets there, and is not killed while it saves."""
+    import subprocess
+    import sys
+
+    exe = write_executable(tmp_path / "azurite", SLOW_TO_STOP)
+    program = (
+        "import sys; from pathlib import Path; from harness.azurite import Azurite; "
+        "emulator = Azurite(Path(sys.argv[1]), executable=Path(sys.argv[2])).start(); print(emulator.pid)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, str(tmp_path / "data"), str(exe)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert wait_dead(int(done.stdout)) == []
+    log = (tmp_path / "data" / "azurite.log").read_text()
+    assert "saved and closed" in log and "SIGKILL" not in log

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -117,6 +120,16 @@ def test_requested_port_taken(fake_func: Path, app_dir: Path, tmp_path: Path) ->
         other = FunctionHost(app_dir, mode="func", port=first.port, log_path=tmp_path / "b.log")
         with pytest.raises(PortInUseError, match=f"Functions host \\(func\\): port 127.0.0.1:{first.port}"):
             other.start()
+
+
+def test_preferred_port_when_free_else_any(fake_func: Path, app_dir: Path, tmp_path: Path) -> None:
+    """The CLI prefers 7071, as `func` does; taken, another port serves instead of a failed start."""
+    wanted = free_port()
+    with FunctionHost(app_dir, mode="func", preferred_port=wanted, log_path=tmp_path / "a.log") as first:
+        assert first.port == wanted and first.ready()
+        second = FunctionHost(app_dir, mode="func", preferred_port=wanted, log_path=tmp_path / "b.log")
+        with second:
+            assert second.port != wanted and second.ready()
 
 
 def test_modes(tmp_path: Path, app_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -301,6 +314,30 @@ def test_failed_start_keeps_the_work_folder_with_its_logs(
     assert "boom" in stack.host.log_path.read_text()  # the log the error names is still there
 
 
+@pytest.mark.integration
+def test_stop_interrupted_in_the_host_still_stops_azurite_gracefully(
+    fake_func: Path, app_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second Ctrl-C while the host stops must not leave Azurite to be killed later (SIGKILL loses
+    its last acknowledged writes): it is stopped, by SIGTERM, before the interrupt goes on."""
+    _needs_node()
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"steps": ["hi"]}))
+    stack = Stack(app_dir, host_mode="func", script=script, work_dir=tmp_path / "work", progress=False)
+    stack.start()
+    real_stop = stack.host.stop
+
+    def interrupted(timeout: float | None = None) -> None:
+        real_stop(timeout)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stack.host, "stop", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        stack.stop()
+    assert stack.azurite.process is not None and stack.azurite.process.returncode == 0
+    assert "Azurite Blob service successfully closed" in stack.azurite.log_path.read_text()
+
+
 def test_named_work_folder_is_kept(app_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Stack, "start", lambda self, timeout=120.0: 0.1)
     with Stack(app_dir, host_mode="local", work_dir=tmp_path / "mine", progress=False):
@@ -323,6 +360,22 @@ finally:
 """
 
 
+def _end_runner(runner: subprocess.Popen[str], groups: list[int]) -> None:
+    """Whatever the test's outcome, leave nothing running: the runner, then the groups of the stack's
+    processes (a killed runner's host leaves its own children behind). Azurite's group gets SIGTERM:
+    SIGKILL can lose its last acknowledged writes."""
+    if runner.poll() is None:
+        runner.terminate()
+        try:
+            runner.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            runner.kill()
+            runner.wait()
+    for group, sig in zip(groups, (signal.SIGTERM, signal.SIGKILL), strict=False):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, sig)
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_sigterm_stops_the_stack_and_removes_its_work_folder(
@@ -331,9 +384,6 @@ def test_sigterm_stops_the_stack_and_removes_its_work_folder(
     """`harness up` killed with SIGTERM, or its terminal closed (SIGHUP): Python's default would skip
     every finally and leave the folder."""
     _needs_node()
-    import os
-    import subprocess
-
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"steps": ["hi"]}))
     env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
@@ -344,7 +394,11 @@ def test_sigterm_stops_the_stack_and_removes_its_work_folder(
         text=True,
         env=env,
         cwd=Path(__file__).resolve().parents[2],
+        # The default disposition is what a shell gives `harness up`; under `nohup` the test itself
+        # runs with SIGHUP ignored, which a child would inherit (and rightly keep ignoring).
+        preexec_fn=lambda: signal.signal(signum, signal.SIG_DFL),
     )
+    pids: list[str] = []
     try:
         assert runner.stdout is not None
         work_dir, *pids = runner.stdout.readline().split()
@@ -352,8 +406,7 @@ def test_sigterm_stops_the_stack_and_removes_its_work_folder(
         runner.send_signal(signum)
         assert runner.wait(timeout=30) == -signum
     finally:
-        if runner.poll() is None:
-            runner.kill()
+        _end_runner(runner, [int(p) for p in pids])
     assert wait_dead(*[int(p) for p in pids]) == []
     assert not Path(work_dir).exists()
     assert list((tmp_path / "tmp").iterdir()) == []
