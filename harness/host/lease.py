@@ -235,8 +235,9 @@ class HubLease:
                             raise
                         # Broken, taken, or gone (storage came back empty): not ours now, whatever
                         # comes next; take it again if it is free.
-                        self._acquired = False
                         why = f"storage refused its renewal ({error_code(exc) or exc.status_code})"
+                        self._acquired = False
+                        self._why = why  # problem() says why while the lease is tried again
                 await self._try_acquire()
             except _Held as held:
                 self._lost(f"another host holds it ({held.description})")
