@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import aiohttp
@@ -21,6 +22,8 @@ from harness.host.server import STOP_GRACE
 from harness.host.settings import HostConfig, SettingsError, parse_timespan
 
 from .conftest import REPO
+from .helpers import signal as signal_entity
+from .helpers import wait_state
 from .test_host_orchestration_crash import poll, start_api
 from .test_host_orchestrations import API
 
@@ -108,6 +111,49 @@ async def test_http_trigger_over_the_timeout_gets_a_json_error(host_process, htt
     assert time.monotonic() - started < 15
 
 
+async def test_an_entity_operation_over_the_timeout_is_dropped_and_the_entity_goes_on(host_process, http):
+    start, _ = host_process
+    url = start(TIMEOUT_APP)
+    assert await signal_entity(http, url, "tally", "k", "add", 1) == 202
+    await wait_state(http, url, "tally", "k", 1)
+    assert await signal_entity(http, url, "tally", "k", "hang") == 202
+    assert await signal_entity(http, url, "tally", "k", "add", 2) == 202
+    # The batch times out, is retried one signal at a time, and the hung one is dropped.
+    await wait_state(http, url, "tally", "k", 3, timeout=20)
+
+
+async def test_a_queue_message_over_the_timeout_is_retried_then_poisoned(
+    host_process, azurite_connstr, monkeypatch
+):
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.queue import BinaryBase64EncodePolicy
+    from azure.storage.queue.aio import QueueClient
+
+    from harness.host.queues import message_text
+
+    name = f"hung-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("HUNG_QUEUE", name)
+    start, procs = host_process
+    start(TIMEOUT_APP)
+    queue = QueueClient.from_connection_string(
+        azurite_connstr, name, message_encode_policy=BinaryBase64EncodePolicy()
+    )
+    poison = QueueClient.from_connection_string(azurite_connstr, f"{name}-poison")
+    marker = uuid.uuid4().hex
+    async with queue, poison:
+        await queue.send_message(marker.encode())
+        deadline = time.monotonic() + 20  # two attempts of two seconds each, then the poison queue
+        found = False
+        while time.monotonic() < deadline and not found:
+            try:
+                found = any(message_text(m.content) == marker for m in await poison.peek_messages(32))
+            except ResourceNotFoundError:  # not created yet
+                pass
+            await asyncio.sleep(0.1)
+    assert found, "the hung message never reached the poison queue"
+    assert procs[-1].poll() is None
+
+
 def test_a_bad_function_timeout_stops_the_start_with_one_line(azurite_connstr, hub):
     env = dict(os.environ, DURABLEAGENT_TASK_HUB=hub, **{OVERRIDE: "ten minutes"})
     cmd = [sys.executable, "-m", "harness.host", str(TIMEOUT_APP), "--port", "0"]
@@ -139,3 +185,26 @@ def test_function_timeout_defaults_to_30_minutes(tmp_path, monkeypatch):
     assert HostConfig.load(TIMEOUT_APP).function_timeout == 2.0
     monkeypatch.setenv(OVERRIDE, "-1")
     assert HostConfig.load(TIMEOUT_APP).function_timeout is None
+
+
+async def test_a_given_up_call_frees_its_place_in_the_pool():
+    """The pool behind sync functions: a timed-out call's thread stops counting, so the next call
+    runs although the first still hangs; the threads are daemons (never joined at exit)."""
+    import threading
+
+    from harness.host.workers import DaemonThreadPool, FunctionTimeoutError, within
+
+    pool = DaemonThreadPool(1, thread_name_prefix="test-pool")
+    release = threading.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        expected = r"Timeout value of 00:00:00\.2 was exceeded by function: Functions\.hung"
+        with pytest.raises(FunctionTimeoutError, match=expected):
+            await within(0.2, loop.run_in_executor(pool, release.wait, 60), "hung")
+        assert await asyncio.wait_for(loop.run_in_executor(pool, lambda: 42), 10) == 42
+        assert pool.counted == 1
+        hung = [t for t in threading.enumerate() if t.name.startswith("test-pool")]
+        assert len(hung) == 2 and all(t.daemon for t in hung)
+    finally:
+        release.set()
+        pool.shutdown(wait=False)

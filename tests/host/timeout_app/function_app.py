@@ -61,6 +61,22 @@ def one_quick(context: df.DurableOrchestrationContext):
     return value
 
 
+@app.entity_trigger(context_name="context")
+def tally(context: df.DurableEntityContext) -> None:
+    """`hang` never returns; `add` adds."""
+    state = context.get_state(lambda: 0)
+    if context.operation_name == "hang":
+        threading.Event().wait(HANG)
+    elif context.operation_name == "add":
+        state += context.get_input()
+    context.set_state(state)
+
+
+@app.queue_trigger(arg_name="msg", queue_name="%HUNG_QUEUE%", connection="AzureWebJobsStorage")
+def hung_queue(msg: func.QueueMessage) -> None:
+    threading.Event().wait(HANG)
+
+
 @app.route(route="slow", methods=["GET"])
 def slow(req: func.HttpRequest) -> func.HttpResponse:
     _mark(req.params.get("mark"))
