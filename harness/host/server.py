@@ -433,6 +433,9 @@ STOP_GRACE = 10.0  # seconds a SIGTERM/SIGINT stop may take before the process j
 async def _serve(host: LocalHost) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # asyncio.to_thread / run_in_executor(None) in app code: daemon threads too, so that asyncio.run's
+    # default-executor shutdown and the interpreter's exit do not wait for a hung one.
+    loop.set_default_executor(DaemonThreadPool(min(32, (os.cpu_count() or 1) + 4), "asyncio"))
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             loop.add_signal_handler(sig, stop.set)

@@ -21,7 +21,7 @@ import collections
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .tables import RETRIABLE, Backoff
@@ -97,7 +97,7 @@ class _Worker:
         self.counted = True
 
 
-class DaemonThreadPool(Executor):
+class DaemonThreadPool(ThreadPoolExecutor):
     """A thread pool of at most `max_workers` counted threads; a running call that is cancelled (given
     up: timed out, terminated, shutting down) frees its place.
 
@@ -105,6 +105,9 @@ class DaemonThreadPool(Executor):
     counting the thread that runs it (the call runs on; the thread ends when it returns) and starts
     another for waiting work. Threads are daemons and not registered with concurrent.futures' exit
     hook, so a hung one never keeps the process from exiting.
+
+    A ThreadPoolExecutor only by type (asyncio takes nothing else as a loop's default executor): it
+    shares none of its machinery, so its constructor is not called.
     """
 
     def __init__(self, max_workers: int, thread_name_prefix: str = "pool") -> None:

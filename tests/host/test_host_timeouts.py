@@ -84,8 +84,11 @@ async def test_sigterm_with_hung_threads_exits_within_the_grace_period(
     url = start(TIMEOUT_APP)
     mark = tmp_path / "hung"
     await start_api(http, url, "fan_hang", {"n": 5, "mark": str(mark)})
-    request = asyncio.create_task(http.get(f"{url}/api/slow", params={"mark": str(mark)}))
-    await wait_marks(mark, 6)
+    requests = [
+        asyncio.create_task(http.get(f"{url}/api/{route}", params={"mark": str(mark)}))
+        for route in ("slow", "slow_to_thread")
+    ]
+    await wait_marks(mark, 7)
     sent = time.monotonic()
     procs[-1].send_signal(signal.SIGTERM)
     try:
@@ -95,8 +98,9 @@ async def test_sigterm_with_hung_threads_exits_within_the_grace_period(
         raise AssertionError("the host did not exit after SIGTERM") from None
     assert code == 0
     assert time.monotonic() - sent < STOP_GRACE + 1
-    request.cancel()
-    await asyncio.gather(request, return_exceptions=True)
+    for request in requests:
+        request.cancel()
+    await asyncio.gather(*requests, return_exceptions=True)
 
 
 @pytest.mark.parametrize("route", ["slow", "slow_async"])

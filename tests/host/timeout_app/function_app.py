@@ -84,6 +84,14 @@ def slow(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("woke up")
 
 
+@app.route(route="slow_to_thread", methods=["GET"])
+async def slow_to_thread(req: func.HttpRequest) -> func.HttpResponse:
+    import asyncio
+
+    await asyncio.to_thread(slow, req)  # on the event loop's default executor
+    return func.HttpResponse("woke up")
+
+
 @app.route(route="slow_async", methods=["GET"])
 async def slow_async(req: func.HttpRequest) -> func.HttpResponse:
     import asyncio
