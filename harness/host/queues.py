@@ -30,7 +30,7 @@ from azure.storage.queue.aio import QueueClient, QueueServiceClient
 from .loader import AppLoadError, QueueFunction
 from .settings import expand_setting, resolve_storage
 from .storage_api import versioned
-from .workers import within
+from .workers import FunctionTimeoutError, within
 
 if TYPE_CHECKING:  # outputs.py builds on this module's helpers
     from .outputs import OutputWriter
@@ -180,8 +180,18 @@ class QueueTriggers:
         try:
             call = self.outputs.call(function.fn, kwargs, function.is_async, self.executor, function.outputs)
             await within(self.timeout, call, function.name)
-        except Exception:
-            log.exception("Executed 'Functions.%s' (Failed, attempt %s)", function.name, stored.dequeue_count)
+        except Exception as exc:
+            if isinstance(exc, FunctionTimeoutError):
+                log.error(
+                    "Executed 'Functions.%s' (Failed, attempt %s): %s; abandoned",
+                    function.name,
+                    stored.dequeue_count,
+                    exc,
+                )
+            else:
+                log.exception(
+                    "Executed 'Functions.%s' (Failed, attempt %s)", function.name, stored.dequeue_count
+                )
             if (stored.dequeue_count or 0) >= self.max_dequeue:
                 await ensure_queue(poison)
                 await poison.send_message(stored.content)

@@ -40,7 +40,7 @@ from .responses import PARSER_LIMIT, JsonErrorRunner, json_errors, json_response
 from .settings import KEY_ENV, HostConfig, apply_local_settings, resolve_storage
 from .store import EntityStore, StorageUnavailable
 from .timers import TimerTriggers
-from .workers import DaemonThreadPool
+from .workers import DaemonThreadPool, format_timespan
 
 log = logging.getLogger(__name__)
 
@@ -391,6 +391,8 @@ class LocalHost:
                 f"Concurrency: {self.config.max_activities} activities, "
                 f"{self.config.max_orchestrators} orchestrator episodes"
             )
+            timeout = self.config.function_timeout
+            lines.append(f"Function timeout: {'none' if timeout is None else format_timespan(timeout)}")
         lines.append(f"Durable API: {self.url}{BASE_PATH}/")
         if self.enforce_keys:
             lines.append(f"Function key (enforced): {self.function_key}")

@@ -28,7 +28,7 @@ from .loader import AppLoadError, TimerFunction
 from .outputs import OutputWriter
 from .scheduler import Scheduler
 from .settings import expand_setting
-from .workers import within
+from .workers import FunctionTimeoutError, within
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,9 @@ class TimerTriggers:
         try:
             call = self.outputs.call(timer.fn, kwargs, timer.is_async, self.executor, timer.outputs)
             await within(self.timeout, call, name)
+        except FunctionTimeoutError as exc:
+            log.error("Executed 'Functions.%s' (Failed): %s; abandoned", name, exc)
+            return
         except Exception:
             log.exception("Executed 'Functions.%s' (Failed)", name)
             return

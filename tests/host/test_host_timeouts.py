@@ -158,6 +158,18 @@ async def test_a_queue_message_over_the_timeout_is_retried_then_poisoned(
     assert procs[-1].poll() is None
 
 
+async def test_a_timer_firing_over_the_timeout_is_abandoned_and_logged(host_process, tmp_path, monkeypatch):
+    monkeypatch.setenv("HUNG_TIMER", "* * * * * *")  # every second
+    start, _ = host_process
+    start(TIMEOUT_APP)
+    log = tmp_path / "host0.log"
+    expected = "Executed 'Functions.hung_timer' (Failed): Timeout value of 00:00:02 was exceeded"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and log.read_text().count(expected) < 2:
+        await asyncio.sleep(0.1)
+    assert log.read_text().count(expected) >= 2, log.read_text()[-3000:]
+
+
 def test_a_bad_function_timeout_stops_the_start_with_one_line(azurite_connstr, hub):
     env = dict(os.environ, DURABLEAGENT_TASK_HUB=hub, **{OVERRIDE: "ten minutes"})
     cmd = [sys.executable, "-m", "harness.host", str(TIMEOUT_APP), "--port", "0"]

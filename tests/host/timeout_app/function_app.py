@@ -77,6 +77,11 @@ def hung_queue(msg: func.QueueMessage) -> None:
     threading.Event().wait(HANG)
 
 
+@app.timer_trigger(schedule="%HUNG_TIMER%", arg_name="timer")
+def hung_timer(timer: func.TimerRequest) -> None:
+    threading.Event().wait(HANG)
+
+
 @app.route(route="slow", methods=["GET"])
 def slow(req: func.HttpRequest) -> func.HttpResponse:
     _mark(req.params.get("mark"))
