@@ -548,6 +548,134 @@ async def probe_two_writers(azurite: Azurite, work: Path) -> ProbeResult:
     return result
 
 
+# -- probe: hung activities ------------------------------------------------------------------------
+
+_HUNG_APP = """
+import threading
+
+import azure.durable_functions as df
+import azure.functions as func
+
+app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.activity_trigger(input_name="mark")
+def hang(mark: str) -> str:
+    with open(mark, "a", encoding="utf-8") as file:
+        file.write("running\\n")
+    threading.Event().wait(3600)
+    return "woke up"
+
+
+@app.activity_trigger(input_name="value")
+def quick(value: int) -> int:
+    return value + 1
+
+
+@app.orchestration_trigger(context_name="context")
+def fan_hang(context: df.DurableOrchestrationContext):
+    spec = context.get_input()
+    yield context.task_all([context.call_activity("hang", spec["mark"]) for _ in range(spec["n"])])
+    return "all woke up"
+
+
+@app.orchestration_trigger(context_name="context")
+def one_quick(context: df.DurableOrchestrationContext):
+    value = yield context.call_activity("quick", context.get_input())
+    return value
+"""
+
+
+async def probe_hung_activities(
+    azurite: Azurite, *, slots: int = 8, hung: int = 24, later: int = 5, timeout: float = 30.0
+) -> ProbeResult:
+    """Sync activities that never return fill every activity slot; terminating their instances must
+    free the slots (later work completes), and SIGTERM must stop the host within its grace period
+    although their threads still hang. Runs its own host on a throw-away app (functionTimeout 1 h,
+    so only termination frees anything)."""
+    from harness.host.server import STOP_GRACE  # the host's own grace period
+
+    result = ProbeResult(f"Hung activities: {hung} that never return, {slots} activity slots")
+    work = Path(tempfile.mkdtemp(prefix="durableagent-hung-"))
+    app = work / "app"
+    app.mkdir()
+    (app / "function_app.py").write_text(_HUNG_APP)
+    durable = {"hubName": "HungHub", "maxConcurrentActivityFunctions": slots}
+    (app / "host.json").write_text(
+        json.dumps({"version": "2.0", "functionTimeout": "01:00:00", "extensions": {"durableTask": durable}})
+    )
+    mark = work / "running"
+    host = FunctionHost(app, mode="local", storage=azurite.connection_string, log_path=work / "host.log")
+    began = time.monotonic()
+
+    async def started_hanging(count: int) -> int:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            seen = len(mark.read_text().splitlines()) if mark.is_file() else 0
+            if seen >= count:
+                break
+            await asyncio.sleep(0.05)
+        return seen
+
+    try:
+        await asyncio.to_thread(host.start)
+        async with httpx.AsyncClient(base_url=host.url, timeout=30) as client:
+
+            async def start(name: str, value: Any) -> str:
+                response = await client.post(f"{DURABLE_API}/orchestrators/{name}", json=value)
+                response.raise_for_status()
+                return str(response.json()["id"])
+
+            per = -(-hung // 3)
+            stuck = [await start("fan_hang", {"n": per, "mark": str(mark)}) for _ in range(3)]
+            running = await started_hanging(slots)
+            for iid in stuck:
+                await client.post(f"{DURABLE_API}/instances/{iid}/terminate", params={"reason": "hung"})
+            terminated = await _wait_all(client, stuck, timeout)
+            result.note(
+                f"{len(stuck)} instances fan out {per * 3} hung sync activities, then are terminated",
+                f"hanging before terminate: {running}; Terminated: "
+                f"{sum(1 for s in terminated.values() if s.get('runtimeStatus') == 'Terminated')}",
+            )
+            later_ids = [await start("one_quick", i) for i in range(later)]
+            finals = await _wait_all(client, later_ids, timeout)
+            wrong = []
+            for value, iid in enumerate(later_ids):
+                final = finals.get(iid) or {}
+                if final.get("runtimeStatus") != "Completed" or final.get("output") != value + 1:
+                    wrong.append(f"{iid}: {final.get('runtimeStatus')} {final.get('output')!r}")
+            result.check(
+                "instances started after the termination (one activity each)",
+                f"{later}, completed: {later - len(wrong)}",
+                f"each Completed within {timeout:.0f} s (terminate freed the slots)",
+                not wrong,
+                _sample(wrong),
+            )
+            # Each termination let the next instance's queued hung activities start: count them all.
+            before = len(mark.read_text().splitlines())
+            await start("fan_hang", {"n": slots, "mark": str(mark)})
+            hanging = await started_hanging(before + slots)
+        process = host.process
+        assert process is not None
+        sent = time.monotonic()
+        code = await asyncio.to_thread(process.stop, STOP_GRACE + 5)
+        took = time.monotonic() - sent
+        result.check(
+            f"SIGTERM while {hanging} activity threads hang",
+            f"exit code {code} after {took:.1f} s",
+            f"the host exits (code 0) within its {STOP_GRACE:.0f} s grace period",
+            code == 0 and took <= STOP_GRACE + 1,
+            "" if code == 0 else f"log: {work / 'host.log'}",
+        )
+    finally:
+        host.stop()
+    result.seconds = time.monotonic() - began
+    if result.held:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
 # -- probe 3: storage outages ---------------------------------------------------------------------
 
 
@@ -1066,6 +1194,7 @@ async def _run_all(
         ),
         ("two writers", lambda: probe_two_writers(azurite, basics.log_path.parent)),
         ("storage outage", lambda: probe_outage(weather.url, azurite, seed=args.seed + 3)),
+        ("hung activities", lambda: probe_hung_activities(azurite)),
     ]
     for name, step in steps:
         if args.only and name.split()[0] not in args.only:
@@ -1089,7 +1218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["concurrency", "hostile", "kills", "orchestration", "two", "storage"],
+        choices=["concurrency", "hostile", "kills", "orchestration", "two", "storage", "hung"],
         default=None,
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")

@@ -4,11 +4,13 @@ The Functions Python worker serves such functions through its own web server and
 `StreamingResponse` body as it is produced; the local host does the same here on aiohttp: the
 request becomes a Starlette `Request` (route parameters as `path_params`, as the worker's
 synchronizer sets them) and a streamed body is written chunk by chunk to an aiohttp
-`StreamResponse`. A client that goes away ends the body's iterator and nothing else.
+`StreamResponse`. A client that goes away ends the body's iterator and nothing else; a body still
+streaming when functionTimeout runs out is cut off (the status line is long sent).
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import typing
@@ -79,8 +81,11 @@ def is_asgi_response(result: Any) -> bool:
     return type(result).__module__.startswith(("starlette", "fastapi"))
 
 
-async def send(request: web.Request, result: Any) -> web.StreamResponse:
-    """Answer with a Starlette response; a streamed body is written as its iterator yields."""
+async def send(
+    request: web.Request, result: Any, deadline: float | None = None, function: str = ""
+) -> web.StreamResponse:
+    """Answer with a Starlette response; a streamed body is written as its iterator yields, until the
+    loop time `deadline` (functionTimeout)."""
     from starlette.responses import StreamingResponse
 
     if not isinstance(result, StreamingResponse):
@@ -94,10 +99,19 @@ async def send(request: web.Request, result: Any) -> web.StreamResponse:
     iterator = result.body_iterator
     try:
         await response.prepare(request)
-        async for chunk in iterator:
-            data = chunk.encode(result.charset) if isinstance(chunk, str) else bytes(chunk)
-            await response.write(data)
+        async with asyncio.timeout_at(deadline):
+            async for chunk in iterator:
+                data = chunk.encode(result.charset) if isinstance(chunk, str) else bytes(chunk)
+                await response.write(data)
         await response.write_eof()
+    except TimeoutError:
+        log.error(
+            "streamed body of %s %s cut off: functionTimeout exceeded by function: Functions.%s",
+            request.method,
+            request.path,
+            function,
+        )
+        response.force_close()
     except (ConnectionResetError, ConnectionError) as exc:
         log.info("client left %s %s while it streamed: %s", request.method, request.path, exc)
     except Exception:

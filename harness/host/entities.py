@@ -1,7 +1,9 @@
 """Entity dispatch: one worker per entity applies its persisted signals in order, in batches.
 
 Different entities run concurrently; operations on one entity never overlap. The entity function is
-the SDK's own handler (sync), run in a thread pool with the Functions JSON protocol.
+the SDK's own handler (sync), run in a thread pool with the Functions JSON protocol. A batch that runs
+longer than functionTimeout fails like one that crashes the handler: it is retried one signal at a
+time, and the signal that times out alone is dropped (its caller gets the timeout as the error).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .store import (
     instance_id,
     invalid_key_reason,
 )
-from .workers import KeyedWorkers
+from .workers import KeyedWorkers, within
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,16 @@ class EntityDispatcher(KeyedWorkers):
 
     label = "entity"
 
-    def __init__(self, store: EntityStore, entities: dict[str, EntityFunction], executor: Executor) -> None:
+    def __init__(
+        self,
+        store: EntityStore,
+        entities: dict[str, EntityFunction],
+        executor: Executor,
+        timeout: float | None = None,
+    ) -> None:
+        """`timeout`: host.json's functionTimeout in seconds for one batch (None: unbounded)."""
         super().__init__()
+        self.timeout = timeout
         self.store = store
         self.entities = entities
         self.executor = executor
@@ -180,7 +190,8 @@ class EntityDispatcher(KeyedWorkers):
         request = build_request(name, key, exists, before.state if exists and before else None, signals)
         loop = asyncio.get_running_loop()
         try:
-            raw = await loop.run_in_executor(self.executor, entity.fn, func.EntityContext(request))
+            call = loop.run_in_executor(self.executor, entity.fn, func.EntityContext(request))
+            raw = await within(self.timeout, call, entity.function_name)
             response = json.loads(raw)
         except Exception as exc:
             raise _BatchFailed(signals, f"{type(exc).__name__}: {exc}") from exc

@@ -2,10 +2,15 @@
 
 Async functions run on the host's single event loop (the Durable SDK keeps one aiohttp session bound to
 the first loop that used it); sync functions run in the thread pool so they cannot block the loop.
+A function that runs longer than functionTimeout gets a 500 JSON reply naming the timeout (Azure
+answers a timed-out function with a 500 too); its sync code runs on in its thread, which no longer
+counts against the pool (see `workers.DaemonThreadPool`). A streamed body gets what is left of the
+timeout, then the connection is closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -24,6 +29,7 @@ from .asgi import asgi_request, is_asgi_response, send
 from .loader import AppIndex, HttpFunction
 from .outputs import OutputWriter
 from .responses import json_error
+from .workers import FunctionTimeoutError, within
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +138,11 @@ class FunctionServer:
         keys: KeyPolicy,
         app_dir: str,
         outputs: OutputWriter,
+        timeout: float | None = None,
     ) -> None:
+        """`timeout`: host.json's functionTimeout in seconds (None: unbounded)."""
         self.index = index
+        self.timeout = timeout
         self.outputs = outputs
         self.prefix = route_prefix.strip("/")
         self.executor = executor
@@ -208,9 +217,17 @@ class FunctionServer:
             kwargs["context"] = context
         started = time.monotonic()
         log.info("Executing 'Functions.%s' (Id=%s)", fn.name, context.invocation_id)
+        deadline = None if self.timeout is None else asyncio.get_running_loop().time() + self.timeout
         try:
-            result = await self.outputs.call(fn.fn, kwargs, fn.is_async, self.executor, fn.outputs)
-            response = await send(request, result) if is_asgi_response(result) else _to_response(result)
+            call = self.outputs.call(fn.fn, kwargs, fn.is_async, self.executor, fn.outputs)
+            result = await within(self.timeout, call, fn.name)
+            if is_asgi_response(result):
+                response = await send(request, result, deadline, fn.name)
+            else:
+                response = _to_response(result)
+        except FunctionTimeoutError as exc:
+            log.error("Executed 'Functions.%s' (Failed, Id=%s): %s", fn.name, context.invocation_id, exc)
+            return json_error(500, f"Exception while executing function {fn.name}: {exc}")
         except Exception as exc:
             log.exception("Executed 'Functions.%s' (Failed, Id=%s)", fn.name, context.invocation_id)
             return json_error(

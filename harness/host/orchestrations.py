@@ -7,6 +7,11 @@ child instances, and entity operations (written as signals to the entity's parti
 the entity dispatcher into this instance's inbox). Results come back as inbox messages, which wake
 the worker again. At start-up every instance that still runs gets its scheduled work back from its
 history, so a SIGKILL at any point loses nothing (activities may run twice, as on Azure).
+
+functionTimeout bounds activities and episodes: an activity that runs longer fails its task with a
+FunctionTimeoutError the orchestrator can catch, and frees its slot; a terminated instance's running
+activities are given up the same way. Their sync code runs on in its thread (Python cannot stop a
+thread), but no longer counts against maxConcurrentActivityFunctions (see `workers.DaemonThreadPool`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import logging
 import traceback
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +40,7 @@ from .replay import Decision, Instance, Work, is_retry_event, run_episode, with_
 from .scheduler import Scheduler
 from .store import PendingSignal, invalid_key_reason, new_signal_key
 from .tables import RETRIABLE, Backoff, ConcurrencyConflict, next_sequence
-from .workers import KeyedWorkers
+from .workers import DaemonThreadPool, FunctionTimeoutError, KeyedWorkers, within
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +57,13 @@ class InstanceExists(Exception):
 class EngineSettings:
     """The `extensions.durableTask` settings the engine honours."""
 
-    def __init__(self, max_activities: int = 10, max_orchestrators: int = 10) -> None:
+    def __init__(
+        self, max_activities: int = 10, max_orchestrators: int = 10, function_timeout: float | None = None
+    ) -> None:
+        """`function_timeout`: host.json's functionTimeout in seconds (None: unbounded)."""
         self.max_activities = max(1, max_activities)
         self.max_orchestrators = max(1, max_orchestrators)
+        self.function_timeout = function_timeout
 
 
 class OrchestrationEngine(KeyedWorkers):
@@ -87,13 +96,13 @@ class OrchestrationEngine(KeyedWorkers):
         # Messages this process wrote and has not applied yet (they are also in storage); instances in
         # `_unknown` may have messages only storage knows of (an earlier run's, or after a failure).
         self._accepted: dict[str, dict[str, Message]] = {}
-        self._running: set[tuple[str, str, int]] = set()  # activities in flight
+        self._running: dict[tuple[str, str, int], asyncio.Task[Any]] = {}  # activities in flight
         self._tasks: set[asyncio.Task[Any]] = set()
         self._activity_slots = asyncio.Semaphore(self.settings.max_activities)
         # Sync activities get threads of their own: a fan-out of slow ones must not hold the threads
         # that run orchestrator episodes, entity operations and sync HTTP functions.
-        self._activity_threads = ThreadPoolExecutor(
-            max_workers=min(self.settings.max_activities, MAX_ACTIVITY_THREADS), thread_name_prefix="activity"
+        self._activity_threads = DaemonThreadPool(
+            min(self.settings.max_activities, MAX_ACTIVITY_THREADS), thread_name_prefix="activity"
         )
         self._orchestrator_slots = asyncio.Semaphore(self.settings.max_orchestrators)
         self._resumed = False  # until resume() has run, every inbox read also asks storage
@@ -176,6 +185,7 @@ class OrchestrationEngine(KeyedWorkers):
         return found
 
     def _forget_instance(self, iid: str) -> None:
+        self._give_up_activities(iid)
         self._accepted.pop(iid, None)
         self._unknown.discard(iid)
         self.scheduler.cancel_prefix((iid,))
@@ -267,6 +277,7 @@ class OrchestrationEngine(KeyedWorkers):
         if terminate is not None:
             consumed = [m.row_key for m in inbox]
             await self._finish(record, consumed, "Terminated", terminate.get("Reason"), [terminate])
+            self._give_up_activities(iid)
             return True
         status = record.status
         marks: list[dict[str, Any]] = []
@@ -396,9 +407,16 @@ class OrchestrationEngine(KeyedWorkers):
         )
         loop = asyncio.get_running_loop()
         async with self._orchestrator_slots:
-            return await loop.run_in_executor(
+            episode = loop.run_in_executor(
                 self.executor, run_episode, function.fn, instance, events, now, held
             )
+            try:
+                return await within(self.settings.function_timeout, episode, function.function_name)
+            except FunctionTimeoutError as exc:
+                # Orchestrator code must not block; one that hangs fails its instance.
+                decision = Decision(status="Failed", events=[h.event(h.ORCHESTRATOR_STARTED, now), *events])
+                decision.output = str(exc)
+                return decision
 
     async def _apply(
         self, record: InstanceRecord, decision: Decision, consumed: list[str], marks: list[dict[str, Any]]
@@ -556,10 +574,18 @@ class OrchestrationEngine(KeyedWorkers):
         self.store.clean_up(new.instance_id, self._stored(consumed))
 
     # -- work ------------------------------------------------------------------------------------
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
+
+    def _give_up_activities(self, iid: str) -> None:
+        """The instance ended (terminated, purged): its running activities stop holding their slots
+        and threads; nothing waits for their results."""
+        for key, task in list(self._running.items()):
+            if key[0] == iid:
+                task.cancel()
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -573,8 +599,9 @@ class OrchestrationEngine(KeyedWorkers):
         if work.kind == "activity":
             key = (iid, execution, work.task_id)
             if key not in self._running:
-                self._running.add(key)
-                self._spawn(self._run_activity(iid, execution, work), f"activity {work.name} {iid}")
+                self._running[key] = self._spawn(
+                    self._run_activity(iid, execution, work), f"activity {work.name} {iid}"
+                )
         elif work.kind == "timer":
             assert work.fire_at is not None
             self.scheduler.at(work.fire_at, (iid, execution, work.task_id), self._fire, iid, execution, work)
@@ -608,7 +635,11 @@ class OrchestrationEngine(KeyedWorkers):
                 return
             async with self._activity_slots:
                 try:
-                    result = await self._call_activity(activity, work.input)
+                    result = await within(
+                        self.settings.function_timeout,
+                        self._call_activity(activity, work.input),
+                        activity.function_name,
+                    )
                 except Exception as exc:
                     reason = f"Activity function '{activity.name}' failed: {type(exc).__name__}: {exc}"
                     details = "".join(traceback.format_exception(exc))
@@ -618,7 +649,8 @@ class OrchestrationEngine(KeyedWorkers):
                     return
             await self._answer(iid, execution, h.TASK_COMPLETED, work.task_id, Result=result)
         finally:
-            self._running.discard((iid, execution, work.task_id))
+            if self._running.get((iid, execution, work.task_id)) is asyncio.current_task():
+                del self._running[(iid, execution, work.task_id)]
 
     async def _call_activity(self, activity: ActivityFunction, input_text: str | None) -> str:
         """Decode the input and encode the result as the Functions worker does."""

@@ -7,6 +7,8 @@ function returns; one whose function raised becomes visible again at once and is
 its fifth attempt it moves to `<queue>-poison`. A crash before the delete delivers it again
 (at-least-once, as on Azure). An idle queue is polled with back-off, from every 0.1 s up to
 every 2 s (Azure: up to a minute), so a message reaches its function promptly during development.
+A function that runs longer than functionTimeout is abandoned (its sync code runs on in its thread)
+and its message takes the failure path: retried, then poisoned.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from azure.storage.queue.aio import QueueClient, QueueServiceClient
 from .loader import AppLoadError, QueueFunction
 from .settings import expand_setting, resolve_storage
 from .storage_api import versioned
+from .workers import FunctionTimeoutError, within
 
 if TYPE_CHECKING:  # outputs.py builds on this module's helpers
     from .outputs import OutputWriter
@@ -89,9 +92,12 @@ class QueueTriggers:
         outputs: OutputWriter,
         max_dequeue: int = 5,
         batch: int = 16,
+        timeout: float | None = None,
     ) -> None:
         """`storage`: the host's own connection string, which `AzureWebJobsStorage` means;
-        `max_dequeue` and `batch`: host.json's `extensions.queues` `maxDequeueCount` and `batchSize`."""
+        `max_dequeue` and `batch`: host.json's `extensions.queues` `maxDequeueCount` and `batchSize`;
+        `timeout`: functionTimeout in seconds (None: unbounded)."""
+        self.timeout = timeout
         self.executor = executor
         self.max_dequeue = max_dequeue
         self.batch = batch
@@ -172,9 +178,20 @@ class QueueTriggers:
             "Executing 'Functions.%s' (Reason='New queue message detected on %s')", function.name, stored.id
         )
         try:
-            await self.outputs.call(function.fn, kwargs, function.is_async, self.executor, function.outputs)
-        except Exception:
-            log.exception("Executed 'Functions.%s' (Failed, attempt %s)", function.name, stored.dequeue_count)
+            call = self.outputs.call(function.fn, kwargs, function.is_async, self.executor, function.outputs)
+            await within(self.timeout, call, function.name)
+        except Exception as exc:
+            if isinstance(exc, FunctionTimeoutError):
+                log.error(
+                    "Executed 'Functions.%s' (Failed, attempt %s): %s; abandoned",
+                    function.name,
+                    stored.dequeue_count,
+                    exc,
+                )
+            else:
+                log.exception(
+                    "Executed 'Functions.%s' (Failed, attempt %s)", function.name, stored.dequeue_count
+                )
             if (stored.dequeue_count or 0) >= self.max_dequeue:
                 await ensure_queue(poison)
                 await poison.send_message(stored.content)

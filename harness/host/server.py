@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -42,6 +41,7 @@ from .responses import PARSER_LIMIT, JsonErrorRunner, json_errors, json_response
 from .settings import KEY_ENV, HostConfig, apply_local_settings, export_storage
 from .store import EntityStore, StorageUnavailable
 from .timers import TimerTriggers
+from .workers import DaemonThreadPool, format_timespan
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class LocalHost:
         self.queues: QueueTriggers | None = None
         self.outputs: OutputWriter | None = None
         self._runner: web.AppRunner | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: DaemonThreadPool | None = None
         self._applied_settings: dict[str, str] = {}
         self._rpc_secret = secrets.token_hex(16)
         self._resume_task: asyncio.Task[None] | None = None
@@ -197,12 +197,14 @@ class LocalHost:
             await self.instances.open()
         except StorageUnavailable as exc:
             log.warning("storage not reachable yet (%s); durable calls answer 503 until it is", exc)
-        self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="host-worker")
+        # Daemon threads that a timed-out call gives up: a hung function never blocks the exit.
+        self._executor = DaemonThreadPool(32, thread_name_prefix="host-worker")
         self.outputs = OutputWriter(storage, encode=config.queue_encoding == "base64")
         for name, outputs in self.index.outputs():
             self.outputs.check(name, outputs)
         keys = KeyPolicy(self.enforce_keys, self.function_key)
-        self.dispatcher = EntityDispatcher(self.store, self.index.entities, self._executor)
+        timeout = config.function_timeout
+        self.dispatcher = EntityDispatcher(self.store, self.index.entities, self._executor, timeout)
         self.engine = OrchestrationEngine(
             self.instances,
             self.dispatcher,
@@ -210,7 +212,7 @@ class LocalHost:
             self.index.activities,
             self._executor,
             self.outputs,
-            EngineSettings(config.max_activities, config.max_orchestrators),
+            EngineSettings(config.max_activities, config.max_orchestrators, timeout),
         )
         functions = FunctionServer(
             self.index,
@@ -220,11 +222,17 @@ class LocalHost:
             keys,
             str(self.app_dir),
             self.outputs,
+            timeout,
         )
         app = web.Application(client_max_size=MAX_HTTP_BODY, middlewares=[json_errors])
         app.router.add_get("/admin/host/status", self._status)
         self.timers = TimerTriggers(
-            self.index.timers, self.engine.scheduler, self._executor, self.client_binding, self.outputs
+            self.index.timers,
+            self.engine.scheduler,
+            self._executor,
+            self.client_binding,
+            self.outputs,
+            timeout,
         )
         self.queues = QueueTriggers(
             self.index.queues,
@@ -234,6 +242,7 @@ class LocalHost:
             self.outputs,
             max_dequeue=config.max_dequeue,
             batch=config.queue_batch,
+            timeout=timeout,
         )
         instance_api = InstanceApi(
             self.engine, lambda iid, request: self.management_urls(iid, f"{request.scheme}://{request.host}")
@@ -391,6 +400,8 @@ class LocalHost:
                 f"Concurrency: {self.config.max_activities} activities, "
                 f"{self.config.max_orchestrators} orchestrator episodes"
             )
+            timeout = self.config.function_timeout
+            lines.append(f"Function timeout: {'none' if timeout is None else format_timespan(timeout)}")
         lines.append(f"Durable API: {self.url}{BASE_PATH}/")
         if self.enforce_keys:
             lines.append(f"Function key (enforced): {self.function_key}")
@@ -455,6 +466,9 @@ STOP_GRACE = 10.0  # seconds a SIGTERM/SIGINT stop may take before the process j
 async def _serve(host: LocalHost) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # asyncio.to_thread / run_in_executor(None) in app code: daemon threads too, so that asyncio.run's
+    # default-executor shutdown and the interpreter's exit do not wait for a hung one.
+    loop.set_default_executor(DaemonThreadPool(min(32, (os.cpu_count() or 1) + 4), "asyncio"))
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             loop.add_signal_handler(sig, stop.set)

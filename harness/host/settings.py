@@ -27,6 +27,11 @@ DEFAULT_ROUTE_PREFIX = "api"
 DEFAULT_HUB_NAME = "TestHubName"
 DEFAULT_CONCURRENCY = 10 * (os.cpu_count() or 1)
 HUB_ENV = "DURABLEAGENT_TASK_HUB"
+DEFAULT_FUNCTION_TIMEOUT = 30 * 60.0
+"""functionTimeout when host.json has none: 30 minutes, the default of Azure's Flex Consumption,
+Premium and Dedicated plans (the Consumption plan's is 5 minutes), which also suits local development."""
+FUNCTION_TIMEOUT_ENV = "AzureFunctionsJobHost__functionTimeout"  # Azure's app-setting override
+_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?$")
 KEY_ENV = "DURABLEAGENT_FUNCTION_KEY"
 
 
@@ -128,13 +133,22 @@ class HostConfig:
     max_dequeue: int = 5
     queue_batch: int = 16
     queue_encoding: str = "base64"
+    # functionTimeout in seconds; None: unbounded ("-1").
+    function_timeout: float | None = DEFAULT_FUNCTION_TIMEOUT
 
     @classmethod
     def load(cls, app_dir: Path) -> HostConfig:
         """Read host.json; `DURABLEAGENT_TASK_HUB` overrides the hub so tests can isolate task hubs."""
         path = app_dir / "host.json"
         where = f"{path}"
-        extensions = _object(_read_json(path).get("extensions"), where, '"extensions"')
+        document = _read_json(path)
+        extensions = _object(document.get("extensions"), where, '"extensions"')
+        timeout: float | None = DEFAULT_FUNCTION_TIMEOUT
+        if FUNCTION_TIMEOUT_ENV in os.environ:
+            timeout = parse_timespan(os.environ[FUNCTION_TIMEOUT_ENV], f"app setting {FUNCTION_TIMEOUT_ENV}")
+        elif document.get("functionTimeout") is not None:
+            text = _string(document["functionTimeout"], where, '"functionTimeout"')
+            timeout = parse_timespan(text or "", f'{where}: "functionTimeout"')
         http = _object(extensions.get("http"), where, '"extensions.http"')
         durable = _object(extensions.get("durableTask"), where, '"extensions.durableTask"')
         queues = _object(extensions.get("queues"), where, '"extensions.queues"')
@@ -167,6 +181,7 @@ class HostConfig:
             max_dequeue=dequeue or cls.max_dequeue,
             queue_batch=batch or cls.queue_batch,
             queue_encoding=encoding.lower(),
+            function_timeout=timeout,
         )
 
 
@@ -175,6 +190,25 @@ def _string(value: Any, where: str, what: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise SettingsError(f"{where}: {what} must be a string, not {_json_type(value)}")
     return value
+
+
+def parse_timespan(text: str, what: str) -> float | None:
+    """functionTimeout's TimeSpan (`hh:mm:ss`, `d.hh:mm:ss`, optional fraction) in seconds; "-1" is
+    unbounded (None). Anything else, or zero, is a SettingsError naming `what`."""
+    value = text.strip()
+    if value == "-1":
+        return None
+    match = _TIMESPAN.match(value)
+    if match:
+        days, hours, minutes, seconds = (int(g or 0) for g in match.groups()[:4])
+        fraction = float(f"0.{match.group(5)}") if match.group(5) else 0.0
+        if hours < 24 and minutes < 60 and seconds < 60:
+            total = days * 86400 + hours * 3600 + minutes * 60 + seconds + fraction
+            if total > 0:
+                return total
+    raise SettingsError(
+        f'{what} must be a positive TimeSpan "hh:mm:ss" or "d.hh:mm:ss", or "-1" for no limit, not {text!r}'
+    )
 
 
 def _positive(value: Any, where: str, what: str) -> int | None:

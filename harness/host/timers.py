@@ -7,7 +7,9 @@ neither stops the host at start with a one-line error naming the function.
 
 Unlike Azure, nothing about timers is stored: a host that was down does not run the firings it
 missed (Azure's `past_due` catch-up needs its schedule monitor), and only one host runs a hub (the
-lease), so a firing is never run twice. `run_on_startup` fires once when the host starts.
+lease), so a firing is never run twice. `run_on_startup` fires once when the host starts. A firing
+that runs longer than functionTimeout is abandoned and logged as failed (its sync code runs on in
+its thread); the next firing comes on schedule.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .loader import AppLoadError, TimerFunction
 from .outputs import OutputWriter
 from .scheduler import Scheduler
 from .settings import expand_setting
+from .workers import FunctionTimeoutError, within
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +85,10 @@ class TimerTriggers:
         executor: Executor,
         client_binding: Any,
         outputs: OutputWriter,
+        timeout: float | None = None,
     ) -> None:
+        """`timeout`: host.json's functionTimeout in seconds (None: unbounded)."""
+        self.timeout = timeout
         self.scheduler = scheduler
         self.outputs = outputs
         self.executor = executor
@@ -114,7 +120,11 @@ class TimerTriggers:
             kwargs[param] = self.client_binding()
         log.info("Executing 'Functions.%s' (Reason='Timer fired at %s')", name, due.isoformat())
         try:
-            await self.outputs.call(timer.fn, kwargs, timer.is_async, self.executor, timer.outputs)
+            call = self.outputs.call(timer.fn, kwargs, timer.is_async, self.executor, timer.outputs)
+            await within(self.timeout, call, name)
+        except FunctionTimeoutError as exc:
+            log.error("Executed 'Functions.%s' (Failed): %s; abandoned", name, exc)
+            return
         except Exception:
             log.exception("Executed 'Functions.%s' (Failed)", name)
             return

@@ -5,17 +5,201 @@ ends; `wake(key)` starts one when none runs. Steps never overlap for one key, wh
 run concurrently. A storage failure or a concurrent change is retried with `tables.Backoff`, and the
 key is marked `unknown` so that the next step asks storage what it holds (memory may have missed
 something). A worker in back-off is woken as soon as new work for it is accepted.
+
+Also here: what keeps a hung function from wedging the host. `within` bounds a call by host.json's
+functionTimeout, and `DaemonThreadPool` runs sync functions on threads that a call given up on
+(timed out, its instance terminated, the host stopping) stops occupying: the pool starts another
+thread for the work behind it, and its threads are daemons that the interpreter does not join at exit.
+Python cannot stop a thread, so a hung call runs on in its own until it returns, as on Azure, where
+the worker process is recycled instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from .tables import RETRIABLE, Backoff, StorageUnavailable
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class FunctionTimeoutError(Exception):
+    """A function ran longer than functionTimeout (Azure's FunctionTimeoutException)."""
+
+
+def format_timespan(seconds: float) -> str:
+    """`seconds` as host.json writes a TimeSpan (`hh:mm:ss`, `d.hh:mm:ss` from a day on)."""
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    if seconds != whole:
+        text += f"{seconds - whole:.3f}"[1:].rstrip("0")
+    return f"{days}.{text}" if days else text
+
+
+def timeout_message(function: str, seconds: float) -> str:
+    """The Functions host's words for a timed-out function (WebJobs' FunctionTimeoutException)."""
+    return f"Timeout value of {format_timespan(seconds)} was exceeded by function: Functions.{function}"
+
+
+async def within(timeout: float | None, work: Awaitable[T], function: str) -> T:
+    """Await `work` for at most `timeout` seconds (None: unbounded), else FunctionTimeoutError.
+
+    On expiry, or when the caller is cancelled, `work` is cancelled and not waited for: a function
+    that ignores cancellation must not hold its caller too. Cancelling a sync function's executor
+    future makes a `DaemonThreadPool` stop counting its thread.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        _abandon(task)
+        raise
+    if not done:
+        _abandon(task)
+        raise FunctionTimeoutError(timeout_message(function, timeout or 0.0))
+    return task.result()
+
+
+def _abandon(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    # Whatever it ends with later is not anybody's business any more (and must not be logged as
+    # a never-retrieved exception).
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
+class _Call(Future):  # type: ignore[type-arg]
+    """A pool call whose cancellation, once it runs, gives its thread up (see `DaemonThreadPool`)."""
+
+    def __init__(self, pool: DaemonThreadPool) -> None:
+        super().__init__()
+        self._pool = pool
+
+    def cancel(self) -> bool:
+        if super().cancel():
+            return True
+        self._pool.give_up(self)
+        return False
+
+
+class _Worker:
+    """One pool thread; `counted` until the call it runs is given up."""
+
+    def __init__(self) -> None:
+        self.counted = True
+
+
+class DaemonThreadPool(ThreadPoolExecutor):
+    """A thread pool of at most `max_workers` counted threads; a running call that is cancelled (given
+    up: timed out, terminated, shutting down) frees its place.
+
+    asyncio cancels the executor future of a cancelled `run_in_executor` await; the pool then stops
+    counting the thread that runs it (the call runs on; the thread ends when it returns) and starts
+    another for waiting work. Threads are daemons and not registered with concurrent.futures' exit
+    hook, so a hung one never keeps the process from exiting.
+
+    A ThreadPoolExecutor only by type (asyncio takes nothing else as a loop's default executor): it
+    shares none of its machinery, so its constructor is not called.
+    """
+
+    def __init__(self, max_workers: int, thread_name_prefix: str = "pool") -> None:
+        self._max = max(1, max_workers)
+        self._prefix = thread_name_prefix
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._queue: collections.deque[tuple[_Call, Callable[..., Any], tuple[Any, ...], dict[str, Any]]]
+        self._queue = collections.deque()
+        self._running: dict[_Call, _Worker] = {}
+        self._counted = 0  # threads that count against max_workers
+        self._idle = 0
+        self._serial = 0
+        self._shutdown = False
+
+    @property
+    def counted(self) -> int:
+        """Threads that count against max_workers (tests, diagnostics)."""
+        return self._counted
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new calls after shutdown")
+            call = _Call(self)
+            self._queue.append((call, fn, args, kwargs))
+            if len(self._queue) > self._idle and self._counted < self._max:
+                self._start_thread()
+            self._ready.notify()
+            return call
+
+    def give_up(self, call: _Call) -> None:
+        """`call` runs and nobody waits for it any more: its thread no longer counts."""
+        with self._lock:
+            worker = self._running.get(call)
+            if worker is None or not worker.counted:
+                return
+            worker.counted = False
+            self._counted -= 1
+            if len(self._queue) > self._idle and self._counted < self._max and not self._shutdown:
+                self._start_thread()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking calls; the threads end once the queue is empty (never joined: they are daemons,
+        and `wait` only waits for calls that have not been given up)."""
+        with self._lock:
+            self._shutdown = True
+            if cancel_futures:
+                while self._queue:
+                    self._queue.popleft()[0].cancel()
+            self._ready.notify_all()
+            running = [call for call, worker in self._running.items() if worker.counted]
+        if wait:
+            for call in running:
+                try:
+                    call.exception()
+                except BaseException:  # cancelled: nothing to wait for
+                    pass
+
+    def _start_thread(self) -> None:
+        """Under the lock."""
+        self._serial += 1
+        self._counted += 1
+        worker = _Worker()
+        thread = threading.Thread(
+            target=self._work, args=(worker,), name=f"{self._prefix}_{self._serial}", daemon=True
+        )
+        thread.start()
+
+    def _work(self, worker: _Worker) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._shutdown:
+                    self._idle += 1
+                    self._ready.wait()
+                    self._idle -= 1
+                if not self._queue:  # shut down
+                    self._counted -= 1
+                    return
+                call, fn, args, kwargs = self._queue.popleft()
+                self._running[call] = worker
+            if call.set_running_or_notify_cancel():
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:
+                    call.set_exception(exc)
+                else:
+                    call.set_result(result)
+            with self._lock:
+                self._running.pop(call, None)
+                if not worker.counted:
+                    return  # given up on: a replacement took its place
 
 
 class KeyedWorkers:

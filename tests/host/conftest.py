@@ -77,7 +77,14 @@ def host_process(
         raise AssertionError("host did not become ready")
 
     yield start, procs
+    stuck = []
     for proc in procs:
         if proc.poll() is None:
             proc.terminate()
-            proc.wait(10)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                stuck.append(proc.pid)
+    assert not stuck, f"host process(es) {stuck} ignored SIGTERM for 10 s (killed)"
