@@ -33,7 +33,7 @@ EXTRAS_FOR_MODULE = {
     "durableagent/redis_streams.py": ("redis",),
     "durableagent/_http_streams.py": ("streams",),
     # Only for apps built on the HTTP streams extension, which bring it in themselves.
-    "harness/host/asgi.py": ("streams",),
+    "harness/host/triggers/asgi.py": ("streams",),
 }
 # Loaded by pytest only (an entry point of the pytest11 group), so pytest is there by definition.
 PROVIDED = {"harness/pytest_plugin.py": {"pytest", "_pytest"}}

@@ -21,16 +21,13 @@ from typing import Any, NamedTuple
 
 import azure.functions as func
 
-from .asgi import takes_asgi_request
-from .routes import RouteTemplate, RouteTemplateError, sort_key
+from .errors import AppLoadError
+from .triggers.asgi import takes_asgi_request
+from .triggers.routes import RouteTemplate, RouteTemplateError, sort_key
 
 log = logging.getLogger(__name__)
 
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
-
-
-class AppLoadError(RuntimeError):
-    """The app could not be imported or indexed (a user error, reported without a long traceback)."""
 
 
 class Binding(NamedTuple):

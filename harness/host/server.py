@@ -27,20 +27,22 @@ from azure.core.exceptions import AzureError
 
 from harness.processes import port_argument
 
-from .durable_api import BASE_PATH, DurableApi
-from .entities import EntityDispatcher
-from .http import MAX_HTTP_BODY, FunctionServer, KeyPolicy
-from .instance_api import InstanceApi
-from .instances import InstanceStore
-from .lease import HubLease, new_lease_id
-from .loader import AppIndex, AppLoadError, load_app
-from .orchestrations import EngineSettings, OrchestrationEngine
-from .outputs import OutputWriter
-from .queues import QueueTriggers
+from .api import BASE_PATH, ApiGuard, KeyPolicy, unsupported
+from .entities.api import EntityApi
+from .entities.dispatcher import EntityDispatcher
+from .entities.store import EntityStore, StorageUnavailable
+from .errors import AppLoadError
+from .loader import AppIndex, load_app
+from .orchestrations.api import InstanceApi
+from .orchestrations.engine import EngineSettings, OrchestrationEngine
+from .orchestrations.store import InstanceStore
 from .responses import PARSER_LIMIT, JsonErrorRunner, json_errors, json_response
 from .settings import KEY_ENV, HostConfig, apply_local_settings, export_storage
-from .store import EntityStore, StorageUnavailable
-from .timers import TimerTriggers
+from .storage.lease import HubLease, new_lease_id
+from .triggers.http import MAX_HTTP_BODY, FunctionServer
+from .triggers.outputs import OutputWriter
+from .triggers.queues import QueueTriggers
+from .triggers.timers import TimerTriggers
 from .workers import DaemonThreadPool, format_timespan
 
 log = logging.getLogger(__name__)
@@ -247,10 +249,16 @@ class LocalHost:
         instance_api = InstanceApi(
             self.engine, lambda iid, request: self.management_urls(iid, f"{request.scheme}://{request.host}")
         )
-        api = DurableApi(self.store, self.dispatcher, keys, instance_api)
-        if self.enforce_keys:
-            api.add_routes(app, f"{BASE_PATH}/rpc-{self._rpc_secret}", trusted=True)
-        api.add_routes(app, BASE_PATH)
+        guard = ApiGuard(keys)
+        entity_api = EntityApi(self.store, self.dispatcher)
+        bases = [(BASE_PATH, False)]
+        if self.enforce_keys:  # the SDK's client binding calls a secret base that skips the key check
+            bases.insert(0, (f"{BASE_PATH}/rpc-{self._rpc_secret}", True))
+        for base, trusted in bases:
+            wrap = guard.wrap(trusted)
+            entity_api.add_routes(app, base, wrap)
+            instance_api.add_routes(app, base, wrap)
+            app.router.add_route("*", base + r"/{tail:[\s\S]*}", wrap(unsupported))
         app.router.add_route("*", r"/{tail:[\s\S]*}", functions.handle)
         self._runner = JsonErrorRunner(
             app,
@@ -267,7 +275,7 @@ class LocalHost:
         # The hub is ours before anything is served (a second host refuses to start here).
         self.lease = HubLease(storage, config.hub_name, new_lease_id(), self.url, self._lease_changed)
         await self.lease.acquire()
-        api.gate = self.dispatcher.gate = self.engine.gate = self.lease.problem
+        guard.gate = self.dispatcher.gate = self.engine.gate = self.lease.problem
         self.store.gate = self.instances.gate = self.lease.problem
         await site.start()
         self._started = time.monotonic()

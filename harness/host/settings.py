@@ -19,7 +19,7 @@ from azure.core.utils import parse_connection_string
 
 from harness.azurite import connection_string
 
-from .loader import AppLoadError
+from .errors import AppLoadError
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from .tables import RETRIABLE, Backoff, StorageUnavailable
+from .storage.tables import RETRIABLE, Backoff, StorageUnavailable
 
 log = logging.getLogger(__name__)
 

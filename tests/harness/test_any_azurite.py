@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from harness.azurite import STRICT_FLAGS, Azurite, ensure_azurite, find_azurite
-from harness.host.storage_api import API_VERSION_ENV
+from harness.host.storage.api_version import API_VERSION_ENV
 from harness.processes import StartupError
 from harness.stack import DEFAULT_APP_DIR, FunctionHost, default_script_path
 

@@ -12,8 +12,8 @@ from azure.core.exceptions import ServiceResponseError
 
 from harness.azurite import Azurite
 from harness.host import LocalHost
-from harness.host.lease import HubInUse
-from harness.host.store import EntityStore, instance_id
+from harness.host.entities.store import EntityStore, instance_id
+from harness.host.storage.lease import HubInUse
 from harness.processes import free_port
 
 from .conftest import COUNTER_APP

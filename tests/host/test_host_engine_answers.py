@@ -17,7 +17,7 @@ import pytest
 from azure.core.exceptions import ServiceResponseError
 
 from harness.host import LocalHost
-from harness.host import history as h
+from harness.host.orchestrations import history as h
 
 from .test_host_orchestrations import API, ORCH_APP, start, wait_done, wait_for
 

@@ -7,8 +7,8 @@ import aiohttp
 import pytest
 
 from harness.host import LocalHost
-from harness.host.store import instance_id
-from harness.host.tables import INLINE_LIMIT, MAX_PARTS, PART_CHARS
+from harness.host.entities.store import instance_id
+from harness.host.storage.tables import INLINE_LIMIT, MAX_PARTS, PART_CHARS
 
 from .helpers import ENTITY_API, read_state, sdk_body, signal, wait_state
 

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from harness.host.instance_api import payload_text
-from harness.host.instances import invalid_instance_id
+from harness.host.orchestrations.api import payload_text
+from harness.host.orchestrations.store import invalid_instance_id
 
 from .test_host_orchestrations import API, host  # noqa: F401 - the fixture
 
@@ -240,7 +240,7 @@ async def test_any_instance_id_and_input_is_accepted_or_refused_with_json(host, 
         assert resp.status == 202, (iid, resp.status, body)
         assert location == body["statusQueryGetUri"]
         status = await poll_json(web, location, finished)
-        # a JSON string holding JSON text is taken as the client's double encoding (see instance_api)
+        # a JSON string holding JSON text is taken as the client's double encoding (see orchestrations/api.py)
         assert status["instanceId"] == iid and status["input"] == json.loads(payload_text(data))
         if sdk_can_express(iid):
             client = df.DurableOrchestrationClient(host.client_binding())

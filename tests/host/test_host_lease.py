@@ -19,10 +19,10 @@ import aiohttp
 import pytest
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient
 
-from harness.host.lease import OWNER_BLOB
-from harness.host.storage_api import versioned
-from harness.host.store import EntityStore, instance_id
-from harness.host.tables import container_name_for
+from harness.host.entities.store import EntityStore, instance_id
+from harness.host.storage.api_version import versioned
+from harness.host.storage.lease import OWNER_BLOB
+from harness.host.storage.tables import container_name_for
 from harness.processes import ManagedProcess, StartupError, free_port
 
 from .conftest import COUNTER_APP, REPO

@@ -75,7 +75,7 @@ def test_main_reports_a_missing_app(tmp_path: Path):
 def test_storage_names_are_valid_for_any_hub():
     import re
 
-    from harness.host.store import container_name_for, invalid_key_reason, table_name_for
+    from harness.host.entities.store import container_name_for, invalid_key_reason, table_name_for
 
     for hub in ["TestHubName", "my-hub_1", "9lives", "x" * 100, "é"]:
         assert re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", table_name_for(hub)), hub

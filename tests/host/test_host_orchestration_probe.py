@@ -20,9 +20,9 @@ import aiohttp
 import pytest
 
 from harness.host import LocalHost
-from harness.host import history as h
-from harness.host.instances import InstanceStore
-from harness.host.orchestrations import acknowledged as orchestration_acks
+from harness.host.orchestrations import history as h
+from harness.host.orchestrations.engine import acknowledged as orchestration_acks
+from harness.host.orchestrations.store import InstanceStore
 
 PROBE_APP = Path(__file__).resolve().parent / "probe_app"
 API = "/runtime/webhooks/durabletask"
@@ -544,7 +544,7 @@ async def test_events_accepted_before_start_up_resumption_do_not_overtake_stored
     """The port serves before `engine.resume()` has run (it reads every active instance one by one, so
     it takes a while with many). An event raised meanwhile runs the worker on the in-memory inbox only,
     ahead of an older event already stored."""
-    from harness.host.orchestrations import OrchestrationEngine
+    from harness.host.orchestrations.engine import OrchestrationEngine
 
     async with LocalHost(PROBE_APP, port=0, storage=azurite_connstr, hub_name=hub) as first:
         iid = await start(http, first.url, "event_chain", 2)

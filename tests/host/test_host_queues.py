@@ -16,8 +16,8 @@ from azure.storage.queue import BinaryBase64EncodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
 from harness.host import LocalHost
-from harness.host.loader import AppLoadError
-from harness.host.queues import message_text, queue_name
+from harness.host.errors import AppLoadError
+from harness.host.triggers.queues import message_text, queue_name
 
 QUEUE_APP = Path(__file__).resolve().parent / "queue_app"
 
@@ -99,7 +99,7 @@ async def test_queue_outputs_chain_functions_from_http_through_two_queues(azurit
 
 
 async def test_output_messages_are_base64_as_the_functions_host_writes_them(azurite_connstr, hub, http):
-    from harness.host.outputs import OutputWriter
+    from harness.host.triggers.outputs import OutputWriter
 
     queue_name = f"out-{uuid.uuid4().hex[:12]}"
     writer = OutputWriter(azurite_connstr)
@@ -114,7 +114,7 @@ async def test_output_messages_are_base64_as_the_functions_host_writes_them(azur
 
 
 def test_output_values_become_messages():
-    from harness.host.outputs import message_bodies
+    from harness.host.triggers.outputs import message_bodies
 
     assert message_bodies(None, "out") == []
     assert message_bodies("a", "out") == [b"a"]
@@ -134,7 +134,7 @@ def test_output_values_become_messages():
 async def test_an_output_that_cannot_be_written_sends_none_of_its_messages(azurite_connstr, encode):
     """Each message is checked before the first is sent: a failed output fails its invocation whole,
     so a retried trigger does not send the first messages twice."""
-    from harness.host.outputs import MAX_MESSAGE, OutputWriter
+    from harness.host.triggers.outputs import MAX_MESSAGE, OutputWriter
 
     fits = 3 * MAX_MESSAGE // 4 if encode else MAX_MESSAGE  # base64 makes 3 bytes 4
     writer = OutputWriter(azurite_connstr, encode=encode)

@@ -8,8 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import azure.durable_functions as df
 
-from harness.host import history as h
-from harness.host.replay import Instance, next_task_id, request_id, run_episode, with_cancellations
+from harness.host.orchestrations import history as h
+from harness.host.orchestrations.replay import (
+    Instance,
+    next_task_id,
+    request_id,
+    run_episode,
+    with_cancellations,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.host.routes import RouteTemplate, RouteTemplateError, sort_key
+from harness.host.triggers.routes import RouteTemplate, RouteTemplateError, sort_key
 
 
 def m(template: str, path: str) -> dict[str, str] | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.host.loader import AppLoadError
+from harness.host.errors import AppLoadError
 from harness.host.settings import HostConfig, SettingsError, apply_local_settings, resolve_storage
 
 from .conftest import COUNTER_APP

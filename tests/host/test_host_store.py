@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 import pytest
 from azure.data.tables.aio import TableClient
 
-from harness.host.store import (
+from harness.host.entities.store import (
     ConcurrencyConflict,
     EntityRecord,
     EntityStore,
     instance_id,
 )
-from harness.host.tables import MAX_PARTS, PART_CHARS
+from harness.host.storage.tables import MAX_PARTS, PART_CHARS
 
 
 @pytest.fixture

@@ -133,7 +133,7 @@ async def test_a_queue_message_over_the_timeout_is_retried_then_poisoned(
     from azure.storage.queue import BinaryBase64EncodePolicy
     from azure.storage.queue.aio import QueueClient
 
-    from harness.host.queues import message_text
+    from harness.host.triggers.queues import message_text
 
     name = f"hung-{uuid.uuid4().hex[:12]}"
     monkeypatch.setenv("HUNG_QUEUE", name)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.host import LocalHost
-from harness.host.loader import AppLoadError
-from harness.host.timers import Schedule
+from harness.host.errors import AppLoadError
+from harness.host.triggers.timers import Schedule
 
 from .helpers import read_state, wait_state
 

@@ -20,11 +20,11 @@ from typing import Any
 
 from aiohttp import web
 
+from ..api import any_segment, page_after, page_headers
+from ..responses import json_error, json_response
 from . import history as h
-from .durable_api import CONTINUATION_HEADER, any_segment, decode_token, encode_token
-from .instances import MAX_ID, RUNTIME_STATUSES, TERMINAL, InstanceRecord, invalid_instance_id
-from .orchestrations import InstanceExists, OrchestrationEngine
-from .responses import json_error, json_response
+from .engine import InstanceExists, OrchestrationEngine
+from .store import MAX_ID, RUNTIME_STATUSES, TERMINAL, InstanceRecord, invalid_instance_id
 
 log = logging.getLogger(__name__)
 
@@ -225,15 +225,13 @@ class InstanceApi:
         if not 1 <= top <= MAX_TOP and top != UNPAGED_LIMIT:
             raise _BadRequest(f"top must be between 1 and {MAX_TOP}")
         prefix = request.query.get("instanceIdPrefix") or None
-        token = request.headers.get(CONTINUATION_HEADER) or request.query.get("continuationToken")
         try:
-            after = decode_token(token, "") if token else None
+            after = page_after(request)
         except ValueError as exc:
             raise _BadRequest(str(exc)) from None
         records, last = await self.store.list(statuses, created_from, created_to, prefix, top, after)
         show_input = _flag(request, "showInput", False)
-        headers = {CONTINUATION_HEADER: encode_token(last)} if last else None
-        return json_response([status_json(r, show_input) for r in records], headers=headers)
+        return json_response([status_json(r, show_input) for r in records], headers=page_headers(last))
 
     def _filters(self, request: web.Request) -> tuple[set[str] | None, datetime | None, datetime | None]:
         statuses: set[str] | None = None

@@ -27,9 +27,10 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.functions.queue import QueueMessageOutConverter
 from azure.storage.queue.aio import QueueServiceClient
 
-from .loader import AppLoadError, Outputs, call_function
-from .queues import connection_string, ensure_queue, queue_name
-from .storage_api import versioned
+from ..errors import AppLoadError
+from ..loader import Outputs, call_function
+from ..storage.api_version import versioned
+from ..storage.queue_storage import connection_string, ensure_queue, queue_name
 
 log = logging.getLogger(__name__)
 

@@ -31,16 +31,16 @@ from azure.core.exceptions import ResourceExistsError
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
+from ..entities.dispatcher import EntityDispatcher, split_instance_id
+from ..entities.store import PendingSignal, invalid_key_reason, new_signal_key
+from ..loader import ActivityFunction, OrchestratorFunction
+from ..scheduler import Scheduler
+from ..storage.tables import RETRIABLE, Backoff, ConcurrencyConflict, next_sequence
+from ..triggers.outputs import OutputWriter
+from ..workers import DaemonThreadPool, FunctionTimeoutError, KeyedWorkers, within
 from . import history as h
-from .entities import EntityDispatcher, split_instance_id
-from .instances import MESSAGE_PREFIX, InstanceRecord, InstanceStore, Message, invalid_instance_id
-from .loader import ActivityFunction, OrchestratorFunction
-from .outputs import OutputWriter
 from .replay import Decision, Instance, Work, is_retry_event, run_episode, with_cancellations
-from .scheduler import Scheduler
-from .store import PendingSignal, invalid_key_reason, new_signal_key
-from .tables import RETRIABLE, Backoff, ConcurrencyConflict, next_sequence
-from .workers import DaemonThreadPool, FunctionTimeoutError, KeyedWorkers, within
+from .store import MESSAGE_PREFIX, InstanceRecord, InstanceStore, Message, invalid_instance_id
 
 log = logging.getLogger(__name__)
 

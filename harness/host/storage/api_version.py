@@ -19,7 +19,7 @@ from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 
-from .loader import AppLoadError
+from ..errors import AppLoadError
 
 __all__ = [
     "API_VERSION_ENV",

@@ -14,70 +14,26 @@ and its message takes the failure path: retried, then poisoned.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
-import os
-import re
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.core.exceptions import AzureError
 from azure.functions.queue import QueueMessage
 from azure.storage.queue import QueueMessage as StoredMessage
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
-from .loader import AppLoadError, QueueFunction
-from .settings import expand_setting, resolve_storage
-from .storage_api import versioned
-from .workers import FunctionTimeoutError, within
-
-if TYPE_CHECKING:  # outputs.py builds on this module's helpers
-    from .outputs import OutputWriter
+from ..errors import AppLoadError
+from ..loader import QueueFunction
+from ..storage.api_version import versioned
+from ..storage.queue_storage import connection_string, ensure_queue, message_text, queue_name
+from ..workers import FunctionTimeoutError, within
+from .outputs import OutputWriter
 
 log = logging.getLogger(__name__)
 
 POLL_MIN = 0.1
 POLL_MAX = 2.0
-_QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
-
-
-def queue_name(text: str) -> str:
-    """The queue a trigger names (`%Setting%` expanded); ValueError when it is not a valid name."""
-    name = expand_setting(text).strip()
-    if "%" in name:
-        raise ValueError(f"queue name {text!r} names an app setting that is not set")
-    if not _QUEUE_NAME.match(name):
-        raise ValueError(
-            f"queue name {name!r} is not valid (3-63 lowercase letters, digits and single hyphens)"
-        )
-    return name
-
-
-def message_text(content: str) -> str:
-    """A message's text: decoded when it is base64 of UTF-8 (Azure's default encoding), else as is."""
-    try:
-        return base64.b64decode(content, validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        return content
-
-
-def connection_string(setting: str, storage: str) -> str:
-    """The storage a binding's `connection` setting names; `storage` is what `AzureWebJobsStorage` means
-    (the host's own storage, which may have come from `--storage`). ValueError when it is not set."""
-    if setting == "AzureWebJobsStorage":
-        return storage
-    if value := os.environ.get(setting):
-        return resolve_storage(value)
-    raise ValueError(f"connection setting {setting!r} is not set")
-
-
-async def ensure_queue(queue: QueueClient) -> None:
-    """Create the queue unless it exists (Azurite may also have come back empty)."""
-    try:
-        await queue.create_queue()
-    except ResourceExistsError:
-        pass
 
 
 class QueueTriggers:

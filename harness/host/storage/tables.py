@@ -35,7 +35,7 @@ from azure.data.tables import TableTransactionError
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
-from .storage_api import check_api_version, versioned
+from .api_version import check_api_version, versioned
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,12 @@ from typing import Any
 from azure.functions.timer import TimerRequest
 from croniter import croniter
 
-from .loader import AppLoadError, TimerFunction
+from ..errors import AppLoadError
+from ..loader import TimerFunction
+from ..scheduler import Scheduler
+from ..settings import expand_setting
+from ..workers import FunctionTimeoutError, within
 from .outputs import OutputWriter
-from .scheduler import Scheduler
-from .settings import expand_setting
-from .workers import FunctionTimeoutError, within
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ timeout, then the connection is closed.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import threading
@@ -25,11 +24,12 @@ from typing import Any
 import azure.functions as func
 from aiohttp import web
 
+from ..api import KeyPolicy
+from ..loader import AppIndex, HttpFunction
+from ..responses import json_error
+from ..workers import FunctionTimeoutError, within
 from .asgi import asgi_request, is_asgi_response, send
-from .loader import AppIndex, HttpFunction
 from .outputs import OutputWriter
-from .responses import json_error
-from .workers import FunctionTimeoutError, within
 
 log = logging.getLogger(__name__)
 
@@ -76,21 +76,6 @@ class InvocationContext(func.Context):
     def retry_context(self) -> Any:
         """HTTP triggers are never retried."""
         return self._retry
-
-
-class KeyPolicy:
-    """`--enforce-keys`: FUNCTION/ADMIN routes need `?code=` or `x-functions-key` equal to the key."""
-
-    def __init__(self, enforce: bool, key: str) -> None:
-        self.enforce = enforce
-        self.key = key
-
-    def allows(self, request: web.Request, level: str) -> bool:
-        """Anonymous routes are always open; keys are only checked when enforcing."""
-        if not self.enforce or level == "anonymous":
-            return True
-        given = request.query.get("code") or request.headers.get("x-functions-key") or ""
-        return hmac.compare_digest(given.encode(), self.key.encode())
 
 
 def _headers(request: web.Request) -> dict[str, str]:

@@ -39,7 +39,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
-from .tables import (
+from ..storage.tables import (
     CACHED_ROWS,
     PART_CHARS,
     ConcurrencyConflict,

@@ -17,7 +17,8 @@ from typing import Any
 
 import azure.functions as func
 
-from .loader import EntityFunction
+from ..loader import EntityFunction
+from ..workers import KeyedWorkers, within
 from .store import (
     MAX_BATCH,
     EntityStore,
@@ -25,7 +26,6 @@ from .store import (
     instance_id,
     invalid_key_reason,
 )
-from .workers import KeyedWorkers, within
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, BlobServiceClient
 
-from .loader import AppLoadError
-from .storage_api import check_api_version, versioned
+from ..errors import AppLoadError
+from .api_version import check_api_version, versioned
 from .tables import container_name_for, error_code
 
 log = logging.getLogger(__name__)

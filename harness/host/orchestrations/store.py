@@ -49,7 +49,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
-from .tables import (
+from ..storage.tables import (
     ConcurrencyConflict,
     HubStorage,
     RowBudget,
