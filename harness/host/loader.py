@@ -109,27 +109,13 @@ class ActivityFunction:
 
 
 @dataclass
-class TimerFunction:
-    """One timer-triggered function: its NCRONTAB (or TimeSpan) schedule as written in the app."""
+class TriggeredFunction:
+    """A function whose trigger kind is served by a `triggers.base.Trigger` (timers, queues, ...):
+    what every kind needs to call it, and the SDK's trigger binding, from which the kind reads its own
+    settings (a schedule, a queue name)."""
 
     name: str
-    schedule: str
-    run_on_startup: bool
-    trigger_param: str
-    client_params: list[str]
-    fn: Callable[..., Any]
-    is_async: bool
-    outputs: Outputs = field(default_factory=Outputs)
-
-
-@dataclass
-class QueueFunction:
-    """One queue-triggered function: the queue (may name an app setting as `%NAME%`) and the setting
-    holding its storage connection string."""
-
-    name: str
-    queue_name: str
-    connection: str
+    trigger: Any
     trigger_param: str
     client_params: list[str]
     fn: Callable[..., Any]
@@ -148,16 +134,15 @@ class AppIndex:
     # Python name and under the binding's `orchestration=` / `activity=` value when that differs.
     orchestrators: dict[str, OrchestratorFunction] = field(default_factory=dict)
     activities: dict[str, ActivityFunction] = field(default_factory=dict)
-    timers: list[TimerFunction] = field(default_factory=list)
-    queues: list[QueueFunction] = field(default_factory=list)
-    unsupported: list[tuple[str, str]] = field(default_factory=list)  # (function name, trigger type)
+    # Every other trigger, by its binding type (`timerTrigger`, `queueTrigger`, ...): served when a
+    # trigger kind is registered for the type (`triggers/registry.py`), else reported at start-up.
+    triggered: dict[str, list[TriggeredFunction]] = field(default_factory=dict)
 
     def outputs(self) -> list[tuple[str, Outputs]]:
         """(function name, output bindings) of every function that may have outputs."""
-        functions: list[HttpFunction | ActivityFunction | TimerFunction | QueueFunction] = [
+        functions: list[HttpFunction | ActivityFunction | TriggeredFunction] = [
             *self.http,
-            *self.timers,
-            *self.queues,
+            *(f for kind in self.triggered.values() for f in kind),
             *{id(a): a for a in self.activities.values()}.values(),
         ]
         return [(getattr(f, "function_name", f.name), f.outputs) for f in functions]
@@ -231,36 +216,19 @@ def index_functions(functions: list[Any], module_name: str = "function_app") -> 
             )
             for alias in {name, activity.name}:
                 index.activities[alias.lower()] = activity
-        elif trigger_type == "timerTrigger":
-            clients, _ = _inputs(function.get_bindings())
-            index.timers.append(
-                TimerFunction(
-                    name,
-                    str(trigger.schedule),
-                    bool(getattr(trigger, "run_on_startup", False)),
-                    trigger.name,
-                    clients,
-                    fn,
-                    inspect.iscoroutinefunction(fn),
-                    _outputs(function.get_bindings()),
-                )
-            )
-        elif trigger_type == "queueTrigger":
-            clients, _ = _inputs(function.get_bindings())
-            index.queues.append(
-                QueueFunction(
-                    name,
-                    str(trigger.queue_name),
-                    str(getattr(trigger, "connection", None) or "AzureWebJobsStorage"),
-                    trigger.name,
-                    clients,
-                    fn,
-                    inspect.iscoroutinefunction(fn),
-                    _outputs(function.get_bindings()),
-                )
-            )
         else:
-            index.unsupported.append((name, trigger_type))
+            clients, _ = _inputs(function.get_bindings())
+            index.triggered.setdefault(trigger_type, []).append(
+                TriggeredFunction(
+                    name,
+                    trigger,
+                    str(getattr(trigger, "name", "")),
+                    clients,
+                    fn,
+                    inspect.iscoroutinefunction(fn),
+                    _outputs(function.get_bindings()),
+                )
+            )
     index.http.sort(key=lambda f: sort_key(f.template))
     return index
 

@@ -39,10 +39,10 @@ from .orchestrations.store import InstanceStore
 from .responses import PARSER_LIMIT, JsonErrorRunner, json_errors, json_response
 from .settings import KEY_ENV, HostConfig, apply_local_settings, export_storage
 from .storage.lease import HubLease, new_lease_id
+from .triggers.base import Trigger, TriggerServices
 from .triggers.http import MAX_HTTP_BODY, FunctionServer
 from .triggers.outputs import OutputWriter
-from .triggers.queues import QueueTriggers
-from .triggers.timers import TimerTriggers
+from .triggers.registry import KINDS
 from .workers import DaemonThreadPool, format_timespan
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,7 @@ class LocalHost:
         self.dispatcher: EntityDispatcher | None = None
         self.instances: InstanceStore | None = None
         self.engine: OrchestrationEngine | None = None
-        self.timers: TimerTriggers | None = None
-        self.queues: QueueTriggers | None = None
+        self.triggers: list[Trigger] = []  # one per trigger kind the app uses (`triggers/registry.py`)
         self.outputs: OutputWriter | None = None
         self._runner: web.AppRunner | None = None
         self._executor: DaemonThreadPool | None = None
@@ -228,24 +227,14 @@ class LocalHost:
         )
         app = web.Application(client_max_size=MAX_HTTP_BODY, middlewares=[json_errors])
         app.router.add_get("/admin/host/status", self._status)
-        self.timers = TimerTriggers(
-            self.index.timers,
-            self.engine.scheduler,
-            self._executor,
-            self.client_binding,
-            self.outputs,
-            timeout,
+        services = TriggerServices(
+            self._executor, self.client_binding, self.outputs, self.engine.scheduler, storage, config
         )
-        self.queues = QueueTriggers(
-            self.index.queues,
-            self._executor,
-            self.client_binding,
-            storage,
-            self.outputs,
-            max_dequeue=config.max_dequeue,
-            batch=config.queue_batch,
-            timeout=timeout,
-        )
+        self.triggers = [
+            kind.create(self.index.triggered[kind.binding_type], services)
+            for kind in KINDS
+            if self.index.triggered.get(kind.binding_type)
+        ]
         instance_api = InstanceApi(
             self.engine, lambda iid, request: self.management_urls(iid, f"{request.scheme}://{request.host}")
         )
@@ -280,8 +269,8 @@ class LocalHost:
         await site.start()
         self._started = time.monotonic()
         self._resume_task = asyncio.get_running_loop().create_task(self._resume())
-        self.timers.start()
-        self.queues.start()
+        for trigger in self.triggers:
+            trigger.start()
         self._banner(functions)
         return self
 
@@ -331,8 +320,8 @@ class LocalHost:
         if self._resume_task is not None:
             self._resume_task.cancel()
             await asyncio.gather(self._resume_task, return_exceptions=True)
-        if self.queues is not None:
-            await self.queues.stop()
+        for trigger in self.triggers:
+            await trigger.stop()
         if self.engine is not None:
             await self.engine.close()
         if self.dispatcher is not None:
@@ -395,11 +384,8 @@ class LocalHost:
             lines.append(f"        {orchestrator.function_name}: orchestrationTrigger ({orchestrator.name})")
         for activity in {id(a): a for a in self.index.activities.values()}.values():
             lines.append(f"        {activity.function_name}: activityTrigger ({activity.name})")
-        for timer in self.index.timers:
-            upcoming = self.timers.next_firing(timer.name).isoformat() if self.timers else "?"
-            lines.append(f"        {timer.name}: timerTrigger ({timer.schedule}; next {upcoming})")
-        for queued, queue, _ in self.queues.functions if self.queues else []:
-            lines.append(f"        {queued.name}: queueTrigger ({queue})")
+        for trigger in self.triggers:
+            lines.extend(f"        {line}" for line in trigger.banner())
         lines.append("")
         tables = [s.table_name for s in (self.store, self.instances) if s is not None]
         lines.append(f"Task hub: {self.hub_name}  storage tables: {', '.join(tables)}")
@@ -420,10 +406,14 @@ class LocalHost:
                 log.warning(
                     "function %s: output binding %s is not supported; values set are dropped", name, dropped
                 )
-        for name, trigger in self.index.unsupported:
-            log.warning(
-                "function %s: trigger %s is not supported by the local host; it will not run", name, trigger
-            )
+        served = {kind.binding_type for kind in KINDS}
+        for trigger_type, functions in self.index.triggered.items():
+            for function in functions if trigger_type not in served else []:
+                log.warning(
+                    "function %s: trigger %s is not supported by the local host; it will not run",
+                    function.name,
+                    trigger_type,
+                )
 
 
 class _BindFirstSite(web.TCPSite):

@@ -8,6 +8,8 @@ import pytest
 
 from harness.host.loader import load_app
 from harness.host.settings import HUB_ENV, HostConfig, apply_local_settings, resolve_storage
+from harness.host.triggers.registry import KINDS
+from harness.host.triggers.timers import timer
 
 from .conftest import COUNTER_APP
 
@@ -25,8 +27,9 @@ def test_counter_sample_is_indexed():
     assert len(by_name["boom"].methods) == 8  # no methods declared: all
     assert list(index.entities) == ["counter"]
     assert index.entities["counter"].display_name == "Counter"
-    assert index.unsupported == []
-    assert [(t.name, t.schedule, t.run_on_startup) for t in index.timers] == [
+    assert set(index.triggered) <= {kind.binding_type for kind in KINDS}  # nothing unsupported
+    timers = [timer(f) for f in index.triggered["timerTrigger"]]
+    assert [(t.function.name, t.schedule.text, t.run_on_startup) for t in timers] == [
         ("tick", "0 */5 * * * *", False)
     ]
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import Executor
-from typing import Any
+from dataclasses import dataclass
 
 from azure.core.exceptions import AzureError
 from azure.functions.queue import QueueMessage
@@ -24,11 +23,11 @@ from azure.storage.queue import QueueMessage as StoredMessage
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from ..errors import AppLoadError
-from ..loader import QueueFunction
+from ..loader import TriggeredFunction
 from ..storage.api_version import versioned
 from ..storage.queue_storage import connection_string, ensure_queue, message_text, queue_name
-from ..workers import FunctionTimeoutError, within
-from .outputs import OutputWriter
+from ..workers import FunctionTimeoutError
+from .base import Trigger, TriggerServices
 
 log = logging.getLogger(__name__)
 
@@ -36,47 +35,48 @@ POLL_MIN = 0.1
 POLL_MAX = 2.0
 
 
-class QueueTriggers:
-    """One polling task per queue-triggered function."""
+@dataclass(frozen=True)
+class QueueBinding:
+    """One queue-triggered function, the queue it reads and that queue's connection string."""
 
-    def __init__(
-        self,
-        functions: list[QueueFunction],
-        executor: Executor,
-        client_binding: Any,
-        storage: str,
-        outputs: OutputWriter,
-        max_dequeue: int = 5,
-        batch: int = 16,
-        timeout: float | None = None,
-    ) -> None:
-        """`storage`: the host's own connection string, which `AzureWebJobsStorage` means;
-        `max_dequeue` and `batch`: host.json's `extensions.queues` `maxDequeueCount` and `batchSize`;
-        `timeout`: functionTimeout in seconds (None: unbounded)."""
-        self.timeout = timeout
-        self.executor = executor
-        self.max_dequeue = max_dequeue
-        self.batch = batch
-        self.outputs = outputs
-        self.client_binding = client_binding
-        self.functions: list[tuple[QueueFunction, str, str]] = []
-        for function in functions:
-            try:
-                name = queue_name(function.queue_name)
-            except ValueError as exc:
-                raise AppLoadError(f"function {function.name}: {exc}") from None
-            try:
-                connection = connection_string(function.connection, storage)
-            except ValueError as exc:
-                raise AppLoadError(f"function {function.name}: {exc}") from None
-            self.functions.append((function, name, connection))
+    function: TriggeredFunction
+    queue: str
+    connection: str
+
+
+def queue_binding(function: TriggeredFunction, storage: str) -> QueueBinding:
+    """The queue a function reads (its `%Setting%` expanded) and the storage its `connection` setting
+    names (`storage`: what `AzureWebJobsStorage` means); AppLoadError naming the function."""
+    try:
+        name = queue_name(str(function.trigger.queue_name))
+        setting = str(getattr(function.trigger, "connection", None) or "AzureWebJobsStorage")
+        return QueueBinding(function, name, connection_string(setting, storage))
+    except ValueError as exc:
+        raise AppLoadError(f"function {function.name}: {exc}") from None
+
+
+class QueueTriggers(Trigger):
+    """One polling task per queue-triggered function; host.json's `extensions.queues`
+    `maxDequeueCount` and `batchSize` apply."""
+
+    binding_type = "queueTrigger"
+
+    def __init__(self, bindings: list[QueueBinding], services: TriggerServices) -> None:
+        super().__init__(services)
+        self.max_dequeue = services.config.max_dequeue
+        self.batch = services.config.queue_batch
+        self.bindings = bindings
         self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    def create(cls, functions: list[TriggeredFunction], services: TriggerServices) -> QueueTriggers:
+        return cls([queue_binding(f, services.storage) for f in functions], services)
 
     def start(self) -> None:
         """Start polling every function's queue."""
         loop = asyncio.get_running_loop()
-        for function, name, connection in self.functions:
-            self._tasks.append(loop.create_task(self._poll(function, name, connection), name=f"queue {name}"))
+        for binding in self.bindings:
+            self._tasks.append(loop.create_task(self._poll(binding), name=f"queue {binding.queue}"))
 
     async def stop(self) -> None:
         """Stop polling (messages being handled are delivered again later)."""
@@ -84,9 +84,13 @@ class QueueTriggers:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _poll(self, function: QueueFunction, name: str, connection: str) -> None:
+    def banner(self) -> list[str]:
+        return [f"{b.function.name}: queueTrigger ({b.queue})" for b in self.bindings]
+
+    async def _poll(self, binding: QueueBinding) -> None:
+        function, name = binding.function, binding.queue
         options = versioned(retry_total=1, connection_timeout=5)
-        service = QueueServiceClient.from_connection_string(connection, **options)
+        service = QueueServiceClient.from_connection_string(binding.connection, **options)
         queue = service.get_queue_client(name)
         poison = service.get_queue_client(f"{name}-poison")
         delay = POLL_MIN
@@ -115,7 +119,7 @@ class QueueTriggers:
             await service.close()
 
     async def _handle(
-        self, function: QueueFunction, queue: QueueClient, poison: QueueClient, stored: StoredMessage
+        self, function: TriggeredFunction, queue: QueueClient, poison: QueueClient, stored: StoredMessage
     ) -> None:
         text = message_text(str(stored.content or ""))
         message = QueueMessage(
@@ -127,15 +131,11 @@ class QueueTriggers:
             time_next_visible=stored.next_visible_on,
             pop_receipt=stored.pop_receipt,
         )
-        kwargs: dict[str, Any] = {function.trigger_param: message}
-        for param in function.client_params:
-            kwargs[param] = self.client_binding()
         log.info(
             "Executing 'Functions.%s' (Reason='New queue message detected on %s')", function.name, stored.id
         )
         try:
-            call = self.outputs.call(function.fn, kwargs, function.is_async, self.executor, function.outputs)
-            await within(self.timeout, call, function.name)
+            await self.invoke(function, message)
         except Exception as exc:
             if isinstance(exc, FunctionTimeoutError):
                 log.error(

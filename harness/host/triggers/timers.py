@@ -16,20 +16,17 @@ from __future__ import annotations
 
 import logging
 import re
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from azure.functions.timer import TimerRequest
 from croniter import croniter
 
 from ..errors import AppLoadError
-from ..loader import TimerFunction
-from ..scheduler import Scheduler
+from ..loader import TriggeredFunction
 from ..settings import expand_setting
-from ..workers import FunctionTimeoutError, within
-from .outputs import OutputWriter
+from ..workers import FunctionTimeoutError
+from .base import Trigger, TriggerServices
 
 log = logging.getLogger(__name__)
 
@@ -76,53 +73,66 @@ class Schedule:
         return croniter(self.cron, moment).get_next(datetime)
 
 
-class TimerTriggers:
+@dataclass(frozen=True)
+class Timer:
+    """One timer-triggered function and its parsed schedule."""
+
+    function: TriggeredFunction
+    schedule: Schedule
+    run_on_startup: bool
+
+
+def timer(function: TriggeredFunction) -> Timer:
+    """A timer function as the index holds it, its schedule parsed; AppLoadError naming the function."""
+    try:
+        schedule = Schedule.parse(str(function.trigger.schedule))
+    except ValueError as exc:
+        raise AppLoadError(f"function {function.name}: {exc}") from None
+    return Timer(function, schedule, bool(getattr(function.trigger, "run_on_startup", False)))
+
+
+class TimerTriggers(Trigger):
     """Arms each timer function on the host's scheduler and runs it when due, then arms it again."""
 
-    def __init__(
-        self,
-        timers: list[TimerFunction],
-        scheduler: Scheduler,
-        executor: Executor,
-        client_binding: Any,
-        outputs: OutputWriter,
-        timeout: float | None = None,
-    ) -> None:
-        """`timeout`: host.json's functionTimeout in seconds (None: unbounded)."""
-        self.timeout = timeout
-        self.scheduler = scheduler
-        self.outputs = outputs
-        self.executor = executor
-        self.client_binding = client_binding
-        self.schedules: dict[str, tuple[TimerFunction, Schedule]] = {}
-        for timer in timers:
-            try:
-                self.schedules[timer.name] = (timer, Schedule.parse(timer.schedule))
-            except ValueError as exc:
-                raise AppLoadError(f"function {timer.name}: {exc}") from None
+    binding_type = "timerTrigger"
+
+    def __init__(self, timers: list[Timer], services: TriggerServices) -> None:
+        super().__init__(services)
+        self.scheduler = services.scheduler
+        self.timers = {t.function.name: t for t in timers}
+
+    @classmethod
+    def create(cls, functions: list[TriggeredFunction], services: TriggerServices) -> TimerTriggers:
+        return cls([timer(f) for f in functions], services)
 
     def start(self) -> None:
         """Arm every timer (and fire those with `run_on_startup` now)."""
         now = datetime.now(UTC)
-        for name, (timer, schedule) in self.schedules.items():
-            first = now if timer.run_on_startup else schedule.next_after(now)
+        for name, item in self.timers.items():
+            first = now if item.run_on_startup else item.schedule.next_after(now)
             self.scheduler.at(first, ("timer", name, first.isoformat()), self._fire, name, first)
+
+    async def stop(self) -> None:
+        """Disarm every timer."""
+        self.scheduler.cancel_prefix(("timer",))
 
     def next_firing(self, name: str) -> datetime:
         """When `name` fires next, from now (for the banner)."""
-        return self.schedules[name][1].next_after(datetime.now(UTC))
+        return self.timers[name].schedule.next_after(datetime.now(UTC))
+
+    def banner(self) -> list[str]:
+        return [
+            f"{name}: timerTrigger ({item.schedule.text}; next {self.next_firing(name).isoformat()})"
+            for name, item in self.timers.items()
+        ]
 
     async def _fire(self, name: str, due: datetime) -> None:
-        timer, schedule = self.schedules[name]
-        following = schedule.next_after(max(due, datetime.now(UTC)))
+        item = self.timers[name]
+        following = item.schedule.next_after(max(due, datetime.now(UTC)))
         self.scheduler.at(following, ("timer", name, following.isoformat()), self._fire, name, following)
-        kwargs: dict[str, Any] = {timer.trigger_param: TimerRequest(past_due=False)}
-        for param in timer.client_params:
-            kwargs[param] = self.client_binding()
         log.info("Executing 'Functions.%s' (Reason='Timer fired at %s')", name, due.isoformat())
         try:
-            call = self.outputs.call(timer.fn, kwargs, timer.is_async, self.executor, timer.outputs)
-            await within(self.timeout, call, name)
+            await self.invoke(item.function, TimerRequest(past_due=False))
         except FunctionTimeoutError as exc:
             log.error("Executed 'Functions.%s' (Failed): %s; abandoned", name, exc)
             return

@@ -1,0 +1,12 @@
+"""The trigger kinds the local host serves beside HTTP: one line each (see `base.Trigger`)."""
+
+from __future__ import annotations
+
+from .base import Trigger
+from .queues import QueueTriggers
+from .timers import TimerTriggers
+
+KINDS: tuple[type[Trigger], ...] = (
+    TimerTriggers,
+    QueueTriggers,
+)
