@@ -21,7 +21,7 @@ import pytest
 
 from harness.host import LocalHost
 from harness.host.orchestrations import history as h
-from harness.host.orchestrations.engine import acknowledged as orchestration_acks
+from harness.host.orchestrations.inbox import acknowledged as orchestration_acks
 from harness.host.orchestrations.store import InstanceStore
 
 PROBE_APP = Path(__file__).resolve().parent / "probe_app"

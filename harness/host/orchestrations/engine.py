@@ -39,15 +39,15 @@ from ..storage.tables import RETRIABLE, Backoff, ConcurrencyConflict, next_seque
 from ..triggers.outputs import OutputWriter
 from ..workers import DaemonThreadPool, FunctionTimeoutError, KeyedWorkers, within
 from . import history as h
-from .replay import Decision, Instance, Work, is_retry_event, run_episode, with_cancellations
+from .inbox import CONTROL, acknowledged, take_batch
+from .recovery import unfinished_work
+from .replay import Decision, Instance, Work, run_episode, with_cancellations
 from .store import MESSAGE_PREFIX, InstanceRecord, InstanceStore, Message, invalid_instance_id
 
 log = logging.getLogger(__name__)
 
-MAX_EPISODE_EVENTS = 100  # new events handed to one episode
 MAX_ACTIVITY_THREADS = 64
 VOLATILE = "-mem"  # suffix of the keys of messages kept in memory only (see `deliver`)
-CONTROL = (h.EXECUTION_TERMINATED, h.EXECUTION_SUSPENDED, h.EXECUTION_RESUMED)
 
 
 class InstanceExists(Exception):
@@ -291,7 +291,7 @@ class OrchestrationEngine(KeyedWorkers):
             return False
         if record.finishing is not None:
             return await self._finish_after_signals(record, rest, consumed, marks)
-        batch, acks, dropped, held = self._batch(record, rest)
+        batch, acks, dropped, held = take_batch(record, rest)
         consumed.extend(dropped)
         consumed.extend(m.row_key for m, _ in [*batch, *acks])
         marks.extend(e for _, e in acks)
@@ -312,80 +312,6 @@ class OrchestrationEngine(KeyedWorkers):
         consumed.extend(m.row_key for m, _ in held[: decision.held_taken])
         await self._apply(record, decision, consumed, marks)
         return True
-
-    def _batch(
-        self, record: InstanceRecord, inbox: list[Message]
-    ) -> tuple[list[tuple[Message, dict]], list[tuple[Message, dict]], list[str], list[tuple[Message, dict]]]:
-        """The events this episode hands the SDK, the signal acknowledgements it records, the
-        messages to drop (stale or duplicate), and the external events it may try after the others.
-
-        External events wait in the inbox until a wait for their name is open. Those beyond the open
-        waits of a name that has one are `held`: the episode tries them after the rest, in arrival
-        order, and takes them only if each found its wait open (a loop of waits opens the next one as
-        the previous one is answered), so the inbox of a waiting instance goes in a few episodes.
-        """
-        done = h.completed_ids(record.history)
-        scheduled = {int(e["EventId"]) for e in record.history if e["EventType"] in _SCHEDULING}
-        canceled = {int(e["EventId"]) for e in record.history if e.get("IsCanceled")}
-        requests = {
-            e["RequestId"] for e in record.history if e["EventType"] == h.EVENT_SENT and e.get("RequestId")
-        }
-        signals = {
-            e["SignalId"] for e in record.history if e["EventType"] == h.EVENT_SENT and e.get("SignalId")
-        }
-        answered = set(h.raised_names(record.history)) | acknowledged(record.history)
-        waits = dict(record.waits)
-        for name in h.raised_names(record.history):
-            if name in waits:
-                waits[name] -= 1
-        waiting = {name for name, count in waits.items() if count > 0}  # names with a wait open now
-        batch: list[tuple[Message, dict]] = []
-        acks: list[tuple[Message, dict]] = []
-        dropped: list[str] = []
-        held: list[tuple[Message, dict]] = []
-        seen = list(record.history)
-        ended_early = False
-        for message in inbox:
-            event = message.event
-            kind = event.get("EventType")
-            if message.execution and message.execution != record.execution_id:
-                dropped.append(message.row_key)
-                continue
-            if kind in h.COMPLETION_KEYS:
-                task_id = int(event[h.COMPLETION_KEYS[kind]])
-                if task_id in done or task_id not in scheduled or task_id in canceled:
-                    dropped.append(message.row_key)
-                    continue
-                done.add(task_id)
-            elif kind == h.EVENT_RAISED:
-                name = str(event.get("Name"))
-                if name in signals:  # an entity acknowledges a signal: noted, not handed to the SDK
-                    if name not in answered:
-                        answered.add(name)
-                        acks.append(
-                            (message, h.event(h.GENERIC_EVENT, event_time(event), Name="ack", RequestId=name))
-                        )
-                    else:
-                        dropped.append(message.row_key)
-                    continue
-                if name in requests:  # an entity's answer
-                    if name in answered:
-                        dropped.append(message.row_key)
-                        continue
-                    answered.add(name)
-                elif waits.get(name, 0) > 0:
-                    waits[name] -= 1
-                else:
-                    if name in waiting:
-                        held.append((message, event))
-                    continue  # held until a wait for it opens
-            batch.append((message, event))
-            seen.append(event)
-            if len(batch) >= MAX_EPISODE_EVENTS or is_retry_event(seen, event):
-                ended_early = True  # full, or a retry event, which must end the batch
-                break
-        held = [] if ended_early else held[: MAX_EPISODE_EVENTS - len(batch)]
-        return batch, acks, dropped, held
 
     async def _decide(
         self, record: InstanceRecord, events: list[dict[str, Any]], held: list[dict[str, Any]]
@@ -433,7 +359,6 @@ class OrchestrationEngine(KeyedWorkers):
         ]
         new.actions_seen = decision.actions_seen
         new.waits = decision.waits
-        new.applied = self.store.still_listed(record) | frozenset(self._stored(consumed))
         new.status = "Running"
         if decision.custom_status[0]:
             new.custom_status = json.dumps(decision.custom_status[1])
@@ -444,33 +369,36 @@ class OrchestrationEngine(KeyedWorkers):
             # The last episode signalled entities: it ends once they acknowledged, so that a crash
             # before the signals are written leaves a Running instance that sends them again.
             new.finishing = {"status": decision.status, "output": output, "input": decision.continue_input}
-            await self._commit(new, record)
-            self._after_commit(record, new, replace(decision, status="Running"), consumed)
+            await self._commit(new, record, consumed)
+            self._after_commit(record, new, replace(decision, status="Running"))
             return
         if decision.status in ("Completed", "Failed"):
             await self._finish(new, consumed, decision.status, output, [], before=record)
             return
         if decision.status == "ContinuedAsNew":
             _continue(new, decision.continue_input)
-        await self._commit(new, record)
-        self._after_commit(record, new, decision, consumed)
+        await self._commit(new, record, consumed)
+        self._after_commit(record, new, decision)
 
-    async def _commit(self, new: InstanceRecord, before: InstanceRecord) -> None:
-        """Write an episode's outcome. A write refused on its ETag certainly did not land; any other
-        failure may hide one that did, whose scheduled work would then never start (`_uncertain`)."""
+    async def _commit(self, new: InstanceRecord, before: InstanceRecord, consumed: list[str]) -> None:
+        """The one way an episode ends: `InstanceStore.commit` (one ETag-checked write listing the
+        consumed inbox rows, then their clean-up), after which the consumed messages leave memory.
+        A write refused on its ETag certainly did not land; any other failure may hide one that did,
+        whose scheduled work would then never start (`_uncertain`)."""
         try:
-            await self.store.write(new, before)
+            await self.store.commit(new, before, self._stored(consumed))
         except ConcurrencyConflict:
             raise
         except Exception:
             self._uncertain.add(new.instance_id)
             raise
+        self._consumed(new.instance_id, consumed)
 
     async def _finish_after_signals(
         self, record: InstanceRecord, inbox: list[Message], consumed: list[str], marks: list[dict[str, Any]]
     ) -> bool:
         """End an instance whose last episode signalled entities, once all of them acknowledged."""
-        _, acks, _, _ = self._batch(record, inbox)
+        _, acks, _, _ = take_batch(record, inbox)
         acked = acknowledged(record.history) | {event["RequestId"] for _, event in acks}
         sent = {e["SignalId"] for e in record.history if e["EventType"] == h.EVENT_SENT and e.get("SignalId")}
         if sent - acked:
@@ -485,19 +413,13 @@ class OrchestrationEngine(KeyedWorkers):
             await self._finish(new, consumed, status, output, marks, before=record)
             return True
         _continue(new, record.finishing["input"])
-        new.applied = self.store.still_listed(record) | frozenset(self._stored(consumed))
-        await self.store.write(new, record)
-        self._consumed(record.instance_id, consumed)
-        self.store.clean_up(record.instance_id, self._stored(consumed))
+        await self._commit(new, record, consumed)
         self.scheduler.cancel_prefix((record.instance_id, record.execution_id))
         self.notify(record.instance_id)
         return True
 
-    def _after_commit(
-        self, before: InstanceRecord, new: InstanceRecord, decision: Decision, consumed: list[str]
-    ) -> None:
-        self._consumed(new.instance_id, consumed)
-        self.store.clean_up(new.instance_id, self._stored(consumed))
+    def _after_commit(self, before: InstanceRecord, new: InstanceRecord, decision: Decision) -> None:
+        """Start what a committed episode scheduled (and stop the timers it cancelled)."""
         for task_id in decision.canceled_timers:
             self.scheduler.cancel((new.instance_id, before.execution_id, task_id))
         sent = [item for item in decision.events if item["EventType"] == h.EVENT_SENT]
@@ -527,11 +449,8 @@ class OrchestrationEngine(KeyedWorkers):
     ) -> None:
         new = _copy(record)
         new.status = status
-        new.applied = self.store.still_listed(record) | frozenset(self._stored(consumed))
         new.history = [*record.history, *marks] if record.history else []
-        await self.store.write(new, record)
-        self._consumed(record.instance_id, consumed)
-        self.store.clean_up(record.instance_id, self._stored(consumed))
+        await self._commit(new, record, consumed)
 
     async def _finish(
         self,
@@ -547,7 +466,6 @@ class OrchestrationEngine(KeyedWorkers):
         now = self.now()
         new = _copy(new) if new is before else new
         new.status = status
-        new.applied = self.store.still_listed(before) | frozenset(self._stored(consumed))
         new.output = json.dumps(output)
         if marks:
             new.history = [*new.history, *marks]
@@ -568,10 +486,13 @@ class OrchestrationEngine(KeyedWorkers):
                     Details="",
                 )
             await self.send(new.parent, answer, new.parent_execution or "")
-        await self.store.write(new, before)
+        await self._commit(new, before, consumed)
         self.scheduler.cancel_prefix((new.instance_id,))
-        self._consumed(new.instance_id, consumed)
-        self.store.clean_up(new.instance_id, self._stored(consumed))
+
+    async def _recover(self, record: InstanceRecord, inbox: list[Message]) -> None:
+        """Start again what the history scheduled and nothing completed (after a restart)."""
+        for work, signal_key in unfinished_work(record, inbox):
+            await self._start_work(record.instance_id, record.execution_id, work, signal_key, again=True)
 
     # -- work ------------------------------------------------------------------------------------
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
@@ -764,68 +685,6 @@ class OrchestrationEngine(KeyedWorkers):
         """The entity dispatcher's answer to a call or acknowledgement of a signal (written before the
         entity commits)."""
         await self.send(parent, h.event(h.EVENT_RAISED, self.now(), Name=request, Input=payload), execution)
-
-    async def _recover(self, record: InstanceRecord, inbox: list[Message]) -> None:
-        """Start again what the history scheduled and nothing completed (after a restart)."""
-        history = record.history
-        done = h.completed_ids(history)
-        for message in inbox:
-            key = h.COMPLETION_KEYS.get(message.event.get("EventType", -1))
-            if key is not None:
-                done.add(int(message.event[key]))
-        answered = set(h.raised_names(history)) | acknowledged(history)
-        answered |= {str(m.event.get("Name")) for m in inbox if m.event.get("EventType") == h.EVENT_RAISED}
-        execution = record.execution_id
-        for item in history:
-            kind = item["EventType"]
-            task_id = int(item.get("EventId", -1))
-            if kind == h.TASK_SCHEDULED and task_id not in done:
-                work_kind = "activity" if item.get("Name") != "BuiltIn::HttpActivity" else "http"
-                work = Work(work_kind, task_id, str(item.get("Name")), item.get("Input"))
-                if work_kind == "http":
-                    work.name = "call_http"
-                await self._start_work(record.instance_id, execution, work, None, again=True)
-            elif kind == h.TIMER_CREATED and task_id not in done and not item.get("IsCanceled"):
-                work = Work("timer", task_id, fire_at=h.parse_time(item["FireAt"]))
-                await self._start_work(record.instance_id, execution, work, None, again=True)
-            elif kind == h.SUB_CREATED and task_id not in done:
-                work = Work(
-                    "sub", task_id, str(item.get("Name")), item.get("Input"), target=item["InstanceId"]
-                )
-                await self._start_work(record.instance_id, execution, work, None, again=True)
-            elif kind == h.EVENT_SENT:
-                request = item.get("RequestId")
-                signal = item.get("SignalId")
-                if (request and request not in answered) or (signal and signal not in answered):
-                    message = json.loads(item.get("Input") or "{}")
-                    work = Work(
-                        "call" if request else "signal",
-                        task_id,
-                        str(item.get("Name")),
-                        message.get("input"),
-                        target=str(item.get("InstanceId")),
-                        request_id=str(message.get("id") or ""),
-                    )
-                    await self._start_work(
-                        record.instance_id, execution, work, item.get("SignalKey"), again=True
-                    )
-
-
-_SCHEDULING = (h.TASK_SCHEDULED, h.TIMER_CREATED, h.SUB_CREATED)
-
-
-def acknowledged(history: list[dict[str, Any]]) -> set[str]:
-    """Request ids of signals whose entity acknowledged them."""
-    return {
-        str(e.get("RequestId"))
-        for e in history
-        if e["EventType"] == h.GENERIC_EVENT and e.get("Name") == "ack"
-    }
-
-
-def event_time(event: dict[str, Any]) -> datetime:
-    """When an inbox event was written (its Timestamp)."""
-    return h.parse_time(str(event.get("Timestamp"))) if event.get("Timestamp") else datetime.now(UTC)
 
 
 def _continue(record: InstanceRecord, input_text: str | None) -> None:

@@ -17,6 +17,7 @@ Layout (one table and one blob container per task hub, beside the entity ones):
 A message row is written before anything acknowledges it. An episode ends in ONE ETag-checked write
 of the instance row: the new history, status and output, and the keys of the messages it consumed
 (`applied`); the consumed rows are deleted afterwards and dropped from `applied` by a later commit.
+`commit` is that write and its clean-up, the one way an episode ends.
 A killed host therefore neither loses a message nor applies one twice: a message row that the
 instance row lists was applied, and completions already in the history are recognised and dropped.
 A write refused on its ETag (412/409) or for a missing row certainly did not land, so the blobs
@@ -397,6 +398,16 @@ class InstanceStore(HubStorage):
             if unlisted and record.instance_id in self.deleted:
                 self.deleted[record.instance_id] -= unlisted
             await self.delete_blobs([b for b in before.blobs if b not in blobs])
+
+    async def commit(self, new: InstanceRecord, before: InstanceRecord, consumed: list[str]) -> None:
+        """End an episode: ONE ETag-checked write of `new` over `before` that lists the inbox rows it
+        consumed (`consumed`: row keys; with those `before` listed whose rows may still exist), then
+        the consumed rows deleted in the background. A refused write (`ConcurrencyConflict`) deleted
+        the blobs written for it; a write with no answer (`StorageUnavailable`) may have landed, so
+        they stay and nothing is cleaned up."""
+        new.applied = self.still_listed(before) | frozenset(consumed)
+        await self.write(new, before)
+        self.clean_up(new.instance_id, consumed)
 
     async def purge(self, iid: str) -> bool:
         """Delete the instance row, its inbox and its blobs; True when there was an instance."""
