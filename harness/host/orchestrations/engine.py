@@ -1,17 +1,14 @@
-"""Orchestration dispatch: one worker per instance runs episodes over its inbox, in order.
+"""Orchestration episodes: one worker per instance runs episodes over its inbox, in order.
 
-An episode reads the instance row and its inbox, runs the SDK's orchestrator handler (`replay.py`),
-commits the outcome in one write (`instances.py`), and only then starts what it scheduled:
-activities (a bounded pool; sync ones in the host's thread pool), timers (on the scheduler),
-child instances, and entity operations (written as signals to the entity's partition, answered by
-the entity dispatcher into this instance's inbox). Results come back as inbox messages, which wake
-the worker again. At start-up every instance that still runs gets its scheduled work back from its
-history, so a SIGKILL at any point loses nothing (activities may run twice, as on Azure).
+An episode reads the instance row and its inbox, takes its batch (`inbox.py`), runs the SDK's
+orchestrator handler (`replay.py`), commits the outcome in one write (`InstanceStore.commit`), and
+only then starts what it scheduled (`dispatch.py`): activities, timers, child instances and entity
+operations. Results come back as inbox messages, which wake the worker again. At start-up every
+instance that still runs gets its scheduled work back from its history (`recovery.py`), so a SIGKILL
+at any point loses nothing (activities may run twice, as on Azure).
 
-functionTimeout bounds activities and episodes: an activity that runs longer fails its task with a
-FunctionTimeoutError the orchestrator can catch, and frees its slot; a terminated instance's running
-activities are given up the same way. Their sync code runs on in its thread (Python cannot stop a
-thread), but no longer counts against maxConcurrentActivityFunctions (see `workers.DaemonThreadPool`).
+functionTimeout bounds episodes as it bounds activities: orchestrator code must not block, and one
+that hangs fails its instance.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import traceback
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -27,22 +23,19 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
-from azure.functions import meta
-from azure.functions.durable_functions import ActivityTriggerConverter
-
-from ..entities.dispatcher import EntityDispatcher, split_instance_id
-from ..entities.store import PendingSignal, invalid_key_reason, new_signal_key
+from ..entities.dispatcher import EntityDispatcher
+from ..entities.store import new_signal_key
 from ..loader import ActivityFunction, OrchestratorFunction
 from ..scheduler import Scheduler
-from ..storage.tables import RETRIABLE, Backoff, ConcurrencyConflict, next_sequence
+from ..storage.tables import ConcurrencyConflict, next_sequence
 from ..triggers.outputs import OutputWriter
-from ..workers import DaemonThreadPool, FunctionTimeoutError, KeyedWorkers, within
+from ..workers import DaemonThreadPool, FunctionTimeoutError, within
 from . import history as h
+from .dispatch import EngineSettings, WorkDispatch
 from .inbox import CONTROL, acknowledged, take_batch
 from .recovery import unfinished_work
-from .replay import Decision, Instance, Work, run_episode, with_cancellations
-from .store import MESSAGE_PREFIX, InstanceRecord, InstanceStore, Message, invalid_instance_id
+from .replay import Decision, Instance, run_episode, with_cancellations
+from .store import MESSAGE_PREFIX, InstanceRecord, InstanceStore, Message
 
 log = logging.getLogger(__name__)
 
@@ -54,19 +47,7 @@ class InstanceExists(Exception):
     """Starting an instance id that is still running."""
 
 
-class EngineSettings:
-    """The `extensions.durableTask` settings the engine honours."""
-
-    def __init__(
-        self, max_activities: int = 10, max_orchestrators: int = 10, function_timeout: float | None = None
-    ) -> None:
-        """`function_timeout`: host.json's functionTimeout in seconds (None: unbounded)."""
-        self.max_activities = max(1, max_activities)
-        self.max_orchestrators = max(1, max_orchestrators)
-        self.function_timeout = function_timeout
-
-
-class OrchestrationEngine(KeyedWorkers):
+class OrchestrationEngine(WorkDispatch):
     """Owns the per-instance workers, the activity pool and the timers."""
 
     label = "instance"
@@ -428,22 +409,6 @@ class OrchestrationEngine(KeyedWorkers):
             self.scheduler.cancel_prefix((new.instance_id, before.execution_id))
             self.notify(new.instance_id)
 
-    async def _dispatch(
-        self, before: InstanceRecord, new: InstanceRecord, work: list[Work], sent: list[dict[str, Any]]
-    ) -> None:
-        keys = {int(item["EventId"]): item["SignalKey"] for item in sent}
-        execution = before.execution_id
-        for item in work:
-            backoff = Backoff()
-            while not self._closing:  # each step is idempotent, so a storage failure is retried
-                try:
-                    await self._start_work(before.instance_id, execution, item, keys.get(item.task_id))
-                    break
-                except RETRIABLE as exc:
-                    await backoff.after(
-                        exc, f"instance {before.instance_id}: starting {item.kind} {item.name}"
-                    )
-
     async def _commit_only(
         self, record: InstanceRecord, consumed: list[str], status: str, marks: list[dict[str, Any]]
     ) -> None:
@@ -493,198 +458,6 @@ class OrchestrationEngine(KeyedWorkers):
         """Start again what the history scheduled and nothing completed (after a restart)."""
         for work, signal_key in unfinished_work(record, inbox):
             await self._start_work(record.instance_id, record.execution_id, work, signal_key, again=True)
-
-    # -- work ------------------------------------------------------------------------------------
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _give_up_activities(self, iid: str) -> None:
-        """The instance ended (terminated, purged): its running activities stop holding their slots
-        and threads; nothing waits for their results."""
-        for key, task in list(self._running.items()):
-            if key[0] == iid:
-                task.cancel()
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
-
-    async def _start_work(
-        self, iid: str, execution: str, work: Work, signal_key: str | None, again: bool = False
-    ) -> None:
-        """Start one piece of scheduled work (`again`: after a restart, it may have been started)."""
-        if work.kind == "activity":
-            key = (iid, execution, work.task_id)
-            if key not in self._running:
-                self._running[key] = self._spawn(
-                    self._run_activity(iid, execution, work), f"activity {work.name} {iid}"
-                )
-        elif work.kind == "timer":
-            assert work.fire_at is not None
-            self.scheduler.at(work.fire_at, (iid, execution, work.task_id), self._fire, iid, execution, work)
-        elif work.kind == "sub":
-            await self._start_child(iid, execution, work)
-        elif work.kind in ("call", "signal"):
-            await self._send_to_entity(iid, execution, work, signal_key or new_signal_key(), again)
-        else:
-            reason = f"{work.name} is not supported by the local host"
-            await self._answer(iid, execution, h.TASK_FAILED, work.task_id, Reason=reason, Details="")
-
-    async def _answer(self, iid: str, execution: str, kind: int, task_id: int, **fields: Any) -> None:
-        """A completion for `task_id`: activity results and timer fires in memory (see `deliver`),
-        a child's failure to start in the inbox."""
-        event = h.event(kind, self.now(), **{h.COMPLETION_KEYS[kind]: task_id}, **fields)
-        if kind in (h.TASK_COMPLETED, h.TASK_FAILED, h.TIMER_FIRED):
-            self.deliver(iid, event, execution)
-        else:
-            await self.send(iid, event, execution)
-
-    async def _fire(self, iid: str, execution: str, work: Work) -> None:
-        assert work.fire_at is not None
-        await self._answer(iid, execution, h.TIMER_FIRED, work.task_id, FireAt=h.iso(work.fire_at))
-
-    async def _run_activity(self, iid: str, execution: str, work: Work) -> None:
-        try:
-            activity = self.activities.get(work.name.lower())
-            if activity is None:
-                reason = f"activity function '{work.name}' is not defined by this app"
-                await self._answer(iid, execution, h.TASK_FAILED, work.task_id, Reason=reason, Details="")
-                return
-            async with self._activity_slots:
-                try:
-                    result = await within(
-                        self.settings.function_timeout,
-                        self._call_activity(activity, work.input),
-                        activity.function_name,
-                    )
-                except Exception as exc:
-                    reason = f"Activity function '{activity.name}' failed: {type(exc).__name__}: {exc}"
-                    details = "".join(traceback.format_exception(exc))
-                    await self._answer(
-                        iid, execution, h.TASK_FAILED, work.task_id, Reason=reason, Details=details
-                    )
-                    return
-            await self._answer(iid, execution, h.TASK_COMPLETED, work.task_id, Result=result)
-        finally:
-            if self._running.get((iid, execution, work.task_id)) is asyncio.current_task():
-                del self._running[(iid, execution, work.task_id)]
-
-    async def _call_activity(self, activity: ActivityFunction, input_text: str | None) -> str:
-        """Decode the input and encode the result as the Functions worker does."""
-        value = ActivityTriggerConverter.decode(
-            meta.Datum(type="json", value=input_text if input_text is not None else "null"),
-            trigger_metadata=None,
-        )
-        returned = await self.outputs.call(
-            activity.fn, {activity.param: value}, activity.is_async, self._activity_threads, activity.outputs
-        )
-        return str(ActivityTriggerConverter.encode(returned, expected_type=None).value)
-
-    async def _start_child(self, iid: str, execution: str, work: Work) -> None:
-        function = self.orchestrator(work.name)
-        if function is None:
-            reason = f"orchestrator function '{work.name}' is not defined by this app"
-            await self._answer(iid, execution, h.SUB_FAILED, work.task_id, Reason=reason, Details="")
-            return
-        child = work.target
-        problem = invalid_instance_id(child)
-        if problem is not None:
-            await self._answer(iid, execution, h.SUB_FAILED, work.task_id, Reason=problem, Details="")
-            return
-        async with self.lock(child):
-            existing = await self.store.read(child)
-            if existing is not None and (
-                existing.parent,
-                existing.parent_execution,
-                existing.parent_task,
-            ) == (iid, execution, work.task_id):
-                # Already started: a resumption, or a retry after a write whose answer was lost (the
-                # child was then never woken), so wake it (an episode with nothing to do is cheap).
-                self.notify(child)
-                return
-            if existing is not None and not existing.terminal:
-                reason = f"an instance with id {child!r} is already {existing.status}"
-                await self._answer(iid, execution, h.SUB_FAILED, work.task_id, Reason=reason, Details="")
-                return
-            if existing is not None:
-                await self.store.purge(child)
-                self._forget_instance(child)
-            record = InstanceRecord(
-                instance_id=child,
-                name=function.name,
-                status="Pending",
-                execution_id=uuid.uuid4().hex,
-                input=work.input,
-                created=self.now(),
-                parent=iid,
-                parent_task=work.task_id,
-                parent_execution=execution,
-            )
-            try:
-                await self.store.write(record, None, create=True)
-            except ConcurrencyConflict:
-                pass  # written meanwhile (by a start whose answer was lost): wake it all the same
-        self.notify(child)
-
-    async def _send_to_entity(self, iid: str, execution: str, work: Work, row_key: str, again: bool) -> None:
-        name, key = split_instance_id(work.target) if work.target.count("@") >= 2 else ("", "")
-        problem = invalid_key_reason(name, key) if name else "not an entity id"
-        if problem is None and name not in self.entities.entities:
-            problem = f"no entity function named {name!r}"
-        if problem is not None:
-            # A call fails with the problem; a signal is acknowledged all the same (nothing will
-            # ever apply it), so an instance waiting for its acknowledgements can end.
-            if work.kind == "signal":
-                log.warning("instance %s signalled %s: %s", iid, work.target, problem)
-            payload = json.dumps(
-                {"result": json.dumps(f"entity {work.target}: {problem}"), "exceptionType": "Exception"}
-            )
-            await self.send(
-                iid, h.event(h.EVENT_RAISED, self.now(), Name=work.request_id, Input=payload), execution
-            )
-            return
-        input_text = None if work.input in (None, "null") else json.dumps(work.input)
-        if again:
-            # Sending again after a restart: under the entity's lock, so that its worker is not
-            # half-way through applying the first copy (which its state row would then list).
-            async with self.entities.lock(work.target):
-                entity = await self.entities.store.read(work.target)
-                if entity is not None and row_key in entity.applied:
-                    return
-                signal = await self._add_signal(iid, execution, work, name, key, input_text, row_key)
-        else:
-            signal = await self._add_signal(iid, execution, work, name, key, input_text, row_key)
-        # None: the row was already written (by a send whose answer was lost, which then woke
-        # nobody): the entity reads its signals from storage.
-        self.entities.notify(work.target, signal)
-
-    async def _add_signal(
-        self, iid: str, execution: str, work: Work, name: str, key: str, input_text: str | None, row_key: str
-    ) -> PendingSignal | None:
-        """Write the entity operation's signal row; None when that row is already there."""
-        try:
-            return await self.entities.store.add_signal(
-                name,
-                key,
-                work.name,
-                input_text,
-                row_key=row_key,
-                request_id=work.request_id,
-                parent=iid,
-                call=work.kind == "call",
-                parent_execution=execution,
-            )
-        except ResourceExistsError:
-            return None
-
-    async def entity_answered(self, parent: str, execution: str, request: str, payload: str) -> None:
-        """The entity dispatcher's answer to a call or acknowledgement of a signal (written before the
-        entity commits)."""
-        await self.send(parent, h.event(h.EVENT_RAISED, self.now(), Name=request, Input=payload), execution)
 
 
 def _continue(record: InstanceRecord, input_text: str | None) -> None:
