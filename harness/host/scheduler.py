@@ -1,4 +1,4 @@
-"""Durable timers: callbacks due at a wall-clock time, on the host's event loop.
+"""Durable timers: callbacks due at a time of the host's clock (`clock.py`), on its event loop.
 
 Timers live in memory only; what makes them durable is the history (`TimerCreated` with `FireAt`),
 from which the engine arms them again at start-up. A timer that came due while the host was down
@@ -13,14 +13,17 @@ from collections.abc import Callable, Coroutine, Hashable
 from datetime import UTC, datetime
 from typing import Any
 
+from .clock import Alarm, Clock
+
 log = logging.getLogger(__name__)
 
 
 class Scheduler:
     """Keyed one-shot timers; arming a key twice keeps the first (a resumption re-arms timers)."""
 
-    def __init__(self) -> None:
-        self._handles: dict[tuple[Hashable, ...], asyncio.TimerHandle] = {}
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()
+        self._handles: dict[tuple[Hashable, ...], Alarm] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
 
@@ -36,9 +39,7 @@ class Scheduler:
             return
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        delay = max(0.0, (when - datetime.now(UTC)).total_seconds())
-        loop = asyncio.get_running_loop()
-        self._handles[key] = loop.call_later(delay, self._fire, key, callback, args)
+        self._handles[key] = self.clock.call_at(when, self._fire, key, callback, args)
 
     def _fire(self, key: tuple[Hashable, ...], callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self._handles.pop(key, None)

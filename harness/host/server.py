@@ -28,6 +28,7 @@ from azure.core.exceptions import AzureError
 from harness.processes import port_argument
 
 from .api import BASE_PATH, ApiGuard, KeyPolicy, unsupported
+from .clock import Clock
 from .entities.api import EntityApi
 from .entities.dispatcher import EntityDispatcher
 from .entities.store import EntityStore, StorageUnavailable
@@ -85,7 +86,9 @@ class LocalHost:
         enforce_keys: bool = False,
         function_key: str | None = None,
         hub_name: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        """`clock`: what time it is for everything durable on the host (default: the wall clock)."""
         self.app_dir = Path(app_dir).resolve()
         self.port = port
         self.host = host
@@ -94,6 +97,7 @@ class LocalHost:
         self.function_key = function_key or os.environ.get(KEY_ENV) or secrets.token_urlsafe(24)
         self._hub_arg = hub_name
         self.instance_id = uuid.uuid4().hex
+        self.clock = clock or Clock()
         self.index: AppIndex | None = None
         self.config: HostConfig | None = None
         self.store: EntityStore | None = None
@@ -191,8 +195,8 @@ class LocalHost:
             config = dataclasses.replace(config, hub_name=self._hub_arg)
         self.config = config
         self.index = load_app(self.app_dir)
-        self.store = EntityStore(storage, config.hub_name)
-        self.instances = InstanceStore(storage, config.hub_name)
+        self.store = EntityStore(storage, config.hub_name, self.clock)
+        self.instances = InstanceStore(storage, config.hub_name, self.clock)
         try:
             await self.store.open()
             await self.instances.open()
@@ -214,6 +218,7 @@ class LocalHost:
             self._executor,
             self.outputs,
             EngineSettings(config.max_activities, config.max_orchestrators, timeout),
+            self.clock,
         )
         functions = FunctionServer(
             self.index,
@@ -228,7 +233,13 @@ class LocalHost:
         app = web.Application(client_max_size=MAX_HTTP_BODY, middlewares=[json_errors])
         app.router.add_get("/admin/host/status", self._status)
         services = TriggerServices(
-            self._executor, self.client_binding, self.outputs, self.engine.scheduler, storage, config
+            self._executor,
+            self.client_binding,
+            self.outputs,
+            self.engine.scheduler,
+            storage,
+            config,
+            self.clock,
         )
         self.triggers = [
             kind.create(self.index.triggered[kind.binding_type], services)

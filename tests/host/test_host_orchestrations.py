@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import aiohttp
 import pytest
 
 from harness.host import LocalHost
+from harness.host.clock import Clock
 
 ORCH_APP = Path(__file__).resolve().parent / "orchestration_app"
 API = "/runtime/webhooks/durabletask"
@@ -204,6 +206,29 @@ async def test_new_uuid_and_clock_are_the_same_on_every_replay(host, http):
     history = await history_of(http, host, done["instanceId"])
     first_started = history[0]["Timestamp"]
     assert output["started"].startswith(first_started[:19])
+
+
+AHEAD = timedelta(days=5 * 365)
+
+
+class AheadClock(Clock):
+    """Five years ahead of the wall clock: a durable timer armed by the wall clock would never fire."""
+
+    def now(self) -> datetime:
+        return super().now() + AHEAD
+
+
+async def test_the_host_clock_gives_episode_and_history_times_and_fires_durable_timers(
+    azurite_connstr, hub, http
+):
+    async with LocalHost(ORCH_APP, port=0, storage=azurite_connstr, hub_name=hub, clock=AheadClock()) as host:
+        links = await start(http, host, "deterministic")  # waits on a 200 ms durable timer
+        done = await wait_done(http, links)
+        history = await history_of(http, host, done["instanceId"])
+    year = str((datetime.now(UTC) + AHEAD).year)
+    assert done["output"]["started"].startswith(year)  # current_utc_datetime
+    assert done["createdTime"].startswith(year) and done["lastUpdatedTime"].startswith(year)
+    assert history[0]["Timestamp"].startswith(year) and history[-1]["Timestamp"].startswith(year)
 
 
 async def wait_for(http: aiohttp.ClientSession, links: dict, predicate: Any, timeout: float = 10.0) -> dict:

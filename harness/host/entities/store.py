@@ -27,7 +27,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -39,6 +39,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
+from ..clock import Clock
 from ..storage.tables import (
     CACHED_ROWS,
     PART_CHARS,
@@ -152,8 +153,10 @@ class EntityRecord:
 class EntityStore(HubStorage):
     """Async access to one task hub's entity table and blob container."""
 
-    def __init__(self, connection_string: str, hub_name: str) -> None:
+    def __init__(self, connection_string: str, hub_name: str, clock: Clock | None = None) -> None:
+        """`clock` stamps `lastOperationTime` (default: the wall clock)."""
         super().__init__(connection_string, table_name_for(hub_name), container_name_for(hub_name))
+        self.clock = clock or Clock()
         self.hub_name = hub_name
         # Committed state rows (see RowCache): every poll of a waiting run request and every apply
         # then costs no storage round trip and no blob download.
@@ -341,7 +344,7 @@ class EntityStore(HubStorage):
         listed_before = before.applied if before else frozenset()
         gone = listed_before & self._deleted.get(iid, set())  # deleted since: no longer listed
         listed = listed_before - gone | {s.row_key for s in applied}
-        stamp = datetime.now(UTC)
+        stamp = self.clock.now()
         entity: dict[str, Any] = {
             "PartitionKey": iid,
             "RowKey": STATE_ROW,

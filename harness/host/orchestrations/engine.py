@@ -17,12 +17,11 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
+from ..clock import Clock
 from ..entities.dispatcher import EntityDispatcher
 from ..entities.store import new_signal_key
 from ..loader import ActivityFunction, OrchestratorFunction
@@ -61,9 +60,10 @@ class OrchestrationEngine(WorkDispatch):
         executor: Executor,
         outputs: OutputWriter,
         settings: EngineSettings | None = None,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        """`outputs` calls activities with their output bindings (queue outputs) bound."""
+        """`outputs` calls activities with their output bindings (queue outputs) bound; `clock` gives
+        history times, `current_utc_datetime` and the timers' times (default: the wall clock)."""
         super().__init__()
         self.outputs = outputs
         self.store = store
@@ -72,8 +72,9 @@ class OrchestrationEngine(WorkDispatch):
         self.activities = activities
         self.executor = executor
         self.settings = settings or EngineSettings()
-        self.now = clock or (lambda: datetime.now(UTC))
-        self.scheduler = Scheduler()
+        self.clock = clock or Clock()
+        self.now = self.clock.now
+        self.scheduler = Scheduler(self.clock)
         # Messages this process wrote and has not applied yet (they are also in storage); instances in
         # `_unknown` may have messages only storage knows of (an earlier run's, or after a failure).
         self._accepted: dict[str, dict[str, Message]] = {}
@@ -272,7 +273,7 @@ class OrchestrationEngine(WorkDispatch):
             return False
         if record.finishing is not None:
             return await self._finish_after_signals(record, rest, consumed, marks)
-        batch, acks, dropped, held = take_batch(record, rest)
+        batch, acks, dropped, held = take_batch(record, rest, self.now())
         consumed.extend(dropped)
         consumed.extend(m.row_key for m, _ in [*batch, *acks])
         marks.extend(e for _, e in acks)
@@ -379,7 +380,7 @@ class OrchestrationEngine(WorkDispatch):
         self, record: InstanceRecord, inbox: list[Message], consumed: list[str], marks: list[dict[str, Any]]
     ) -> bool:
         """End an instance whose last episode signalled entities, once all of them acknowledged."""
-        _, acks, _, _ = take_batch(record, inbox)
+        _, acks, _, _ = take_batch(record, inbox, self.now())
         acked = acknowledged(record.history) | {event["RequestId"] for _, event in acks}
         sent = {e["SignalId"] for e in record.history if e["EventType"] == h.EVENT_SENT and e.get("SignalId")}
         if sent - acked:

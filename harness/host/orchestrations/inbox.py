@@ -11,7 +11,7 @@ name). Terminate, suspend and resume (`CONTROL`) are taken by the engine before 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from . import history as h
@@ -31,7 +31,7 @@ class Batch(NamedTuple):
     held: list[tuple[Message, dict[str, Any]]]  # external events tried after the others
 
 
-def take_batch(record: InstanceRecord, inbox: list[Message]) -> Batch:
+def take_batch(record: InstanceRecord, inbox: list[Message], now: datetime) -> Batch:
     """The events this episode hands the SDK, the signal acknowledgements it records, the
     messages to drop (stale or duplicate), and the external events it may try after the others.
 
@@ -77,7 +77,10 @@ def take_batch(record: InstanceRecord, inbox: list[Message]) -> Batch:
                 if name not in answered:
                     answered.add(name)
                     acks.append(
-                        (message, h.event(h.GENERIC_EVENT, event_time(event), Name="ack", RequestId=name))
+                        (
+                            message,
+                            h.event(h.GENERIC_EVENT, event_time(event, now), Name="ack", RequestId=name),
+                        )
                     )
                 else:
                     dropped.append(message.row_key)
@@ -114,6 +117,6 @@ def acknowledged(history: list[dict[str, Any]]) -> set[str]:
     }
 
 
-def event_time(event: dict[str, Any]) -> datetime:
-    """When an inbox event was written (its Timestamp)."""
-    return h.parse_time(str(event.get("Timestamp"))) if event.get("Timestamp") else datetime.now(UTC)
+def event_time(event: dict[str, Any], now: datetime) -> datetime:
+    """When an inbox event was written (its Timestamp; `now` for one without)."""
+    return h.parse_time(str(event.get("Timestamp"))) if event.get("Timestamp") else now

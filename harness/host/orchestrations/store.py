@@ -38,7 +38,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -50,6 +50,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
+from ..clock import Clock
 from ..storage.tables import (
     ConcurrencyConflict,
     HubStorage,
@@ -134,7 +135,9 @@ class InstanceRecord:
 class InstanceStore(HubStorage):
     """Async access to one task hub's instance table."""
 
-    def __init__(self, connection_string: str, hub_name: str) -> None:
+    def __init__(self, connection_string: str, hub_name: str, clock: Clock | None = None) -> None:
+        """`clock` stamps `lastUpdatedTime` (default: the wall clock)."""
+        self.clock = clock or Clock()
         super().__init__(
             connection_string,
             table_name_for(hub_name, "Instances"),
@@ -368,7 +371,7 @@ class InstanceStore(HubStorage):
     ) -> None:
         """Write the instance row: created when `create`, else replaced if unchanged since `before`."""
         await self.ensure()
-        record.updated = datetime.now(UTC)
+        record.updated = self.clock.now()
         entity, blobs = await self._row(record)
         try:
             if create:

@@ -15,6 +15,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ..clock import Clock
 from ..loader import TriggeredFunction
 from ..scheduler import Scheduler
 from ..settings import HostConfig
@@ -34,6 +35,7 @@ class TriggerServices:
     scheduler: Scheduler
     storage: str  # the host's own connection string, which `AzureWebJobsStorage` means
     config: HostConfig
+    clock: Clock  # what time it is for schedules (the scheduler's own clock)
 
 
 class Trigger(ABC):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from azure.functions.timer import TimerRequest
 from croniter import croniter
@@ -107,7 +107,7 @@ class TimerTriggers(Trigger):
 
     def start(self) -> None:
         """Arm every timer (and fire those with `run_on_startup` now)."""
-        now = datetime.now(UTC)
+        now = self.services.clock.now()
         for name, item in self.timers.items():
             first = now if item.run_on_startup else item.schedule.next_after(now)
             self.scheduler.at(first, ("timer", name, first.isoformat()), self._fire, name, first)
@@ -118,7 +118,7 @@ class TimerTriggers(Trigger):
 
     def next_firing(self, name: str) -> datetime:
         """When `name` fires next, from now (for the banner)."""
-        return self.timers[name].schedule.next_after(datetime.now(UTC))
+        return self.timers[name].schedule.next_after(self.services.clock.now())
 
     def banner(self) -> list[str]:
         return [
@@ -128,7 +128,7 @@ class TimerTriggers(Trigger):
 
     async def _fire(self, name: str, due: datetime) -> None:
         item = self.timers[name]
-        following = item.schedule.next_after(max(due, datetime.now(UTC)))
+        following = item.schedule.next_after(max(due, self.services.clock.now()))
         self.scheduler.at(following, ("timer", name, following.isoformat()), self._fire, name, following)
         log.info("Executing 'Functions.%s' (Reason='Timer fired at %s')", name, due.isoformat())
         try:
