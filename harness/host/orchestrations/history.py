@@ -13,63 +13,40 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-# DTFx EventType numbers (the SDK accepts only integers).
-EXECUTION_STARTED = 0
-EXECUTION_COMPLETED = 1
-EXECUTION_FAILED = 2
-EXECUTION_TERMINATED = 3
-TASK_SCHEDULED = 4
-TASK_COMPLETED = 5
-TASK_FAILED = 6
-SUB_CREATED = 7
-SUB_COMPLETED = 8
-SUB_FAILED = 9
-TIMER_CREATED = 10
-TIMER_FIRED = 11
-ORCHESTRATOR_STARTED = 12
-ORCHESTRATOR_COMPLETED = 13
-EVENT_SENT = 14
-EVENT_RAISED = 15
-CONTINUE_AS_NEW = 16
-GENERIC_EVENT = 17  # the host's own marks (signal acknowledgements); the SDK skips them
-EXECUTION_SUSPENDED = 19
-EXECUTION_RESUMED = 20
+from azure.durable_functions.models.actions import ActionType
+from azure.durable_functions.models.history import HistoryEventType
 
+# DTFx EventType numbers: the SDK's own enum (an IntEnum, so stored JSON holds the integers the SDK
+# accepts), under the short names the host uses.
+EXECUTION_STARTED = HistoryEventType.EXECUTION_STARTED
+EXECUTION_COMPLETED = HistoryEventType.EXECUTION_COMPLETED
+EXECUTION_FAILED = HistoryEventType.EXECUTION_FAILED
+EXECUTION_TERMINATED = HistoryEventType.EXECUTION_TERMINATED
+TASK_SCHEDULED = HistoryEventType.TASK_SCHEDULED
+TASK_COMPLETED = HistoryEventType.TASK_COMPLETED
+TASK_FAILED = HistoryEventType.TASK_FAILED
+SUB_CREATED = HistoryEventType.SUB_ORCHESTRATION_INSTANCE_CREATED
+SUB_COMPLETED = HistoryEventType.SUB_ORCHESTRATION_INSTANCE_COMPLETED
+SUB_FAILED = HistoryEventType.SUB_ORCHESTRATION_INSTANCE_FAILED
+TIMER_CREATED = HistoryEventType.TIMER_CREATED
+TIMER_FIRED = HistoryEventType.TIMER_FIRED
+ORCHESTRATOR_STARTED = HistoryEventType.ORCHESTRATOR_STARTED
+ORCHESTRATOR_COMPLETED = HistoryEventType.ORCHESTRATOR_COMPLETED
+EVENT_SENT = HistoryEventType.EVENT_SENT
+EVENT_RAISED = HistoryEventType.EVENT_RAISED
+CONTINUE_AS_NEW = HistoryEventType.CONTINUE_AS_NEW
+# The host's own marks (signal acknowledgements); the SDK skips them.
+GENERIC_EVENT = HistoryEventType.GENERIC_EVENT
+EXECUTION_SUSPENDED = HistoryEventType.EXECUTION_SUSPENDED
+EXECUTION_RESUMED = HistoryEventType.EXECUTION_RESUMED
+
+# The names the instance API shows (`SUB_ORCHESTRATION_INSTANCE_CREATED` ->
+# `SubOrchestrationInstanceCreated`); the host's own marks and the SDK's HistoryState are not shown.
 NAMES = {
-    EXECUTION_STARTED: "ExecutionStarted",
-    EXECUTION_COMPLETED: "ExecutionCompleted",
-    EXECUTION_FAILED: "ExecutionFailed",
-    EXECUTION_TERMINATED: "ExecutionTerminated",
-    TASK_SCHEDULED: "TaskScheduled",
-    TASK_COMPLETED: "TaskCompleted",
-    TASK_FAILED: "TaskFailed",
-    SUB_CREATED: "SubOrchestrationInstanceCreated",
-    SUB_COMPLETED: "SubOrchestrationInstanceCompleted",
-    SUB_FAILED: "SubOrchestrationInstanceFailed",
-    TIMER_CREATED: "TimerCreated",
-    TIMER_FIRED: "TimerFired",
-    ORCHESTRATOR_STARTED: "OrchestratorStarted",
-    ORCHESTRATOR_COMPLETED: "OrchestratorCompleted",
-    EVENT_SENT: "EventSent",
-    EVENT_RAISED: "EventRaised",
-    CONTINUE_AS_NEW: "ContinueAsNew",
-    EXECUTION_SUSPENDED: "ExecutionSuspended",
-    EXECUTION_RESUMED: "ExecutionResumed",
+    kind: "".join(word.capitalize() for word in kind.name.split("_"))
+    for kind in HistoryEventType
+    if kind not in (GENERIC_EVENT, HistoryEventType.HISTORY_STATE)
 }
-
-# Action types of the SDK's orchestrator state (orchestration-protocol.md section 5).
-CALL_ACTIVITY = 0
-CALL_ACTIVITY_RETRY = 1
-CALL_SUB = 2
-CALL_SUB_RETRY = 3
-CONTINUE_AS_NEW_ACTION = 4
-CREATE_TIMER = 5
-WAIT_EVENT = 6
-CALL_ENTITY = 7
-CALL_HTTP = 8
-SIGNAL_ENTITY = 9
-WHEN_ANY = 11
-WHEN_ALL = 12
 
 # Completions: the key that names the task they finish.
 COMPLETION_KEYS = {
@@ -108,7 +85,7 @@ def flatten(actions: list[Any]) -> list[dict[str, Any]]:
             for child in action:
                 walk(child)
         elif isinstance(action, dict):
-            if action.get("actionType") in (WHEN_ANY, WHEN_ALL):
+            if action.get("actionType") in (ActionType.WHEN_ANY, ActionType.WHEN_ALL):
                 walk(action.get("compoundActions") or [])
             else:
                 flat.append(action)

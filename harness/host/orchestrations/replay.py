@@ -25,6 +25,7 @@ from typing import Any
 
 import azure.functions as func
 from azure.durable_functions import DurableOrchestrationContext, Orchestrator
+from azure.durable_functions.models.actions import ActionType
 
 from . import history as h
 
@@ -222,7 +223,7 @@ def _answered(
     """
     open_waits: dict[str, int] = {}
     for action in h.flatten(state.get("actions") or []):
-        if action.get("actionType") == h.WAIT_EVENT:
+        if action.get("actionType") == ActionType.WAIT_FOR_EXTERNAL_EVENT:
             name = str(action.get("externalEventName"))
             open_waits[name] = open_waits.get(name, 0) + 1
     for name in h.raised_names([*instance.history, *batch]):
@@ -248,7 +249,7 @@ def _decide(
         status="Running", events=new_events, actions_seen=max(len(flat), instance.actions_seen)
     )
     for action in flat:
-        if action.get("actionType") == h.WAIT_EVENT:
+        if action.get("actionType") == ActionType.WAIT_FOR_EXTERNAL_EVENT:
             name = str(action.get("externalEventName"))
             decision.waits[name] = decision.waits.get(name, 0) + 1
     if "customStatus" in state:
@@ -262,17 +263,18 @@ def _decide(
         if item["EventType"] == h.TIMER_CREATED and not item.get("IsCanceled")
     }
     for index, action in enumerate(flat[: instance.actions_seen]):
-        if action.get("actionType") == h.CREATE_TIMER and action.get("isCanceled") and index in timers:
+        canceled = action.get("actionType") == ActionType.CREATE_TIMER and action.get("isCanceled")
+        if canceled and index in timers:
             decision.canceled_timers.append(int(timers[index]["EventId"]))
     ended = error is not None or bool(state.get("isDone"))
     for index in range(instance.actions_seen, len(flat)):
         action = flat[index]
         kind = action.get("actionType")
-        if kind == h.WAIT_EVENT:
+        if kind == ActionType.WAIT_FOR_EXTERNAL_EVENT:
             continue  # keyed by event name, takes no id
         task_id = counter
         counter += 1
-        if kind == h.CONTINUE_AS_NEW_ACTION:
+        if kind == ActionType.CONTINUE_AS_NEW:
             decision.continue_input = action.get("input")
             continue
         if error is not None:
@@ -315,22 +317,23 @@ def _schedule(
     """The history events and the work for one new action."""
     kind = action.get("actionType")
     retry = action.get("retryOptions")
-    if kind in (h.CALL_ACTIVITY, h.CALL_ACTIVITY_RETRY):
+    if kind in (ActionType.CALL_ACTIVITY, ActionType.CALL_ACTIVITY_WITH_RETRY):
         name = str(action.get("functionName"))
-        extra = _retry_fields(task_id, 1, retry) if kind == h.CALL_ACTIVITY_RETRY else {}
+        extra = _retry_fields(task_id, 1, retry) if kind == ActionType.CALL_ACTIVITY_WITH_RETRY else {}
         decision.work.append(Work("activity", task_id, name, action.get("input")))
         return [h.event(h.TASK_SCHEDULED, now, task_id, Name=name, Input=action.get("input"), **extra)]
-    if kind in (h.CALL_SUB, h.CALL_SUB_RETRY):
+    if kind in (ActionType.CALL_SUB_ORCHESTRATOR, ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY):
         name = str(action.get("functionName"))
         child = action.get("instanceId") or child_instance_id(instance, task_id)
-        extra = _retry_fields(task_id, 1, retry) if kind == h.CALL_SUB_RETRY else {}
+        with_retry = kind == ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY
+        extra = _retry_fields(task_id, 1, retry) if with_retry else {}
         decision.work.append(Work("sub", task_id, name, action.get("input"), target=child))
         return [
             h.event(
                 h.SUB_CREATED, now, task_id, Name=name, Input=action.get("input"), InstanceId=child, **extra
             )
         ]
-    if kind == h.CREATE_TIMER:
+    if kind == ActionType.CREATE_TIMER:
         fire_at = h.parse_time(str(action.get("fireAt")))
         item = h.event(h.TIMER_CREATED, now, task_id, FireAt=h.iso(fire_at), ActionIndex=index)
         if action.get("isCanceled"):
@@ -338,12 +341,12 @@ def _schedule(
         else:
             decision.work.append(Work("timer", task_id, fire_at=fire_at))
         return [item]
-    if kind in (h.CALL_ENTITY, h.SIGNAL_ENTITY):
+    if kind in (ActionType.CALL_ENTITY, ActionType.SIGNAL_ENTITY):
         target = str(action.get("instanceId"))
         operation = str(action.get("operation"))
         rid = request_id(instance, task_id)
         message = {"op": operation, "id": rid, "parent": instance.instance_id, "input": action.get("input")}
-        if kind == h.CALL_ENTITY:
+        if kind == ActionType.CALL_ENTITY:
             decision.work.append(
                 Work("call", task_id, operation, action.get("input"), target=target, request_id=rid)
             )
@@ -365,7 +368,7 @@ def _schedule(
                 **fields,
             )
         ]
-    if kind == h.CALL_HTTP:
+    if kind == ActionType.CALL_HTTP:
         decision.work.append(Work("http", task_id, "call_http"))
         return [h.event(h.TASK_SCHEDULED, now, task_id, Name="BuiltIn::HttpActivity")]
     # An action this host does not know: fail its task so the orchestrator hears of it.
