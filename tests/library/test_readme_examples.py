@@ -10,6 +10,7 @@ SKIPPED with the reason; a new block, or a new page under docs/, runs automatica
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from durableagent import AgentFunctionApp
 from fakes import ScriptedChatClient
 
 from .conftest import DurableClientDouble
-from .orchestrations import Driver
+from .orchestrations import Driver, flatten
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "samples" / "README.md"]
@@ -98,6 +99,21 @@ def test_python_block_runs_as_written(page, index, block, monkeypatch, capsys):
         state = Driver(app, DurableClientDouble(app), "chain").run()
         assert state.get("isDone") and "error" not in state, state
         assert state["output"] == "Acme. Always."
+    if "def long_chain(context)" in block:
+        # The continue_as_new example: 50 calls per execution, then a new execution with the rest.
+        @app.activity_trigger(input_name="value")
+        def inc(value: int) -> int:
+            return value + 1
+
+        host = DurableClientDouble(app)
+        done = Driver(app, host, "long_chain", input_={"value": 0, "left": 30}).run(60)
+        assert done.get("isDone") and done["output"] == 30, done
+        driver = Driver(app, host, "long_chain", instance_id="inst2", input_={"value": 0, "left": 120})
+        state = driver.run(60)
+        assert driver.activities["inc"] == list(range(50)), driver.activities
+        assert state.get("isDone") and state.get("output") is None, state
+        last = flatten(state["actions"][-1])[-1]  # actionType 4: ContinueAsNew
+        assert last["actionType"] == 4 and json.loads(last["input"]) == {"value": 50, "left": 70}, last
     if "PrintReplies" in block:
         # The callback the block registers sees a real turn of its agent.
         host = DurableClientDouble(app)
