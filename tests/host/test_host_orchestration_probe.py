@@ -596,7 +596,7 @@ async def test_sync_activities_cannot_starve_orchestrators_and_http(azurite_conn
         await wait_until(http, host.url, busy, lambda b: b["runtimeStatus"] == "Running")
         assert host.engine is not None
         pool = host.engine._activity_threads
-        await eventually(lambda: len(pool._threads) >= 40, "all 40 activities to run in a thread")
+        await eventually(lambda: pool.counted >= 40, "all 40 activities to run in a thread")
         began = time.monotonic()
         quick = await start(http, host.url, "waiter")
         await wait_until(http, host.url, quick, lambda b: b["runtimeStatus"] == "Running")

@@ -1,14 +1,16 @@
-"""Every `python` block of README.md runs as written (issue 12, part 1).
+"""Every `python` block of the README and of the documentation pages runs as written (issue 12, part 1;
+issue 21, item 6), and every relative link of those pages leads somewhere.
 
-Each block runs in a fresh namespace holding only what the README's prose says the reader brings:
+Each block runs in a fresh namespace holding only what the pages' prose says the reader brings:
 `my_chat_client` (a chat client: here the scripted fake) and `get_weather` (a tool), plus `app` for
-a block that uses an app without making one (the orchestration example, whose prose says it goes in
-the app above). Blocks that cannot run in a unit test are listed in SKIPPED with the reason; a new
-block runs automatically.
+a block that uses an app without making one (the orchestration example, whose prose says `app` is
+your `AgentFunctionApp` with a `WriterAgent`). Blocks that cannot run in a unit test are listed in
+SKIPPED with the reason; a new block, or a new page under docs/, runs automatically.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,22 @@ from durableagent import AgentFunctionApp
 from fakes import ScriptedChatClient
 
 from .conftest import DurableClientDouble
-from .orchestrations import Driver
+from .orchestrations import Driver, flatten
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), re.S | re.M)
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "samples" / "README.md"]
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+
+
+def _page_name(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
+
+
+def _python_blocks(page: Path) -> list[str]:
+    return [body for lang, body in FENCE.findall(page.read_text(encoding="utf-8")) if lang == "python"]
+
+
+BLOCKS = [(_page_name(page), i, block) for page in PAGES for i, block in enumerate(_python_blocks(page))]
 SKIPPED = {
     "def test_flow(orchestration):": (
         "a pytest test for the `orchestration` fixture: it needs a running local host with Azurite and "
@@ -53,25 +67,31 @@ def _skip_reason(block: str) -> str | None:
     return next((reason for marker, reason in SKIPPED.items() if marker in block), None)
 
 
-def test_the_readme_has_the_documented_examples():
-    joined = "\n".join(BLOCKS)
+def test_the_pages_have_the_documented_examples():
+    assert {"README.md", "docs/library.md", "docs/orchestrations.md", "docs/testing.md"} <= {
+        page for page, _, _ in BLOCKS
+    }
+    joined = "\n".join(block for _, _, block in BLOCKS)
     for name in ["add_user_message", "add_assistant_message", "restore_state", "with_random_key", "parse"]:
+        assert name in joined, name
+    for name in ["AgentFunctionApp(agents=[agent])", "PrintReplies", "def chain(context)"]:
         assert name in joined, name
     assert len(BLOCKS) >= 5
     for marker in SKIPPED:
-        assert marker in joined, f"SKIPPED names a block the README no longer has: {marker}"
+        assert marker in joined, f"SKIPPED names a block no page has any more: {marker}"
 
 
-@pytest.mark.parametrize("index", range(len(BLOCKS)), ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_readme_python_block_runs_as_written(index, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    ("page", "index", "block"), BLOCKS, ids=[f"{page}:block{index}" for page, index, _ in BLOCKS]
+)
+def test_python_block_runs_as_written(page, index, block, monkeypatch, capsys):
     monkeypatch.delenv("DURABLEAGENT_CHAT_SCRIPT", raising=False)
-    block = BLOCKS[index]
     reason = _skip_reason(block)
     if reason:
         pytest.skip(reason)
     fake = ScriptedChatClient(steps=[{"text": "Acme: always on."}, {"text": "Acme. Always."}])
     namespace = _namespace(block, fake)
-    exec(compile(block, f"README.md python block {index}", "exec"), namespace)  # noqa: S102
+    exec(compile(block, f"{page} python block {index}", "exec"), namespace)  # noqa: S102
 
     app = namespace.get("app")
     if "def chain(context)" in block:
@@ -79,6 +99,21 @@ def test_readme_python_block_runs_as_written(index, monkeypatch, capsys):
         state = Driver(app, DurableClientDouble(app), "chain").run()
         assert state.get("isDone") and "error" not in state, state
         assert state["output"] == "Acme. Always."
+    if "def long_chain(context)" in block:
+        # The continue_as_new example: 50 calls per execution, then a new execution with the rest.
+        @app.activity_trigger(input_name="value")
+        def inc(value: int) -> int:
+            return value + 1
+
+        host = DurableClientDouble(app)
+        done = Driver(app, host, "long_chain", input_={"value": 0, "left": 30}).run(60)
+        assert done.get("isDone") and done["output"] == 30, done
+        driver = Driver(app, host, "long_chain", instance_id="inst2", input_={"value": 0, "left": 120})
+        state = driver.run(60)
+        assert driver.activities["inc"] == list(range(50)), driver.activities
+        assert state.get("isDone") and state.get("output") is None, state
+        last = flatten(state["actions"][-1])[-1]  # actionType 4: ContinueAsNew
+        assert last["actionType"] == 4 and json.loads(last["input"]) == {"value": 50, "left": 70}, last
     if "PrintReplies" in block:
         # The callback the block registers sees a real turn of its agent.
         host = DurableClientDouble(app)
@@ -89,3 +124,66 @@ def test_readme_python_block_runs_as_written(index, monkeypatch, capsys):
         assert app._resolve_http("Planner") is None and app._resolve("Planner") == "Planner"
     if isinstance(app, AgentFunctionApp) and "WeatherAgent" in block:
         assert "WeatherAgent" in app.agents
+
+
+# Links: `[text](target)` outside code, where target is neither a URL nor a bare anchor of a URL.
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+INLINE_CODE = re.compile(r"`[^`\n]*`")
+
+
+def _prose(text: str) -> str:
+    """The page without fenced blocks and inline code, where `](` is text, not a link."""
+    return INLINE_CODE.sub("", FENCE.sub("", text))
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives the page's headings: lower case, punctuation dropped, spaces to
+    hyphens, and `-1`, `-2`, ... for repeats."""
+    seen: dict[str, int] = {}
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#{1,6} +(.+?) *#*$", FENCE.sub("", page.read_text(encoding="utf-8")), re.M):
+        text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)
+        slug = re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
+def _relative_links(page: Path) -> list[str]:
+    return [
+        target
+        for target in LINK.findall(_prose(page.read_text(encoding="utf-8")))
+        if not re.match(r"[a-z][a-z0-9+.-]*:", target)
+    ]
+
+
+def test_the_link_checker_sees_links_and_anchors():
+    readme = ROOT / "README.md"
+    assert "docs/http-api.md" in _relative_links(readme)
+    assert "func-or-the-local-host" in _anchors(ROOT / "docs" / "harness.md")
+    assert "microsoft-compatible-spellings" in _anchors(ROOT / "docs" / "http-api.md")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_name)
+def test_relative_links_lead_to_a_file_and_heading(page: Path):
+    broken = []
+    for target in _relative_links(page):
+        path, _, anchor = target.partition("#")
+        destination = (page.parent / path).resolve() if path else page
+        if not destination.exists():
+            broken.append(f"{target}: no file {destination.relative_to(ROOT)}")
+        elif anchor and destination.suffix == ".md" and anchor not in _anchors(destination):
+            broken.append(f"{target}: no heading #{anchor} in {_page_name(destination)}")
+    assert not broken, f"{_page_name(page)} has broken links:\n" + "\n".join(broken)
+
+
+def test_the_readme_links_every_page_and_every_page_links_back():
+    """The README is the index: a page it does not link is a page nobody finds."""
+    readme = ROOT / "README.md"
+    linked = {(ROOT / target.partition("#")[0]).resolve() for target in _relative_links(readme)}
+    assert not [_page_name(page) for page in PAGES[1:] if page.resolve() not in linked]
+    # docs/architecture.md has another owner in this round; every other page starts with the way back.
+    for page in PAGES[1:]:
+        if page.name != "architecture.md":
+            assert "../README.md" in _relative_links(page), f"{_page_name(page)}: no link back to the README"
