@@ -74,7 +74,7 @@ class HttpFunction:
     is_async: bool
     outputs: Outputs = field(default_factory=Outputs)
     asgi: bool = False
-    """Takes the HTTP streams extension's (FastAPI) `Request` (served by `asgi.py`)."""
+    """Takes the HTTP streams extension's (FastAPI) `Request` (served by `triggers/asgi.py`)."""
 
 
 @dataclass

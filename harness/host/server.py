@@ -382,13 +382,7 @@ class LocalHost:
         """List what is served, like `func start` does."""
         assert self.index is not None
         lines = [f"Local Functions host ({HOST_VERSION}) for {self.app_dir}", "", "Functions:", ""]
-        for fn in self.index.http:
-            methods = ",".join(fn.methods) if len(fn.methods) < 8 else "ALL"
-            lines.append(
-                f"        {fn.name}: [{methods}] {self.url}{functions.url_path(fn)}  ({fn.auth_level})"
-            )
-            for other in fn.other_inputs:
-                lines.append(f"            warning: input binding {other} is not supported (passed None)")
+        lines.extend(f"        {line}" for line in functions.banner(self.url))
         for entity in self.index.entities.values():
             lines.append(f"        {entity.function_name}: entityTrigger ({entity.display_name})")
         for orchestrator in {id(o): o for o in self.index.orchestrators.values()}.values():

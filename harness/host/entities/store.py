@@ -1,7 +1,8 @@
 """Durable entity persistence in Azure Storage (Azurite locally).
 
-How texts are spread over row properties and blobs, and the committed-row cache, live in `tables.py`
-(shared with the orchestration store). Layout (one table and one blob container per task hub):
+How texts are spread over row properties and blobs, and the committed-row cache, live in
+`storage/tables.py` (shared with the orchestration store). Layout (one table and one blob container
+per task hub):
 - table `<hub>Entities` (hub reduced to letters/digits), PartitionKey = instance id `@name@key`;
 - row `state`: `exists`, `lastOperationTime`, `name`, `key`, `applied` (see below) and the state's
   JSON text: in `state`, split over `state`, `state1`, ... (`stateParts`) when longer than one

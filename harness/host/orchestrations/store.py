@@ -6,7 +6,7 @@ Layout (one table and one blob container per task hub, beside the entity ones):
   `parentTask`, `parentExecution`, `actionsSeen`, and the texts `input`, `output`, `customStatus`,
   `history` (the current execution's DTFx events as JSON), `waits` (wait-for-event actions per
   name, JSON), `finishing` (how an instance whose last episode signalled entities ends once they
-  acknowledged) and `applied` (see below), each stored as `tables.py` describes (one property, split,
+  acknowledged) and `applied` (see below), each stored as `storage/tables.py` describes (one property, split,
   or a blob);
 - rows `msg-<20-digit sequence>`: the inbox, one row per event waiting for the instance (an external
   event, an entity's answer or acknowledgement, a child's completion, a terminate, suspend or

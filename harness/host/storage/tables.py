@@ -7,7 +7,8 @@ Texts (entity state, signal inputs, orchestration history, inputs and outputs) a
   Only the first `PParts` properties make the text: a merge that shortened it may leave stale ones;
 - in a blob named by `PBlob` beyond that (a new blob name per write, so a reader never sees a
   half-written one; the old blob is deleted after the row that named it was replaced).
-Each store documents its own rows and why a crash is safe with them (`store.py`, `instances.py`).
+Each store documents its own rows and why a crash is safe with them (`entities/store.py`,
+`orchestrations/store.py`).
 """
 
 from __future__ import annotations

@@ -140,6 +140,16 @@ class FunctionServer:
         parts = [p for p in (self.prefix, fn.route.strip("/")) if p]
         return "/" + "/".join(parts)
 
+    def banner(self, base_url: str) -> list[str]:
+        """One line per HTTP function for the start-up banner (and a warning per unserved input)."""
+        lines = []
+        for fn in self.index.http:
+            methods = ",".join(fn.methods) if len(fn.methods) < 8 else "ALL"
+            lines.append(f"{fn.name}: [{methods}] {base_url}{self.url_path(fn)}  ({fn.auth_level})")
+            for other in fn.other_inputs:
+                lines.append(f"    warning: input binding {other} is not supported (passed None)")
+        return lines
+
     def _relative(self, path: str) -> str | None:
         """The path below the route prefix (case-insensitive), or None if outside it."""
         if not self.prefix:
