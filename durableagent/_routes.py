@@ -5,29 +5,27 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any
 
-import aiohttp
-import azure.durable_functions as df
 import azure.functions as func
 
-from ._run_request import (
-    SESSION_FIELDS,
-    WAIT_FIELD,
-    RequestError,
-    check_correlation_id,
-    is_text_body,
-    one_session_key,
-    parse_flag,
-    parse_run_request,
+from ._backend import (
+    MIN_SIGNAL_SECONDS,
+    BackendUnavailable,
+    DurableClient,
+    both_spellings,
+    is_backend_failure,
+    read_state,
+    reply_body,
+    within,
 )
+from ._run_request import IDEMPOTENCY_HEADER, RequestError, check_correlation_id, parse_http_run
 from ._sessions import (
     CONTINUATION_HEADER,
     Listed,
@@ -39,37 +37,19 @@ from ._sessions import (
     list_sessions,
     parse_top,
 )
+from ._sse import EventStream, cursor_of, gone, left_session, mark_queued, turn_events
+from ._storage import LazyStore
 from .session import AgentSessionId, entity_name_for, validate_key
 from .state import AgentState
-from .streams import STREAM_FIELD, LazyStore, StreamId, Subscription, written_here
+from .streams import STREAM_FIELD, StreamId, Subscription, written_here
 
-if TYPE_CHECKING:
-    from ._sse import EventStream
-
-T = TypeVar("T")
 logger = logging.getLogger(__name__)
 REMEMBERED_SESSIONS = 1024
 FIRST_READ_BUDGET = 50  # at most this many reads' cost of waiting before the first read
 RETRY_AFTER_SECONDS = 5
-MIN_SIGNAL_SECONDS = 1.0
-"""The signal step gets at least this long even when the run timeout is shorter: a request must not
-be refused as unavailable only because its deadline was tiny."""
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-WAIT_HEADER = "x-ms-wait-for-response"
 SESSION_HEADER = "x-ms-session-id"
 """On plain-text replies, which have no JSON body to carry the session id (Microsoft's header)."""
-_STATUS_CODE = re.compile(r"unexpected status code (\d{3})")
 _IDEMPOTENT_SESSIONS = uuid.UUID("5d0c5c9e-6a55-4c43-8a0e-8f1f2f0f6d1a")
-
-
-class DurableClient(Protocol):
-    """The part of `DurableOrchestrationClient` the routes use (a double in unit tests)."""
-
-    async def signal_entity(
-        self, entityId: df.EntityId, operation_name: str, operation_input: Any = None
-    ) -> None: ...
-
-    async def read_entity_state(self, entityId: df.EntityId) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -117,58 +97,9 @@ def bug_response(exc: BaseException, what: str, **extra: Any) -> func.HttpRespon
     return error_response(f"internal error: {type(exc).__name__}: {exc}", 500, **extra)
 
 
-class BackendUnavailable(Exception):
-    """The durable backend (storage, host) did not answer as expected."""
-
-
-def is_backend_failure(exc: BaseException) -> bool:
-    """Whether `exc` from the durable client means the back end failed rather than our code.
-
-    The Python durable client raises a plain `Exception` naming the status code for any answer it
-    does not expect, lets aiohttp's connection errors and timeouts through, and raises a JSON
-    decoding error when the back end answers something other than JSON. Only 5xx answers count:
-    a 4xx means we sent something the API refuses, which is a bug here.
-    """
-    if isinstance(
-        exc, BackendUnavailable | TimeoutError | OSError | aiohttp.ClientError | json.JSONDecodeError
-    ):
-        return True
-    match = _STATUS_CODE.search(str(exc))
-    return match is not None and match.group(1).startswith("5")
-
-
 def idempotent_session_key(agent: str, correlation_id: str) -> str:
     """The session a keyed request without a `sessionId` runs in: the same for every retry of it."""
     return uuid.uuid5(_IDEMPOTENT_SESSIONS, f"{agent.lower()}\n{correlation_id}").hex
-
-
-async def _within(awaitable: Awaitable[T], deadline: float, floor: float = 0.0) -> T:
-    """Await with a bound: at most until `deadline` (but at least `floor` seconds)."""
-    return await asyncio.wait_for(awaitable, max(deadline - time.monotonic(), floor))
-
-
-class UnreadableState(ValueError):
-    """Stored session state this version cannot read (corrupt, or from a newer version)."""
-
-
-async def read_state(client: DurableClient, session: AgentSessionId) -> dict[str, Any] | None:
-    """Stored state of a session, or None when the entity does not exist."""
-    try:
-        response = await client.read_entity_state(session.to_entity_id())
-    except Exception as exc:
-        if is_backend_failure(exc):
-            raise BackendUnavailable(str(exc) or type(exc).__name__) from exc
-        raise
-    if not response.entity_exists:
-        return None
-    state = response.entity_state
-    if isinstance(state, str):
-        try:
-            state = json.loads(state)
-        except ValueError:
-            raise UnreadableState(f"stored state of {session} is not JSON") from None
-    # An entity that exists without a state object (e.g. only ever asked `get_state`) has no session.
-    return state if isinstance(state, dict) else None
 
 
 class AgentRoutes:
@@ -205,21 +136,13 @@ class AgentRoutes:
 
     async def run(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse | EventStream:
         """A turn; answered as Server-Sent Events (`_sse.py`) when `Accept` asks for them."""
-        from ._sse import EventStream, mark_queued, turn_events, wants_events  # _sse builds on this
-
-        events = wants_events(req.headers.get("Accept"))
         try:
             agent = self._agent(req)
-            text_request = is_text_body(req.headers.get("Content-Type"))
-            request = parse_run_request(req.get_body() or b"", text=text_request)
-            correlation_id = _caller_correlation_id(req, request.correlation_id)
-            session_key = one_session_key(
-                [("the body's session id", request.session_key)]
-                + [(f"query parameter {field!r}", req.params.get(field)) for field in SESSION_FIELDS]
-            )
-            wait = _wait_for_response(req, request.wait_for_response)
+            parsed = parse_http_run(req.get_body() or b"", req.headers, req.params)
         except RequestError as exc:
             return error_response(str(exc), exc.status)
+        request, correlation_id, session_key = parsed.request, parsed.correlation_id, parsed.session_key
+        events, wait = parsed.events, parsed.wait
         if correlation_id is None:
             correlation_id = uuid.uuid4().hex
             key = session_key or uuid.uuid4().hex
@@ -238,7 +161,7 @@ class AgentRoutes:
         if store is not None:
             entity_input[STREAM_FIELD] = True
         try:
-            signalled = _within(
+            signalled = within(
                 client.signal_entity(session.to_entity_id(), "run_agent", entity_input),
                 deadline,
                 MIN_SIGNAL_SECONDS,
@@ -296,7 +219,7 @@ class AgentRoutes:
         body = reply_body(entry, state.message_count, request.message, ids)
         if body["status"] == "error":
             return json_response(body, 500)
-        if text_request and not _accepts_json(req):
+        if parsed.plain_text:
             return func.HttpResponse(
                 body["response"] or "",
                 status_code=200,
@@ -326,7 +249,7 @@ class AgentRoutes:
         while True:
             began = time.monotonic()
             try:
-                data = await _within(read_state(client, session), deadline)
+                data = await within(read_state(client, session), deadline)
             except (BackendUnavailable, TimeoutError) as exc:
                 logger.warning("reading %s failed; its turn is accepted: %s", session, exc or "timed out")
                 return None, state
@@ -357,7 +280,7 @@ class AgentRoutes:
             return error_response(str(exc), exc.status)
         agent, key = session.name, session.key
         try:
-            data = await _within(read_state(client, session), time.monotonic() + self.polling.timeout)
+            data = await within(read_state(client, session), time.monotonic() + self.polling.timeout)
             if data is None:
                 return error_response(f"session {key!r} of agent {agent!r} not found", 404)
             state = AgentState.from_dict(data).get_state()
@@ -374,8 +297,6 @@ class AgentRoutes:
 
         404 when neither the session's state nor the stream knows the turn; a turn the state holds
         whose stream expired is answered with its final event alone."""
-        from ._sse import EventStream, cursor_of, gone, left_session, turn_events  # _sse builds on this
-
         try:
             session = self._session(req)
             correlation_id = check_correlation_id(
@@ -390,13 +311,13 @@ class AgentRoutes:
         store = self.streams.get() if self.streams is not None else None
         stream_id = StreamId(entity_name_for(session.name), session.key, correlation_id)
         try:
-            data = await _within(read_state(client, session), deadline)
+            data = await within(read_state(client, session), deadline)
             state = AgentState.from_dict(data) if data is not None else AgentState()
             # A turn in flight is in no committed state yet: this process may be running it
             # (its rows can still be on their way to the store), or its rows are stored.
             known = state.has_correlation(correlation_id) or written_here(stream_id)
             if not known and store is not None:
-                rows = await _within(store.read(stream_id, None), deadline)
+                rows = await within(store.read(stream_id, None), deadline)
                 known = bool(rows)
                 ended = bool(rows) and rows[-1].kind == "end"
                 if ended and await left_session(client, session, correlation_id, deadline):
@@ -439,13 +360,13 @@ class AgentRoutes:
             return error_response(str(exc), exc.status)
         deadline = time.monotonic() + self.polling.timeout
         try:
-            listed = await _within(list_sessions(entity_lister(client), entity_name_for(agent)), deadline)
+            listed = await within(list_sessions(entity_lister(client), entity_name_for(agent)), deadline)
             if self.session_ttl is not None:
-                listed = await _within(self._expire_idle(client, agent, listed), deadline)
+                listed = await within(self._expire_idle(client, agent, listed), deadline)
             if token:
                 listed = after_cursor(listed, token)
             page = listed[:top]
-            states = await _within(
+            states = await within(
                 asyncio.gather(*(read_state(client, AgentSessionId(agent, item.key)) for item in page)),
                 deadline,
             )
@@ -520,11 +441,9 @@ class AgentRoutes:
             return error_response(str(exc), exc.status)
         deadline = time.monotonic() + self.polling.timeout
         try:
-            if await _within(read_state(client, session), deadline) is None:
+            if await within(read_state(client, session), deadline) is None:
                 return error_response(f"session {session.key!r} of agent {session.name!r} not found", 404)
-            await _within(
-                client.signal_entity(session.to_entity_id(), "delete"), deadline, MIN_SIGNAL_SECONDS
-            )
+            await within(client.signal_entity(session.to_entity_id(), "delete"), deadline, MIN_SIGNAL_SECONDS)
         except Exception as exc:
             if is_backend_failure(exc):
                 return unavailable_response(str(exc) or "no answer in time", sessionId=session.key)
@@ -533,7 +452,7 @@ class AgentRoutes:
         while time.monotonic() < deadline:
             await asyncio.sleep(min(next(intervals), max(deadline - time.monotonic(), 0.0)))
             try:
-                if await _within(read_state(client, session), deadline) is None:
+                if await within(read_state(client, session), deadline) is None:
                     return func.HttpResponse(status_code=204)
             except (BackendUnavailable, TimeoutError):
                 break
@@ -553,66 +472,3 @@ class AgentRoutes:
     def health(self, req: func.HttpRequest) -> func.HttpResponse:
         agents = self._agents_info()
         return json_response({"status": "healthy", "agents": agents, "agent_count": len(agents)})
-
-
-def reply_body(
-    entry: dict[str, Any], message_count: int, message: str, ids: dict[str, Any]
-) -> dict[str, Any]:
-    """The run route's JSON for a finished turn (also the data of a stream's `final` event)."""
-    if entry.get("status") == "error":
-        return {
-            "status": "error",
-            "error": entry.get("error") or "agent run failed",
-            "message": message,
-            **ids,
-        }
-    return {
-        "response": entry.get("content"),
-        "message": message,
-        "status": "success",
-        "message_count": message_count,
-        **ids,
-    }
-
-
-def both_spellings(session_key: str, correlation_id: str) -> dict[str, str]:
-    """The ids as our clients read them (`sessionId`) and as Microsoft's do (`session_id`)."""
-    return {
-        "sessionId": session_key,
-        "session_id": session_key,
-        "correlationId": correlation_id,
-        "correlation_id": correlation_id,
-    }
-
-
-def _wait_for_response(req: func.HttpRequest, from_body: bool | None) -> bool:
-    """Whether the route waits for the reply: the `x-ms-wait-for-response` header decides, then the
-    `wait_for_response` query parameter, then the body field (Microsoft's order); default yes."""
-    header = req.headers.get(WAIT_HEADER)
-    if header is not None:
-        return parse_flag(header, f"header {WAIT_HEADER}")
-    query = req.params.get(WAIT_FIELD)
-    if query is not None:
-        return parse_flag(query, f"query parameter {WAIT_FIELD!r}")
-    return True if from_body is None else from_body
-
-
-def _accepts_json(req: func.HttpRequest) -> bool:
-    """Whether `Accept` asks for JSON (`application/json` or a `+json` type)."""
-    accept = (req.headers.get("Accept") or "").lower()
-    return any(
-        part.split(";", 1)[0].strip() in ("application/json",)
-        or part.split(";", 1)[0].strip().endswith("+json")
-        for part in accept.split(",")
-    )
-
-
-def _caller_correlation_id(req: func.HttpRequest, from_body: str | None) -> str | None:
-    """The caller's turn id: the `Idempotency-Key` header or the body's `correlationId` (one value)."""
-    header = req.headers.get(IDEMPOTENCY_HEADER)
-    if header is None:
-        return from_body
-    header = check_correlation_id(header, f"header {IDEMPOTENCY_HEADER}")
-    if from_body is not None and from_body != header:
-        raise RequestError(f"header {IDEMPOTENCY_HEADER} and 'correlationId' differ; send one of them")
-    return header

@@ -20,14 +20,16 @@ from azure.durable_functions.decorators.metadata import EntityTrigger
 
 from ._fork_route import fork as fork_session
 from ._routes import AgentRoutes, Polling
-from ._sse import EVENT_STREAM, EventStream
+from ._run_request import EVENT_STREAM
+from ._sse import EventStream
+from ._storage import LazyStore
 from .callbacks import AgentResponseCallbackProtocol
 from .entity import agent_type_of, create_entity_function
 from .fork import entity_handler
 from .orchestration import OrchestrationAgent, get_agent
 from .scripting import ScriptSwap
 from .session import entity_name_for
-from .streams import DEFAULT_TTL, LazyStore, StreamStore
+from .streams import DEFAULT_TTL, StreamStore
 
 logger = logging.getLogger(__name__)
 

@@ -16,11 +16,12 @@ from agent_framework import Agent, AgentResponse, FunctionTool, Message, Support
 
 from . import fork
 from ._run_request import RequestError, RunRequest, validate_run_request
+from ._storage import LazyStore
 from .callbacks import AgentCallbackContext, AgentResponseCallbackProtocol, notify
 from .loop import run_coroutine
 from .session import entity_name_for
 from .state import AgentState, tool_failures
-from .streams import STREAM_FIELD, LazyStore, StreamId, TurnStreamWriter
+from .streams import STREAM_FIELD, StreamId, TurnStreamWriter
 
 logger = logging.getLogger(__name__)
 
