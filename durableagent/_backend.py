@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import Awaitable
@@ -20,6 +21,7 @@ import azure.durable_functions as df
 from .session import AgentSessionId
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 MIN_SIGNAL_SECONDS = 1.0
 """A signal gets at least this long even when the run timeout is shorter: a request must not
 be refused as unavailable only because its deadline was tiny."""
@@ -54,6 +56,13 @@ def is_backend_failure(exc: BaseException) -> bool:
         return True
     match = _STATUS_CODE.search(str(exc))
     return match is not None and match.group(1).startswith("5")
+
+
+def internal_error(exc: BaseException, what: str) -> str:
+    """Log a programming error with its traceback; the error text to answer with. Never answered
+    as 'unavailable', which would tell a caller to retry something that will fail the same way."""
+    logger.error("%s failed with an unexpected error", what, exc_info=exc)
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 async def within(awaitable: Awaitable[T], deadline: float, floor: float = 0.0) -> T:

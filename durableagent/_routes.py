@@ -6,10 +6,7 @@ import asyncio
 import json
 import logging
 import time
-import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,12 +17,12 @@ from ._backend import (
     BackendUnavailable,
     DurableClient,
     both_spellings,
+    internal_error,
     is_backend_failure,
     read_state,
-    reply_body,
     within,
 )
-from ._run_request import IDEMPOTENCY_HEADER, RequestError, check_correlation_id, parse_http_run
+from ._run_request import RequestError, check_correlation_id, parse_http_run
 from ._sessions import (
     CONTINUATION_HEADER,
     Listed,
@@ -37,38 +34,17 @@ from ._sessions import (
     list_sessions,
     parse_top,
 )
-from ._sse import EventStream, cursor_of, gone, left_session, mark_queued, turn_events
+from ._sse import EventStream, cursor_of, gone, left_session, turn_events
 from ._storage import LazyStore
 from .session import AgentSessionId, entity_name_for, validate_key
 from .state import AgentState
-from .streams import STREAM_FIELD, StreamId, Subscription, written_here
+from .streams import StreamId, written_here
+from .turns import Polling, Turn, TurnOutcome, Turns
 
 logger = logging.getLogger(__name__)
-REMEMBERED_SESSIONS = 1024
-FIRST_READ_BUDGET = 50  # at most this many reads' cost of waiting before the first read
 RETRY_AFTER_SECONDS = 5
 SESSION_HEADER = "x-ms-session-id"
 """On plain-text replies, which have no JSON body to carry the session id (Microsoft's header)."""
-_IDEMPOTENT_SESSIONS = uuid.UUID("5d0c5c9e-6a55-4c43-8a0e-8f1f2f0f6d1a")
-
-
-@dataclass(frozen=True)
-class Polling:
-    """How the run route waits for the entity's reply: short, growing intervals up to a deadline."""
-
-    timeout: float = 60.0
-    first_interval: float = 0.004
-    max_interval: float = 0.5
-    growth: float = 1.3
-    due_interval: float = 0.001
-    """Where intervals start after a first read timed by the session's last turn: the reply is
-    due then, and each interval of lag adds to the turn."""
-
-    def intervals(self, first: float | None = None) -> Iterator[float]:
-        interval = self.first_interval if first is None else first
-        while True:
-            yield interval
-            interval = min(interval * self.growth, self.max_interval)
 
 
 def json_response(body: Mapping[str, Any], status: int = 200) -> func.HttpResponse:
@@ -81,25 +57,38 @@ def error_response(error: str, status: int, **extra: Any) -> func.HttpResponse:
 
 def unavailable_response(error: object, **extra: Any) -> func.HttpResponse:
     """503 with `Retry-After`: the back end is down or slow, the caller may try again later."""
-    body = {"status": "error", "error": f"durable backend unavailable: {error}", **extra}
-    return func.HttpResponse(
-        json.dumps(body),
-        status_code=503,
-        mimetype="application/json",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+    return _retry_later(error_response(f"durable backend unavailable: {error}", 503, **extra))
+
+
+def _retry_later(response: func.HttpResponse) -> func.HttpResponse:
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def bug_response(exc: BaseException, what: str, **extra: Any) -> func.HttpResponse:
     """A programming error: logged with its traceback and answered as one, never as 'unavailable'
     (which would tell a caller to retry something that will fail the same way)."""
-    logger.error("%s failed with an unexpected error", what, exc_info=exc)
-    return error_response(f"internal error: {type(exc).__name__}: {exc}", 500, **extra)
+    return error_response(internal_error(exc, what), 500, **extra)
 
 
-def idempotent_session_key(agent: str, correlation_id: str) -> str:
-    """The session a keyed request without a `sessionId` runs in: the same for every retry of it."""
-    return uuid.uuid5(_IDEMPOTENT_SESSIONS, f"{agent.lower()}\n{correlation_id}").hex
+_TURN_STATUS = {"success": 200, "error": 500, "accepted": 202, "unavailable": 503, "internal": 500}
+
+
+def render_turn(outcome: TurnOutcome, status_url: str, plain_text: bool) -> func.HttpResponse:
+    """The run route's answer for a turn's outcome (`turns.py` says what each status means):
+    `accepted` says where to look for the reply, `unavailable` when to retry, and a successful
+    reply to a plain-text request is plain text (the session id in a header)."""
+    if outcome.status == "success" and plain_text:
+        return func.HttpResponse(
+            outcome.reply or "",
+            status_code=200,
+            mimetype="text/plain",
+            charset="utf-8",
+            headers={SESSION_HEADER: outcome.turn.session.key},
+        )
+    body = {**outcome.body, "statusUrl": status_url} if outcome.status == "accepted" else outcome.body
+    response = json_response(body, _TURN_STATUS[outcome.status])
+    return _retry_later(response) if outcome.status == "unavailable" else response
 
 
 class AgentRoutes:
@@ -118,13 +107,7 @@ class AgentRoutes:
         self.polling = polling
         self.session_ttl = session_ttl
         self.streams = streams
-        # Per session: how long its last turn took and what one read of its state cost. The next
-        # turn of a long conversation takes about as long, so its first read waits for most of
-        # that instead of polling, but never longer than FIRST_READ_BUDGET reads would cost: turn
-        # times vary, and a cheap read is not worth delaying a quick reply for. (Reads that come
-        # too early compete with the turn for the worker's CPU: at 1000 stored messages, 50 read
-        # costs instead of 20 made turns about 10% quicker.)
-        self._last_turn: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self.turns = Turns(polling, streams)
 
     def _agent(self, req: func.HttpRequest) -> str:
         requested = req.route_params.get("agent_name", "")
@@ -135,143 +118,30 @@ class AgentRoutes:
         return name
 
     async def run(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse | EventStream:
-        """A turn; answered as Server-Sent Events (`_sse.py`) when `Accept` asks for them."""
+        """A turn: parse (`_run_request.py`), run (`turns.py`), render; answered as Server-Sent
+        Events (`_sse.py`) when `Accept` asks for them."""
         try:
             agent = self._agent(req)
             parsed = parse_http_run(req.get_body() or b"", req.headers, req.params)
         except RequestError as exc:
             return error_response(str(exc), exc.status)
-        request, correlation_id, session_key = parsed.request, parsed.correlation_id, parsed.session_key
-        events, wait = parsed.events, parsed.wait
-        if correlation_id is None:
-            correlation_id = uuid.uuid4().hex
-            key = session_key or uuid.uuid4().hex
-        else:
-            key = session_key or idempotent_session_key(agent, correlation_id)
-        session = AgentSessionId(agent, key)
-        ids = both_spellings(session.key, correlation_id)
-        # One deadline for signalling and waiting: a hung back end must not hold the request past
-        # the run timeout (the signal step gets at least MIN_SIGNAL_SECONDS).
-        deadline = time.monotonic() + self.polling.timeout
-        entity_input = request.entity_input(correlation_id)
-        store = self.streams.get() if events and self.streams is not None else None
-        stream = StreamId(entity_name_for(session.name), session.key, correlation_id)
-        # Listening before the signal: the turn may run before the first event is sent (`Subscription`).
-        subscription = Subscription(stream) if events else None
-        if store is not None:
-            entity_input[STREAM_FIELD] = True
-        try:
-            signalled = within(
-                client.signal_entity(session.to_entity_id(), "run_agent", entity_input),
-                deadline,
-                MIN_SIGNAL_SECONDS,
-            )
-            if store is None:
-                await signalled
-            else:  # the stream's queued mark, stored while the signal is (it never raises)
-                await asyncio.gather(signalled, mark_queued(store, stream, deadline))
-        except Exception as exc:
-            if subscription is not None:
-                subscription.close()
-            if not is_backend_failure(exc):
-                return bug_response(exc, f"signalling {session}", **ids)
-            error = str(exc) or f"no answer in time ({type(exc).__name__})"
-            logger.error("durable backend unavailable for %s: %s", session, error)
-            # The back end may have stored the signal before failing: only a keyed retry is safe.
-            hint = f"the turn may still run; retry with the same {IDEMPOTENCY_HEADER} header to be safe"
-            return unavailable_response(f"{error} ({hint})", **ids)
-        status_url = req.url.split("?", 1)[0].rsplit("/", 1)[0] + f"/{session.key}"
-        accepted = {
-            "status": "accepted",
-            "response": "Agent request accepted",
-            "message": request.message,
-            **ids,
+        turn = Turn.new(agent, parsed.request, parsed.session_key, parsed.correlation_id)
+        status_url = req.url.split("?", 1)[0].rsplit("/", 1)[0] + f"/{turn.session.key}"
+        if not parsed.events:
+            outcome = await self.turns.run(client, turn, wait=parsed.wait)
+            return render_turn(outcome, status_url, parsed.plain_text)
+        signalled = await self.turns.signal(client, turn, events=True)
+        if isinstance(signalled, TurnOutcome):
+            return render_turn(signalled, status_url, parsed.plain_text)
+        first = {
+            **self.turns.accepted(turn).body,
             "statusUrl": status_url,
+            "streamUrl": f"{status_url}/stream/{turn.correlation_id}",
         }
-        if events:
-            accepted["streamUrl"] = f"{status_url}/stream/{correlation_id}"
-            return EventStream(
-                turn_events(
-                    store,
-                    client,
-                    session,
-                    correlation_id,
-                    deadline,
-                    lambda: dict(ids),
-                    request.message,
-                    first=accepted,
-                    subscription=subscription,
-                ),
-                {"Cache-Control": "no-cache", SESSION_HEADER: session.key},
-            )
-        if not wait:
-            return json_response(accepted, 202)
-        # The signal is accepted: from here on the turn will run, so the answer is its reply, or
-        # 202 with where to look for it, never "unavailable" (a retry would not be needed).
-        try:
-            entry, state = await self._wait_for_reply(client, session, correlation_id, deadline)
-        except ValueError as exc:
-            return error_response(f"stored state is unreadable: {exc}", 500, **ids)
-        except Exception as exc:
-            return bug_response(exc, f"waiting for the reply of {session}", **ids)
-        if entry is None:
-            return json_response(accepted, 202)
-        body = reply_body(entry, state.message_count, request.message, ids)
-        if body["status"] == "error":
-            return json_response(body, 500)
-        if parsed.plain_text:
-            return func.HttpResponse(
-                body["response"] or "",
-                status_code=200,
-                mimetype="text/plain",
-                charset="utf-8",
-                headers={SESSION_HEADER: session.key},
-            )
-        return json_response(body)
-
-    async def _wait_for_reply(
-        self, client: DurableClient, session: AgentSessionId, correlation_id: str, deadline: float
-    ) -> tuple[dict[str, Any] | None, AgentState]:
-        """Poll the session's state until it holds the reply for `correlation_id` or `deadline` passes.
-
-        A read the back end fails ends the wait at once with no reply (the caller answers 202: the
-        turn is accepted and runs whatever the reads do); one that does not answer ends at `deadline`."""
-        started = time.monotonic()
-        state = AgentState()
-        # The signal was only just accepted: give the entity a moment before the first read.
-        turn, read = self._last_turn.get(str(session), (0.0, 0.0))
-        expected = min(0.8 * turn, FIRST_READ_BUDGET * read)
-        due = expected > self.polling.first_interval
-        intervals = self.polling.intervals(self.polling.due_interval if due else None)
-        await asyncio.sleep(
-            min(max(self.polling.first_interval, expected), max(deadline - time.monotonic(), 0.0))
+        return EventStream(
+            self.turns.events(client, signalled, first),
+            {"Cache-Control": "no-cache", SESSION_HEADER: turn.session.key},
         )
-        while True:
-            began = time.monotonic()
-            try:
-                data = await within(read_state(client, session), deadline)
-            except (BackendUnavailable, TimeoutError) as exc:
-                logger.warning("reading %s failed; its turn is accepted: %s", session, exc or "timed out")
-                return None, state
-            read_cost = time.monotonic() - began
-            if data is not None:
-                state = AgentState.from_dict(data)
-                entry = state.reply_for(correlation_id)
-                if entry is not None:
-                    self._remember_turn(str(session), time.monotonic() - started, read_cost)
-                    return entry, state
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None, state
-            # A large history makes each read expensive: never spend more than a third of the
-            # wait reading, so polling does not slow down the turn it waits for.
-            await asyncio.sleep(min(max(next(intervals), 2 * read_cost), remaining))
-
-    def _remember_turn(self, session: str, seconds: float, read_cost: float) -> None:
-        self._last_turn[session] = (seconds, read_cost)
-        self._last_turn.move_to_end(session)
-        while len(self._last_turn) > REMEMBERED_SESSIONS:
-            self._last_turn.popitem(last=False)
 
     async def state(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
         try:

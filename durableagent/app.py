@@ -19,7 +19,7 @@ from agent_framework import SupportsAgentRun
 from azure.durable_functions.decorators.metadata import EntityTrigger
 
 from ._fork_route import fork as fork_session
-from ._routes import AgentRoutes, Polling
+from ._routes import AgentRoutes
 from ._run_request import EVENT_STREAM
 from ._sse import EventStream
 from ._storage import LazyStore
@@ -30,6 +30,7 @@ from .orchestration import OrchestrationAgent, get_agent
 from .scripting import ScriptSwap
 from .session import entity_name_for
 from .streams import DEFAULT_TTL, StreamStore
+from .turns import Polling, Turns
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,13 @@ class AgentFunctionApp(df.DFApp):
         self.function_name(function_name)(self._entity_trigger(registered.entity_name, entity))
         self._agents[name] = registered
         logger.info("registered agent %s as entity %s", name, registered.entity_name)
+
+    @property
+    def turns(self) -> Turns:
+        """Runs turns of this app's agents from async code (`turns.py`): what the run route uses,
+        and what another trigger (an MCP tool call: one turn, its reply) calls with its durable
+        client: `await app.turns.run(client, Turn.new(agent, request))`."""
+        return self._routes.turns
 
     def get_agent(self, context: df.DurableOrchestrationContext, name: str) -> OrchestrationAgent:
         """The agent `name` inside an orchestrator: `yield agent.run(...)` gives an `AgentResponse`."""
