@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.functions as func
+from azure.core.exceptions import AzureError
 
 from ._backend import (
     MIN_SIGNAL_SECONDS,
@@ -23,19 +24,22 @@ from ._backend import (
     within,
 )
 from ._run_request import RequestError, check_correlation_id, parse_http_run
+from ._session_index import TableSessionIndex
 from ._sessions import (
     CONTINUATION_HEADER,
+    Entry,
     Listed,
     ListingError,
     after_cursor,
     encode_cursor,
     entity_lister,
     idle_longer_than,
+    indexed_page,
     list_sessions,
     parse_top,
 )
 from ._sse import EventStream, cursor_of, gone, left_session, turn_events
-from ._storage import LazyStore
+from ._storage import LazyIndex, LazyStore
 from .session import AgentSessionId, entity_name_for, validate_key
 from .state import AgentState
 from .streams import StreamId, written_here
@@ -101,8 +105,10 @@ class AgentRoutes:
         polling: Polling,
         session_ttl: timedelta | None = None,
         streams: LazyStore | None = None,
+        index: LazyIndex | None = None,
     ) -> None:
         self._lookup = lookup
+        self.index = index
         self._agents_info = agents_info
         self.polling = polling
         self.session_ttl = session_ttl
@@ -229,17 +235,16 @@ class AgentRoutes:
         except RequestError as exc:
             return error_response(str(exc), exc.status)
         deadline = time.monotonic() + self.polling.timeout
+        index = self.index.get() if self.index is not None else None
         try:
-            listed = await within(list_sessions(entity_lister(client), entity_name_for(agent)), deadline)
-            if self.session_ttl is not None:
-                listed = await within(self._expire_idle(client, agent, listed), deadline)
-            if token:
-                listed = after_cursor(listed, token)
-            page = listed[:top]
-            states = await within(
-                asyncio.gather(*(read_state(client, AgentSessionId(agent, item.key)) for item in page)),
-                deadline,
-            )
+            if index is not None:
+                try:
+                    entries, more = await within(self._indexed(index, client, agent, top, token), deadline)
+                except AzureError as exc:  # the index cannot be read: every session from the Durable API
+                    logger.warning("the session index cannot be read, listing every session: %s", exc)
+                    index = None
+            if index is None:
+                entries, more = await within(self._listed(client, agent, top, token), deadline)
         except RequestError as exc:
             return error_response(str(exc), exc.status)
         except Exception as exc:
@@ -247,7 +252,7 @@ class AgentRoutes:
                 return unavailable_response(str(exc) or "no answer in time")
             return bug_response(exc, f"listing the sessions of {agent}")
         sessions = []
-        for item, data in zip(page, states, strict=True):
+        for key, last_activity, data in entries:
             if data is None:  # deleted since it was listed
                 continue
             try:
@@ -255,19 +260,33 @@ class AgentRoutes:
             except ValueError:
                 count = None  # unreadable: listed, so it can still be seen and deleted
             sessions.append(
-                {
-                    "sessionId": item.key,
-                    "session_id": item.key,
-                    "message_count": count,
-                    "last_activity": item.last_activity,
-                }
+                {"sessionId": key, "session_id": key, "message_count": count, "last_activity": last_activity}
             )
-        more = encode_cursor(page[-1]) if len(listed) > top else None
         body = {"agent": agent, "sessions": sessions, "continuationToken": more}
         response = json_response(body)
         if more:
             response.headers[CONTINUATION_HEADER] = more
         return response
+
+    async def _indexed(
+        self, index: TableSessionIndex, client: DurableClient, agent: str, top: int, token: str | None
+    ) -> tuple[list[Entry], str | None]:
+        idle = self.session_ttl.total_seconds() if self.session_ttl is not None else None
+        return await indexed_page(index, client, agent, top, token, idle)
+
+    async def _listed(
+        self, client: DurableClient, agent: str, top: int, token: str | None
+    ) -> tuple[list[Entry], str | None]:
+        """A page from the whole entity listing, sorted here (no session index)."""
+        listed = await list_sessions(entity_lister(client), entity_name_for(agent))
+        if self.session_ttl is not None:
+            listed = await self._expire_idle(client, agent, listed)
+        if token:
+            listed = after_cursor(listed, token)
+        page = listed[:top]
+        states = await asyncio.gather(*(read_state(client, AgentSessionId(agent, item.key)) for item in page))
+        more = encode_cursor(page[-1]) if len(listed) > top else None
+        return [(item.key, item.last_activity, data) for item, data in zip(page, states, strict=True)], more
 
     async def _expire_idle(self, client: DurableClient, agent: str, listed: list[Listed]) -> list[Listed]:
         """Signal `expire` to the sessions idle past the TTL; returns the others.

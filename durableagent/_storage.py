@@ -13,6 +13,8 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 
+from ._session_index import DEFAULT_TABLE as INDEX_TABLE
+from ._session_index import TableSessionIndex
 from .redis_streams import RedisStreamStore
 from .streams import DEFAULT_TTL, StreamStore, TableStreamStore
 
@@ -21,6 +23,10 @@ STORAGE_ENV = "DURABLEAGENT_STREAM_STORAGE"
 REDIS_ENV = "DURABLEAGENT_STREAM_REDIS"
 """A Redis URL: keep streams there instead (`redis_streams.py`)."""
 APP_STORAGE_ENV = "AzureWebJobsStorage"
+INDEX_ENV = "DURABLEAGENT_SESSION_INDEX"
+"""The session index's table in the app's storage (default `dafxsessions`); `off`: none, the session
+list route then reads every session from the Durable HTTP API."""
+_OFF = ("off", "0", "false", "none", "")
 _AZURITE = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
     "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
@@ -53,7 +59,7 @@ def store_from_env(
     if redis_url:
         return RedisStreamStore(redis_url, ttl)
     explicit = env.get(STORAGE_ENV)
-    if explicit is not None and explicit.strip().lower() in ("off", "0", "false", "none", ""):
+    if explicit is not None and explicit.strip().lower() in _OFF:
         return None
     conn = explicit or env.get(APP_STORAGE_ENV)
     if not conn:
@@ -74,3 +80,21 @@ class LazyStore:
             self._store = store_from_env(self.ttl)
             self._resolved = True
         return self._store
+
+
+class LazyIndex:
+    """The session index, resolved from the environment at first use (None: no index): a table
+    (`DURABLEAGENT_SESSION_INDEX`, default `dafxsessions`) in `AzureWebJobsStorage`'s account."""
+
+    def __init__(self) -> None:
+        self._resolved = False
+        self._index: TableSessionIndex | None = None
+
+    def get(self) -> TableSessionIndex | None:
+        if not self._resolved:
+            table = os.environ.get(INDEX_ENV)
+            conn = app_storage()
+            off = table is not None and table.strip().lower() in _OFF
+            self._index = None if off or not conn else TableSessionIndex(conn, (table or INDEX_TABLE).strip())
+            self._resolved = True
+        return self._index

@@ -22,7 +22,7 @@ from ._fork_route import fork as fork_session
 from ._routes import AgentRoutes
 from ._run_request import EVENT_STREAM
 from ._sse import EventStream
-from ._storage import LazyStore
+from ._storage import LazyIndex, LazyStore
 from .callbacks import AgentResponseCallbackProtocol
 from .entity import agent_type_of, create_entity_function
 from .fork import entity_handler
@@ -112,8 +112,14 @@ class AgentFunctionApp(df.DFApp):
             raise ValueError(f"stream_ttl must be positive, got {stream_ttl}")
         self._streams = LazyStore(stream_ttl, stream_store) if streaming else None
         self.http_streams = http_streams
+        self._index = LazyIndex()
         self._routes = AgentRoutes(
-            self._resolve_http, self._agents_info, polling or _polling_from_env(), session_ttl, self._streams
+            self._resolve_http,
+            self._agents_info,
+            polling or _polling_from_env(),
+            session_ttl,
+            self._streams,
+            self._index,
         )
         self._register_routes(enable_health_check)
         if session_ttl is not None:
@@ -160,7 +166,7 @@ class AgentFunctionApp(df.DFApp):
         registered = RegisteredAgent(
             name, agent, callback or self.default_callback, entity_name_for(name), http
         )
-        entity = create_entity_function(agent, name, registered.callback, self._streams)
+        entity = create_entity_function(agent, name, registered.callback, self._streams, self._index)
         entity.__name__ = function_name
         self.function_name(function_name)(self._entity_trigger(registered.entity_name, entity))
         self._agents[name] = registered

@@ -41,6 +41,8 @@ from typing import Any, Protocol
 
 from agent_framework import AgentResponseUpdate
 
+from ._tables import LoopTable
+
 logger = logging.getLogger(__name__)
 
 STREAM_FIELD = "stream"
@@ -248,26 +250,10 @@ class TableStreamStore:
         self.connection_string = connection_string
         self.table = table
         self.ttl = ttl
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
-        self._created = False
+        self._table = LoopTable(connection_string, table)
 
     async def _client(self) -> Any:
-        from azure.data.tables.aio import TableClient
-
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = TableClient.from_connection_string(self.connection_string, self.table)
-            self._clients[loop] = client
-        if not self._created:
-            from azure.core.exceptions import ResourceExistsError
-
-            try:
-                await client.create_table()
-            except ResourceExistsError:
-                pass
-            self._created = True
-        return client
+        return await self._table.client()
 
     async def append(self, stream: StreamId, events: list[StreamEvent]) -> None:
         client = await self._client()
