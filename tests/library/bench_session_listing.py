@@ -77,14 +77,14 @@ async def _query_p50(index: TableSessionIndex, repeat: int) -> float:
 
 async def _written(index: TableSessionIndex, name: str, rows: list[tuple[str, datetime]]) -> None:
     """`put_many`, tried again when Azurite drops the connection (it does under a long bulk load)."""
-    for attempt in range(5):
+    for attempt in range(8):
         try:
             await index.put_many(name, rows)
             return
         except AzureError:
-            if attempt == 4:
+            if attempt == 7:
                 raise
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(min(2.0**attempt, 10.0))
 
 
 async def _bulk_rows(index: TableSessionIndex, count: int, oldest: datetime) -> float:
