@@ -6,7 +6,6 @@ stores. Route internals (`_routes`,
 `_run_request`) are private: their module names would otherwise shadow `http` and `requests`.
 """
 
-from ._routes import Polling
 from .app import AgentFunctionApp
 from .callbacks import AgentCallbackContext, AgentResponseCallbackProtocol
 from .orchestration import AgentRunError, OrchestrationAgent
@@ -14,6 +13,7 @@ from .redis_streams import RedisStreamStore
 from .session import AgentSessionId, entity_name_for
 from .state import SCHEMA_VERSION, AgentState
 from .streams import StreamStore, TableStreamStore
+from .turns import Polling
 
 __all__ = [
     "SCHEMA_VERSION",

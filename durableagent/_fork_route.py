@@ -18,19 +18,15 @@ from dataclasses import dataclass
 
 import azure.functions as func
 
-from ._routes import (
+from ._backend import (
     MIN_SIGNAL_SECONDS,
-    AgentRoutes,
     BackendUnavailable,
     DurableClient,
-    _within,
-    bug_response,
-    error_response,
     is_backend_failure,
-    json_response,
     read_state,
-    unavailable_response,
+    within,
 )
+from ._routes import AgentRoutes, bug_response, error_response, json_response, unavailable_response
 from ._run_request import (
     MAX_JSON_DEPTH,
     RequestError,
@@ -99,7 +95,7 @@ async def fork(routes: AgentRoutes, req: func.HttpRequest, client: DurableClient
     deadline = time.monotonic() + routes.polling.timeout
     fork_id = uuid.uuid4().hex
     try:
-        data = await _within(read_state(client, source), deadline)
+        data = await within(read_state(client, source), deadline)
         if data is None:
             return error_response(f"session {source.key!r} of agent {source.name!r} not found", 404)
         turns = AgentState.from_dict(data).turn_count
@@ -107,12 +103,12 @@ async def fork(routes: AgentRoutes, req: func.HttpRequest, client: DurableClient
             return error_response(
                 f"turn {request.turn} is out of range: session {source.key!r} has {turns} turn(s)", 400
             )
-        existing = await _within(read_state(client, target), deadline)
+        existing = await within(read_state(client, target), deadline)
         occupied = AgentState.from_dict(existing) if existing is not None else None
         if occupied is not None and occupied.message_count:
             return _conflict(target.key, occupied)
         operation = {"turn": request.turn, "target": target.key, "fork_id": fork_id}
-        await _within(
+        await within(
             client.signal_entity(source.to_entity_id(), "fork", operation), deadline, MIN_SIGNAL_SECONDS
         )
     except (BackendUnavailable, TimeoutError) as exc:
@@ -154,14 +150,14 @@ async def _wait_for_fork(
     gone_since: float | None = None  # when the source was first seen deleted
     while True:
         try:
-            data = await _within(read_state(client, target), deadline)
+            data = await within(read_state(client, target), deadline)
             if data is not None:
                 state = AgentState.from_dict(data)
                 if (state.forked_from or {}).get("fork_id") == fork_id:
                     return state
                 if state.message_count:  # turns of its own arrived first: the seed refuses them
                     return _conflict(target.key, state)
-            data = await _within(read_state(client, source), deadline)
+            data = await within(read_state(client, source), deadline)
             if data is None:
                 gone_since = gone_since or time.monotonic()
                 if time.monotonic() - gone_since >= SOURCE_GONE_GRACE:

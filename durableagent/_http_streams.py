@@ -25,7 +25,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     ) from exc
 
 from ._routes import AgentRoutes
-from ._sse import EVENT_STREAM, EventStream
+from ._run_request import EVENT_STREAM
+from ._sse import EventStream
 
 
 async def to_function_request(req: Request) -> func.HttpRequest:

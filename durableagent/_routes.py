@@ -5,90 +5,50 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
-import uuid
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any
 
-import aiohttp
-import azure.durable_functions as df
 import azure.functions as func
+from azure.core.exceptions import AzureError
 
-from ._run_request import (
-    SESSION_FIELDS,
-    WAIT_FIELD,
-    RequestError,
-    check_correlation_id,
-    is_text_body,
-    one_session_key,
-    parse_flag,
-    parse_run_request,
+from ._backend import (
+    MIN_SIGNAL_SECONDS,
+    BackendUnavailable,
+    DurableClient,
+    both_spellings,
+    internal_error,
+    is_backend_failure,
+    read_state,
+    within,
 )
+from ._run_request import RequestError, check_correlation_id, parse_http_run
+from ._session_index import TableSessionIndex
 from ._sessions import (
     CONTINUATION_HEADER,
+    Entry,
     Listed,
     ListingError,
     after_cursor,
     encode_cursor,
     entity_lister,
     idle_longer_than,
+    indexed_page,
     list_sessions,
     parse_top,
 )
+from ._sse import EventStream, cursor_of, gone, left_session, turn_events
+from ._storage import LazyIndex, LazyStore
 from .session import AgentSessionId, entity_name_for, validate_key
 from .state import AgentState
-from .streams import STREAM_FIELD, LazyStore, StreamId, Subscription, written_here
+from .streams import StreamId, written_here
+from .turns import Polling, Turn, TurnOutcome, Turns
 
-if TYPE_CHECKING:
-    from ._sse import EventStream
-
-T = TypeVar("T")
 logger = logging.getLogger(__name__)
-REMEMBERED_SESSIONS = 1024
-FIRST_READ_BUDGET = 50  # at most this many reads' cost of waiting before the first read
 RETRY_AFTER_SECONDS = 5
-MIN_SIGNAL_SECONDS = 1.0
-"""The signal step gets at least this long even when the run timeout is shorter: a request must not
-be refused as unavailable only because its deadline was tiny."""
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-WAIT_HEADER = "x-ms-wait-for-response"
 SESSION_HEADER = "x-ms-session-id"
 """On plain-text replies, which have no JSON body to carry the session id (Microsoft's header)."""
-_STATUS_CODE = re.compile(r"unexpected status code (\d{3})")
-_IDEMPOTENT_SESSIONS = uuid.UUID("5d0c5c9e-6a55-4c43-8a0e-8f1f2f0f6d1a")
-
-
-class DurableClient(Protocol):
-    """The part of `DurableOrchestrationClient` the routes use (a double in unit tests)."""
-
-    async def signal_entity(
-        self, entityId: df.EntityId, operation_name: str, operation_input: Any = None
-    ) -> None: ...
-
-    async def read_entity_state(self, entityId: df.EntityId) -> Any: ...
-
-
-@dataclass(frozen=True)
-class Polling:
-    """How the run route waits for the entity's reply: short, growing intervals up to a deadline."""
-
-    timeout: float = 60.0
-    first_interval: float = 0.004
-    max_interval: float = 0.5
-    growth: float = 1.3
-    due_interval: float = 0.001
-    """Where intervals start after a first read timed by the session's last turn: the reply is
-    due then, and each interval of lag adds to the turn."""
-
-    def intervals(self, first: float | None = None) -> Iterator[float]:
-        interval = self.first_interval if first is None else first
-        while True:
-            yield interval
-            interval = min(interval * self.growth, self.max_interval)
 
 
 def json_response(body: Mapping[str, Any], status: int = 200) -> func.HttpResponse:
@@ -101,74 +61,38 @@ def error_response(error: str, status: int, **extra: Any) -> func.HttpResponse:
 
 def unavailable_response(error: object, **extra: Any) -> func.HttpResponse:
     """503 with `Retry-After`: the back end is down or slow, the caller may try again later."""
-    body = {"status": "error", "error": f"durable backend unavailable: {error}", **extra}
-    return func.HttpResponse(
-        json.dumps(body),
-        status_code=503,
-        mimetype="application/json",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+    return _retry_later(error_response(f"durable backend unavailable: {error}", 503, **extra))
+
+
+def _retry_later(response: func.HttpResponse) -> func.HttpResponse:
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def bug_response(exc: BaseException, what: str, **extra: Any) -> func.HttpResponse:
     """A programming error: logged with its traceback and answered as one, never as 'unavailable'
     (which would tell a caller to retry something that will fail the same way)."""
-    logger.error("%s failed with an unexpected error", what, exc_info=exc)
-    return error_response(f"internal error: {type(exc).__name__}: {exc}", 500, **extra)
+    return error_response(internal_error(exc, what), 500, **extra)
 
 
-class BackendUnavailable(Exception):
-    """The durable backend (storage, host) did not answer as expected."""
+_TURN_STATUS = {"success": 200, "error": 500, "accepted": 202, "unavailable": 503, "internal": 500}
 
 
-def is_backend_failure(exc: BaseException) -> bool:
-    """Whether `exc` from the durable client means the back end failed rather than our code.
-
-    The Python durable client raises a plain `Exception` naming the status code for any answer it
-    does not expect, lets aiohttp's connection errors and timeouts through, and raises a JSON
-    decoding error when the back end answers something other than JSON. Only 5xx answers count:
-    a 4xx means we sent something the API refuses, which is a bug here.
-    """
-    if isinstance(
-        exc, BackendUnavailable | TimeoutError | OSError | aiohttp.ClientError | json.JSONDecodeError
-    ):
-        return True
-    match = _STATUS_CODE.search(str(exc))
-    return match is not None and match.group(1).startswith("5")
-
-
-def idempotent_session_key(agent: str, correlation_id: str) -> str:
-    """The session a keyed request without a `sessionId` runs in: the same for every retry of it."""
-    return uuid.uuid5(_IDEMPOTENT_SESSIONS, f"{agent.lower()}\n{correlation_id}").hex
-
-
-async def _within(awaitable: Awaitable[T], deadline: float, floor: float = 0.0) -> T:
-    """Await with a bound: at most until `deadline` (but at least `floor` seconds)."""
-    return await asyncio.wait_for(awaitable, max(deadline - time.monotonic(), floor))
-
-
-class UnreadableState(ValueError):
-    """Stored session state this version cannot read (corrupt, or from a newer version)."""
-
-
-async def read_state(client: DurableClient, session: AgentSessionId) -> dict[str, Any] | None:
-    """Stored state of a session, or None when the entity does not exist."""
-    try:
-        response = await client.read_entity_state(session.to_entity_id())
-    except Exception as exc:
-        if is_backend_failure(exc):
-            raise BackendUnavailable(str(exc) or type(exc).__name__) from exc
-        raise
-    if not response.entity_exists:
-        return None
-    state = response.entity_state
-    if isinstance(state, str):
-        try:
-            state = json.loads(state)
-        except ValueError:
-            raise UnreadableState(f"stored state of {session} is not JSON") from None
-    # An entity that exists without a state object (e.g. only ever asked `get_state`) has no session.
-    return state if isinstance(state, dict) else None
+def render_turn(outcome: TurnOutcome, status_url: str, plain_text: bool) -> func.HttpResponse:
+    """The run route's answer for a turn's outcome (`turns.py` says what each status means):
+    `accepted` says where to look for the reply, `unavailable` when to retry, and a successful
+    reply to a plain-text request is plain text (the session id in a header)."""
+    if outcome.status == "success" and plain_text:
+        return func.HttpResponse(
+            outcome.reply or "",
+            status_code=200,
+            mimetype="text/plain",
+            charset="utf-8",
+            headers={SESSION_HEADER: outcome.turn.session.key},
+        )
+    body = {**outcome.body, "statusUrl": status_url} if outcome.status == "accepted" else outcome.body
+    response = json_response(body, _TURN_STATUS[outcome.status])
+    return _retry_later(response) if outcome.status == "unavailable" else response
 
 
 class AgentRoutes:
@@ -181,19 +105,15 @@ class AgentRoutes:
         polling: Polling,
         session_ttl: timedelta | None = None,
         streams: LazyStore | None = None,
+        index: LazyIndex | None = None,
     ) -> None:
         self._lookup = lookup
+        self.index = index
         self._agents_info = agents_info
         self.polling = polling
         self.session_ttl = session_ttl
         self.streams = streams
-        # Per session: how long its last turn took and what one read of its state cost. The next
-        # turn of a long conversation takes about as long, so its first read waits for most of
-        # that instead of polling, but never longer than FIRST_READ_BUDGET reads would cost: turn
-        # times vary, and a cheap read is not worth delaying a quick reply for. (Reads that come
-        # too early compete with the turn for the worker's CPU: at 1000 stored messages, 50 read
-        # costs instead of 20 made turns about 10% quicker.)
-        self._last_turn: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self.turns = Turns(polling, streams)
 
     def _agent(self, req: func.HttpRequest) -> str:
         requested = req.route_params.get("agent_name", "")
@@ -204,151 +124,30 @@ class AgentRoutes:
         return name
 
     async def run(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse | EventStream:
-        """A turn; answered as Server-Sent Events (`_sse.py`) when `Accept` asks for them."""
-        from ._sse import EventStream, mark_queued, turn_events, wants_events  # _sse builds on this
-
-        events = wants_events(req.headers.get("Accept"))
+        """A turn: parse (`_run_request.py`), run (`turns.py`), render; answered as Server-Sent
+        Events (`_sse.py`) when `Accept` asks for them."""
         try:
             agent = self._agent(req)
-            text_request = is_text_body(req.headers.get("Content-Type"))
-            request = parse_run_request(req.get_body() or b"", text=text_request)
-            correlation_id = _caller_correlation_id(req, request.correlation_id)
-            session_key = one_session_key(
-                [("the body's session id", request.session_key)]
-                + [(f"query parameter {field!r}", req.params.get(field)) for field in SESSION_FIELDS]
-            )
-            wait = _wait_for_response(req, request.wait_for_response)
+            parsed = parse_http_run(req.get_body() or b"", req.headers, req.params)
         except RequestError as exc:
             return error_response(str(exc), exc.status)
-        if correlation_id is None:
-            correlation_id = uuid.uuid4().hex
-            key = session_key or uuid.uuid4().hex
-        else:
-            key = session_key or idempotent_session_key(agent, correlation_id)
-        session = AgentSessionId(agent, key)
-        ids = both_spellings(session.key, correlation_id)
-        # One deadline for signalling and waiting: a hung back end must not hold the request past
-        # the run timeout (the signal step gets at least MIN_SIGNAL_SECONDS).
-        deadline = time.monotonic() + self.polling.timeout
-        entity_input = request.entity_input(correlation_id)
-        store = self.streams.get() if events and self.streams is not None else None
-        stream = StreamId(entity_name_for(session.name), session.key, correlation_id)
-        # Listening before the signal: the turn may run before the first event is sent (`Subscription`).
-        subscription = Subscription(stream) if events else None
-        if store is not None:
-            entity_input[STREAM_FIELD] = True
-        try:
-            signalled = _within(
-                client.signal_entity(session.to_entity_id(), "run_agent", entity_input),
-                deadline,
-                MIN_SIGNAL_SECONDS,
-            )
-            if store is None:
-                await signalled
-            else:  # the stream's queued mark, stored while the signal is (it never raises)
-                await asyncio.gather(signalled, mark_queued(store, stream, deadline))
-        except Exception as exc:
-            if subscription is not None:
-                subscription.close()
-            if not is_backend_failure(exc):
-                return bug_response(exc, f"signalling {session}", **ids)
-            error = str(exc) or f"no answer in time ({type(exc).__name__})"
-            logger.error("durable backend unavailable for %s: %s", session, error)
-            # The back end may have stored the signal before failing: only a keyed retry is safe.
-            hint = f"the turn may still run; retry with the same {IDEMPOTENCY_HEADER} header to be safe"
-            return unavailable_response(f"{error} ({hint})", **ids)
-        status_url = req.url.split("?", 1)[0].rsplit("/", 1)[0] + f"/{session.key}"
-        accepted = {
-            "status": "accepted",
-            "response": "Agent request accepted",
-            "message": request.message,
-            **ids,
+        turn = Turn.new(agent, parsed.request, parsed.session_key, parsed.correlation_id)
+        status_url = req.url.split("?", 1)[0].rsplit("/", 1)[0] + f"/{turn.session.key}"
+        if not parsed.events:
+            outcome = await self.turns.run(client, turn, wait=parsed.wait)
+            return render_turn(outcome, status_url, parsed.plain_text)
+        signalled = await self.turns.signal(client, turn, events=True)
+        if isinstance(signalled, TurnOutcome):
+            return render_turn(signalled, status_url, parsed.plain_text)
+        first = {
+            **self.turns.accepted(turn).body,
             "statusUrl": status_url,
+            "streamUrl": f"{status_url}/stream/{turn.correlation_id}",
         }
-        if events:
-            accepted["streamUrl"] = f"{status_url}/stream/{correlation_id}"
-            return EventStream(
-                turn_events(
-                    store,
-                    client,
-                    session,
-                    correlation_id,
-                    deadline,
-                    lambda: dict(ids),
-                    request.message,
-                    first=accepted,
-                    subscription=subscription,
-                ),
-                {"Cache-Control": "no-cache", SESSION_HEADER: session.key},
-            )
-        if not wait:
-            return json_response(accepted, 202)
-        # The signal is accepted: from here on the turn will run, so the answer is its reply, or
-        # 202 with where to look for it, never "unavailable" (a retry would not be needed).
-        try:
-            entry, state = await self._wait_for_reply(client, session, correlation_id, deadline)
-        except ValueError as exc:
-            return error_response(f"stored state is unreadable: {exc}", 500, **ids)
-        except Exception as exc:
-            return bug_response(exc, f"waiting for the reply of {session}", **ids)
-        if entry is None:
-            return json_response(accepted, 202)
-        body = reply_body(entry, state.message_count, request.message, ids)
-        if body["status"] == "error":
-            return json_response(body, 500)
-        if text_request and not _accepts_json(req):
-            return func.HttpResponse(
-                body["response"] or "",
-                status_code=200,
-                mimetype="text/plain",
-                charset="utf-8",
-                headers={SESSION_HEADER: session.key},
-            )
-        return json_response(body)
-
-    async def _wait_for_reply(
-        self, client: DurableClient, session: AgentSessionId, correlation_id: str, deadline: float
-    ) -> tuple[dict[str, Any] | None, AgentState]:
-        """Poll the session's state until it holds the reply for `correlation_id` or `deadline` passes.
-
-        A read the back end fails ends the wait at once with no reply (the caller answers 202: the
-        turn is accepted and runs whatever the reads do); one that does not answer ends at `deadline`."""
-        started = time.monotonic()
-        state = AgentState()
-        # The signal was only just accepted: give the entity a moment before the first read.
-        turn, read = self._last_turn.get(str(session), (0.0, 0.0))
-        expected = min(0.8 * turn, FIRST_READ_BUDGET * read)
-        due = expected > self.polling.first_interval
-        intervals = self.polling.intervals(self.polling.due_interval if due else None)
-        await asyncio.sleep(
-            min(max(self.polling.first_interval, expected), max(deadline - time.monotonic(), 0.0))
+        return EventStream(
+            self.turns.events(client, signalled, first),
+            {"Cache-Control": "no-cache", SESSION_HEADER: turn.session.key},
         )
-        while True:
-            began = time.monotonic()
-            try:
-                data = await _within(read_state(client, session), deadline)
-            except (BackendUnavailable, TimeoutError) as exc:
-                logger.warning("reading %s failed; its turn is accepted: %s", session, exc or "timed out")
-                return None, state
-            read_cost = time.monotonic() - began
-            if data is not None:
-                state = AgentState.from_dict(data)
-                entry = state.reply_for(correlation_id)
-                if entry is not None:
-                    self._remember_turn(str(session), time.monotonic() - started, read_cost)
-                    return entry, state
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None, state
-            # A large history makes each read expensive: never spend more than a third of the
-            # wait reading, so polling does not slow down the turn it waits for.
-            await asyncio.sleep(min(max(next(intervals), 2 * read_cost), remaining))
-
-    def _remember_turn(self, session: str, seconds: float, read_cost: float) -> None:
-        self._last_turn[session] = (seconds, read_cost)
-        self._last_turn.move_to_end(session)
-        while len(self._last_turn) > REMEMBERED_SESSIONS:
-            self._last_turn.popitem(last=False)
 
     async def state(self, req: func.HttpRequest, client: DurableClient) -> func.HttpResponse:
         try:
@@ -357,7 +156,7 @@ class AgentRoutes:
             return error_response(str(exc), exc.status)
         agent, key = session.name, session.key
         try:
-            data = await _within(read_state(client, session), time.monotonic() + self.polling.timeout)
+            data = await within(read_state(client, session), time.monotonic() + self.polling.timeout)
             if data is None:
                 return error_response(f"session {key!r} of agent {agent!r} not found", 404)
             state = AgentState.from_dict(data).get_state()
@@ -374,8 +173,6 @@ class AgentRoutes:
 
         404 when neither the session's state nor the stream knows the turn; a turn the state holds
         whose stream expired is answered with its final event alone."""
-        from ._sse import EventStream, cursor_of, gone, left_session, turn_events  # _sse builds on this
-
         try:
             session = self._session(req)
             correlation_id = check_correlation_id(
@@ -390,13 +187,13 @@ class AgentRoutes:
         store = self.streams.get() if self.streams is not None else None
         stream_id = StreamId(entity_name_for(session.name), session.key, correlation_id)
         try:
-            data = await _within(read_state(client, session), deadline)
+            data = await within(read_state(client, session), deadline)
             state = AgentState.from_dict(data) if data is not None else AgentState()
             # A turn in flight is in no committed state yet: this process may be running it
             # (its rows can still be on their way to the store), or its rows are stored.
             known = state.has_correlation(correlation_id) or written_here(stream_id)
             if not known and store is not None:
-                rows = await _within(store.read(stream_id, None), deadline)
+                rows = await within(store.read(stream_id, None), deadline)
                 known = bool(rows)
                 ended = bool(rows) and rows[-1].kind == "end"
                 if ended and await left_session(client, session, correlation_id, deadline):
@@ -438,17 +235,16 @@ class AgentRoutes:
         except RequestError as exc:
             return error_response(str(exc), exc.status)
         deadline = time.monotonic() + self.polling.timeout
+        index = self.index.get() if self.index is not None else None
         try:
-            listed = await _within(list_sessions(entity_lister(client), entity_name_for(agent)), deadline)
-            if self.session_ttl is not None:
-                listed = await _within(self._expire_idle(client, agent, listed), deadline)
-            if token:
-                listed = after_cursor(listed, token)
-            page = listed[:top]
-            states = await _within(
-                asyncio.gather(*(read_state(client, AgentSessionId(agent, item.key)) for item in page)),
-                deadline,
-            )
+            if index is not None:
+                try:
+                    entries, more = await within(self._indexed(index, client, agent, top, token), deadline)
+                except AzureError as exc:  # the index cannot be read: every session from the Durable API
+                    logger.warning("the session index cannot be read, listing every session: %s", exc)
+                    index = None
+            if index is None:
+                entries, more = await within(self._listed(client, agent, top, token), deadline)
         except RequestError as exc:
             return error_response(str(exc), exc.status)
         except Exception as exc:
@@ -456,7 +252,7 @@ class AgentRoutes:
                 return unavailable_response(str(exc) or "no answer in time")
             return bug_response(exc, f"listing the sessions of {agent}")
         sessions = []
-        for item, data in zip(page, states, strict=True):
+        for key, last_activity, data in entries:
             if data is None:  # deleted since it was listed
                 continue
             try:
@@ -464,19 +260,33 @@ class AgentRoutes:
             except ValueError:
                 count = None  # unreadable: listed, so it can still be seen and deleted
             sessions.append(
-                {
-                    "sessionId": item.key,
-                    "session_id": item.key,
-                    "message_count": count,
-                    "last_activity": item.last_activity,
-                }
+                {"sessionId": key, "session_id": key, "message_count": count, "last_activity": last_activity}
             )
-        more = encode_cursor(page[-1]) if len(listed) > top else None
         body = {"agent": agent, "sessions": sessions, "continuationToken": more}
         response = json_response(body)
         if more:
             response.headers[CONTINUATION_HEADER] = more
         return response
+
+    async def _indexed(
+        self, index: TableSessionIndex, client: DurableClient, agent: str, top: int, token: str | None
+    ) -> tuple[list[Entry], str | None]:
+        idle = self.session_ttl.total_seconds() if self.session_ttl is not None else None
+        return await indexed_page(index, client, agent, top, token, idle)
+
+    async def _listed(
+        self, client: DurableClient, agent: str, top: int, token: str | None
+    ) -> tuple[list[Entry], str | None]:
+        """A page from the whole entity listing, sorted here (no session index)."""
+        listed = await list_sessions(entity_lister(client), entity_name_for(agent))
+        if self.session_ttl is not None:
+            listed = await self._expire_idle(client, agent, listed)
+        if token:
+            listed = after_cursor(listed, token)
+        page = listed[:top]
+        states = await asyncio.gather(*(read_state(client, AgentSessionId(agent, item.key)) for item in page))
+        more = encode_cursor(page[-1]) if len(listed) > top else None
+        return [(item.key, item.last_activity, data) for item, data in zip(page, states, strict=True)], more
 
     async def _expire_idle(self, client: DurableClient, agent: str, listed: list[Listed]) -> list[Listed]:
         """Signal `expire` to the sessions idle past the TTL; returns the others.
@@ -520,11 +330,9 @@ class AgentRoutes:
             return error_response(str(exc), exc.status)
         deadline = time.monotonic() + self.polling.timeout
         try:
-            if await _within(read_state(client, session), deadline) is None:
+            if await within(read_state(client, session), deadline) is None:
                 return error_response(f"session {session.key!r} of agent {session.name!r} not found", 404)
-            await _within(
-                client.signal_entity(session.to_entity_id(), "delete"), deadline, MIN_SIGNAL_SECONDS
-            )
+            await within(client.signal_entity(session.to_entity_id(), "delete"), deadline, MIN_SIGNAL_SECONDS)
         except Exception as exc:
             if is_backend_failure(exc):
                 return unavailable_response(str(exc) or "no answer in time", sessionId=session.key)
@@ -533,7 +341,7 @@ class AgentRoutes:
         while time.monotonic() < deadline:
             await asyncio.sleep(min(next(intervals), max(deadline - time.monotonic(), 0.0)))
             try:
-                if await _within(read_state(client, session), deadline) is None:
+                if await within(read_state(client, session), deadline) is None:
                     return func.HttpResponse(status_code=204)
             except (BackendUnavailable, TimeoutError):
                 break
@@ -553,66 +361,3 @@ class AgentRoutes:
     def health(self, req: func.HttpRequest) -> func.HttpResponse:
         agents = self._agents_info()
         return json_response({"status": "healthy", "agents": agents, "agent_count": len(agents)})
-
-
-def reply_body(
-    entry: dict[str, Any], message_count: int, message: str, ids: dict[str, Any]
-) -> dict[str, Any]:
-    """The run route's JSON for a finished turn (also the data of a stream's `final` event)."""
-    if entry.get("status") == "error":
-        return {
-            "status": "error",
-            "error": entry.get("error") or "agent run failed",
-            "message": message,
-            **ids,
-        }
-    return {
-        "response": entry.get("content"),
-        "message": message,
-        "status": "success",
-        "message_count": message_count,
-        **ids,
-    }
-
-
-def both_spellings(session_key: str, correlation_id: str) -> dict[str, str]:
-    """The ids as our clients read them (`sessionId`) and as Microsoft's do (`session_id`)."""
-    return {
-        "sessionId": session_key,
-        "session_id": session_key,
-        "correlationId": correlation_id,
-        "correlation_id": correlation_id,
-    }
-
-
-def _wait_for_response(req: func.HttpRequest, from_body: bool | None) -> bool:
-    """Whether the route waits for the reply: the `x-ms-wait-for-response` header decides, then the
-    `wait_for_response` query parameter, then the body field (Microsoft's order); default yes."""
-    header = req.headers.get(WAIT_HEADER)
-    if header is not None:
-        return parse_flag(header, f"header {WAIT_HEADER}")
-    query = req.params.get(WAIT_FIELD)
-    if query is not None:
-        return parse_flag(query, f"query parameter {WAIT_FIELD!r}")
-    return True if from_body is None else from_body
-
-
-def _accepts_json(req: func.HttpRequest) -> bool:
-    """Whether `Accept` asks for JSON (`application/json` or a `+json` type)."""
-    accept = (req.headers.get("Accept") or "").lower()
-    return any(
-        part.split(";", 1)[0].strip() in ("application/json",)
-        or part.split(";", 1)[0].strip().endswith("+json")
-        for part in accept.split(",")
-    )
-
-
-def _caller_correlation_id(req: func.HttpRequest, from_body: str | None) -> str | None:
-    """The caller's turn id: the `Idempotency-Key` header or the body's `correlationId` (one value)."""
-    header = req.headers.get(IDEMPOTENCY_HEADER)
-    if header is None:
-        return from_body
-    header = check_correlation_id(header, f"header {IDEMPOTENCY_HEADER}")
-    if from_body is not None and from_body != header:
-        raise RequestError(f"header {IDEMPOTENCY_HEADER} and 'correlationId' differ; send one of them")
-    return header

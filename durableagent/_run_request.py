@@ -1,4 +1,6 @@
-"""Validation of what callers send, before anything reaches an entity."""
+"""Validation of what callers send, before anything reaches an entity: the run body, and for the
+HTTP run route everything else it reads from the request (headers, query string, `Accept`), so a
+turn's request is parsed in this one place."""
 
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ client written for either package works against this one."""
 SCHEMA_FIELDS = ("response_schema", "response_format")
 """A JSON schema for the reply: ours (`response_schema`) and Microsoft's (`response_format`)."""
 WAIT_FIELD = "wait_for_response"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+WAIT_HEADER = "x-ms-wait-for-response"
+EVENT_STREAM = "text/event-stream"
 _KNOWN_FIELDS = {
     "message",
     *SESSION_FIELDS,
@@ -249,3 +254,99 @@ def validate_run_request(data: object) -> RunRequest:
             f"request is {encoded} bytes once encoded for the entity; the limit is {MAX_SIGNAL_BYTES}", 413
         )
     return request
+
+
+@dataclass(frozen=True)
+class HttpRunRequest:
+    """Everything the run route reads from one HTTP request, checked."""
+
+    request: RunRequest
+    correlation_id: str | None
+    """The caller's turn id (`Idempotency-Key` header or body `correlationId`), None when not given."""
+    session_key: str | None
+    wait: bool
+    events: bool
+    """`Accept` asks for Server-Sent Events."""
+    plain_text: bool
+    """Answer the reply as plain text: the body was `text/plain` and `Accept` does not ask for JSON."""
+
+
+def parse_http_run(body: bytes, headers: Mapping[str, str], params: Mapping[str, str]) -> HttpRunRequest:
+    """The run route's request from its body, headers and query string; every problem is a
+    RequestError naming it. `headers` must look names up case-insensitively (as the host's do)."""
+    text = is_text_body(headers.get("Content-Type"))
+    request = parse_run_request(body, text=text)
+    correlation_id = caller_correlation_id(headers.get(IDEMPOTENCY_HEADER), request.correlation_id)
+    session_key = one_session_key(
+        [("the body's session id", request.session_key)]
+        + [(f"query parameter {field!r}", params.get(field)) for field in SESSION_FIELDS]
+    )
+    wait = wait_for_response(headers.get(WAIT_HEADER), params.get(WAIT_FIELD), request.wait_for_response)
+    accept = headers.get("Accept")
+    return HttpRunRequest(
+        request,
+        correlation_id,
+        session_key,
+        wait,
+        wants_events(accept),
+        text and not accepts_json(accept),
+    )
+
+
+def wait_for_response(header: str | None, query: str | None, from_body: bool | None) -> bool:
+    """Whether the route waits for the reply: the `x-ms-wait-for-response` header decides, then the
+    `wait_for_response` query parameter, then the body field (Microsoft's order); default yes."""
+    if header is not None:
+        return parse_flag(header, f"header {WAIT_HEADER}")
+    if query is not None:
+        return parse_flag(query, f"query parameter {WAIT_FIELD!r}")
+    return True if from_body is None else from_body
+
+
+def accepts_json(accept: str | None) -> bool:
+    """Whether `Accept` asks for JSON (`application/json` or a `+json` type)."""
+    for part in (accept or "").lower().split(","):
+        media = part.split(";", 1)[0].strip()
+        if media == "application/json" or media.endswith("+json"):
+            return True
+    return False
+
+
+def caller_correlation_id(header: str | None, from_body: str | None) -> str | None:
+    """The caller's turn id: the `Idempotency-Key` header or the body's `correlationId` (one value)."""
+    if header is None:
+        return from_body
+    header = check_correlation_id(header, f"header {IDEMPOTENCY_HEADER}")
+    if from_body is not None and from_body != header:
+        raise RequestError(f"header {IDEMPOTENCY_HEADER} and 'correlationId' differ; send one of them")
+    return header
+
+
+def wants_events(accept: str | None) -> bool:
+    """Whether an `Accept` header asks for Server-Sent Events: listed with a quality above 0 and not
+    below any other type's (`text/event-stream;q=0.5, application/json` prefers the JSON reply,
+    `..., text/plain` a text one, `..., */*` either; `q=0` refuses events)."""
+    events = others = 0.0
+    for part in (accept or "").split(","):
+        media, *params = (item.strip().lower() for item in part.split(";"))
+        if not media:
+            continue
+        if media == EVENT_STREAM:
+            events = max(events, _quality(params))
+        else:
+            others = max(others, _quality(params))
+    return events > 0 and events >= others
+
+
+def _quality(params: list[str]) -> float:
+    """An `Accept` entry's `q` (1 when absent; one that is no number in 0..1 is read leniently as 1,
+    as browsers and servers do with a malformed one)."""
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "q":
+            try:
+                quality = float(value)
+            except ValueError:
+                return 1.0
+            return quality if 0.0 <= quality <= 1.0 else 1.0
+    return 1.0

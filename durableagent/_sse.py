@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._routes import BackendUnavailable, DurableClient, _within, read_state, reply_body
+from ._backend import BackendUnavailable, DurableClient, read_state, reply_body, within
 from .session import AgentSessionId, entity_name_for
 from .state import AgentState
 from .streams import (
@@ -39,7 +39,6 @@ from .streams import (
 
 logger = logging.getLogger(__name__)
 
-EVENT_STREAM = "text/event-stream"
 FIRST_WAIT = 0.002
 MAX_WAIT = 0.25
 LOCAL_GRACE = 0.05
@@ -54,36 +53,6 @@ SLOW_READS = 10
 STATE_EVERY = 0.5
 """Seconds between state reads while the stream has not ended: the state is read anyway, so a
 turn whose stream could not be written still ends the response."""
-
-
-def wants_events(accept: str | None) -> bool:
-    """Whether an `Accept` header asks for Server-Sent Events: listed with a quality above 0 and not
-    below any other type's (`text/event-stream;q=0.5, application/json` prefers the JSON reply,
-    `..., text/plain` a text one, `..., */*` either; `q=0` refuses events)."""
-    events = others = 0.0
-    for part in (accept or "").split(","):
-        media, *params = (item.strip().lower() for item in part.split(";"))
-        if not media:
-            continue
-        if media == EVENT_STREAM:
-            events = max(events, _quality(params))
-        else:
-            others = max(others, _quality(params))
-    return events > 0 and events >= others
-
-
-def _quality(params: list[str]) -> float:
-    """An `Accept` entry's `q` (1 when absent; one that is no number in 0..1 is read leniently as 1,
-    as browsers and servers do with a malformed one)."""
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip() == "q":
-            try:
-                quality = float(value)
-            except ValueError:
-                return 1.0
-            return quality if 0.0 <= quality <= 1.0 else 1.0
-    return 1.0
 
 
 def sse(event: str, data: Any, event_id: str | None = None) -> str:
@@ -198,7 +167,7 @@ async def _events(
             caught_up = True
             next_table_read = now + wait
             try:
-                stored = await _within(store.read(stream, cursor), deadline, 1.0)
+                stored = await within(store.read(stream, cursor), deadline, 1.0)
             except Exception as exc:
                 logger.warning(
                     "reading the stream of %s/%s failed; answering from the state: %s",
@@ -288,7 +257,7 @@ async def _rest(
     stored: list[StreamEvent] = []
     if store is not None:
         try:
-            stored = await _within(store.read(stream, cursor), deadline, 1.0)
+            stored = await within(store.read(stream, cursor), deadline, 1.0)
         except Exception:
             stored = []
     _keep(handed, subscription.take(), cursor)
@@ -357,7 +326,7 @@ async def left_session(
     until = min(time.monotonic() + ENDED_GRACE, deadline)
     interval = FIRST_WAIT
     while True:
-        data = await _within(read_state(client, session), deadline)
+        data = await within(read_state(client, session), deadline)
         if data is not None and AgentState.from_dict(data).has_correlation(correlation_id):
             return False
         if time.monotonic() >= until:
@@ -370,7 +339,7 @@ async def mark_queued(store: StreamStore, stream: StreamId, deadline: float) -> 
     """Store the turn's `queued` mark (`streams.queued_mark`); a store that fails costs only that.
     The run route writes it while it signals the turn, before the `accepted` event."""
     try:
-        await _within(store.append(stream, [queued_mark()]), deadline, 1.0)
+        await within(store.append(stream, [queued_mark()]), deadline, 1.0)
     except Exception as exc:
         logger.warning("marking the stream of %s/%s failed: %s", stream.key, stream.correlation_id, exc)
 
@@ -397,7 +366,7 @@ async def _reply(
     before; `_Unread` while the back end does not answer (the turn is accepted, so the wait goes
     on to the deadline, and a state not read is no sign of a session gone)."""
     try:
-        data = await _within(read_state(client, session), deadline, 0.5)
+        data = await within(read_state(client, session), deadline, 0.5)
         state = AgentState.from_dict(data) if data is not None else None
     except (BackendUnavailable, TimeoutError) as exc:
         logger.warning("reading %s failed while streaming: %s", session, exc or "timed out")

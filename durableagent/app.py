@@ -19,15 +19,18 @@ from agent_framework import SupportsAgentRun
 from azure.durable_functions.decorators.metadata import EntityTrigger
 
 from ._fork_route import fork as fork_session
-from ._routes import AgentRoutes, Polling
-from ._sse import EVENT_STREAM, EventStream
+from ._routes import AgentRoutes
+from ._run_request import EVENT_STREAM
+from ._sse import EventStream
+from ._storage import LazyIndex, LazyStore
 from .callbacks import AgentResponseCallbackProtocol
 from .entity import agent_type_of, create_entity_function
 from .fork import entity_handler
 from .orchestration import OrchestrationAgent, get_agent
 from .scripting import ScriptSwap
 from .session import entity_name_for
-from .streams import DEFAULT_TTL, LazyStore, StreamStore
+from .streams import DEFAULT_TTL, StreamStore
+from .turns import Polling, Turns
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +112,14 @@ class AgentFunctionApp(df.DFApp):
             raise ValueError(f"stream_ttl must be positive, got {stream_ttl}")
         self._streams = LazyStore(stream_ttl, stream_store) if streaming else None
         self.http_streams = http_streams
+        self._index = LazyIndex()
         self._routes = AgentRoutes(
-            self._resolve_http, self._agents_info, polling or _polling_from_env(), session_ttl, self._streams
+            self._resolve_http,
+            self._agents_info,
+            polling or _polling_from_env(),
+            session_ttl,
+            self._streams,
+            self._index,
         )
         self._register_routes(enable_health_check)
         if session_ttl is not None:
@@ -157,11 +166,18 @@ class AgentFunctionApp(df.DFApp):
         registered = RegisteredAgent(
             name, agent, callback or self.default_callback, entity_name_for(name), http
         )
-        entity = create_entity_function(agent, name, registered.callback, self._streams)
+        entity = create_entity_function(agent, name, registered.callback, self._streams, self._index)
         entity.__name__ = function_name
         self.function_name(function_name)(self._entity_trigger(registered.entity_name, entity))
         self._agents[name] = registered
         logger.info("registered agent %s as entity %s", name, registered.entity_name)
+
+    @property
+    def turns(self) -> Turns:
+        """Runs turns of this app's agents from async code (`turns.py`): what the run route uses,
+        and what another trigger (an MCP tool call: one turn, its reply) calls with its durable
+        client: `await app.turns.run(client, Turn.new(agent, request))`."""
+        return self._routes.turns
 
     def get_agent(self, context: df.DurableOrchestrationContext, name: str) -> OrchestrationAgent:
         """The agent `name` inside an orchestrator: `yield agent.run(...)` gives an `AgentResponse`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -16,11 +17,13 @@ from agent_framework import Agent, AgentResponse, FunctionTool, Message, Support
 
 from . import fork
 from ._run_request import RequestError, RunRequest, validate_run_request
+from ._session_index import activity_of
+from ._storage import LazyIndex, LazyStore
 from .callbacks import AgentCallbackContext, AgentResponseCallbackProtocol, notify
 from .loop import run_coroutine
 from .session import entity_name_for
 from .state import AgentState, tool_failures
-from .streams import STREAM_FIELD, LazyStore, StreamId, TurnStreamWriter
+from .streams import STREAM_FIELD, StreamId, TurnStreamWriter
 
 logger = logging.getLogger(__name__)
 
@@ -290,15 +293,47 @@ def is_idle(state: AgentState, raw_input: object) -> bool:
     return (datetime.now(UTC) - stamp).total_seconds() > seconds
 
 
+INDEX_WRITE_SECONDS = 5.0
+
+
+def _update_index(
+    index: LazyIndex | None,
+    entity_name: str,
+    key: str,
+    before: datetime | None,
+    after: datetime | None,
+    *,
+    removed: bool = False,
+) -> None:
+    """Keep the session index (`_session_index.py`) up to date, before the operation commits; a
+    write that fails is logged and costs only order in the listing, which repairs it."""
+    table = index.get() if index is not None else None
+    if table is None:
+        return
+    try:
+        if removed:
+            write = table.remove(entity_name, key, before)
+        else:
+            assert after is not None
+            write = table.put(entity_name, key, after, before)
+        run_coroutine(asyncio.wait_for(write, INDEX_WRITE_SECONDS))
+    except Exception as exc:
+        logger.warning(
+            "session index not updated for %s/%s (the listing repairs it): %s", entity_name, key, exc
+        )
+
+
 def create_entity_function(
     agent: SupportsAgentRun,
     agent_name: str,
     callback: AgentResponseCallbackProtocol | None = None,
     streams: LazyStore | None = None,
+    index: LazyIndex | None = None,
 ) -> Callable[[df.DurableEntityContext], None]:
     """Entity body for the Durable SDK (`Entity.create` wraps it)."""
     logic = AgentEntity(agent, agent_name, callback, streams)
     agent_type = agent_type_of(agent)
+    entity_name = entity_name_for(agent_name)
 
     def entity_function(context: df.DurableEntityContext) -> None:
         stored = context.get_state(lambda: None)
@@ -311,6 +346,7 @@ def create_entity_function(
             return
         operation = context.operation_name
         remove = False
+        before = activity_of(state)
         if operation in RUN_OPERATIONS:
             result = logic.run_agent(state, _operation_input(context), context.entity_key)
         elif operation == "get_state":
@@ -338,7 +374,13 @@ def create_entity_function(
             # Otherwise nothing happened: reading or a bad call creates no session. (After
             # set_result, which marks the entity as existing.)
             context.destruct_on_exit()
+            if stored is not None:
+                _update_index(index, entity_name, context.entity_key, before, None, removed=True)
         else:
+            # A reset session has no history left to date it: it is as new as the reset.
+            after = activity_of(state) or (datetime.now(UTC) if operation == "reset" else None)
+            if after is not None and after != before:
+                _update_index(index, entity_name, context.entity_key, before, after)
             context.set_state(state.to_dict())
 
     entity_function.__name__ = f"{agent_name}_entity"

@@ -3,8 +3,8 @@
 Why this exists: an orchestrator cannot await a model call (its code is replayed from history and
 must be deterministic), so a turn has to be a durable operation whose result is recorded. Each
 turn is a `call_entity` to the agent's session entity (`dafx-{name}`, key = session key) with the
-same `run_agent` operation the HTTP run route signals, so a turn taken in an orchestration lands
-in the same session state that `GET /api/agents/{name}/{sessionId}` shows.
+same `run_agent` operation and input as the HTTP run route's turns (`turns.py`), so a turn taken in
+an orchestration lands in the same session state that `GET /api/agents/{name}/{sessionId}` shows.
 
 The entity's result arrives in the orchestrator as decoded JSON; `AgentRunTask` turns it into an
 agent-framework `AgentResponse` (or an exception, for a failed turn) when the Durable SDK sets the
@@ -26,13 +26,12 @@ from azure.durable_functions.models.actions.CallEntityAction import CallEntityAc
 from azure.durable_functions.models.Task import AtomicTask, TaskBase
 from pydantic import BaseModel, ValidationError
 
-from ._run_request import ALLOWED_ROLES
+from ._run_request import ALLOWED_ROLES, RunRequest
 from .session import AgentSessionId, entity_name_for, validate_key
+from .turns import ACCEPTED_TEXT, RUN_OPERATION, turn_input
 
 logger = logging.getLogger(__name__)
 
-RUN_OPERATION = "run_agent"
-ACCEPTED_TEXT = "Agent request accepted"
 SUPPORTED_OPTIONS = ("response_format", "enable_tool_calls", "wait_for_response")
 
 ResponseFormat = type[BaseModel] | Mapping[str, Any]
@@ -217,13 +216,7 @@ class OrchestrationAgent:
         key = session_key_of(session) if session is not None else self.create_session().key
         entity_id = df.EntityId(entity_name_for(self.name), key)
         correlation_id = uuid.UUID(self.context.new_uuid()).hex
-        request = {
-            "message": text,
-            "role": role,
-            "correlation_id": correlation_id,
-            "enable_tool_calls": enable_tool_calls,
-            "response_schema": schema,
-        }
+        request = turn_input(RunRequest(text, key, role, enable_tool_calls, schema), correlation_id)
         if not options.get("wait_for_response", True):
             self.context.signal_entity(entity_id, RUN_OPERATION, request)
             accepted = AgentResponse(

@@ -5,6 +5,12 @@ started with `DURABLEAGENT_CHAT_SCRIPT` set, and no app code changes. With
 `DURABLEAGENT_CHAT_RECORD_SCRIPT` set instead, every agent keeps its real client, wrapped in
 `fakes.RecordingChatClient`, which writes each model exchange to that file as a script that
 `DURABLEAGENT_CHAT_SCRIPT` replays (the file is replaced whole on each step, so it is always valid).
+
+Only in local development: a variable that swaps every agent's model must never take effect in a
+deployed app by accident (a stray app setting would answer every user from a script). So both are
+honoured only when `AZURE_FUNCTIONS_ENVIRONMENT=Development` (which `func start` sets) or when the
+harness's local host runs the app (it sets `DURABLEAGENT_LOCAL_HOST=1`); anywhere else the app
+refuses to load, naming the variable. When honoured, a warning says so.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +28,37 @@ logger = logging.getLogger(__name__)
 SCRIPT_ENV = "DURABLEAGENT_CHAT_SCRIPT"
 RECORD_ENV = "DURABLEAGENT_CHAT_RECORD"
 RECORD_SCRIPT_ENV = "DURABLEAGENT_CHAT_RECORD_SCRIPT"
+ENVIRONMENT_ENV = "AZURE_FUNCTIONS_ENVIRONMENT"
+LOCAL_HOST_ENV = "DURABLEAGENT_LOCAL_HOST"
 KEPT_REQUESTS = 5  # requests the swapped-in fake keeps in memory (all are in the record file)
+
+
+class ModelSwapRefused(RuntimeError):
+    """A model-swap variable is set outside local development (see the module docstring)."""
+
+
+def local_development(environ: Mapping[str, str] | None = None) -> str | None:
+    """Why this process counts as local development (for the warning), or None when it does not."""
+    env = os.environ if environ is None else environ
+    if env.get(ENVIRONMENT_ENV, "").strip().lower() == "development":
+        return f"{ENVIRONMENT_ENV}=Development"
+    if env.get(LOCAL_HOST_ENV, "").strip() == "1":
+        return f"the local host runs the app ({LOCAL_HOST_ENV}=1)"
+    return None
+
+
+def _honoured(name: str, what: str) -> None:
+    """Refuse `name` outside local development, warn when it is honoured."""
+    why = local_development()
+    if why is None:
+        found = os.environ.get(ENVIRONMENT_ENV)
+        where = f"{ENVIRONMENT_ENV}={found!r}" if found else f"{ENVIRONMENT_ENV} is not set"
+        raise ModelSwapRefused(
+            f"{name} is set, which would {what}; it is honoured only in local development "
+            f"({ENVIRONMENT_ENV}=Development, as `func start` sets, or the harness's local host), and "
+            f"here {where}. Remove {name} from this app's settings."
+        )
+    logger.warning("%s is set and honoured (%s): it will %s", name, why, what)
 
 
 def default_record_path(script: Path) -> Path:
@@ -53,9 +90,11 @@ class ScriptSwap:
                 "exclude each other; set one"
             )
         if recording:
+            _honoured(RECORD_SCRIPT_ENV, "record every model exchange of every agent to a file")
             return cls(None, None, Path(recording).expanduser().resolve())
         if not raw:
             return cls(None, None)
+        _honoured(SCRIPT_ENV, "answer every agent from a scripted fake model instead of its own")
         script = Path(raw).expanduser().resolve()
         if not script.is_file():
             raise FileNotFoundError(f"{SCRIPT_ENV} names {script}, which is not a file")

@@ -32,26 +32,22 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from agent_framework import AgentResponseUpdate
 
+from ._tables import LoopTable
+
 logger = logging.getLogger(__name__)
 
-STORAGE_ENV = "DURABLEAGENT_STREAM_STORAGE"
-"""Connection string of the stream table's account; default `AzureWebJobsStorage`. `off` disables."""
 STREAM_FIELD = "stream"
 """Set (true) in a `run_agent` input by the run route when its client asked for Server-Sent Events:
 the turn then appends its updates to its stream. Other callers' turns write nothing here."""
-REDIS_ENV = "DURABLEAGENT_STREAM_REDIS"
-"""A Redis URL: keep streams there instead (`redis_streams.py`)."""
 DEFAULT_TABLE = "dafxstreams"
 DEFAULT_TTL = timedelta(hours=1)
 BATCH_LIMIT = 100  # the most operations one table transaction takes
@@ -254,26 +250,10 @@ class TableStreamStore:
         self.connection_string = connection_string
         self.table = table
         self.ttl = ttl
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
-        self._created = False
+        self._table = LoopTable(connection_string, table)
 
     async def _client(self) -> Any:
-        from azure.data.tables.aio import TableClient
-
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = TableClient.from_connection_string(self.connection_string, self.table)
-            self._clients[loop] = client
-        if not self._created:
-            from azure.core.exceptions import ResourceExistsError
-
-            try:
-                await client.create_table()
-            except ResourceExistsError:
-                pass
-            self._created = True
-        return client
+        return await self._table.client()
 
     async def append(self, stream: StreamId, events: list[StreamEvent]) -> None:
         client = await self._client()
@@ -332,49 +312,6 @@ class TableStreamStore:
                 )
                 removed += len(chunk)
         return removed
-
-
-def store_from_env(
-    ttl: timedelta = DEFAULT_TTL, environ: Mapping[str, str] | None = None
-) -> StreamStore | None:
-    """The store the app uses when given none: Redis at `DURABLEAGENT_STREAM_REDIS` if set, else a
-    table in `DURABLEAGENT_STREAM_STORAGE`'s account,
-    else `AzureWebJobsStorage`'s; None (no streaming, replies arrive whole) when neither is set or
-    the first is `off`. Read at first use, not at import: the host sets these before it calls."""
-    env = os.environ if environ is None else environ
-    redis_url = env.get(REDIS_ENV)
-    if redis_url:
-        from .redis_streams import RedisStreamStore
-
-        return RedisStreamStore(redis_url, ttl)
-    explicit = env.get(STORAGE_ENV)
-    if explicit is not None and explicit.strip().lower() in ("off", "0", "false", "none", ""):
-        return None
-    conn = explicit or env.get("AzureWebJobsStorage")
-    if not conn:
-        return None
-    if conn.replace(" ", "").lower().startswith("usedevelopmentstorage=true"):
-        conn = (
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-            "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-            "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
-        )
-    return TableStreamStore(conn, ttl=ttl)
-
-
-class LazyStore:
-    """Resolves the store from the environment at first use (None: streaming is off)."""
-
-    def __init__(self, ttl: timedelta = DEFAULT_TTL, store: StreamStore | None = None) -> None:
-        self.ttl = ttl
-        self._resolved = store is not None
-        self._store: StreamStore | None = store
-
-    def get(self) -> StreamStore | None:
-        if not self._resolved:
-            self._store = store_from_env(self.ttl)
-            self._resolved = True
-        return self._store
 
 
 # -- one turn's writer -----------------------------------------------------------------------------

@@ -147,6 +147,8 @@ class FunctionHost(ManagedService):
                 env["DURABLEAGENT_CHAT_RECORD"] = str(self.chat_record)
         if self.task_hub:
             env["DURABLEAGENT_TASK_HUB"] = self.task_hub
+        if self.mode == "func":  # as `func start` sets it; durableagent's model swap needs it
+            env.setdefault("AZURE_FUNCTIONS_ENVIRONMENT", "Development")
         env.update(self.extra_env)
         return env
 

@@ -230,6 +230,13 @@ def make_agent(client: ScriptedChatClient, name: str = "WeatherAgent") -> Agent:
 
 
 @pytest.fixture
+def local_development(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run as `func start` runs an app: the model-swap variables are honoured only there."""
+    monkeypatch.setenv("AZURE_FUNCTIONS_ENVIRONMENT", "Development")
+    monkeypatch.delenv("DURABLEAGENT_LOCAL_HOST", raising=False)
+
+
+@pytest.fixture
 def build():
     """Build an app from agents and return (app, client double)."""
 

@@ -26,7 +26,7 @@ ORCHESTRATION_SAMPLES = ("chaining", "concurrency", "conditionals", "human_in_th
 
 
 @pytest.fixture
-def load_sample(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def load_sample(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, local_development: None):
     def _load(name: str) -> tuple[Any, DurableClientDouble]:
         monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://example.invalid/")
         monkeypatch.setenv("DURABLEAGENT_CHAT_SCRIPT", str(SAMPLES / name / "fake_model.json"))

@@ -1,9 +1,11 @@
 import json
+import logging
 import time
 
 import pytest
 
 from durableagent import AgentFunctionApp
+from durableagent.scripting import ModelSwapRefused
 from fakes import ScriptedChatClient
 
 from .conftest import DurableClientDouble, make_agent
@@ -13,7 +15,9 @@ class NotAFake(ScriptedChatClient):
     """The 'real' model of the app: must never be asked when a script is configured."""
 
 
-async def test_script_env_swaps_every_agent_to_the_fake_and_records(tmp_path, monkeypatch, caplog):
+async def test_script_env_swaps_every_agent_to_the_fake_and_records(
+    tmp_path, monkeypatch, caplog, local_development
+):
     import os
     import tempfile
 
@@ -37,7 +41,7 @@ async def test_script_env_swaps_every_agent_to_the_fake_and_records(tmp_path, mo
     assert len(lines) == 1 and "hi" in json.dumps(lines[0])
 
 
-async def test_script_env_records_where_the_record_variable_says(tmp_path, monkeypatch):
+async def test_script_env_records_where_the_record_variable_says(tmp_path, monkeypatch, local_development):
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"steps": [{"text": "scripted!"}]}))
     monkeypatch.setenv("DURABLEAGENT_CHAT_SCRIPT", str(script))
@@ -47,10 +51,48 @@ async def test_script_env_records_where_the_record_variable_says(tmp_path, monke
     assert len((tmp_path / "run" / "chat.jsonl").read_text().splitlines()) == 1
 
 
-def test_missing_script_file_is_a_clear_error(tmp_path, monkeypatch):
+def test_missing_script_file_is_a_clear_error(tmp_path, monkeypatch, local_development):
     monkeypatch.setenv("DURABLEAGENT_CHAT_SCRIPT", str(tmp_path / "nope.json"))
     with pytest.raises(FileNotFoundError, match="DURABLEAGENT_CHAT_SCRIPT"):
         AgentFunctionApp()
+
+
+@pytest.mark.parametrize("variable", ["DURABLEAGENT_CHAT_SCRIPT", "DURABLEAGENT_CHAT_RECORD_SCRIPT"])
+@pytest.mark.parametrize("environment", [None, "Production", "Staging"])
+def test_a_model_swap_outside_local_development_refuses_to_load(tmp_path, monkeypatch, variable, environment):
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"steps": [{"text": "scripted!"}]}))
+    monkeypatch.setenv(variable, str(script))
+    monkeypatch.delenv("DURABLEAGENT_LOCAL_HOST", raising=False)
+    if environment is None:
+        monkeypatch.delenv("AZURE_FUNCTIONS_ENVIRONMENT", raising=False)
+    else:
+        monkeypatch.setenv("AZURE_FUNCTIONS_ENVIRONMENT", environment)
+    real = NotAFake(steps=[])
+    with pytest.raises(ModelSwapRefused, match=f"{variable} is set.*only in local development") as refused:
+        AgentFunctionApp(agents=[make_agent(real)])
+    assert "AZURE_FUNCTIONS_ENVIRONMENT" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("AZURE_FUNCTIONS_ENVIRONMENT", "development"), ("DURABLEAGENT_LOCAL_HOST", "1")]
+)
+def test_a_model_swap_in_local_development_is_honoured_with_a_warning(
+    tmp_path, monkeypatch, caplog, variable, value
+):
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"steps": [{"text": "scripted!"}]}))
+    monkeypatch.setenv("DURABLEAGENT_CHAT_SCRIPT", str(script))
+    monkeypatch.setenv("DURABLEAGENT_CHAT_RECORD", str(tmp_path / "chat.jsonl"))
+    monkeypatch.delenv("AZURE_FUNCTIONS_ENVIRONMENT", raising=False)
+    monkeypatch.delenv("DURABLEAGENT_LOCAL_HOST", raising=False)
+    monkeypatch.setenv(variable, value)
+    real = NotAFake(steps=[])
+    with caplog.at_level(logging.WARNING, logger="durableagent.scripting"):
+        app = AgentFunctionApp(agents=[make_agent(real)])
+    assert app.agents["WeatherAgent"].client is not real
+    honoured = [r.getMessage() for r in caplog.records if "is set and honoured" in r.getMessage()]
+    assert honoured and "DURABLEAGENT_CHAT_SCRIPT" in honoured[0] and variable in honoured[0]
 
 
 @pytest.mark.parametrize("value", ["soon", "nan", "-1", "0", "inf"])
@@ -75,7 +117,9 @@ async def test_run_timeout_from_the_environment(monkeypatch):
     assert (await host.state("WeatherAgent", "slow"))[1]["message_count"] == 2
 
 
-async def test_record_script_env_wraps_every_agent_in_a_recorder_of_its_real_client(tmp_path, monkeypatch):
+async def test_record_script_env_wraps_every_agent_in_a_recorder_of_its_real_client(
+    tmp_path, monkeypatch, local_development
+):
     from fakes import RecordingChatClient, load_script
 
     path = tmp_path / "recorded.json"

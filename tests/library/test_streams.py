@@ -13,7 +13,8 @@ import azure.functions as func
 import pytest
 from agent_framework import AgentResponseUpdate, Content
 
-from durableagent._sse import cursor_of, wants_events
+from durableagent._run_request import wants_events
+from durableagent._sse import cursor_of
 from durableagent.streams import AFTER_ALL, StreamEvent, StreamId, parse_event_id, row_key, update_events
 from fakes import ScriptedChatClient
 
