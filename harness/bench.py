@@ -477,22 +477,8 @@ async def _stack_benchmarks(stack: Stack, args: argparse.Namespace) -> list[Figu
     return [latency, floor, throughput, history, fork, turn_cost(latency, floor, history)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    from harness.cli import OneLineParser  # here: the CLI imports this module lazily
-
-    parser = OneLineParser(prog="python -m harness bench", description=__doc__)
-    parser.add_argument("--app", type=Path, default=DEFAULT_APP_DIR)
-    parser.add_argument("--turns", type=int, default=200, help="turns for the latency figures")
-    parser.add_argument("--sessions", type=int, default=50)
-    parser.add_argument("--session-turns", type=int, default=20)
-    parser.add_argument("--history", type=int, nargs="+", default=[10, 100, 1000])
-    parser.add_argument("--samples", type=int, default=30, help="turns timed at each history size")
-    parser.add_argument("--orchestration-runs", type=int, default=100, help="one-activity runs timed")
-    parser.add_argument("--floor-writes", type=int, default=200, help="Azurite writes timed for the floor")
-    parser.add_argument("--stream-turns", type=int, default=50, help="turns for the streaming figures")
-    parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run every benchmark with the options of `python -m harness bench` (`harness/cli/bench.py`)."""
     results: list[Figures] = []
     with Stack(args.app, host_mode="local", progress=True) as stack:
         results.extend(asyncio.run(_stack_benchmarks(stack, args)))
@@ -508,7 +494,3 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps({"machine": machine(), **{f.title: f.data for f in results}}, indent=2)
         )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

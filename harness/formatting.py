@@ -89,6 +89,11 @@ def local_time(stamp: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     return stamp.astimezone().strftime(fmt) if stamp else ""
 
 
+def time_text(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """Local time, to the second, of a timestamp or of the host's ISO-8601 text; empty when unknown."""
+    return local_time(value if isinstance(value, datetime) else _time_of(value), fmt)
+
+
 # ---- orchestration instances ------------------------------------------------------------------
 
 AGENT_ENTITY_PREFIX = "@dafx-"
