@@ -86,8 +86,13 @@ def run_result(response: httpx.Response) -> dict[str, Any]:
             body = None
         if isinstance(body, dict) and body.get("status") == "error":
             return body
+    return json_object(response, "run")
+
+
+def json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    """A success body that must be a JSON object; anything else is a one-line ClientError."""
     raise_for(response)
     body = json_body(response)
     if not isinstance(body, dict):
-        raise ClientError("run: unexpected response body (not a JSON object)")
+        raise ClientError(f"{what}: unexpected response body (not a JSON object)")
     return body

@@ -23,7 +23,15 @@ from urllib.parse import quote
 import httpx
 
 from durableagent.state import AgentState
-from harness.answers import ClientError, error_text, json_body, raise_for, run_result, transport_error
+from harness.answers import (
+    ClientError,
+    error_text,
+    json_body,
+    json_object,
+    raise_for,
+    run_result,
+    transport_error,
+)
 from harness.formatting import parse_time
 from harness.reply_stream import ReplyEvent, StreamBroken, aiter_reply, iter_reply
 
@@ -303,11 +311,7 @@ class _Requests:
     def _status_result(response: httpx.Response) -> dict[str, Any] | None:
         if response.status_code == 404:
             return None
-        raise_for(response)
-        body = json_body(response)
-        if not isinstance(body, dict):
-            raise ClientError("status: unexpected response body (not a JSON object)")
-        return body
+        return json_object(response, "status")
 
     def _instances_request(
         self, statuses: list[str] | None, top: int, token: str | None, prefix: str | None
