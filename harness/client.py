@@ -531,7 +531,7 @@ class SyncAgentClient(_Requests):
         return run_result(self._send("POST", path, json=body, timeout=max(self.timeout, RUN_TIMEOUT)))
 
     def stream_run(self, agent: str, message: str, session_id: str | None = None) -> Iterator[ReplyEvent]:
-        """Blocking `AgentClient.stream_run` (`ask` shows it with `harness.ask.LivePrinter`)."""
+        """Blocking `AgentClient.stream_run` (`ask` shows it with `harness.cli.ask.LivePrinter`)."""
         path, body = self._run_request(agent, message, session_id)
         try:
             yield from iter_reply(self._http, path, body, max(self.timeout, RUN_TIMEOUT))
