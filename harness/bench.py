@@ -130,23 +130,28 @@ def get_weather(location: str) -> str:
     return f"sunny, 21 C in {location}"
 
 
-async def _in_process_history(script: Path, sizes: tuple[int, ...], samples: int) -> dict[int, float]:
-    """The same weather turns through `agent.run()` alone, with the same history lengths."""
+async def _in_process_turns(script: Path, sizes: tuple[int, ...]) -> dict[int, Callable[[], Awaitable[Any]]]:
+    """By history size: one weather turn through `agent.run()` alone, on a history of that length."""
     from agent_framework import Agent, Message
 
     from fakes import ScriptedChatClient
 
     agent = Agent(client=ScriptedChatClient.from_file(script), name=AGENT, tools=[get_weather])
     history: list[Message] = []
-    medians: dict[int, float] = {}
+    turns: dict[int, Callable[[], Awaitable[Any]]] = {}
     for size in sizes:
         while len(history) // 2 < size:  # 4 messages per weather turn, 2 stored entries
             question = Message(role="user", contents=[f"What's the weather in City{len(history)}?"])
             history += [question, *(await agent.run([*history, question])).messages]
         turn = [*history, Message(role="user", contents=["What's the weather in Paris?"])]
-        times = [await _timed(lambda turn=turn: _direct_turn(agent, turn)) for _ in range(samples)]
-        medians[size] = statistics.median(times)
-    return medians
+        turns[size] = lambda turn=turn: _direct_turn(agent, turn)
+    return turns
+
+
+async def _in_process_history(script: Path, sizes: tuple[int, ...], samples: int) -> dict[int, float]:
+    """The same weather turns through `agent.run()` alone, with the same history lengths (medians)."""
+    turns = await _in_process_turns(script, sizes)
+    return {size: statistics.median([await _timed(turns[size]) for _ in range(samples)]) for size in sizes}
 
 
 async def _grow(client: httpx.AsyncClient, key: str, size: int) -> None:
@@ -192,6 +197,54 @@ async def bench_history(url: str, script: Path, sizes: tuple[int, ...], samples:
     return figures
 
 
+async def _turns_of(client: httpx.AsyncClient, key: str) -> int:
+    return (await client.get(f"/api/agents/{AGENT}/{key}")).json()["message_count"] // 2
+
+
+async def _fork(client: httpx.AsyncClient, key: str, turns: int) -> str:
+    """A new session holding the first `turns` turns of session `key`; its id."""
+    response = await client.post(f"/api/agents/{AGENT}/{key}/fork", json={"turn": turns})
+    if response.status_code != 201:
+        raise RuntimeError(f"POST /fork answered {response.status_code}: {response.text[:200]}")
+    return str(response.json()["sessionId"])
+
+
+async def _forks(client: httpx.AsyncClient, key: str, count: int) -> list[str]:
+    """`count` new sessions holding every turn of session `key` (a fork is far quicker than the turns)."""
+    turns = await _turns_of(client, key)
+    return [await _fork(client, key, turns) for _ in range(count)]
+
+
+async def bench_stack_added(url: str, script: Path, sizes: tuple[int, int], samples: int) -> Figures:
+    """What the stack adds to one turn, at a small and a large stored history, as a ratio.
+
+    Every sample is one turn on its own session of exactly that size (forks of one seeded session),
+    timed right after the same turn in-process on a history of the same length; the figure is the
+    median of those paired differences, so a load spike on the shared machine moves both sides of a
+    pair instead of one side of the ratio.
+    """
+    direct = await _in_process_turns(script, sizes)
+    figures = Figures("What the stack adds per turn, by stored messages (paired with in-process turns)")
+    added: dict[int, float] = {}
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        for size in sizes:
+            seed = f"added-{size}-{uuid.uuid4().hex[:12]}"
+            await _grow(client, seed, size)
+            http, differences = [], []
+            for session in await _forks(client, seed, samples):
+                alone = await _timed(direct[size])
+                http.append(
+                    await _timed(lambda s=session: _post_run(client, "What's the weather in Paris?", s))
+                )
+                differences.append(http[-1] - alone)
+            added[size] = statistics.median(differences)
+            figures.add(f"POST /run p50 at {size} messages", statistics.median(http), "ms")
+            figures.add(f"stack adds p50 at {size} messages", added[size], "ms")
+    small, large = sizes
+    figures.add(f"stack adds ratio {large} / {small}", _ratio(added[large], added[small]))
+    return figures
+
+
 async def bench_fork(url: str, sizes: tuple[int, ...], samples: int) -> Figures:
     """`POST .../fork` of a whole session by stored messages: the source entity copies its turns and
     signals the target's seed, and the route answers once the target holds them."""
@@ -200,14 +253,10 @@ async def bench_fork(url: str, sizes: tuple[int, ...], samples: int) -> Figures:
         for size in sizes:
             key = f"fork-{size}-{uuid.uuid4().hex[:12]}"
             await _grow(client, key, size)
-            turns = (await client.get(f"/api/agents/{AGENT}/{key}")).json()["message_count"] // 2
-
-            async def fork(key: str = key, turns: int = turns) -> None:
-                response = await client.post(f"/api/agents/{AGENT}/{key}/fork", json={"turn": turns})
-                if response.status_code != 201:
-                    raise RuntimeError(f"POST /fork answered {response.status_code}: {response.text[:200]}")
-
-            times = [await _timed(fork) for _ in range(samples)]
+            turns = await _turns_of(client, key)
+            times = [
+                await _timed(lambda key=key, turns=turns: _fork(client, key, turns)) for _ in range(samples)
+            ]
             figures.add(f"POST /fork p50 at {size} messages", statistics.median(times), "ms")
     return figures
 
@@ -388,17 +437,17 @@ async def bench_storage_floor(
     return figures
 
 
-def turn_cost(latency: Figures, floor: Figures, history: Figures) -> Figures:
+def turn_cost(latency: Figures, floor: Figures, added: Figures) -> Figures:
     """The two figures the stack's speed work tracks, from one run: a turn against the storage it
-    cannot avoid (two writes: the request and the reply), and what the stack adds per turn at the
-    largest history size against the smallest."""
+    cannot avoid (two writes: the request and the reply), and what the stack adds per turn at a
+    large stored history against a small one (`bench_stack_added`)."""
     figures = Figures("Turn cost against its floor (same run)")
     run50, write50 = latency.data["POST /run p50"], floor.data["one write p50"]
     figures.add("POST /run p50", run50, "ms")
     figures.add("two Azurite writes p50", 2 * write50, "ms")
     figures.add("POST /run p50 / two writes", _ratio(run50, 2 * write50), goal="<= 2x")
-    for name, value in history.data.items():
-        if name.startswith("stack overhead"):
+    for name, value in added.data.items():
+        if name.startswith("stack adds"):
             figures.add(name, value, "ms" if isinstance(value, float) else "")
     return figures
 
@@ -474,7 +523,9 @@ async def _stack_benchmarks(stack: Stack, args: argparse.Namespace) -> list[Figu
     throughput = await bench_throughput(stack.url, args.sessions, args.session_turns)
     history = await bench_history(stack.url, stack.script_path, tuple(args.history), args.samples)
     fork = await bench_fork(stack.url, tuple(args.history), args.samples)
-    return [latency, floor, throughput, history, fork, turn_cost(latency, floor, history)]
+    sizes = (min(args.history), max(args.history))
+    added = await bench_stack_added(stack.url, stack.script_path, sizes, args.samples)
+    return [latency, floor, throughput, history, fork, added, turn_cost(latency, floor, added)]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from harness.bench import (
     bench_fork,
     bench_history,
     bench_latency,
+    bench_stack_added,
     bench_storage_floor,
     bench_throughput,
     show,
@@ -31,11 +32,15 @@ def test_benchmarks_measure_and_check_histories(function_host, azurite, chat_scr
     assert fork.data["POST /fork p50 at 4 messages"] > 0
     floor = asyncio.run(bench_storage_floor(azurite.connection_string, writes=3, row_bytes=2048))
     assert floor.data["one write p50"] > 0
-    cost = turn_cost(latency, floor, history)
+    added = asyncio.run(bench_stack_added(url, chat_script.path, sizes=(2, 8), samples=2))
+    assert added.data["POST /run p50 at 8 messages"] > 0
+    ratio = added.data["stack adds p50 at 8 messages"] / added.data["stack adds p50 at 2 messages"]
+    assert added.data["stack adds ratio 8 / 2"] == f"{ratio:.2f}x"
+    cost = turn_cost(latency, floor, added)
     assert cost.data["two Azurite writes p50"] == 2 * floor.data["one write p50"]
     multiple = latency.data["POST /run p50"] / (2 * floor.data["one write p50"])
     assert cost.data["POST /run p50 / two writes"] == f"{multiple:.2f}x"
-    assert cost.data["stack overhead ratio 6 / 2"] == history.data["stack overhead ratio 6 / 2"]
+    assert cost.data["stack adds ratio 8 / 2"] == added.data["stack adds ratio 8 / 2"]
     show([latency, throughput, history, cost, Figures("empty")])
     shown = capsys.readouterr().out
     assert "Throughput (3 sessions x 2 turns" in shown and "stack overhead ratio 6 / 2" in shown
