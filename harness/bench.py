@@ -218,30 +218,41 @@ async def _forks(client: httpx.AsyncClient, key: str, count: int) -> list[str]:
 async def bench_stack_added(url: str, script: Path, sizes: tuple[int, int], samples: int) -> Figures:
     """What the stack adds to one turn, at a small and a large stored history, as a ratio.
 
-    Every sample is one turn on its own session of exactly that size (forks of one seeded session),
-    timed right after the same turn in-process on a history of the same length; the figure is the
-    median of those paired differences, so a load spike on the shared machine moves both sides of a
-    pair instead of one side of the ratio.
+    Every sample is a session of exactly that size (a fork of one seeded session): its first turn,
+    then a second one, each timed right after the same turn in-process on a history of the same
+    length. The figures are medians of those paired differences, so a load spike on the shared machine
+    moves both sides of a pair instead of one side of the ratio. The second turn is the steady state
+    (what a conversation pays turn after turn); the first is a session the host has not served yet.
     """
     direct = await _in_process_turns(script, sizes)
     figures = Figures("What the stack adds per turn, by stored messages (paired with in-process turns)")
-    added: dict[int, float] = {}
+    added: dict[tuple[int, str], float] = {}
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+
+        async def paired(size: int, session: str) -> tuple[float, float]:
+            alone = await _timed(direct[size])
+            http = await _timed(lambda: _post_run(client, "What's the weather in Paris?", session))
+            return http, http - alone
+
         for size in sizes:
             seed = f"added-{size}-{uuid.uuid4().hex[:12]}"
             await _grow(client, seed, size)
-            http, differences = [], []
+            first: list[tuple[float, float]] = []
+            steady: list[tuple[float, float]] = []
             for session in await _forks(client, seed, samples):
-                alone = await _timed(direct[size])
-                http.append(
-                    await _timed(lambda s=session: _post_run(client, "What's the weather in Paris?", s))
+                first.append(await paired(size, session))
+                steady.append(await paired(size, session))
+            for kind, pairs in (("", steady), (", first turn on the session", first)):
+                added[size, kind] = statistics.median(difference for _, difference in pairs)
+                figures.add(
+                    f"POST /run p50 at {size} messages{kind}", statistics.median(t for t, _ in pairs), "ms"
                 )
-                differences.append(http[-1] - alone)
-            added[size] = statistics.median(differences)
-            figures.add(f"POST /run p50 at {size} messages", statistics.median(http), "ms")
-            figures.add(f"stack adds p50 at {size} messages", added[size], "ms")
+                figures.add(f"stack adds p50 at {size} messages{kind}", added[size, kind], "ms")
     small, large = sizes
-    figures.add(f"stack adds ratio {large} / {small}", _ratio(added[large], added[small]))
+    for kind in ("", ", first turn on the session"):
+        figures.add(
+            f"stack adds ratio {large} / {small}{kind}", _ratio(added[large, kind], added[small, kind])
+        )
     return figures
 
 

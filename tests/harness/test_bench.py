@@ -34,6 +34,7 @@ def test_benchmarks_measure_and_check_histories(function_host, azurite, chat_scr
     assert floor.data["one write p50"] > 0
     added = asyncio.run(bench_stack_added(url, chat_script.path, sizes=(2, 8), samples=2))
     assert added.data["POST /run p50 at 8 messages"] > 0
+    assert added.data["POST /run p50 at 8 messages, first turn on the session"] > 0
     ratio = added.data["stack adds p50 at 8 messages"] / added.data["stack adds p50 at 2 messages"]
     assert added.data["stack adds ratio 8 / 2"] == f"{ratio:.2f}x"
     cost = turn_cost(latency, floor, added)
