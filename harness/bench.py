@@ -28,6 +28,7 @@ from .stack import DEFAULT_APP_DIR, Stack
 console = Console(stderr=True)
 AGENT = "WeatherAgent"
 HISTORY_PREPARATION = 1000  # messages stored ahead of the timed turns, per history size
+FLOOR_ROW_BYTES = 4 * 1024  # an entity state row after a few turns: the size one turn writes
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -129,23 +130,28 @@ def get_weather(location: str) -> str:
     return f"sunny, 21 C in {location}"
 
 
-async def _in_process_history(script: Path, sizes: tuple[int, ...], samples: int) -> dict[int, float]:
-    """The same weather turns through `agent.run()` alone, with the same history lengths."""
+async def _in_process_turns(script: Path, sizes: tuple[int, ...]) -> dict[int, Callable[[], Awaitable[Any]]]:
+    """By history size: one weather turn through `agent.run()` alone, on a history of that length."""
     from agent_framework import Agent, Message
 
     from fakes import ScriptedChatClient
 
     agent = Agent(client=ScriptedChatClient.from_file(script), name=AGENT, tools=[get_weather])
     history: list[Message] = []
-    medians: dict[int, float] = {}
+    turns: dict[int, Callable[[], Awaitable[Any]]] = {}
     for size in sizes:
         while len(history) // 2 < size:  # 4 messages per weather turn, 2 stored entries
             question = Message(role="user", contents=[f"What's the weather in City{len(history)}?"])
             history += [question, *(await agent.run([*history, question])).messages]
         turn = [*history, Message(role="user", contents=["What's the weather in Paris?"])]
-        times = [await _timed(lambda turn=turn: _direct_turn(agent, turn)) for _ in range(samples)]
-        medians[size] = statistics.median(times)
-    return medians
+        turns[size] = lambda turn=turn: _direct_turn(agent, turn)
+    return turns
+
+
+async def _in_process_history(script: Path, sizes: tuple[int, ...], samples: int) -> dict[int, float]:
+    """The same weather turns through `agent.run()` alone, with the same history lengths (medians)."""
+    turns = await _in_process_turns(script, sizes)
+    return {size: statistics.median([await _timed(turns[size]) for _ in range(samples)]) for size in sizes}
 
 
 async def _grow(client: httpx.AsyncClient, key: str, size: int) -> None:
@@ -191,6 +197,65 @@ async def bench_history(url: str, script: Path, sizes: tuple[int, ...], samples:
     return figures
 
 
+async def _turns_of(client: httpx.AsyncClient, key: str) -> int:
+    return (await client.get(f"/api/agents/{AGENT}/{key}")).json()["message_count"] // 2
+
+
+async def _fork(client: httpx.AsyncClient, key: str, turns: int) -> str:
+    """A new session holding the first `turns` turns of session `key`; its id."""
+    response = await client.post(f"/api/agents/{AGENT}/{key}/fork", json={"turn": turns})
+    if response.status_code != 201:
+        raise RuntimeError(f"POST /fork answered {response.status_code}: {response.text[:200]}")
+    return str(response.json()["sessionId"])
+
+
+async def _forks(client: httpx.AsyncClient, key: str, count: int) -> list[str]:
+    """`count` new sessions holding every turn of session `key` (a fork is far quicker than the turns)."""
+    turns = await _turns_of(client, key)
+    return [await _fork(client, key, turns) for _ in range(count)]
+
+
+async def bench_stack_added(url: str, script: Path, sizes: tuple[int, int], samples: int) -> Figures:
+    """What the stack adds to one turn, at a small and a large stored history, as a ratio.
+
+    Every sample is a session of exactly that size (a fork of one seeded session): its first turn,
+    then a second one, each timed right after the same turn in-process on a history of the same
+    length. The figures are medians of those paired differences, so a load spike on the shared machine
+    moves both sides of a pair instead of one side of the ratio. The second turn is the steady state
+    (what a conversation pays turn after turn); the first is a session the host has not served yet.
+    """
+    direct = await _in_process_turns(script, sizes)
+    figures = Figures("What the stack adds per turn, by stored messages (paired with in-process turns)")
+    added: dict[tuple[int, str], float] = {}
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+
+        async def paired(size: int, session: str) -> tuple[float, float]:
+            alone = await _timed(direct[size])
+            http = await _timed(lambda: _post_run(client, "What's the weather in Paris?", session))
+            return http, http - alone
+
+        for size in sizes:
+            seed = f"added-{size}-{uuid.uuid4().hex[:12]}"
+            await _grow(client, seed, size)
+            first: list[tuple[float, float]] = []
+            steady: list[tuple[float, float]] = []
+            for session in await _forks(client, seed, samples):
+                first.append(await paired(size, session))
+                steady.append(await paired(size, session))
+            for kind, pairs in (("", steady), (", first turn on the session", first)):
+                added[size, kind] = statistics.median(difference for _, difference in pairs)
+                figures.add(
+                    f"POST /run p50 at {size} messages{kind}", statistics.median(t for t, _ in pairs), "ms"
+                )
+                figures.add(f"stack adds p50 at {size} messages{kind}", added[size, kind], "ms")
+    small, large = sizes
+    for kind in ("", ", first turn on the session"):
+        figures.add(
+            f"stack adds ratio {large} / {small}{kind}", _ratio(added[large, kind], added[small, kind])
+        )
+    return figures
+
+
 async def bench_fork(url: str, sizes: tuple[int, ...], samples: int) -> Figures:
     """`POST .../fork` of a whole session by stored messages: the source entity copies its turns and
     signals the target's seed, and the route answers once the target holds them."""
@@ -199,14 +264,10 @@ async def bench_fork(url: str, sizes: tuple[int, ...], samples: int) -> Figures:
         for size in sizes:
             key = f"fork-{size}-{uuid.uuid4().hex[:12]}"
             await _grow(client, key, size)
-            turns = (await client.get(f"/api/agents/{AGENT}/{key}")).json()["message_count"] // 2
-
-            async def fork(key: str = key, turns: int = turns) -> None:
-                response = await client.post(f"/api/agents/{AGENT}/{key}/fork", json={"turn": turns})
-                if response.status_code != 201:
-                    raise RuntimeError(f"POST /fork answered {response.status_code}: {response.text[:200]}")
-
-            times = [await _timed(fork) for _ in range(samples)]
+            turns = await _turns_of(client, key)
+            times = [
+                await _timed(lambda key=key, turns=turns: _fork(client, key, turns)) for _ in range(samples)
+            ]
             figures.add(f"POST /fork p50 at {size} messages", statistics.median(times), "ms")
     return figures
 
@@ -356,6 +417,52 @@ def _ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}x" if denominator > 0 else "n/a"
 
 
+async def bench_storage_floor(
+    connection_string: str, writes: int, row_bytes: int = FLOOR_ROW_BYTES
+) -> Figures:
+    """One Azurite table write of a turn-sized row, as the host's stores write one (a whole-row
+    replace through the same SDK): the floor under a turn, which stores its request and its reply.
+
+    A turn cannot cost less than its writes, so `POST /run` is judged against this (see
+    `turn_cost`), not against an absolute number that moves with the machine.
+    """
+    from azure.data.tables import UpdateMode
+    from azure.data.tables.aio import TableServiceClient
+
+    table_name = f"benchfloor{uuid.uuid4().hex[:12]}"
+    text = "x" * row_bytes
+    async with TableServiceClient.from_connection_string(connection_string) as service:
+        table = await service.create_table(table_name)
+        try:
+            row = {"PartitionKey": "floor", "RowKey": "state", "P": text}
+            await table.upsert_entity(row, mode=UpdateMode.REPLACE)  # warm-up: connection and row exist
+            times = [
+                await _timed(lambda i=i: table.upsert_entity({**row, "N": i}, mode=UpdateMode.REPLACE))
+                for i in range(writes)
+            ]
+        finally:
+            await service.delete_table(table_name)
+    figures = Figures(f"Storage floor (Azurite table write of a {row_bytes // 1024} KiB row)")
+    figures.add("one write p50", percentile(times, 50), "ms")
+    figures.add("one write p95", percentile(times, 95), "ms")
+    return figures
+
+
+def turn_cost(latency: Figures, floor: Figures, added: Figures) -> Figures:
+    """The two figures the stack's speed work tracks, from one run: a turn against the storage it
+    cannot avoid (two writes: the request and the reply), and what the stack adds per turn at a
+    large stored history against a small one (`bench_stack_added`)."""
+    figures = Figures("Turn cost against its floor (same run)")
+    run50, write50 = latency.data["POST /run p50"], floor.data["one write p50"]
+    figures.add("POST /run p50", run50, "ms")
+    figures.add("two Azurite writes p50", 2 * write50, "ms")
+    figures.add("POST /run p50 / two writes", _ratio(run50, 2 * write50), goal="<= 2x")
+    for name, value in added.data.items():
+        if name.startswith("stack adds"):
+            figures.add(name, value, "ms" if isinstance(value, float) else "")
+    return figures
+
+
 def bench_start(app_dir: Path) -> Figures:
     """Seconds from launching `python -m harness up` to the first answered `/run`."""
     port = free_port()
@@ -422,29 +529,18 @@ def show(results: list[Figures]) -> None:
 
 async def _stack_benchmarks(stack: Stack, args: argparse.Namespace) -> list[Figures]:
     assert stack.script_path is not None
-    return [
-        await bench_latency(stack.url, stack.script_path, args.turns),
-        await bench_throughput(stack.url, args.sessions, args.session_turns),
-        await bench_history(stack.url, stack.script_path, tuple(args.history), args.samples),
-        await bench_fork(stack.url, tuple(args.history), args.samples),
-    ]
+    latency = await bench_latency(stack.url, stack.script_path, args.turns)
+    floor = await bench_storage_floor(stack.connection_string, args.floor_writes)
+    throughput = await bench_throughput(stack.url, args.sessions, args.session_turns)
+    history = await bench_history(stack.url, stack.script_path, tuple(args.history), args.samples)
+    fork = await bench_fork(stack.url, tuple(args.history), args.samples)
+    sizes = (min(args.history), max(args.history))
+    added = await bench_stack_added(stack.url, stack.script_path, sizes, args.samples)
+    return [latency, floor, throughput, history, fork, added, turn_cost(latency, floor, added)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    from harness.cli import OneLineParser  # here: the CLI imports this module lazily
-
-    parser = OneLineParser(prog="python -m harness bench", description=__doc__)
-    parser.add_argument("--app", type=Path, default=DEFAULT_APP_DIR)
-    parser.add_argument("--turns", type=int, default=200, help="turns for the latency figures")
-    parser.add_argument("--sessions", type=int, default=50)
-    parser.add_argument("--session-turns", type=int, default=20)
-    parser.add_argument("--history", type=int, nargs="+", default=[10, 100, 1000])
-    parser.add_argument("--samples", type=int, default=30, help="turns timed at each history size")
-    parser.add_argument("--orchestration-runs", type=int, default=100, help="one-activity runs timed")
-    parser.add_argument("--stream-turns", type=int, default=50, help="turns for the streaming figures")
-    parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run every benchmark with the options of `python -m harness bench` (`harness/cli/bench.py`)."""
     results: list[Figures] = []
     with Stack(args.app, host_mode="local", progress=True) as stack:
         results.extend(asyncio.run(_stack_benchmarks(stack, args)))
@@ -460,7 +556,3 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps({"machine": machine(), **{f.title: f.data for f in results}}, indent=2)
         )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1204,26 +1204,8 @@ async def _run_all(
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    from harness.cli import OneLineParser  # here: the CLI imports this module lazily
-
-    parser = OneLineParser(prog="python -m harness chaos", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=10, help="host kills during agent turns")
-    parser.add_argument(
-        "--orchestration-rounds", type=int, default=3, help="host kills during orchestrations"
-    )
-    parser.add_argument("--posts", type=int, default=30, help="concurrent posts to one session")
-    parser.add_argument("--fuzz", type=int, default=400, help="random hostile requests")
-    parser.add_argument("--seed", type=int, default=14, help="seed of every random choice")
-    parser.add_argument(
-        "--only",
-        nargs="+",
-        choices=["concurrency", "hostile", "kills", "orchestration", "two", "storage", "hung"],
-        default=None,
-    )
-    parser.add_argument("--json", type=Path, help="also write the results to this file")
-    parser.add_argument("--markdown", type=Path, help="also write the rows as a Markdown table")
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """The whole run with the options of `python -m harness chaos` (`harness/cli/chaos.py`)."""
     work = Path(tempfile.mkdtemp(prefix="durableagent-chaos-"))
     script = work / "chaos-script.json"
     script.write_text(json.dumps(CHAOS_SCRIPT))
@@ -1265,7 +1247,3 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"logs kept in {work}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,7 +23,16 @@ from urllib.parse import quote
 import httpx
 
 from durableagent.state import AgentState
-from harness.formatting import one_line
+from harness.answers import (
+    ClientError,
+    error_text,
+    json_body,
+    json_object,
+    raise_for,
+    run_result,
+    transport_error,
+)
+from harness.formatting import parse_time
 from harness.reply_stream import ReplyEvent, StreamBroken, aiter_reply, iter_reply
 
 __all__ = [
@@ -52,15 +61,6 @@ RUN_TIMEOUT = 300.0
 RUNTIME_STATUSES = ("Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated", "Suspended")
 """Orchestration runtime statuses of the Durable HTTP API (`Canceled` is an older spelling, also final)."""
 FINISHED_STATUSES = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
-
-
-class ClientError(Exception):
-    """A failed request, with a one-line message fit to show a user as is."""
-
-    def __init__(self, message: str, status: int | None = None, payload: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.payload = payload
 
 
 class InstanceTimeout(ClientError):
@@ -102,20 +102,6 @@ def entity_name(agent: str) -> str:
     from durableagent.session import entity_name_for
 
     return entity_name_for(agent)
-
-
-def parse_time(value: Any) -> datetime | None:
-    """Parse an ISO-8601 timestamp as sent by the host (with `Z` or an offset); None when absent/bad."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _session_state(state: Any) -> AgentState | None:
@@ -188,58 +174,6 @@ def summarize(items: list[dict[str, Any]]) -> list[SessionSummary]:
     return summaries
 
 
-def _error_text(response: httpx.Response) -> str:
-    """The `error` of a JSON error body, else a short piece of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        for field in ("error", "message", "Message", "detail"):
-            if body.get(field):
-                return " ".join(str(body[field]).split())
-    text = one_line(response.text, 200)
-    return text or response.reason_phrase or ""
-
-
-def _raise_for(response: httpx.Response) -> None:
-    """Raise a one-line ClientError for any non-2xx response."""
-    if response.is_success:
-        return
-    request = response.request
-    detail = _error_text(response)
-    message = f"HTTP {response.status_code} from {request.method} {request.url.path}"
-    if detail:
-        message += f": {detail}"
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    raise ClientError(message, status=response.status_code, payload=payload)
-
-
-def _json(response: httpx.Response) -> Any:
-    """Decode a success body, or raise a ClientError saying the host sent something else."""
-    try:
-        return response.json()
-    except ValueError:
-        raise ClientError(
-            f"HTTP {response.status_code} from {response.request.method} {response.request.url.path}: "
-            "response is not JSON",
-            status=response.status_code,
-        ) from None
-
-
-def _transport_error(base_url: str, exc: httpx.HTTPError) -> ClientError:
-    """A one-line message for connection failures and timeouts."""
-    if isinstance(exc, httpx.TimeoutException):
-        return ClientError(f"timed out talking to {base_url}")
-    if isinstance(exc, httpx.ConnectError):
-        return ClientError(f"cannot connect to {base_url} (is the app running?)")
-    reason = " ".join(str(exc).split()) or type(exc).__name__
-    return ClientError(f"request to {base_url} failed: {reason}")
-
-
 class _Requests:
     """Request building and response interpretation shared by the async and sync clients."""
 
@@ -271,8 +205,8 @@ class _Requests:
                 f"{self.base_url} is not a durableagent app (GET /api/health answered 404); check the URL",
                 status=404,
             )
-        _raise_for(response)
-        return _json(response)
+        raise_for(response)
+        return json_body(response)
 
     @staticmethod
     def _run_request(agent: str, message: str, session_id: str | None) -> tuple[str, dict[str, Any]]:
@@ -282,22 +216,6 @@ class _Requests:
         return f"/api/agents/{quote(agent, safe='')}/run", body
 
     @staticmethod
-    def _run_result(response: httpx.Response) -> dict[str, Any]:
-        # A failed turn (500 with `status: error`) and a timeout (202) are results, not client errors.
-        if response.status_code == 500:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            if isinstance(body, dict) and body.get("status") == "error":
-                return body
-        _raise_for(response)
-        body = _json(response)
-        if not isinstance(body, dict):
-            raise ClientError("run: unexpected response body (not a JSON object)")
-        return body
-
-    @staticmethod
     def _state_path(agent: str, session_id: str) -> str:
         return f"/api/agents/{quote(agent, safe='')}/{quote(session_id, safe='')}"
 
@@ -305,8 +223,8 @@ class _Requests:
     def _state_result(response: httpx.Response) -> dict[str, Any] | None:
         if response.status_code == 404:
             return None
-        _raise_for(response)
-        body = _json(response)
+        raise_for(response)
+        body = json_body(response)
         return body if isinstance(body, dict) else None
 
     @classmethod
@@ -321,8 +239,8 @@ class _Requests:
     @staticmethod
     def _fork_result(response: httpx.Response) -> dict[str, Any]:
         """201 (forked) or 202 (still copying) as the JSON body; anything else a one-line ClientError."""
-        _raise_for(response)
-        body = _json(response)
+        raise_for(response)
+        body = json_body(response)
         if not isinstance(body, dict) or not body.get("sessionId"):
             raise ClientError("fork: unexpected response body (no sessionId)")
         return body
@@ -345,8 +263,8 @@ class _Requests:
         """Add one listing page's rows to `items`; return the continuation token (None on the last page)."""
         if response.status_code == 404:
             return None  # no entity of that name yet
-        _raise_for(response)
-        body = _json(response)
+        raise_for(response)
+        body = json_body(response)
         if isinstance(body, list):
             items.extend(item for item in body if isinstance(item, dict))
         return response.headers.get(CONTINUATION_HEADER) or None
@@ -373,14 +291,14 @@ class _Requests:
     @staticmethod
     def _start_result(response: httpx.Response, orchestrator: str, instance_id: str | None) -> dict[str, Any]:
         if response.status_code == 404:
-            raise ClientError(f"unknown orchestrator {orchestrator!r}: {_error_text(response)}", status=404)
+            raise ClientError(f"unknown orchestrator {orchestrator!r}: {error_text(response)}", status=404)
         if response.status_code == 409:
             raise ClientError(
-                f"instance {instance_id!r} already exists and is not finished: {_error_text(response)}",
+                f"instance {instance_id!r} already exists and is not finished: {error_text(response)}",
                 status=409,
             )
-        _raise_for(response)
-        body = _json(response)
+        raise_for(response)
+        body = json_body(response)
         if not isinstance(body, dict) or not body.get("id"):
             raise ClientError("start: unexpected response body (no instance id)")
         return body
@@ -393,11 +311,7 @@ class _Requests:
     def _status_result(response: httpx.Response) -> dict[str, Any] | None:
         if response.status_code == 404:
             return None
-        _raise_for(response)
-        body = _json(response)
-        if not isinstance(body, dict):
-            raise ClientError("status: unexpected response body (not a JSON object)")
-        return body
+        return json_object(response, "status")
 
     def _instances_request(
         self, statuses: list[str] | None, top: int, token: str | None, prefix: str | None
@@ -412,8 +326,8 @@ class _Requests:
 
     @staticmethod
     def _read_instances_page(response: httpx.Response, items: list[dict[str, Any]]) -> str | None:
-        _raise_for(response)
-        body = _json(response)
+        raise_for(response)
+        body = json_body(response)
         if not isinstance(body, list):
             raise ClientError("instances: unexpected response body (not a JSON array)")
         items.extend(item for item in body if isinstance(item, dict))
@@ -426,14 +340,14 @@ class _Requests:
             raise ClientError(f"no instance {instance_id!r}", status=404)
         if response.status_code == 410:
             raise ClientError(f"cannot {action}: instance {instance_id!r} has already finished", status=410)
-        _raise_for(response)
+        raise_for(response)
 
     @staticmethod
     def _purge_result(response: httpx.Response, instance_id: str) -> int:
         if response.status_code == 404:
             raise ClientError(f"no instance {instance_id!r}", status=404)
-        _raise_for(response)
-        body = _json(response) if response.content else {}
+        raise_for(response)
+        body = json_body(response) if response.content else {}
         deleted = body.get("instancesDeleted") if isinstance(body, dict) else None
         return deleted if isinstance(deleted, int) else 1
 
@@ -472,7 +386,7 @@ class AgentClient(_Requests):
         try:
             return await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise _transport_error(self.base_url, exc) from None
+            raise transport_error(self.base_url, exc) from None
 
     async def health(self) -> dict[str, Any]:
         """`GET /api/health`: the app's agents."""
@@ -486,7 +400,7 @@ class AgentClient(_Requests):
         """Run one turn. Returns the JSON reply, including a failed turn (`status: error`) or 202."""
         path, body = self._run_request(agent, message, session_id)
         response = await self._send("POST", path, json=body, timeout=max(self.timeout, RUN_TIMEOUT))
-        return self._run_result(response)
+        return run_result(response)
 
     async def stream_run(
         self, agent: str, message: str, session_id: str | None = None
@@ -525,7 +439,7 @@ class AgentClient(_Requests):
     async def reset(self, agent: str, session_id: str) -> None:
         """Signal the entity's `reset` operation (asynchronous: the host answers 202)."""
         response = await self._send("POST", self._entities_path(agent, session_id), params={"op": "reset"})
-        _raise_for(response)
+        raise_for(response)
 
     # ---- orchestration instances --------------------------------------------------------------
 
@@ -601,7 +515,7 @@ class SyncAgentClient(_Requests):
         try:
             return self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise _transport_error(self.base_url, exc) from None
+            raise transport_error(self.base_url, exc) from None
 
     def health(self) -> dict[str, Any]:
         """`GET /api/health`: the app's agents."""
@@ -614,10 +528,10 @@ class SyncAgentClient(_Requests):
     def run(self, agent: str, message: str, session_id: str | None = None) -> dict[str, Any]:
         """Run one turn. Returns the JSON reply, including a failed turn (`status: error`) or 202."""
         path, body = self._run_request(agent, message, session_id)
-        return self._run_result(self._send("POST", path, json=body, timeout=max(self.timeout, RUN_TIMEOUT)))
+        return run_result(self._send("POST", path, json=body, timeout=max(self.timeout, RUN_TIMEOUT)))
 
     def stream_run(self, agent: str, message: str, session_id: str | None = None) -> Iterator[ReplyEvent]:
-        """Blocking `AgentClient.stream_run` (`ask` shows it with `harness.ask.LivePrinter`)."""
+        """Blocking `AgentClient.stream_run` (`ask` shows it with `harness.cli.ask.LivePrinter`)."""
         path, body = self._run_request(agent, message, session_id)
         try:
             yield from iter_reply(self._http, path, body, max(self.timeout, RUN_TIMEOUT))
@@ -645,7 +559,7 @@ class SyncAgentClient(_Requests):
 
     def reset(self, agent: str, session_id: str) -> None:
         """Signal the entity's `reset` operation (asynchronous: the host answers 202)."""
-        _raise_for(self._send("POST", self._entities_path(agent, session_id), params={"op": "reset"}))
+        raise_for(self._send("POST", self._entities_path(agent, session_id), params={"op": "reset"}))
 
     # ---- orchestration instances --------------------------------------------------------------
 

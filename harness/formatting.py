@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -84,9 +84,28 @@ def usage_text(usage: dict[str, int]) -> str:
     return " · ".join(parts)
 
 
+def parse_time(value: Any) -> datetime | None:
+    """Parse an ISO-8601 timestamp as sent by the host (with `Z` or an offset); None when absent/bad."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def local_time(stamp: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     """A timestamp in local time; empty when unknown."""
     return stamp.astimezone().strftime(fmt) if stamp else ""
+
+
+def time_text(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """Local time, to the second, of a timestamp or of the host's ISO-8601 text; empty when unknown."""
+    return local_time(value if isinstance(value, datetime) else parse_time(value), fmt)
 
 
 # ---- orchestration instances ------------------------------------------------------------------
@@ -121,13 +140,6 @@ class TimelineRow:
     agent_session: tuple[str, str] | None = None
     """(agent name as in the entity name, lower case; session key) for calls to a durableagent agent."""
     event: dict[str, Any] = field(default_factory=dict)
-
-
-def _time_of(value: Any) -> datetime | None:
-    # Local import: harness.client imports this module.
-    from harness.client import parse_time
-
-    return parse_time(value)
 
 
 def agent_session_of(entity_instance_id: Any) -> tuple[str, str] | None:
@@ -174,8 +186,8 @@ def timeline(history: Any) -> list[TimelineRow]:
 def _timeline_row(event: dict[str, Any], timers: dict[str, datetime | None]) -> TimelineRow:
     """One history event as a row; `timers` maps FireAt to creation time across calls."""
     event_type = str(event.get("EventType") or "")
-    stamp = _time_of(event.get("Timestamp"))
-    scheduled = _time_of(event.get("ScheduledTime"))
+    stamp = parse_time(event.get("Timestamp"))
+    scheduled = parse_time(event.get("ScheduledTime"))
     duration = stamp - scheduled if stamp and scheduled else None
     name = str(event.get("FunctionName") or event.get("Name") or "")
     kind, title, detail, failed = "other", event_type or "event", "", False
@@ -194,7 +206,7 @@ def _timeline_row(event: dict[str, Any], timers: dict[str, datetime | None]) -> 
         fire_at = str(event.get("FireAt") or "")
         timers[fire_at] = stamp
         kind, title = "timer", "timer created"
-        when = _time_of(fire_at)
+        when = parse_time(fire_at)
         same_day = (
             when is not None and stamp is not None and when.astimezone().date() == stamp.astimezone().date()
         )
@@ -235,7 +247,7 @@ def pending_timer(history: Any) -> datetime | None:
     pending: dict[str, datetime | None] = {}
     for event in history if isinstance(history, list) else []:
         if isinstance(event, dict) and event.get("EventType") == "TimerCreated":
-            pending[str(event.get("FireAt"))] = _time_of(event.get("FireAt"))
+            pending[str(event.get("FireAt"))] = parse_time(event.get("FireAt"))
         elif isinstance(event, dict) and event.get("EventType") == "TimerFired":
             pending.pop(str(event.get("FireAt")), None)
     times = [t for t in pending.values() if t is not None]

@@ -10,6 +10,11 @@ event, read output and history). It talks to the Durable instance HTTP API throu
 tests at ``func`` or a deployed app; a timeout fails the test with the instance's last status, which
 is what one needs to see to tell a slow orchestration from a stuck one.
 
+The engine is ``harness.testing`` (no pytest there): ``HostPool``, ``ChatScript``, ``Orchestrations``;
+this module adds what only pytest has: fixtures and their scopes, markers, options, the xprocess
+bookkeeping and process logs in failing reports. ``harness.testing.AppEnvironment`` runs the same
+stack for a test without fixtures.
+
 About pytest-xprocess: we use its ``xprocess`` fixture for its bookkeeping - a pid file per process
 under ``.pytest_cache/d/.xprocess``, so ``pytest --xshow`` lists our processes and ``pytest --xkill``
 kills leftovers. Logs stay in the run's own temp folder instead of xprocess's ``xprocess.log``: that
@@ -29,19 +34,18 @@ without pytest - one code path means the same teardown everywhere.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
-import tempfile
-import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import pytest
 
 from harness.stack import HOST_MODES
+from harness.testing.hosts import HostPool
+from harness.testing.keys import key_stem, unique_key
+from harness.testing.orchestrations import Orchestrations
+from harness.testing.script import ChatScript, load_script, unused_message, write_script
 
 if TYPE_CHECKING:
     import httpx
@@ -254,96 +258,6 @@ def chat_script_default() -> dict[str, Any]:
     return load_script_data(WEATHER_SCRIPT_PATH)
 
 
-class ChatScript:
-    """The chat script file the session host's fake model reads, plus the requests it recorded.
-
-    ``set()`` replaces the file atomically (the fake re-reads it on its next request and starts its
-    steps from the beginning); ``requests()`` returns what the fake received since this test began.
-    """
-
-    def __init__(self, path: Path, record_path: Path, default: Mapping[str, Any]) -> None:
-        self.path = path
-        self.record_path = record_path
-        self.default = dict(default)
-        self._offset = self._record_size()
-        self._dirty = False
-
-    def _record_size(self) -> int:
-        try:
-            return self.record_path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    def set(self, script: Mapping[str, Any] | Sequence[Any]) -> None:
-        """Use ``script``: a whole script object, or a list of steps (shorthand for ``{"steps": [...]}``)."""
-        if isinstance(script, Mapping):
-            data: dict[str, Any] = dict(script)
-        elif isinstance(script, Sequence) and not isinstance(script, str | bytes):
-            data = {"steps": list(script)}
-        else:
-            raise TypeError(
-                f"chat_script.set() takes a script dict or a list of steps, not {type(script).__name__}"
-            )
-        write_script(self.path, data)
-        self._dirty = True
-
-    def reset(self) -> None:
-        """Back to the default script (done automatically after each test that changed it)."""
-        write_script(self.path, self.default)
-        self._dirty = False
-
-    def requests(self) -> list[dict[str, Any]]:
-        """Requests the fake model received since the test started, oldest first (parsed JSON lines)."""
-        try:
-            with open(self.record_path, "rb") as fh:
-                fh.seek(self._offset)
-                raw = fh.read()
-        except FileNotFoundError:
-            return []
-        complete = raw[: raw.rfind(b"\n") + 1]  # ignore a line still being written
-        return [json.loads(line) for line in complete.splitlines() if line.strip()]
-
-    def clear(self) -> None:
-        """Forget the requests recorded so far (``requests()`` then starts from now)."""
-        self._offset = self._record_size()
-
-    def used_steps(self) -> set[int]:
-        """Indexes of the script's steps that answered a request since the test started."""
-        found = (STEP_ANSWER.fullmatch(str(r.get("answered_by") or "")) for r in self.requests())
-        return {int(match.group(1)) for match in found if match}
-
-    def failures(self) -> list[str]:
-        """Why requests since the test started got no answer (e.g. a replay's departure, with its diff)."""
-        return [str(r["error"]) for r in self.requests() if r.get("error")]
-
-
-STEP_ANSWER = re.compile(r"steps\[(\d+)\]")
-
-
-def write_script(path: Path, data: Mapping[str, Any]) -> None:
-    """Atomically replace ``path`` with ``data`` as JSON, with a strictly newer mtime.
-
-    The fake detects changes by (mtime_ns, size); two same-sized writes within the clock resolution
-    would otherwise look unchanged.
-    """
-    try:
-        previous = path.stat().st_mtime_ns
-    except FileNotFoundError:
-        previous = 0
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-        stat = os.stat(tmp)
-        mtime = max(stat.st_mtime_ns, previous + 1_000_000)
-        os.utime(tmp, ns=(mtime, mtime))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 @pytest.fixture(scope="session")
 def _durableagent_chat_files(
     durableagent_dir: Path, chat_script_default: dict[str, Any]
@@ -355,8 +269,9 @@ def _durableagent_chat_files(
     return script, record
 
 
-class _HostPool:
-    """The session's Functions hosts, one per (app folder, mode, env), all stopped at session end.
+class _HostPool(HostPool):
+    """The session's Functions hosts (`harness.testing.HostPool`), each registered with pytest-xprocess
+    and its log shown in failing reports.
 
     ``function_host`` is not itself session-scoped: pytest caches a session fixture once, so a
     ``function_host_app_dir`` override in a sub-folder's conftest would silently get the first app's
@@ -366,53 +281,27 @@ class _HostPool:
     def __init__(
         self, config: pytest.Config, xprocess: Any, storage: str, chat_files: tuple[Path, Path]
     ) -> None:
+        script, record = chat_files
+        super().__init__(storage, script, record, script.parent / "logs")
         self.config = config
         self.xprocess = xprocess
-        self.storage = storage
-        self.script, self.record = chat_files
-        self.hosts: dict[tuple[Any, ...], tuple[FunctionHost, _XprocessSlot]] = {}
-        self.failures: dict[tuple[Any, ...], BaseException] = {}
+        self.slots: dict[str, _XprocessSlot] = {}
 
-    def get(self, app_dir: Path, mode: str, env: Mapping[str, str]) -> FunctionHost:
-        from harness.stack import FunctionHost
+    def log_path(self, name: str) -> Path:
+        slot = self.slots[name] = _XprocessSlot(self.config, self.xprocess, name, self.log_dir)
+        return slot.log_path
 
-        key = (Path(app_dir).resolve(), mode, tuple(sorted(env.items())))
-        if key in self.hosts:
-            return self.hosts[key][0]
-        if key in self.failures:  # fail fast instead of waiting for the same broken start-up again
-            raise self.failures[key]
-        name = f"durableagent-host-{key[0].name}"
-        taken = {slot.name for _, slot in self.hosts.values()}
-        if name in taken:
-            name = f"{name}-{len(self.hosts) + 1}"
-        slot = _XprocessSlot(self.config, self.xprocess, name, self.script.parent / "logs")
-        host = FunctionHost(
-            key[0],
-            storage=self.storage,
-            mode=mode,  # type: ignore[arg-type]
-            chat_script=self.script,
-            chat_record=self.record,
-            env=env,
-            log_path=slot.log_path,
-        )
+    def starting(self, name: str, host: FunctionHost) -> None:
         if self.config.getoption("verbose") > 0:
             _reporter(self.config)(
                 f"starting the Functions host ({host.mode}) for {host.app_dir}; log: {host.log_path}"
             )
-        try:
-            host.start()
-        except BaseException as exc:
-            self.failures[key] = exc
-            raise
-        slot.attach(host.pid)
-        self.hosts[key] = (host, slot)
-        return host
 
-    def close(self) -> None:
-        for host, slot in self.hosts.values():
-            slot.detach()
-            host.stop()
-        self.hosts.clear()
+    def started(self, name: str, host: FunctionHost) -> None:
+        self.slots[name].attach(host.pid)
+
+    def stopping(self, name: str, host: FunctionHost) -> None:
+        self.slots[name].detach()
 
 
 @pytest.fixture(scope="session")
@@ -442,7 +331,7 @@ def function_host(
 
     ``function_host.url`` is its base URL; ``function_host.restart(kill=True)`` simulates a crash.
     """
-    return _durableagent_hosts.get(function_host_app_dir, function_host_mode, function_host_env)
+    return _durableagent_hosts.get(function_host_app_dir, function_host_mode, function_host_env)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -491,21 +380,12 @@ def _fake_script_marker(request: pytest.FixtureRequest) -> tuple[Path, bool] | N
 
 
 def _load_marked_script(path: Path) -> dict[str, Any]:
-    from fakes import ScriptError, load_script_data
+    from fakes import ScriptError
 
     try:
-        return load_script_data(path)
+        return load_script(path)
     except ScriptError as exc:
         pytest.fail(f"@pytest.mark.fake_script: {exc}", pytrace=False)
-
-
-def _unused_message(path: Path, data: Mapping[str, Any], used: set[int]) -> str | None:
-    """The failure text for steps never used, or None when every step was."""
-    from fakes import parse_script
-    from fakes.script import unused_steps_message
-
-    script = parse_script(data, source=str(path))
-    return unused_steps_message(script, [i for i in range(len(script.steps)) if i not in used])
 
 
 @pytest.fixture(autouse=True)
@@ -526,11 +406,11 @@ def _durableagent_fake_script(request: pytest.FixtureRequest) -> Iterator[None]:
     chat_script.set(data)
     chat_script.clear()
     yield
-    departures = [failure for failure in chat_script.failures() if "ReplayMismatchError" in failure]
+    departures = chat_script.departures()
     if departures:
         pytest.fail(departures[0], pytrace=False)
     if require_all_used:
-        message = _unused_message(path, data, chat_script.used_steps())
+        message = unused_message(path, data, chat_script.used_steps())
         if message:
             pytest.fail(f"require_all_used: {message}", pytrace=False)
 
@@ -561,213 +441,10 @@ def fake_script(request: pytest.FixtureRequest) -> Iterator[Any]:
 @pytest.fixture
 def unique_session(request: pytest.FixtureRequest) -> str:
     """A session key no other test uses (readable: derived from the test name)."""
-    stem = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-").lower()[:40] or "test"
-    return f"{stem}-{uuid.uuid4().hex[:8]}"
+    return unique_key(request.node.name)
 
 
 # -- orchestrations ------------------------------------------------------------------------------
-
-_ANY: Any = object()
-DEFAULT_ORCHESTRATION_TIMEOUT = 30.0
-
-
-class OrchestrationTimeout(AssertionError):
-    """An instance did not reach the awaited state in time (or finished without reaching it)."""
-
-
-def _describe_status(status: Mapping[str, Any]) -> str:
-    """The last status seen, in a few lines, for a failing test's message."""
-    from harness.formatting import format_value, timeline
-
-    lines = [f"runtimeStatus={status.get('runtimeStatus')!r}"]
-    for key in ("customStatus", "output"):
-        if status.get(key) is not None:
-            lines.append(f"{key}={format_value(status[key], 300)}")
-    rows = timeline(status.get("historyEvents"))
-    if rows:
-        lines.append("history (newest last): " + "; ".join(f"{r.kind} {r.title}" for r in rows[-8:]))
-    return "\n  ".join(lines)
-
-
-class OrchestrationRun:
-    """One started instance: wait for states, raise events, read status, output and history."""
-
-    def __init__(self, client: SyncAgentClient, instance_id: str, timeout: float, interval: float) -> None:
-        self.client = client
-        self.id = instance_id
-        self.timeout = timeout
-        self.interval = interval
-        self.last: dict[str, Any] = {}
-
-    def __repr__(self) -> str:
-        return f"OrchestrationRun({self.id!r}, {self.last.get('runtimeStatus', 'not read yet')})"
-
-    def status(self, history: bool = True) -> dict[str, Any]:
-        """The instance's status now (with ``historyEvents`` by default)."""
-        from harness.client import ClientError
-
-        status = self.client.instance(self.id, history=history)
-        if status is None:
-            raise ClientError(f"no instance {self.id!r}", status=404)
-        self.last = status
-        return status
-
-    @property
-    def output(self) -> Any:
-        """``output`` of the last status read (a Failed instance's output is its error text)."""
-        return self.last.get("output")
-
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        """``historyEvents`` of the last status read (oldest first)."""
-        return list(self.last.get("historyEvents") or [])
-
-    def history_types(self) -> list[str]:
-        """The ``EventType`` of each history event of the last status read, e.g. to assert an order."""
-        return [str(event.get("EventType")) for event in self.history]
-
-    def wait_until(
-        self,
-        predicate: Callable[[dict[str, Any]], bool],
-        timeout: float | None = None,
-        what: str = "condition",
-    ) -> dict[str, Any]:
-        """Poll (with history) until ``predicate(status)``; fail the test with the last status if late."""
-        from harness.client import InstanceTimeout
-
-        limit = self.timeout if timeout is None else timeout
-        try:
-            self.last = self.client.wait(
-                self.id, until=predicate, timeout=limit, interval=self.interval, history=True, describe=what
-            )
-        except InstanceTimeout as exc:
-            self.last = exc.last
-            raise OrchestrationTimeout(f"{exc}\n  {_describe_status(exc.last)}") from None
-        return self.last
-
-    def wait(self, timeout: float | None = None) -> dict[str, Any]:
-        """Wait until the instance is Completed, Failed or Terminated; returns that status."""
-        from harness.client import is_finished
-
-        return self.wait_until(is_finished, timeout, "to finish")
-
-    def wait_for(
-        self,
-        *,
-        status: str | Sequence[str] | None = None,
-        custom_status: Any = _ANY,
-        event: str | None = None,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """Wait until every given condition holds.
-
-        ``status``: a runtime status or several; ``custom_status``: a value to equal, or a callable
-        taking the custom status; ``event``: a history ``EventType`` (e.g. ``"TimerCreated"``) or the
-        name of a raised event that must appear in the history.
-        """
-        wanted = {status} if isinstance(status, str) else set(status or ())
-
-        def matches(current: dict[str, Any]) -> bool:
-            if wanted and current.get("runtimeStatus") not in wanted:
-                return False
-            if custom_status is not _ANY:
-                value = current.get("customStatus")
-                ok = custom_status(value) if callable(custom_status) else value == custom_status
-                if not ok:
-                    return False
-            if event is not None:
-                events = current.get("historyEvents") or []
-                if not any(e.get("EventType") == event or e.get("Name") == event for e in events):
-                    return False
-            return True
-
-        parts = [f"status in {sorted(wanted)}" if wanted else "", f"event {event!r}" if event else ""]
-        if custom_status is not _ANY:
-            parts.append(
-                "custom status " + ("to match" if callable(custom_status) else f"== {custom_status!r}")
-            )
-        return self.wait_until(
-            matches, timeout, "for " + (" and ".join(p for p in parts if p) or "any status")
-        )
-
-    def wait_for_idle(self, quiet: float = 0.5, timeout: float | None = None) -> dict[str, Any]:
-        """Wait until the instance is Running and its status has not changed for ``quiet`` seconds.
-
-        The Durable API does not say what an instance waits for; an instance that stopped changing is
-        (usually) waiting for an external event or a timer. Raising an event before the wait starts is
-        fine too: events are buffered until the orchestrator asks for them.
-        """
-        seen: dict[str, Any] = {"key": None, "since": 0.0}
-
-        def idle(current: dict[str, Any]) -> bool:
-            key = (
-                current.get("runtimeStatus"),
-                current.get("lastUpdatedTime"),
-                len(current.get("historyEvents") or []),
-            )
-            now = time.monotonic()
-            if key != seen["key"]:
-                seen["key"], seen["since"] = key, now
-            return current.get("runtimeStatus") == "Running" and now - seen["since"] >= quiet
-
-        return self.wait_until(idle, timeout, f"to be Running and unchanged for {quiet:g} s")
-
-    def raise_event(self, name: str, data: Any = None) -> None:
-        """Send the external event ``name`` with JSON ``data``."""
-        self.client.raise_event(self.id, name, data)
-
-    def terminate(self, reason: str | None = None) -> None:
-        """Terminate the instance (asynchronous; ``wait()`` then sees Terminated)."""
-        self.client.terminate(self.id, reason)
-
-    def purge(self) -> None:
-        """Delete the instance and its history."""
-        self.client.purge(self.id)
-
-
-class Orchestrations:
-    """The ``orchestration`` fixture: start instances and get ``OrchestrationRun`` handles."""
-
-    def __init__(
-        self,
-        client: SyncAgentClient,
-        timeout: float = DEFAULT_ORCHESTRATION_TIMEOUT,
-        interval: float = 0.1,
-        id_prefix: str = "",
-    ) -> None:
-        self.client = client
-        self.timeout = timeout
-        self.interval = interval
-        self.id_prefix = id_prefix
-        self.started: list[OrchestrationRun] = []
-
-    def start(self, orchestrator: str, input: Any = None, instance_id: str | None = None) -> OrchestrationRun:
-        """Start ``orchestrator`` with JSON ``input`` (default id: this test's name plus a random part)."""
-        chosen = instance_id or f"{self.id_prefix}{uuid.uuid4().hex[:12]}"
-        started = self.client.start(orchestrator, input, chosen)
-        run = OrchestrationRun(self.client, str(started.get("id") or chosen), self.timeout, self.interval)
-        self.started.append(run)
-        return run
-
-    def run(self, orchestrator: str, input: Any = None, timeout: float | None = None) -> OrchestrationRun:
-        """Start and wait until it finishes; ``run.last`` is the final status."""
-        run = self.start(orchestrator, input)
-        run.wait(timeout)
-        return run
-
-    def get(self, instance_id: str) -> OrchestrationRun:
-        """A handle on an instance started elsewhere (e.g. by an HTTP trigger)."""
-        return OrchestrationRun(self.client, instance_id, self.timeout, self.interval)
-
-    def terminate_unfinished(self) -> None:
-        """Terminate the instances this test started that still run (done after each test)."""
-        from harness.client import ClientError, is_finished
-
-        for run in self.started:
-            with contextlib.suppress(ClientError):
-                status = self.client.instance(run.id)
-                if status is not None and not is_finished(status):
-                    self.client.terminate(run.id, "test ended")
 
 
 @pytest.fixture
@@ -790,7 +467,6 @@ def orchestration(
     ``run.history``. Waits time out after 30 s unless given ``timeout``; a timeout fails the test
     with the last status and the end of the history.
     """
-    stem = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-").lower()[:40] or "test"
-    helper = Orchestrations(orchestration_client, id_prefix=f"{stem}-")
+    helper = Orchestrations(orchestration_client, id_prefix=f"{key_stem(request.node.name)}-")
     yield helper
     helper.terminate_unfinished()

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 from httpx_sse import ServerSentEvent, SSEError, aconnect_sse, connect_sse
 
+from harness.answers import run_result
+
 EVENT_STREAM = "text/event-stream"
 RESUMES = 3
 
@@ -52,9 +54,7 @@ def _not_streamed(response: httpx.Response) -> ReplyEvent:
     """An answer that is not an event stream (read it first): an error is a one-line ClientError;
     a JSON reply (an app that does not stream, e.g. one built on Microsoft's package, or a 202)
     is the turn's `final` event, so callers need no second code path."""
-    from harness.client import AgentClient  # the client builds on this module
-
-    return ReplyEvent("final", AgentClient._run_result(response))
+    return ReplyEvent("final", run_result(response))
 
 
 class _Resumer:

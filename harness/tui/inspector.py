@@ -15,12 +15,12 @@ from textual.widgets import Tree
 from textual.widgets.tree import NodeID, TreeNode
 
 from durableagent.state import turn_numbers
-from harness.client import parse_time
 from harness.formatting import (
     clip,
     format_arguments,
     format_value,
     one_line,
+    parse_time,
     total_usage,
     usage_of,
     usage_text,

@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Header, Input, Label, Static
 
-from harness.client import AgentClient, ClientError, is_finished, parse_time
+from harness.client import AgentClient, ClientError, is_finished
 from harness.formatting import (
     STATUS_STYLES,
     TimelineRow,
@@ -27,6 +27,7 @@ from harness.formatting import (
     duration_text,
     format_value,
     local_time,
+    parse_time,
     status_note,
     timeline,
 )

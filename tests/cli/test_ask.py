@@ -181,7 +181,7 @@ def test_ask_help_lists_the_local_stack_options() -> None:
 def test_live_printer_shows_text_as_it_grows_and_a_line_per_finished_tool_call():
     import io
 
-    from harness.ask import LivePrinter
+    from harness.cli.ask import LivePrinter
     from harness.reply_stream import ReplyEvent
 
     out = io.StringIO()

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.client import SyncAgentClient
 
 AGENT = "WeatherAgent"
@@ -173,3 +173,24 @@ def test_agent_names_match_case_insensitively(app_url, two_turns, capsys, monkey
     assert two_turns in [row["sessionId"] for row in json.loads(capsys.readouterr().out)]
     assert main(["show", AGENT.upper(), two_turns, "--url", app_url]) == 0
     assert f"{AGENT} / {two_turns}: 4 messages" in capsys.readouterr().out  # the app's spelling
+
+
+def test_every_registered_command_is_listed_and_has_its_own_help(capsys):
+    """The registry is the one list: `--help` names each command, and each answers its own `--help`
+    (a passthrough command, the host, with its own parser)."""
+    from harness.cli.main import COMMANDS, parse
+
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    listing = capsys.readouterr().out
+    for command in COMMANDS:
+        assert f"    {command.name} " in listing or f"    {command.name}\n" in listing, command.name
+        if command.passthrough:
+            args = parse([command.name, "--help", "x"])
+            assert (args.command, args.argv) == (command.name, ["--help", "x"])
+            continue
+        with pytest.raises(SystemExit) as done:
+            main([command.name, "--help"])
+        assert done.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: python -m harness {command.name} ")

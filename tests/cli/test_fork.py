@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.client import AgentClient, ClientError, SyncAgentClient
 
 AGENT = "WeatherAgent"

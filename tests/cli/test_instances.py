@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.client import AgentClient, ClientError, InstanceTimeout, SyncAgentClient
 
 from .fake_instances import FakeDurableApi

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.stack import Stack
 from tests.cli.test_cli import one_line_error
 
@@ -58,18 +58,18 @@ def test_an_inherited_record_variable_does_not_reach_a_replaying_host(tmp_path, 
 
 
 def test_live_warns_only_when_the_azure_settings_are_nowhere(tmp_path, capsys, monkeypatch):
-    from harness.cli import _warn_live_settings
+    from harness.cli.local_stack import warn_live_settings
 
     for name in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_CHAT_DEPLOYMENT_NAME"):
         monkeypatch.delenv(name, raising=False)
-    _warn_live_settings(tmp_path)
+    warn_live_settings(tmp_path)
     warning = capsys.readouterr().err
     assert warning.count("\n") == 1
     assert "warning: --live: AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_CHAT_DEPLOYMENT_NAME not set" in warning
     (tmp_path / "local.settings.json").write_text(
         '{"Values": {"AZURE_OPENAI_ENDPOINT": "https://x", "AZURE_OPENAI_CHAT_DEPLOYMENT_NAME": "m"}}'
     )
-    _warn_live_settings(tmp_path)
+    warn_live_settings(tmp_path)
     assert capsys.readouterr().err == ""
 
 
@@ -90,13 +90,14 @@ def test_live_refuses_a_sample_placeholder_naming_the_setting(app, tmp_path, mon
 
 
 def test_live_takes_the_environment_over_a_placeholder_in_the_file(app, capsys, monkeypatch):
-    from harness.cli import UsageError, _warn_live_settings
+    from harness.cli.base import UsageError
+    from harness.cli.local_stack import warn_live_settings
 
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://mine.openai.azure.com/")
-    _warn_live_settings(app)  # the file's placeholder is not what the app gets
+    warn_live_settings(app)  # the file's placeholder is not what the app gets
     assert capsys.readouterr().err == ""
     monkeypatch.setenv("AZURE_OPENAI_CHAT_DEPLOYMENT_NAME", "<your-deployment>")
     with pytest.raises(
         UsageError, match="AZURE_OPENAI_CHAT_DEPLOYMENT_NAME in the environment is a placeholder"
     ):
-        _warn_live_settings(app)
+        warn_live_settings(app)

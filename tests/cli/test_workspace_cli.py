@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.processes import free_port
 from harness.workspace import WORKSPACE_DIR
 from tests.cli.cli_process import UpProcess, cli_env, one_line, run_cli

@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import asyncio
 
-from harness.bench import Figures, bench_fork, bench_history, bench_latency, bench_throughput, show
+from harness.bench import (
+    Figures,
+    bench_fork,
+    bench_history,
+    bench_latency,
+    bench_stack_added,
+    bench_storage_floor,
+    bench_throughput,
+    show,
+    turn_cost,
+)
 
 
-def test_benchmarks_measure_and_check_histories(function_host, chat_script, capsys):
+def test_benchmarks_measure_and_check_histories(function_host, azurite, chat_script, capsys):
     url = function_host.url
     latency = asyncio.run(bench_latency(url, chat_script.path, turns=3))
     throughput = asyncio.run(bench_throughput(url, sessions=3, turns=2))
@@ -20,6 +30,19 @@ def test_benchmarks_measure_and_check_histories(function_host, chat_script, caps
     assert history.data["stack overhead ratio 6 / 2"].endswith("x")
     fork = asyncio.run(bench_fork(url, sizes=(4,), samples=2))
     assert fork.data["POST /fork p50 at 4 messages"] > 0
-    show([latency, throughput, history, Figures("empty")])
+    floor = asyncio.run(bench_storage_floor(azurite.connection_string, writes=3, row_bytes=2048))
+    assert floor.data["one write p50"] > 0
+    added = asyncio.run(bench_stack_added(url, chat_script.path, sizes=(2, 8), samples=2))
+    assert added.data["POST /run p50 at 8 messages"] > 0
+    assert added.data["POST /run p50 at 8 messages, first turn on the session"] > 0
+    ratio = added.data["stack adds p50 at 8 messages"] / added.data["stack adds p50 at 2 messages"]
+    assert added.data["stack adds ratio 8 / 2"] == f"{ratio:.2f}x"
+    cost = turn_cost(latency, floor, added)
+    assert cost.data["two Azurite writes p50"] == 2 * floor.data["one write p50"]
+    multiple = latency.data["POST /run p50"] / (2 * floor.data["one write p50"])
+    assert cost.data["POST /run p50 / two writes"] == f"{multiple:.2f}x"
+    assert cost.data["stack adds ratio 8 / 2"] == added.data["stack adds ratio 8 / 2"]
+    show([latency, throughput, history, cost, Figures("empty")])
     shown = capsys.readouterr().out
     assert "Throughput (3 sessions x 2 turns" in shown and "stack overhead ratio 6 / 2" in shown
+    assert "Turn cost against its floor" in shown

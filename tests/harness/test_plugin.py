@@ -163,7 +163,7 @@ def orchestrations():
     import httpx
 
     from harness.client import SyncAgentClient
-    from harness.pytest_plugin import Orchestrations
+    from harness.testing import Orchestrations
     from tests.cli.fake_instances import FakeDurableApi
 
     fake = FakeDurableApi(echo_polls=3)
@@ -195,7 +195,7 @@ def test_orchestration_run_polls_until_finished(orchestrations) -> None:
 
 
 def test_orchestration_timeouts_fail_with_the_last_status(orchestrations) -> None:
-    from harness.pytest_plugin import OrchestrationTimeout
+    from harness.testing import OrchestrationTimeout
 
     helper, _ = orchestrations
     run = helper.start("approval")

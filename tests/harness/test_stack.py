@@ -238,15 +238,16 @@ def test_stack_local_host_on_weather_sample(tmp_path: Path, monkeypatch: pytest.
 def test_host_modes_are_defined_once(capsys: pytest.CaptureFixture[str]) -> None:
     from typing import get_args
 
-    import harness.cli
+    import harness.cli.main
+    import harness.cli.options
     import harness.pytest_plugin
     from harness.processes import ManagedService, StartStop
     from harness.stack import HOST_MODES, HostMode
 
     assert HOST_MODES == get_args(HostMode) == ("func", "local", "auto")
-    assert harness.cli.HOST_MODES is HOST_MODES
+    assert harness.cli.options.HOST_MODES is HOST_MODES
     assert harness.pytest_plugin.HOST_MODES is HOST_MODES
-    parser = harness.cli.build_parser()
+    parser = harness.cli.main.build_parser()
     for mode in HOST_MODES:
         assert parser.parse_args(["chat", "WeatherAgent", "--host", mode]).host_mode == mode
     with pytest.raises(SystemExit):

@@ -20,23 +20,22 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from harness.cli import (
-    EXIT_NOT_COMPLETED,
-    PROG,
-    UsageError,
-    _attach_url,
-    _check_agent_first,
-    _check_stack_args,
-    _fail,
-    _make_stack,
-    _reject_stack_options,
-    _start,
-)
 from harness.client import ClientError, SyncAgentClient, check_agent
 from harness.formatting import format_arguments, format_value, usage_of
 from harness.reply_stream import ReplyEvent
 
-__all__ = ["LivePrinter", "Reply", "ask", "print_reply", "tool_call_line"]
+from .base import EXIT_NOT_COMPLETED, PROG, Command, UsageError, fail
+from .local_stack import (
+    attach_url,
+    check_agent_first,
+    check_stack_args,
+    make_stack,
+    reject_stack_options,
+    start_stack,
+)
+from .options import remote_options, session_id, stack_options
+
+__all__ = ["ASK", "LivePrinter", "Reply", "ask", "print_reply", "tool_call_line"]
 
 STOPPING = "stopping: the host finishes the turn in progress first (Ctrl-C again to leave at once)"
 """Said on the first Ctrl-C of a turn on a local stack: the host's clean stop waits for the turn."""
@@ -69,6 +68,17 @@ class Reply:
         }
 
 
+def _ask_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("agent", metavar="AGENT")
+    parser.add_argument("message", metavar="MESSAGE")
+    parser.add_argument(
+        "--session", type=session_id, metavar="ID", help="continue this session (default: a new one)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the reply as JSON")
+    stack_options(parser)
+    remote_options(parser, False)
+
+
 class TurnFailed(Exception):
     """The app answered, but the turn did not give a reply (failed, or still running)."""
 
@@ -78,18 +88,18 @@ def ask(args: argparse.Namespace) -> int:
     live = None if args.json else LivePrinter(sys.stdout)
     try:
         if args.url:
-            _reject_stack_options(args)
+            reject_stack_options(args)
         else:
-            args.url = _attach_url(args)
+            args.url = attach_url(args)
         if args.url:
             reply = _ask_app(args.url, args.key, args.agent, args.message, args.session, live)
         else:
-            _check_stack_args(args)
-            _check_agent_first(args)
-            stack = _make_stack(args)
+            check_stack_args(args)
+            check_agent_first(args)
+            stack = make_stack(args)
             started = False
             try:
-                _start(stack)
+                start_stack(stack)
                 started = True
                 reply = _ask_app(stack.url, None, args.agent, args.message, args.session, live)
             except KeyboardInterrupt:
@@ -102,7 +112,7 @@ def ask(args: argparse.Namespace) -> int:
                 stack.stop()
     except TurnFailed as exc:
         summary, _, detail = str(exc).partition("\n")
-        code = _fail(summary, EXIT_NOT_COMPLETED)
+        code = fail(summary, EXIT_NOT_COMPLETED)
         if detail.strip():  # e.g. a replay's diff of the request that departed: kept readable
             print(textwrap.indent(detail.rstrip(), "    "), file=sys.stderr)
         return code
@@ -232,3 +242,8 @@ def print_reply(reply: Reply, *, as_json: bool = False, streamed: bool = False) 
         print(reply.text)
     new = "new: no session had this id; " if reply.started else ""
     print(f"session {reply.session_id} ({new}continue with --session {reply.session_id})", file=sys.stderr)
+
+
+ASK = Command(
+    "ask", "send one message and print the reply (starts a local stack unless --url)", _ask_arguments, ask
+)

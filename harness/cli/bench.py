@@ -1,0 +1,30 @@
+"""`bench`: the benchmarks of `harness/bench.py` (`tox -e bench`); figures printed, never asserted."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness import bench
+from harness.stack import DEFAULT_APP_DIR
+
+from .base import Command
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--app", type=Path, default=DEFAULT_APP_DIR)
+    parser.add_argument("--turns", type=int, default=200, help="turns for the latency figures")
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--session-turns", type=int, default=20)
+    parser.add_argument("--history", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--samples", type=int, default=30, help="turns timed at each history size")
+    parser.add_argument("--orchestration-runs", type=int, default=100, help="one-activity runs timed")
+    parser.add_argument("--floor-writes", type=int, default=200, help="Azurite writes timed for the floor")
+    parser.add_argument("--stream-turns", type=int, default=50, help="turns for the streaming figures")
+    parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+
+
+BENCH = Command(
+    "bench", "run the benchmarks and print figures", _bench_arguments, bench.run, description=bench.__doc__
+)

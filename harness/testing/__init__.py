@@ -1,0 +1,39 @@
+"""Testing durable agents and orchestrations without a test framework: the engine of the pytest plugin.
+
+- `AppEnvironment` (`environment.py`): Azurite + a Functions host for one app, as a (sync or async)
+  context manager, with `client`, `script` and `orchestrations`; `AppEnvironment.from_url(url)` for
+  an app already running.
+- `ChatScript` (`script.py`): the fake model's script file and the requests the fake recorded.
+- `Orchestrations`, `OrchestrationRun`, `OrchestrationTimeout` (`orchestrations.py`): start, wait,
+  raise events, read output and history through the Durable HTTP API.
+- `HostPool` (`hosts.py`): one host per app, started once, on one storage and one script.
+- `unique_key` (`keys.py`): readable keys that never collide between tests.
+
+Nothing here imports pytest; `harness/pytest_plugin.py` wraps these pieces in fixtures and markers.
+"""
+
+from harness.testing.environment import AppEnvironment
+from harness.testing.hosts import HostPool
+from harness.testing.keys import key_stem, unique_key
+from harness.testing.orchestrations import (
+    DEFAULT_ORCHESTRATION_TIMEOUT,
+    OrchestrationRun,
+    Orchestrations,
+    OrchestrationTimeout,
+)
+from harness.testing.script import ChatScript, load_script, unused_message, write_script
+
+__all__ = [
+    "DEFAULT_ORCHESTRATION_TIMEOUT",
+    "AppEnvironment",
+    "ChatScript",
+    "HostPool",
+    "OrchestrationRun",
+    "OrchestrationTimeout",
+    "Orchestrations",
+    "key_stem",
+    "load_script",
+    "unique_key",
+    "unused_message",
+    "write_script",
+]

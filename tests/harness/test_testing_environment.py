@@ -1,0 +1,40 @@
+"""`harness.testing` without pytest's fixtures: a plain `with AppEnvironment(...)` runs a whole stack
+(its own Azurite and local host) for one app, steers its fake model and cleans up after itself."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from harness.testing import AppEnvironment
+
+
+def test_an_environment_runs_an_app_in_a_with_block() -> None:
+    with AppEnvironment(script=["hello from the script"]) as env:
+        work, host = env.work_dir, env.host
+        assert work is not None and host is not None and host.is_running()
+        reply = env.client.run("WeatherAgent", "hi there", "env-session")
+        assert reply["response"] == "hello from the script"
+        assert [r["messages"][-1]["text"] for r in env.script.requests()] == ["hi there"]
+        assert env.script.used_steps() == {0}
+
+        env.script.set([{"text": "second script"}])
+        env.script.clear()
+        assert env.client.run("WeatherAgent", "again", "env-session")["response"] == "second script"
+        assert [r["messages"][-1]["text"] for r in env.script.requests()] == ["again"]
+        assert env.client.state("WeatherAgent", "env-session")["message_count"] == 4
+    assert not host.is_running() and not work.exists()
+    with pytest.raises(RuntimeError, match="not started"):
+        env.client  # noqa: B018 - the property is what is tested
+
+
+def test_an_environment_from_url_talks_to_a_running_app_without_owning_it(function_host) -> None:
+    async def use() -> dict:
+        async with AppEnvironment.from_url(function_host.url) as env:
+            with pytest.raises(RuntimeError, match="no fake-model script"):
+                env.script  # noqa: B018 - the property is what is tested
+            return env.client.health()
+
+    assert "WeatherAgent" in str(asyncio.run(use()))
+    assert function_host.is_running()
