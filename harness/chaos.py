@@ -1,6 +1,6 @@
 """A repeatable reliability run: kills, storage outages, hostile input and concurrency, with verdicts.
 
-Why this exists: the reliability promises in the README (an answered turn is stored exactly once, a
+Why this exists: the reliability promises in docs/reliability.md (an answered turn is stored exactly once, a
 retry with the same ``Idempotency-Key`` never adds a turn, a SIGKILL loses no accepted work, hostile
 input never gets a 500 or a non-JSON error) were first checked by a one-off adversarial session
 (issue 14). This module turns that session into a bounded run anyone can repeat (``tox -e chaos`` or
@@ -217,7 +217,7 @@ async def signal_turn(client: httpx.AsyncClient, session: str, message: str, cid
 async def retry_unanswered(
     client: httpx.AsyncClient, ledger: Ledger, cids: Iterable[str], attempts: int = 5, parallel: int = 8
 ) -> None:
-    """Retry turns without a 200/202 with the same key, as the README tells clients to."""
+    """Retry turns without a 200/202 with the same key, as docs/http-api.md tells clients to."""
     gate = asyncio.Semaphore(parallel)
 
     async def retry(cid: str) -> None:
@@ -1151,7 +1151,7 @@ def show(results: list[ProbeResult], console: Console | None = None, header: str
 
 
 def to_markdown(results: list[ProbeResult]) -> str:
-    """The rows as one Markdown table (what the README's Reliability section shows)."""
+    """The rows as one Markdown table (what docs/reliability.md's chaos table shows)."""
     lines = ["| probe | what was tried | counts | claim | held |", "|---|---|---|---|---|"]
     for probe in results:
         for row in probe.checks:

@@ -9,6 +9,8 @@ import pytest
 
 from harness.testing import AppEnvironment
 
+pytestmark = pytest.mark.integration  # each test starts (or talks to) Azurite and a host
+
 
 def test_an_environment_runs_an_app_in_a_with_block() -> None:
     with AppEnvironment(script=["hello from the script"]) as env:

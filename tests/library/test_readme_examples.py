@@ -39,6 +39,10 @@ def _python_blocks(page: Path) -> list[str]:
 
 BLOCKS = [(_page_name(page), i, block) for page in PAGES for i, block in enumerate(_python_blocks(page))]
 SKIPPED = {
+    "from harness.testing import AppEnvironment": (
+        "starts its own Azurite and local host, which a unit test does not; "
+        "tests/harness/test_testing_environment.py runs the same block for real"
+    ),
     "def test_flow(orchestration):": (
         "a pytest test for the `orchestration` fixture: it needs a running local host with Azurite and "
         "an app with `my_orchestrator`, which a unit test does not start"

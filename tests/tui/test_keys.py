@@ -1,6 +1,6 @@
 """Keyboard reach of the chat TUI (issue 20, item 10): Tab order and the footer's keys.
 
-The README says the chat is focused with Tab and lists the app's keys; at 80x24 the footer cut off
+docs/harness.md says the chat is focused with Tab and lists the app's keys; at 80x24 the footer cut off
 `ctrl+l` and `ctrl+b`, and Tab from the prompt went round the whole sidebar before the chat.
 """
 
@@ -33,7 +33,7 @@ README_KEYS = {
     "ctrl+q",
     "ctrl+p",
 }
-"""The keys README.md's TUI section lists for the chat screen."""
+"""The keys docs/harness.md's TUI section (The chat TUI) lists for the chat screen."""
 
 
 def pane(widget: Widget | None) -> str:
@@ -124,7 +124,7 @@ async def test_footer_is_one_row_in_a_wide_terminal(app_url, unique_session):
 
 
 async def test_instance_screen_footer_shows_its_keys_at_80_columns():
-    """The README's keys of the instance inspector (e, t, p, o, r, Esc): `r` was cut off."""
+    """docs/harness.md's keys of the instance inspector (e, t, p, o, r, Esc): `r` was cut off."""
     app = make_app(populated())
     async with app.run_test(size=NARROW) as pilot:
         await open_instance(pilot, "trip-1")
