@@ -295,7 +295,10 @@ def app_agents(app_dir: Path, *, script: Path | None = None, timeout: float = 60
     import json
     import subprocess
 
+    from durableagent.scripting import LOCAL_HOST_ENV
+
     env = {k: v for k, v in os.environ.items() if k not in CHAT_ENV_VARS}
+    env[LOCAL_HOST_ENV] = "1"  # imported as the local host would: the model swap is honoured there
     if script is not None:
         env["DURABLEAGENT_CHAT_SCRIPT"] = str(script)
     try:
