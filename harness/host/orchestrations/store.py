@@ -3,11 +3,22 @@
 Layout (one table and one blob container per task hub, beside the entity ones):
 - table `<hub>Instances`, PartitionKey = the instance id;
 - row `instance`: `name`, `status`, `executionId`, `createdTime`, `lastUpdatedTime`, `parent`,
-  `parentTask`, `parentExecution`, `actionsSeen`, and the texts `input`, `output`, `customStatus`,
-  `history` (the current execution's DTFx events as JSON), `waits` (wait-for-event actions per
-  name, JSON), `finishing` (how an instance whose last episode signalled entities ends once they
-  acknowledged) and `applied` (see below), each stored as `storage/tables.py` describes (one property, split,
-  or a blob);
+  `parentTask`, `parentExecution`, `actionsSeen`, `historyLength` (the committed length of the
+  current execution's history, in entries, see below), and the texts `input`, `output`,
+  `customStatus`, `waits` (wait-for-event actions per name, JSON), `finishing` (how an instance whose
+  last episode signalled entities ends once they acknowledged) and `applied` (see below), each stored
+  as `storage/tables.py` describes (one property, split, or a blob);
+- rows `h-<executionId>-<10-digit start>`: the current execution's history, append-only. Each row
+  holds `events` (a JSON list of the entries one commit appended, from entry `start` on); an entry
+  is a DTFx event, or `{"Amend": i, "Event": e}` replacing event `i` (how an episode marks a timer
+  it cancelled, since stored events are never rewritten). A reader takes the rows of the row's
+  `executionId` whose start is below `historyLength` and ignores anything past it. An episode's
+  history row is written in the same entity-group transaction as the instance row, so one step
+  writes only what it appended, whatever the history's length. A continue-as-new starts the next
+  execution with no history rows; the old execution's rows are deleted after the commit (a crash
+  before that leaves rows nothing reads, deleted with the instance by a purge). Rows written before
+  this layout keep the whole history in the text `history` of the instance row (no
+  `historyLength`): they load as before, and their first commit moves it into a history row;
 - rows `msg-<20-digit sequence>`: the inbox, one row per event waiting for the instance (an external
   event, an entity's answer or acknowledgement, a child's completion, a terminate, suspend or
   resume), with `event` (the DTFx event JSON) and `execution` (the execution it is for; empty for
@@ -15,8 +26,9 @@ Layout (one table and one blob container per task hub, beside the entity ones):
   timers get no row: the engine hands them over in memory, and after a crash the history (work
   scheduled, not completed) has the activity run again or the timer re-armed.
 A message row is written before anything acknowledges it. An episode ends in ONE ETag-checked write
-of the instance row: the new history, status and output, and the keys of the messages it consumed
-(`applied`); the consumed rows are deleted afterwards and dropped from `applied` by a later commit.
+of the instance row (with the history row it appends, in one transaction): the new history length,
+status and output, and the keys of the messages it consumed (`applied`); the consumed rows are
+deleted afterwards and dropped from `applied` by a later commit.
 `commit` is that write and its clean-up, the one way an episode ends.
 A killed host therefore neither loses a message nor applies one twice: a message row that the
 instance row lists was applied, and completions already in the history are recognised and dropped.
@@ -36,7 +48,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,7 +60,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from ..clock import Clock
 from ..storage.tables import (
@@ -67,10 +79,14 @@ log = logging.getLogger(__name__)
 
 INSTANCE_ROW = "instance"
 MESSAGE_PREFIX = "msg-"
+HISTORY_PREFIX = "h-"
 TERMINAL = frozenset({"Completed", "Failed", "Terminated"})
 RUNTIME_STATUSES = ("Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated", "Suspended")
-_TEXTS = ("input", "output", "customStatus", "history", "waits", "applied", "finishing")
+_TEXTS = ("input", "output", "customStatus", "waits", "applied", "finishing")
+_LEGACY_HISTORY = "history"  # the whole history as one text of the instance row (the layout before)
 _IF_MATCH = MatchConditions.IfNotModified
+# A write refused (it certainly did not land); a transaction's refusal comes as TableTransactionError.
+_REFUSED = (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError, TableTransactionError)
 MAX_ID = 256
 _BAD_ID = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
@@ -89,6 +105,10 @@ def invalid_instance_id(iid: str) -> str | None:
     if len(iid.encode("utf-16-le")) > 2 * MAX_ID or iid.startswith("@"):
         return f"instance id must be at most {MAX_ID} characters and must not start with '@'"
     return None
+
+
+class _Moved(Exception):
+    """The history rows an instance row named are gone (a continue-as-new replaced them)."""
 
 
 @dataclass
@@ -125,6 +145,10 @@ class InstanceRecord:
     applied: frozenset[str] = frozenset()
     etag: str | None = None
     blobs: tuple[str, ...] = ()
+    # What of `history` the history rows hold: its first `history_stored` events, in
+    # `history_entries` entries (the row's `historyLength`; events plus amendments).
+    history_stored: int = 0
+    history_entries: int = 0
 
     @property
     def terminal(self) -> bool:
@@ -159,12 +183,19 @@ class InstanceStore(HubStorage):
 
     # -- reading -------------------------------------------------------------------------------
     async def _decode(self, row: Mapping[str, Any], with_history: bool = True) -> InstanceRecord:
-        texts = {}
-        for prop in _TEXTS:
-            if prop == "history" and not with_history:
-                continue
-            texts[prop] = await self.get_text(row, prop)
+        texts = {prop: await self.get_text(row, prop) for prop in _TEXTS}
         parent_task = row.get("parentTask")
+        length = row.get("historyLength")
+        history: list[dict[str, Any]] = []
+        stored = entries = 0
+        if isinstance(length, int):
+            entries = length
+            if with_history and length:
+                history = await self._history(row["PartitionKey"], row.get("executionId", ""), length)
+                stored = len(history)
+        elif with_history:  # the layout before: the whole history in the instance row
+            legacy = await self.get_text(row, _LEGACY_HISTORY)
+            history = json.loads(legacy) if legacy else []
         return InstanceRecord(
             instance_id=row["PartitionKey"],
             name=row.get("name", ""),
@@ -173,7 +204,7 @@ class InstanceStore(HubStorage):
             input=texts.get("input"),
             output=texts.get("output"),
             custom_status=texts.get("customStatus"),
-            history=json.loads(texts["history"]) if texts.get("history") else [],
+            history=history,
             created=row.get("createdTime"),
             updated=row.get("lastUpdatedTime"),
             parent=row.get("parent") or None,
@@ -184,8 +215,40 @@ class InstanceStore(HubStorage):
             finishing=json.loads(texts["finishing"]) if texts.get("finishing") else None,
             applied=frozenset(k for k in str(texts.get("applied") or "").split(",") if k),
             etag=row.metadata.get("etag") if hasattr(row, "metadata") else None,
-            blobs=tuple(str(row[f"{p}Blob"]) for p in _TEXTS if row.get(f"{p}Blob")),
+            blobs=tuple(str(row[f"{p}Blob"]) for p in (*_TEXTS, _LEGACY_HISTORY) if row.get(f"{p}Blob")),
+            history_stored=stored,
+            history_entries=entries,
         )
+
+    async def _history(self, iid: str, execution: str, length: int) -> list[dict[str, Any]]:
+        """The first `length` entries of an execution's history rows, amendments applied.
+
+        Rows at or past `length` are ignored (nothing committed names them). Fewer entries than
+        `length` means a continue-as-new replaced the execution since its instance row was read
+        (its rows are being deleted): `_Moved`, and the caller reads again.
+        """
+        prefix = f"{HISTORY_PREFIX}{execution}-"
+        entries: list[Any] = []
+        async for row in self._rows(iid, prefix):
+            start = int(row["RowKey"][len(prefix) :])
+            if start != len(entries) or start >= length:
+                break
+            entries.extend(json.loads(await self.get_text(row, "events") or "[]"))
+        if len(entries) < length:
+            raise _Moved(iid)
+        history: list[dict[str, Any]] = []
+        for entry in entries[:length]:
+            if "Amend" in entry and "EventType" not in entry:
+                history[int(entry["Amend"])] = entry["Event"]
+            else:
+                history.append(entry)
+        return history
+
+    def _rows(self, iid: str, prefix: str, **options: Any) -> AsyncIterator[Any]:
+        """The rows of instance `iid` whose keys start with `prefix`, in key order."""
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return self._table.query_entities(query, parameters={"pk": iid, "lo": prefix, "hi": after}, **options)
 
     async def read(self, iid: str) -> InstanceRecord | None:
         """The instance row (None when there is none)."""
@@ -205,6 +268,8 @@ class InstanceStore(HubStorage):
                     continue  # a commit replaced a blob between our two reads
                 self.records.put(iid, None, generation)
                 return None
+            except _Moved:
+                continue  # a continue-as-new replaced the history between our two reads
             except AzureError as exc:
                 raise self.fail(exc) from exc
             self.records.healthy = True
@@ -293,11 +358,8 @@ class InstanceStore(HubStorage):
         await self.ensure()
         result: list[Message] = []
         leftover: list[str] = []
-        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
         try:
-            async for row in self._table.query_entities(
-                query, parameters={"pk": iid, "lo": MESSAGE_PREFIX, "hi": "msg."}
-            ):
+            async for row in self._rows(iid, MESSAGE_PREFIX):
                 if row["RowKey"] in applied:
                     leftover.append(row["RowKey"])
                     continue
@@ -313,7 +375,11 @@ class InstanceStore(HubStorage):
         """Delete consumed message rows in the background (still listed as applied until then)."""
         if not keys:
             return
-        task = asyncio.get_running_loop().create_task(self._delete_quietly(iid, keys), name=f"clean-up {iid}")
+        self._spawn(self._delete_quietly(iid, keys), iid)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], iid: str) -> None:
+        """Run a clean-up in the background (`close` cancels it; it is redone or harmless later)."""
+        task = asyncio.get_running_loop().create_task(work, name=f"clean-up {iid}")
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
@@ -346,6 +412,7 @@ class InstanceStore(HubStorage):
             "parent": record.parent or "",
             "parentExecution": record.parent_execution or "",
             "actionsSeen": record.actions_seen,
+            "historyLength": record.history_entries,
         }
         if record.parent_task is not None:
             entity["parentTask"] = record.parent_task
@@ -354,7 +421,6 @@ class InstanceStore(HubStorage):
             "input": record.input,
             "output": record.output,
             "customStatus": record.custom_status,
-            "history": json.dumps(record.history) if record.history else None,
             "waits": json.dumps(record.waits) if record.waits else None,
             "applied": ",".join(sorted(record.applied)) if record.applied else None,
             "finishing": json.dumps(record.finishing) if record.finishing else None,
@@ -366,33 +432,74 @@ class InstanceStore(HubStorage):
                 blobs.append(blob)
         return entity, blobs
 
+    async def _appended(
+        self, record: InstanceRecord, before: InstanceRecord | None, blobs: list[str]
+    ) -> dict[str, Any] | None:
+        """The history row holding what `record` appends to `before`'s stored history (None when
+        nothing); sets `record.history_entries` and `history_stored` to what is stored after it."""
+        same = before is not None and before.execution_id == record.execution_id
+        base = before.history_stored if same and before is not None else 0
+        first = before.history_entries if same and before is not None else 0
+        old = before.history if before is not None else []
+        if len(record.history) < base:
+            raise ValueError(f"the history of {record.instance_id} shrank within one execution")
+        entries: list[dict[str, Any]] = [
+            {"Amend": i, "Event": record.history[i]}
+            for i in range(base)
+            if record.history[i] is not old[i] and record.history[i] != old[i]
+        ]
+        entries.extend(record.history[base:])
+        record.history_entries = first + len(entries)
+        record.history_stored = len(record.history)
+        if not entries:
+            return None
+        row_key = f"{HISTORY_PREFIX}{record.execution_id}-{first:010d}"
+        chunk: dict[str, Any] = {"PartitionKey": record.instance_id, "RowKey": row_key}
+        blob = await self.put_text(chunk, "events", "history", record.instance_id, json.dumps(entries))
+        if blob:
+            blobs.append(blob)
+        return chunk
+
     async def write(
         self, record: InstanceRecord, before: InstanceRecord | None, create: bool = False
     ) -> None:
-        """Write the instance row: created when `create`, else replaced if unchanged since `before`."""
+        """Write the instance row: created when `create`, else replaced if unchanged since `before`;
+        with the history row of what `record.history` appends, in the same transaction."""
         await self.ensure()
         record.updated = self.clock.now()
-        entity, blobs = await self._row(record)
+        stored = (record.history_stored, record.history_entries)
+        blobs: list[str] = []  # written for this write: the history row's, then the instance row's
         try:
+            chunk = await self._appended(record, before, blobs)
+            entity, row_blobs = await self._row(record)
+            blobs.extend(row_blobs)
             if create:
-                result = await self._table.create_entity(entity)
+                operation: tuple[Any, ...] = ("create", entity)
             else:
                 assert before is not None
-                result = await self._table.update_entity(
-                    entity, mode=UpdateMode.REPLACE, etag=before.etag, match_condition=_IF_MATCH
+                condition = {"mode": UpdateMode.REPLACE, "etag": before.etag, "match_condition": _IF_MATCH}
+                operation = ("update", entity, condition)
+            if chunk is None:
+                result: Any = await self._single(operation)
+            else:
+                answers = await self._table.submit_transaction(
+                    [operation, ("upsert", chunk, {"mode": UpdateMode.REPLACE})]
                 )
-        except (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError) as exc:
-            await self.delete_blobs(blobs)  # refused: the row does not name them
-            if error_code(exc) in ("TableNotFound",):
+                result = answers[0]
+        except _REFUSED as exc:
+            record.history_stored, record.history_entries = stored
+            if error_code(exc) in ("TableNotFound",) or (exc.status_code or 0) >= 500:
                 raise self.fail(exc) from exc
+            await self.delete_blobs(blobs)  # refused: no row names them
             self.records.forget(record.instance_id)
             raise ConcurrencyConflict(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
         except AzureError as exc:
-            # No answer (a timeout, a reset, a 5xx): the write may have landed, and the row would then
+            # No answer (a timeout, a reset, a 5xx): the write may have landed, and the rows would then
             # name these blobs, so they stay (an orphan is harmless; a row naming a deleted blob is not).
+            record.history_stored, record.history_entries = stored
             raise self.fail(exc) from exc
         self.records.healthy = True
-        record.blobs = tuple(blobs)
+        record.blobs = tuple(row_blobs)
         etag = result.get("etag") if isinstance(result, Mapping) else None
         record.etag = etag
         self.records.wrote(record.instance_id, record, keep=bool(etag))
@@ -400,7 +507,32 @@ class InstanceStore(HubStorage):
             unlisted = before.applied - record.applied
             if unlisted and record.instance_id in self.deleted:
                 self.deleted[record.instance_id] -= unlisted
-            await self.delete_blobs([b for b in before.blobs if b not in blobs])
+            await self.delete_blobs([b for b in before.blobs if b not in row_blobs])
+            if before.execution_id != record.execution_id and before.history_entries:
+                self._spawn(self._drop_history(record.instance_id, before.execution_id), record.instance_id)
+
+    async def _single(self, operation: tuple[Any, ...]) -> Mapping[str, Any]:
+        """One instance-row operation outside a transaction (nothing appended to the history)."""
+        if operation[0] == "create":
+            return await self._table.create_entity(operation[1])
+        return await self._table.update_entity(operation[1], **operation[2])
+
+    async def _drop_history(self, iid: str, execution: str) -> None:
+        """Delete the history rows (and their blobs) of an execution a continue-as-new ended."""
+        keys: list[str] = []
+        blobs: list[str] = []
+        try:
+            async for row in self._rows(
+                iid, f"{HISTORY_PREFIX}{execution}-", select=["RowKey", "eventsBlob"]
+            ):
+                keys.append(row["RowKey"])
+                if row.get("eventsBlob"):
+                    blobs.append(str(row["eventsBlob"]))
+            await self.delete_rows(iid, keys)
+        except AzureError:
+            log.debug("could not delete the history of execution %s of %s", execution, iid)
+            return
+        await self.delete_blobs(blobs)
 
     async def commit(self, new: InstanceRecord, before: InstanceRecord, consumed: list[str]) -> None:
         """End an episode: ONE ETag-checked write of `new` over `before` that lists the inbox rows it
