@@ -78,6 +78,9 @@ class OrchestrationEngine(WorkDispatch):
         # Messages this process wrote and has not applied yet (they are also in storage); instances in
         # `_unknown` may have messages only storage knows of (an earlier run's, or after a failure).
         self._accepted: dict[str, dict[str, Message]] = {}
+        # Instances whose stored inbox was read only up to this row key (one page per episode): their
+        # episodes take nothing later until the reads, one page per episode, reach its end.
+        self._read_to: dict[str, str] = {}
         self._running: dict[tuple[str, str, int], asyncio.Task[Any]] = {}  # activities in flight
         self._tasks: set[asyncio.Task[Any]] = set()
         self._activity_slots = asyncio.Semaphore(self.settings.max_activities)
@@ -169,6 +172,7 @@ class OrchestrationEngine(WorkDispatch):
     def _forget_instance(self, iid: str) -> None:
         self._give_up_activities(iid)
         self._accepted.pop(iid, None)
+        self._read_to.pop(iid, None)
         self._unknown.discard(iid)
         self.scheduler.cancel_prefix((iid,))
 
@@ -203,24 +207,34 @@ class OrchestrationEngine(WorkDispatch):
         self._activity_threads.shutdown(wait=False, cancel_futures=True)
 
     async def step(self, iid: str) -> bool:
-        """One episode of `iid`."""
-        return await self._episode(iid)
+        """One episode of `iid` (and another while its stored inbox has pages not read yet)."""
+        changed = await self._episode(iid)
+        if iid in self._read_to:
+            self.wake(iid)
+        return changed
 
     async def _inbox(self, iid: str, record: InstanceRecord | None) -> list[Message]:
         """The inbox in arrival order: from memory, merged with storage when storage may know more
         (after a restart or a failure, and until start-up resumption has finished, so that a
-        message accepted early never overtakes an older stored one)."""
+        message accepted early never overtakes an older stored one). Storage is read one page
+        (`INBOX_PAGE` rows) per episode, on from where the last read stopped; until the reads reach
+        the end, nothing later than the last row read is taken."""
         applied = record.applied if record is not None else frozenset()
         accepted = self._accepted.setdefault(iid, {})
         if iid in self._unknown or not self._resumed:
-            stored = await self.store.messages(iid, applied)
+            stored, last = await self.store.inbox_page(iid, applied, self._read_to.get(iid))
             for message in stored:  # kept in memory: later episodes need the ones this one leaves
                 accepted.setdefault(message.row_key, message)
-            if self._resumed:
-                self._unknown.discard(iid)
+            if last is not None:
+                self._read_to[iid] = last
+            else:
+                self._read_to.pop(iid, None)
+                if self._resumed:
+                    self._unknown.discard(iid)
         for key in [k for k in accepted if k in applied]:
             del accepted[key]
-        return [accepted[k] for k in sorted(accepted)]
+        upto = self._read_to.get(iid)
+        return [accepted[k] for k in sorted(accepted) if upto is None or k <= upto]
 
     def _stored(self, keys: list[str]) -> list[str]:
         """The keys of messages that have a row (volatile ones have none)."""

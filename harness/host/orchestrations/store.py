@@ -24,7 +24,8 @@ Layout (one table and one blob container per task hub, beside the entity ones):
   resume), with `event` (the DTFx event JSON) and `execution` (the execution it is for; empty for
   events that outlive a continue-as-new, such as external events). Activity results and fired
   timers get no row: the engine hands them over in memory, and after a crash the history (work
-  scheduled, not completed) has the activity run again or the timer re-armed.
+  scheduled, not completed) has the activity run again or the timer re-armed. An episode reads the
+  inbox a page (`INBOX_PAGE` rows) at a time (`inbox_page`).
 A message row is written before anything acknowledges it. An episode ends in ONE ETag-checked write
 of the instance row (with the history row it appends, in one transaction): the new history length,
 status and output, and the keys of the messages it consumed (`applied`); the consumed rows are
@@ -80,6 +81,7 @@ log = logging.getLogger(__name__)
 INSTANCE_ROW = "instance"
 MESSAGE_PREFIX = "msg-"
 HISTORY_PREFIX = "h-"
+INBOX_PAGE = 200  # inbox rows one read takes (an episode takes at most 100 events)
 TERMINAL = frozenset({"Completed", "Failed", "Terminated"})
 RUNTIME_STATUSES = ("Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated", "Suspended")
 _TEXTS = ("input", "output", "customStatus", "waits", "applied", "finishing")
@@ -244,11 +246,13 @@ class InstanceStore(HubStorage):
                 history.append(entry)
         return history
 
-    def _rows(self, iid: str, prefix: str, **options: Any) -> AsyncIterator[Any]:
-        """The rows of instance `iid` whose keys start with `prefix`, in key order."""
-        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
-        after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-        return self._table.query_entities(query, parameters={"pk": iid, "lo": prefix, "hi": after}, **options)
+    def _rows(self, iid: str, prefix: str, after: str | None = None, **options: Any) -> AsyncIterator[Any]:
+        """The rows of instance `iid` whose keys start with `prefix` (and come after `after`), in key
+        order."""
+        query = f"PartitionKey eq @pk and RowKey {'gt' if after else 'ge'} @lo and RowKey lt @hi"
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        parameters = {"pk": iid, "lo": after or prefix, "hi": end}
+        return self._table.query_entities(query, parameters=parameters, **options)
 
     async def read(self, iid: str) -> InstanceRecord | None:
         """The instance row (None when there is none)."""
@@ -354,22 +358,43 @@ class InstanceStore(HubStorage):
         return Message(row_key, event, execution)
 
     async def messages(self, iid: str, applied: frozenset[str]) -> list[Message]:
-        """The instance's inbox in arrival order, without the messages already applied."""
+        """The instance's whole inbox in arrival order, without the messages already applied (read
+        page by page; start-up recovery wants every answer waiting, episodes read `inbox_page`)."""
+        result: list[Message] = []
+        after: str | None = None
+        while True:
+            page, after = await self.inbox_page(iid, applied, after)
+            result.extend(page)
+            if after is None:
+                return result
+
+    async def inbox_page(
+        self, iid: str, applied: frozenset[str], after: str | None = None, limit: int = INBOX_PAGE
+    ) -> tuple[list[Message], str | None]:
+        """The next at most `limit` inbox rows after row key `after`, in arrival order, as messages
+        without those already applied; and the last row key read when more rows may follow (None
+        when the inbox ends here)."""
         await self.ensure()
         result: list[Message] = []
         leftover: list[str] = []
+        read = 0
+        last: str | None = None
         try:
-            async for row in self._rows(iid, MESSAGE_PREFIX):
-                if row["RowKey"] in applied:
-                    leftover.append(row["RowKey"])
-                    continue
-                text = await self.get_text(row, "event")
-                result.append(Message(row["RowKey"], json.loads(text or "{}"), row.get("execution") or ""))
+            async for row in self._rows(iid, MESSAGE_PREFIX, after, results_per_page=limit):
+                read += 1
+                last = row["RowKey"]
+                if last in applied:
+                    leftover.append(last)
+                else:
+                    text = await self.get_text(row, "event")
+                    result.append(Message(last, json.loads(text or "{}"), row.get("execution") or ""))
+                if read >= limit:
+                    break
         except AzureError as exc:
             raise self.fail(exc) from exc
         if leftover:
             self.clean_up(iid, leftover)
-        return result
+        return result, (last if read >= limit else None)
 
     def clean_up(self, iid: str, keys: list[str]) -> None:
         """Delete consumed message rows in the background (still listed as applied until then)."""
