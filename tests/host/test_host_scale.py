@@ -3,6 +3,7 @@ dropped when a key goes idle, purge by filter in parallel, and waits woken by no
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,8 +12,16 @@ from azure.data.tables.aio import TableClient
 
 from harness.host import LocalHost
 from harness.host.orchestrations.store import INBOX_PAGE
+from harness.host.workers import KeyedLocks
 
+from .helpers import signal, wait_state
 from .test_host_orchestrations import API, ORCH_APP, start, wait_done, wait_for
+
+
+@pytest.fixture
+async def host(azurite_connstr: str, hub: str) -> AsyncIterator[LocalHost]:
+    async with LocalHost(ORCH_APP, port=0, storage=azurite_connstr, hub_name=hub) as running:
+        yield running
 
 
 def _links(host: LocalHost, iid: str) -> dict[str, str]:
@@ -71,3 +80,42 @@ async def test_a_long_inbox_is_read_a_page_at_a_time_and_every_event_taken_in_or
     sizes = [counter[0] for counter in reads]
     assert sizes and max(sizes) <= INBOX_PAGE, sizes
     assert sum(sizes) >= count
+
+
+async def test_a_keys_lock_is_kept_while_held_or_awaited_and_forgotten_after():
+    locks = KeyedLocks()
+    inside: list[str] = []
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with locks.hold("k"):
+            inside.append("in")
+            await release.wait()
+            inside.append("out")
+
+    first = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    waiters = [asyncio.create_task(hold()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert inside == ["in"] and len(locks) == 1  # one lock for the key, three waiting on it
+    waiters[0].cancel()  # a waiter given up on still leaves the lock to the others
+    release.set()
+    await asyncio.gather(first, *waiters, return_exceptions=True)
+    assert inside == ["in", "out", "in", "out", "in", "out"]  # one at a time
+    assert len(locks) == 0
+
+
+async def test_per_key_state_shrinks_back_once_many_short_lived_keys_are_idle(host: LocalHost, http):
+    assert host.engine is not None and host.dispatcher is not None
+    await host.wait_idle()
+    links = await asyncio.gather(*(start(http, host, "hello_sequence", [str(i)]) for i in range(40)))
+    signals = (signal(http, host.url, "Counter", f"k{i}", "add", i) for i in range(120))
+    statuses = await asyncio.gather(*signals)
+    assert set(statuses) == {202}
+    for done in await asyncio.gather(*(wait_done(http, link) for link in links)):
+        assert done["runtimeStatus"] == "Completed"
+    for i in range(0, 120, 17):
+        await wait_state(http, host.url, "Counter", f"k{i}", i)
+    await host.wait_idle()
+    assert set(host.engine.held_keys().values()) == {0}, host.engine.held_keys()
+    assert set(host.dispatcher.held_keys().values()) == {0}, host.dispatcher.held_keys()

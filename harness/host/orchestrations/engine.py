@@ -206,6 +206,14 @@ class OrchestrationEngine(WorkDispatch):
         await self._stop_workers(*self._tasks)
         self._activity_threads.shutdown(wait=False, cancel_futures=True)
 
+    def _worker_ended(self, iid: str) -> None:
+        if not self._accepted.get(iid):
+            self._accepted.pop(iid, None)
+
+    def held_keys(self) -> dict[str, int]:
+        """The base's counts, and the instances with messages in memory or an inbox half read."""
+        return {**super().held_keys(), "accepted": len(self._accepted), "read_to": len(self._read_to)}
+
     async def step(self, iid: str) -> bool:
         """One episode of `iid` (and another while its stored inbox has pages not read yet)."""
         changed = await self._episode(iid)

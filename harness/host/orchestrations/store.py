@@ -532,6 +532,8 @@ class InstanceStore(HubStorage):
             unlisted = before.applied - record.applied
             if unlisted and record.instance_id in self.deleted:
                 self.deleted[record.instance_id] -= unlisted
+                if not self.deleted[record.instance_id]:
+                    del self.deleted[record.instance_id]
             await self.delete_blobs([b for b in before.blobs if b not in row_blobs])
             if before.execution_id != record.execution_id and before.history_entries:
                 self._spawn(self._drop_history(record.instance_id, before.execution_id), record.instance_id)
