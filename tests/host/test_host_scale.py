@@ -119,3 +119,40 @@ async def test_per_key_state_shrinks_back_once_many_short_lived_keys_are_idle(ho
     await host.wait_idle()
     assert set(host.engine.held_keys().values()) == {0}, host.engine.held_keys()
     assert set(host.dispatcher.held_keys().values()) == {0}, host.dispatcher.held_keys()
+
+
+async def test_purge_by_filter_deletes_exactly_the_matching_instances_and_counts_them(
+    host: LocalHost, http, azurite_connstr: str
+):
+    assert host.instances is not None
+    purge_url = f"{host.url}{API}/instances"
+
+    async def completed(count: int) -> list[str]:
+        links = await asyncio.gather(*(start(http, host, "hello_sequence", ["x"]) for _ in range(count)))
+        for done in await asyncio.gather(*(wait_done(http, link) for link in links)):
+            assert done["runtimeStatus"] == "Completed"
+        return [link["id"] for link in links]
+
+    older = await completed(15)
+    since = host.clock.now()
+    newer = await completed(25)
+    running = [await start(http, host, "two_events") for _ in range(3)]
+    for link in running:
+        await wait_for(http, link, lambda s: s["runtimeStatus"] == "Running")
+
+    async with http.delete(purge_url, params={"createdTimeFrom": since.isoformat()}) as resp:
+        assert resp.status == 200, await resp.text()
+        assert await resp.json() == {"instancesDeleted": len(newer)}  # finished ones only, by default
+    for iid in [*older, *newer, *(link["id"] for link in running)]:
+        async with http.get(f"{purge_url}/{iid}") as resp:
+            assert (resp.status == 404) == (iid in newer), (iid, resp.status)  # 200 or 202 when kept
+    async with TableClient.from_connection_string(azurite_connstr, host.instances.table_name) as table:
+        for iid in newer:  # every row of a purged instance is gone, not only its instance row
+            rows = [r async for r in table.query_entities("PartitionKey eq @pk", parameters={"pk": iid})]
+            assert rows == [], iid
+
+    params = {"createdTimeFrom": since.isoformat(), "runtimeStatus": "Running"}
+    async with http.delete(purge_url, params=params) as resp:
+        assert await resp.json() == {"instancesDeleted": len(running)}  # running ones are stopped first
+    async with http.delete(purge_url, params=params) as resp:
+        assert resp.status == 404  # nothing matches any more

@@ -326,11 +326,10 @@ class InstanceApi:
         deleted = 0
         after: str | None = None
         while True:
-            page, after = await self.store.list(
-                statuses or set(TERMINAL), created_from, created_to, None, MAX_TOP, after
+            page, after = await self.store.matching_ids(
+                statuses or set(TERMINAL), created_from, created_to, MAX_TOP, after
             )
-            for record in page:
-                deleted += int(await self.engine.purge(record.instance_id))
+            deleted += await self.engine.purge_many(page)
             if after is None:
                 break
         if deleted == 0:

@@ -82,10 +82,14 @@ INSTANCE_ROW = "instance"
 MESSAGE_PREFIX = "msg-"
 HISTORY_PREFIX = "h-"
 INBOX_PAGE = 200  # inbox rows one read takes (an episode takes at most 100 events)
+SCAN_ROWS = 20_000  # rows one scan for a purge by filter reads at most
+FEW_ROWS = 8  # rows a purge deletes one by one (more go in transactions, costly to build and parse)
 TERMINAL = frozenset({"Completed", "Failed", "Terminated"})
 RUNTIME_STATUSES = ("Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated", "Suspended")
 _TEXTS = ("input", "output", "customStatus", "waits", "applied", "finishing")
 _LEGACY_HISTORY = "history"  # the whole history as one text of the instance row (the layout before)
+# Every property that may name a blob: the instance row's texts, a history row's, a message's.
+_BLOB_NAMES = [f"{p}Blob" for p in (*_TEXTS, _LEGACY_HISTORY, "events", "event")]
 _IF_MATCH = MatchConditions.IfNotModified
 # A write refused (it certainly did not land); a transaction's refusal comes as TableTransactionError.
 _REFUSED = (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError, TableTransactionError)
@@ -291,6 +295,114 @@ class InstanceStore(HubStorage):
         after: str | None,
     ) -> tuple[list[InstanceRecord], str | None]:
         """Instances matching the filters in instance-id order; (page, last id if more remain)."""
+        page: list[InstanceRecord] = []
+        last: str | None = None
+        async for row in self._matching(statuses, created_from, created_to, prefix, top, after):
+            if row is None:
+                last = page[-1].instance_id if page else None
+                continue  # the generator ends after it
+            page.append(await self._decode(row, with_history=False))
+        return page, last
+
+    async def matching_ids(
+        self,
+        statuses: set[str] | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        top: int,
+        after: str | None,
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        """The ids and statuses of the instances matching the filters (as `list`, reading nothing
+        else)."""
+        page: list[tuple[str, str]] = []
+        last: str | None = None
+        select = ["PartitionKey", "status"]
+        async for row in self._matching(statuses, created_from, created_to, None, top, after, select):
+            if row is None:
+                last = page[-1][0] if page else None
+                continue  # the generator ends after it
+            page.append((row["PartitionKey"], row.get("status") or "Pending"))
+        return page, last
+
+    async def rows_of(self, ids: list[str]) -> dict[str, list[Any]]:
+        """The keys, ETags and blob names of the rows of instances `ids` (sorted), in one scan of
+        their id range; an instance past `SCAN_ROWS` rows read (other instances' rows lie in the
+        range too) is left out, for `purge` to read alone."""
+        await self.ensure()
+        wanted = set(ids)
+        found: dict[str, list[Any]] = {}
+        read = 0
+        query = "PartitionKey ge @lo and PartitionKey le @hi"
+        try:
+            async for row in self._table.query_entities(
+                query,
+                parameters={"lo": ids[0], "hi": ids[-1]},
+                select=["PartitionKey", "RowKey", *_BLOB_NAMES],
+            ):
+                read += 1
+                if read > SCAN_ROWS:
+                    found.pop(row["PartitionKey"], None)  # maybe not whole
+                    break
+                if row["PartitionKey"] in wanted:
+                    found.setdefault(row["PartitionKey"], []).append(row)
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        return found
+
+    async def purge_rows(self, iid: str, rows: list[Any]) -> bool:
+        """Delete the rows `rows_of` listed for a finished instance: its instance row first and only if
+        unchanged since (a restart may have replaced it: then nothing is deleted, and False), then
+        the rest (see `_delete_rest`). Single deletes, not a transaction: building and parsing a
+        transaction's multipart body costs the client several times the CPU of a few deletes."""
+        await self.ensure()
+        instance = next((r for r in rows if r["RowKey"] == INSTANCE_ROW), None)
+        if instance is None:
+            return False
+        condition = {"etag": instance.metadata.get("etag"), "match_condition": _IF_MATCH}
+        self.records.forget(iid)
+        try:
+            await self._table.delete_entity(iid, INSTANCE_ROW, **condition)
+        except _REFUSED:
+            return False  # changed (restarted) or gone (purged) meanwhile
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        finally:
+            self.records.forget(iid)
+        await self._delete_rest(iid, rows)
+        return True
+
+    async def _delete_rest(self, iid: str, rows: list[Any]) -> None:
+        """Delete an instance's rows but its instance row, which is already gone, and their blobs.
+
+        With the instance row gone first, nothing reads what is left if this is cut short (a crash,
+        a storage error): history rows are read only through an instance row's `executionId`, and
+        inbox rows of an instance with no row are dropped by its next episode (start-up runs one for
+        every instance with inbox rows); a later purge of the id deletes them.
+        """
+        keys = [r["RowKey"] for r in rows if r["RowKey"] != INSTANCE_ROW]
+        blobs = [str(r[k]) for r in rows for k in r if k.endswith("Blob") and r[k]]
+        try:
+            if len(keys) > FEW_ROWS:  # one transaction costs more than a few single deletes
+                await self.delete_rows(iid, keys)
+            else:
+                await asyncio.gather(*(self.delete_row(iid, key) for key in keys))
+        except AzureError:
+            log.debug("could not delete every row of purged instance %s", iid)
+            return
+        await self.delete_blobs(blobs)
+
+    async def _matching(
+        self,
+        statuses: set[str] | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        prefix: str | None,
+        top: int,
+        after: str | None,
+        select: list[str] | None = None,
+    ) -> AsyncIterator[Any]:
+        """The instance rows matching the filters in instance-id order, at most `top`; then None when
+        more remain."""
         await self.ensure()
         clauses = ["RowKey eq @rk"]
         params: dict[str, Any] = {"rk": INSTANCE_ROW}
@@ -310,21 +422,23 @@ class InstanceStore(HubStorage):
             names = sorted(statuses)
             clauses.append("( " + " or ".join(f"status eq @s{i}" for i in range(len(names))) + " )")
             params.update({f"s{i}": name for i, name in enumerate(names)})
-        page: list[InstanceRecord] = []
-        more = False
+        taken = 0
         try:
             async for row in self._table.query_entities(
-                " and ".join(clauses), parameters=params, results_per_page=min(top + 1, 1000)
+                " and ".join(clauses),
+                parameters=params,
+                results_per_page=min(top + 1, 1000),
+                select=select,
             ):
                 if prefix and not row["PartitionKey"].startswith(prefix):
                     break  # past the prefix range (rows come in PartitionKey order)
-                if len(page) == top:
-                    more = True
+                if taken == top:
+                    yield None
                     break
-                page.append(await self._decode(row, with_history=False))
+                taken += 1
+                yield row
         except AzureError as exc:
             raise self.fail(exc) from exc
-        return page, (page[-1].instance_id if more and page else None)
 
     async def active(self) -> list[str]:
         """Instances that still run (resumed at start-up), and those with messages waiting."""
@@ -572,20 +686,23 @@ class InstanceStore(HubStorage):
         self.clean_up(new.instance_id, consumed)
 
     async def purge(self, iid: str) -> bool:
-        """Delete the instance row, its inbox and its blobs; True when there was an instance."""
+        """Delete the instance row, then its history rows, its inbox and its blobs; True when there was
+        an instance."""
         await self.ensure()
         self.records.forget(iid)
-        keys: list[str] = []
-        blobs: list[str] = []
-        found = False
         try:
-            async for row in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": iid}):
-                keys.append(row["RowKey"])
-                found = found or row["RowKey"] == INSTANCE_ROW
-                blobs.extend(str(row[k]) for k in row if k.endswith("Blob") and row[k])
-            await self.delete_rows(iid, keys)
+            rows = [
+                row
+                async for row in self._table.query_entities(
+                    "PartitionKey eq @pk", parameters={"pk": iid}, select=["RowKey", *_BLOB_NAMES]
+                )
+            ]
+            found = any(row["RowKey"] == INSTANCE_ROW for row in rows)
+            if found:
+                await self.delete_row(iid, INSTANCE_ROW)
         except AzureError as exc:
             raise self.fail(exc) from exc
-        self.records.forget(iid)
-        await self.delete_blobs(blobs)
+        finally:
+            self.records.forget(iid)
+        await self._delete_rest(iid, rows)
         return found
