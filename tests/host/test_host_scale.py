@@ -4,6 +4,7 @@ dropped when a key goes idle, purge by filter in parallel, and waits woken by no
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -156,3 +157,36 @@ async def test_purge_by_filter_deletes_exactly_the_matching_instances_and_counts
         assert await resp.json() == {"instancesDeleted": len(running)}  # running ones are stopped first
     async with http.delete(purge_url, params=params) as resp:
         assert resp.status == 404  # nothing matches any more
+
+
+async def test_a_start_with_a_timeout_answers_when_the_instance_ends_woken_by_its_commit(
+    host: LocalHost, http
+):
+    assert host.instances is not None
+    url = f"{host.url}{API}/orchestrators/hello_sequence"
+    began = time.monotonic()
+    # The fallback look at storage comes every 30 s only: an answer in seconds is the commit's wake-up.
+    async with http.post(url, params={"timeout": "20", "pollingInterval": "30"}, json=["A", "B"]) as resp:
+        assert resp.status == 200, await resp.text()
+        assert await resp.json() == ["Hello A", "Hello B"]
+    assert time.monotonic() - began < 10
+    assert len(host.instances.changes) == 0  # nothing kept for a key nobody waits on
+
+
+async def test_a_start_with_a_timeout_answers_202_failed_500_and_bad_values_400(host: LocalHost, http):
+    base = f"{host.url}{API}/orchestrators"
+    async with http.post(f"{base}/two_events", params={"timeout": "0.2"}) as resp:
+        assert resp.status == 202  # still waiting for its events: the check-status response
+        assert (await resp.json())["statusQueryGetUri"]
+    async with http.post(f"{base}/failing", params={"timeout": "20"}, json={"message": "boom"}) as resp:
+        assert resp.status == 500
+        assert (await resp.json())["runtimeStatus"] == "Failed"
+    for params in (
+        {"timeout": "soon"},
+        {"timeout": "-1"},
+        {"timeout": "nan"},
+        {"timeout": "1", "pollingInterval": "x"},
+    ):
+        async with http.post(f"{base}/two_events", params=params) as resp:
+            assert resp.status == 400, params
+            assert "must be a number of seconds" in (await resp.json())["error"]

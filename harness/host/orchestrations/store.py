@@ -63,6 +63,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableTransactionError, UpdateMode
 
+from ..changes import KeyedChanges
 from ..clock import Clock
 from ..storage.tables import (
     ConcurrencyConflict,
@@ -175,6 +176,7 @@ class InstanceStore(HubStorage):
         )
         self.hub_name = hub_name
         self.records: RowCache[InstanceRecord] = RowCache()
+        self.changes = KeyedChanges()  # set when an instance row was written or purged
         self.cache_hooks.append(self.records)
         self._cleanups: set[asyncio.Task[None]] = set()
         # Consumed message rows deleted since an instance row listed them: the next commit unlists them.
@@ -368,6 +370,7 @@ class InstanceStore(HubStorage):
             raise self.fail(exc) from exc
         finally:
             self.records.forget(iid)
+            self.changes.changed(iid)
         await self._delete_rest(iid, rows)
         return True
 
@@ -642,6 +645,7 @@ class InstanceStore(HubStorage):
         etag = result.get("etag") if isinstance(result, Mapping) else None
         record.etag = etag
         self.records.wrote(record.instance_id, record, keep=bool(etag))
+        self.changes.changed(record.instance_id)
         if before is not None:
             unlisted = before.applied - record.applied
             if unlisted and record.instance_id in self.deleted:
@@ -704,5 +708,6 @@ class InstanceStore(HubStorage):
             raise self.fail(exc) from exc
         finally:
             self.records.forget(iid)
+            self.changes.changed(iid)
         await self._delete_rest(iid, rows)
         return found
