@@ -13,8 +13,10 @@ Layout (one table and one blob container per task hub, beside the entity ones):
   is a DTFx event, or `{"Amend": i, "Event": e}` replacing event `i` (how an episode marks a timer
   it cancelled, since stored events are never rewritten). A reader takes the rows of the row's
   `executionId` whose start is below `historyLength` and ignores anything past it. An episode's
-  history row is written in the same entity-group transaction as the instance row, so one step
-  writes only what it appended, whatever the history's length. A continue-as-new starts the next
+  history row is written (upserted, under the key its start gives) just before the ETag-checked
+  write of the instance row that counts it: a crash or a refused write between the two leaves a row
+  past the committed length, which nothing reads and the next commit overwrites. So one step writes
+  only what it appended, whatever the history's length. A continue-as-new starts the next
   execution with no history rows; the old execution's rows are deleted after the commit (a crash
   before that leaves rows nothing reads, deleted with the instance by a purge). Rows written before
   this layout keep the whole history in the text `history` of the instance row (no
@@ -27,7 +29,7 @@ Layout (one table and one blob container per task hub, beside the entity ones):
   scheduled, not completed) has the activity run again or the timer re-armed. An episode reads the
   inbox a page (`INBOX_PAGE` rows) at a time (`inbox_page`).
 A message row is written before anything acknowledges it. An episode ends in ONE ETag-checked write
-of the instance row (with the history row it appends, in one transaction): the new history length,
+of the instance row (after the history row it appends): the new history length,
 status and output, and the keys of the messages it consumed (`applied`); the consumed rows are
 deleted afterwards and dropped from `applied` by a later commit.
 `commit` is that write and its clean-up, the one way an episode ends.
@@ -61,7 +63,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables import UpdateMode
 
 from ..changes import KeyedChanges
 from ..clock import Clock
@@ -92,8 +94,7 @@ _LEGACY_HISTORY = "history"  # the whole history as one text of the instance row
 # Every property that may name a blob: the instance row's texts, a history row's, a message's.
 _BLOB_NAMES = [f"{p}Blob" for p in (*_TEXTS, _LEGACY_HISTORY, "events", "event")]
 _IF_MATCH = MatchConditions.IfNotModified
-# A write refused (it certainly did not land); a transaction's refusal comes as TableTransactionError.
-_REFUSED = (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError, TableTransactionError)
+_REFUSED = (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError)  # certainly did not land
 MAX_ID = 256
 _BAD_ID = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
@@ -606,7 +607,8 @@ class InstanceStore(HubStorage):
         self, record: InstanceRecord, before: InstanceRecord | None, create: bool = False
     ) -> None:
         """Write the instance row: created when `create`, else replaced if unchanged since `before`;
-        with the history row of what `record.history` appends, in the same transaction."""
+        the history row of what `record.history` appends is written just before it (two plain writes
+        cost the storage client less than one transaction)."""
         await self.ensure()
         record.updated = self.clock.now()
         stored = (record.history_stored, record.history_entries)
@@ -621,13 +623,9 @@ class InstanceStore(HubStorage):
                 assert before is not None
                 condition = {"mode": UpdateMode.REPLACE, "etag": before.etag, "match_condition": _IF_MATCH}
                 operation = ("update", entity, condition)
-            if chunk is None:
-                result: Any = await self._single(operation)
-            else:
-                answers = await self._table.submit_transaction(
-                    [operation, ("upsert", chunk, {"mode": UpdateMode.REPLACE})]
-                )
-                result = answers[0]
+            if chunk is not None:  # first: until the row's committed length covers it, nobody reads it
+                await self._table.upsert_entity(chunk, mode=UpdateMode.REPLACE)
+            result: Any = await self._single(operation)
         except _REFUSED as exc:
             record.history_stored, record.history_entries = stored
             if error_code(exc) in ("TableNotFound",) or (exc.status_code or 0) >= 500:
