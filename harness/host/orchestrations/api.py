@@ -28,7 +28,7 @@ from ..api import any_segment, page_after, page_headers
 from ..responses import json_error, json_response
 from . import history as h
 from .engine import InstanceExists, OrchestrationEngine
-from .store import MAX_ID, RUNTIME_STATUSES, TERMINAL, InstanceRecord, invalid_instance_id
+from .store import MAX_ID, RUNTIME_STATUSES, TERMINAL, InstanceFilter, InstanceRecord, invalid_instance_id
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,9 @@ class InstanceApi:
             after = page_after(request)
         except ValueError as exc:
             raise _BadRequest(str(exc)) from None
-        records, last = await self.store.list(statuses, created_from, created_to, prefix, top, after)
+        records, last = await self.store.list(
+            InstanceFilter(statuses, created_from, created_to, prefix), top, after
+        )
         show_input = _flag(request, "showInput", False)
         return json_response([status_json(r, show_input) for r in records], headers=page_headers(last))
 
@@ -362,9 +364,8 @@ class InstanceApi:
         deleted = 0
         after: str | None = None
         while True:
-            page, after = await self.store.matching_ids(
-                statuses or set(TERMINAL), created_from, created_to, MAX_TOP, after
-            )
+            where = InstanceFilter(statuses or set(TERMINAL), created_from, created_to)
+            page, after = await self.store.matching_ids(where, MAX_TOP, after)
             deleted += await self.engine.purge_many(page)
             if after is None:
                 break

@@ -54,7 +54,7 @@ import re
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -117,6 +117,15 @@ def invalid_instance_id(iid: str) -> str | None:
 
 class _Moved(Exception):
     """The history rows an instance row named are gone (a continue-as-new replaced them)."""
+
+
+class InstanceFilter(NamedTuple):
+    """What a listing or a purge by filter matches (None: anything)."""
+
+    statuses: set[str] | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    prefix: str | None = None
 
 
 @dataclass
@@ -289,18 +298,12 @@ class InstanceStore(HubStorage):
         raise StorageUnavailable(f"instance {iid} keeps changing; try again")
 
     async def list(
-        self,
-        statuses: set[str] | None,
-        created_from: datetime | None,
-        created_to: datetime | None,
-        prefix: str | None,
-        top: int,
-        after: str | None,
+        self, where: InstanceFilter, top: int, after: str | None
     ) -> tuple[list[InstanceRecord], str | None]:
-        """Instances matching the filters in instance-id order; (page, last id if more remain)."""
+        """Instances matching `where` in instance-id order; (page, last id if more remain)."""
         page: list[InstanceRecord] = []
         last: str | None = None
-        async for row in self._matching(statuses, created_from, created_to, prefix, top, after):
+        async for row in self._matching(where, top, after):
             if row is None:
                 last = page[-1].instance_id if page else None
                 continue  # the generator ends after it
@@ -308,19 +311,14 @@ class InstanceStore(HubStorage):
         return page, last
 
     async def matching_ids(
-        self,
-        statuses: set[str] | None,
-        created_from: datetime | None,
-        created_to: datetime | None,
-        top: int,
-        after: str | None,
+        self, where: InstanceFilter, top: int, after: str | None
     ) -> tuple[list[tuple[str, str]], str | None]:
         """The ids and statuses of the instances matching the filters (as `list`, reading nothing
         else)."""
         page: list[tuple[str, str]] = []
         last: str | None = None
         select = ["PartitionKey", "status"]
-        async for row in self._matching(statuses, created_from, created_to, None, top, after, select):
+        async for row in self._matching(where, top, after, select):
             if row is None:
                 last = page[-1][0] if page else None
                 continue  # the generator ends after it
@@ -352,16 +350,19 @@ class InstanceStore(HubStorage):
             raise self.fail(exc) from exc
         return found
 
-    async def purge_rows(self, iid: str, rows: list[Any]) -> bool:
-        """Delete the rows `rows_of` listed for a finished instance: its instance row first and only if
-        unchanged since (a restart may have replaced it: then nothing is deleted, and False), then
-        the rest (see `_delete_rest`). Single deletes, not a transaction: building and parsing a
-        transaction's multipart body costs the client several times the CPU of a few deletes."""
+    async def purge_rows(self, iid: str, rows: list[Any], if_unchanged: bool = True) -> bool:
+        """Delete the rows `rows_of` listed for a finished instance: its instance row first (when
+        `if_unchanged`, only if unchanged since: a restart may have replaced it; then nothing is
+        deleted, and False), then the rest (see `_delete_rest`). Single deletes, not a transaction:
+        building and parsing a transaction's multipart body costs the client several times the CPU
+        of a few deletes."""
         await self.ensure()
         instance = next((r for r in rows if r["RowKey"] == INSTANCE_ROW), None)
         if instance is None:
             return False
-        condition = {"etag": instance.metadata.get("etag"), "match_condition": _IF_MATCH}
+        condition = (
+            {"etag": instance.metadata.get("etag"), "match_condition": _IF_MATCH} if if_unchanged else {}
+        )
         self.records.forget(iid)
         try:
             await self._table.delete_entity(iid, INSTANCE_ROW, **condition)
@@ -396,18 +397,12 @@ class InstanceStore(HubStorage):
         await self.delete_blobs(blobs)
 
     async def _matching(
-        self,
-        statuses: set[str] | None,
-        created_from: datetime | None,
-        created_to: datetime | None,
-        prefix: str | None,
-        top: int,
-        after: str | None,
-        select: list[str] | None = None,
+        self, where: InstanceFilter, top: int, after: str | None, select: list[str] | None = None
     ) -> AsyncIterator[Any]:
         """The instance rows matching the filters in instance-id order, at most `top`; then None when
         more remain."""
         await self.ensure()
+        statuses, created_from, created_to, prefix = where
         clauses = ["RowKey eq @rk"]
         params: dict[str, Any] = {"rk": INSTANCE_ROW}
         if after:
@@ -693,19 +688,12 @@ class InstanceStore(HubStorage):
         await self.ensure()
         self.records.forget(iid)
         try:
-            rows = [
-                row
-                async for row in self._table.query_entities(
-                    "PartitionKey eq @pk", parameters={"pk": iid}, select=["RowKey", *_BLOB_NAMES]
-                )
-            ]
-            found = any(row["RowKey"] == INSTANCE_ROW for row in rows)
-            if found:
-                await self.delete_row(iid, INSTANCE_ROW)
+            select = ["RowKey", *_BLOB_NAMES]
+            query = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": iid}, select=select)
+            rows = [row async for row in query]
         except AzureError as exc:
             raise self.fail(exc) from exc
-        finally:
-            self.records.forget(iid)
-            self.changes.changed(iid)
-        await self._delete_rest(iid, rows)
+        found = await self.purge_rows(iid, rows, if_unchanged=False)
+        if not found:
+            await self._delete_rest(iid, rows)  # rows an instance row no longer names
         return found
