@@ -173,8 +173,8 @@ class OrchestrationEngine(WorkDispatch):
     async def purge_many(self, page: list[tuple[str, str]]) -> int:
         """Purge the instances of `page` (ids in order, with their statuses), `PURGE_CONCURRENCY` at a
         time; how many were deleted. The rows of the finished ones are listed in one scan, and each
-        instance's deleted in one transaction (its row only if unchanged since, so an instance
-        restarted meanwhile stays); the others are stopped first, as `purge` does."""
+        instance's deleted, its instance row first and only if unchanged since (an instance restarted
+        meanwhile stays); the others are stopped first, as `purge` does."""
         listed = await self.store.rows_of([iid for iid, _ in page]) if page else {}
         slots = asyncio.Semaphore(PURGE_CONCURRENCY)
 

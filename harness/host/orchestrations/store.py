@@ -650,7 +650,7 @@ class InstanceStore(HubStorage):
                 self._spawn(self._drop_history(record.instance_id, before.execution_id), record.instance_id)
 
     async def _single(self, operation: tuple[Any, ...]) -> Mapping[str, Any]:
-        """One instance-row operation outside a transaction (nothing appended to the history)."""
+        """The instance-row write: a create, or a replace on the ETag of the row it replaces."""
         if operation[0] == "create":
             return await self._table.create_entity(operation[1])
         return await self._table.update_entity(operation[1], **operation[2])
