@@ -20,8 +20,9 @@ import asyncio
 import collections
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 from .storage.tables import RETRIABLE, Backoff, StorageUnavailable
@@ -202,8 +203,44 @@ class DaemonThreadPool(ThreadPoolExecutor):
                     return  # given up on: a replacement took its place
 
 
+class KeyedLocks:
+    """One asyncio.Lock per key while a task holds or waits for it, forgotten as soon as none does, so
+    that a host seeing many short-lived keys does not keep a lock for each forever.
+
+    Counting the holders and waiters (rather than asking the lock) decides when to forget it without a
+    race: a task that took the lock from the map counts as a user before it can yield.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Hold `key`'s lock for the block."""
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key]
+                del self._locks[key]
+
+
 class KeyedWorkers:
-    """Base of the entity dispatcher and the orchestration engine."""
+    """Base of the entity dispatcher and the orchestration engine.
+
+    Per-key state lives only while the key is busy: its lock while held or awaited (`KeyedLocks`),
+    its worker and back-off while the worker runs; subclasses forget theirs in `_worker_ended`.
+    """
 
     label = "worker"
     gate: Callable[[], str | None] | None = None  # why no step may run now (the hub's lease is lost)
@@ -211,14 +248,23 @@ class KeyedWorkers:
     def __init__(self) -> None:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._wake: set[str] = set()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
         self._backoffs: dict[str, Backoff] = {}  # of the running workers
         self._unknown: set[str] = set()  # keys whose next step must ask storage
         self._closing = False
 
-    def lock(self, key: str) -> asyncio.Lock:
+    def lock(self, key: str) -> AbstractAsyncContextManager[None]:
         """The lock held while `key` takes a step (and by whatever must not overlap one)."""
-        return self._locks.setdefault(key, asyncio.Lock())
+        return self._locks.hold(key)
+
+    def held_keys(self) -> dict[str, int]:
+        """How many keys each per-key map holds (diagnostics, and tests that they shrink back)."""
+        return {
+            "locks": len(self._locks),
+            "workers": len(self._workers),
+            "backoffs": len(self._backoffs),
+            "wake": len(self._wake),
+        }
 
     def wake(self, key: str) -> None:
         """Work for `key` was accepted: run its worker (or cut its back-off short)."""

@@ -17,6 +17,7 @@ from azure.storage.queue.aio import QueueClient
 
 from harness.host import LocalHost
 from harness.host.errors import AppLoadError
+from harness.host.triggers import queues
 from harness.host.triggers.queues import message_text, queue_name
 
 QUEUE_APP = Path(__file__).resolve().parent / "queue_app"
@@ -183,3 +184,19 @@ async def test_a_bad_output_queue_stops_the_host_at_start(azurite_connstr, hub, 
     )
     with pytest.raises(AppLoadError, match="function x: output 'out': queue name 'Bad_Name' is not valid"):
         await LocalHost(app, port=0, storage=azurite_connstr, hub_name=hub).start()
+
+
+async def test_a_message_this_host_sends_reaches_its_queue_trigger_without_waiting_for_the_next_poll(
+    azurite_connstr, hub, http, monkeypatch: pytest.MonkeyPatch
+):
+    """The idle pollers wait 60 s here: only the host's own wake-up can deliver within seconds."""
+    monkeypatch.setattr(queues, "POLL_MIN", 60.0)
+    monkeypatch.setattr(queues, "POLL_MAX", 60.0)
+    key = uuid.uuid4().hex
+    async with LocalHost(QUEUE_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
+        body = json.dumps({"key": key, "values": [1, 2]})
+        async with http.post(f"{host.url}/api/enqueue", data=body) as resp:
+            assert resp.status == 202
+        # enqueue -> incoming -> fan_out -> split -> doubled -> done -> record_done: the pollers of
+        # split and done found their queues empty at start-up, long before these messages came
+        assert await wait_state_sorted(http, host.url, key, [2, 4]) == [2, 4]

@@ -127,6 +127,13 @@ class EntityDispatcher(KeyedWorkers):
     def _worker_ended(self, iid: str) -> None:
         self._batch_sizes.pop(iid, None)
         self._poison.pop(iid, None)
+        if not self._accepted.get(iid):
+            self._accepted.pop(iid, None)
+
+    def held_keys(self) -> dict[str, int]:
+        """The base's counts, and the entities with signals in memory or a batch being isolated."""
+        sizes = {"accepted": len(self._accepted), "batch_sizes": len(self._batch_sizes)}
+        return {**super().held_keys(), **sizes, "poison": len(self._poison)}
 
     async def _drop(self, iid: str, failed: _BatchFailed) -> None:
         """Remove a signal that crashes the entity handler, keeping the state as it is."""

@@ -2,7 +2,8 @@
 
 Same paths, query parameters and shapes as the real extension, so `DurableOrchestrationClient`
 (`start_new`, `get_status*`, `raise_event`, `terminate`, `suspend`, `resume`, `purge_*`) and the URLs
-of a check-status response work unchanged. Every error is a 4xx/503 JSON body.
+of a check-status response work unchanged. Every error is a 4xx/503 JSON body (and a start that
+waits for its instance's end answers a Failed one with 500 and its status, as the extension does).
 
 Payloads: the Python client posts start inputs and event data as the JSON text of the value encoded
 once more (a JSON string); a hand-made request posts the value itself. A JSON string body that holds
@@ -11,8 +12,11 @@ JSON text is taken as the former, anything else as the latter, so both give the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import math
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,12 +28,15 @@ from ..api import any_segment, page_after, page_headers
 from ..responses import json_error, json_response
 from . import history as h
 from .engine import InstanceExists, OrchestrationEngine
-from .store import MAX_ID, RUNTIME_STATUSES, TERMINAL, InstanceRecord, invalid_instance_id
+from .store import MAX_ID, RUNTIME_STATUSES, TERMINAL, InstanceFilter, InstanceRecord, invalid_instance_id
 
 log = logging.getLogger(__name__)
 
 MAX_INPUT = 1024 * 1024
 MAX_TOP = 1000
+MAX_WAIT = 3600  # seconds a start with `timeout` may wait for the end
+DEFAULT_POLLING = "1"  # seconds: how long a wait goes without a look at storage, woken or not
+MIN_POLLING = 0.05
 # Without `top`, a listing answers every match in one page (the Python client's get_status_all and
 # get_status_by do not follow continuation tokens), up to this many.
 UNPAGED_LIMIT = 10_000
@@ -192,11 +199,40 @@ class InstanceApi:
             present, token = await self._body(request)
         except web.HTTPRequestEntityTooLarge:
             return json_error(413, f"input larger than {MAX_INPUT} bytes")
+        wait = _wait_options(request)
         try:
             await self.engine.start(name, iid, payload_text(token) if present else None)
         except InstanceExists as exc:
             return json_error(409, str(exc))
+        if wait is not None:
+            return await self._wait_for_end(iid, request, *wait)
         return self._accepted(iid, request)
+
+    async def _wait_for_end(
+        self, iid: str, request: web.Request, timeout: float, interval: float
+    ) -> web.StreamResponse:
+        """Wait up to `timeout` seconds for the instance to finish, as the extension's start with
+        `timeout` does: its output (200) when Completed, its status when Terminated (200) or Failed
+        (500), else the 202 check-status response. Woken by each commit of the instance (not by
+        polling storage); `interval` bounds each wait all the same."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            with self.store.changes.watch(iid) as changed:
+                record = await self.store.read(iid)
+                if record is not None and record.terminal:
+                    if record.status == "Completed":
+                        return web.Response(
+                            status=200, text=record.output or "null", content_type="application/json"
+                        )
+                    return json_response(
+                        status_json(record), status=200 if record.status == "Terminated" else 500
+                    )
+                remaining = deadline - loop.time()
+                if record is None or remaining <= 0:
+                    return self._accepted(iid, request)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(remaining, interval))
 
     async def status(self, request: web.Request) -> web.StreamResponse:
         """One instance's status (with its history on request); 404 when unknown."""
@@ -229,7 +265,9 @@ class InstanceApi:
             after = page_after(request)
         except ValueError as exc:
             raise _BadRequest(str(exc)) from None
-        records, last = await self.store.list(statuses, created_from, created_to, prefix, top, after)
+        records, last = await self.store.list(
+            InstanceFilter(statuses, created_from, created_to, prefix), top, after
+        )
         show_input = _flag(request, "showInput", False)
         return json_response([status_json(r, show_input) for r in records], headers=page_headers(last))
 
@@ -326,11 +364,9 @@ class InstanceApi:
         deleted = 0
         after: str | None = None
         while True:
-            page, after = await self.store.list(
-                statuses or set(TERMINAL), created_from, created_to, None, MAX_TOP, after
-            )
-            for record in page:
-                deleted += int(await self.engine.purge(record.instance_id))
+            where = InstanceFilter(statuses or set(TERMINAL), created_from, created_to)
+            page, after = await self.store.matching_ids(where, MAX_TOP, after)
+            deleted += await self.engine.purge_many(page)
             if after is None:
                 break
         if deleted == 0:
@@ -340,6 +376,24 @@ class InstanceApi:
     async def unsupported(self, request: web.Request) -> web.StreamResponse:
         """Rewind is not offered by the local host."""
         return json_error(501, "rewind is not supported by the local host")
+
+
+def _wait_options(request: web.Request) -> tuple[float, float] | None:
+    """(timeout, pollingInterval) in seconds of a start that waits for the end; None when it does not
+    wait. _BadRequest names a value that is not a number of seconds in range."""
+    if "timeout" not in request.query:
+        return None
+    values = []
+    for name, default in (("timeout", None), ("pollingInterval", DEFAULT_POLLING)):
+        text = request.query.get(name, default)
+        try:
+            value = float(text) if text is not None else math.nan
+        except ValueError:
+            value = math.nan
+        if not 0 <= value <= MAX_WAIT:  # also refuses NaN
+            raise _BadRequest(f"{name} must be a number of seconds from 0 to {MAX_WAIT}, not {text!r}")
+        values.append(value)
+    return values[0], max(values[1], MIN_POLLING)
 
 
 def _new_id() -> str:

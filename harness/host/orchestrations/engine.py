@@ -34,11 +34,12 @@ from .dispatch import EngineSettings, WorkDispatch
 from .inbox import CONTROL, acknowledged, take_batch
 from .recovery import unfinished_work
 from .replay import Decision, Instance, run_episode, with_cancellations
-from .store import MESSAGE_PREFIX, InstanceRecord, InstanceStore, Message
+from .store import MESSAGE_PREFIX, TERMINAL, InstanceRecord, InstanceStore, Message
 
 log = logging.getLogger(__name__)
 
 MAX_ACTIVITY_THREADS = 64
+PURGE_CONCURRENCY = 32  # instances one purge by filter deletes at once
 VOLATILE = "-mem"  # suffix of the keys of messages kept in memory only (see `deliver`)
 
 
@@ -78,6 +79,9 @@ class OrchestrationEngine(WorkDispatch):
         # Messages this process wrote and has not applied yet (they are also in storage); instances in
         # `_unknown` may have messages only storage knows of (an earlier run's, or after a failure).
         self._accepted: dict[str, dict[str, Message]] = {}
+        # Instances whose stored inbox was read only up to this row key (one page per episode): their
+        # episodes take nothing later until the reads, one page per episode, reach its end.
+        self._read_to: dict[str, str] = {}
         self._running: dict[tuple[str, str, int], asyncio.Task[Any]] = {}  # activities in flight
         self._tasks: set[asyncio.Task[Any]] = set()
         self._activity_slots = asyncio.Semaphore(self.settings.max_activities)
@@ -166,9 +170,31 @@ class OrchestrationEngine(WorkDispatch):
             self._forget_instance(iid)
         return found
 
+    async def purge_many(self, page: list[tuple[str, str]]) -> int:
+        """Purge the instances of `page` (ids in order, with their statuses), `PURGE_CONCURRENCY` at a
+        time; how many were deleted. The rows of the finished ones are listed in one scan, and each
+        instance's deleted, its instance row first and only if unchanged since (an instance restarted
+        meanwhile stays); the others are stopped first, as `purge` does."""
+        listed = await self.store.rows_of([iid for iid, _ in page]) if page else {}
+        slots = asyncio.Semaphore(PURGE_CONCURRENCY)
+
+        async def one(iid: str, status: str) -> bool:
+            async with slots:
+                rows = listed.get(iid)
+                if status not in TERMINAL or rows is None:
+                    return await self.purge(iid)
+                async with self.lock(iid):
+                    found = await self.store.purge_rows(iid, rows)
+                    if found:
+                        self._forget_instance(iid)
+                return found
+
+        return sum(await asyncio.gather(*(one(iid, status) for iid, status in page)))
+
     def _forget_instance(self, iid: str) -> None:
         self._give_up_activities(iid)
         self._accepted.pop(iid, None)
+        self._read_to.pop(iid, None)
         self._unknown.discard(iid)
         self.scheduler.cancel_prefix((iid,))
 
@@ -202,25 +228,43 @@ class OrchestrationEngine(WorkDispatch):
         await self._stop_workers(*self._tasks)
         self._activity_threads.shutdown(wait=False, cancel_futures=True)
 
+    def _worker_ended(self, iid: str) -> None:
+        if not self._accepted.get(iid):
+            self._accepted.pop(iid, None)
+
+    def held_keys(self) -> dict[str, int]:
+        """The base's counts, and the instances with messages in memory or an inbox half read."""
+        return {**super().held_keys(), "accepted": len(self._accepted), "read_to": len(self._read_to)}
+
     async def step(self, iid: str) -> bool:
-        """One episode of `iid`."""
-        return await self._episode(iid)
+        """One episode of `iid` (and another while its stored inbox has pages not read yet)."""
+        changed = await self._episode(iid)
+        if iid in self._read_to:
+            self.wake(iid)
+        return changed
 
     async def _inbox(self, iid: str, record: InstanceRecord | None) -> list[Message]:
         """The inbox in arrival order: from memory, merged with storage when storage may know more
         (after a restart or a failure, and until start-up resumption has finished, so that a
-        message accepted early never overtakes an older stored one)."""
+        message accepted early never overtakes an older stored one). Storage is read one page
+        (`INBOX_PAGE` rows) per episode, on from where the last read stopped; until the reads reach
+        the end, nothing later than the last row read is taken."""
         applied = record.applied if record is not None else frozenset()
         accepted = self._accepted.setdefault(iid, {})
         if iid in self._unknown or not self._resumed:
-            stored = await self.store.messages(iid, applied)
+            stored, last = await self.store.inbox_page(iid, applied, self._read_to.get(iid))
             for message in stored:  # kept in memory: later episodes need the ones this one leaves
                 accepted.setdefault(message.row_key, message)
-            if self._resumed:
-                self._unknown.discard(iid)
+            if last is not None:
+                self._read_to[iid] = last
+            else:
+                self._read_to.pop(iid, None)
+                if self._resumed:
+                    self._unknown.discard(iid)
         for key in [k for k in accepted if k in applied]:
             del accepted[key]
-        return [accepted[k] for k in sorted(accepted)]
+        upto = self._read_to.get(iid)
+        return [accepted[k] for k in sorted(accepted) if upto is None or k <= upto]
 
     def _stored(self, keys: list[str]) -> list[str]:
         """The keys of messages that have a row (volatile ones have none)."""

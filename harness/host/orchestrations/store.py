@@ -3,20 +3,35 @@
 Layout (one table and one blob container per task hub, beside the entity ones):
 - table `<hub>Instances`, PartitionKey = the instance id;
 - row `instance`: `name`, `status`, `executionId`, `createdTime`, `lastUpdatedTime`, `parent`,
-  `parentTask`, `parentExecution`, `actionsSeen`, and the texts `input`, `output`, `customStatus`,
-  `history` (the current execution's DTFx events as JSON), `waits` (wait-for-event actions per
-  name, JSON), `finishing` (how an instance whose last episode signalled entities ends once they
-  acknowledged) and `applied` (see below), each stored as `storage/tables.py` describes (one property, split,
-  or a blob);
+  `parentTask`, `parentExecution`, `actionsSeen`, `historyLength` (the committed length of the
+  current execution's history, in entries, see below), and the texts `input`, `output`,
+  `customStatus`, `waits` (wait-for-event actions per name, JSON), `finishing` (how an instance whose
+  last episode signalled entities ends once they acknowledged) and `applied` (see below), each stored
+  as `storage/tables.py` describes (one property, split, or a blob);
+- rows `h-<executionId>-<10-digit start>`: the current execution's history, append-only. Each row
+  holds `events` (a JSON list of the entries one commit appended, from entry `start` on); an entry
+  is a DTFx event, or `{"Amend": i, "Event": e}` replacing event `i` (how an episode marks a timer
+  it cancelled, since stored events are never rewritten). A reader takes the rows of the row's
+  `executionId` whose start is below `historyLength` and ignores anything past it. An episode's
+  history row is written (upserted, under the key its start gives) just before the ETag-checked
+  write of the instance row that counts it: a crash or a refused write between the two leaves a row
+  past the committed length, which nothing reads and the next commit overwrites. So one step writes
+  only what it appended, whatever the history's length. A continue-as-new starts the next
+  execution with no history rows; the old execution's rows are deleted after the commit (a crash
+  before that leaves rows nothing reads, deleted with the instance by a purge). Rows written before
+  this layout keep the whole history in the text `history` of the instance row (no
+  `historyLength`): they load as before, and their first commit moves it into a history row;
 - rows `msg-<20-digit sequence>`: the inbox, one row per event waiting for the instance (an external
   event, an entity's answer or acknowledgement, a child's completion, a terminate, suspend or
   resume), with `event` (the DTFx event JSON) and `execution` (the execution it is for; empty for
   events that outlive a continue-as-new, such as external events). Activity results and fired
   timers get no row: the engine hands them over in memory, and after a crash the history (work
-  scheduled, not completed) has the activity run again or the timer re-armed.
+  scheduled, not completed) has the activity run again or the timer re-armed. An episode reads the
+  inbox a page (`INBOX_PAGE` rows) at a time (`inbox_page`).
 A message row is written before anything acknowledges it. An episode ends in ONE ETag-checked write
-of the instance row: the new history, status and output, and the keys of the messages it consumed
-(`applied`); the consumed rows are deleted afterwards and dropped from `applied` by a later commit.
+of the instance row (after the history row it appends): the new history length,
+status and output, and the keys of the messages it consumed (`applied`); the consumed rows are
+deleted afterwards and dropped from `applied` by a later commit.
 `commit` is that write and its clean-up, the one way an episode ends.
 A killed host therefore neither loses a message nor applies one twice: a message row that the
 instance row lists was applied, and completions already in the history are recognised and dropped.
@@ -36,10 +51,10 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -50,6 +65,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
+from ..changes import KeyedChanges
 from ..clock import Clock
 from ..storage.tables import (
     ConcurrencyConflict,
@@ -67,10 +83,18 @@ log = logging.getLogger(__name__)
 
 INSTANCE_ROW = "instance"
 MESSAGE_PREFIX = "msg-"
+HISTORY_PREFIX = "h-"
+INBOX_PAGE = 200  # inbox rows one read takes (an episode takes at most 100 events)
+SCAN_ROWS = 20_000  # rows one scan for a purge by filter reads at most
+FEW_ROWS = 8  # rows a purge deletes one by one (more go in transactions, costly to build and parse)
 TERMINAL = frozenset({"Completed", "Failed", "Terminated"})
 RUNTIME_STATUSES = ("Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated", "Suspended")
-_TEXTS = ("input", "output", "customStatus", "history", "waits", "applied", "finishing")
+_TEXTS = ("input", "output", "customStatus", "waits", "applied", "finishing")
+_LEGACY_HISTORY = "history"  # the whole history as one text of the instance row (the layout before)
+# Every property that may name a blob: the instance row's texts, a history row's, a message's.
+_BLOB_NAMES = [f"{p}Blob" for p in (*_TEXTS, _LEGACY_HISTORY, "events", "event")]
 _IF_MATCH = MatchConditions.IfNotModified
+_REFUSED = (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError)  # certainly did not land
 MAX_ID = 256
 _BAD_ID = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
@@ -89,6 +113,19 @@ def invalid_instance_id(iid: str) -> str | None:
     if len(iid.encode("utf-16-le")) > 2 * MAX_ID or iid.startswith("@"):
         return f"instance id must be at most {MAX_ID} characters and must not start with '@'"
     return None
+
+
+class _Moved(Exception):
+    """The history rows an instance row named are gone (a continue-as-new replaced them)."""
+
+
+class InstanceFilter(NamedTuple):
+    """What a listing or a purge by filter matches (None: anything)."""
+
+    statuses: set[str] | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    prefix: str | None = None
 
 
 @dataclass
@@ -125,6 +162,10 @@ class InstanceRecord:
     applied: frozenset[str] = frozenset()
     etag: str | None = None
     blobs: tuple[str, ...] = ()
+    # What of `history` the history rows hold: its first `history_stored` events, in
+    # `history_entries` entries (the row's `historyLength`; events plus amendments).
+    history_stored: int = 0
+    history_entries: int = 0
 
     @property
     def terminal(self) -> bool:
@@ -145,6 +186,7 @@ class InstanceStore(HubStorage):
         )
         self.hub_name = hub_name
         self.records: RowCache[InstanceRecord] = RowCache()
+        self.changes = KeyedChanges()  # set when an instance row was written or purged
         self.cache_hooks.append(self.records)
         self._cleanups: set[asyncio.Task[None]] = set()
         # Consumed message rows deleted since an instance row listed them: the next commit unlists them.
@@ -159,12 +201,19 @@ class InstanceStore(HubStorage):
 
     # -- reading -------------------------------------------------------------------------------
     async def _decode(self, row: Mapping[str, Any], with_history: bool = True) -> InstanceRecord:
-        texts = {}
-        for prop in _TEXTS:
-            if prop == "history" and not with_history:
-                continue
-            texts[prop] = await self.get_text(row, prop)
+        texts = {prop: await self.get_text(row, prop) for prop in _TEXTS}
         parent_task = row.get("parentTask")
+        length = row.get("historyLength")
+        history: list[dict[str, Any]] = []
+        stored = entries = 0
+        if isinstance(length, int):
+            entries = length
+            if with_history and length:
+                history = await self._history(row["PartitionKey"], row.get("executionId", ""), length)
+                stored = len(history)
+        elif with_history:  # the layout before: the whole history in the instance row
+            legacy = await self.get_text(row, _LEGACY_HISTORY)
+            history = json.loads(legacy) if legacy else []
         return InstanceRecord(
             instance_id=row["PartitionKey"],
             name=row.get("name", ""),
@@ -173,7 +222,7 @@ class InstanceStore(HubStorage):
             input=texts.get("input"),
             output=texts.get("output"),
             custom_status=texts.get("customStatus"),
-            history=json.loads(texts["history"]) if texts.get("history") else [],
+            history=history,
             created=row.get("createdTime"),
             updated=row.get("lastUpdatedTime"),
             parent=row.get("parent") or None,
@@ -184,8 +233,42 @@ class InstanceStore(HubStorage):
             finishing=json.loads(texts["finishing"]) if texts.get("finishing") else None,
             applied=frozenset(k for k in str(texts.get("applied") or "").split(",") if k),
             etag=row.metadata.get("etag") if hasattr(row, "metadata") else None,
-            blobs=tuple(str(row[f"{p}Blob"]) for p in _TEXTS if row.get(f"{p}Blob")),
+            blobs=tuple(str(row[f"{p}Blob"]) for p in (*_TEXTS, _LEGACY_HISTORY) if row.get(f"{p}Blob")),
+            history_stored=stored,
+            history_entries=entries,
         )
+
+    async def _history(self, iid: str, execution: str, length: int) -> list[dict[str, Any]]:
+        """The first `length` entries of an execution's history rows, amendments applied.
+
+        Rows at or past `length` are ignored (nothing committed names them). Fewer entries than
+        `length` means a continue-as-new replaced the execution since its instance row was read
+        (its rows are being deleted): `_Moved`, and the caller reads again.
+        """
+        prefix = f"{HISTORY_PREFIX}{execution}-"
+        entries: list[Any] = []
+        async for row in self._rows(iid, prefix):
+            start = int(row["RowKey"][len(prefix) :])
+            if start != len(entries) or start >= length:
+                break
+            entries.extend(json.loads(await self.get_text(row, "events") or "[]"))
+        if len(entries) < length:
+            raise _Moved(iid)
+        history: list[dict[str, Any]] = []
+        for entry in entries[:length]:
+            if "Amend" in entry and "EventType" not in entry:
+                history[int(entry["Amend"])] = entry["Event"]
+            else:
+                history.append(entry)
+        return history
+
+    def _rows(self, iid: str, prefix: str, after: str | None = None, **options: Any) -> AsyncIterator[Any]:
+        """The rows of instance `iid` whose keys start with `prefix` (and come after `after`), in key
+        order."""
+        query = f"PartitionKey eq @pk and RowKey {'gt' if after else 'ge'} @lo and RowKey lt @hi"
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        parameters = {"pk": iid, "lo": after or prefix, "hi": end}
+        return self._table.query_entities(query, parameters=parameters, **options)
 
     async def read(self, iid: str) -> InstanceRecord | None:
         """The instance row (None when there is none)."""
@@ -205,6 +288,8 @@ class InstanceStore(HubStorage):
                     continue  # a commit replaced a blob between our two reads
                 self.records.put(iid, None, generation)
                 return None
+            except _Moved:
+                continue  # a continue-as-new replaced the history between our two reads
             except AzureError as exc:
                 raise self.fail(exc) from exc
             self.records.healthy = True
@@ -213,16 +298,111 @@ class InstanceStore(HubStorage):
         raise StorageUnavailable(f"instance {iid} keeps changing; try again")
 
     async def list(
-        self,
-        statuses: set[str] | None,
-        created_from: datetime | None,
-        created_to: datetime | None,
-        prefix: str | None,
-        top: int,
-        after: str | None,
+        self, where: InstanceFilter, top: int, after: str | None
     ) -> tuple[list[InstanceRecord], str | None]:
-        """Instances matching the filters in instance-id order; (page, last id if more remain)."""
+        """Instances matching `where` in instance-id order; (page, last id if more remain)."""
+        page: list[InstanceRecord] = []
+        last: str | None = None
+        async for row in self._matching(where, top, after):
+            if row is None:
+                last = page[-1].instance_id if page else None
+                continue  # the generator ends after it
+            page.append(await self._decode(row, with_history=False))
+        return page, last
+
+    async def matching_ids(
+        self, where: InstanceFilter, top: int, after: str | None
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        """The ids and statuses of the instances matching the filters (as `list`, reading nothing
+        else)."""
+        page: list[tuple[str, str]] = []
+        last: str | None = None
+        select = ["PartitionKey", "status"]
+        async for row in self._matching(where, top, after, select):
+            if row is None:
+                last = page[-1][0] if page else None
+                continue  # the generator ends after it
+            page.append((row["PartitionKey"], row.get("status") or "Pending"))
+        return page, last
+
+    async def rows_of(self, ids: list[str]) -> dict[str, list[Any]]:
+        """The keys, ETags and blob names of the rows of instances `ids` (sorted), in one scan of
+        their id range; an instance past `SCAN_ROWS` rows read (other instances' rows lie in the
+        range too) is left out, for `purge` to read alone."""
         await self.ensure()
+        wanted = set(ids)
+        found: dict[str, list[Any]] = {}
+        read = 0
+        query = "PartitionKey ge @lo and PartitionKey le @hi"
+        try:
+            async for row in self._table.query_entities(
+                query,
+                parameters={"lo": ids[0], "hi": ids[-1]},
+                select=["PartitionKey", "RowKey", *_BLOB_NAMES],
+            ):
+                read += 1
+                if read > SCAN_ROWS:
+                    found.pop(row["PartitionKey"], None)  # maybe not whole
+                    break
+                if row["PartitionKey"] in wanted:
+                    found.setdefault(row["PartitionKey"], []).append(row)
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        return found
+
+    async def purge_rows(self, iid: str, rows: list[Any], if_unchanged: bool = True) -> bool:
+        """Delete the rows `rows_of` listed for a finished instance: its instance row first (when
+        `if_unchanged`, only if unchanged since: a restart may have replaced it; then nothing is
+        deleted, and False), then the rest (see `_delete_rest`). Single deletes, not a transaction:
+        building and parsing a transaction's multipart body costs the client several times the CPU
+        of a few deletes."""
+        await self.ensure()
+        instance = next((r for r in rows if r["RowKey"] == INSTANCE_ROW), None)
+        if instance is None:
+            return False
+        condition = (
+            {"etag": instance.metadata.get("etag"), "match_condition": _IF_MATCH} if if_unchanged else {}
+        )
+        self.records.forget(iid)
+        try:
+            await self._table.delete_entity(iid, INSTANCE_ROW, **condition)
+        except _REFUSED:
+            return False  # changed (restarted) or gone (purged) meanwhile
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        finally:
+            self.records.forget(iid)
+            self.changes.changed(iid)
+        await self._delete_rest(iid, rows)
+        return True
+
+    async def _delete_rest(self, iid: str, rows: list[Any]) -> None:
+        """Delete an instance's rows but its instance row, which is already gone, and their blobs.
+
+        With the instance row gone first, nothing reads what is left if this is cut short (a crash,
+        a storage error): history rows are read only through an instance row's `executionId`, and
+        inbox rows of an instance with no row are dropped by its next episode (start-up runs one for
+        every instance with inbox rows); a later purge of the id deletes them.
+        """
+        keys = [r["RowKey"] for r in rows if r["RowKey"] != INSTANCE_ROW]
+        blobs = [str(r[k]) for r in rows for k in r if k.endswith("Blob") and r[k]]
+        try:
+            if len(keys) > FEW_ROWS:  # one transaction costs more than a few single deletes
+                await self.delete_rows(iid, keys)
+            else:
+                await asyncio.gather(*(self.delete_row(iid, key) for key in keys))
+        except AzureError:
+            log.debug("could not delete every row of purged instance %s", iid)
+            return
+        await self.delete_blobs(blobs)
+
+    async def _matching(
+        self, where: InstanceFilter, top: int, after: str | None, select: list[str] | None = None
+    ) -> AsyncIterator[Any]:
+        """The instance rows matching the filters in instance-id order, at most `top`; then None when
+        more remain."""
+        await self.ensure()
+        statuses, created_from, created_to, prefix = where
         clauses = ["RowKey eq @rk"]
         params: dict[str, Any] = {"rk": INSTANCE_ROW}
         if after:
@@ -241,21 +421,23 @@ class InstanceStore(HubStorage):
             names = sorted(statuses)
             clauses.append("( " + " or ".join(f"status eq @s{i}" for i in range(len(names))) + " )")
             params.update({f"s{i}": name for i, name in enumerate(names)})
-        page: list[InstanceRecord] = []
-        more = False
+        taken = 0
         try:
             async for row in self._table.query_entities(
-                " and ".join(clauses), parameters=params, results_per_page=min(top + 1, 1000)
+                " and ".join(clauses),
+                parameters=params,
+                results_per_page=min(top + 1, 1000),
+                select=select,
             ):
                 if prefix and not row["PartitionKey"].startswith(prefix):
                     break  # past the prefix range (rows come in PartitionKey order)
-                if len(page) == top:
-                    more = True
+                if taken == top:
+                    yield None
                     break
-                page.append(await self._decode(row, with_history=False))
+                taken += 1
+                yield row
         except AzureError as exc:
             raise self.fail(exc) from exc
-        return page, (page[-1].instance_id if more and page else None)
 
     async def active(self) -> list[str]:
         """Instances that still run (resumed at start-up), and those with messages waiting."""
@@ -289,31 +471,53 @@ class InstanceStore(HubStorage):
         return Message(row_key, event, execution)
 
     async def messages(self, iid: str, applied: frozenset[str]) -> list[Message]:
-        """The instance's inbox in arrival order, without the messages already applied."""
+        """The instance's whole inbox in arrival order, without the messages already applied (read
+        page by page; start-up recovery wants every answer waiting, episodes read `inbox_page`)."""
+        result: list[Message] = []
+        after: str | None = None
+        while True:
+            page, after = await self.inbox_page(iid, applied, after)
+            result.extend(page)
+            if after is None:
+                return result
+
+    async def inbox_page(
+        self, iid: str, applied: frozenset[str], after: str | None = None, limit: int = INBOX_PAGE
+    ) -> tuple[list[Message], str | None]:
+        """The next at most `limit` inbox rows after row key `after`, in arrival order, as messages
+        without those already applied; and the last row key read when more rows may follow (None
+        when the inbox ends here)."""
         await self.ensure()
         result: list[Message] = []
         leftover: list[str] = []
-        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        read = 0
+        last: str | None = None
         try:
-            async for row in self._table.query_entities(
-                query, parameters={"pk": iid, "lo": MESSAGE_PREFIX, "hi": "msg."}
-            ):
-                if row["RowKey"] in applied:
-                    leftover.append(row["RowKey"])
-                    continue
-                text = await self.get_text(row, "event")
-                result.append(Message(row["RowKey"], json.loads(text or "{}"), row.get("execution") or ""))
+            async for row in self._rows(iid, MESSAGE_PREFIX, after, results_per_page=limit):
+                read += 1
+                last = row["RowKey"]
+                if last in applied:
+                    leftover.append(last)
+                else:
+                    text = await self.get_text(row, "event")
+                    result.append(Message(last, json.loads(text or "{}"), row.get("execution") or ""))
+                if read >= limit:
+                    break
         except AzureError as exc:
             raise self.fail(exc) from exc
         if leftover:
             self.clean_up(iid, leftover)
-        return result
+        return result, (last if read >= limit else None)
 
     def clean_up(self, iid: str, keys: list[str]) -> None:
         """Delete consumed message rows in the background (still listed as applied until then)."""
         if not keys:
             return
-        task = asyncio.get_running_loop().create_task(self._delete_quietly(iid, keys), name=f"clean-up {iid}")
+        self._spawn(self._delete_quietly(iid, keys), iid)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], iid: str) -> None:
+        """Run a clean-up in the background (`close` cancels it; it is redone or harmless later)."""
+        task = asyncio.get_running_loop().create_task(work, name=f"clean-up {iid}")
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
@@ -346,6 +550,7 @@ class InstanceStore(HubStorage):
             "parent": record.parent or "",
             "parentExecution": record.parent_execution or "",
             "actionsSeen": record.actions_seen,
+            "historyLength": record.history_entries,
         }
         if record.parent_task is not None:
             entity["parentTask"] = record.parent_task
@@ -354,7 +559,6 @@ class InstanceStore(HubStorage):
             "input": record.input,
             "output": record.output,
             "customStatus": record.custom_status,
-            "history": json.dumps(record.history) if record.history else None,
             "waits": json.dumps(record.waits) if record.waits else None,
             "applied": ",".join(sorted(record.applied)) if record.applied else None,
             "finishing": json.dumps(record.finishing) if record.finishing else None,
@@ -366,41 +570,107 @@ class InstanceStore(HubStorage):
                 blobs.append(blob)
         return entity, blobs
 
+    async def _appended(
+        self, record: InstanceRecord, before: InstanceRecord | None, blobs: list[str]
+    ) -> dict[str, Any] | None:
+        """The history row holding what `record` appends to `before`'s stored history (None when
+        nothing); sets `record.history_entries` and `history_stored` to what is stored after it."""
+        same = before is not None and before.execution_id == record.execution_id
+        base = before.history_stored if same and before is not None else 0
+        first = before.history_entries if same and before is not None else 0
+        old = before.history if before is not None else []
+        if len(record.history) < base:
+            raise ValueError(f"the history of {record.instance_id} shrank within one execution")
+        entries: list[dict[str, Any]] = [
+            {"Amend": i, "Event": record.history[i]}
+            for i in range(base)
+            if record.history[i] is not old[i] and record.history[i] != old[i]
+        ]
+        entries.extend(record.history[base:])
+        record.history_entries = first + len(entries)
+        record.history_stored = len(record.history)
+        if not entries:
+            return None
+        row_key = f"{HISTORY_PREFIX}{record.execution_id}-{first:010d}"
+        chunk: dict[str, Any] = {"PartitionKey": record.instance_id, "RowKey": row_key}
+        blob = await self.put_text(chunk, "events", "history", record.instance_id, json.dumps(entries))
+        if blob:
+            blobs.append(blob)
+        return chunk
+
     async def write(
         self, record: InstanceRecord, before: InstanceRecord | None, create: bool = False
     ) -> None:
-        """Write the instance row: created when `create`, else replaced if unchanged since `before`."""
+        """Write the instance row: created when `create`, else replaced if unchanged since `before`;
+        the history row of what `record.history` appends is written just before it (two plain writes
+        cost the storage client less than one transaction)."""
         await self.ensure()
         record.updated = self.clock.now()
-        entity, blobs = await self._row(record)
+        stored = (record.history_stored, record.history_entries)
+        blobs: list[str] = []  # written for this write: the history row's, then the instance row's
         try:
+            chunk = await self._appended(record, before, blobs)
+            entity, row_blobs = await self._row(record)
+            blobs.extend(row_blobs)
             if create:
-                result = await self._table.create_entity(entity)
+                operation: tuple[Any, ...] = ("create", entity)
             else:
                 assert before is not None
-                result = await self._table.update_entity(
-                    entity, mode=UpdateMode.REPLACE, etag=before.etag, match_condition=_IF_MATCH
-                )
-        except (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError) as exc:
-            await self.delete_blobs(blobs)  # refused: the row does not name them
-            if error_code(exc) in ("TableNotFound",):
+                condition = {"mode": UpdateMode.REPLACE, "etag": before.etag, "match_condition": _IF_MATCH}
+                operation = ("update", entity, condition)
+            if chunk is not None:  # first: until the row's committed length covers it, nobody reads it
+                await self._table.upsert_entity(chunk, mode=UpdateMode.REPLACE)
+            result: Any = await self._single(operation)
+        except _REFUSED as exc:
+            record.history_stored, record.history_entries = stored
+            if error_code(exc) in ("TableNotFound",) or (exc.status_code or 0) >= 500:
                 raise self.fail(exc) from exc
+            await self.delete_blobs(blobs)  # refused: no row names them
             self.records.forget(record.instance_id)
             raise ConcurrencyConflict(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
         except AzureError as exc:
-            # No answer (a timeout, a reset, a 5xx): the write may have landed, and the row would then
+            # No answer (a timeout, a reset, a 5xx): the write may have landed, and the rows would then
             # name these blobs, so they stay (an orphan is harmless; a row naming a deleted blob is not).
+            record.history_stored, record.history_entries = stored
             raise self.fail(exc) from exc
         self.records.healthy = True
-        record.blobs = tuple(blobs)
+        record.blobs = tuple(row_blobs)
         etag = result.get("etag") if isinstance(result, Mapping) else None
         record.etag = etag
         self.records.wrote(record.instance_id, record, keep=bool(etag))
+        self.changes.changed(record.instance_id)
         if before is not None:
             unlisted = before.applied - record.applied
             if unlisted and record.instance_id in self.deleted:
                 self.deleted[record.instance_id] -= unlisted
-            await self.delete_blobs([b for b in before.blobs if b not in blobs])
+                if not self.deleted[record.instance_id]:
+                    del self.deleted[record.instance_id]
+            await self.delete_blobs([b for b in before.blobs if b not in row_blobs])
+            if before.execution_id != record.execution_id and before.history_entries:
+                self._spawn(self._drop_history(record.instance_id, before.execution_id), record.instance_id)
+
+    async def _single(self, operation: tuple[Any, ...]) -> Mapping[str, Any]:
+        """The instance-row write: a create, or a replace on the ETag of the row it replaces."""
+        if operation[0] == "create":
+            return await self._table.create_entity(operation[1])
+        return await self._table.update_entity(operation[1], **operation[2])
+
+    async def _drop_history(self, iid: str, execution: str) -> None:
+        """Delete the history rows (and their blobs) of an execution a continue-as-new ended."""
+        keys: list[str] = []
+        blobs: list[str] = []
+        try:
+            async for row in self._rows(
+                iid, f"{HISTORY_PREFIX}{execution}-", select=["RowKey", "eventsBlob"]
+            ):
+                keys.append(row["RowKey"])
+                if row.get("eventsBlob"):
+                    blobs.append(str(row["eventsBlob"]))
+            await self.delete_rows(iid, keys)
+        except AzureError:
+            log.debug("could not delete the history of execution %s of %s", execution, iid)
+            return
+        await self.delete_blobs(blobs)
 
     async def commit(self, new: InstanceRecord, before: InstanceRecord, consumed: list[str]) -> None:
         """End an episode: ONE ETag-checked write of `new` over `before` that lists the inbox rows it
@@ -413,20 +683,17 @@ class InstanceStore(HubStorage):
         self.clean_up(new.instance_id, consumed)
 
     async def purge(self, iid: str) -> bool:
-        """Delete the instance row, its inbox and its blobs; True when there was an instance."""
+        """Delete the instance row, then its history rows, its inbox and its blobs; True when there was
+        an instance."""
         await self.ensure()
         self.records.forget(iid)
-        keys: list[str] = []
-        blobs: list[str] = []
-        found = False
         try:
-            async for row in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": iid}):
-                keys.append(row["RowKey"])
-                found = found or row["RowKey"] == INSTANCE_ROW
-                blobs.extend(str(row[k]) for k in row if k.endswith("Blob") and row[k])
-            await self.delete_rows(iid, keys)
+            select = ["RowKey", *_BLOB_NAMES]
+            query = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": iid}, select=select)
+            rows = [row async for row in query]
         except AzureError as exc:
             raise self.fail(exc) from exc
-        self.records.forget(iid)
-        await self.delete_blobs(blobs)
+        found = await self.purge_rows(iid, rows, if_unchanged=False)
+        if not found:
+            await self._delete_rest(iid, rows)  # rows an instance row no longer names
         return found

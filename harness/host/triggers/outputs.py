@@ -27,6 +27,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.functions.queue import QueueMessageOutConverter
 from azure.storage.queue.aio import QueueServiceClient
 
+from ..changes import KeyedChanges
 from ..errors import AppLoadError
 from ..loader import Outputs, call_function
 from ..storage.api_version import versioned
@@ -76,6 +77,11 @@ def message_bodies(value: Any, param: str) -> list[bytes]:
     return [(item if isinstance(item, str) else item["body"]).encode("utf-8") for item in items]
 
 
+def queue_key(connection: str, queue: str) -> str:
+    """What names one queue of one storage account in `OutputWriter.sent`."""
+    return f"{queue}\n{connection}"
+
+
 class OutputWriter:
     """Calls functions with their output parameters bound and writes what they set."""
 
@@ -85,6 +91,8 @@ class OutputWriter:
         self.storage = storage
         self.encode = encode
         self._services: dict[str, QueueServiceClient] = {}
+        # Set per queue (`queue_key`) when this host sent to it: its own queue trigger polls at once.
+        self.sent = KeyedChanges()
 
     def check(self, function_name: str, outputs: Outputs) -> None:
         """Refuse a start whose queue outputs name an invalid queue or an unset connection."""
@@ -159,6 +167,7 @@ class OutputWriter:
             except ResourceNotFoundError:  # first use, or Azurite came back empty
                 await ensure_queue(queue)
                 await queue.send_message(text)
+        self.sent.changed(queue_key(connection, name))
         log.info("queued %d message(s) on %s", len(bodies), name)
 
     async def close(self) -> None:

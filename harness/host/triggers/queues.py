@@ -6,7 +6,8 @@ which is how Azure's queue clients send it, else as written); a message is delet
 function returns; one whose function raised becomes visible again at once and is retried, and after
 its fifth attempt it moves to `<queue>-poison`. A crash before the delete delivers it again
 (at-least-once, as on Azure). An idle queue is polled with back-off, from every 0.1 s up to
-every 2 s (Azure: up to a minute), so a message reaches its function promptly during development.
+every 2 s (Azure: up to a minute), so a message reaches its function promptly during development;
+a message this host's own output bindings send ends the wait at once (`OutputWriter.sent`).
 A function that runs longer than functionTimeout is abandoned (its sync code runs on in its thread)
 and its message takes the failure path: retried, then poisoned.
 """
@@ -14,6 +15,7 @@ and its message takes the failure path: retried, then poisoned.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -28,6 +30,7 @@ from ..storage.api_version import versioned
 from ..storage.queue_storage import connection_string, ensure_queue, message_text, queue_name
 from ..workers import FunctionTimeoutError
 from .base import Trigger, TriggerServices
+from .outputs import queue_key
 
 log = logging.getLogger(__name__)
 
@@ -97,22 +100,27 @@ class QueueTriggers(Trigger):
         ready = False
         try:
             while True:
-                try:
-                    if not ready:
-                        await ensure_queue(queue)
-                        ready = True
-                    got = 0
-                    async for message in queue.receive_messages(
-                        messages_per_page=self.batch, max_messages=self.batch
-                    ):
-                        got += 1
-                        await self._handle(function, queue, poison, message)
-                    delay = POLL_MIN if got else min(delay * 2, POLL_MAX)
-                except AzureError as exc:
-                    log.warning("queue %s: %s; polling again in %.1fs", name, type(exc).__name__, POLL_MAX)
-                    ready = False  # Azurite may have come back empty: create the queue again
-                    delay = POLL_MAX
-                await asyncio.sleep(delay)
+                # Watched before the read: a message this host sends meanwhile ends the wait below.
+                with self.services.outputs.sent.watch(queue_key(binding.connection, name)) as sent:
+                    try:
+                        if not ready:
+                            await ensure_queue(queue)
+                            ready = True
+                        got = 0
+                        async for message in queue.receive_messages(
+                            messages_per_page=self.batch, max_messages=self.batch
+                        ):
+                            got += 1
+                            await self._handle(function, queue, poison, message)
+                        delay = POLL_MIN if got else min(delay * 2, POLL_MAX)
+                    except AzureError as exc:
+                        problem = type(exc).__name__
+                        log.warning("queue %s: %s; polling again in %.1fs", name, problem, POLL_MAX)
+                        ready = False  # Azurite may have come back empty: create the queue again
+                        delay = POLL_MAX
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(sent.wait(), delay)
+                        delay = POLL_MIN
         finally:
             await queue.close()
             await poison.close()
