@@ -61,6 +61,21 @@ class PortInUseError(StartupError):
     """A port that was asked for explicitly is already taken by someone else."""
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (one we may not signal counts as alive). A killed
+    child its parent has not waited for yet is a zombie: dead for whoever asks about its locks."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return ") Z " not in Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+
+
 def port_argument(text: str, *, allow_zero: bool = False) -> int:
     """argparse type for a TCP port: 1 to 65535 (0, "any free port", too when ``allow_zero``)."""
     lowest = 0 if allow_zero else 1

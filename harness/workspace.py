@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from harness.processes import StartupError, port_is_open
+from harness.processes import StartupError, pid_alive, port_is_open
 
 __all__ = [
     "WORKSPACE_DIR",
@@ -186,19 +186,9 @@ def running_url(app_dir: Path) -> str | None:
         if not isinstance(holder, dict):
             continue
         pid, url = holder.get("pid"), holder.get("url")
-        if isinstance(pid, int) and isinstance(url, str) and _alive(pid) and _answers(url):
+        if isinstance(pid, int) and isinstance(url, str) and pid_alive(pid) and _answers(url):
             return url
     return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _answers(url: str) -> bool:

@@ -28,11 +28,12 @@ import socket
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, BlobServiceClient
+
+from harness.processes import pid_alive
 
 from ..errors import AppLoadError
 from .api_version import check_api_version, versioned
@@ -54,19 +55,6 @@ class HubInUse(AppLoadError):
 def new_lease_id() -> str:
     """A lease id for one start of a host: no other host, nor a later start of this one, has it."""
     return str(uuid.uuid4())
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed child its parent has not waited for yet is a zombie: dead for our purpose
-        return ") Z " not in Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
 
 
 class HubLease:
@@ -212,7 +200,7 @@ class HubLease:
             return _Held("a holder that has not named itself", False, etag)
         description = f"pid {meta.get('pid', '?')} on {meta.get('host', '?')} at {meta.get('url', '?')}"
         dead = meta.get("host") == socket.gethostname() and meta.get("pid", "").isdigit()
-        dead = dead and etag is not None and not _alive(int(meta["pid"]))
+        dead = dead and etag is not None and not pid_alive(int(meta["pid"]))
         return _Held(description, dead, etag)
 
     async def _keep(self) -> None:
