@@ -25,6 +25,7 @@ backfill), then in the background when the last one is older than `RECONCILE_SEC
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -108,12 +109,16 @@ class TableSessionIndex:
         await self._table.close()
 
     async def put(self, entity_name: str, key: str, when: datetime, previous: datetime | None) -> None:
-        """Move session `key` to activity `when` (from `previous`, whose row is deleted after)."""
+        """Move session `key` to activity `when` (from `previous`, whose row is deleted at the same
+        time: this runs before the turn commits, so one round trip instead of two; a crash that lets
+        the delete land and not the upsert leaves a session without a row, which the listing's
+        reconciliation finds, as it finds a lost first write)."""
         client = await self._table.client()
         new = row_key(key, when)
-        await client.upsert_entity(_row(entity_name, key, when))
+        writes = [client.upsert_entity(_row(entity_name, key, when))]
         if previous is not None and row_key(key, previous) != new:
-            await self._delete(client, entity_name, row_key(key, previous))
+            writes.append(self._delete(client, entity_name, row_key(key, previous)))
+        await asyncio.gather(*writes)
 
     async def put_many(self, entity_name: str, sessions: Iterable[tuple[str, datetime]]) -> int:
         """Rows for many sessions at once (the backfill), in transactions of BATCH_LIMIT."""
