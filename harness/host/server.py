@@ -25,6 +25,7 @@ from urllib.parse import quote
 from aiohttp import web
 from azure.core.exceptions import AzureError
 
+from durableagent.scripting import LOCAL_HOST_ENV
 from harness.processes import port_argument
 
 from .api import BASE_PATH, ApiGuard, KeyPolicy, unsupported
@@ -190,8 +191,8 @@ class LocalHost:
         self._applied_settings = apply_local_settings(self.app_dir)
         storage, exported = export_storage(self._storage_arg)  # before the app's import reads it
         self._applied_settings.update(exported)
-        if "DURABLEAGENT_LOCAL_HOST" not in os.environ:  # durableagent's model swap is honoured only here
-            self._applied_settings["DURABLEAGENT_LOCAL_HOST"] = os.environ["DURABLEAGENT_LOCAL_HOST"] = "1"
+        if LOCAL_HOST_ENV not in os.environ:  # durableagent's model swap is honoured only here
+            self._applied_settings[LOCAL_HOST_ENV] = os.environ[LOCAL_HOST_ENV] = "1"
         config = HostConfig.load(self.app_dir)
         if self._hub_arg:
             config = dataclasses.replace(config, hub_name=self._hub_arg)
