@@ -34,9 +34,22 @@ from .chat import CHAT, UP
 from .host import HOST
 from .instances import INSTANCE_COMMANDS
 from .options import running_url_for
+from .replay import REPLAY_CHECK
 from .sessions import FORK, SESSIONS, SHOW
 
-COMMANDS: tuple[Command, ...] = (CHAT, UP, ASK, HOST, BENCH, CHAOS, SESSIONS, SHOW, FORK, *INSTANCE_COMMANDS)
+COMMANDS: tuple[Command, ...] = (
+    CHAT,
+    UP,
+    ASK,
+    HOST,
+    BENCH,
+    CHAOS,
+    SESSIONS,
+    SHOW,
+    FORK,
+    *INSTANCE_COMMANDS,
+    REPLAY_CHECK,
+)
 """Every command, in the order `--help` lists them."""
 BY_NAME = {command.name: command for command in COMMANDS}
 

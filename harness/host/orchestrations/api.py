@@ -241,9 +241,10 @@ class InstanceApi:
             return record
         show_history = _flag(request, "showHistory", False)
         show_output = _flag(request, "showHistoryOutput", False)
-        body = status_json(record, _flag(request, "showInput", True))
+        show_input = _flag(request, "showInput", True)
+        body = status_json(record, show_input)
         if show_history:
-            body["historyEvents"] = h.public_history(record.history, show_output)
+            body["historyEvents"] = h.public_history(record.history, show_output, show_input)
         code = 200 if record.terminal else 202
         headers = None
         if code == 202:

@@ -119,12 +119,15 @@ def json_or_text(text: Any) -> Any:
         return text
 
 
-def public_history(history: list[dict[str, Any]], with_output: bool) -> list[dict[str, Any]]:
+def public_history(
+    history: list[dict[str, Any]], with_output: bool, with_input: bool = False
+) -> list[dict[str, Any]]:
     """The condensed history the instance API shows, as the real extension condenses it.
 
     Orchestrator episode markers are dropped; a completion carries the name and scheduled time of what
-    it completes; entity calls and signals show as `EntityCalled` / `EntitySignaled` (a local host
-    extension: the real one shows the EventSent/EventRaised pair).
+    it completes (and with `with_input`, `showInput`, its input, as the current extension does, so a
+    replay check can compare inputs); entity calls and signals show as `EntityCalled` /
+    `EntitySignaled` (a local host extension: the real one shows the EventSent/EventRaised pair).
     """
     scheduled: dict[int, dict[str, Any]] = {}
     calls: dict[str, dict[str, Any]] = {}
@@ -151,6 +154,8 @@ def public_history(history: list[dict[str, Any]], with_output: bool) -> list[dic
             }
             if kind in (SUB_COMPLETED, SUB_FAILED):
                 entry["InstanceId"] = origin.get("InstanceId")
+            if with_input and "Input" in origin:
+                entry["Input"] = json_or_text(origin.get("Input"))
             if kind in (TASK_COMPLETED, SUB_COMPLETED):
                 if with_output:
                     entry["Result"] = json_or_text(item.get("Result"))
@@ -174,6 +179,9 @@ def public_history(history: list[dict[str, Any]], with_output: bool) -> list[dic
                 "Operation": item.get("Name"),
                 "ScheduledTime": at,
             }
+            message = json_or_text(item.get("Input"))
+            if with_input and isinstance(message, dict) and "input" in message:
+                entry["Input"] = json_or_text(message["input"])
             if item.get("RequestId"):
                 calls[item["RequestId"]] = entry
             shown.append(entry)
