@@ -1,26 +1,23 @@
-"""Replay-checking orchestrator code against recorded histories, offline.
+"""The replay check for the command line: the checker itself is the library's (`durableagent.replay`,
+usable without the harness); this adds an app's orchestrators from its folder (`app.py`), as
+`python -m harness replay-check --app DIR` (`harness/cli/replay.py`) needs."""
 
-- `recorded.py`: the history files people have (the Durable HTTP API's status with `historyEvents`,
-  on Azure or the local host; a list of them; an export) read into one neutral `RecordedRun`.
-- `check.py`: the re-hosted replay through the SDK's own handler (the local host's episode logic),
-  and the first divergence.
-- `app.py`: an app's orchestrators, from its folder or its `FunctionApp` object.
-
-`python -m harness replay-check` (`harness/cli/replay.py`) and `harness.testing.replay` use these.
-"""
-
-from harness.replay.app import app_orchestrators, folder_orchestrators
-from harness.replay.check import CheckResult, Divergence, Orchestrators, by_name, check_run
-from harness.replay.recorded import BadHistory, RecordedRun, load_runs, runs_from
+from durableagent.replay import (
+    BadHistory,
+    CheckResult,
+    Divergence,
+    RecordedRun,
+    check_run,
+    load_runs,
+    runs_from,
+)
+from harness.replay.app import folder_orchestrators
 
 __all__ = [
     "BadHistory",
     "CheckResult",
     "Divergence",
-    "Orchestrators",
     "RecordedRun",
-    "app_orchestrators",
-    "by_name",
     "check_run",
     "folder_orchestrators",
     "load_runs",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from durableagent.replay import recorded
 from harness.cli.main import main
-from harness.replay import recorded
 
 REPO = Path(__file__).resolve().parents[2]
 ORCH_APP = REPO / "tests" / "host" / "orchestration_app"

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from harness.host.orchestrations import history as h
-from harness.host.orchestrations.replay import Decision, Instance, run_episode, with_cancellations
-
+from . import events as h
+from .app import Orchestrators
+from .episode import Decision, Instance, run_episode, with_cancellations
 from .recorded import UNKNOWN, Incoming, RecordedRun, Scheduled, scheduled_from_raw
 
 # Served histories stamp scheduling a few milliseconds after the episode began (on Azure), so their
@@ -84,17 +83,6 @@ class _Diverged(Exception):
     def __init__(self, divergence: Divergence) -> None:
         super().__init__(divergence.reason)
         self.divergence = divergence
-
-
-Orchestrators = Callable[[str], Any]
-"""The SDK handler (`get_user_function()` of an orchestrationTrigger) of an orchestrator, by name;
-None when the app has no such orchestrator."""
-
-
-def by_name(handlers: Mapping[str, Any]) -> Orchestrators:
-    """An `Orchestrators` lookup over a mapping of names (case-insensitive, as Functions names are)."""
-    lowered = {name.lower(): handler for name, handler in handlers.items()}
-    return lambda name: lowered.get(name.lower())
 
 
 def check_run(run: RecordedRun, orchestrators: Orchestrators) -> CheckResult:

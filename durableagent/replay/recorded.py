@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.host.orchestrations import history as h
+from . import events as h
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_EVENTS = 200_000
