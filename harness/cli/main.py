@@ -36,6 +36,7 @@ from .instances import INSTANCE_COMMANDS
 from .options import running_url_for
 from .replay import REPLAY_CHECK
 from .sessions import FORK, SESSIONS, SHOW
+from .transfer import EXPORT, IMPORT
 
 COMMANDS: tuple[Command, ...] = (
     CHAT,
@@ -49,6 +50,8 @@ COMMANDS: tuple[Command, ...] = (
     FORK,
     *INSTANCE_COMMANDS,
     REPLAY_CHECK,
+    EXPORT,
+    IMPORT,
 )
 """Every command, in the order `--help` lists them."""
 BY_NAME = {command.name: command for command in COMMANDS}
