@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+import httpx
+
 from durableagent.replay import BadHistory
 from harness.transfer import (
     check_bundle,
@@ -17,9 +19,10 @@ from harness.transfer import (
     import_instances,
     import_sessions,
 )
+from harness.workspace import running_storage, running_url
 
 from .base import Command, UsageError
-from .options import remote_options
+from .options import default_app, remote_options
 
 
 def _session(text: str) -> tuple[str, str]:
@@ -49,9 +52,24 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _storage(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The task hub to read or write directly: --storage/--hub, else the local stack's (when the
+    command talks to the stack running for the app: its Azurite and hub), else None."""
     if bool(args.storage) != bool(args.hub):
         raise UsageError("--storage and --hub go together")
-    return (args.storage, args.hub) if args.storage else None
+    if args.storage:
+        return args.storage, args.hub
+    app = args.app or default_app()[0]
+    if app is None or running_url(app) != args.url:
+        return None
+    storage = running_storage(app)
+    if storage is None:
+        return None
+    try:  # the host's readiness probe names its task hub
+        answer = httpx.get(f"{args.url.rstrip('/')}/admin/host/status", timeout=10.0).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    hub = answer.get("taskHub") if isinstance(answer, dict) else None
+    return (storage, hub) if isinstance(hub, str) and hub else None
 
 
 def _export(args: argparse.Namespace) -> int:
