@@ -85,8 +85,22 @@ class _Diverged(Exception):
         self.divergence = divergence
 
 
+@dataclass
+class Replayed:
+    """Where the code stands once it has replayed a whole history: the SDK actions it accounts for
+    and its open waits per event name (what a host needs to carry on from that history)."""
+
+    actions_seen: int
+    waits: dict[str, int]
+
+
 def check_run(run: RecordedRun, orchestrators: Orchestrators) -> CheckResult:
     """Replay `run` against the code `orchestrators` finds; the first divergence, or none."""
+    return replay_run(run, orchestrators)[0]
+
+
+def replay_run(run: RecordedRun, orchestrators: Orchestrators) -> tuple[CheckResult, Replayed | None]:
+    """`check_run`, and where the code stands after the history (None when it diverged)."""
     result = CheckResult(run.source, run.instance_id, run.name)
     handle = orchestrators(run.name)
     if handle is None:
@@ -96,14 +110,16 @@ def check_run(run: RecordedRun, orchestrators: Orchestrators) -> CheckResult:
             f"orchestrator {run.name!r}",
             "no orchestrator of that name in the app",
         )
-        return result
+        return result, None
     replayer = _Replayer(run, handle)
     try:
         replayer.replay()
     except _Diverged as exc:
         result.divergence = exc.divergence
     result.episodes = replayer.episodes
-    return result
+    if result.divergence is not None:
+        return result, None
+    return result, Replayed(replayer.instance.actions_seen, dict(replayer.waits))
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -138,6 +154,7 @@ class _Replayer:
         self.code_items: dict[int, Scheduled] = {}  # the code's task id -> what it scheduled
         self.now = run.started_at or datetime.now().astimezone()
         self.episodes = 0
+        self.waits: dict[str, int] = {}  # the code's waits for events, per name, after the last episode
 
     # -- the loop ----------------------------------------------------------------------------------
     def replay(self) -> None:
@@ -149,6 +166,7 @@ class _Replayer:
         at_index: int | None = self.run.start_index
         while True:
             decision = self._episode(batch)
+            self.waits = decision.waits
             hidden_timers = self._compare(decision, at_index)
             self._outcome(decision, upcoming, at_index)
             if decision.status != "Running":

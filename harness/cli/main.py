@@ -35,6 +35,7 @@ from .host import HOST
 from .instances import INSTANCE_COMMANDS
 from .options import running_url_for
 from .replay import REPLAY_CHECK
+from .rewind import REWIND_TO
 from .sessions import FORK, SESSIONS, SHOW
 from .transfer import EXPORT, IMPORT
 
@@ -52,6 +53,7 @@ COMMANDS: tuple[Command, ...] = (
     REPLAY_CHECK,
     EXPORT,
     IMPORT,
+    REWIND_TO,
 )
 """Every command, in the order `--help` lists them."""
 BY_NAME = {command.name: command for command in COMMANDS}
