@@ -28,7 +28,7 @@ from urllib.parse import quote
 import httpx
 
 from durableagent.replay import events as ev
-from durableagent.replay.recorded import EXPORT_FORMAT, BadHistory
+from durableagent.replay.recorded import EXPORT_FORMAT, BadHistory, run_from
 from harness.answers import ClientError, raise_for, transport_error
 from harness.client import DURABLE_PREFIX, entity_name
 
@@ -165,6 +165,8 @@ async def _export_from_storage(
 # -- reading an export -------------------------------------------------------------------------------
 def check_bundle(data: Any, source: str) -> dict[str, Any]:
     """The export in `data`, checked enough to import it; `BadHistory` naming what is wrong."""
+    from harness.host.orchestrations.store import invalid_instance_id
+
     if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
         raise BadHistory(f'{source}: not a durableagent export (no "format": "{EXPORT_FORMAT}")')
     if data.get("version") != VERSION:
@@ -186,6 +188,12 @@ def check_bundle(data: Any, source: str) -> dict[str, Any]:
             raise BadHistory(
                 f"{source}: instance {n} has no raw `history` (export it with --storage to import it)"
             )
+        run = run_from(item, f"{source} instance {n}")  # the events the host will replay are readable
+        if not run.exact:
+            raise BadHistory(f"{source}: instance {n}'s `history` is not a raw history (integer EventTypes)")
+        problem = invalid_instance_id(str(item["instanceId"])) if item.get("instanceId") else None
+        if problem:
+            raise BadHistory(f"{source}: instance {n}: {problem}")
     return data
 
 

@@ -141,6 +141,10 @@ def _as_text(value: Any) -> str | None:
     return json.dumps(value)
 
 
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
@@ -191,6 +195,13 @@ def runs_from(data: Any, source: str) -> list[RecordedRun]:
 
 def run_from(item: Any, source: str) -> RecordedRun:
     """One history: a status with `historyEvents` (served) or an object with `history` (raw)."""
+    try:
+        return _run_from(item, source)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:  # a field of a wrong type
+        raise BadHistory(f"{source}: a malformed history event ({type(exc).__name__}: {exc})") from None
+
+
+def _run_from(item: Any, source: str) -> RecordedRun:
     if not isinstance(item, dict):
         raise BadHistory(f"{source}: not an orchestration status object (a {type(item).__name__})")
     raw = item.get("history")
@@ -207,12 +218,23 @@ def run_from(item: Any, source: str) -> RecordedRun:
     return _served_run(item, served, source)
 
 
-def _events(events: list[Any], source: str) -> None:
+def _events(events: list[Any], source: str, raw: bool) -> None:
+    """Refuse a history too long, or with an event the replay could not read."""
     if len(events) > MAX_EVENTS:
         raise BadHistory(f"{source}: {len(events)} events, more than the {MAX_EVENTS} a history may have")
     for n, event in enumerate(events):
         if not isinstance(event, dict) or "EventType" not in event:
             raise BadHistory(f"{source}: history event {n} is not an object with an EventType")
+        kind = event["EventType"]
+        if raw and (not isinstance(kind, int) or isinstance(kind, bool)):
+            raise BadHistory(f"{source}: history event {n}: EventType must be an integer in a raw history")
+        if not raw and not isinstance(kind, str):
+            raise BadHistory(f"{source}: history event {n}: EventType must be a name (e.g. TaskCompleted)")
+        if raw:
+            for key in ("EventId", "TaskScheduledId", "TimerId"):
+                value = event.get(key)
+                if key in event and (not isinstance(value, int) or isinstance(value, bool)):
+                    raise BadHistory(f"{source}: history event {n}: {key} must be an integer")
 
 
 # -- the served shape ---------------------------------------------------------------------------------
@@ -225,7 +247,7 @@ _SERVED_COMPLETIONS = {
 
 
 def _served_run(item: dict[str, Any], events: list[Any], source: str) -> RecordedRun:
-    _events(events, source)
+    _events(events, source, raw=False)
     start = next((n for n, e in enumerate(events) if e.get("EventType") == "ExecutionStarted"), None)
     if start is None:
         raise BadHistory(f"{source}: the history has no ExecutionStarted event")
@@ -259,7 +281,7 @@ def _served_run(item: dict[str, Any], events: list[Any], source: str) -> Recorde
                 what,
                 str(event.get("FunctionName") or ""),
                 decoded(event["Input"]) if "Input" in event else UNKNOWN,
-                target=event.get("InstanceId") if what == "sub" else None,
+                target=_text_or_none(event.get("InstanceId")) if what == "sub" else None,
                 at=_time(event.get("ScheduledTime")) or at,
                 ref=("n", n),
             )
@@ -279,7 +301,7 @@ def _served_run(item: dict[str, Any], events: list[Any], source: str) -> Recorde
                     what,
                     str(event.get("Name") or event.get("FunctionName") or ""),
                     decoded(event["Input"]) if "Input" in event else UNKNOWN,
-                    target=event.get("InstanceId") if what == "sub" else None,
+                    target=_text_or_none(event.get("InstanceId")) if what == "sub" else None,
                     at=at,
                     ref=("n", n),
                 )
@@ -301,7 +323,7 @@ def _served_run(item: dict[str, Any], events: list[Any], source: str) -> Recorde
                 what,
                 str(event.get("Operation") or ""),
                 decoded(event["Input"]) if "Input" in event else UNKNOWN,
-                target=event.get("InstanceId"),
+                target=_text_or_none(event.get("InstanceId")),
                 at=_time(event.get("ScheduledTime")) or at,
                 ref=("n", n),
             )
@@ -322,7 +344,7 @@ def _served_run(item: dict[str, Any], events: list[Any], source: str) -> Recorde
                 what,
                 str(message.get("op") or event.get("Name") or ""),
                 decoded(message["input"]) if "input" in message else UNKNOWN,
-                target=event.get("InstanceId"),
+                target=_text_or_none(event.get("InstanceId")),
                 at=at,
                 ref=("n", n),
                 request_id=str(message["id"]) if message.get("id") else None,
@@ -379,7 +401,7 @@ def scheduled_from_raw(event: dict[str, Any], index: int, at: datetime | None) -
             "sub",
             str(event.get("Name") or ""),
             decoded(event.get("Input")),
-            target=event.get("InstanceId"),
+            target=_text_or_none(event.get("InstanceId")),
             at=at,
             retry_step=retry,
             ref=ref,
@@ -396,7 +418,7 @@ def scheduled_from_raw(event: dict[str, Any], index: int, at: datetime | None) -
             "signal" if signal else "call",
             str(message.get("op") or event.get("Name") or ""),
             decoded(message["input"]) if "input" in message else UNKNOWN,
-            target=event.get("InstanceId"),
+            target=_text_or_none(event.get("InstanceId")),
             at=at,
             ref=ref,
             request_id=str(request) if request else None,
@@ -405,7 +427,7 @@ def scheduled_from_raw(event: dict[str, Any], index: int, at: datetime | None) -
 
 
 def _raw_run(item: dict[str, Any], events: list[Any], source: str) -> RecordedRun:
-    _events(events, source)
+    _events(events, source, raw=True)
     start = next((n for n, e in enumerate(events) if e.get("EventType") == h.EXECUTION_STARTED), None)
     if start is None:
         raise BadHistory(f"{source}: the history has no ExecutionStarted event")

@@ -51,7 +51,12 @@ def _run(args: argparse.Namespace) -> int:
         orchestrators = folder_orchestrators(app)
     except AppLoadError as exc:
         return fail(f"cannot load the app in {app}: {exc}", EXIT_USAGE)
-    results = [check_run(run, orchestrators) for run in runs]
+    results = []
+    for run in runs:
+        try:
+            results.append(check_run(run, orchestrators))
+        except Exception as exc:  # a history this check cannot read after all: bad input, one line
+            return fail(f"{run.source}: cannot replay it ({type(exc).__name__}: {exc})", EXIT_USAGE)
     if args.json:
         print_json([r.as_json() for r in results])
     else:

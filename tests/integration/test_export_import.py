@@ -100,6 +100,13 @@ def test_round_trip_through_a_task_hub_and_the_app(function_host, host_client, c
     assert main([*args, "--replace"]) == 0, capsys.readouterr().err
 
 
+START = [{"EventType": 12}, {"EventType": 0, "Name": "x", "Version": ""}]
+
+
+def _export(instance: dict) -> str:
+    return json.dumps({"format": "durableagent-export", "version": 1, "instances": [instance]})
+
+
 def test_export_and_import_refuse_bad_input_in_one_line(function_host, tmp_path, capsys):
     assert main(["export", "--url", function_host.url]) == 2
     assert "nothing to export" in capsys.readouterr().err
@@ -111,6 +118,11 @@ def test_export_and_import_refuse_bad_input_in_one_line(function_host, tmp_path,
         ('{"format": "something-else"}', "not a durableagent export"),
         ('{"format": "durableagent-export", "version": 1, "instances": [{"name": "x"}]}', "no raw `history`"),
         ('{"format": "durableagent-export", "version": 1, "sessions": [{"agent": 1}]}', "session 0 must be"),
+        (
+            _export({"name": "x", "history": [*START, {"EventType": 5, "TaskScheduledId": "a"}]}),
+            "must be an integer",
+        ),
+        (_export({"instanceId": "a/b", "name": "x", "history": START}), "instance id must not contain"),
     ):
         bad.write_text(content)
         assert main(["import", str(bad), "--url", function_host.url]) == 2

@@ -102,6 +102,15 @@ def test_an_orchestrator_the_app_no_longer_has_diverges(tmp_path, capsys):
         (b'{"format": "durableagent-export", "instances": 3}', "no `instances` list"),
         (b'{"a": "\x80"}', "cannot read it"),
         (b"[" * 100_000, "nested too deeply"),
+        (
+            b'{"history": [{"EventType": 12}, {"EventType": "TaskCompleted"}]}',
+            "event 1: EventType must be an integer",
+        ),
+        (
+            b'{"history": [{"EventType": 12}, {"EventType": 5, "TaskScheduledId": "0"}]}',
+            "event 1: TaskScheduledId must be an integer",
+        ),
+        (b'{"historyEvents": [{"EventType": 0}]}', "event 0: EventType must be a name"),
     ],
 )
 def test_a_file_that_is_no_history_is_one_line_naming_it(tmp_path, capsys, content, complaint):
