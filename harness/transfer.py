@@ -20,9 +20,9 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -33,6 +33,7 @@ from harness.answers import ClientError, raise_for, transport_error
 from harness.client import DURABLE_PREFIX, entity_name
 
 VERSION = 1
+T = TypeVar("T")
 SESSION_PREFIX = "dafx-"
 SEED_WAIT = 30.0  # seconds an import waits for a seeded session to show its turns
 
@@ -122,7 +123,23 @@ def export_from_storage(
     connection: str, hub: str, instance_ids: Iterable[str], sessions: Iterable[tuple[str, str]]
 ) -> dict[str, Any]:
     """An export read from a local-host task hub's tables (raw histories included)."""
-    return asyncio.run(_export_from_storage(connection, hub, list(instance_ids), list(sessions)))
+    return _on_storage(hub, _export_from_storage(connection, hub, list(instance_ids), list(sessions)))
+
+
+def _on_storage(hub: str, work: Coroutine[Any, Any, T]) -> T:
+    """Run `work` on a task hub's tables; a connection string that is no such thing, or storage that
+    does not answer, is a one-line `ClientError`."""
+    from azure.core.exceptions import AzureError
+
+    from harness.host.storage.tables import StorageUnavailable
+
+    try:
+        return asyncio.run(work)
+    except ValueError as exc:
+        raise ClientError(f"--storage: {exc}") from None
+    except (AzureError, StorageUnavailable) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ClientError(f"task hub {hub!r}: {first}") from None
 
 
 async def _export_from_storage(
@@ -203,7 +220,7 @@ def import_instances(
 ) -> list[str]:
     """Write the exported instances into a task hub; the ids they got. An id that exists is refused
     (`ClientError`) unless `replace` (purged first) or `new_ids` (a fresh id)."""
-    return asyncio.run(_import_instances(connection, hub, instances, replace, new_ids))
+    return _on_storage(hub, _import_instances(connection, hub, instances, replace, new_ids))
 
 
 async def _import_instances(

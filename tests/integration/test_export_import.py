@@ -112,6 +112,10 @@ def test_export_and_import_refuse_bad_input_in_one_line(function_host, tmp_path,
     assert "nothing to export" in capsys.readouterr().err
     assert main(["export", "--instance", "no-such-instance", "--url", function_host.url]) == 2
     assert "no orchestration instance 'no-such-instance'" in capsys.readouterr().err
+    assert main(["export", "--instance", "i", "--storage", "garbage", "--hub", "h"]) == 2
+    assert "--storage: Connection string is either blank or malformed" in capsys.readouterr().err
+    assert main(["export", "--instance", "i", "--storage", "UseDevelopmentStorage=true"]) == 2
+    assert "--storage and --hub go together" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     for content, complaint in (
         ("{not json", "not JSON"),
