@@ -199,8 +199,8 @@ class _Replayer:
         """Run one episode; a served history's clock is taken from what it scheduled next."""
         self.episodes += 1
         decision = run_episode(self.handle, self.instance, batch, self.now)
-        if self.run.exact or not _new_items(decision):
-            return decision
+        if self.run.exact or all(item.retry_step for item in _new_items(decision)):
+            return decision  # exact times, or nothing recorded to take the time from (a retry's own step)
         following = next((s for s in self.unmatched if not s.retry_step and s.at is not None), None)
         if following is not None and following.at is not None and following.at > self.now:
             self.now = following.at

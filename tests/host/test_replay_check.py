@@ -75,8 +75,17 @@ async def _histories(host: LocalHost, http: aiohttp.ClientSession) -> dict[str, 
     for value in ("a", "b", "c"):
         await _raise(http, counting, "Item", value)
     done["continue-as-new"] = counting
+    done["call-http"] = await start(http, host, "http_call")
     running = await start(http, host, "two_events")
     await _raise(http, running, "Step", "first")
+    terminated = await start(http, host, "approval", {"timeout": 600})
+    await wait_for(http, terminated, lambda s: s.get("customStatus") == "waiting for approval")
+    for action in ("suspend", "resume", "terminate"):
+        async with http.post(terminated[f"{action}PostUri"].replace("{text}", action)) as resp:
+            assert resp.status == 202
+        if action == "suspend":
+            await wait_for(http, terminated, lambda s: s["runtimeStatus"] == "Suspended")
+    done["suspended-resumed-terminated"] = terminated
     for links in done.values():
         await wait_done(http, links)
     await _until_raised(http, running)
