@@ -212,3 +212,25 @@ async def test_a_changed_app_diverges_at_the_event_that_changed(recorded, tmp_pa
             assert reason in result.divergence.reason, (edit, shape, result.divergence)
             assert shown in result.divergence.code, (edit, shape, result.divergence)
             assert result.divergence.index is None or 0 <= result.divergence.index
+
+
+async def test_an_in_flight_instance_shows_its_pending_work_and_a_change_to_it_is_caught(
+    host, http, tmp_path
+):
+    links = await start(http, host, "fan_out", {"n": 2, "sleep": 2})
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:  # bounded: until the pending activities show (the API shows them as scheduled)
+        _, served = await status(http, links["statusQueryGetUri"], **SHOW)
+        pending = [e for e in served.get("historyEvents") or [] if e["EventType"] == "TaskScheduled"]
+        if len(pending) == 2:
+            break
+        assert asyncio.get_running_loop().time() < deadline, served
+        await asyncio.sleep(0.05)
+    assert served["runtimeStatus"] == "Running"
+    assert pending[0]["Name"] == "slow_square" and pending[0]["Input"] == {"n": 0, "sleep": 2}
+    (run,) = runs_from(served, "in flight")
+    assert check_run(run, folder_orchestrators(ORCH_APP)).ok
+    changed = _changed_app(tmp_path, ('{"n": i, "sleep"', '{"n": i + 1, "sleep"'))
+    divergence = check_run(run, folder_orchestrators(changed)).divergence
+    assert divergence is not None and divergence.reason == "different input"
+    assert divergence.index == served["historyEvents"].index(pending[0])

@@ -84,10 +84,13 @@ def public_history(
     it completes (and with `with_input`, `showInput`, its input, as the current extension does, so a
     replay check can compare inputs); entity calls and signals show as `EntityCalled` /
     `EntitySignaled` (a local host extension: the real one shows the EventSent/EventRaised pair).
+    An activity or sub-orchestration not completed yet shows as its `TaskScheduled` /
+    `SubOrchestrationInstanceCreated` event where it was scheduled, as the extension shows it.
     """
     scheduled: dict[int, dict[str, Any]] = {}
     calls: dict[str, dict[str, Any]] = {}
     shown: list[dict[str, Any]] = []
+    done = completed_ids(history)
     for item in history:
         kind = item["EventType"]
         at = item.get("Timestamp")
@@ -95,7 +98,14 @@ def public_history(
             continue
         if kind in (TASK_SCHEDULED, SUB_CREATED, TIMER_CREATED):
             scheduled[int(item["EventId"])] = item
-        if kind == EXECUTION_STARTED:
+        if kind in (TASK_SCHEDULED, SUB_CREATED) and int(item["EventId"]) not in done:
+            entry = {"EventType": NAMES[kind], "Timestamp": at, "Name": item.get("Name")}
+            if kind == SUB_CREATED:
+                entry["InstanceId"] = item.get("InstanceId")
+            if with_input:
+                entry["Input"] = json_or_text(item.get("Input"))
+            shown.append(entry)
+        elif kind == EXECUTION_STARTED:
             entry = {"EventType": "ExecutionStarted", "Timestamp": at, "FunctionName": item.get("Name")}
             if with_output:
                 entry["Input"] = json_or_text(item.get("Input"))
