@@ -231,7 +231,10 @@ class _Replayer:
         first = self.unmatched[0]
         group = [first] if self.run.exact else [s for s in self.unmatched if s.at == first.at]
         for candidate in group:
-            if self._differences(candidate, item) == []:
+            # A retry's timer is the host's choice (its time is not the code's): in a raw history, the
+            # timer recorded next is it (a served one is matched on its time, within the slack).
+            retry_timer = self.run.exact and item.retry_step and item.kind == candidate.kind == "timer"
+            if retry_timer or self._differences(candidate, item) == []:
                 self.unmatched.remove(candidate)
                 return candidate
         if item.retry_step:

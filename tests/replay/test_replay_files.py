@@ -136,3 +136,44 @@ def test_a_missing_file_or_app_is_one_line(tmp_path, capsys):
     assert code == 2 and "nope.json" in err and err.count("\n") == 1
     code, _, err = _check(capsys, str(AZURE), "--app", str(tmp_path))
     assert code == 2 and "function_app.py" in err and err.count("\n") == 1
+
+
+def _raw(kind: int, at: str, event_id: int = -1, **fields: object) -> dict:
+    return {"EventType": kind, "EventId": event_id, "IsPlayed": False, "Timestamp": at, **fields}
+
+
+def test_a_raw_retry_history_without_the_local_hosts_retry_marks_replays(capsys, tmp_path):
+    """A raw history as DTFx records a retried activity (written by hand from the protocol notes,
+    section 7.8: attempt, retry timer, attempt, each taking the next id; no host-only marks)."""
+    spec = '{"key": "k", "failures": 1, "attempts": 3}'
+    t = [f"2026-12-01T10:00:0{n}.000000Z" for n in range(6)]
+    history = [
+        _raw(12, t[0]),
+        _raw(0, t[0], Name="with_retry", Input=spec, Version=""),
+        _raw(4, t[0], 0, Name="flaky", Input=spec),
+        _raw(13, t[0]),
+        _raw(12, t[1]),
+        _raw(6, t[1], TaskScheduledId=0, Reason="RuntimeError: attempt 1 failed", Details=""),
+        _raw(10, t[1], 1, FireAt=t[2]),
+        _raw(13, t[1]),
+        _raw(12, t[2]),
+        _raw(11, t[2], TimerId=1, FireAt=t[2]),
+        _raw(4, t[2], 2, Name="flaky", Input=spec),
+        _raw(13, t[2]),
+        _raw(12, t[3]),
+        _raw(5, t[3], TaskScheduledId=2, Result='"ok after 2"'),
+        _raw(4, t[3], 3, Name="say_hello", Input='"after retry"'),
+        _raw(13, t[3]),
+        _raw(12, t[4]),
+        _raw(5, t[4], TaskScheduledId=3, Result='"Hello after retry"'),
+        _raw(13, t[4]),
+        _raw(1, t[4], OrchestrationStatus="Completed", Result='{"result": "ok after 2"}'),
+    ]
+    path = tmp_path / "raw.json"
+    path.write_text(json.dumps({"name": "with_retry", "instanceId": "r1", "history": history}))
+    code, out, _ = _check(capsys, str(path), "--app", str(ORCH_APP))
+    assert code == 0, out
+    history[10]["Name"] = "flakier"  # the second attempt of another activity: not what the code retries
+    path.write_text(json.dumps({"name": "with_retry", "instanceId": "r1", "history": history}))
+    code, out, _ = _check(capsys, str(path), "--app", str(ORCH_APP))
+    assert code == 1 and "fewer actions than recorded" in out and "flakier" in out, out
