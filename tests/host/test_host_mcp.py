@@ -19,7 +19,11 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from harness.answers import ClientError
 from harness.host import LocalHost
+from harness.mcp_client import McpTarget, serves_mcp
+
+from .conftest import COUNTER_APP
 
 MCP_APP = Path(__file__).resolve().parent / "mcp_app"
 
@@ -180,6 +184,12 @@ async def test_keys_when_enforced(azurite_connstr: str, hub: str, http):
         )
         async with Client(keyed, mode="legacy") as client:
             assert (await client.call_tool("repeat", {"word": "k"})).content[0].text == "kk"
+        with pytest.raises(ClientError, match="wants a key"):
+            await McpTarget(host.url).listing()
+        with pytest.raises(ClientError, match="wants a key"):
+            await McpTarget(host.url, key="wrong", sse=True).listing()
+        keyed_sse = await McpTarget(host.url, key="sekrit", sse=True).call("repeat", {"word": "s"})
+        assert keyed_sse.content[0].text == "ss"
 
 
 async def test_bad_requests_get_4xx_answers(mcp_host: LocalHost, http):
@@ -200,3 +210,13 @@ async def test_bad_requests_get_4xx_answers(mcp_host: LocalHost, http):
         f"{url}/message?session_id=nothing", json={"jsonrpc": "2.0", "id": 1, "method": "ping"}
     ) as resp:
         assert 400 <= resp.status < 500
+
+
+async def test_an_app_without_mcp_functions_has_no_endpoint(
+    mcp_host: LocalHost, azurite_connstr: str, hub: str
+):
+    async with LocalHost(COUNTER_APP, port=0, storage=azurite_connstr, hub_name=hub + "c") as plain:
+        with pytest.raises(ClientError, match="no MCP endpoint here"):
+            await McpTarget(plain.url).listing()
+        assert not await asyncio.to_thread(serves_mcp, plain.url)
+    assert await asyncio.to_thread(serves_mcp, mcp_host.url)
