@@ -12,6 +12,12 @@ extension returns as an `isError` result. An optional `correlationId` argument (
 as it is not in Microsoft's) makes a retry after a lost answer safe: the entity runs a correlation
 id once and answers its repeat with the stored reply.
 
+Progress (beyond Microsoft): while a call runs, a host that can send MCP progress notifications
+for it sets `MCP_PROGRESS` (the local host does when the client sent a progress token); the turn
+then runs with its reply stream (`turns.signal(..., events=True)`, as the run route's Server-Sent
+Events) and each text chunk is handed to that callback as it is stored. On Azure nothing sets it:
+the extension has no way for a function to send progress.
+
 Workflows as MCP tools are a seam for later: a second registration beside `register_agent_tool`
 with the workflow's start-executor input as its properties.
 """
@@ -21,12 +27,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 from ._run_request import RunRequest
 from .session import ENTITY_PREFIX, AgentSessionId, validate_key
-from .turns import Turn, Turns
+from .turns import Turn, TurnOutcome, Turns
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +55,13 @@ TOOL_PROPERTIES = [
         "isArray": False,
     },
 ]
+
+
+Progress = Callable[[str], Awaitable[None]]
+MCP_PROGRESS: ContextVar[Progress | None] = ContextVar("durableagent_mcp_progress", default=None)
+"""The MCP progress callback of the tool call under way (text chunks of the turn), set by a host that
+can send progress notifications for it; None when nobody asked for progress."""
+_OUTCOMES = {"success": "success", "error": "error", "accepted": "accepted"}
 
 
 def function_name(agent_name: str) -> str:
@@ -101,7 +115,11 @@ async def run_tool_call(turns: Turns, client: Any, agent_name: str, context: str
     """One tool call: one turn, its reply text; raises when the turn fails or does not finish."""
     query, key, correlation = parse_call(agent_name, context)
     turn = Turn.new(agent_name, RunRequest(message=query, session_key=key), key, correlation)
-    outcome = await turns.run(client, turn)
+    progress = MCP_PROGRESS.get()
+    if progress is not None and turns.streams is not None:
+        outcome = await _streamed(turns, client, turn, progress)
+    else:
+        outcome = await turns.run(client, turn)
     if outcome.status == "success":
         return str(outcome.reply or "")
     if outcome.status == "accepted":
@@ -112,6 +130,37 @@ async def run_tool_call(turns: Turns, client: Any, agent_name: str, context: str
         )
     error = outcome.body.get("error") or "Unknown error"
     raise RuntimeError(f"Agent execution failed: {error}")
+
+
+async def _streamed(turns: Turns, client: Any, turn: Turn, progress: Progress) -> TurnOutcome:
+    """The turn run with its reply stream: text chunks to `progress` as they come, then the
+    outcome its `final` event carries (the run route's JSON body, read from the session state)."""
+    signalled = await turns.signal(client, turn, events=True)
+    if isinstance(signalled, TurnOutcome):
+        return signalled
+    final: dict[str, Any] = turns.accepted(turn).body
+    async for chunk in turns.events(client, signalled, {}):
+        kind, data = _sse_event(chunk)
+        if kind == "text" and isinstance(data, dict) and data.get("text"):
+            try:
+                await progress(str(data["text"]))
+            except Exception as exc:  # a client that went away must not fail the turn's answer
+                logger.debug("MCP progress for %s not sent: %s", turn.session, exc)
+        elif kind == "final" and isinstance(data, dict):
+            final = data
+    status = _OUTCOMES.get(str(final.get("status")), "error")
+    return TurnOutcome(turn, status, final)  # type: ignore[arg-type]
+
+
+def _sse_event(chunk: str) -> tuple[str, Any]:
+    """(event name, parsed data) of one Server-Sent Event as `_sse.sse` writes it."""
+    kind, data = "", None
+    for line in chunk.splitlines():
+        if line.startswith("event: "):
+            kind = line[len("event: ") :]
+        elif line.startswith("data: "):
+            data = json.loads(line[len("data: ") :])
+    return kind, data
 
 
 def register_agent_tool(app: Any, agent_name: str, agent: Any, turns: Callable[[], Turns]) -> None:

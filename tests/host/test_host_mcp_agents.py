@@ -96,3 +96,21 @@ async def test_bad_arguments_are_named(agent_host: LocalHost):
     assert bad_key.is_error and "'/'" in bad_key.content[0].text
     assert other_agent.is_error and "'Quiet'" in other_agent.content[0].text
     assert blank.is_error and "query" in blank.content[0].text
+
+
+async def test_a_client_asking_for_progress_gets_the_reply_as_it_is_written(agent_host: LocalHost, http):
+    chunks: list[tuple[float, str | None]] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        chunks.append((done, message))
+
+    key = uuid.uuid4().hex
+    async with client(agent_host) as mcp:
+        result = await mcp.call_tool(
+            "Helper", {"query": "stream it", "sessionId": key}, progress_callback=progress
+        )
+        plain = await mcp.call_tool("Helper", {"query": "stream again", "sessionId": key})
+    assert result.content[0].text == "one two three"
+    assert chunks == [(1, "one "), (2, "two "), (3, "three")]
+    assert plain.content[0].text == "one two three" and len(chunks) == 3  # no token, no progress
+    assert (await session_state(http, agent_host, key))["message_count"] == 4

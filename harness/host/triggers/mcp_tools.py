@@ -9,17 +9,23 @@ ones, as the extension answers), then calls the function with the extension's in
 block (the worker's string of it), or, with `useResultSchema` (`mcp_tool()` sets it for MCP
 content return types), the content and structured content of the worker's result envelope. A
 function that raises gives an `isError` result naming the exception, which a model can read.
+
+Beyond the extension: when the client sends a progress token, a durableagent agent tool's text
+chunks reach it as MCP progress notifications while the turn runs (`_progress`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mcp import types
 from mcp.shared.exceptions import MCPError
+
+from durableagent._mcp_tools import MCP_PROGRESS
 
 from ..errors import AppLoadError
 from ..loader import TriggeredFunction
@@ -146,6 +152,7 @@ class McpToolTriggers(McpKind):
                 + ", ".join(missing),
             )
         context = invocation_context(ctx, name=tool.name, arguments=arguments)
+        progress = MCP_PROGRESS.set(_progress(ctx, params))
         try:
             value = await self.call(tool.function, context)
             return tool_result(value, tool.use_result_schema)
@@ -153,6 +160,25 @@ class McpToolTriggers(McpKind):
             log.warning("MCP tool %s (function %s) failed: %s", tool.name, tool.function.name, exc)
             text = f"An error occurred invoking '{tool.name}': {type(exc).__name__}: {exc}"
             return types.CallToolResult(content=[types.TextContent(type="text", text=text)], isError=True)
+        finally:
+            MCP_PROGRESS.reset(progress)
+
+
+def _progress(ctx: Any, params: types.CallToolRequestParams) -> Callable[[str], Awaitable[None]] | None:
+    """What durableagent's agent tools hand their turn's text chunks to (`MCP_PROGRESS`), when the
+    client asked for progress: each chunk is one `notifications/progress` with the chunk as its
+    message and the count so far as its progress (the total is unknown)."""
+    meta = dict(params.meta or {})
+    if meta.get("progress_token", meta.get("progressToken")) is None:
+        return None
+    sent = 0
+
+    async def report(text: str) -> None:
+        nonlocal sent
+        sent += 1
+        await ctx.session.report_progress(sent, None, text)
+
+    return report
 
 
 def tool_result(value: str | bytes, use_result_schema: bool) -> types.CallToolResult:

@@ -1,7 +1,7 @@
 """Agents as MCP tools (`enable_mcp_tool_trigger`) on a scripted fake model, for the host's MCP tests:
 `Helper` answers "You said: ..." (its description is the tool's), "slow ..." takes longer than the
-app's run timeout (1.5 s, local.settings.json) and "fail ..." makes the model raise; `Quiet` opts
-out of the MCP tool."""
+app's run timeout (1.5 s, local.settings.json), "fail ..." makes the model raise and "stream ..."
+answers in three chunks; `Quiet` opts out of the MCP tool."""
 
 from agent_framework import Agent
 
@@ -11,6 +11,7 @@ from fakes import ScriptedChatClient
 RULES = [
     {"when": {"user": "^slow"}, "then": {"text": "finally: {user}", "delay": 2.5}},
     {"when": {"user": "^fail"}, "then": {"error": "the model is down"}},
+    {"when": {"user": "^stream"}, "then": {"chunks": ["one ", "two ", "three"], "chunk_delay": 0.05}},
 ]
 
 
