@@ -4,7 +4,10 @@ call names, failures and timeouts as error results, and the health route's `mcp_
 
 from __future__ import annotations
 
+import asyncio
 import re
+import signal
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +17,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from harness.host import LocalHost
+from harness.host.entities.store import EntityStore, instance_id
 
 AGENT_APP = Path(__file__).resolve().parent / "mcp_agent_app"
 
@@ -114,3 +118,47 @@ async def test_a_client_asking_for_progress_gets_the_reply_as_it_is_written(agen
     assert chunks == [(1, "one "), (2, "two "), (3, "three")]
     assert plain.content[0].text == "one two three" and len(chunks) == 3  # no token, no progress
     assert (await session_state(http, agent_host, key))["message_count"] == 4
+
+
+async def test_a_host_killed_during_a_turn_applies_it_once_and_the_call_can_be_retried(
+    host_process, azurite_connstr: str, hub: str, http
+):
+    start, procs = host_process
+    url = start(AGENT_APP)
+    key, correlation = uuid.uuid4().hex, uuid.uuid4().hex
+    arguments = {"query": "slow but sure", "sessionId": key, "correlationId": correlation}
+    entity = instance_id("dafx-helper", key)
+
+    async def first_call() -> str:
+        try:
+            async with Client(f"{url}/runtime/webhooks/mcp", mode="legacy") as mcp:
+                result = await mcp.call_tool("Helper", arguments)
+        except Exception as exc:  # the transport's error when the host dies, whatever its type
+            return f"failed: {type(exc).__name__}"
+        return "error result" if result.is_error else f"reply: {result.content[0].text}"
+
+    call = asyncio.ensure_future(first_call())
+    store = EntityStore(azurite_connstr, hub)
+    try:
+        deadline = time.monotonic() + 10
+        while not await store.pending(entity) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert await store.pending(entity), "the turn's signal was never stored"
+    finally:
+        await store.close()
+    procs[-1].send_signal(signal.SIGKILL)  # the model takes 2.5 s: the turn is under way
+    procs[-1].wait()
+    outcome = await asyncio.wait_for(call, 30)
+    assert not outcome.startswith("reply"), outcome  # never a reply from a host that died first
+    url = start(AGENT_APP)
+    deadline = time.monotonic() + 30
+    async with Client(f"{url}/runtime/webhooks/mcp", mode="legacy") as mcp:
+        while True:  # the same ids: the stored reply, once the turn has run (again) to its end
+            result = await mcp.call_tool("Helper", arguments)
+            if not result.is_error or time.monotonic() > deadline:
+                break
+            assert "did not finish" in result.content[0].text, result.content[0].text
+    assert not result.is_error and result.content[0].text == "finally: slow but sure"
+    async with http.get(f"{url}/api/agents/Helper/{key}") as resp:
+        state = await resp.json()
+    assert state["message_count"] == 2  # applied once
