@@ -19,11 +19,16 @@ import asyncio
 import contextlib
 import json
 import logging
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from azure.functions import meta
+from mcp.server import Server
+from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
 
 from ..api import KeyPolicy
 from ..errors import AppLoadError
@@ -49,9 +54,9 @@ Handler = Callable[..., Awaitable[Any]]
 class McpKind(Trigger):
     """A trigger kind the MCP endpoint serves: nothing to start or stop, the endpoint calls it."""
 
+    @abstractmethod
     def handlers(self) -> dict[str, Handler]:
         """The `mcp` `Server(...)` keyword handlers this kind answers (`on_list_tools`, ...)."""
-        raise NotImplementedError
 
     async def call(self, function: TriggeredFunction, context: str) -> str | bytes:
         """Call `function` with its invocation context as the Python worker passes it (decoded by the
@@ -95,7 +100,7 @@ def invocation_context(ctx: Any, **fields: Any) -> str:
     headers = dict(getattr(request, "headers", None) or {})
     query = dict(getattr(request, "query_params", None) or {})
     session_id = headers.get("mcp-session-id") or query.get("session_id")
-    sse = str(getattr(request, "url", "")).find("/message") >= 0 and "mcp-session-id" not in headers
+    sse = str(getattr(getattr(request, "url", None), "path", "")).endswith(MESSAGE_PATH)
     params = getattr(getattr(ctx, "session", None), "client_params", None)
     client = getattr(params, "clientInfo", None) or getattr(params, "client_info", None)
     shown = {k: v for k, v in headers.items() if k.lower() not in _HIDDEN_HEADERS}
@@ -116,11 +121,6 @@ class McpEndpoint:
     """The MCP server of an app's MCP trigger functions, mounted on the host's aiohttp app."""
 
     def __init__(self, kinds: list[McpKind], keys: KeyPolicy) -> None:
-        from mcp.server import Server
-        from mcp.server.sse import SseServerTransport
-        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-        from mcp.server.transport_security import TransportSecuritySettings
-
         self.kinds = kinds
         self.keys = keys
         handlers: dict[str, Handler] = {}
