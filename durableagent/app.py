@@ -19,6 +19,7 @@ from agent_framework import SupportsAgentRun
 from azure.durable_functions.decorators.metadata import EntityTrigger
 
 from ._fork_route import fork as fork_session
+from ._mcp_tools import register_agent_tool
 from ._routes import AgentRoutes
 from ._run_request import EVENT_STREAM
 from ._sse import EventStream
@@ -46,6 +47,7 @@ class RegisteredAgent:
     callback: AgentResponseCallbackProtocol | None
     entity_name: str
     http_endpoint_enabled: bool = True
+    mcp_tool_enabled: bool = False
 
 
 def _function_name(agent_name: str) -> str:
@@ -89,6 +91,7 @@ class AgentFunctionApp(df.DFApp):
         stream_ttl: timedelta = DEFAULT_TTL,
         stream_store: StreamStore | None = None,
         http_streams: bool = False,
+        enable_mcp_tool_trigger: bool = False,
     ) -> None:
         """`session_ttl`: sessions whose last turn is older than this are removed, by a timer
         trigger on `session_sweep_schedule` (NCRONTAB, default every 5 minutes), and between two
@@ -100,13 +103,17 @@ class AgentFunctionApp(df.DFApp):
         HTTP streams extension's types (`azurefunctions-extensions-http-fastapi`), so events reach
         the client as they are stored; the extension switches every HTTP function of the app to
         those types, so it is off by default, and without it the events arrive in one body when
-        the turn ends."""
+        the turn ends.
+
+        `enable_mcp_tool_trigger`: every agent is also an MCP tool, `mcptool-{agent}`
+        (`_mcp_tools.py`; per agent: `add_agent(..., enable_mcp_tool_trigger=...)`)."""
         if session_ttl is not None and session_ttl <= timedelta(0):
             raise ValueError(f"session_ttl must be positive, got {session_ttl}")
         super().__init__(http_auth_level=http_auth_level)
         self._agents: dict[str, RegisteredAgent] = {}
         self.default_callback = default_callback
         self.enable_http_endpoints = enable_http_endpoints
+        self.enable_mcp_tool_trigger = enable_mcp_tool_trigger
         self._script_swap = ScriptSwap.from_env()
         if stream_ttl <= timedelta(0):
             raise ValueError(f"stream_ttl must be positive, got {stream_ttl}")
@@ -136,10 +143,12 @@ class AgentFunctionApp(df.DFApp):
         agent: SupportsAgentRun,
         callback: AgentResponseCallbackProtocol | None = None,
         enable_http_endpoint: bool | None = None,
+        enable_mcp_tool_trigger: bool | None = None,
     ) -> None:
         """Register `agent`: its session entity always, its HTTP routes unless `enable_http_endpoint`
         is False (None: the app's `enable_http_endpoints`). An agent only orchestrations call needs
-        no public route, and one without routes cannot be run or read over HTTP by accident."""
+        no public route, and one without routes cannot be run or read over HTTP by accident. Its
+        MCP tool when `enable_mcp_tool_trigger` is True (None: the app's setting)."""
         name = getattr(agent, "name", None)
         if not isinstance(name, str) or not name.strip():
             raise ValueError(
@@ -163,12 +172,15 @@ class AgentFunctionApp(df.DFApp):
             )
         self._script_swap.apply(agent)
         http = self.enable_http_endpoints if enable_http_endpoint is None else bool(enable_http_endpoint)
+        mcp = self.enable_mcp_tool_trigger if enable_mcp_tool_trigger is None else enable_mcp_tool_trigger
         registered = RegisteredAgent(
-            name, agent, callback or self.default_callback, entity_name_for(name), http
+            name, agent, callback or self.default_callback, entity_name_for(name), http, bool(mcp)
         )
         entity = create_entity_function(agent, name, registered.callback, self._streams, self._index)
         entity.__name__ = function_name
         self.function_name(function_name)(self._entity_trigger(registered.entity_name, entity))
+        if mcp:
+            register_agent_tool(self, name, agent, lambda: self._routes.turns)
         self._agents[name] = registered
         logger.info("registered agent %s as entity %s", name, registered.entity_name)
 
@@ -200,7 +212,12 @@ class AgentFunctionApp(df.DFApp):
 
     def _agents_info(self) -> list[dict[str, Any]]:
         return [
-            {"name": r.name, "type": agent_type_of(r.agent), "http_endpoint_enabled": r.http_endpoint_enabled}
+            {
+                "name": r.name,
+                "type": agent_type_of(r.agent),
+                "http_endpoint_enabled": r.http_endpoint_enabled,
+                "mcp_tool_enabled": r.mcp_tool_enabled,
+            }
             for r in self._agents.values()
         ]
 

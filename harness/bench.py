@@ -413,6 +413,65 @@ async def bench_streaming(turns: int) -> Figures:
     return figures
 
 
+MCP_APP_SOURCE = """\
+from agent_framework import Agent
+
+from durableagent import AgentFunctionApp
+from fakes import ScriptedChatClient
+
+agent = Agent(client=ScriptedChatClient(default="Sunny."), name="WeatherAgent")
+app = AgentFunctionApp(agents=[agent], enable_mcp_tool_trigger=True)
+"""
+
+
+async def bench_mcp(turns: int) -> Figures:
+    """One agent turn as an MCP `tools/call` (the agent's `mcptool-` function, one MCP session for all
+    calls, as an editor keeps one) against the same turn over `POST /run`, each in a new session, on
+    an in-process local host (and its own Azurite)."""
+    import tempfile
+
+    from .azurite import Azurite
+    from .host import LocalHost
+    from .mcp_client import McpTarget
+
+    with tempfile.TemporaryDirectory() as work:
+        app_dir = Path(work) / "app"
+        app_dir.mkdir()
+        (app_dir / "function_app.py").write_text(MCP_APP_SOURCE, encoding="utf-8")
+        (app_dir / "host.json").write_text('{"version": "2.0"}', encoding="utf-8")
+        azurite = Azurite(Path(work)).start()
+        try:
+            async with LocalHost(app_dir, port=0, storage=azurite.connection_string) as host:
+                async with (
+                    httpx.AsyncClient(base_url=host.url, timeout=60) as client,
+                    McpTarget(host.url).session() as mcp,
+                ):
+
+                    async def mcp_turn(message: str) -> None:
+                        result = await mcp.call_tool(AGENT, {"query": message, "sessionId": uuid.uuid4().hex})
+                        if result.is_error:
+                            raise RuntimeError(f"MCP turn failed: {result.content}")
+
+                    await _post_run(client, "warm up", uuid.uuid4().hex)
+                    await mcp_turn("warm up")
+                    http, over_mcp = [], []
+                    for i in range(turns):  # interleaved: both see the same load
+                        http.append(
+                            await _timed(lambda i=i: _post_run(client, f"hello {i}", uuid.uuid4().hex))
+                        )
+                        over_mcp.append(await _timed(lambda i=i: mcp_turn(f"hello {i}")))
+        finally:
+            azurite.stop()
+    figures = Figures("Agent turn as an MCP tool call (fake model, state in Azurite)")
+    h50, m50 = percentile(http, 50), percentile(over_mcp, 50)
+    figures.add("POST /run p50", h50, "ms")
+    figures.add("POST /run p95", percentile(http, 95), "ms")
+    figures.add("MCP tools/call p50", m50, "ms")
+    figures.add("MCP tools/call p95", percentile(over_mcp, 95), "ms")
+    figures.add("p50 ratio (MCP / POST /run)", _ratio(m50, h50), "", "<= 1.3x")
+    return figures
+
+
 def _ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}x" if denominator > 0 else "n/a"
 
@@ -547,6 +606,7 @@ def run(args: argparse.Namespace) -> int:
     with Stack(ORCHESTRATION_APP, host_mode="local", progress=True) as stack:
         results.append(asyncio.run(bench_orchestrations(stack.url, args.orchestration_runs, 100, 50, 10)))
     results.append(asyncio.run(bench_streaming(args.stream_turns)))
+    results.append(asyncio.run(bench_mcp(args.mcp_turns)))
     results.append(bench_start(args.app))
     if args.suite:
         results.append(bench_suite())

@@ -33,10 +33,23 @@ from .chaos import CHAOS
 from .chat import CHAT, UP
 from .host import HOST
 from .instances import INSTANCE_COMMANDS
+from .mcp import MCP
 from .options import running_url_for
 from .sessions import FORK, SESSIONS, SHOW
 
-COMMANDS: tuple[Command, ...] = (CHAT, UP, ASK, HOST, BENCH, CHAOS, SESSIONS, SHOW, FORK, *INSTANCE_COMMANDS)
+COMMANDS: tuple[Command, ...] = (
+    CHAT,
+    UP,
+    ASK,
+    HOST,
+    BENCH,
+    CHAOS,
+    SESSIONS,
+    SHOW,
+    FORK,
+    MCP,
+    *INSTANCE_COMMANDS,
+)
 """Every command, in the order `--help` lists them."""
 BY_NAME = {command.name: command for command in COMMANDS}
 

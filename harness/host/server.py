@@ -43,6 +43,7 @@ from .settings import KEY_ENV, HostConfig, apply_local_settings, export_storage
 from .storage.lease import HubLease, new_lease_id
 from .triggers.base import Trigger, TriggerServices
 from .triggers.http import MAX_HTTP_BODY, FunctionServer
+from .triggers.mcp import McpEndpoint
 from .triggers.outputs import OutputWriter
 from .triggers.registry import KINDS
 from .workers import DaemonThreadPool, format_timespan
@@ -106,6 +107,7 @@ class LocalHost:
         self.instances: InstanceStore | None = None
         self.engine: OrchestrationEngine | None = None
         self.triggers: list[Trigger] = []  # one per trigger kind the app uses (`triggers/registry.py`)
+        self.mcp: McpEndpoint | None = None  # the app's MCP trigger functions at /runtime/webhooks/mcp
         self.outputs: OutputWriter | None = None
         self._runner: web.AppRunner | None = None
         self._executor: DaemonThreadPool | None = None
@@ -262,6 +264,9 @@ class LocalHost:
             entity_api.add_routes(app, base, wrap)
             instance_api.add_routes(app, base, wrap)
             app.router.add_route("*", base + r"/{tail:[\s\S]*}", wrap(unsupported))
+        self.mcp = McpEndpoint.create(self.triggers, keys)
+        if self.mcp is not None:
+            self.mcp.add_routes(app)
         app.router.add_route("*", r"/{tail:[\s\S]*}", functions.handle)
         self._runner = JsonErrorRunner(
             app,
@@ -285,6 +290,8 @@ class LocalHost:
         self._resume_task = asyncio.get_running_loop().create_task(self._resume())
         for trigger in self.triggers:
             trigger.start()
+        if self.mcp is not None:
+            await self.mcp.start()
         self._banner(functions)
         return self
 
@@ -334,6 +341,8 @@ class LocalHost:
         if self._resume_task is not None:
             self._resume_task.cancel()
             await asyncio.gather(self._resume_task, return_exceptions=True)
+        if self.mcp is not None:
+            await self.mcp.stop()
         for trigger in self.triggers:
             await trigger.stop()
         if self.engine is not None:
@@ -405,6 +414,7 @@ class LocalHost:
             timeout = self.config.function_timeout
             lines.append(f"Function timeout: {'none' if timeout is None else format_timespan(timeout)}")
         lines.append(f"Durable API: {self.url}{BASE_PATH}/")
+        lines.extend(self.mcp.banner(self.url) if self.mcp is not None else [])
         if self.enforce_keys:
             lines.append(f"Function key (enforced): {self.function_key}")
         for line in lines:
