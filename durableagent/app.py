@@ -331,9 +331,16 @@ class AgentFunctionApp(df.DFApp):
         for suffix, route, method, handler in table:
             fname = f"{workflow_function_name(name)}-{suffix}"
             bound = partial(handler, workflow=name)
+            if self.http_streams:  # events reach the client as they happen (see __init__)
+                from ._http_streams import streamed
+
+                function = streamed(bound)
+                function.__name__ = fname.replace("-", "_")
+            else:
+                function = _classic(fname.replace("-", "_"), bound)
             self.function_name(fname)(
                 self.route(route=route, methods=[method])(
-                    self.durable_client_input(client_name="client")(_classic(fname.replace("-", "_"), bound))
+                    self.durable_client_input(client_name="client")(function)
                 )
             )
 

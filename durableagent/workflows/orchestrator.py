@@ -22,6 +22,7 @@ returns them encoded for its parent).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Generator
 from datetime import timedelta
 from typing import Any
@@ -40,6 +41,7 @@ from agent_framework import (
 )
 from agent_framework._workflows._const import INTERNAL_SOURCE_ID
 from agent_framework._workflows._runner_context import MessageType, WorkflowMessage
+from azure.durable_functions.models.Task import TaskState
 
 from ..orchestration import OrchestrationAgent
 from ..session import validate_key
@@ -68,6 +70,17 @@ def session_key_for(instance_id: str) -> str:
         return validate_key(instance_id)
     except ValueError:
         return hashlib.sha256(instance_id.encode("utf-8")).hexdigest()[:32]
+
+
+PREVIEW_CHARS = 200
+"""An executor input is kept in the custom status's timeline up to this many characters of JSON
+(Azure caps a custom status at 16 KB; the full input is in the activity's history)."""
+
+
+def preview(value: Any) -> Any:
+    shown = plain(value)
+    text = json.dumps(shown)
+    return shown if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
 def _transcript(messages: list[Message]) -> str:
@@ -103,6 +116,7 @@ class WorkflowRun:
         self.ordinals: dict[str, int] = {}
         self.executor_state: dict[str, str] = {}
         self.children: list[str] = []
+        self.timeline: list[dict[str, Any]] = []
         self.superstep = 0
         self._answered: dict[str, dict[str, Any]] = {}
         self.session_key = session_key_for(context.instance_id)
@@ -131,6 +145,7 @@ class WorkflowRun:
     def _superstep(self, deliveries: list[Delivery]) -> Generator[Any, Any, list[WorkflowMessage]]:
         tasks: list[Any] = []
         appliers: list[Callable[[Any], list[WorkflowMessage]]] = []
+        ran: list[Delivery] = []
         for delivery in deliveries:
             self.executor_state[delivery.target] = "running"
             executor = self.workflow.executors[delivery.target]
@@ -145,23 +160,31 @@ class WorkflowRun:
                 continue
             tasks.append(planned[0])
             appliers.append(planned[1])
+            ran.append(delivery)
+        self.timeline.append(
+            {
+                "superstep": self.superstep,
+                "executors": [{"id": d.target, "input": preview(d.message.data)} for d in ran],
+            }
+        )
         self._status("running")
         if not tasks:
             return []
         try:
             results = yield self.context.task_all(tasks)
         except Exception as exc:
-            raise WorkflowFailed(self._failure(deliveries, exc)) from None
+            raise WorkflowFailed(self._failure(ran, tasks, exc)) from None
         sent: list[WorkflowMessage] = []
         for apply, result in zip(appliers, results, strict=True):
             sent.extend(apply(result))
         return sent
 
-    def _failure(self, deliveries: list[Delivery], exc: Exception) -> str:
+    def _failure(self, ran: list[Delivery], tasks: list[Any], exc: Exception) -> str:
         text = str(exc)
-        for delivery in deliveries:
-            if function_name(self.name, delivery.target) in text or delivery.target in text:
+        for delivery, task in zip(ran, tasks, strict=True):
+            if getattr(task, "state", None) == TaskState.FAILED:
                 self.executor_state[delivery.target] = "failed"
+                self._status("failed")
                 return f"executor {delivery.target!r} of workflow {self.name!r} failed: {text}"
         return f"workflow {self.name!r} failed in superstep {self.superstep}: {text}"
 
@@ -279,6 +302,7 @@ class WorkflowRun:
             return []
         del self.pending[request_id]
         self._answered[request_id] = record
+        self.timeline.append({"answered": request_id})
         event = request_event(record)
         return [
             WorkflowMessage(
@@ -301,6 +325,7 @@ class WorkflowRun:
                 ],
                 "executors": dict(self.executor_state),
                 "subWorkflows": list(self.children),
+                "timeline": self.timeline,
             }
         )
 

@@ -22,8 +22,10 @@ from agent_framework import Workflow
 
 from .._backend import is_backend_failure
 from .._routes import bug_response, error_response, json_response, unavailable_response
-from .._run_request import RequestError, decode_body, parse_flag
+from .._run_request import RequestError, decode_body, parse_flag, wants_events
+from .._sse import EventStream, sse
 from .codec import CodecError, _resolve, convert_input, encode, input_types_of, json_schema_of, type_name
+from .events import derive
 from .orchestrator import SUB_SEPARATOR, function_name
 
 WAIT_HEADER = "x-ms-wait-for-response"
@@ -84,6 +86,58 @@ def body_value(req: func.HttpRequest) -> Any:
     return text
 
 
+DEFAULT_STREAM_SECONDS = 60
+"""How long one event-stream response follows an instance that has not ended; a client
+reconnects with `Last-Event-ID` (an `EventSource` does so by itself) and misses nothing."""
+
+
+def _after(req: func.HttpRequest) -> int:
+    raw = req.headers.get("last-event-id") or req.params.get("cursor")
+    if raw in (None, ""):
+        return -1
+    try:
+        value = int(raw)
+    except ValueError:
+        raise RequestError(f"Last-Event-ID must be an event number, got {raw!r}") from None
+    if value < -1:
+        raise RequestError(f"Last-Event-ID must be an event number, got {raw!r}")
+    return value
+
+
+def _stream_seconds(req: func.HttpRequest) -> float:
+    raw = req.params.get("timeoutSeconds")
+    return DEFAULT_STREAM_SECONDS if raw is None else _timeout(raw)
+
+
+def status_json(status: Any) -> dict[str, Any]:
+    """The Durable HTTP API's shape of a status read through the SDK client (`events.derive` input)."""
+    runtime = status.runtime_status.value if status.runtime_status is not None else None
+    return {
+        "instanceId": status.instance_id,
+        "runtimeStatus": runtime,
+        "customStatus": status.custom_status,
+        "output": status.output,
+        "historyEvents": getattr(status, "historyEvents", None) or status.history or [],
+    }
+
+
+async def follow(client: Any, name: str, instance_id: str, after: int, seconds: float):  # noqa: ANN201
+    """The instance's events after number `after`, as they appear, until it ends or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    interval = 0.05
+    while True:
+        status = await client.get_status(instance_id, show_history=True, show_history_output=True)
+        events = derive(name, status_json(status))
+        for number in range(after + 1, len(events)):
+            kind, data = events[number]
+            yield sse(kind, data, str(number))
+        after = max(after, len(events) - 1)
+        if (events and events[-1][0] == "status") or time.monotonic() + interval > deadline:
+            return
+        await asyncio.sleep(interval)
+        interval = min(interval * 1.5, 1.0)
+
+
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -115,7 +169,7 @@ class WorkflowRoutes:
         }
 
     # -- run ---------------------------------------------------------------------------------------
-    async def run(self, req: func.HttpRequest, client: Any, workflow: str) -> func.HttpResponse:
+    async def run(self, req: func.HttpRequest, client: Any, workflow: str) -> func.HttpResponse | EventStream:
         try:
             name, definition = self._workflow(workflow)
             run_id = req.params.get("runId")
@@ -145,6 +199,9 @@ class WorkflowRoutes:
                         409,
                     )
             instance_id = await client.start_new(function_name(name), instance_id, {"input": encode(value)})
+            if wants_events(req.headers.get("accept")):
+                headers = {"Cache-Control": "no-cache", "x-ms-instance-id": instance_id}
+                return EventStream(follow(client, name, instance_id, -1, _stream_seconds(req)), headers)
             if wait:
                 finished = await self._wait(client, instance_id, timeout)
                 if finished is not None:
@@ -204,11 +261,18 @@ class WorkflowRoutes:
                 found.append({**record, "requestId": f"{prefix}{SUB_SEPARATOR}{record['requestId']}"})
         return found
 
-    async def status(self, req: func.HttpRequest, client: Any, workflow: str) -> func.HttpResponse:
+    async def status(
+        self, req: func.HttpRequest, client: Any, workflow: str
+    ) -> func.HttpResponse | EventStream:
         try:
             name, _ = self._workflow(workflow)
             instance_id = req.route_params.get("instance_id", "")
             status = await self._instance(client, name, instance_id)
+            if wants_events(req.headers.get("accept")):
+                after, seconds = _after(req), _stream_seconds(req)
+                return EventStream(
+                    follow(client, name, instance_id, after, seconds), {"Cache-Control": "no-cache"}
+                )
             pending = await self._pending(client, req, name, status)
         except RequestError as exc:
             return error_response(str(exc), exc.status)
