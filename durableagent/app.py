@@ -32,6 +32,7 @@ from .scripting import ScriptSwap
 from .session import entity_name_for
 from .streams import DEFAULT_TTL, StreamStore
 from .turns import Polling, Turns
+from .workflows.mcp_tool import register_workflow_tool
 from .workflows.orchestrator import function_name as workflow_function_name
 from .workflows.orchestrator import orchestrator_for
 from .workflows.registry import RegisteredWorkflow, built, plan, workflow_name
@@ -227,12 +228,14 @@ class AgentFunctionApp(df.DFApp):
         *,
         enable_http_endpoint: bool | None = None,
         request_timeout: timedelta | None = None,
+        enable_mcp_tool_trigger: bool | None = None,
     ) -> None:
         """Host an agent-framework `Workflow` (or a `WorkflowBuilder`) as a durable orchestration,
         named `name` or the workflow's own name (docs/workflows.md). Its agent executors become
         session entities (`{name}-{executor}`), its other executors activities, its sub-workflows
         child orchestrations; `request_timeout` fails an instance whose human-input request is not
-        answered in time (default: wait as long as it takes)."""
+        answered in time (default: wait as long as it takes). `enable_mcp_tool_trigger` (None: the
+        app's setting) also makes it an MCP tool, `mcptool-{name}` (`workflows/mcp_tool.py`)."""
         if request_timeout is not None and request_timeout <= timedelta(0):
             raise ValueError(f"request_timeout must be positive, got {request_timeout}")
         workflow = built(workflow, name or getattr(workflow, "name", None))
@@ -242,8 +245,20 @@ class AgentFunctionApp(df.DFApp):
         for registration in registrations:
             if self._resolve_any_workflow(registration.name) is not None:
                 raise ValueError(f"a workflow named {registration.name!r} is already registered")
+        mcp = (
+            self.enable_mcp_tool_trigger if enable_mcp_tool_trigger is None else bool(enable_mcp_tool_trigger)
+        )
+        if mcp and self._resolve(chosen) is not None and self._agents[self._resolve(chosen)].mcp_tool_enabled:
+            raise ValueError(
+                f"workflow {chosen!r} and the agent of that name would both be MCP tool {chosen!r}"
+            )
         for registration in registrations:
             self._register_workflow(registration)
+        if mcp:
+            register_workflow_tool(
+                self, chosen, workflow, self._streams, lambda: self._routes.polling.timeout
+            )
+            self._workflows[chosen].mcp_tool_enabled = True
         logger.info("registered workflow %s (%d executors)", chosen, len(workflow.executors))
 
     def _register_workflow(self, registration: RegisteredWorkflow) -> None:

@@ -34,6 +34,7 @@ class RegisteredWorkflow:
     agents: dict[str, str] = field(default_factory=dict)
     """executor id -> the scoped agent name of each agent executor."""
     top_level: bool = True
+    mcp_tool_enabled: bool = False
 
 
 def built(workflow: Any, name: str | None) -> Workflow:

@@ -3,6 +3,7 @@ request that times out, and a hand-written orchestrator reaching a workflow's ag
 
 import asyncio
 from collections.abc import Generator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -55,9 +56,27 @@ class Ask(Executor):
 
 
 ask = WorkflowBuilder(name="ask", start_executor=Ask(id="ask")).build()
+approve = WorkflowBuilder(name="approve", start_executor=Ask(id="ask")).build()
+
+
+@dataclass
+class Greeting:
+    name: str
+    times: int = 1
+
+
+class Greet(Executor):
+    @handler
+    async def greet(self, greeting: Greeting, ctx: WorkflowContext[None, str]) -> None:
+        await ctx.yield_output(" ".join([f"hello {greeting.name}"] * greeting.times))
+
+
+greet = WorkflowBuilder(name="greet", description="Greets someone.", start_executor=Greet(id="greet")).build()
 
 app = AgentFunctionApp(workflows=[boom, slow], http_auth_level=func.AuthLevel.ANONYMOUS)
 app.add_workflow(ask, request_timeout=timedelta(seconds=1))
+app.add_workflow(greet, enable_mcp_tool_trigger=True)
+app.add_workflow(approve, enable_mcp_tool_trigger=True)
 
 
 @app.orchestration_trigger(context_name="context")
