@@ -48,3 +48,16 @@ async def test_a_workflow_waiting_for_a_person_says_where_to_answer(function_hos
     path = text.split("POST ", 1)[1].split(" ", 1)[0]
     answered = host_client.post(path, json={"ok": True})
     assert answered.status_code == 200, answered.text
+
+
+async def test_a_client_asking_for_progress_gets_the_workflows_events(function_host):
+    lines: list[str] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        lines.append(message or "")
+
+    async with client(function_host) as mcp:
+        result = await mcp.call_tool("greet", {"name": "Bo"}, progress_callback=progress)
+    assert not result.is_error and result.content[0].text == "hello Bo"
+    assert lines[0] == "executor invoked: greet" and "executor completed: greet" in lines
+    assert lines[-1] == "workflow completed"
