@@ -278,6 +278,10 @@ class KeyedWorkers:
                 self._run(key), name=f"{self.label} {key}"
             )
 
+    def busy(self) -> bool:
+        """Whether a worker runs (a virtual clock moves only while none does)."""
+        return bool(self._workers)
+
     async def idle(self) -> None:
         """Wait until no worker runs (tests and shutdown)."""
         while self._workers:
