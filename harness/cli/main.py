@@ -31,12 +31,25 @@ from .base import (
 from .bench import BENCH
 from .chaos import CHAOS
 from .chat import CHAT, UP
+from .clock import CLOCK
 from .host import HOST
 from .instances import INSTANCE_COMMANDS
 from .options import running_url_for
 from .sessions import FORK, SESSIONS, SHOW
 
-COMMANDS: tuple[Command, ...] = (CHAT, UP, ASK, HOST, BENCH, CHAOS, SESSIONS, SHOW, FORK, *INSTANCE_COMMANDS)
+COMMANDS: tuple[Command, ...] = (
+    CHAT,
+    UP,
+    ASK,
+    HOST,
+    CLOCK,
+    BENCH,
+    CHAOS,
+    SESSIONS,
+    SHOW,
+    FORK,
+    *INSTANCE_COMMANDS,
+)
 """Every command, in the order `--help` lists them."""
 BY_NAME = {command.name: command for command in COMMANDS}
 

@@ -3,6 +3,8 @@ session TTLs that skip ahead, and a clock kept with its hub (`docs/virtual-time.
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,8 +13,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from harness.cli.main import main as cli_main
 from harness.host import LocalHost
-from harness.host.clock import ClockError, VirtualClock, parse_duration
+from harness.host.clock import VIRTUAL_TIME_ENV, ClockError, VirtualClock, parse_duration
 from harness.host.storage.hub_clock import ClockKindMismatch
 
 from .helpers import read_state
@@ -152,3 +155,39 @@ async def test_an_idle_session_expires_after_eight_advanced_days(azurite_connstr
         await host.wait_idle()
         async with http.get(session_url) as resp:
             assert resp.status == 404, await resp.text()
+
+
+async def test_a_sigkill_keeps_the_virtual_now_and_a_real_start_is_refused_in_one_line(
+    host_process, http, monkeypatch: pytest.MonkeyPatch
+):
+    start_host, procs = host_process
+    monkeypatch.setenv(VIRTUAL_TIME_ENV, "manual")  # as `--virtual-time manual` passes it
+    url = start_host(VT_APP)
+    async with http.post(f"{url}/admin/clock", json={"advance": "P3D"}) as resp:
+        assert resp.status == 200
+        moved = (await resp.json())["now"]
+    procs[-1].send_signal(signal.SIGKILL)
+    procs[-1].wait()
+    url = start_host(VT_APP)
+    async with http.get(f"{url}/admin/clock") as resp:
+        assert (await resp.json()) | {"next_due": None} == {"now": moved, "mode": "manual", "next_due": None}
+    procs[-1].terminate()
+    procs[-1].wait(10)
+    monkeypatch.delenv(VIRTUAL_TIME_ENV)
+    with pytest.raises(AssertionError, match=r"ERROR .*keeps virtual time .*--fresh"):
+        start_host(VT_APP)
+    assert procs[-1].wait(10) == 2
+
+
+async def test_the_clock_command_reads_and_moves_the_clock_in_one_line(azurite_connstr, hub, capsys):
+    clock = VirtualClock("manual", start=T0)
+    async with LocalHost(VT_APP, port=0, storage=azurite_connstr, hub_name=hub, clock=clock) as host:
+        assert await asyncio.to_thread(cli_main, ["clock", "--url", host.url]) == 0
+        assert capsys.readouterr().out.startswith("now 2030-01-01T10:00:00Z (virtual, manual; next timer")
+        assert await asyncio.to_thread(cli_main, ["clock", "advance", "PT2H", "--url", host.url]) == 0
+        assert capsys.readouterr().out.startswith("now 2030-01-01T12:00:00Z")
+        code = await asyncio.to_thread(cli_main, ["clock", "to", "2030-01-01T11:00:00Z", "--url", host.url])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "backwards" in err, err
+        assert await asyncio.to_thread(cli_main, ["clock", "advance", "2h", "--url", host.url]) == 2
+        assert "invalid ISO-8601 duration '2h'" in capsys.readouterr().err
