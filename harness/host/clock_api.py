@@ -20,6 +20,7 @@ from .clock import Clock, ClockError, VirtualClock, iso, parse_duration, parse_t
 from .responses import json_error, json_response
 
 CLOCK_PATH = "/admin/clock"
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class ClockApi:
@@ -77,9 +78,10 @@ class ClockApi:
 
 
 class RequestCount:
-    """HTTP requests in flight, as an aiohttp middleware. Not counted: the clock's own route, and
-    a Durable API start that waits for its instance's end (`?timeout=`), since what it waits for
-    may be a timer only a move of the clock fires."""
+    """HTTP requests in flight, as an aiohttp middleware. Not counted: the clock's own route, reads
+    of the Durable API (a status poll starts no work, and a client polling fast would otherwise
+    never leave the host idle), and a Durable API start that waits for its instance's end
+    (`?timeout=`), since what it waits for may be a timer only a move of the clock fires."""
 
     def __init__(self, durable_base: str) -> None:
         self.count = 0
@@ -88,7 +90,8 @@ class RequestCount:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         path = request.path
-        if path == CLOCK_PATH or (path.startswith(self._durable_base) and "timeout" in request.query):
+        durable = path.startswith(self._durable_base)
+        if path == CLOCK_PATH or (durable and (request.method in READS or "timeout" in request.query)):
             return await handler(request)
         self.count += 1
         try:
