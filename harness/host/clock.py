@@ -37,6 +37,7 @@ VIRTUAL_TIME_ENV = "DURABLEAGENT_VIRTUAL_TIME"
 """How a host process learns its time mode (`--virtual-time` sets it for the host it starts)."""
 AUTO_POLL = 0.002  # real seconds between looks at whether the host is idle, while a timer is due
 AUTO_POLL_IDLE = 0.02  # the same while no durable timer is armed (nothing to jump to)
+SAVE_RETRY = 1.0  # real seconds before an auto clock tries again a move whose save failed
 QUIET_LOOKS = 2  # consecutive idle looks before the clock moves (a hand-off between tasks is no idle)
 
 
@@ -278,8 +279,9 @@ class VirtualClock(Clock):
             quiet = 0
             try:
                 await self.advance_to(due)
-            except Exception:  # storage refused the save: the clock stays, the next look tries again
-                log.warning("virtual clock: could not move to %s", iso(due), exc_info=True)
+            except Exception:  # storage refused the save: the clock stays; tried again in a while
+                log.warning("virtual clock: could not move to %s; retrying", iso(due), exc_info=True)
+                await asyncio.sleep(SAVE_RETRY)
 
 
 def clock_for(mode: str | None) -> Clock:
