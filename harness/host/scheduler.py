@@ -41,9 +41,7 @@ class Scheduler:
             return
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        self._handles[key] = self.clock.call_at(
-            when, self._fire, key, callback, args, recurring=recurring
-        )
+        self._handles[key] = self.clock.call_at(when, self._fire, key, callback, args, recurring=recurring)
 
     def _fire(self, key: tuple[Hashable, ...], callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self._handles.pop(key, None)

@@ -555,13 +555,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("azure", "aiohttp.access", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:  # the environment's default is not checked by argparse's choices
+        clock = clock_for(args.virtual_time)
+    except ValueError as exc:
+        return _report_error("%s", exc, 2, f"{VIRTUAL_TIME_ENV}: {exc}")
     host = LocalHost(
         args.app_dir,
         port=args.port,
         host=args.host,
         storage=args.storage,
         enforce_keys=args.enforce_keys,
-        clock=clock_for(args.virtual_time),
+        clock=clock,
     )
     try:
         asyncio.run(_serve(host))

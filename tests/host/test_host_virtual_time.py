@@ -191,3 +191,12 @@ async def test_the_clock_command_reads_and_moves_the_clock_in_one_line(azurite_c
         assert code == 2 and err.count("\n") == 1 and "backwards" in err, err
         assert await asyncio.to_thread(cli_main, ["clock", "advance", "2h", "--url", host.url]) == 2
         assert "invalid ISO-8601 duration '2h'" in capsys.readouterr().err
+
+
+def test_virtual_time_with_func_or_an_unknown_mode_is_one_line(capsys):
+    assert cli_main(["up", "--virtual-time", "auto", "--host", "func"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--virtual-time needs the local host" in err
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["up", "--virtual-time", "sometimes"])
+    assert exited.value.code == 2 and "invalid choice: 'sometimes'" in capsys.readouterr().err
