@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from aiohttp import web
+from azure.core.exceptions import AzureError
 
 from .api import KeyPolicy
 from .clock import Clock, ClockError, VirtualClock, iso, parse_duration, parse_time
@@ -74,6 +75,11 @@ class ClockApi:
                 await self.clock.advance_to(parse_time(body["to"]))
         except ClockError as exc:
             return json_error(400, str(exc), **self.state())
+        except AzureError as exc:  # the new now could not be saved with the hub: the clock stayed
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            return json_error(
+                503, f"storage did not take the clock's new time ({reason}); it stays", **self.state()
+            )
         return json_response(self.state())
 
 
