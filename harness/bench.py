@@ -413,6 +413,122 @@ async def bench_streaming(turns: int) -> Figures:
     return figures
 
 
+MCP_APP_SOURCE = """\
+from agent_framework import Agent
+
+from durableagent import AgentFunctionApp
+from fakes import ScriptedChatClient
+
+agent = Agent(client=ScriptedChatClient(default="Sunny."), name="WeatherAgent")
+app = AgentFunctionApp(agents=[agent], enable_mcp_tool_trigger=True)
+"""
+
+
+async def bench_mcp(turns: int) -> Figures:
+    """One agent turn as an MCP `tools/call` (the agent's `mcptool-` function, one MCP session for all
+    calls, as an editor keeps one) against the same turn over `POST /run`, each in a new session, on
+    an in-process local host (and its own Azurite)."""
+    import tempfile
+
+    from .azurite import Azurite
+    from .host import LocalHost
+    from .mcp_client import McpTarget
+
+    with tempfile.TemporaryDirectory() as work:
+        app_dir = Path(work) / "app"
+        app_dir.mkdir()
+        (app_dir / "function_app.py").write_text(MCP_APP_SOURCE, encoding="utf-8")
+        (app_dir / "host.json").write_text('{"version": "2.0"}', encoding="utf-8")
+        azurite = Azurite(Path(work)).start()
+        try:
+            async with LocalHost(app_dir, port=0, storage=azurite.connection_string) as host:
+                async with (
+                    httpx.AsyncClient(base_url=host.url, timeout=60) as client,
+                    McpTarget(host.url).session() as mcp,
+                ):
+
+                    async def mcp_turn(message: str) -> None:
+                        result = await mcp.call_tool(AGENT, {"query": message, "sessionId": uuid.uuid4().hex})
+                        if result.is_error:
+                            raise RuntimeError(f"MCP turn failed: {result.content}")
+
+                    await _post_run(client, "warm up", uuid.uuid4().hex)
+                    await mcp_turn("warm up")
+                    http, over_mcp = [], []
+                    for i in range(turns):  # interleaved: both see the same load
+                        http.append(
+                            await _timed(lambda i=i: _post_run(client, f"hello {i}", uuid.uuid4().hex))
+                        )
+                        over_mcp.append(await _timed(lambda i=i: mcp_turn(f"hello {i}")))
+        finally:
+            azurite.stop()
+    figures = Figures("Agent turn as an MCP tool call (fake model, state in Azurite)")
+    h50, m50 = percentile(http, 50), percentile(over_mcp, 50)
+    figures.add("POST /run p50", h50, "ms")
+    figures.add("POST /run p95", percentile(http, 95), "ms")
+    figures.add("MCP tools/call p50", m50, "ms")
+    figures.add("MCP tools/call p95", percentile(over_mcp, 95), "ms")
+    figures.add("p50 ratio (MCP / POST /run)", _ratio(m50, h50), "", "<= 1.3x")
+    return figures
+
+
+# -- workflows: what hosting an agent-framework Workflow as an orchestration adds, against the same
+# steps written as a hand-made orchestrator (harness/benchapps/workflows), on one local host and its
+# own Azurite. Both start through the Durable instance API and are polled the same way, so the ratio
+# is the workflow engine's own cost (routing, the activity envelope, custom status).
+WORKFLOW_APP = Path(__file__).resolve().parent / "benchapps" / "workflows"
+
+
+async def _run_workflow_case(
+    client: httpx.AsyncClient, name: str, payload: Any, workflow: bool
+) -> dict[str, Any]:
+    status = await _run_orchestration(client, f"dafx-{name}" if workflow else name, payload)
+    if status["runtimeStatus"] != "Completed":
+        raise RuntimeError(f"{name} ended {status['runtimeStatus']}: {status.get('output')}")
+    return status
+
+
+async def bench_workflows(runs: int) -> Figures:
+    import tempfile
+
+    from .azurite import Azurite
+    from .host import LocalHost
+
+    figures = Figures(f"Workflows vs hand-made orchestrators (local host, {runs} runs each)")
+    with tempfile.TemporaryDirectory() as work:
+        azurite = Azurite(Path(work)).start()
+        try:
+            async with LocalHost(WORKFLOW_APP, port=0, storage=azurite.connection_string) as host:
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{host.port}", timeout=120) as client:
+                    cases = [
+                        ("5-executor sequential workflow", "chain5", "hand_chain5", {"input": "go"}, "go"),
+                        ("20-way fan-out/fan-in workflow", "fan20", "hand_fan20", {"input": 3}, 3),
+                    ]
+                    for title, workflow, hand, wf_input, hand_input in cases:
+                        await _run_workflow_case(client, workflow, wf_input, True)  # warm-up
+                        await _run_workflow_case(client, hand, hand_input, False)
+                        made: list[float] = []
+                        written: list[float] = []
+                        for _ in range(runs):  # interleaved, so load drifts hit both alike
+                            made.append(
+                                await _timed(
+                                    lambda w=workflow, i=wf_input: _run_workflow_case(client, w, i, True)
+                                )
+                            )
+                            written.append(
+                                await _timed(
+                                    lambda h=hand, i=hand_input: _run_workflow_case(client, h, i, False)
+                                )
+                            )
+                        wf50, hand50 = percentile(made, 50), percentile(written, 50)
+                        figures.add(f"{title}, start to Completed p50", wf50, "ms")
+                        figures.add("  same steps, hand-made orchestrator p50", hand50, "ms")
+                        figures.add("  workflow / hand-made", _ratio(wf50, hand50), goal="<= 1.5x")
+        finally:
+            azurite.stop()
+    return figures
+
+
 HITL_APP = DEFAULT_APP_DIR.parent / "human_in_the_loop"
 _TTL_APP = """
 from datetime import timedelta
@@ -646,6 +762,8 @@ def run(args: argparse.Namespace) -> int:
         results.append(asyncio.run(bench_orchestrations(stack.url, args.orchestration_runs, 100, 50, 10)))
     results.append(asyncio.run(bench_streaming(args.stream_turns)))
     results.append(asyncio.run(bench_virtual_time(args.virtual_time_runs)))
+    results.append(asyncio.run(bench_mcp(args.mcp_turns)))
+    results.append(asyncio.run(bench_workflows(args.orchestration_runs)))
     results.append(bench_start(args.app))
     if args.suite:
         results.append(bench_suite())

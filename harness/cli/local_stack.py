@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.client import DEFAULT_PORT, ClientError, SyncAgentClient, check_agent
+from harness.mcp_client import endpoint_url, serves_mcp
 from harness.processes import StartupError
 from harness.workspace import foreign_entries
 
@@ -249,6 +250,10 @@ def banner(
     if stack.host.virtual_time:
         table.add_row(
             "Clock", f"virtual ({stack.host.virtual_time}): {PROG} clock, {PROG} clock advance PT1H"
+        )
+    if serves_mcp(stack.url):
+        table.add_row(
+            "MCP", f"{endpoint_url(stack.url)} (Streamable HTTP), {endpoint_url(stack.url, sse=True)} (SSE)"
         )
     where = stack.workspace.where if stack.workspace else "--fresh: throw-away, removed at exit"
     table.add_row("Workspace", f"{stack.work_dir} ({where})")

@@ -34,6 +34,7 @@ from .chat import CHAT, UP
 from .clock import CLOCK
 from .host import HOST
 from .instances import INSTANCE_COMMANDS
+from .mcp import MCP
 from .options import running_url_for
 from .sessions import FORK, SESSIONS, SHOW
 
@@ -48,6 +49,7 @@ COMMANDS: tuple[Command, ...] = (
     SESSIONS,
     SHOW,
     FORK,
+    MCP,
     *INSTANCE_COMMANDS,
 )
 """Every command, in the order `--help` lists them."""

@@ -86,24 +86,30 @@ class ClockApi:
 class RequestCount:
     """HTTP requests in flight, as an aiohttp middleware. Not counted: the clock's own route, reads
     of the Durable API (a status poll starts no work, and a client polling fast would otherwise
-    never leave the host idle), and a Durable API start that waits for its instance's end
-    (`?timeout=`), since what it waits for may be a timer only a move of the clock fires."""
+    never leave the host idle), a Durable API start that waits for its instance's end
+    (`?timeout=`), since what it waits for may be a timer only a move of the clock fires, and GETs
+    under `streams` (an MCP client's event stream stays open as long as the client is connected)."""
 
-    def __init__(self, durable_base: str) -> None:
+    def __init__(self, durable_base: str, streams: tuple[str, ...] = ()) -> None:
         self.count = 0
         self._durable_base = durable_base
+        self._streams = streams
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        path = request.path
-        durable = path.startswith(self._durable_base)
-        if path == CLOCK_PATH or (durable and (request.method in READS or "timeout" in request.query)):
+        if not self._counts(request):
             return await handler(request)
         self.count += 1
         try:
             return await handler(request)
         finally:
             self.count -= 1
+
+    def _counts(self, request: web.Request) -> bool:
+        path, read = request.path, request.method in READS
+        if path == CLOCK_PATH or (read and path.startswith(self._streams)):
+            return False
+        return not (path.startswith(self._durable_base) and (read or "timeout" in request.query))
 
     def busy(self) -> bool:
         return self.count > 0

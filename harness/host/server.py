@@ -46,6 +46,7 @@ from .storage.hub_clock import HubClock
 from .storage.lease import HubLease, new_lease_id
 from .triggers.base import Trigger, TriggerServices
 from .triggers.http import MAX_HTTP_BODY, FunctionServer
+from .triggers.mcp import MCP_PATH, McpEndpoint
 from .triggers.outputs import OutputWriter
 from .triggers.registry import KINDS
 from .workers import DaemonThreadPool, format_timespan
@@ -109,6 +110,7 @@ class LocalHost:
         self.instances: InstanceStore | None = None
         self.engine: OrchestrationEngine | None = None
         self.triggers: list[Trigger] = []  # one per trigger kind the app uses (`triggers/registry.py`)
+        self.mcp: McpEndpoint | None = None  # the app's MCP trigger functions at /runtime/webhooks/mcp
         self.outputs: OutputWriter | None = None
         self._runner: web.AppRunner | None = None
         self._executor: DaemonThreadPool | None = None
@@ -237,7 +239,7 @@ class LocalHost:
             self.outputs,
             timeout,
         )
-        requests = RequestCount(BASE_PATH)
+        requests = RequestCount(BASE_PATH, (MCP_PATH,))
         app = web.Application(client_max_size=MAX_HTTP_BODY, middlewares=[json_errors, requests.middleware])
         app.router.add_get("/admin/host/status", self._status)
         ClockApi(self.clock, keys).add_routes(app)
@@ -268,6 +270,9 @@ class LocalHost:
             entity_api.add_routes(app, base, wrap)
             instance_api.add_routes(app, base, wrap)
             app.router.add_route("*", base + r"/{tail:[\s\S]*}", wrap(unsupported))
+        self.mcp = McpEndpoint.create(self.triggers, keys)
+        if self.mcp is not None:
+            self.mcp.add_routes(app)
         app.router.add_route("*", r"/{tail:[\s\S]*}", functions.handle)
         self._runner = JsonErrorRunner(
             app,
@@ -294,6 +299,8 @@ class LocalHost:
             trigger.start()
         if isinstance(self.clock, VirtualClock):
             self.clock.start()
+        if self.mcp is not None:
+            await self.mcp.start()
         self._banner(functions)
         return self
 
@@ -359,6 +366,8 @@ class LocalHost:
         if isinstance(self.clock, VirtualClock):
             await self.clock.stop()
             use_time_source(None)
+        if self.mcp is not None:
+            await self.mcp.stop()
         for trigger in self.triggers:
             await trigger.stop()
         if self.engine is not None:
@@ -433,6 +442,7 @@ class LocalHost:
             timeout = self.config.function_timeout
             lines.append(f"Function timeout: {'none' if timeout is None else format_timespan(timeout)}")
         lines.append(f"Durable API: {self.url}{BASE_PATH}/")
+        lines.extend(self.mcp.banner(self.url) if self.mcp is not None else [])
         if self.enforce_keys:
             lines.append(f"Function key (enforced): {self.function_key}")
         for line in lines:
