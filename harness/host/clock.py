@@ -161,7 +161,8 @@ class VirtualClock(Clock):
         if mode not in ("auto", "manual"):
             raise ValueError(f"virtual time mode must be auto or manual, not {mode!r}")
         self.mode = mode
-        self._now = aware(start) if start is not None else datetime.now(UTC)
+        # A new hub starts at the wall clock's second (whole seconds read better in `clock` and logs).
+        self._now = aware(start) if start is not None else datetime.now(UTC).replace(microsecond=0)
         self._alarms: list[_VirtualAlarm] = []
         self._seq = itertools.count()
         self.busy: Callable[[], bool] = lambda: False
