@@ -529,6 +529,104 @@ async def bench_workflows(runs: int) -> Figures:
     return figures
 
 
+HITL_APP = DEFAULT_APP_DIR.parent / "human_in_the_loop"
+_TTL_APP = """
+from datetime import timedelta
+
+from agent_framework import Agent
+
+from durableagent import AgentFunctionApp
+from fakes import ScriptedChatClient
+
+memo = Agent(client=ScriptedChatClient(default={"text": "noted"}), name="Memo", instructions="Take notes.")
+app = AgentFunctionApp(agents=[memo], session_ttl=timedelta(days=7))
+"""
+
+
+async def _until(check: Callable[[], Awaitable[bool]], limit: float = 60.0) -> None:
+    """Poll `check` every 5 ms (a status read: it does not hold off an auto clock) until it holds."""
+    deadline = time.perf_counter() + limit
+    while not await check():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the virtual-time benchmark did not finish within a minute")
+        await asyncio.sleep(0.005)
+
+
+async def bench_virtual_time(runs: int) -> Figures:
+    """Wall time of waits that virtual time skips, on an in-process local host in auto mode (its
+    own Azurite): the human-in-the-loop sample's 72-hour approval timeout, start to Completed, and a
+    7-day `session_ttl` expiry: one turn, then `POST /admin/clock {"advance": "P8D"}` until the
+    session is gone (auto mode jumps only to durable timers; the TTL sweep is a schedule)."""
+    import tempfile
+
+    from .azurite import Azurite
+    from .host import LocalHost
+    from .host.clock import VirtualClock
+
+    figures = Figures("Virtual time (auto mode, fake model, Azurite)")
+    with tempfile.TemporaryDirectory() as work:
+        azurite = Azurite(Path(work) / "azurite").start()
+        ttl_app = Path(work) / "ttl_app"
+        ttl_app.mkdir()
+        (ttl_app / "function_app.py").write_text(_TTL_APP)
+        (ttl_app / "host.json").write_text('{"version": "2.0"}')
+        os.environ["DURABLEAGENT_CHAT_SCRIPT"] = str(HITL_APP / "fake_model.json")
+        try:
+            storage = azurite.connection_string
+            async with LocalHost(HITL_APP, port=0, storage=storage, clock=VirtualClock("auto")) as host:
+                async with httpx.AsyncClient(base_url=host.url, timeout=60) as client:
+                    outcomes = [await _hitl_timeout(client, f"bench {i}") for i in range(runs)]
+            timeouts = [seconds * 1000 for seconds, _ in outcomes]
+            wrong = [output for _, output in outcomes if (output or {}).get("status") != "timed_out"]
+            p50 = percentile(timeouts, 50)
+            figures.add("72-hour approval timeout, start to end, p50", p50, "ms", "< 1 s")
+            figures.add("72-hour approval timeout, start to end, max", max(timeouts), "ms")
+            figures.add("of which not timed out", str(len(wrong)), goal="0")
+            del os.environ["DURABLEAGENT_CHAT_SCRIPT"]
+            async with LocalHost(ttl_app, port=0, storage=storage, clock=VirtualClock("auto")) as host:
+                async with httpx.AsyncClient(base_url=host.url, timeout=60) as client:
+                    expiries: list[float] = []
+                    for _ in range(runs):
+                        session = (await _post_run_to(client, "Memo", "remember milk"))["sessionId"]
+                        began = time.perf_counter()
+                        (await client.post("/admin/clock", json={"advance": "P8D"})).raise_for_status()
+
+                        async def gone(session: str = session) -> bool:
+                            return (await client.get(f"/api/agents/Memo/{session}")).status_code == 404
+
+                        await _until(gone)
+                        expiries.append((time.perf_counter() - began) * 1000)
+            figures.add(
+                "7-day session TTL: advance P8D to session gone, p50", percentile(expiries, 50), "ms", "< 1 s"
+            )
+            figures.add("7-day session TTL: advance P8D to session gone, max", max(expiries), "ms")
+        finally:
+            os.environ.pop("DURABLEAGENT_CHAT_SCRIPT", None)
+            azurite.stop()
+    return figures
+
+
+async def _hitl_timeout(client: httpx.AsyncClient, topic: str) -> tuple[float, Any]:
+    """Seconds from starting a review nobody answers to its end, and its output."""
+    began = time.perf_counter()
+    started = await client.post("/api/hitl/start", json={"topic": topic})
+    url = started.json()["statusQueryGetUri"]
+    last: dict[str, Any] = {}
+
+    async def finished() -> bool:
+        last.update((await client.get(url)).json())
+        return last.get("runtimeStatus") in ("Completed", "Failed", "Terminated")
+
+    await _until(finished)
+    return time.perf_counter() - began, last.get("output")
+
+
+async def _post_run_to(client: httpx.AsyncClient, agent: str, message: str) -> dict[str, Any]:
+    response = await client.post(f"/api/agents/{agent}/run", json={"message": message})
+    response.raise_for_status()
+    return response.json()
+
+
 def _ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}x" if denominator > 0 else "n/a"
 
@@ -663,6 +761,7 @@ def run(args: argparse.Namespace) -> int:
     with Stack(ORCHESTRATION_APP, host_mode="local", progress=True) as stack:
         results.append(asyncio.run(bench_orchestrations(stack.url, args.orchestration_runs, 100, 50, 10)))
     results.append(asyncio.run(bench_streaming(args.stream_turns)))
+    results.append(asyncio.run(bench_virtual_time(args.virtual_time_runs)))
     results.append(asyncio.run(bench_mcp(args.mcp_turns)))
     results.append(asyncio.run(bench_workflows(args.orchestration_runs)))
     results.append(bench_start(args.app))

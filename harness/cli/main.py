@@ -31,6 +31,7 @@ from .base import (
 from .bench import BENCH
 from .chaos import CHAOS
 from .chat import CHAT, UP
+from .clock import CLOCK
 from .host import HOST
 from .instances import INSTANCE_COMMANDS
 from .mcp import MCP
@@ -42,6 +43,7 @@ COMMANDS: tuple[Command, ...] = (
     UP,
     ASK,
     HOST,
+    CLOCK,
     BENCH,
     CHAOS,
     SESSIONS,
