@@ -14,6 +14,7 @@ from .session import AgentSessionId, entity_name_for
 from .state import SCHEMA_VERSION, AgentState
 from .streams import StreamStore, TableStreamStore
 from .turns import Polling
+from .workflows import WorkflowHitlContext
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -28,5 +29,6 @@ __all__ = [
     "RedisStreamStore",
     "StreamStore",
     "TableStreamStore",
+    "WorkflowHitlContext",
     "entity_name_for",
 ]

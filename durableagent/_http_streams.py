@@ -61,7 +61,7 @@ def to_response(result: func.HttpResponse | EventStream) -> Response:
     )
 
 
-def _streamed(handler: Callable[[func.HttpRequest, Any], Awaitable[func.HttpResponse | EventStream]]) -> Any:
+def streamed(handler: Callable[[func.HttpRequest, Any], Awaitable[func.HttpResponse | EventStream]]) -> Any:
     """A function in the extension's types around one route handler."""
 
     async def function(req: Request, client: Any) -> Response:
@@ -78,7 +78,7 @@ def register_streaming_routes(
 ) -> None:
     """The functions of `table` (`app.route_table`), as the classic registration has them."""
     for name, route, method, handler in table:
-        function = _streamed(handler)
+        function = streamed(handler)
         function.__name__ = name
         app.function_name(name)(
             app.route(route=route, methods=[method])(app.durable_client_input(client_name="client")(function))

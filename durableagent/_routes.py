@@ -7,12 +7,13 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import azure.functions as func
 from azure.core.exceptions import AzureError
 
+from . import clock
 from ._backend import (
     MIN_SIGNAL_SECONDS,
     BackendUnavailable,
@@ -295,7 +296,7 @@ class AgentRoutes:
         last turn, between turns, so a session used meanwhile is kept."""
         assert self.session_ttl is not None
         seconds = self.session_ttl.total_seconds()
-        now = datetime.now(UTC)
+        now = clock.utc_now()
         idle = [item for item in listed if idle_longer_than(item, seconds, now)]
         await asyncio.gather(
             *(

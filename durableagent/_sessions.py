@@ -21,11 +21,12 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 
+from . import clock
 from ._backend import DurableClient, read_state
 from ._run_request import RequestError
 from ._session_index import (
@@ -151,7 +152,7 @@ _background: set[asyncio.Task[None]] = set()
 async def reconcile(index: TableSessionIndex, lister: Lister, entity_name: str) -> int:
     """Give every session the Durable HTTP API lists and the index lacks a row (dated by its last
     operation: its next turn, or a listing, moves it to its last turn); returns how many."""
-    started = datetime.now(UTC)
+    started = clock.utc_now()
     have = await index.keys(entity_name)
     added = 0
     async for page in entity_pages(lister, entity_name):
@@ -202,7 +203,7 @@ async def indexed_page(
     if token is not None and not is_row_key(token):
         raise RequestError("invalid continuation token")
     name = entity_name_for(agent)
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     known = _reconciled.get(_mark(index, name))
     if known is None or (now - known).total_seconds() > RECONCILE_SECONDS:
         reconciled = await index.reconciled(name)

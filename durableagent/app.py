@@ -15,10 +15,11 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-from agent_framework import SupportsAgentRun
+from agent_framework import SupportsAgentRun, Workflow
 from azure.durable_functions.decorators.metadata import EntityTrigger
 
 from ._fork_route import fork as fork_session
+from ._mcp_tools import register_agent_tool
 from ._routes import AgentRoutes
 from ._run_request import EVENT_STREAM
 from ._sse import EventStream
@@ -31,6 +32,12 @@ from .scripting import ScriptSwap
 from .session import entity_name_for
 from .streams import DEFAULT_TTL, StreamStore
 from .turns import Polling, Turns
+from .workflows.mcp_tool import register_workflow_tool
+from .workflows.orchestrator import function_name as workflow_function_name
+from .workflows.orchestrator import orchestrator_for
+from .workflows.registry import RegisteredWorkflow, built, plan, workflow_name
+from .workflows.routes import WorkflowRoutes
+from .workflows.step import run_step
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +53,9 @@ class RegisteredAgent:
     callback: AgentResponseCallbackProtocol | None
     entity_name: str
     http_endpoint_enabled: bool = True
+    mcp_tool_enabled: bool = False
+    workflow: str | None = None
+    """The workflow whose agent executor this is (None: an agent of its own)."""
 
 
 def _function_name(agent_name: str) -> str:
@@ -89,6 +99,9 @@ class AgentFunctionApp(df.DFApp):
         stream_ttl: timedelta = DEFAULT_TTL,
         stream_store: StreamStore | None = None,
         http_streams: bool = False,
+        enable_mcp_tool_trigger: bool = False,
+        workflow: Workflow | None = None,
+        workflows: Iterable[Workflow] | Mapping[str, Workflow] | None = None,
     ) -> None:
         """`session_ttl`: sessions whose last turn is older than this are removed, by a timer
         trigger on `session_sweep_schedule` (NCRONTAB, default every 5 minutes), and between two
@@ -100,13 +113,20 @@ class AgentFunctionApp(df.DFApp):
         HTTP streams extension's types (`azurefunctions-extensions-http-fastapi`), so events reach
         the client as they are stored; the extension switches every HTTP function of the app to
         those types, so it is off by default, and without it the events arrive in one body when
-        the turn ends."""
+        the turn ends.
+
+        `enable_mcp_tool_trigger`: every agent is also an MCP tool, `mcptool-{agent}`
+        (`_mcp_tools.py`; per agent: `add_agent(..., enable_mcp_tool_trigger=...)`).
+
+        `workflow` / `workflows` (a list, or a mapping name -> workflow): agent-framework
+        workflows hosted as durable orchestrations, as `add_workflow` registers them."""
         if session_ttl is not None and session_ttl <= timedelta(0):
             raise ValueError(f"session_ttl must be positive, got {session_ttl}")
         super().__init__(http_auth_level=http_auth_level)
         self._agents: dict[str, RegisteredAgent] = {}
         self.default_callback = default_callback
         self.enable_http_endpoints = enable_http_endpoints
+        self.enable_mcp_tool_trigger = enable_mcp_tool_trigger
         self._script_swap = ScriptSwap.from_env()
         if stream_ttl <= timedelta(0):
             raise ValueError(f"stream_ttl must be positive, got {stream_ttl}")
@@ -121,11 +141,22 @@ class AgentFunctionApp(df.DFApp):
             self._streams,
             self._index,
         )
+        self._workflows: dict[str, RegisteredWorkflow] = {}
+        self._swapped: set[int] = set()
+        self._workflow_routes = WorkflowRoutes(self._resolve_workflow, self._streams)
         self._register_routes(enable_health_check)
         if session_ttl is not None:
             self._register_sweeper(session_sweep_schedule)
         for agent in agents or ():
             self.add_agent(agent)
+        if workflow is not None:
+            self.add_workflow(workflow)
+        if isinstance(workflows, Mapping):
+            for name, wf in workflows.items():
+                self.add_workflow(wf, name=name)
+        else:
+            for wf in workflows or ():
+                self.add_workflow(wf)
 
     @property
     def agents(self) -> Mapping[str, SupportsAgentRun]:
@@ -136,15 +167,32 @@ class AgentFunctionApp(df.DFApp):
         agent: SupportsAgentRun,
         callback: AgentResponseCallbackProtocol | None = None,
         enable_http_endpoint: bool | None = None,
+        enable_mcp_tool_trigger: bool | None = None,
     ) -> None:
         """Register `agent`: its session entity always, its HTTP routes unless `enable_http_endpoint`
         is False (None: the app's `enable_http_endpoints`). An agent only orchestrations call needs
-        no public route, and one without routes cannot be run or read over HTTP by accident."""
+        no public route, and one without routes cannot be run or read over HTTP by accident. Its
+        MCP tool when `enable_mcp_tool_trigger` is True (None: the app's setting)."""
         name = getattr(agent, "name", None)
         if not isinstance(name, str) or not name.strip():
             raise ValueError(
                 f"agent {agent!r} has no name; give it one, e.g. Agent(name='WeatherAgent', ...)"
             )
+        http = self.enable_http_endpoints if enable_http_endpoint is None else bool(enable_http_endpoint)
+        mcp = (
+            self.enable_mcp_tool_trigger if enable_mcp_tool_trigger is None else bool(enable_mcp_tool_trigger)
+        )
+        self._register_agent(agent, name, callback or self.default_callback, http, mcp)
+
+    def _register_agent(
+        self,
+        agent: SupportsAgentRun,
+        name: str,
+        callback: AgentResponseCallbackProtocol | None,
+        http: bool,
+        mcp: bool = False,
+        workflow: str | None = None,
+    ) -> None:
         if not _AGENT_NAME.match(name):
             raise ValueError(
                 f"agent name {name!r} is not usable in routes and entity ids; "
@@ -161,16 +209,86 @@ class AgentFunctionApp(df.DFApp):
                 f"agent name {name!r} and the registered {clash!r} both become function {function_name!r}; "
                 "rename one of them"
             )
-        self._script_swap.apply(agent)
-        http = self.enable_http_endpoints if enable_http_endpoint is None else bool(enable_http_endpoint)
-        registered = RegisteredAgent(
-            name, agent, callback or self.default_callback, entity_name_for(name), http
-        )
+        if id(agent) not in self._swapped:  # one agent may serve a workflow and its own routes
+            self._script_swap.apply(agent)
+            self._swapped.add(id(agent))
+        registered = RegisteredAgent(name, agent, callback, entity_name_for(name), http, mcp, workflow)
         entity = create_entity_function(agent, name, registered.callback, self._streams, self._index)
         entity.__name__ = function_name
         self.function_name(function_name)(self._entity_trigger(registered.entity_name, entity))
+        if mcp:
+            register_agent_tool(self, name, agent, lambda: self._routes.turns)
         self._agents[name] = registered
         logger.info("registered agent %s as entity %s", name, registered.entity_name)
+
+    def add_workflow(
+        self,
+        workflow: Workflow,
+        name: str | None = None,
+        *,
+        enable_http_endpoint: bool | None = None,
+        request_timeout: timedelta | None = None,
+        enable_mcp_tool_trigger: bool | None = None,
+    ) -> None:
+        """Host an agent-framework `Workflow` (or a `WorkflowBuilder`) as a durable orchestration,
+        named `name` or the workflow's own name (docs/workflows.md). Its agent executors become
+        session entities (`{name}-{executor}`), its other executors activities, its sub-workflows
+        child orchestrations; `request_timeout` fails an instance whose human-input request is not
+        answered in time (default: wait as long as it takes). `enable_mcp_tool_trigger` (None: the
+        app's setting) also makes it an MCP tool, `mcptool-{name}` (`workflows/mcp_tool.py`)."""
+        if request_timeout is not None and request_timeout <= timedelta(0):
+            raise ValueError(f"request_timeout must be positive, got {request_timeout}")
+        workflow = built(workflow, name or getattr(workflow, "name", None))
+        chosen = workflow_name(workflow, name)
+        http = self.enable_http_endpoints if enable_http_endpoint is None else bool(enable_http_endpoint)
+        registrations = plan(workflow, chosen, http, request_timeout)
+        for registration in registrations:
+            if self._resolve_any_workflow(registration.name) is not None:
+                raise ValueError(f"a workflow named {registration.name!r} is already registered")
+        mcp = (
+            self.enable_mcp_tool_trigger if enable_mcp_tool_trigger is None else bool(enable_mcp_tool_trigger)
+        )
+        if mcp and self._resolve(chosen) is not None and self._agents[self._resolve(chosen)].mcp_tool_enabled:
+            raise ValueError(
+                f"workflow {chosen!r} and the agent of that name would both be MCP tool {chosen!r}"
+            )
+        for registration in registrations:
+            self._register_workflow(registration)
+        if mcp:
+            register_workflow_tool(
+                self, chosen, workflow, self._streams, lambda: self._routes.polling.timeout
+            )
+            self._workflows[chosen].mcp_tool_enabled = True
+        logger.info("registered workflow %s (%d executors)", chosen, len(workflow.executors))
+
+    def _register_workflow(self, registration: RegisteredWorkflow) -> None:
+        name, workflow = registration.name, registration.workflow
+        for executor_id, agent_name in registration.agents.items():
+            agent = workflow.executors[executor_id]._agent  # type: ignore[attr-defined]
+            self._register_agent(
+                agent, agent_name, self.default_callback, registration.http_endpoint_enabled, workflow=name
+            )
+        for executor_id, executor in workflow.executors.items():
+            if executor_id in registration.agents or executor_id in registration.sub_names:
+                continue
+            self._register_step(workflow, name, executor)
+        orchestrator = orchestrator_for(workflow, name, registration.sub_names, registration.request_timeout)
+        orchestrator.__name__ = workflow_function_name(name).replace("-", "_")
+        self.function_name(workflow_function_name(name))(
+            self.orchestration_trigger(context_name="context")(orchestrator)
+        )
+        self._workflows[name] = registration
+        if registration.top_level and registration.http_endpoint_enabled:
+            self._register_workflow_routes(name)
+
+    def _register_step(self, workflow: Workflow, name: str, executor: Any) -> None:
+        async def step(payload: dict[str, Any]) -> dict[str, Any]:
+            return await run_step(workflow, executor, payload)
+
+        step.__name__ = workflow_function_name(name, executor.id).replace("-", "_")
+        self.function_name(workflow_function_name(name, executor.id))(
+            self.activity_trigger(input_name="payload")(step)
+        )
 
     @property
     def turns(self) -> Turns:
@@ -179,8 +297,31 @@ class AgentFunctionApp(df.DFApp):
         client: `await app.turns.run(client, Turn.new(agent, request))`."""
         return self._routes.turns
 
-    def get_agent(self, context: df.DurableOrchestrationContext, name: str) -> OrchestrationAgent:
-        """The agent `name` inside an orchestrator: `yield agent.run(...)` gives an `AgentResponse`."""
+    @property
+    def workflows(self) -> Mapping[str, Workflow]:
+        return MappingProxyType(
+            {name: reg.workflow for name, reg in self._workflows.items() if reg.top_level}
+        )
+
+    def get_agent(
+        self, context: df.DurableOrchestrationContext, name: str, workflow_name: str | None = None
+    ) -> OrchestrationAgent:
+        """The agent `name` inside an orchestrator: `yield agent.run(...)` gives an `AgentResponse`.
+        With `workflow_name`, the agent executor `name` of that workflow (its workflow-scoped
+        sessions)."""
+        if workflow_name is not None:
+            registration = self._resolve_any_workflow(workflow_name)
+            if registration is None:
+                raise ValueError(
+                    f"unknown workflow {workflow_name!r}; workflows: {', '.join(self._workflows) or 'none'}"
+                )
+            executor = next((e for e in registration.agents if e.lower() == str(name).lower()), None)
+            if executor is None:
+                raise ValueError(
+                    f"workflow {registration.name!r} has no agent executor {name!r}; "
+                    f"agent executors: {', '.join(registration.agents) or 'none'}"
+                )
+            name = registration.agents[executor]
         return get_agent(context, name, self._resolve, list(self._agents))
 
     # -- internals ------------------------------------------------------
@@ -198,9 +339,49 @@ class AgentFunctionApp(df.DFApp):
             return None
         return resolved
 
+    def _resolve_any_workflow(self, name: str) -> RegisteredWorkflow | None:
+        lowered = name.lower()
+        return next((r for n, r in self._workflows.items() if n.lower() == lowered), None)
+
+    def _resolve_workflow(self, name: str) -> tuple[str, Workflow] | None:
+        """The routes' lookup (a registered name in any case)."""
+        found = self._resolve_any_workflow(name)
+        if found is None or not found.top_level or not found.http_endpoint_enabled:
+            return None
+        return found.name, found.workflow
+
+    def _register_workflow_routes(self, name: str) -> None:
+        """Microsoft's three functions per workflow (`dafx-{name}-start|status|respond`)."""
+        routes = self._workflow_routes
+        table = [
+            ("start", f"workflow/{name}/run", "POST", routes.run),
+            ("status", f"workflow/{name}/status/{{instance_id}}", "GET", routes.status),
+            ("respond", f"workflow/{name}/respond/{{instance_id}}/{{request_id}}", "POST", routes.respond),
+        ]
+        for suffix, route, method, handler in table:
+            fname = f"{workflow_function_name(name)}-{suffix}"
+            bound = partial(handler, workflow=name)
+            if self.http_streams:  # events reach the client as they happen (see __init__)
+                from ._http_streams import streamed
+
+                function = streamed(bound)
+                function.__name__ = fname.replace("-", "_")
+            else:
+                function = _classic(fname.replace("-", "_"), bound)
+            self.function_name(fname)(
+                self.route(route=route, methods=[method])(
+                    self.durable_client_input(client_name="client")(function)
+                )
+            )
+
     def _agents_info(self) -> list[dict[str, Any]]:
         return [
-            {"name": r.name, "type": agent_type_of(r.agent), "http_endpoint_enabled": r.http_endpoint_enabled}
+            {
+                "name": r.name,
+                "type": agent_type_of(r.agent),
+                "http_endpoint_enabled": r.http_endpoint_enabled,
+                "mcp_tool_enabled": r.mcp_tool_enabled,
+            }
             for r in self._agents.values()
         ]
 

@@ -15,7 +15,7 @@ from typing import Any
 import azure.durable_functions as df
 from agent_framework import Agent, AgentResponse, FunctionTool, Message, SupportsAgentRun
 
-from . import fork
+from . import clock, fork
 from ._run_request import RequestError, RunRequest, validate_run_request
 from ._session_index import activity_of
 from ._storage import LazyIndex, LazyStore
@@ -290,7 +290,7 @@ def is_idle(state: AgentState, raw_input: object) -> bool:
         return False  # cannot tell: keep it
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - stamp).total_seconds() > seconds
+    return (clock.utc_now() - stamp).total_seconds() > seconds
 
 
 INDEX_WRITE_SECONDS = 5.0
@@ -378,7 +378,7 @@ def create_entity_function(
                 _update_index(index, entity_name, context.entity_key, before, None, removed=True)
         else:
             # A reset session has no history left to date it: it is as new as the reset.
-            after = activity_of(state) or (datetime.now(UTC) if operation == "reset" else None)
+            after = activity_of(state) or (clock.utc_now() if operation == "reset" else None)
             if after is not None and after != before:
                 _update_index(index, entity_name, context.entity_key, before, after)
             context.set_state(state.to_dict())

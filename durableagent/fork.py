@@ -22,13 +22,12 @@ outbox on the context.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
 
+from . import clock
 from .session import validate_key
 from .state import AgentState, HistoryChunk
 
@@ -71,7 +70,7 @@ def signal(context: df.DurableEntityContext, key: str, operation: str, value: An
             "name": operation,
             # Encoded as the Python durable client encodes a signal's input, which the SDK decodes.
             "input": json.dumps(json.dumps(value)),
-            "requestTime": int(time.time() * 1000),
+            "requestTime": int(clock.utc_now().timestamp() * 1000),
         }
     )
 
@@ -135,7 +134,7 @@ def seed(state: AgentState, raw_input: object) -> dict[str, Any]:
             "session_id": str(raw_input.get("source")),
             "turn": raw_input.get("turn"),
             "fork_id": fork_id,
-            "forked_at": datetime.now(UTC).isoformat(),
+            "forked_at": clock.utc_now().isoformat(),
         }
         state.seed(entries, origin)
     except ForkError as exc:

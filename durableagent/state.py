@@ -8,10 +8,11 @@ import uuid
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from agent_framework import AgentResponse, Message
+
+from . import clock
 
 SCHEMA_VERSION = 2
 AGENT_MESSAGE_KIND = "agent_message"
@@ -26,7 +27,7 @@ MAX_FORK_FAILURES = 8
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat()
+    return clock.utc_now().isoformat()
 
 
 def _jsonable(value: Any) -> Any:

@@ -36,11 +36,12 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from agent_framework import AgentResponseUpdate
 
+from . import clock
 from ._tables import LoopTable
 
 logger = logging.getLogger(__name__)
@@ -257,7 +258,7 @@ class TableStreamStore:
 
     async def append(self, stream: StreamId, events: list[StreamEvent]) -> None:
         client = await self._client()
-        expires = datetime.now(UTC) + self.ttl
+        expires = clock.utc_now() + self.ttl
         rows = [
             {
                 "PartitionKey": stream.partition,
@@ -277,7 +278,7 @@ class TableStreamStore:
     async def read(self, stream: StreamId, after: str | None) -> list[StreamEvent]:
         client = await self._client()
         query = "PartitionKey eq @pk and RowKey gt @after"
-        now = datetime.now(UTC)
+        now = clock.utc_now()
         events: list[StreamEvent] = []
         async for row in client.query_entities(
             query, parameters={"pk": stream.partition, "after": after or ""}
@@ -297,7 +298,7 @@ class TableStreamStore:
     async def sweep(self) -> int:
         """Delete expired rows; returns how many."""
         client = await self._client()
-        now = datetime.now(UTC)
+        now = clock.utc_now()
         removed = 0
         by_partition: dict[str, list[str]] = {}
         async for row in client.query_entities(

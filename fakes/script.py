@@ -11,10 +11,13 @@ a step or rule is and ignored)::
                         request?: {...}, conversation_id?: id,
                         chunk_delay?: seconds between streamed chunks}
     tool_calls = [{name, arguments: {...}, call_id?}]
-    rule  = {when: {user?: regex, after_tool?: bool, tool?: name, offered?: name} | callable,
+    rule  = {when: {user?: regex, after_tool?: bool, tool?: name, offered?: name,
+                    instructions?: regex} | callable,
              then: step}
 
-Steps are consumed one per request; then the first matching rule answers; then ``default``.
+``instructions`` matches the agent's instructions (how one script tells apart agents that get the
+same input, such as the branches of a workflow's fan-out). Steps are consumed one per request;
+then the first matching rule answers; then ``default``.
 A step with ``request`` (written by ``fakes.recorder`` when a live run is recorded) is strict: it
 answers only that request (see ``fakes.replay``), and ``conversation_id`` is the id the live model
 gave its response, which tells the framework's tool loop to send only the new messages next.
@@ -63,7 +66,7 @@ STEP_KEYS = frozenset(
 TOOL_CALL_KEYS = frozenset({"name", "arguments", "call_id"})
 USAGE_KEYS = frozenset({"input_tokens", "output_tokens", "total_tokens"})
 RULE_KEYS = frozenset({"when", "then", "comment"})
-WHEN_KEYS = frozenset({"user", "after_tool", "tool", "offered"})
+WHEN_KEYS = frozenset({"user", "after_tool", "tool", "offered", "instructions"})
 TOP_KEYS = frozenset({"steps", "rules", "default", "comment"})
 BASE_VARIABLES = frozenset({"user", "tool_result"})
 DEFAULT_ERROR_TYPE: type[Exception] = af_exceptions.ChatClientException
@@ -136,9 +139,14 @@ class Condition:
     after_tool: bool | None = None
     tool: str | None = None
     offered: str | None = None
+    instructions: re.Pattern[str] | None = None
 
     def match(self, request: RecordedRequest) -> dict[str, str] | None:
         """Template variables (named regex groups) when the request matches, else None."""
+        if self.instructions is not None and not self.instructions.search(
+            str(request.options.get("instructions") or "")
+        ):
+            return None
         if self.after_tool is not None and request.after_tool != self.after_tool:
             return None
         if self.tool is not None and not (request.after_tool and request.tool_name == self.tool):
@@ -317,15 +325,20 @@ def to_rule(value: Any, *, where: str = "rule") -> Rule:
     return Rule(when=when, then=to_step(value["then"], where=f"{where}.then", variables=variables))
 
 
+def _regex(data: Mapping[str, Any], key: str, where: str) -> re.Pattern[str] | None:
+    """The case-insensitive regex under `key` of a condition, if given."""
+    if key not in data:
+        return None
+    regex = _typed(data[key], str, f"{where}.{key}", "a regex string")
+    try:
+        return re.compile(regex, re.IGNORECASE)
+    except re.error as exc:
+        raise ScriptError(f"{where}.{key}: bad regex {regex!r}: {exc}") from exc
+
+
 def _condition(data: Mapping[str, Any], where: str) -> Condition:
     _check_keys(data, WHEN_KEYS, where, "condition")
-    pattern = None
-    if "user" in data:
-        regex = _typed(data["user"], str, f"{where}.user", "a regex string")
-        try:
-            pattern = re.compile(regex, re.IGNORECASE)
-        except re.error as exc:
-            raise ScriptError(f"{where}.user: bad regex {regex!r}: {exc}") from exc
+    pattern = _regex(data, "user", where)
     after_tool = (
         _typed(data["after_tool"], bool, f"{where}.after_tool", "true or false")
         if "after_tool" in data
@@ -333,11 +346,14 @@ def _condition(data: Mapping[str, Any], where: str) -> Condition:
     )
     tool = _typed(data["tool"], str, f"{where}.tool", "a tool name") if "tool" in data else None
     offered = _typed(data["offered"], str, f"{where}.offered", "a tool name") if "offered" in data else None
+    instructions = _regex(data, "instructions", where)
     if tool is not None and after_tool is False:
         raise ScriptError(
             f"{where}: 'tool' means the request ends with that tool's result; it contradicts after_tool=false"
         )
-    return Condition(user=pattern, after_tool=after_tool, tool=tool, offered=offered)
+    return Condition(
+        user=pattern, after_tool=after_tool, tool=tool, offered=offered, instructions=instructions
+    )
 
 
 def _step_from_mapping(data: Mapping[str, Any], where: str) -> Step:

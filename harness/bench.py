@@ -413,6 +413,220 @@ async def bench_streaming(turns: int) -> Figures:
     return figures
 
 
+MCP_APP_SOURCE = """\
+from agent_framework import Agent
+
+from durableagent import AgentFunctionApp
+from fakes import ScriptedChatClient
+
+agent = Agent(client=ScriptedChatClient(default="Sunny."), name="WeatherAgent")
+app = AgentFunctionApp(agents=[agent], enable_mcp_tool_trigger=True)
+"""
+
+
+async def bench_mcp(turns: int) -> Figures:
+    """One agent turn as an MCP `tools/call` (the agent's `mcptool-` function, one MCP session for all
+    calls, as an editor keeps one) against the same turn over `POST /run`, each in a new session, on
+    an in-process local host (and its own Azurite)."""
+    import tempfile
+
+    from .azurite import Azurite
+    from .host import LocalHost
+    from .mcp_client import McpTarget
+
+    with tempfile.TemporaryDirectory() as work:
+        app_dir = Path(work) / "app"
+        app_dir.mkdir()
+        (app_dir / "function_app.py").write_text(MCP_APP_SOURCE, encoding="utf-8")
+        (app_dir / "host.json").write_text('{"version": "2.0"}', encoding="utf-8")
+        azurite = Azurite(Path(work)).start()
+        try:
+            async with LocalHost(app_dir, port=0, storage=azurite.connection_string) as host:
+                async with (
+                    httpx.AsyncClient(base_url=host.url, timeout=60) as client,
+                    McpTarget(host.url).session() as mcp,
+                ):
+
+                    async def mcp_turn(message: str) -> None:
+                        result = await mcp.call_tool(AGENT, {"query": message, "sessionId": uuid.uuid4().hex})
+                        if result.is_error:
+                            raise RuntimeError(f"MCP turn failed: {result.content}")
+
+                    await _post_run(client, "warm up", uuid.uuid4().hex)
+                    await mcp_turn("warm up")
+                    http, over_mcp = [], []
+                    for i in range(turns):  # interleaved: both see the same load
+                        http.append(
+                            await _timed(lambda i=i: _post_run(client, f"hello {i}", uuid.uuid4().hex))
+                        )
+                        over_mcp.append(await _timed(lambda i=i: mcp_turn(f"hello {i}")))
+        finally:
+            azurite.stop()
+    figures = Figures("Agent turn as an MCP tool call (fake model, state in Azurite)")
+    h50, m50 = percentile(http, 50), percentile(over_mcp, 50)
+    figures.add("POST /run p50", h50, "ms")
+    figures.add("POST /run p95", percentile(http, 95), "ms")
+    figures.add("MCP tools/call p50", m50, "ms")
+    figures.add("MCP tools/call p95", percentile(over_mcp, 95), "ms")
+    figures.add("p50 ratio (MCP / POST /run)", _ratio(m50, h50), "", "<= 1.3x")
+    return figures
+
+
+# -- workflows: what hosting an agent-framework Workflow as an orchestration adds, against the same
+# steps written as a hand-made orchestrator (harness/benchapps/workflows), on one local host and its
+# own Azurite. Both start through the Durable instance API and are polled the same way, so the ratio
+# is the workflow engine's own cost (routing, the activity envelope, custom status).
+WORKFLOW_APP = Path(__file__).resolve().parent / "benchapps" / "workflows"
+
+
+async def _run_workflow_case(
+    client: httpx.AsyncClient, name: str, payload: Any, workflow: bool
+) -> dict[str, Any]:
+    status = await _run_orchestration(client, f"dafx-{name}" if workflow else name, payload)
+    if status["runtimeStatus"] != "Completed":
+        raise RuntimeError(f"{name} ended {status['runtimeStatus']}: {status.get('output')}")
+    return status
+
+
+async def bench_workflows(runs: int) -> Figures:
+    import tempfile
+
+    from .azurite import Azurite
+    from .host import LocalHost
+
+    figures = Figures(f"Workflows vs hand-made orchestrators (local host, {runs} runs each)")
+    with tempfile.TemporaryDirectory() as work:
+        azurite = Azurite(Path(work)).start()
+        try:
+            async with LocalHost(WORKFLOW_APP, port=0, storage=azurite.connection_string) as host:
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{host.port}", timeout=120) as client:
+                    cases = [
+                        ("5-executor sequential workflow", "chain5", "hand_chain5", {"input": "go"}, "go"),
+                        ("20-way fan-out/fan-in workflow", "fan20", "hand_fan20", {"input": 3}, 3),
+                    ]
+                    for title, workflow, hand, wf_input, hand_input in cases:
+                        await _run_workflow_case(client, workflow, wf_input, True)  # warm-up
+                        await _run_workflow_case(client, hand, hand_input, False)
+                        made: list[float] = []
+                        written: list[float] = []
+                        for _ in range(runs):  # interleaved, so load drifts hit both alike
+                            made.append(
+                                await _timed(
+                                    lambda w=workflow, i=wf_input: _run_workflow_case(client, w, i, True)
+                                )
+                            )
+                            written.append(
+                                await _timed(
+                                    lambda h=hand, i=hand_input: _run_workflow_case(client, h, i, False)
+                                )
+                            )
+                        wf50, hand50 = percentile(made, 50), percentile(written, 50)
+                        figures.add(f"{title}, start to Completed p50", wf50, "ms")
+                        figures.add("  same steps, hand-made orchestrator p50", hand50, "ms")
+                        figures.add("  workflow / hand-made", _ratio(wf50, hand50), goal="<= 1.5x")
+        finally:
+            azurite.stop()
+    return figures
+
+
+HITL_APP = DEFAULT_APP_DIR.parent / "human_in_the_loop"
+_TTL_APP = """
+from datetime import timedelta
+
+from agent_framework import Agent
+
+from durableagent import AgentFunctionApp
+from fakes import ScriptedChatClient
+
+memo = Agent(client=ScriptedChatClient(default={"text": "noted"}), name="Memo", instructions="Take notes.")
+app = AgentFunctionApp(agents=[memo], session_ttl=timedelta(days=7))
+"""
+
+
+async def _until(check: Callable[[], Awaitable[bool]], limit: float = 60.0) -> None:
+    """Poll `check` every 5 ms (a status read: it does not hold off an auto clock) until it holds."""
+    deadline = time.perf_counter() + limit
+    while not await check():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the virtual-time benchmark did not finish within a minute")
+        await asyncio.sleep(0.005)
+
+
+async def bench_virtual_time(runs: int) -> Figures:
+    """Wall time of waits that virtual time skips, on an in-process local host in auto mode (its
+    own Azurite): the human-in-the-loop sample's 72-hour approval timeout, start to Completed, and a
+    7-day `session_ttl` expiry: one turn, then `POST /admin/clock {"advance": "P8D"}` until the
+    session is gone (auto mode jumps only to durable timers; the TTL sweep is a schedule)."""
+    import tempfile
+
+    from .azurite import Azurite
+    from .host import LocalHost
+    from .host.clock import VirtualClock
+
+    figures = Figures("Virtual time (auto mode, fake model, Azurite)")
+    with tempfile.TemporaryDirectory() as work:
+        azurite = Azurite(Path(work) / "azurite").start()
+        ttl_app = Path(work) / "ttl_app"
+        ttl_app.mkdir()
+        (ttl_app / "function_app.py").write_text(_TTL_APP)
+        (ttl_app / "host.json").write_text('{"version": "2.0"}')
+        os.environ["DURABLEAGENT_CHAT_SCRIPT"] = str(HITL_APP / "fake_model.json")
+        try:
+            storage = azurite.connection_string
+            async with LocalHost(HITL_APP, port=0, storage=storage, clock=VirtualClock("auto")) as host:
+                async with httpx.AsyncClient(base_url=host.url, timeout=60) as client:
+                    outcomes = [await _hitl_timeout(client, f"bench {i}") for i in range(runs)]
+            timeouts = [seconds * 1000 for seconds, _ in outcomes]
+            wrong = [output for _, output in outcomes if (output or {}).get("status") != "timed_out"]
+            p50 = percentile(timeouts, 50)
+            figures.add("72-hour approval timeout, start to end, p50", p50, "ms", "< 1 s")
+            figures.add("72-hour approval timeout, start to end, max", max(timeouts), "ms")
+            figures.add("of which not timed out", str(len(wrong)), goal="0")
+            del os.environ["DURABLEAGENT_CHAT_SCRIPT"]
+            async with LocalHost(ttl_app, port=0, storage=storage, clock=VirtualClock("auto")) as host:
+                async with httpx.AsyncClient(base_url=host.url, timeout=60) as client:
+                    expiries: list[float] = []
+                    for _ in range(runs):
+                        session = (await _post_run_to(client, "Memo", "remember milk"))["sessionId"]
+                        began = time.perf_counter()
+                        (await client.post("/admin/clock", json={"advance": "P8D"})).raise_for_status()
+
+                        async def gone(session: str = session) -> bool:
+                            return (await client.get(f"/api/agents/Memo/{session}")).status_code == 404
+
+                        await _until(gone)
+                        expiries.append((time.perf_counter() - began) * 1000)
+            figures.add(
+                "7-day session TTL: advance P8D to session gone, p50", percentile(expiries, 50), "ms", "< 1 s"
+            )
+            figures.add("7-day session TTL: advance P8D to session gone, max", max(expiries), "ms")
+        finally:
+            os.environ.pop("DURABLEAGENT_CHAT_SCRIPT", None)
+            azurite.stop()
+    return figures
+
+
+async def _hitl_timeout(client: httpx.AsyncClient, topic: str) -> tuple[float, Any]:
+    """Seconds from starting a review nobody answers to its end, and its output."""
+    began = time.perf_counter()
+    started = await client.post("/api/hitl/start", json={"topic": topic})
+    url = started.json()["statusQueryGetUri"]
+    last: dict[str, Any] = {}
+
+    async def finished() -> bool:
+        last.update((await client.get(url)).json())
+        return last.get("runtimeStatus") in ("Completed", "Failed", "Terminated")
+
+    await _until(finished)
+    return time.perf_counter() - began, last.get("output")
+
+
+async def _post_run_to(client: httpx.AsyncClient, agent: str, message: str) -> dict[str, Any]:
+    response = await client.post(f"/api/agents/{agent}/run", json={"message": message})
+    response.raise_for_status()
+    return response.json()
+
+
 def _ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}x" if denominator > 0 else "n/a"
 
@@ -547,6 +761,9 @@ def run(args: argparse.Namespace) -> int:
     with Stack(ORCHESTRATION_APP, host_mode="local", progress=True) as stack:
         results.append(asyncio.run(bench_orchestrations(stack.url, args.orchestration_runs, 100, 50, 10)))
     results.append(asyncio.run(bench_streaming(args.stream_turns)))
+    results.append(asyncio.run(bench_virtual_time(args.virtual_time_runs)))
+    results.append(asyncio.run(bench_mcp(args.mcp_turns)))
+    results.append(asyncio.run(bench_workflows(args.orchestration_runs)))
     results.append(bench_start(args.app))
     if args.suite:
         results.append(bench_suite())

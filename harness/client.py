@@ -351,6 +351,23 @@ class _Requests:
         deleted = body.get("instancesDeleted") if isinstance(body, dict) else None
         return deleted if isinstance(deleted, int) else 1
 
+    def _clock_result(self, response: httpx.Response) -> dict[str, Any]:
+        """`/admin/clock`: a 404 means a host without one (func, Azure: real time only)."""
+        if response.status_code == 404:
+            raise ClientError(
+                f"{self.base_url} has no /admin/clock: only the harness's local host has a clock to "
+                "read or move (func and Azure run on real time)",
+                status=404,
+            )
+        raise_for(response)
+        return json_body(response)
+
+    @staticmethod
+    def _clock_body(advance: str | None, to: str | None) -> dict[str, str]:
+        if (advance is None) == (to is None):
+            raise ValueError("move the clock by `advance` or `to`, one of them")
+        return {"advance": advance} if advance is not None else {"to": str(to)}
+
 
 class AgentClient(_Requests):
     """Async client; creates its `httpx.AsyncClient` on first use so it binds to the running loop."""
@@ -391,6 +408,16 @@ class AgentClient(_Requests):
     async def health(self) -> dict[str, Any]:
         """`GET /api/health`: the app's agents."""
         return self._health_result(await self._send("GET", "/api/health"))
+
+    async def clock(self) -> dict[str, Any]:
+        """`GET /admin/clock`: `{now, mode, next_due}` of the local host's clock."""
+        return self._clock_result(await self._send("GET", "/admin/clock"))
+
+    async def move_clock(self, advance: str | None = None, to: str | None = None) -> dict[str, Any]:
+        """Move a virtual clock by an ISO-8601 duration (`advance="PT72H"`) or `to` a time; answers once
+        what came due has run (no client timeout: a long advance runs every timer on the way)."""
+        body = self._clock_body(advance, to)
+        return self._clock_result(await self._send("POST", "/admin/clock", json=body, timeout=None))
 
     async def agents(self) -> list[str]:
         """Names of the agents the app hosts."""
@@ -520,6 +547,16 @@ class SyncAgentClient(_Requests):
     def health(self) -> dict[str, Any]:
         """`GET /api/health`: the app's agents."""
         return self._health_result(self._send("GET", "/api/health"))
+
+    def clock(self) -> dict[str, Any]:
+        """`GET /admin/clock`: `{now, mode, next_due}` of the local host's clock."""
+        return self._clock_result(self._send("GET", "/admin/clock"))
+
+    def move_clock(self, advance: str | None = None, to: str | None = None) -> dict[str, Any]:
+        """Move a virtual clock by an ISO-8601 duration (`advance="PT72H"`) or `to` a time; answers once
+        what came due has run (no client timeout: a long advance runs every timer on the way)."""
+        body = self._clock_body(advance, to)
+        return self._clock_result(self._send("POST", "/admin/clock", json=body, timeout=None))
 
     def agents(self) -> list[str]:
         """Names of the agents the app hosts."""

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import pytest
 
 from harness.stack import HOST_MODES
+from harness.testing.clock import ClockControl
 from harness.testing.hosts import HostPool
 from harness.testing.keys import key_stem, unique_key
 from harness.testing.orchestrations import Orchestrations
@@ -89,6 +90,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "fake_script(file, require_all_used=False): the fake model replays FILE (e.g. one recorded with "
         "--live --record), in the session host and in the fake_script fixture; require_all_used fails "
         "the test when a step of it was never used",
+    )
+    config.addinivalue_line(
+        "markers",
+        "virtual_time(mode): the module's function_host runs on a virtual clock, 'auto' (jumps to the "
+        "next timer whenever the host is idle) or 'manual' (moved by the virtual_clock fixture); a host "
+        "of its own, started once per session and mode (see docs/virtual-time.md)",
     )
 
 
@@ -320,18 +327,78 @@ def _durableagent_hosts(
         pool.close()
 
 
+VIRTUAL_TIME_MODES = ("auto", "manual")
+
+
+def _virtual_time_mode(marker: pytest.Mark, where: str) -> str:
+    if len(marker.args) != 1 or marker.kwargs or marker.args[0] not in VIRTUAL_TIME_MODES:
+        pytest.fail(
+            f"{where}: @pytest.mark.virtual_time takes one mode, 'auto' or 'manual'; got "
+            f"{marker.args!r}{' ' + repr(marker.kwargs) if marker.kwargs else ''}",
+            pytrace=False,
+        )
+    return str(marker.args[0])
+
+
+@pytest.fixture(scope="module")
+def function_host_virtual_time(request: pytest.FixtureRequest) -> str | None:
+    """The module's clock: the mode of its ``virtual_time`` marker (``pytestmark``), else None (real
+    time). Override this fixture (returning ``"auto"`` or ``"manual"``) to choose it in a conftest."""
+    marker = request.node.get_closest_marker("virtual_time")
+    return None if marker is None else _virtual_time_mode(marker, request.node.nodeid)
+
+
 @pytest.fixture(scope="module")
 def function_host(
     _durableagent_hosts: _HostPool,
     function_host_app_dir: Path,
     function_host_mode: str,
     function_host_env: dict[str, str],
+    function_host_virtual_time: str | None,
 ) -> FunctionHost:
     """The Functions host for the app (started once per session), on Azurite, with the scripted fake model.
 
     ``function_host.url`` is its base URL; ``function_host.restart(kill=True)`` simulates a crash.
+    With virtual time (``function_host_virtual_time``) it is a local host of its own, on a task hub
+    of its own, started once per session and mode.
     """
-    return _durableagent_hosts.get(function_host_app_dir, function_host_mode, function_host_env)  # type: ignore[arg-type]
+    return _durableagent_hosts.get(
+        function_host_app_dir,
+        function_host_mode,  # type: ignore[arg-type]
+        function_host_env,
+        virtual_time=function_host_virtual_time,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _durableagent_virtual_time_marker(request: pytest.FixtureRequest) -> None:
+    """A ``virtual_time`` marker on one test (not its module) cannot change the module's shared host:
+    said at once instead of running the test on a clock it did not ask for."""
+    own = request.node.get_closest_marker("virtual_time")
+    if own is None or "function_host" not in request.fixturenames:
+        return
+    module = request.node.getparent(pytest.Module)
+    module_marker = module.get_closest_marker("virtual_time") if module is not None else None
+    wanted = _virtual_time_mode(own, request.node.nodeid)
+    if module_marker is None or _virtual_time_mode(module_marker, module.nodeid) != wanted:
+        actual = request.getfixturevalue("function_host_virtual_time") or "real"
+        if actual != wanted:
+            pytest.fail(
+                f"{request.node.nodeid}: @pytest.mark.virtual_time({wanted!r}) must mark the module "
+                f"(pytestmark = pytest.mark.virtual_time({wanted!r})): its function_host is shared and "
+                f"runs on {actual} time",
+                pytrace=False,
+            )
+
+
+@pytest.fixture
+def virtual_clock(function_host: FunctionHost) -> Iterator[ClockControl]:
+    """The host's clock: ``advance("PT72H")``, ``to("2030-01-01T00:00:00Z")``, ``sleep(timedelta)``,
+    ``now()``, ``state()`` (moves need a ``virtual_time`` module)."""
+    from harness.client import SyncAgentClient
+
+    with SyncAgentClient(function_host.url) as client:
+        yield ClockControl(client)
 
 
 @pytest.fixture

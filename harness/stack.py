@@ -100,13 +100,18 @@ class FunctionHost(ManagedService):
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
         host: str = "127.0.0.1",
+        virtual_time: str | None = None,
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
         if not self.app_dir.is_dir():
             raise StartupError(f"app folder {self.app_dir} does not exist")
         self.storage = storage
         self.requested_mode: HostMode = mode
-        self.mode: Literal["func", "local"] = resolve_host_mode(mode)
+        # Virtual time (`auto`/`manual`, None: real) is the local host's: `func` runs on the wall clock.
+        self.virtual_time = virtual_time
+        if virtual_time is not None and mode == "func":
+            raise StartupError("virtual time needs the local host (host mode local): func runs on real time")
+        self.mode: Literal["func", "local"] = "local" if virtual_time else resolve_host_mode(mode)
         self.port = port
         self._port_requested = port is not None
         self.preferred_port = preferred_port
@@ -163,6 +168,8 @@ class FunctionHost(ManagedService):
         args = [sys.executable, "-m", "harness.host", str(self.app_dir), "--port", str(self.port)]
         if self.storage:
             args += ["--storage", self.storage]
+        if self.virtual_time:
+            args += ["--virtual-time", self.virtual_time]
         return args
 
     def start(self, timeout: float = 120.0) -> Self:
@@ -348,6 +355,8 @@ class Stack(StartStop):
     record). By default that is a new temporary folder, removed on a clean stop or SIGTERM, so tests,
     benchmarks and ``--fresh`` keep their data apart and leave nothing behind; ``work_dir`` names a
     folder that is kept; ``workspace`` is one kept across runs and locked while this stack uses it.
+    ``virtual_time`` (``auto`` or ``manual``) runs the local host on a virtual clock
+    (``docs/virtual-time.md``); None is real time.
     """
 
     def __init__(
@@ -366,6 +375,7 @@ class Stack(StartStop):
         env: Mapping[str, str] | None = None,
         on_progress: Callable[[str], None] | None = None,
         progress: bool | None = None,
+        virtual_time: str | None = None,
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
         self.host_mode = host_mode
@@ -411,6 +421,7 @@ class Stack(StartStop):
             task_hub=task_hub,
             env=env,
             log_path=logs / "host.log",
+            virtual_time=virtual_time,
         )
         self._status: object | None = None
 

@@ -21,6 +21,10 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--orchestration-runs", type=int, default=100, help="one-activity runs timed")
     parser.add_argument("--floor-writes", type=int, default=200, help="Azurite writes timed for the floor")
     parser.add_argument("--stream-turns", type=int, default=50, help="turns for the streaming figures")
+    parser.add_argument(
+        "--virtual-time-runs", type=int, default=5, help="72-hour timeouts and 7-day TTL expiries timed"
+    )
+    parser.add_argument("--mcp-turns", type=int, default=50, help="turns for the MCP tool call figures")
     parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
 

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.client import DEFAULT_PORT, ClientError, SyncAgentClient, check_agent
+from harness.mcp_client import endpoint_url, serves_mcp
 from harness.processes import StartupError
 from harness.workspace import foreign_entries
 
@@ -36,6 +37,8 @@ def check_stack_args(args: argparse.Namespace) -> None:
     """Validate --app/--script/--live before starting anything."""
     if args.live and args.script is not None:
         raise UsageError("--script and --live exclude each other (live uses the app's real model)")
+    if getattr(args, "virtual_time", None) and args.host_mode == "func":
+        raise UsageError("--virtual-time needs the local host (--host local): func runs on real time")
     check_record(args)
     if args.script is not None:
         if not args.script.is_file():
@@ -131,6 +134,7 @@ def shaping_options(args: argparse.Namespace) -> list[str]:
             ("--port", args.port is not None),
             ("--data", args.data),
             ("--fresh", args.fresh),
+            ("--virtual-time", getattr(args, "virtual_time", None)),
         )
         if value
     ]
@@ -204,6 +208,7 @@ def make_stack(args: argparse.Namespace) -> Stack:
             # `ask` takes any port, leaving 7071 to them.
             preferred_port=DEFAULT_PORT if args.port is None and args.command in ("up", "chat") else None,
             workspace=workspace,
+            virtual_time=getattr(args, "virtual_time", None),
         )
     except (StartupError, ValueError) as exc:
         raise StartupFailed(str(exc)) from None
@@ -242,6 +247,14 @@ def banner(
         for agent in agents:
             table.add_row("", f"{stack.url}/api/agents/{agent}/run")
     table.add_row("Durable API", f"{stack.url}/runtime/webhooks/durabletask/")
+    if stack.host.virtual_time:
+        table.add_row(
+            "Clock", f"virtual ({stack.host.virtual_time}): {PROG} clock, {PROG} clock advance PT1H"
+        )
+    if serves_mcp(stack.url):
+        table.add_row(
+            "MCP", f"{endpoint_url(stack.url)} (Streamable HTTP), {endpoint_url(stack.url, sse=True)} (SSE)"
+        )
     where = stack.workspace.where if stack.workspace else "--fresh: throw-away, removed at exit"
     table.add_row("Workspace", f"{stack.work_dir} ({where})")
     table.add_row("Azurite data", str(stack.azurite.data_dir))

@@ -31,8 +31,10 @@ from .base import (
 from .bench import BENCH
 from .chaos import CHAOS
 from .chat import CHAT, UP
+from .clock import CLOCK
 from .host import HOST
 from .instances import INSTANCE_COMMANDS
+from .mcp import MCP
 from .options import running_url_for
 from .replay import REPLAY_CHECK
 from .rewind import REWIND_TO
@@ -44,11 +46,13 @@ COMMANDS: tuple[Command, ...] = (
     UP,
     ASK,
     HOST,
+    CLOCK,
     BENCH,
     CHAOS,
     SESSIONS,
     SHOW,
     FORK,
+    MCP,
     *INSTANCE_COMMANDS,
     REPLAY_CHECK,
     EXPORT,

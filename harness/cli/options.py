@@ -19,8 +19,13 @@ from harness.workspace import WORKSPACE_DIR, running_url
 
 from .base import UsageError
 
+VIRTUAL_TIME_MODES = ("auto", "manual")
+"""`--virtual-time` (the host's own `harness/host/clock.py` knows them too; not imported here: the
+host's package loads the Functions SDK, which commands that only parse their options never need)."""
+
 __all__ = [
     "HOST_MODES",
+    "VIRTUAL_TIME_MODES",
     "default_app",
     "positive_int",
     "remote_options",
@@ -32,7 +37,8 @@ __all__ = [
 
 
 def stack_options(sub: argparse.ArgumentParser) -> None:
-    """--app, --data/--fresh, --host, --script, --live, --record, --port: what a local stack runs."""
+    """--app, --data/--fresh, --host, --script, --live, --record, --port, --virtual-time: what a local
+    stack runs."""
     sub.add_argument(
         "--app",
         type=Path,
@@ -72,6 +78,13 @@ def stack_options(sub: argparse.ArgumentParser) -> None:
         default=None,
         help=f"host port (default for up and chat: {DEFAULT_PORT} as with func, or a free port when "
         "it is taken; for ask: a free port)",
+    )
+    sub.add_argument(
+        "--virtual-time",
+        choices=VIRTUAL_TIME_MODES,
+        default=None,
+        help="run the local host on a virtual clock: auto (jumps to the next timer whenever the host is "
+        "idle) or manual (moved by `clock advance`); default: real time",
     )
 
 

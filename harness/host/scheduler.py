@@ -33,13 +33,15 @@ class Scheduler:
         key: tuple[Hashable, ...],
         callback: Callable[..., Coroutine[Any, Any, Any]],
         *args: Any,
+        recurring: bool = False,
     ) -> None:
-        """Run `callback(*args)` at `when` (UTC; at once when past)."""
+        """Run `callback(*args)` at `when` (UTC; at once when past). `recurring`: a schedule's next
+        occurrence, which a virtual clock fires on its way but never jumps to by itself."""
         if self._closed or key in self._handles:
             return
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        self._handles[key] = self.clock.call_at(when, self._fire, key, callback, args)
+        self._handles[key] = self.clock.call_at(when, self._fire, key, callback, args, recurring=recurring)
 
     def _fire(self, key: tuple[Hashable, ...], callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self._handles.pop(key, None)
@@ -62,6 +64,10 @@ class Scheduler:
         """Drop every timer whose key starts with `prefix` (an instance or an execution ended)."""
         for key in [k for k in self._handles if k[: len(prefix)] == prefix]:
             self.cancel(key)
+
+    def running(self) -> bool:
+        """Whether a callback (a fired timer's work) is still running (virtual time waits for it)."""
+        return bool(self._tasks)
 
     def pending(self) -> int:
         """How many timers are armed."""

@@ -25,11 +25,13 @@ from urllib.parse import quote
 from aiohttp import web
 from azure.core.exceptions import AzureError
 
+from durableagent.clock import use_time_source
 from durableagent.scripting import LOCAL_HOST_ENV
 from harness.processes import port_argument
 
 from .api import BASE_PATH, ApiGuard, KeyPolicy, unsupported
-from .clock import Clock
+from .clock import TIME_MODES, VIRTUAL_TIME_ENV, Clock, VirtualClock, clock_for
+from .clock_api import ClockApi, RequestCount
 from .entities.api import EntityApi
 from .entities.dispatcher import EntityDispatcher
 from .entities.store import EntityStore, StorageUnavailable
@@ -40,9 +42,11 @@ from .orchestrations.engine import EngineSettings, OrchestrationEngine
 from .orchestrations.store import InstanceStore
 from .responses import PARSER_LIMIT, JsonErrorRunner, json_errors, json_response
 from .settings import KEY_ENV, HostConfig, apply_local_settings, export_storage
+from .storage.hub_clock import HubClock
 from .storage.lease import HubLease, new_lease_id
 from .triggers.base import Trigger, TriggerServices
 from .triggers.http import MAX_HTTP_BODY, FunctionServer
+from .triggers.mcp import MCP_PATH, McpEndpoint
 from .triggers.outputs import OutputWriter
 from .triggers.registry import KINDS
 from .workers import DaemonThreadPool, format_timespan
@@ -106,6 +110,7 @@ class LocalHost:
         self.instances: InstanceStore | None = None
         self.engine: OrchestrationEngine | None = None
         self.triggers: list[Trigger] = []  # one per trigger kind the app uses (`triggers/registry.py`)
+        self.mcp: McpEndpoint | None = None  # the app's MCP trigger functions at /runtime/webhooks/mcp
         self.outputs: OutputWriter | None = None
         self._runner: web.AppRunner | None = None
         self._executor: DaemonThreadPool | None = None
@@ -113,6 +118,7 @@ class LocalHost:
         self._rpc_secret = secrets.token_hex(16)
         self._resume_task: asyncio.Task[None] | None = None
         self.lease: HubLease | None = None
+        self._hub_clock: HubClock | None = None
         self._started = 0.0
 
     @property
@@ -233,8 +239,10 @@ class LocalHost:
             self.outputs,
             timeout,
         )
-        app = web.Application(client_max_size=MAX_HTTP_BODY, middlewares=[json_errors])
+        requests = RequestCount(BASE_PATH, (MCP_PATH,))
+        app = web.Application(client_max_size=MAX_HTTP_BODY, middlewares=[json_errors, requests.middleware])
         app.router.add_get("/admin/host/status", self._status)
+        ClockApi(self.clock, keys).add_routes(app)
         services = TriggerServices(
             self._executor,
             self.client_binding,
@@ -262,6 +270,9 @@ class LocalHost:
             entity_api.add_routes(app, base, wrap)
             instance_api.add_routes(app, base, wrap)
             app.router.add_route("*", base + r"/{tail:[\s\S]*}", wrap(unsupported))
+        self.mcp = McpEndpoint.create(self.triggers, keys)
+        if self.mcp is not None:
+            self.mcp.add_routes(app)
         app.router.add_route("*", r"/{tail:[\s\S]*}", functions.handle)
         self._runner = JsonErrorRunner(
             app,
@@ -278,6 +289,7 @@ class LocalHost:
         # The hub is ours before anything is served (a second host refuses to start here).
         self.lease = HubLease(storage, config.hub_name, new_lease_id(), self.url, self._lease_changed)
         await self.lease.acquire()
+        await self._bind_clock(storage, config.hub_name, requests)
         guard.gate = self.dispatcher.gate = self.engine.gate = self.lease.problem
         self.store.gate = self.instances.gate = self.lease.problem
         await site.start()
@@ -285,8 +297,25 @@ class LocalHost:
         self._resume_task = asyncio.get_running_loop().create_task(self._resume())
         for trigger in self.triggers:
             trigger.start()
+        if isinstance(self.clock, VirtualClock):
+            self.clock.start()
+        if self.mcp is not None:
+            await self.mcp.start()
         self._banner(functions)
         return self
+
+    async def _bind_clock(self, storage: str, hub: str, requests: RequestCount) -> None:
+        """The hub's kind of time checked (a virtual hub refuses a real host and the other way round)
+        and a virtual clock set where the hub's stood, told what counts as busy, and lent to the
+        app's library (its stamps and TTL checks then agree with the host's)."""
+        self._hub_clock = HubClock(storage, hub)
+        await self._hub_clock.bind(self.clock)
+        if isinstance(self.clock, VirtualClock):
+            dispatcher, engine = self.dispatcher, self.engine
+            assert dispatcher is not None and engine is not None
+            self.clock.busy = lambda: dispatcher.busy() or engine.busy()
+            self.clock.requests_busy = requests.busy
+            use_time_source(self.clock.now)
 
     async def _resume(self) -> None:
         """Restart workers for signals and instances an earlier run left; retried while storage is down."""
@@ -334,6 +363,11 @@ class LocalHost:
         if self._resume_task is not None:
             self._resume_task.cancel()
             await asyncio.gather(self._resume_task, return_exceptions=True)
+        if isinstance(self.clock, VirtualClock):
+            await self.clock.stop()
+            use_time_source(None)
+        if self.mcp is not None:
+            await self.mcp.stop()
         for trigger in self.triggers:
             await trigger.stop()
         if self.engine is not None:
@@ -349,6 +383,9 @@ class LocalHost:
             await self.instances.close()
         if self.outputs is not None:
             await self.outputs.close()
+        if self._hub_clock is not None:
+            await self._hub_clock.close()
+            self._hub_clock = None
         if self.lease is not None:
             await self.lease.release()
             self.lease = None
@@ -405,6 +442,7 @@ class LocalHost:
             timeout = self.config.function_timeout
             lines.append(f"Function timeout: {'none' if timeout is None else format_timespan(timeout)}")
         lines.append(f"Durable API: {self.url}{BASE_PATH}/")
+        lines.extend(self.mcp.banner(self.url) if self.mcp is not None else [])
         if self.enforce_keys:
             lines.append(f"Function key (enforced): {self.function_key}")
         for line in lines:
@@ -461,6 +499,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--storage", default=None, help="storage connection string (default AzureWebJobsStorage)"
+    )
+    parser.add_argument(
+        "--virtual-time",
+        choices=TIME_MODES,
+        default=os.environ.get(VIRTUAL_TIME_ENV) or "real",
+        help=f"the clock of timers, retries, schedules and TTLs: real (default), auto (jumps to the next "
+        f"timer whenever the host is idle) or manual (moved by POST /admin/clock); env {VIRTUAL_TIME_ENV}",
     )
     parser.add_argument("--verbose", "-v", action="store_true")
     return parser
@@ -520,8 +565,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("azure", "aiohttp.access", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:  # the environment's default is not checked by argparse's choices
+        clock = clock_for(args.virtual_time)
+    except ValueError as exc:
+        return _report_error("%s", exc, 2, f"{VIRTUAL_TIME_ENV}: {exc}")
     host = LocalHost(
-        args.app_dir, port=args.port, host=args.host, storage=args.storage, enforce_keys=args.enforce_keys
+        args.app_dir,
+        port=args.port,
+        host=args.host,
+        storage=args.storage,
+        enforce_keys=args.enforce_keys,
+        clock=clock,
     )
     try:
         asyncio.run(_serve(host))

@@ -56,7 +56,8 @@ async def within(timeout: float | None, work: Awaitable[T], function: str) -> T:
 
     On expiry, or when the caller is cancelled, `work` is cancelled and not waited for: a function
     that ignores cancellation must not hold its caller too. Cancelling a sync function's executor
-    future makes a `DaemonThreadPool` stop counting its thread.
+    future makes a `DaemonThreadPool` stop counting its thread. Real seconds, never the host's
+    `Clock` (functionTimeout bounds a real process's work, also under virtual time).
     """
     task = asyncio.ensure_future(work)
     try:
@@ -277,6 +278,10 @@ class KeyedWorkers:
             self._workers[key] = asyncio.get_running_loop().create_task(
                 self._run(key), name=f"{self.label} {key}"
             )
+
+    def busy(self) -> bool:
+        """Whether a worker runs (a virtual clock moves only while none does)."""
+        return bool(self._workers)
 
     async def idle(self) -> None:
         """Wait until no worker runs (tests and shutdown)."""

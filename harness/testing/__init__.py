@@ -6,12 +6,14 @@
 - `ChatScript` (`script.py`): the fake model's script file and the requests the fake recorded.
 - `Orchestrations`, `OrchestrationRun`, `OrchestrationTimeout` (`orchestrations.py`): start, wait,
   raise events, read output and history through the Durable HTTP API.
+- `ClockControl` (`clock.py`): the host's clock; moves a virtual one (`advance`, `to`, `sleep`).
 - `HostPool` (`hosts.py`): one host per app, started once, on one storage and one script.
 - `unique_key` (`keys.py`): readable keys that never collide between tests.
 
 Nothing here imports pytest; `harness/pytest_plugin.py` wraps these pieces in fixtures and markers.
 """
 
+from harness.testing.clock import ClockControl
 from harness.testing.environment import AppEnvironment
 from harness.testing.hosts import HostPool
 from harness.testing.keys import key_stem, unique_key
@@ -27,6 +29,7 @@ __all__ = [
     "DEFAULT_ORCHESTRATION_TIMEOUT",
     "AppEnvironment",
     "ChatScript",
+    "ClockControl",
     "HostPool",
     "OrchestrationRun",
     "OrchestrationTimeout",

@@ -4,9 +4,11 @@ and the orchestration helper, as a context manager that needs no test framework.
 In the spirit of Temporal's `WorkflowEnvironment`: a test (pytest, unittest, a notebook, a script)
 writes `with AppEnvironment(app) as env:` (or `async with`), talks to `env.client`, steers the model
 with `env.script.set([...])`, reads `env.script.requests()`, and drives orchestrations with
-`env.orchestrations.run(...)`. Leaving the block stops the host and Azurite and removes their folder
-(kept, with the logs, when the block raised). `AppEnvironment.from_url(url)` gives the same client and
-orchestration helper for an app already running (`func`, a deployed app), without a script to steer.
+`env.orchestrations.run(...)`; with `virtual_time="auto"` or `"manual"` the host's clock skips
+ahead and `env.sleep("PT72H")` moves it (`docs/virtual-time.md`). Leaving the block stops the host
+and Azurite and removes their folder (kept, with the logs, when the block raised).
+`AppEnvironment.from_url(url)` gives the same client and orchestration helper for an app already
+running (`func`, a deployed app), without a script to steer.
 
 The pytest plugin (`harness/pytest_plugin.py`) is built on the same pieces (`HostPool`, `ChatScript`,
 `Orchestrations`); it shares one Azurite and one host per app across a whole test session instead.
@@ -18,6 +20,7 @@ import asyncio
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Self
 from harness.azurite import Azurite
 from harness.stack import DEFAULT_APP_DIR, FunctionHost, HostMode, default_script_path
 
+from .clock import ClockControl
 from .hosts import HostPool
 from .orchestrations import DEFAULT_ORCHESTRATION_TIMEOUT, Orchestrations
 from .script import ChatScript, load_script, write_script
@@ -41,8 +45,9 @@ class AppEnvironment:
     `mode`: `local` (the harness's own host, the default: no Core Tools needed), `func` or `auto`.
     `script`: the fake model's script to start from, as data (a dict, or a list of steps) or a file
     (default: the app's `fake_model.json`, else the weather script). `env`: app settings for the host.
+    `virtual_time`: `auto` or `manual` runs the local host on a virtual clock (None: real time).
     Attributes once started: `url`, `client` (`SyncAgentClient`), `script` (`ChatScript`),
-    `orchestrations` (`Orchestrations`), `host`, `azurite`, `work_dir` (data and logs).
+    `orchestrations` (`Orchestrations`), `clock` (`ClockControl`), `host`, `azurite`, `work_dir`.
     """
 
     def __init__(
@@ -53,9 +58,11 @@ class AppEnvironment:
         script: Mapping[str, Any] | Sequence[Any] | Path | str | None = None,
         env: Mapping[str, str] | None = None,
         orchestration_timeout: float = DEFAULT_ORCHESTRATION_TIMEOUT,
+        virtual_time: str | None = None,
     ) -> None:
         self.app_dir = Path(app_dir or DEFAULT_APP_DIR).resolve()
         self.mode: HostMode = mode
+        self.virtual_time = virtual_time
         self._initial_script = script
         self._env = dict(env or {})
         self._orchestration_timeout = orchestration_timeout
@@ -103,6 +110,21 @@ class AppEnvironment:
         """Start orchestrations and wait on them (`start`, `run`, `get`)."""
         return self._started(self._orchestrations)
 
+    @property
+    def clock(self) -> ClockControl:
+        """The host's clock: `now()`, `state()`, `advance(...)`, `to(...)`, `sleep(...)`."""
+        return ClockControl(self.client)
+
+    def sleep(self, duration: str | timedelta | float) -> None:
+        """Let `duration` pass (`"PT72H"`, a `timedelta`, seconds): with virtual time the clock moves
+        there at once, firing every timer due on the way at its own time, and this returns when the
+        work they started has settled; on real time it really waits."""
+        self.clock.sleep(duration)
+
+    async def asleep(self, duration: str | timedelta | float) -> None:
+        """`sleep` for an `async with` block (the blocking call runs in a thread)."""
+        await asyncio.to_thread(self.sleep, duration)
+
     def _started(self, value: Any) -> Any:
         if value is None:
             raise RuntimeError("the environment is not started: use `with AppEnvironment(...) as env:`")
@@ -135,7 +157,7 @@ class AppEnvironment:
         write_script(script_path, default)
         self.azurite = Azurite(self.work_dir / "azurite-data", log_path=logs / "azurite.log").start()
         self._pool = HostPool(self.azurite.connection_string, script_path, record_path, logs)
-        self.host = self._pool.get(self.app_dir, self.mode, self._env)
+        self.host = self._pool.get(self.app_dir, self.mode, self._env, virtual_time=self.virtual_time)
         self._script = ChatScript(script_path, record_path, default)
 
     def _script_data(self) -> dict[str, Any]:

@@ -35,16 +35,22 @@ class HostPool:
         self.failures: dict[tuple[Any, ...], BaseException] = {}
 
     def get(
-        self, app_dir: Path, mode: HostMode = "auto", env: Mapping[str, str] | None = None
+        self,
+        app_dir: Path,
+        mode: HostMode = "auto",
+        env: Mapping[str, str] | None = None,
+        virtual_time: str | None = None,
     ) -> FunctionHost:
-        """The running host of `app_dir` (started now if it is the first ask)."""
+        """The running host of `app_dir` (started now if it is the first ask). `virtual_time` (`auto`,
+        `manual`) makes a host of its own, on the local host, with a task hub of its own (a hub keeps
+        one kind of time, and the real-time host of the same app holds the app's hub)."""
         env = dict(env or {})
-        key = (Path(app_dir).resolve(), mode, tuple(sorted(env.items())))
+        key = (Path(app_dir).resolve(), mode, tuple(sorted(env.items())), virtual_time)
         if key in self.hosts:
             return self.hosts[key][0]
         if key in self.failures:  # fail fast instead of waiting for the same broken start-up again
             raise self.failures[key]
-        name = f"durableagent-host-{key[0].name}"
+        name = f"durableagent-host-{key[0].name}" + (f"-{virtual_time}-time" if virtual_time else "")
         if name in {taken for _, taken in self.hosts.values()}:
             name = f"{name}-{len(self.hosts) + 1}"
         host = FunctionHost(
@@ -55,6 +61,8 @@ class HostPool:
             chat_record=self.record,
             env=env,
             log_path=self.log_path(name),
+            virtual_time=virtual_time,
+            task_hub=f"VirtualTime{virtual_time.title()}{len(self.hosts)}" if virtual_time else None,
         )
         self.starting(name, host)
         try:

@@ -79,6 +79,10 @@ class ChatScreen(Screen[None]):
         return [*rest[:after], *moved, *rest[after:]]
 
 
+CLOCK_STEPS = (("PT1H", "1 hour"), ("P1D", "1 day"), ("P7D", "7 days"))
+"""The palette's moves of a virtual clock (any other: `python -m harness clock advance DURATION`)."""
+
+
 class ChatApp(App[None]):
     """Chat TUI over an `AgentClient`; works with the local host, `func` or a deployed app."""
 
@@ -155,6 +159,10 @@ class ChatApp(App[None]):
         self._instances_shown: list[tuple[Any, ...]] | None = None
         self.closing = False  # set by exit(): a worker finishing after it has nothing left to show
         self._chat_shown: tuple[str, str, int] | None = None  # (agent, session, messages) in the chat
+        # The host's virtual clock as the header shows it ("2030-01-01T10:00:00Z (manual)"); None on
+        # real time, where `_clock_real` stops asking (func and Azure have no clock route).
+        self.virtual_now: str | None = None
+        self._clock_real = False
         self.set_reactive(ChatApp.agent, agent)
 
     def exit(self, result: None = None, return_code: int = 0, message: Any = None) -> None:
@@ -205,7 +213,8 @@ class ChatApp(App[None]):
         await self.client.aclose()
 
     def _subtitle(self) -> str:
-        return f"{self.agent} @ {self.client.base_url}" if self.show_volatile else self.agent
+        title = f"{self.agent} @ {self.client.base_url}" if self.show_volatile else self.agent
+        return f"{title} · virtual time {self.virtual_now}" if self.virtual_now else title
 
     def watch_agent(self) -> None:
         self.sub_title = self._subtitle()
@@ -218,10 +227,33 @@ class ChatApp(App[None]):
     @work(exclusive=True, group="load")
     async def refresh_all(self) -> None:
         """Reload agents, sessions and the current session from the app."""
+        await self._load_clock()
         await self._load_agents()
         await self._load_sessions()
         await self._load_session()
         await self._load_instances()
+
+    async def _load_clock(self) -> None:
+        """The virtual clock for the header (once real time is seen, never asked again)."""
+        if self._clock_real:
+            return
+        try:
+            state = await self.client.clock()
+        except ClientError:
+            state = {"mode": "real"}
+        self._clock_real = state.get("mode") not in ("auto", "manual")
+        self.virtual_now = None if self._clock_real else f"{state.get('now')} ({state.get('mode')})"
+        self.sub_title = self._subtitle()
+
+    @work(exclusive=True, group="clock")
+    async def advance_clock(self, duration: str) -> None:
+        """Move the virtual clock (palette), then show what it changed."""
+        try:
+            await self.client.move_clock(advance=duration)
+        except ClientError as exc:
+            self.notify(str(exc), title="Clock", severity="error")
+            return
+        self.refresh_all()
 
     async def _load_agents(self) -> None:
         try:
@@ -259,6 +291,7 @@ class ChatApp(App[None]):
     @work(exclusive=True, group="instances")
     async def refresh_instances(self) -> None:
         """Reload the instances pane (periodically, and after an action changed an instance)."""
+        await self._load_clock()
         await self._load_instances()
 
     async def _load_instances(self) -> None:
@@ -566,6 +599,13 @@ class ChatApp(App[None]):
                 "Instances", "Go to the orchestration instances (ctrl+o)", self.action_focus_instances
             )
         yield SystemCommand("Show logs", "Tail of the host and Azurite logs (ctrl+l)", self.action_show_logs)
+        if self.virtual_now is not None:
+            for duration, words in CLOCK_STEPS:
+                yield SystemCommand(
+                    f"Advance clock {words}",
+                    f"Move the virtual clock {duration} ahead; timers due on the way fire",
+                    lambda duration=duration: self.advance_clock(duration),
+                )
         yield SystemCommand(
             "Toggle inspector", "Show or hide the state tree (ctrl+b)", self.action_toggle_inspector
         )

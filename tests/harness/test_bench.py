@@ -13,6 +13,7 @@ from harness.bench import (
     bench_stack_added,
     bench_storage_floor,
     bench_throughput,
+    bench_virtual_time,
     show,
     turn_cost,
 )
@@ -46,3 +47,10 @@ def test_benchmarks_measure_and_check_histories(function_host, azurite, chat_scr
     shown = capsys.readouterr().out
     assert "Throughput (3 sessions x 2 turns" in shown and "stack overhead ratio 6 / 2" in shown
     assert "Turn cost against its floor" in shown
+
+
+def test_the_virtual_time_figures_are_measured_on_their_own_stack():
+    figures = asyncio.run(bench_virtual_time(runs=1))
+    assert figures.data["of which not timed out"] == "0"
+    assert 0 < figures.data["72-hour approval timeout, start to end, p50"] < 30_000  # ms
+    assert 0 < figures.data["7-day session TTL: advance P8D to session gone, p50"] < 30_000

@@ -40,3 +40,29 @@ def test_an_environment_from_url_talks_to_a_running_app_without_owning_it(functi
 
     assert "WeatherAgent" in str(asyncio.run(use()))
     assert function_host.is_running()
+
+
+def test_sleep_moves_a_manual_clock_and_an_event_after_the_deadline_finds_the_review_over() -> None:
+    from datetime import timedelta
+    from pathlib import Path
+
+    from harness.client import ClientError
+
+    app = Path(__file__).resolve().parents[2] / "samples" / "human_in_the_loop"
+    with AppEnvironment(app, virtual_time="manual") as env:
+        assert env.clock.mode == "manual"
+        before = env.clock.now()
+        approved = env.orchestrations.start("content_review", {"topic": "clocks"})
+        approved.wait_for(event="TimerCreated")  # waiting for the reviewer, or 72 hours
+        env.sleep("PT71H")  # the clock stands still until told: 71 hours pass, the timer is not due
+        assert approved.status()["runtimeStatus"] == "Running"
+        approved.raise_event("ApprovalResponse", {"approved": True})
+        assert approved.wait()["output"]["status"] == "published"
+
+        late = env.orchestrations.start("content_review", {"topic": "late"})
+        late.wait_for(event="TimerCreated")
+        env.sleep(timedelta(hours=73))  # past the deadline: the timeout branch has run when it returns
+        assert late.status()["output"]["status"] == "timed_out"
+        with pytest.raises(ClientError, match="already finished"):
+            late.raise_event("ApprovalResponse", {"approved": True})
+        assert env.clock.now() - before == timedelta(hours=144)

@@ -72,14 +72,19 @@ def test_health_can_be_disabled():
 
 async def test_health_lists_agents_with_types():
     app = AgentFunctionApp(agents=[_agent("WeatherAgent")])
-    app.add_agent(_agent("MathAgent"), enable_http_endpoint=False)
+    app.add_agent(_agent("MathAgent"), enable_http_endpoint=False, enable_mcp_tool_trigger=True)
     status, body = await DurableClientDouble(app).call("dafx_health", "GET", "http://localhost/api/health")
     assert status == 200
     assert body == {
         "status": "healthy",
         "agents": [
-            {"name": "WeatherAgent", "type": "Agent", "http_endpoint_enabled": True},
-            {"name": "MathAgent", "type": "Agent", "http_endpoint_enabled": False},
+            {
+                "name": "WeatherAgent",
+                "type": "Agent",
+                "http_endpoint_enabled": True,
+                "mcp_tool_enabled": False,
+            },
+            {"name": "MathAgent", "type": "Agent", "http_endpoint_enabled": False, "mcp_tool_enabled": True},
         ],
         "agent_count": 2,
     }

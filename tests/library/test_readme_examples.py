@@ -47,6 +47,10 @@ SKIPPED = {
         "a pytest test for the `orchestration` fixture: it needs a running local host with Azurite and "
         "an app with `my_orchestrator`, which a unit test does not start"
     ),
+    'pytestmark = pytest.mark.virtual_time("auto")': (
+        "a pytest module for the `virtual_time` marker: it needs a virtual-time host for the "
+        "human-in-the-loop sample; tests/integration/test_sample_hitl_virtual_time.py runs it for real"
+    ),
     '@pytest.mark.fake_script("recordings/oslo.json"': (
         "pytest tests for the `fake_script` marker: they need a recorded script file and a running host; "
         "tests/harness/test_plugin_fake_script.py runs the same tests on a real recording"

@@ -215,7 +215,8 @@ class InstanceApi:
         """Wait up to `timeout` seconds for the instance to finish, as the extension's start with
         `timeout` does: its output (200) when Completed, its status when Terminated (200) or Failed
         (500), else the 202 check-status response. Woken by each commit of the instance (not by
-        polling storage); `interval` bounds each wait all the same."""
+        polling storage); `interval` bounds each wait all the same. Real seconds (the loop's clock,
+        not the host's `Clock`): they bound how long the caller's HTTP request is held."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:

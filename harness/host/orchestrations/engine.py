@@ -232,6 +232,10 @@ class OrchestrationEngine(WorkDispatch):
         if not self._accepted.get(iid):
             self._accepted.pop(iid, None)
 
+    def busy(self) -> bool:
+        """A worker, an activity or child start or entity send, or a fired timer's callback runs."""
+        return super().busy() or bool(self._tasks) or self.scheduler.running()
+
     def held_keys(self) -> dict[str, int]:
         """The base's counts, and the instances with messages in memory or an inbox half read."""
         return {**super().held_keys(), "accepted": len(self._accepted), "read_to": len(self._read_to)}

@@ -17,6 +17,10 @@ another host took it) loses it at once, one that does not get through loses it w
 Without the lease the host answers 503 on its durable work (`problem()` says why) and its workers
 take no steps; it keeps trying to take the lease back, and once it has it, drops what it cached,
 since another host may have written the hub meanwhile.
+
+The lease runs on real time (the loop's monotonic clock, and the wall clock for `since`), never on
+the host's `Clock`: storage expires it after 15 real seconds between real processes, whatever a
+virtual clock says.
 """
 
 from __future__ import annotations

@@ -49,9 +49,14 @@ def asgi_request(request: web.Request, body: bytes, route_params: dict[str, str]
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
+    return Request(asgi_scope(request, route_params), receive)
+
+
+def asgi_scope(request: web.Request, route_params: dict[str, str] | None = None) -> dict[str, Any]:
+    """The ASGI `http` scope of an aiohttp request (also what the MCP endpoint's SDK apps are given)."""
     transport = request.transport
     sockname = transport.get_extra_info("sockname") if transport else None
-    scope = {
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": f"{request.version.major}.{request.version.minor}",
@@ -64,9 +69,8 @@ def asgi_request(request: web.Request, body: bytes, route_params: dict[str, str]
         "headers": [(name.lower(), value) for name, value in request.raw_headers],
         "server": tuple(sockname[:2]) if sockname else ("127.0.0.1", 0),
         "client": transport.get_extra_info("peername") if transport else None,
-        "path_params": dict(route_params),
+        "path_params": dict(route_params or {}),
     }
-    return Request(scope, receive)
 
 
 def _headers(response: Any) -> list[tuple[str, str]]:

@@ -91,6 +91,9 @@ def timer(function: TriggeredFunction) -> Timer:
     return Timer(function, schedule, bool(getattr(function.trigger, "run_on_startup", False)))
 
 
+PAST_DUE = timedelta(seconds=1)  # later than this after its occurrence, a firing is past due
+
+
 class TimerTriggers(Trigger):
     """Arms each timer function on the host's scheduler and runs it when due, then arms it again."""
 
@@ -110,7 +113,9 @@ class TimerTriggers(Trigger):
         now = self.services.clock.now()
         for name, item in self.timers.items():
             first = now if item.run_on_startup else item.schedule.next_after(now)
-            self.scheduler.at(first, ("timer", name, first.isoformat()), self._fire, name, first)
+            self.scheduler.at(
+                first, ("timer", name, first.isoformat()), self._fire, name, first, recurring=True
+            )
 
     async def stop(self) -> None:
         """Disarm every timer."""
@@ -128,11 +133,16 @@ class TimerTriggers(Trigger):
 
     async def _fire(self, name: str, due: datetime) -> None:
         item = self.timers[name]
-        following = item.schedule.next_after(max(due, self.services.clock.now()))
-        self.scheduler.at(following, ("timer", name, following.isoformat()), self._fire, name, following)
+        now = self.services.clock.now()
+        # After a jump of a virtual clock over several occurrences, the next is the first after now:
+        # the ones passed fire once, past due, as Azure does for a schedule missed while down.
+        following = item.schedule.next_after(max(due, now))
+        self.scheduler.at(
+            following, ("timer", name, following.isoformat()), self._fire, name, following, recurring=True
+        )
         log.info("Executing 'Functions.%s' (Reason='Timer fired at %s')", name, due.isoformat())
         try:
-            await self.invoke(item.function, TimerRequest(past_due=False))
+            await self.invoke(item.function, TimerRequest(past_due=now - due > PAST_DUE))
         except FunctionTimeoutError as exc:
             log.error("Executed 'Functions.%s' (Failed): %s; abandoned", name, exc)
             return
