@@ -70,7 +70,7 @@ class InstanceScreen(Screen[None]):
         Binding("t", "terminate", "Terminate"),
         Binding("p", "purge", "Purge"),
         Binding("o", "open_agent", "Open session", tooltip="Open the session of the agent call"),
-        # Not in the footer (at 80 columns it would push Refresh and Quit off): the keys panel lists it.
+        # Not in the footer (at 80 columns it would push Refresh and Quit off); docs/replay.md names it.
         Binding("c", "replay_check", "Replay check", show=False),
         Binding("r", "reload", "Refresh"),
     ]
