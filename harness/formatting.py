@@ -202,6 +202,11 @@ def _timeline_row(event: dict[str, Any], timers: dict[str, datetime | None]) -> 
         kind, title = "suborchestration", f"{name} ({event.get('InstanceId') or '?'})"
         failed = event_type.endswith("Failed")
         detail = _reason(event) if failed else _input_text(event, "Result")
+    elif event_type in ("TaskScheduled", "SubOrchestrationInstanceCreated"):  # not completed yet
+        sub = event_type != "TaskScheduled"
+        kind = "suborchestration" if sub else "activity"
+        title = f"{name} ({event.get('InstanceId') or '?'})" if sub else name or "activity"
+        detail = f"running, input {_input_text(event, 'Input')}" if "Input" in event else "running"
     elif event_type == "TimerCreated":
         fire_at = str(event.get("FireAt") or "")
         timers[fire_at] = stamp

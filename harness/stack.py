@@ -491,7 +491,7 @@ class Stack(StartStop):
                 self._report(f"Starting the Functions host ({self.host.mode}) for {self.app_dir.name}...")
                 self.host.start(timeout)
             if self.workspace is not None:
-                self.workspace.describe(self.url)
+                self.workspace.describe(self.url, self.azurite.connection_string)
         except BaseException:
             self.stop()
             raise

@@ -36,6 +36,7 @@ __all__ = [
     "WorkspaceBusy",
     "app_workspace",
     "foreign_entries",
+    "running_storage",
     "running_url",
     "user_data_dir",
 ]
@@ -113,11 +114,13 @@ class Workspace:
         self._fd = fd
         self.describe(None)
 
-    def describe(self, url: str | None) -> None:
-        """Name this process (and, once known, its URL) in the lock file, for a refused second stack."""
+    def describe(self, url: str | None, storage: str | None = None) -> None:
+        """Name this process (and, once known, its URL and Azurite's connection string) in the lock
+        file, for a refused second stack and for the commands that read the stack's task hub
+        (`export`, `import`: `running_storage`)."""
         if self._fd is None:
             return
-        text = json.dumps({"pid": os.getpid(), "url": url}).encode()
+        text = json.dumps({"pid": os.getpid(), "url": url, "storage": storage}).encode()
         with contextlib.suppress(OSError):
             os.ftruncate(self._fd, 0)
             os.pwrite(self._fd, text, 0)
@@ -169,6 +172,14 @@ def app_workspace(app_dir: Path) -> Workspace:
         return Workspace(_per_user_root(app_dir), f"per-user: the app folder cannot be written ({why})")
 
 
+def running_storage(app_dir: Path) -> str | None:
+    """The storage connection string of the stack running on the app's workspace (its Azurite), None
+    when none runs (or it is older than this and did not name its storage)."""
+    holder = _running_holder(Path(app_dir).resolve())
+    storage = holder.get("storage") if holder else None
+    return storage if isinstance(storage, str) else None
+
+
 def running_url(app_dir: Path) -> str | None:
     """The URL of the stack running on the app's workspace, None when there is none (nothing is made).
 
@@ -177,7 +188,13 @@ def running_url(app_dir: Path) -> str | None:
     the URL's port open. `sessions`, `show`, `instances`... find the app's stack this way, whatever
     port it got, before falling back to 7071.
     """
-    app_dir = Path(app_dir).resolve()
+    holder = _running_holder(Path(app_dir).resolve())
+    return str(holder["url"]) if holder else None
+
+
+def _running_holder(app_dir: Path) -> dict[str, object] | None:
+    """What the live stack on the app's workspace wrote in its lock file (its pid alive, its URL's
+    port open), None when no stack runs there."""
     for root in (app_dir / WORKSPACE_DIR, _per_user_root(app_dir)):
         try:
             holder = json.loads((root / "lock").read_bytes() or b"{}")
@@ -187,7 +204,7 @@ def running_url(app_dir: Path) -> str | None:
             continue
         pid, url = holder.get("pid"), holder.get("url")
         if isinstance(pid, int) and isinstance(url, str) and pid_alive(pid) and _answers(url):
-            return url
+            return holder
     return None
 
 

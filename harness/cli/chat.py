@@ -45,7 +45,9 @@ def run_chat(args: argparse.Namespace) -> int:
         args.url = attach_url(args)
     if args.url:
         agent = check_agent(args.agent, agents_of(args.url, args.key))
-        return run_tui(ChatApp(AgentClient(args.url, key=args.key), agent, None))
+        tui = ChatApp(AgentClient(args.url, key=args.key), agent, None)
+        tui.app_dir = getattr(args, "app", None)  # the instance inspector's replay check reads its code
+        return run_tui(tui)
     check_stack_args(args)
     check_agent_first(args)
     stack = make_stack(args)
@@ -54,7 +56,9 @@ def run_chat(args: argparse.Namespace) -> int:
         agents = agents_of(stack.url)
         banner(console, stack, seconds, agents, args.app_note)
         agent = check_agent(args.agent, agents)
-        return run_tui(ChatApp(AgentClient(stack.url), agent, stack.log_paths))
+        tui = ChatApp(AgentClient(stack.url), agent, stack.log_paths)
+        tui.app_dir = stack.app_dir  # the instance inspector's replay check reads its code
+        return run_tui(tui)
     finally:
         stack.stop()
 

@@ -36,7 +36,10 @@ from .host import HOST
 from .instances import INSTANCE_COMMANDS
 from .mcp import MCP
 from .options import running_url_for
+from .replay import REPLAY_CHECK
+from .rewind import REWIND_TO
 from .sessions import FORK, SESSIONS, SHOW
+from .transfer import EXPORT, IMPORT
 
 COMMANDS: tuple[Command, ...] = (
     CHAT,
@@ -51,6 +54,10 @@ COMMANDS: tuple[Command, ...] = (
     FORK,
     MCP,
     *INSTANCE_COMMANDS,
+    REPLAY_CHECK,
+    EXPORT,
+    IMPORT,
+    REWIND_TO,
 )
 """Every command, in the order `--help` lists them."""
 BY_NAME = {command.name: command for command in COMMANDS}

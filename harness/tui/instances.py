@@ -8,7 +8,9 @@ unfired timer in its history) is the best hint there is, and is shown as such.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -19,6 +21,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Header, Input, Label, Static
 
+from durableagent.replay import BadHistory, CheckResult, check_run
+from durableagent.replay.recorded import run_from
+from harness.cli.options import default_app
 from harness.client import AgentClient, ClientError, is_finished
 from harness.formatting import (
     STATUS_STYLES,
@@ -65,6 +70,8 @@ class InstanceScreen(Screen[None]):
         Binding("t", "terminate", "Terminate"),
         Binding("p", "purge", "Purge"),
         Binding("o", "open_agent", "Open session", tooltip="Open the session of the agent call"),
+        # Not in the footer (at 80 columns it would push Refresh and Quit off); docs/replay.md names it.
+        Binding("c", "replay_check", "Replay check", show=False),
         Binding("r", "reload", "Refresh"),
     ]
 
@@ -83,6 +90,8 @@ class InstanceScreen(Screen[None]):
         self.status: dict[str, Any] | None = None
         self.rows: list[TimelineRow] = []
         self._shown: str | None = None
+        # The timeline row of the first event the app's current code no longer replays (replay check).
+        self.diverged_at: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -162,9 +171,11 @@ class InstanceScreen(Screen[None]):
         cursor = table.cursor_row
         table.clear()
         self.rows = timeline(history)
-        for row in self.rows:
+        for index, row in enumerate(self.rows):
             style = "red" if row.failed else ""
             what = Text(row.title, style=style or ("bold magenta" if row.agent_session else "bold"))
+            if index == self.diverged_at:
+                what = Text(f"≠ {row.title}", style="bold white on red")
             cells: list[Any] = [
                 duration_text(row.duration),
                 row.kind,
@@ -201,6 +212,42 @@ class InstanceScreen(Screen[None]):
         open_session = getattr(self.app, "open_agent_session", None)
         if open_session is not None:
             open_session(agent, session)
+
+    def action_replay_check(self) -> None:
+        self.replay_check()
+
+    @work(group="instance-action")
+    async def replay_check(self) -> None:
+        """Replay this history against the app's current orchestrator code (`replay-check`) and mark
+        the first event it diverges at. The app is the one the TUI's stack serves (`app_dir`, set by
+        `chat`), else the current folder's."""
+        if self.status is None:
+            return
+        app_dir = getattr(self.app, "app_dir", None) or default_app()[0]
+        if app_dir is None:
+            self.notify("No app folder to check against (run chat with --app)", severity="warning")
+            return
+        try:
+            result = await asyncio.to_thread(_replay_check, Path(app_dir), self.status)
+        except (RuntimeError, BadHistory) as exc:  # AppLoadError (a RuntimeError): the app did not load
+            self.notify(str(exc), title="Replay check failed", severity="error")
+            return
+        self.diverged_at = None
+        divergence = result.divergence
+        if divergence is None:
+            self.notify(f"The history replays against the code in {app_dir}", title="Replay check: ok")
+        else:
+            self.diverged_at = divergence.index
+            self.notify(
+                f"{divergence.reason} at history event {divergence.index}\n- history: {divergence.recorded}"
+                f"\n+ code: {divergence.code}",
+                title="Replay check: diverged",
+                severity="error",
+                timeout=30,
+            )
+        self._fill_timeline(self.status.get("historyEvents"))
+        if self.diverged_at is not None and 0 <= self.diverged_at < len(self.rows):
+            self.query_one("#timeline", DataTable).move_cursor(row=self.diverged_at)
 
     def action_raise_event(self) -> None:
         if self.status is not None and is_finished(self.status):
@@ -255,6 +302,16 @@ class InstanceScreen(Screen[None]):
         self.app.pop_screen()
         if refresh is not None:
             refresh()
+
+
+def _replay_check(app_dir: Path, status: dict[str, Any]) -> CheckResult:
+    """One served status replayed against the app in `app_dir` (run off the UI thread). The app is
+    imported here, on first use: the TUI does not load the host's loader until then."""
+    from harness.replay import folder_orchestrators
+
+    return check_run(
+        run_from(status, str(status.get("instanceId") or "instance")), folder_orchestrators(app_dir)
+    )
 
 
 def parse_event_form(name: str, data: str) -> tuple[str, Any]:

@@ -136,3 +136,22 @@ def test_status_note_custom_status_or_pending_timer() -> None:
     assert status_note(waiting).startswith("timer until ")
     assert status_note({"runtimeStatus": "Running", "historyEvents": HISTORY[:4]}) == ""
     assert duration_text(timedelta(hours=2, minutes=3)) == "2 h 03 min"
+
+
+def test_timeline_shows_work_not_completed_yet():
+    at = "2026-01-01T10:00:00Z"
+    rows = timeline(
+        [
+            {"EventType": "TaskScheduled", "Timestamp": at, "Name": "slow", "Input": {"n": 1}},
+            {
+                "EventType": "SubOrchestrationInstanceCreated",
+                "Timestamp": at,
+                "Name": "child",
+                "InstanceId": "c",
+            },
+        ]
+    )
+    assert [(r.kind, r.title, r.detail) for r in rows] == [
+        ("activity", "slow", 'running, input {"n": 1}'),
+        ("suborchestration", "child (c)", "running"),
+    ]

@@ -143,7 +143,8 @@ BAD_REQUESTS = [
     ("DELETE", "/instances", None, 400),
     ("POST", "/instances/missing/raiseEvent/E", b"1", 404),
     ("POST", "/instances/missing/terminate", None, 404),
-    ("POST", "/instances/missing/rewind", None, 501),
+    ("POST", "/instances/missing/rewind", None, 404),
+    ("POST", "/instances/missing/rewind?toEvent=two", None, 400),
     ("DELETE", "/instances/missing", None, 404),
     ("GET", "/instances/%F0%9F%98%80x", None, 404),
 ]

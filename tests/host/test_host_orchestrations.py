@@ -262,8 +262,8 @@ async def test_every_url_of_a_check_status_response_works(host, http):
     async with http.post(links["resumePostUri"].replace("{text}", "go")) as resp:
         assert resp.status == 202
     await wait_for(http, links, lambda s: s["runtimeStatus"] == "Running")
-    async with http.post(links["rewindPostUri"].replace("{text}", "x")) as resp:
-        assert resp.status == 501 and "rewind" in (await resp.json())["error"]
+    async with http.post(links["rewindPostUri"].replace("{text}", "x")) as resp:  # only a finished one
+        assert resp.status == 409 and "terminate it first" in (await resp.json())["error"]
     async with http.post(links["terminatePostUri"].replace("{text}", "stop now")) as resp:
         assert resp.status == 202
     done = await wait_done(http, links)

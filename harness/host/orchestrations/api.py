@@ -28,6 +28,7 @@ from ..api import any_segment, page_after, page_headers
 from ..responses import json_error, json_response
 from . import history as h
 from .engine import InstanceExists, OrchestrationEngine
+from .rewind import RewindRefused, rewind
 from .store import MAX_ID, RUNTIME_STATUSES, TERMINAL, InstanceFilter, InstanceRecord, invalid_instance_id
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class InstanceApi:
             ("/instances/{instance}/terminate", "POST", self.terminate),
             ("/instances/{instance}/suspend", "POST", self.suspend),
             ("/instances/{instance}/resume", "POST", self.resume),
-            ("/instances/{instance}/rewind", "POST", self.unsupported),
+            ("/instances/{instance}/rewind", "POST", self.rewind),
             ("/instances/{instance}/restart", "POST", self.restart),
         ):
             app.router.add_route(method, base + any_segment(path), wrap(self._errors_as_json(handler)))
@@ -242,9 +243,10 @@ class InstanceApi:
             return record
         show_history = _flag(request, "showHistory", False)
         show_output = _flag(request, "showHistoryOutput", False)
-        body = status_json(record, _flag(request, "showInput", True))
+        show_input = _flag(request, "showInput", True)
+        body = status_json(record, show_input)
         if show_history:
-            body["historyEvents"] = h.public_history(record.history, show_output)
+            body["historyEvents"] = h.public_history(record.history, show_output, show_input)
         code = 200 if record.terminal else 202
         headers = None
         if code == 202:
@@ -374,9 +376,23 @@ class InstanceApi:
             return json_error(404, "no instances matched")
         return json_response({"instancesDeleted": deleted})
 
-    async def unsupported(self, request: web.Request) -> web.StreamResponse:
-        """Rewind is not offered by the local host."""
-        return json_error(501, "rewind is not supported by the local host")
+    async def rewind(self, request: web.Request) -> web.StreamResponse:
+        """Rewind a finished instance (`rewind.py`): a Failed one to before the episode that failed, as
+        the extension does, or any finished one to before history event `toEvent` (a local host
+        extension); it then runs on with the current code. 202 with its management URLs."""
+        iid = self._instance_id(request)
+        text = request.query.get("toEvent")
+        to_event: int | None = None
+        if text is not None:
+            try:
+                to_event = int(text)
+            except ValueError:
+                raise _BadRequest(f"toEvent must be a history event index, not {text!r}") from None
+        try:
+            await rewind(self.engine, iid, to_event)
+        except RewindRefused as exc:
+            return json_error(exc.status, str(exc))
+        return self._accepted(iid, request)
 
 
 def _wait_options(request: web.Request) -> tuple[float, float] | None:

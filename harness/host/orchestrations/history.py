@@ -1,134 +1,96 @@
-"""Orchestration history events: the DTFx JSON the SDK replays, and the view the instance API shows.
+"""Orchestration history events as the local host's instance API shows them (`public_history`).
 
-The host keeps one execution's history as the list of events the Durable extension would hand the
-SDK (PascalCase keys, integer `EventType`, UTC timestamps ending in `Z`), in DTFx's episode layout:
-`OrchestratorStarted, <new events>, <events for the actions taken>, OrchestratorCompleted`. Host-only
-keys on events (`FunctionName` on completions, `RequestId`/`Target` on `EventSent`, `RetryOf` on retry
-attempts) ride along: the SDK ignores keys it does not read.
+The events themselves (the DTFx JSON the SDK replays: kinds, `event`, times, `flatten`, ...) live in
+`durableagent.replay.events`, shared with the offline replay check; they are re-exported here under
+the names the host's modules use (`from . import history as h`).
 """
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import Any
 
-from azure.durable_functions.models.actions import ActionType
-from azure.durable_functions.models.history import HistoryEventType
+from durableagent.replay.events import (
+    COMPLETION_KEYS,
+    CONTINUE_AS_NEW,
+    EVENT_RAISED,
+    EVENT_SENT,
+    EXECUTION_COMPLETED,
+    EXECUTION_FAILED,
+    EXECUTION_RESUMED,
+    EXECUTION_STARTED,
+    EXECUTION_SUSPENDED,
+    EXECUTION_TERMINATED,
+    GENERIC_EVENT,
+    NAMES,
+    ORCHESTRATOR_COMPLETED,
+    ORCHESTRATOR_STARTED,
+    SUB_COMPLETED,
+    SUB_CREATED,
+    SUB_FAILED,
+    TASK_COMPLETED,
+    TASK_FAILED,
+    TASK_SCHEDULED,
+    TIMER_CREATED,
+    TIMER_FIRED,
+    completed_ids,
+    event,
+    flatten,
+    iso,
+    json_or_text,
+    parse_time,
+    raised_names,
+)
 
-# DTFx EventType numbers: the SDK's own enum (an IntEnum, so stored JSON holds the integers the SDK
-# accepts), under the short names the host uses.
-EXECUTION_STARTED = HistoryEventType.EXECUTION_STARTED
-EXECUTION_COMPLETED = HistoryEventType.EXECUTION_COMPLETED
-EXECUTION_FAILED = HistoryEventType.EXECUTION_FAILED
-EXECUTION_TERMINATED = HistoryEventType.EXECUTION_TERMINATED
-TASK_SCHEDULED = HistoryEventType.TASK_SCHEDULED
-TASK_COMPLETED = HistoryEventType.TASK_COMPLETED
-TASK_FAILED = HistoryEventType.TASK_FAILED
-SUB_CREATED = HistoryEventType.SUB_ORCHESTRATION_INSTANCE_CREATED
-SUB_COMPLETED = HistoryEventType.SUB_ORCHESTRATION_INSTANCE_COMPLETED
-SUB_FAILED = HistoryEventType.SUB_ORCHESTRATION_INSTANCE_FAILED
-TIMER_CREATED = HistoryEventType.TIMER_CREATED
-TIMER_FIRED = HistoryEventType.TIMER_FIRED
-ORCHESTRATOR_STARTED = HistoryEventType.ORCHESTRATOR_STARTED
-ORCHESTRATOR_COMPLETED = HistoryEventType.ORCHESTRATOR_COMPLETED
-EVENT_SENT = HistoryEventType.EVENT_SENT
-EVENT_RAISED = HistoryEventType.EVENT_RAISED
-CONTINUE_AS_NEW = HistoryEventType.CONTINUE_AS_NEW
-# The host's own marks (signal acknowledgements); the SDK skips them.
-GENERIC_EVENT = HistoryEventType.GENERIC_EVENT
-EXECUTION_SUSPENDED = HistoryEventType.EXECUTION_SUSPENDED
-EXECUTION_RESUMED = HistoryEventType.EXECUTION_RESUMED
-
-# The names the instance API shows (`SUB_ORCHESTRATION_INSTANCE_CREATED` ->
-# `SubOrchestrationInstanceCreated`); the host's own marks and the SDK's HistoryState are not shown.
-NAMES = {
-    kind: "".join(word.capitalize() for word in kind.name.split("_"))
-    for kind in HistoryEventType
-    if kind not in (GENERIC_EVENT, HistoryEventType.HISTORY_STATE)
-}
-
-# Completions: the key that names the task they finish.
-COMPLETION_KEYS = {
-    TASK_COMPLETED: "TaskScheduledId",
-    TASK_FAILED: "TaskScheduledId",
-    SUB_COMPLETED: "TaskScheduledId",
-    SUB_FAILED: "TaskScheduledId",
-    TIMER_FIRED: "TimerId",
-}
-
-
-def iso(stamp: datetime) -> str:
-    """A UTC timestamp as the SDK and the API expect it (7 fraction digits are fine, 6 suffice)."""
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(text: str) -> datetime:
-    """Parse an ISO timestamp from history or a query; naive times are taken as UTC."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def event(kind: int, at: datetime, event_id: int = -1, **fields: Any) -> dict[str, Any]:
-    """One history event with the keys every event needs."""
-    return {"EventType": kind, "EventId": event_id, "IsPlayed": False, "Timestamp": iso(at), **fields}
-
-
-def flatten(actions: list[Any]) -> list[dict[str, Any]]:
-    """The SDK's nested action list, depth first (compound actions replaced by their children)."""
-    flat: list[dict[str, Any]] = []
-
-    def walk(action: Any) -> None:
-        if isinstance(action, list):
-            for child in action:
-                walk(child)
-        elif isinstance(action, dict):
-            if action.get("actionType") in (ActionType.WHEN_ANY, ActionType.WHEN_ALL):
-                walk(action.get("compoundActions") or [])
-            else:
-                flat.append(action)
-
-    walk(actions)
-    return flat
+__all__ = [
+    "COMPLETION_KEYS",
+    "CONTINUE_AS_NEW",
+    "EVENT_RAISED",
+    "EVENT_SENT",
+    "EXECUTION_COMPLETED",
+    "EXECUTION_FAILED",
+    "EXECUTION_RESUMED",
+    "EXECUTION_STARTED",
+    "EXECUTION_SUSPENDED",
+    "EXECUTION_TERMINATED",
+    "GENERIC_EVENT",
+    "NAMES",
+    "ORCHESTRATOR_COMPLETED",
+    "ORCHESTRATOR_STARTED",
+    "SUB_COMPLETED",
+    "SUB_CREATED",
+    "SUB_FAILED",
+    "TASK_COMPLETED",
+    "TASK_FAILED",
+    "TASK_SCHEDULED",
+    "TIMER_CREATED",
+    "TIMER_FIRED",
+    "completed_ids",
+    "event",
+    "flatten",
+    "iso",
+    "json_or_text",
+    "parse_time",
+    "public_history",
+    "raised_names",
+]
 
 
-def completed_ids(history: list[dict[str, Any]]) -> set[int]:
-    """Task ids whose completion (or timer fire) is already in the history."""
-    done: set[int] = set()
-    for item in history:
-        key = COMPLETION_KEYS.get(item["EventType"])
-        if key is not None:
-            done.add(int(item[key]))
-    return done
-
-
-def raised_names(history: list[dict[str, Any]]) -> list[str]:
-    """Names of the EventRaised events in the history (external events and entity responses)."""
-    return [item.get("Name", "") for item in history if item["EventType"] == EVENT_RAISED]
-
-
-def json_or_text(text: Any) -> Any:
-    """The value JSON text holds; text that is not JSON (or not text) as it is."""
-    if not isinstance(text, str):
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def public_history(history: list[dict[str, Any]], with_output: bool) -> list[dict[str, Any]]:
+def public_history(
+    history: list[dict[str, Any]], with_output: bool, with_input: bool = False
+) -> list[dict[str, Any]]:
     """The condensed history the instance API shows, as the real extension condenses it.
 
     Orchestrator episode markers are dropped; a completion carries the name and scheduled time of what
-    it completes; entity calls and signals show as `EntityCalled` / `EntitySignaled` (a local host
-    extension: the real one shows the EventSent/EventRaised pair).
+    it completes (and with `with_input`, `showInput`, its input, as the current extension does, so a
+    replay check can compare inputs); entity calls and signals show as `EntityCalled` /
+    `EntitySignaled` (a local host extension: the real one shows the EventSent/EventRaised pair).
+    An activity or sub-orchestration not completed yet shows as its `TaskScheduled` /
+    `SubOrchestrationInstanceCreated` event where it was scheduled, as the extension shows it.
     """
     scheduled: dict[int, dict[str, Any]] = {}
     calls: dict[str, dict[str, Any]] = {}
     shown: list[dict[str, Any]] = []
+    done = completed_ids(history)
     for item in history:
         kind = item["EventType"]
         at = item.get("Timestamp")
@@ -136,7 +98,14 @@ def public_history(history: list[dict[str, Any]], with_output: bool) -> list[dic
             continue
         if kind in (TASK_SCHEDULED, SUB_CREATED, TIMER_CREATED):
             scheduled[int(item["EventId"])] = item
-        if kind == EXECUTION_STARTED:
+        if kind in (TASK_SCHEDULED, SUB_CREATED) and int(item["EventId"]) not in done:
+            entry = {"EventType": NAMES[kind], "Timestamp": at, "Name": item.get("Name")}
+            if kind == SUB_CREATED:
+                entry["InstanceId"] = item.get("InstanceId")
+            if with_input:
+                entry["Input"] = json_or_text(item.get("Input"))
+            shown.append(entry)
+        elif kind == EXECUTION_STARTED:
             entry = {"EventType": "ExecutionStarted", "Timestamp": at, "FunctionName": item.get("Name")}
             if with_output:
                 entry["Input"] = json_or_text(item.get("Input"))
@@ -151,6 +120,8 @@ def public_history(history: list[dict[str, Any]], with_output: bool) -> list[dic
             }
             if kind in (SUB_COMPLETED, SUB_FAILED):
                 entry["InstanceId"] = origin.get("InstanceId")
+            if with_input and "Input" in origin:
+                entry["Input"] = json_or_text(origin.get("Input"))
             if kind in (TASK_COMPLETED, SUB_COMPLETED):
                 if with_output:
                     entry["Result"] = json_or_text(item.get("Result"))
@@ -174,6 +145,9 @@ def public_history(history: list[dict[str, Any]], with_output: bool) -> list[dic
                 "Operation": item.get("Name"),
                 "ScheduledTime": at,
             }
+            message = json_or_text(item.get("Input"))
+            if with_input and isinstance(message, dict) and "input" in message:
+                entry["Input"] = json_or_text(message["input"])
             if item.get("RequestId"):
                 calls[item["RequestId"]] = entry
             shown.append(entry)

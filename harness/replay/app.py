@@ -1,0 +1,17 @@
+"""An app's orchestrators from its folder, as `replay-check --app DIR` finds them: the app imported
+and indexed the way the local host does it (its local.settings.json applied first, as `func` does)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from durableagent.replay import Orchestrators
+from harness.host.loader import load_app
+from harness.host.settings import apply_local_settings
+
+
+def folder_orchestrators(app_dir: Path) -> Orchestrators:
+    """The orchestrators of the app in `app_dir`; `AppLoadError` when it cannot be imported."""
+    apply_local_settings(app_dir)
+    index = load_app(app_dir)
+    return lambda name: found.fn if (found := index.orchestrators.get(name.lower())) else None
