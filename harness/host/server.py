@@ -37,6 +37,7 @@ from .errors import AppLoadError
 from .loader import AppIndex, load_app
 from .orchestrations.api import InstanceApi
 from .orchestrations.engine import EngineSettings, OrchestrationEngine
+from .orchestrations.executor import RemoteExecutor
 from .orchestrations.store import InstanceStore
 from .responses import PARSER_LIMIT, JsonErrorRunner, json_errors, json_response
 from .settings import KEY_ENV, HostConfig, apply_local_settings, export_storage
@@ -88,8 +89,11 @@ class LocalHost:
         function_key: str | None = None,
         hub_name: str | None = None,
         clock: Clock | None = None,
+        remote: RemoteExecutor | None = None,
     ) -> None:
-        """`clock`: what time it is for everything durable on the host (default: the wall clock)."""
+        """`clock`: what time it is for everything durable on the host (default: the wall clock);
+        `remote`: runs the orchestrators and activities instead of the app (the sidecar's workers)."""
+        self.remote = remote
         self.app_dir = Path(app_dir).resolve()
         self.port = port
         self.host = host
@@ -222,6 +226,7 @@ class LocalHost:
             self.outputs,
             EngineSettings(config.max_activities, config.max_orchestrators, timeout),
             self.clock,
+            self.remote,
         )
         functions = FunctionServer(
             self.index,
