@@ -12,6 +12,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,36 @@ def test_sidecar_killed_mid_orchestration(sidecar_process: SidecarProcess) -> No
     assert completed == ["result first", "result second", "result third"]  # each recorded once
     assert calls.count("first") == 1 and calls.count("third") == 1
     assert calls.count("second") == 2  # run again after the restart: activities are at-least-once
+
+
+def napper(ctx: task.OrchestrationContext, seconds: float) -> Any:
+    yield ctx.create_timer(timedelta(seconds=seconds))
+    return "woke"
+
+
+def timer_of(sidecar: SidecarProcess, iid: str) -> datetime | None:
+    """When the instance's timer is due, once its history shows it."""
+    for event in sidecar.instance(iid)["historyEvents"]:
+        if event["EventType"] == "TimerCreated":
+            return datetime.fromisoformat(event["FireAt"].replace("Z", "+00:00"))
+    return None
+
+
+def test_timer_due_while_down_fires_at_start(sidecar_process: SidecarProcess) -> None:
+    with running_worker(sidecar_process.address, [napper], []):
+        client = new_client(sidecar_process.address)
+        iid = client.schedule_new_orchestration(napper, input=1.0, instance_id=new_id())
+        client.wait_for_orchestration_start(iid, timeout=30)
+        client.close()
+        wait_for(lambda: timer_of(sidecar_process, iid) is not None)
+        fire_at = timer_of(sidecar_process, iid)
+        assert sidecar_process.process is not None and fire_at is not None
+        kill(sidecar_process.process)
+        wait_for(lambda: datetime.now(UTC) > fire_at)  # the timer comes due while no sidecar runs
+        sidecar_process.start()
+        wait_for(lambda: sidecar_process.finished(iid), 60)
+    body = sidecar_process.instance(iid)
+    assert body["runtimeStatus"] == "Completed" and body["output"] == "woke", body
 
 
 def test_worker_killed_mid_activity(sidecar_process: SidecarProcess, tmp_path: Path) -> None:
