@@ -31,7 +31,7 @@ from harness.processes import port_argument
 from .api import BASE_PATH, ApiGuard, KeyPolicy, unsupported
 from .clock import Clock
 from .entities.api import EntityApi
-from .entities.dispatcher import EntityDispatcher
+from .entities.dispatcher import EntityDispatcher, RemoteEntities
 from .entities.store import EntityStore, StorageUnavailable
 from .errors import AppLoadError
 from .loader import AppIndex, load_app
@@ -90,10 +90,13 @@ class LocalHost:
         hub_name: str | None = None,
         clock: Clock | None = None,
         remote: RemoteExecutor | None = None,
+        remote_entities: RemoteEntities | None = None,
     ) -> None:
         """`clock`: what time it is for everything durable on the host (default: the wall clock);
-        `remote`: runs the orchestrators and activities instead of the app (the sidecar's workers)."""
+        `remote` / `remote_entities`: run the orchestrators and activities / the entity batches instead
+        of the app (the sidecar's workers)."""
         self.remote = remote
+        self.remote_entities = remote_entities
         self.app_dir = Path(app_dir).resolve()
         self.port = port
         self.host = host
@@ -216,7 +219,9 @@ class LocalHost:
             self.outputs.check(name, outputs)
         keys = KeyPolicy(self.enforce_keys, self.function_key)
         timeout = config.function_timeout
-        self.dispatcher = EntityDispatcher(self.store, self.index.entities, self._executor, timeout)
+        self.dispatcher = EntityDispatcher(
+            self.store, self.index.entities, self._executor, timeout, self.remote_entities
+        )
         self.engine = OrchestrationEngine(
             self.instances,
             self.dispatcher,

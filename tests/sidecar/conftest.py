@@ -56,10 +56,15 @@ def sidecar(azurite: Azurite) -> Iterator[Sidecar]:
 
 @contextmanager
 def running_worker(
-    address: str, orchestrators: list[Callable[..., Any]], activities: list[Callable[..., Any]]
+    address: str,
+    orchestrators: list[Callable[..., Any]],
+    activities: list[Callable[..., Any]],
+    entities: list[Callable[..., Any]] = (),  # type: ignore[assignment]
 ) -> Iterator[dt_worker.TaskHubGrpcWorker]:
     """Microsoft's worker, connected to `address` with these functions, stopped at the end."""
     worker = dt_worker.TaskHubGrpcWorker(host_address=address)
+    for entity in entities:
+        worker.add_entity(entity)
     for orchestrator in orchestrators:
         worker.add_orchestrator(orchestrator)
     for activity in activities:

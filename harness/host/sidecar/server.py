@@ -46,7 +46,15 @@ class Sidecar:
     ) -> None:
         """`port`: the HTTP instance API's (0: any free port); `grpc_port` likewise (0: any)."""
         self.work = WorkItems()
-        self.local = LocalHost(APP_DIR, port=port, host=host, storage=storage, hub_name=hub, remote=self.work)
+        self.local = LocalHost(
+            APP_DIR,
+            port=port,
+            host=host,
+            storage=storage,
+            hub_name=hub,
+            remote=self.work,
+            remote_entities=self.work,
+        )
         self.grpc_port = grpc_port
         self.bind = host
         self.hub = hub

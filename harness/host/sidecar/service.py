@@ -21,7 +21,8 @@ from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from google.protobuf import empty_pb2
 
-from ..entities.store import StorageUnavailable
+from ..entities.dispatcher import split_instance_id
+from ..entities.store import EntityRecord, StorageUnavailable, instance_id, invalid_key_reason
 from ..orchestrations import history as h
 from ..orchestrations.engine import InstanceExists, OrchestrationEngine
 from ..orchestrations.store import TERMINAL, InstanceFilter, InstanceRecord, invalid_instance_id
@@ -245,6 +246,98 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
             continuationToken=convert.text(last),
         )
 
+    # -- entities -------------------------------------------------------------------------------
+    def _entity_id(self, iid: str) -> tuple[str, str]:
+        name, key = split_instance_id(iid) if iid.startswith("@") and iid.count("@") >= 2 else ("", "")
+        problem = invalid_key_reason(name, key) if name else f"{iid!r} is not an entity id (@name@key)"
+        if problem is not None:
+            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        return name.lower(), key
+
+    @_guarded
+    async def SignalEntity(self, request: pb.SignalEntityRequest, context: Any) -> pb.SignalEntityResponse:  # noqa: N802
+        """An operation for an entity, applied in order by its worker (accepted once stored)."""
+        name, key = self._entity_id(request.instanceId)
+        if not request.name:
+            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "name (the operation) is required")
+        if request.HasField("scheduledTime"):
+            raise _Refused(
+                grpc.StatusCode.UNIMPLEMENTED, "scheduled signals are not supported by the sidecar yet"
+            )
+        dispatcher = self.engine.entities
+        signal = await dispatcher.store.add_signal(
+            name, key, request.name, convert.optional(request, "input")
+        )
+        dispatcher.notify(instance_id(name, key), signal)
+        return pb.SignalEntityResponse()
+
+    @_guarded
+    async def GetEntity(self, request: pb.GetEntityRequest, context: Any) -> pb.GetEntityResponse:  # noqa: N802
+        """An entity's state; `exists=False` when it has none."""
+        name, key = self._entity_id(request.instanceId)
+        record = await self.engine.entities.store.read(instance_id(name, key))
+        if record is None or not record.exists:
+            return pb.GetEntityResponse(exists=False)
+        return pb.GetEntityResponse(exists=True, entity=_entity(record, request.includeState))
+
+    @_guarded
+    async def QueryEntities(self, request: pb.QueryEntitiesRequest, context: Any) -> pb.QueryEntitiesResponse:  # noqa: N802
+        """Entities of one name (the query's `instanceIdStartsWith` must name it: `@name@...`)."""
+        query = request.query
+        prefix = convert.optional(query, "instanceIdStartsWith") or ""
+        if not prefix.startswith("@") or prefix.count("@") < 2:
+            raise _Refused(
+                grpc.StatusCode.UNIMPLEMENTED,
+                "the sidecar lists entities of one name: give instanceIdStartsWith as '@name@' (or more)",
+            )
+        name = prefix[1:].split("@", 1)[0].lower()
+        top = min(
+            query.pageSize.value if query.HasField("pageSize") and query.pageSize.value > 0 else 100,
+            MAX_QUERY,
+        )
+        after = convert.optional(query, "continuationToken") or None
+        store = self.engine.entities.store
+        found: list[pb.EntityMetadata] = []
+        lowered = "@" + prefix[1:].split("@", 1)[0].lower() + "@" + prefix.split("@", 2)[2]
+        while True:
+            page, after = await store.list_entities(name, top, after, query.includeState)
+            for record in page:
+                if not record.instance_id.startswith(lowered):
+                    continue
+                stamp = record.last_operation_time
+                if query.HasField("lastModifiedFrom") and (
+                    stamp is None or stamp < convert.from_stamp(query.lastModifiedFrom)
+                ):
+                    continue
+                if query.HasField("lastModifiedTo") and (
+                    stamp is None or stamp >= convert.from_stamp(query.lastModifiedTo)
+                ):
+                    continue
+                found.append(_entity(record, query.includeState))
+            if after is None or len(found) >= top:
+                break
+        return pb.QueryEntitiesResponse(entities=found, continuationToken=convert.text(after))
+
+    async def CleanEntityStorage(  # noqa: N802
+        self, request: pb.CleanEntityStorageRequest, context: Any
+    ) -> pb.CleanEntityStorageResponse:
+        """Nothing to clean: an entity whose state is deleted leaves no row behind, and no locks are kept."""
+        return pb.CleanEntityStorageResponse(emptyEntitiesRemoved=0, orphanedLocksReleased=0)
+
+    async def CompleteEntityTask(
+        self, request: pb.EntityBatchResult, context: Any
+    ) -> pb.CompleteTaskResponse:  # noqa: N802
+        """A worker's answer to an entity batch."""
+        self.work.complete(request.completionToken, request)
+        return pb.CompleteTaskResponse()
+
+    async def AbandonTaskEntityWorkItem(  # noqa: N802
+        self, request: pb.AbandonEntityTaskRequest, context: Any
+    ) -> pb.AbandonEntityTaskResponse:
+        """A worker gave an entity batch back."""
+        self.work.abandon(request.completionToken)
+        return pb.AbandonEntityTaskResponse()
+
     # -- workers --------------------------------------------------------------------------------
     async def GetWorkItems(  # noqa: N802
         self, request: pb.GetWorkItemsRequest, context: grpc.aio.ServicerContext
@@ -288,6 +381,15 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         """A worker gave an activity back."""
         self.work.abandon(request.completionToken)
         return pb.AbandonActivityTaskResponse()
+
+
+def _entity(record: EntityRecord, with_state: bool) -> pb.EntityMetadata:
+    metadata = pb.EntityMetadata(
+        instanceId=record.instance_id, lastModifiedTime=convert.stamp(record.last_operation_time)
+    )
+    if with_state and record.state is not None:
+        metadata.serializedState.value = record.state
+    return metadata
 
 
 async def _abort(context: Any, code: grpc.StatusCode, message: str) -> NoReturn:

@@ -15,6 +15,7 @@ sidecar killed at any moment loses nothing.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections import deque
@@ -25,6 +26,8 @@ from typing import Any
 
 from durabletask.internal import orchestrator_service_pb2 as pb
 
+from ..entities.dispatcher import split_instance_id
+from ..entities.store import PendingSignal
 from ..orchestrations import history as h
 from ..orchestrations.executor import ActivityFailed
 from ..orchestrations.replay import Decision, Work
@@ -87,6 +90,56 @@ class WorkItems:
             fields = convert.failure_fields(response.failureDetails)
             raise ActivityFailed(fields.pop("Reason"), fields.pop("Details"), **fields)
         return convert.optional(response, "result")
+
+    async def entity_batch(
+        self, iid: str, exists: bool, state: str | None, batch: list[PendingSignal]
+    ) -> dict[str, Any]:
+        """Hand a batch of entity operations to a worker; its answer in the shape the entity
+        dispatcher reads (the SDK's), or an error when the batch failed as a whole."""
+        operations = [
+            pb.OperationRequest(operation=s.operation, requestId=s.row_key, input=convert.text(s.input))
+            for s in batch
+        ]
+        request = pb.EntityBatchRequest(
+            instanceId=iid, entityState=convert.text(state if exists else None), operations=operations
+        )
+        result = await self._run(pb.WorkItem(entityRequest=request), "entity")
+        if result.HasField("failureDetails") and (
+            result.failureDetails.errorMessage or result.failureDetails.errorType
+        ):
+            raise RuntimeError(convert.failure_fields(result.failureDetails)["Reason"])
+        results = []
+        for outcome in result.results:
+            if outcome.HasField("failure"):
+                reason = convert.failure_fields(outcome.failure.failureDetails)["Reason"]
+                results.append({"isError": True, "result": json.dumps(reason)})
+            else:
+                results.append({"isError": False, "result": convert.optional(outcome.success, "result")})
+        signals = []
+        for action in result.actions:
+            if action.HasField("sendSignal"):
+                signal = action.sendSignal
+                if signal.instanceId.count("@") < 2 or not signal.instanceId.startswith("@"):
+                    log.warning("entity %s signalled %r, not an entity id; dropped", iid, signal.instanceId)
+                    continue
+                name, key = split_instance_id(signal.instanceId)
+                target = {"name": name, "key": key}
+                signals.append(
+                    {"target": target, "name": signal.name, "input": convert.optional(signal, "input")}
+                )
+            else:
+                log.warning(
+                    "entity %s: %s actions are not supported by the sidecar yet; dropped",
+                    iid,
+                    action.WhichOneof("operationActionType"),
+                )
+        exists_now = result.HasField("entityState")
+        return {
+            "results": results,
+            "entityExists": exists_now,
+            "entityState": result.entityState.value if exists_now else None,
+            "signals": signals,
+        }
 
     async def _run(self, item: pb.WorkItem, kind: str) -> Any:
         token = uuid.uuid4().hex
