@@ -246,3 +246,26 @@ async def test_http_api_shows_the_same_instances(
     assert body["runtimeStatus"] == "Completed" and body["output"] == ["Hello Lima!"]
     kinds = [event["EventType"] for event in body["historyEvents"]]
     assert kinds == ["ExecutionStarted", "TaskCompleted", "ExecutionCompleted"]
+
+
+def test_restart_and_history(client: dt_client.TaskHubGrpcClient) -> None:
+    state = run(client, sequence, ["Rome"])
+    again = client.restart_orchestration(state.instance_id)
+    assert again == state.instance_id
+    restarted = client.wait_for_orchestration_completion(again, timeout=30)
+    assert restarted is not None and json.loads(restarted.serialized_output) == ["Hello Rome!"]
+    fresh = client.restart_orchestration(state.instance_id, restart_with_new_instance_id=True)
+    assert fresh != state.instance_id
+    assert client.wait_for_orchestration_completion(fresh, timeout=30) is not None
+    events = client.get_orchestration_history(state.instance_id)
+    kinds = [type(event).__name__ for event in events]
+    assert kinds[:2] == ["OrchestratorStartedEvent", "ExecutionStartedEvent"]  # DTFx episode layout
+    assert kinds[-1] == "ExecutionCompletedEvent"
+    assert "TaskScheduledEvent" in kinds and "TaskCompletedEvent" in kinds
+
+
+def test_rewind_is_refused_with_a_reason(client: dt_client.TaskHubGrpcClient) -> None:
+    state = run(client, failing, "x")
+    with pytest.raises(grpc.RpcError) as raised:
+        client.rewind_orchestration(state.instance_id)
+    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED and "rewind" in str(raised.value.details())

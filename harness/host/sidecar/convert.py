@@ -138,6 +138,17 @@ def to_event(item: dict[str, Any], record: InstanceRecord) -> pb.HistoryEvent | 
     elif kind == h.TIMER_FIRED:
         event.timerFired.timerId = int(item["TimerId"])
         event.timerFired.fireAt.CopyFrom(stamp(item["FireAt"]))
+    elif kind == h.EXECUTION_COMPLETED:
+        status = str(item.get("OrchestrationStatus") or "Completed")
+        event.executionCompleted.orchestrationStatus = STATUSES.get(status, pb.ORCHESTRATION_STATUS_COMPLETED)
+        if status == "Failed":
+            message = h.json_or_text(item.get("Result"))
+            reason = message if isinstance(message, str) else json.dumps(message)
+            event.executionCompleted.failureDetails.CopyFrom(
+                failure(None, _ENGINE_FAILURE.sub("", reason, count=1))
+            )
+        elif item.get("Result") is not None:
+            event.executionCompleted.result.value = item["Result"]
     elif kind == h.EVENT_RAISED:
         event.eventRaised.name = str(item.get("Name"))
         if item.get("Input") is not None:

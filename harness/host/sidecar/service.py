@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 HUB_METADATA = "taskhub"
 WAIT_INTERVAL = 1.0  # seconds a wait goes without a look at storage, woken or not
+HISTORY_CHUNK = 200  # events per HistoryChunk streamed
 MAX_QUERY = 1000  # instances one query page holds at most
 DEFAULT_QUERY = 100
 
@@ -244,6 +245,63 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         return pb.QueryInstancesResponse(
             orchestrationState=[convert.state(r, query.fetchInputsAndOutputs) for r in records],
             continuationToken=convert.text(last),
+        )
+
+    @_guarded
+    async def RestartInstance(
+        self, request: pb.RestartInstanceRequest, context: Any
+    ) -> pb.RestartInstanceResponse:  # noqa: N802
+        """Start a finished instance again with its input (under a new id when asked)."""
+        record = await self._existing(request.instanceId)
+        iid = uuid.uuid4().hex if request.restartWithNewInstanceId else record.instance_id
+        try:
+            await self.engine.start(record.name, iid, record.input)
+        except InstanceExists as exc:
+            raise _Refused(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
+        return pb.RestartInstanceResponse(instanceId=iid)
+
+    async def StreamInstanceHistory(  # noqa: N802
+        self, request: pb.StreamInstanceHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.HistoryChunk]:
+        """The current execution's history, in chunks."""
+        try:
+            self._check_hub(context)
+            record = await self._existing(request.instanceId)
+            wanted = convert.optional(request, "executionId")
+            if wanted and wanted != record.execution_id:
+                raise _Refused(
+                    grpc.StatusCode.NOT_FOUND, f"execution {wanted!r} is not the instance's current one"
+                )
+        except _Refused as exc:
+            await context.abort(exc.code, exc.message)
+        events = convert.to_events(record.history, record)
+        for start in range(0, len(events), HISTORY_CHUNK):
+            yield pb.HistoryChunk(events=events[start : start + HISTORY_CHUNK])
+
+    async def CreateTaskHub(self, request: pb.CreateTaskHubRequest, context: Any) -> pb.CreateTaskHubResponse:  # noqa: N802
+        """The hub's storage is created when the sidecar starts: nothing to do."""
+        return pb.CreateTaskHubResponse()
+
+    async def RewindInstance(self, request: Any, context: Any) -> Any:  # noqa: N802
+        """Not offered yet."""
+        await _abort(context, grpc.StatusCode.UNIMPLEMENTED, "rewind is not supported by the sidecar yet")
+
+    async def ListInstanceIds(self, request: Any, context: Any) -> Any:  # noqa: N802
+        """Not offered yet (QueryInstances lists instances)."""
+        await _abort(
+            context, grpc.StatusCode.UNIMPLEMENTED, "ListInstanceIds is not supported yet; use QueryInstances"
+        )
+
+    async def DeleteTaskHub(self, request: Any, context: Any) -> Any:  # noqa: N802
+        """Not offered: a sidecar's hub is deleted with its data folder."""
+        await _abort(
+            context, grpc.StatusCode.UNIMPLEMENTED, "DeleteTaskHub is not supported; remove the data folder"
+        )
+
+    async def SkipGracefulOrchestrationTerminations(self, request: Any, context: Any) -> Any:  # noqa: N802
+        """Not offered yet."""
+        await _abort(
+            context, grpc.StatusCode.UNIMPLEMENTED, "SkipGracefulOrchestrationTerminations is not supported"
         )
 
     # -- entities -------------------------------------------------------------------------------
