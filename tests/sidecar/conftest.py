@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -84,3 +85,11 @@ def new_client(address: str) -> dt_client.TaskHubGrpcClient:
 def new_id(prefix: str = "i") -> str:
     """An instance id no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
+    """A bounded poll."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)

@@ -8,10 +8,9 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from durabletask import task
 from harness.azurite import Azurite
 from harness.processes import free_port, port_is_open
 
-from .conftest import new_client, new_id, running_worker
+from .conftest import new_client, new_id, running_worker, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -100,14 +99,6 @@ def sidecar_process(azurite: Azurite, tmp_path: Path) -> Iterator[SidecarProcess
     finally:
         assert running.process is not None
         stop(running.process)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
-    """A bounded poll."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 entered = threading.Event()

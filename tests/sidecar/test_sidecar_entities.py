@@ -3,9 +3,8 @@ order by the entity's worker, state read back, entities listed, signals an entit
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -17,7 +16,7 @@ from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 
 from harness.host.sidecar.server import Sidecar
 
-from .conftest import new_client, running_worker
+from .conftest import new_client, running_worker, wait_for
 
 
 def counter(ctx: entities.EntityContext, value: Any) -> Any:
@@ -40,13 +39,6 @@ def client(sidecar: Sidecar) -> Iterator[dt_client.TaskHubGrpcClient]:
         connected = new_client(sidecar.address)
         yield connected
         connected.close()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def state_of(client: dt_client.TaskHubGrpcClient, entity: entities.EntityInstanceId) -> Any:

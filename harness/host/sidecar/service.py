@@ -176,6 +176,7 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         output = convert.optional(request, "output")
         reason = h.json_or_text(output) if output is not None else None
         await self.engine.control(record.instance_id, h.EXECUTION_TERMINATED, reason)
+        self.work.withdraw(record.instance_id)
         return pb.TerminateResponse()
 
     @_guarded
@@ -185,6 +186,7 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         await self.engine.control(
             record.instance_id, h.EXECUTION_SUSPENDED, convert.optional(request, "reason")
         )
+        self.work.withdraw(record.instance_id)
         return pb.SuspendResponse()
 
     @_guarded

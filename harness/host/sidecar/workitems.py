@@ -32,11 +32,13 @@ from ..orchestrations import history as h
 from ..orchestrations.executor import ActivityFailed
 from ..orchestrations.replay import Decision, Work
 from ..orchestrations.store import InstanceRecord
+from ..storage.tables import ConcurrencyConflict
 from . import convert
 
 log = logging.getLogger(__name__)
 
 PING_SECONDS = 15.0  # a stream with nothing to send pings the worker (its silent-disconnect check)
+CHANGE_WINDOW = 10.0  # seconds a change waits for the episode that may have read the inbox before it
 
 
 @dataclass
@@ -47,6 +49,13 @@ class _Pending:
     item: pb.WorkItem
     done: asyncio.Future[Any]
     kind: str = field(default="orchestrator")
+    taken: bool = False  # a worker's stream has it now
+
+
+class EpisodeWithdrawn(ConcurrencyConflict):
+    """An episode no worker had taken yet was withdrawn because its instance changed (terminated or
+    suspended): the engine runs the episode again, and now takes the control message first. A
+    ConcurrencyConflict, so the engine retries at once and quietly, as after a concurrent write."""
 
 
 class WorkItems:
@@ -57,6 +66,10 @@ class WorkItems:
     def __init__(self) -> None:
         self._queue: deque[_Pending] = deque()
         self._awaited: dict[str, _Pending] = {}
+        self._episodes: dict[str, _Pending] = {}  # the episode of each instance that awaits a worker
+        # Instances changed (terminated, suspended) with no episode queued: the episode that may have
+        # read their inbox before the change and not queued yet is withdrawn when it comes.
+        self._changed: dict[str, float] = {}
         self._available = asyncio.Event()
         self.streams = 0  # workers connected now
         self.connected = asyncio.Event()  # set while at least one worker is connected
@@ -68,10 +81,29 @@ class WorkItems:
 
     async def decide(self, record: InstanceRecord, events: list[dict[str, Any]], now: datetime) -> Decision:
         """Hand one episode to a worker and turn its answer into the engine's decision."""
+        if self._changed.pop(record.instance_id, None) is not None:
+            raise EpisodeWithdrawn(f"instance {record.instance_id} changed while its episode started")
         new_events = [h.event(h.ORCHESTRATOR_STARTED, now), *events]
         item = pb.WorkItem(orchestratorRequest=convert.request(record, new_events))
-        response = await self._run(item, "orchestrator")
+        response = await self._run(item, "orchestrator", record.instance_id)
         return convert.decision(record, new_events, now, response)
+
+    def withdraw(self, iid: str) -> bool:
+        """Withdraw `iid`'s episode if no worker has taken it (with no worker connected, it would
+        otherwise wait, and a terminate or suspend behind it with it); True when one was."""
+        now = asyncio.get_running_loop().time()
+        for old in [key for key, at in self._changed.items() if now - at > CHANGE_WINDOW]:
+            del self._changed[old]
+        pending = self._episodes.get(iid)
+        if pending is None or pending.done.done():
+            self._changed[iid] = now
+            return False
+        if pending.taken:
+            return False
+        pending.done.set_exception(
+            EpisodeWithdrawn(f"instance {iid} changed while its episode waited for a worker")
+        )
+        return True
 
     async def activity(self, iid: str, execution: str, work: Work) -> str | None:
         """Hand one activity to a worker; its result, or ActivityFailed."""
@@ -141,17 +173,21 @@ class WorkItems:
             "signals": signals,
         }
 
-    async def _run(self, item: pb.WorkItem, kind: str) -> Any:
+    async def _run(self, item: pb.WorkItem, kind: str, iid: str | None = None) -> Any:
         token = uuid.uuid4().hex
         item.completionToken = token
         pending = _Pending(token, item, asyncio.get_running_loop().create_future(), kind)
         self._awaited[token] = pending
+        if iid is not None:
+            self._episodes[iid] = pending
         self._queue.append(pending)
         self._available.set()
         try:
             return await pending.done
         finally:
             self._awaited.pop(token, None)
+            if iid is not None and self._episodes.get(iid) is pending:
+                del self._episodes[iid]
 
     # -- the workers' side (the gRPC service) ---------------------------------------------------
     def complete(self, token: str, response: Any) -> bool:
@@ -167,6 +203,7 @@ class WorkItems:
         """A worker gave an item back: queue it again."""
         pending = self._awaited.get(token)
         if pending is not None and not pending.done.done():
+            pending.taken = False
             self._queue.append(pending)
             self._available.set()
 
@@ -197,12 +234,15 @@ class WorkItems:
                         yield pb.WorkItem(healthPing=pb.HealthPing())
                     continue
                 taken[pending.token] = pending
+                pending.taken = True
                 yield pending.item
         finally:
             self.streams -= 1
             if not self.streams:
                 self.connected.clear()
             back = [p for p in taken.values() if not p.done.done() and p.token in self._awaited]
+            for pending in back:
+                pending.taken = False
             self._queue.extendleft(reversed(back))
             if back:
                 self._available.set()
