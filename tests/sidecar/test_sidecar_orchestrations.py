@@ -269,3 +269,29 @@ def test_rewind_is_refused_with_a_reason(client: dt_client.TaskHubGrpcClient) ->
     with pytest.raises(grpc.RpcError) as raised:
         client.rewind_orchestration(state.instance_id)
     assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED and "rewind" in str(raised.value.details())
+
+
+def test_durable_task_scheduler_classes_connect_as_to_the_emulator(sidecar: Sidecar) -> None:
+    """Microsoft's Durable Task Scheduler worker and client, set up as for its local emulator (insecure,
+    no credential, the task hub named in the `taskhub` metadata), work unchanged against the sidecar."""
+    from durabletask.azuremanaged.client import DurableTaskSchedulerClient
+    from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
+
+    options = {"host_address": sidecar.address, "taskhub": sidecar.hub, "token_credential": None}
+    worker = DurableTaskSchedulerWorker(**options, secure_channel=False)
+    worker.add_orchestrator(sequence)
+    worker.add_activity(hello)
+    worker.start()
+    try:
+        scheduler = DurableTaskSchedulerClient(**options, secure_channel=False)
+        iid = scheduler.schedule_new_orchestration(sequence, input=["Kyiv"], instance_id=new_id())
+        state = scheduler.wait_for_orchestration_completion(iid, timeout=30)
+        assert state is not None and json.loads(state.serialized_output) == ["Hello Kyiv!"]
+        elsewhere = DurableTaskSchedulerClient(**{**options, "taskhub": "otherhub"}, secure_channel=False)
+        with pytest.raises(grpc.RpcError) as raised:
+            elsewhere.get_orchestration_state(iid)
+        assert raised.value.code() == grpc.StatusCode.NOT_FOUND and "--hub otherhub" in str(
+            raised.value.details()
+        )
+    finally:
+        worker.stop()
