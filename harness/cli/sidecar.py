@@ -23,7 +23,6 @@ from harness.processes import StartupError, ensure_port_free, port_argument
 from .base import Command, StartupFailed, UsageError
 
 DEFAULT_GRPC_PORT = 8080  # the Durable Task Scheduler emulator's: clients set up for it connect unchanged
-HUB_CHARS = "letters and digits, 3 to 45 characters, starting with a letter"
 
 
 def _arguments(sub: argparse.ArgumentParser) -> None:
@@ -39,7 +38,11 @@ def _arguments(sub: argparse.ArgumentParser) -> None:
         default=0,
         help="port of the Durable HTTP API, for the CLI and TUI (default: any free port)",
     )
-    sub.add_argument("--hub", default="default", help="task hub served (default: default)")
+    sub.add_argument(
+        "--hub",
+        default="default",
+        help="task hub of calls that name none (default: default); a call's `taskhub` metadata names its own",
+    )
     sub.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     where = sub.add_mutually_exclusive_group()
     where.add_argument(
@@ -53,8 +56,10 @@ def _arguments(sub: argparse.ArgumentParser) -> None:
 
 
 def _check_hub(name: str) -> None:
-    if not (3 <= len(name) <= 45 and name.isascii() and name.isalnum() and name[0].isalpha()):
-        raise UsageError(f"--hub {name!r}: a task hub name is {HUB_CHARS}")
+    from harness.host.sidecar.router import HUB_RULE, hub_problem
+
+    if hub_problem(name) is not None:
+        raise UsageError(f"--hub {name!r}: a task hub name is {HUB_RULE}")
 
 
 def run_sidecar(args: argparse.Namespace) -> int:

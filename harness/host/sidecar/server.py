@@ -10,6 +10,7 @@ served only once the host holds the hub and has its engine.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -17,6 +18,7 @@ import grpc
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 
 from ..server import LocalHost
+from .router import HubRouter
 from .service import SidecarService
 from .workitems import WorkItems
 
@@ -32,8 +34,17 @@ class PortBusy(OSError):
     """The gRPC port could not be bound."""
 
 
+@dataclass
+class _Hub:
+    """One task hub's local host and the work items of its workers."""
+
+    local: LocalHost
+    work: WorkItems
+
+
 class Sidecar:
-    """The gRPC service and the HTTP API over one task hub of the local host's engine."""
+    """The gRPC service over the task hubs its clients name, each on its own local host engine with its
+    Durable HTTP API; the default hub's API is on `port`, another hub's on a free port (logged)."""
 
     def __init__(
         self,
@@ -44,25 +55,28 @@ class Sidecar:
         host: str = "127.0.0.1",
         hub: str = DEFAULT_HUB,
     ) -> None:
-        """`port`: the HTTP instance API's (0: any free port); `grpc_port` likewise (0: any)."""
-        self.work = WorkItems()
-        self.local = LocalHost(
-            APP_DIR,
-            port=port,
-            host=host,
-            storage=storage,
-            hub_name=hub,
-            remote=self.work,
-            remote_entities=self.work,
-        )
+        """`port`: the default hub's HTTP instance API's (0: any free port); `grpc_port` likewise."""
+        self.storage = storage
         self.grpc_port = grpc_port
+        self.port = port
         self.bind = host
         self.hub = hub
+        self.hubs: dict[str, _Hub] = {}
         self._server: grpc.aio.Server | None = None
 
     @property
+    def local(self) -> LocalHost:
+        """The default hub's local host."""
+        return self.hubs[self.hub.lower()].local
+
+    @property
+    def work(self) -> WorkItems:
+        """The default hub's work items."""
+        return self.hubs[self.hub.lower()].work
+
+    @property
     def url(self) -> str:
-        """The HTTP API's base URL (the Durable HTTP API is under `/runtime/webhooks/durabletask`)."""
+        """The default hub's base URL (its Durable HTTP API is under `/runtime/webhooks/durabletask`)."""
         return self.local.url
 
     @property
@@ -71,8 +85,29 @@ class Sidecar:
         shown = "localhost" if self.bind in {"127.0.0.1", "0.0.0.0", "", "::"} else self.bind
         return f"{shown}:{self.grpc_port}"
 
+    async def _open_hub(self, name: str, port: int = 0) -> SidecarService:
+        """Start a hub's local host (storage, the hub's lease, its HTTP API) and its service."""
+        work = WorkItems()
+        local = LocalHost(
+            APP_DIR,
+            port=port,
+            host=self.bind,
+            storage=self.storage,
+            hub_name=name,
+            remote=work,
+            remote_entities=work,
+        )
+        await local.start()
+        self.hubs[name.lower()] = _Hub(local, work)
+        assert local.engine is not None
+        if name.lower() != self.hub.lower():
+            log.info(
+                "task hub %s started: Durable HTTP API %s/runtime/webhooks/durabletask/", name, local.url
+            )
+        return SidecarService(local.engine, work, local.hub_name)
+
     async def start(self) -> Sidecar:
-        """Bind the gRPC port, start the host (storage, hub lease, HTTP API), then serve gRPC."""
+        """Bind the gRPC port, start the default hub's host, then serve gRPC."""
         try:
             options = [
                 ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -89,26 +124,26 @@ class Sidecar:
             if not bound:
                 raise PortBusy(f"gRPC port {self.grpc_port} on {self.bind} is in use or cannot be bound")
             self.grpc_port = bound
-            await self.local.start()
-            assert self.local.engine is not None
-            stubs.add_TaskHubSidecarServiceServicer_to_server(
-                SidecarService(self.local.engine, self.work, self.local.hub_name), self._server
-            )
+            router = HubRouter(self.hub, self._open_hub)
+            router.add(self.hub, await self._open_hub(self.hub, self.port))
+            stubs.add_TaskHubSidecarServiceServicer_to_server(router, self._server)
             await self._server.start()
         except BaseException:
             await self.stop()
             raise
         log.info(
-            "Durable Task gRPC (TaskHubSidecarService): %s  task hub: %s", self.address, self.local.hub_name
+            "Durable Task gRPC (TaskHubSidecarService): %s  default task hub: %s", self.address, self.hub
         )
         return self
 
     async def stop(self) -> None:
-        """Stop serving: streams end (their workers reconnect to the next run), the host stops."""
+        """Stop serving: streams end (their workers reconnect to the next run), the hubs' hosts stop."""
         if self._server is not None:
             await self._server.stop(grace=1.0)
             self._server = None
-        await self.local.stop()
+        for hub in list(self.hubs.values()):
+            await hub.local.stop()
+        self.hubs.clear()
 
     async def __aenter__(self) -> Sidecar:
         return await self.start()

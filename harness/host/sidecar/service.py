@@ -31,7 +31,6 @@ from .workitems import WorkItems
 
 log = logging.getLogger(__name__)
 
-HUB_METADATA = "taskhub"
 WAIT_INTERVAL = 1.0  # seconds a wait goes without a look at storage, woken or not
 HISTORY_CHUNK = 200  # events per HistoryChunk streamed
 MAX_QUERY = 1000  # instances one query page holds at most
@@ -76,13 +75,7 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         self.hub = hub
 
     def _check_hub(self, context: grpc.aio.ServicerContext) -> None:
-        for key, value in context.invocation_metadata() or ():
-            if key == HUB_METADATA and value and value.lower() != self.hub.lower():
-                raise _Refused(
-                    grpc.StatusCode.NOT_FOUND,
-                    f"task hub {value!r} is not served here "
-                    f"(this sidecar serves {self.hub!r}; start one with --hub {value})",
-                )
+        """Refuse while this host does not hold the hub (its lease lost): another may write it."""
         problem = self.engine.gate() if self.engine.gate is not None else None
         if problem:
             raise _Refused(grpc.StatusCode.UNAVAILABLE, str(problem))
