@@ -80,8 +80,44 @@ def catching(ctx: task.OrchestrationContext, message: str) -> Any:
     return "never"
 
 
-ORCHESTRATORS = [sequence, fan_out, sleeper, approval, parent, counter, failing, catching]
-ACTIVITIES = [hello, explode]
+ATTEMPTS: dict[str, int] = {}
+
+
+def flaky(ctx: task.ActivityContext, key: str) -> str:
+    ATTEMPTS[key] = ATTEMPTS.get(key, 0) + 1
+    if ATTEMPTS[key] < 3:
+        raise RuntimeError(f"attempt {ATTEMPTS[key]} failed")
+    return f"worked on attempt {ATTEMPTS[key]}"
+
+
+def retrying(ctx: task.OrchestrationContext, key: str) -> Any:
+    policy = task.RetryPolicy(first_retry_interval=timedelta(milliseconds=100), max_number_of_attempts=3)
+    return (yield ctx.call_activity(flaky, input=key, retry_policy=policy))
+
+
+def flaky_child(ctx: task.OrchestrationContext, key: str) -> Any:
+    return (yield ctx.call_activity(flaky, input=key))
+
+
+def retrying_parent(ctx: task.OrchestrationContext, key: str) -> Any:
+    policy = task.RetryPolicy(first_retry_interval=timedelta(milliseconds=100), max_number_of_attempts=3)
+    return (yield ctx.call_sub_orchestrator(flaky_child, input=key, retry_policy=policy))
+
+
+ORCHESTRATORS = [
+    sequence,
+    fan_out,
+    sleeper,
+    approval,
+    parent,
+    counter,
+    failing,
+    catching,
+    retrying,
+    flaky_child,
+    retrying_parent,
+]
+ACTIVITIES = [hello, explode, flaky]
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +198,14 @@ def test_activity_failure_can_be_caught(client: dt_client.TaskHubGrpcClient) -> 
     assert state.runtime_status == Status.COMPLETED, state.failure_details
     output = json.loads(state.serialized_output)
     assert output["caught"] == "bang" and output["type"].endswith("ValueError")
+
+
+@pytest.mark.parametrize("orchestrator", [retrying, retrying_parent])
+def test_retry_policy(client: dt_client.TaskHubGrpcClient, orchestrator: Any) -> None:
+    """A durabletask retry schedules the failed activity or child again under the same task id."""
+    state = run(client, orchestrator, new_id("retry"))
+    assert state.runtime_status == Status.COMPLETED, state.failure_details
+    assert json.loads(state.serialized_output) == "worked on attempt 3"
 
 
 def test_unknown_orchestrator_fails(client: dt_client.TaskHubGrpcClient) -> None:

@@ -4,8 +4,11 @@ worker's `OrchestratorResponse` to the engine's `Decision`. Pure, so the mapping
 The host keeps one history model for both protocols: a task id is the event's `EventId` (the
 durabletask worker numbers its actions from 0 per execution, as the 1.x SDK does), completions name
 it in `TaskScheduledId`/`TimerId`, and a failure keeps the protocol's own failure details beside the
-`Reason`/`Details` the instance API shows. Events only the host reads (signal acknowledgements,
-suspend/resume/terminate marks) are not handed to the worker.
+`Reason`/`Details` the instance API shows. One difference: a durabletask retry schedules the failed
+task again under the same id, where the engine needs an id per attempt; such an attempt gets a host id
+from `RETRY_IDS` on, its event keeps the worker's id in `WorkerId`, and the worker is shown its own.
+Events only the host reads (signal acknowledgements, suspend/resume/terminate marks) are not handed
+to the worker.
 """
 
 from __future__ import annotations
@@ -93,10 +96,23 @@ def failure_fields(details: pb.TaskFailureDetails) -> dict[str, Any]:
     return {"Reason": reason, "Details": stack or "", "FailureDetails": kept}
 
 
-def to_event(item: dict[str, Any], record: InstanceRecord) -> pb.HistoryEvent | None:
-    """One stored history event as the worker reads it; None for the host's own marks."""
+RETRY_IDS = 1_000_000_000  # host task ids of retried attempts start here (workers number from 0)
+
+
+def worker_ids(history: list[dict[str, Any]]) -> dict[int, int]:
+    """Host task id -> the worker's, for the attempts that got a host id of their own."""
+    return {int(item["EventId"]): int(item["WorkerId"]) for item in history if "WorkerId" in item}
+
+
+def to_event(
+    item: dict[str, Any], record: InstanceRecord, ids: dict[int, int] | None = None
+) -> pb.HistoryEvent | None:
+    """One stored history event as the worker reads it (task ids as the worker knows them, `ids`);
+    None for the host's own marks."""
+    ids = ids or {}
     kind = item["EventType"]
-    event = pb.HistoryEvent(eventId=int(item.get("EventId", -1)), timestamp=stamp(item.get("Timestamp")))
+    event_id = int(item.get("EventId", -1))
+    event = pb.HistoryEvent(eventId=ids.get(event_id, event_id), timestamp=stamp(item.get("Timestamp")))
     if kind == h.EXECUTION_STARTED:
         started = event.executionStarted
         started.name = str(item.get("Name") or record.name)
@@ -117,12 +133,12 @@ def to_event(item: dict[str, Any], record: InstanceRecord) -> pb.HistoryEvent | 
             event.taskScheduled.input.value = item["Input"]
     elif kind in (h.TASK_COMPLETED, h.SUB_COMPLETED):
         done = event.taskCompleted if kind == h.TASK_COMPLETED else event.subOrchestrationInstanceCompleted
-        done.taskScheduledId = int(item["TaskScheduledId"])
+        done.taskScheduledId = ids.get(int(item["TaskScheduledId"]), int(item["TaskScheduledId"]))
         if item.get("Result") is not None:
             done.result.value = item["Result"]
     elif kind in (h.TASK_FAILED, h.SUB_FAILED):
         failed = event.taskFailed if kind == h.TASK_FAILED else event.subOrchestrationInstanceFailed
-        failed.taskScheduledId = int(item["TaskScheduledId"])
+        failed.taskScheduledId = ids.get(int(item["TaskScheduledId"]), int(item["TaskScheduledId"]))
         details = failure(
             item.get("FailureDetails"), str(item.get("Reason") or ""), str(item.get("Details") or "")
         )
@@ -160,7 +176,8 @@ def to_event(item: dict[str, Any], record: InstanceRecord) -> pb.HistoryEvent | 
 
 def to_events(items: list[dict[str, Any]], record: InstanceRecord) -> list[pb.HistoryEvent]:
     """Stored history events as the worker reads them (the host's own marks left out)."""
-    return [event for event in (to_event(item, record) for item in items) if event is not None]
+    ids = worker_ids(record.history)
+    return [event for event in (to_event(item, record, ids) for item in items) if event is not None]
 
 
 def request(record: InstanceRecord, events: list[dict[str, Any]]) -> pb.OrchestratorRequest:
@@ -180,15 +197,20 @@ def decision(
     (those begin with the episode's OrchestratorStarted)."""
     new_events = list(events)
     result = Decision(status="Running", events=new_events, actions_seen=record.actions_seen)
+    done = h.completed_ids(record.history) | h.completed_ids(events)
+    retries = RETRY_IDS + len(worker_ids(record.history))
     if response.HasField("customStatus"):
         result.custom_status = (True, h.json_or_text(response.customStatus.value))
     for action in response.actions:
         kind = action.WhichOneof("orchestratorActionType")
         task_id = int(action.id)
+        again: dict[str, Any] = {}
+        if task_id in done and kind in ("scheduleTask", "createSubOrchestration"):  # a retry
+            again, task_id, retries = {"WorkerId": task_id}, retries, retries + 1
         if kind == "scheduleTask":
             name, input_text = action.scheduleTask.name, optional(action.scheduleTask, "input")
             result.work.append(Work("activity", task_id, name, input_text))
-            new_events.append(h.event(h.TASK_SCHEDULED, now, task_id, Name=name, Input=input_text))
+            new_events.append(h.event(h.TASK_SCHEDULED, now, task_id, Name=name, Input=input_text, **again))
         elif kind == "createTimer":
             fire_at = from_stamp(action.createTimer.fireAt)
             result.work.append(Work("timer", task_id, fire_at=fire_at))
@@ -199,7 +221,9 @@ def decision(
             input_text = optional(sub, "input")
             result.work.append(Work("sub", task_id, sub.name, input_text, target=child))
             new_events.append(
-                h.event(h.SUB_CREATED, now, task_id, Name=sub.name, Input=input_text, InstanceId=child)
+                h.event(
+                    h.SUB_CREATED, now, task_id, Name=sub.name, Input=input_text, InstanceId=child, **again
+                )
             )
         elif kind == "completeOrchestration":
             _complete(result, action.completeOrchestration)
