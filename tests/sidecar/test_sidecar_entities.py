@@ -3,6 +3,7 @@ order by the entity's worker, state read back, entities listed, signals an entit
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import grpc
 import pytest
 from durabletask import client as dt_client
-from durabletask import entities
+from durabletask import entities, task
 from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 
@@ -33,9 +34,22 @@ def counter(ctx: entities.EntityContext, value: Any) -> Any:
     return state
 
 
+def tally(ctx: task.OrchestrationContext, key: str) -> Any:
+    """Calls and signals an entity from an orchestration; a failing call raises in the orchestrator."""
+    entity = entities.EntityInstanceId("counter", key)
+    yield ctx.call_entity(entity, "add", 5)
+    ctx.signal_entity(entity, "add", 10)
+    before = yield ctx.call_entity(entity, "add", 0)  # after the signal: operations apply in order
+    try:
+        yield ctx.call_entity(entity, "boom")
+    except task.TaskFailedError as exc:
+        return {"before": before, "error": str(exc)}
+    return {"before": before, "error": None}
+
+
 @pytest.fixture(scope="module")
 def client(sidecar: Sidecar) -> Iterator[dt_client.TaskHubGrpcClient]:
-    with running_worker(sidecar.address, [], [], [counter]):
+    with running_worker(sidecar.address, [tally], [], [counter]):
         connected = new_client(sidecar.address)
         yield connected
         connected.close()
@@ -88,3 +102,14 @@ def test_bad_entity_ids_are_named(sidecar: Sidecar) -> None:
             stub.QueryEntities(pb.QueryEntitiesRequest(query=pb.EntityQuery()))
         assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
         assert "@name@" in str(raised.value.details())
+
+
+def test_orchestration_calls_and_signals_an_entity(client: dt_client.TaskHubGrpcClient) -> None:
+    key = uuid.uuid4().hex
+    iid = client.schedule_new_orchestration(tally, input=key, instance_id=f"t-{key[:12]}")
+    state = client.wait_for_orchestration_completion(iid, timeout=30)
+    assert state is not None and state.runtime_status == dt_client.OrchestrationStatus.COMPLETED, state
+    output = json.loads(state.serialized_output)
+    assert output["before"] == 15  # the value before `add 0`: 5 called, 10 signalled
+    assert output["error"] and "no such thing" in output["error"]
+    assert state_of(client, entities.EntityInstanceId("counter", key)) == 15

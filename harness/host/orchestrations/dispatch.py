@@ -255,7 +255,7 @@ class WorkDispatch(KeyedWorkers):
     async def _send_to_entity(self, iid: str, execution: str, work: Work, row_key: str, again: bool) -> None:
         name, key = split_instance_id(work.target) if work.target.count("@") >= 2 else ("", "")
         problem = invalid_key_reason(name, key) if name else "not an entity id"
-        if problem is None and name not in self.entities.entities:
+        if problem is None and self.entities.remote is None and name not in self.entities.entities:
             problem = f"no entity function named {name!r}"
         if problem is not None:
             # A call fails with the problem; a signal is acknowledged all the same (nothing will

@@ -165,6 +165,22 @@ def to_event(
             )
         elif item.get("Result") is not None:
             event.executionCompleted.result.value = item["Result"]
+    elif kind == h.EVENT_SENT and (item.get("RequestId") or item.get("SignalId")):
+        # An entity call or signal; its answer comes back as the EventRaised the worker maps by the
+        # request id (the entity protocol the Functions extension speaks, which the worker reads).
+        message = h.json_or_text(item.get("Input"))
+        input_text = message.get("input") if isinstance(message, dict) else None
+        if item.get("RequestId"):
+            called = event.entityOperationCalled
+            called.requestId = str(item["RequestId"])
+            called.parentInstanceId.value = record.instance_id
+        else:
+            called = event.entityOperationSignaled
+            called.requestId = str(item["SignalId"])
+        called.operation = str(item.get("Name"))
+        called.targetInstanceId.value = str(item.get("InstanceId"))
+        if input_text is not None:
+            called.input.value = input_text
     elif kind == h.EVENT_RAISED:
         event.eventRaised.name = str(item.get("Name"))
         if item.get("Input") is not None:
@@ -225,16 +241,43 @@ def decision(
                     h.SUB_CREATED, now, task_id, Name=sub.name, Input=input_text, InstanceId=child, **again
                 )
             )
+        elif kind == "sendEntityMessage" and action.sendEntityMessage.WhichOneof("EntityMessageType") in (
+            "entityOperationCalled",
+            "entityOperationSignaled",
+        ):
+            new_events.append(_entity_message(record, action.sendEntityMessage, task_id, now, result))
         elif kind == "completeOrchestration":
             _complete(result, action.completeOrchestration)
         else:
             result.status = "Failed"
             result.output = f"the sidecar does not support the {kind} action yet"
             break
-    if result.status != "Running":
+    if result.status in ("Completed", "ContinuedAsNew"):
+        result.work = [w for w in result.work if w.kind == "signal"]  # sent before the instance ends
+    elif result.status != "Running":
         result.work = []
     new_events.append(h.event(h.ORCHESTRATOR_COMPLETED, now))
     return result
+
+
+def _entity_message(
+    record: InstanceRecord, message: pb.SendEntityMessageAction, task_id: int, now: datetime, result: Decision
+) -> dict[str, Any]:
+    """An entity call or signal: the EventSent the engine's entity dispatch reads, and its work."""
+    call = message.HasField("entityOperationCalled")
+    sent = message.entityOperationCalled if call else message.entityOperationSignaled
+    target, operation, rid = sent.targetInstanceId.value, sent.operation, sent.requestId
+    input_text = optional(sent, "input")
+    body: dict[str, Any] = {"op": operation, "id": rid, "parent": record.instance_id, "input": input_text}
+    if not call:
+        body["signal"] = True
+    result.work.append(
+        Work("call" if call else "signal", task_id, operation, input_text, target=target, request_id=rid)
+    )
+    ids = {"RequestId": rid} if call else {"SignalId": rid}
+    return h.event(
+        h.EVENT_SENT, now, task_id, Name=operation, InstanceId=target, Input=json.dumps(body), **ids
+    )
 
 
 def _complete(result: Decision, done: pb.CompleteOrchestrationAction) -> None:

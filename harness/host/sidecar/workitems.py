@@ -129,7 +129,9 @@ class WorkItems:
         """Hand a batch of entity operations to a worker; its answer in the shape the entity
         dispatcher reads (the SDK's), or an error when the batch failed as a whole."""
         operations = [
-            pb.OperationRequest(operation=s.operation, requestId=s.row_key, input=convert.text(s.input))
+            pb.OperationRequest(
+                operation=s.operation, requestId=s.row_key, input=convert.text(_entity_input(s))
+            )
             for s in batch
         ]
         request = pb.EntityBatchRequest(
@@ -249,3 +251,12 @@ class WorkItems:
             log.info(
                 "worker disconnected (%d connected); %d work items queued again", self.streams, len(back)
             )
+
+
+def _entity_input(signal: PendingSignal) -> str | None:
+    """An operation's input as JSON text. The engine's dispatch encodes an orchestration's entity input
+    once more, as the 1.x entity SDK reads it; a client's signal is stored as it came."""
+    if signal.parent and signal.input is not None:
+        decoded = json.loads(signal.input)
+        return decoded if isinstance(decoded, str) else signal.input
+    return signal.input
