@@ -21,6 +21,7 @@ from pathlib import Path
 from harness.processes import StartupError, ensure_port_free, port_argument
 
 from .base import Command, StartupFailed, UsageError
+from .local_stack import check_data_dir
 
 DEFAULT_GRPC_PORT = 8080  # the Durable Task Scheduler emulator's: clients set up for it connect unchanged
 
@@ -65,6 +66,7 @@ def _check_hub(name: str) -> None:
 def run_sidecar(args: argparse.Namespace) -> int:
     """Check the options and ports, start Azurite (unless --storage), serve until Ctrl-C/SIGTERM."""
     _check_hub(args.hub)
+    check_data_dir(args.data)
     try:
         for port, what in ((args.grpc_port, "the gRPC service"), (args.port, "the HTTP API")):
             if port:

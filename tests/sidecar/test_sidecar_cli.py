@@ -38,3 +38,13 @@ def test_a_busy_port_is_one_line_before_anything_starts(option: str, tmp_path: P
     assert done.returncode == 1
     assert f"port 127.0.0.1:{port} is already in use" in one_line(done.stderr)
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_data_that_names_a_folder_of_other_files_is_refused(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "main.py").write_text("print('mine')\n")
+    done = run_cli("sidecar", "--data", str(project), cwd=tmp_path, env=cli_env(tmp_path))
+    assert done.returncode == 2
+    assert "holds files that are not a workspace's (main.py)" in one_line(done.stderr)
+    assert sorted(p.name for p in project.iterdir()) == ["main.py"]
