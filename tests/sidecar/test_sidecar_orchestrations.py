@@ -104,7 +104,17 @@ def retrying_parent(ctx: task.OrchestrationContext, key: str) -> Any:
     return (yield ctx.call_sub_orchestrator(flaky_child, input=key, retry_policy=policy))
 
 
+def collector(ctx: task.OrchestrationContext, seen: list[str]) -> Any:
+    """Takes one event per execution; the ones that came early are carried over to the next."""
+    seen = [*seen, (yield ctx.wait_for_external_event("item"))]
+    if len(seen) < 3:
+        ctx.continue_as_new(seen, save_events=True)
+        return None
+    return seen
+
+
 ORCHESTRATORS = [
+    collector,
     sequence,
     fan_out,
     sleeper,
@@ -185,6 +195,15 @@ def test_continue_as_new(client: dt_client.TaskHubGrpcClient) -> None:
     state = run(client, counter, 0)
     assert state.runtime_status == Status.COMPLETED, state.failure_details
     assert json.loads(state.serialized_output) == 3
+
+
+def test_continue_as_new_carries_events_over(client: dt_client.TaskHubGrpcClient) -> None:
+    iid = client.schedule_new_orchestration(collector, input=[], instance_id=new_id())
+    for n in range(3):  # all at once: the first execution takes one, the rest are carried over
+        client.raise_orchestration_event(iid, "item", data=f"e{n}")
+    state = client.wait_for_orchestration_completion(iid, timeout=30)
+    assert state is not None and state.runtime_status == Status.COMPLETED, state.failure_details
+    assert json.loads(state.serialized_output) == ["e0", "e1", "e2"]
 
 
 def test_activity_failure_fails_the_orchestration(client: dt_client.TaskHubGrpcClient) -> None:

@@ -414,6 +414,8 @@ class OrchestrationEngine(WorkDispatch):
             return
         if decision.status == "ContinuedAsNew":
             _continue(new, decision.continue_input)
+            for event in decision.carryover:  # for the new execution only: void if the commit fails
+                await self.send(new.instance_id, event, new.execution_id)
         await self._commit(new, record, consumed)
         self._after_commit(record, new, decision)
 

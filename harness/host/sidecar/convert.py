@@ -247,7 +247,7 @@ def decision(
         ):
             new_events.append(_entity_message(record, action.sendEntityMessage, task_id, now, result))
         elif kind == "completeOrchestration":
-            _complete(result, action.completeOrchestration)
+            _complete(result, action.completeOrchestration, now)
         else:
             result.status = "Failed"
             result.output = f"the sidecar does not support the {kind} action yet"
@@ -280,12 +280,17 @@ def _entity_message(
     )
 
 
-def _complete(result: Decision, done: pb.CompleteOrchestrationAction) -> None:
+def _complete(result: Decision, done: pb.CompleteOrchestrationAction, now: datetime) -> None:
     status = STATUS_NAMES.get(done.orchestrationStatus, "Failed")
     value = optional(done, "result")
     if status == "ContinuedAsNew":
         result.status = status
         result.continue_input = value
+        result.carryover = [
+            h.event(h.EVENT_RAISED, now, Name=e.eventRaised.name, Input=optional(e.eventRaised, "input"))
+            for e in done.carryoverEvents
+            if e.HasField("eventRaised")
+        ]
     elif status == "Failed":
         result.status = status
         details = done.failureDetails
