@@ -203,7 +203,9 @@ def test_continue_as_new_carries_events_over(client: dt_client.TaskHubGrpcClient
         client.raise_orchestration_event(iid, "item", data=f"e{n}")
     state = client.wait_for_orchestration_completion(iid, timeout=30)
     assert state is not None and state.runtime_status == Status.COMPLETED, state.failure_details
-    assert json.loads(state.serialized_output) == ["e0", "e1", "e2"]
+    # Each event once. (In order only when all three reached the first episode: one that came while
+    # it ran waits in the inbox ahead of the carried ones, see docs/sidecar.md.)
+    assert sorted(json.loads(state.serialized_output)) == ["e0", "e1", "e2"]
 
 
 def test_activity_failure_fails_the_orchestration(client: dt_client.TaskHubGrpcClient) -> None:
