@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import grpc
 import pytest
 from durabletask import client as dt_client
@@ -113,3 +114,13 @@ def test_orchestration_calls_and_signals_an_entity(client: dt_client.TaskHubGrpc
     assert output["before"] == 15  # the value before `add 0`: 5 called, 10 signalled
     assert output["error"] and "no such thing" in output["error"]
     assert state_of(client, entities.EntityInstanceId("counter", key)) == 15
+
+
+async def test_http_api_shows_the_entities(client: dt_client.TaskHubGrpcClient, sidecar: Sidecar) -> None:
+    key = uuid.uuid4().hex
+    client.signal_entity(entities.EntityInstanceId("counter", key), "add", 7)
+    wait_for(lambda: state_of(client, entities.EntityInstanceId("counter", key)) == 7)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{sidecar.url}/runtime/webhooks/durabletask/entities/counter/{key}") as response:
+            assert response.status == 200, await response.text()
+            assert await response.json() == 7
