@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from durabletask import client as dt_client
 from durabletask import worker as dt_worker
+from durabletask.grpc_options import GrpcWorkerResiliencyOptions
 
 from harness.azurite import Azurite
 from harness.host.sidecar.server import Sidecar
@@ -63,7 +64,10 @@ def running_worker(
     entities: list[Callable[..., Any]] = (),  # type: ignore[assignment]
 ) -> Iterator[dt_worker.TaskHubGrpcWorker]:
     """Microsoft's worker, connected to `address` with these functions, stopped at the end."""
-    worker = dt_worker.TaskHubGrpcWorker(host_address=address)
+    # Reconnects within half a second (the default backs off up to 30 s): the crash tests restart
+    # the sidecar under a connected worker.
+    quick = GrpcWorkerResiliencyOptions(reconnect_backoff_base_seconds=0.1, reconnect_backoff_cap_seconds=0.5)
+    worker = dt_worker.TaskHubGrpcWorker(host_address=address, resiliency_options=quick)
     for entity in entities:
         worker.add_entity(entity)
     for orchestrator in orchestrators:
