@@ -47,6 +47,10 @@ SKIPPED = {
         "a pytest test for the `orchestration` fixture: it needs a running local host with Azurite and "
         "an app with `my_orchestrator`, which a unit test does not start"
     ),
+    'worker.TaskHubGrpcWorker(host_address="localhost:8080")': (
+        "connects to a sidecar on port 8080 with the reader's own orchestrator and activity; "
+        "tests/sidecar/test_sidecar_orchestrations.py runs the same calls against a sidecar"
+    ),
     '@pytest.mark.fake_script("recordings/oslo.json"': (
         "pytest tests for the `fake_script` marker: they need a recorded script file and a running host; "
         "tests/harness/test_plugin_fake_script.py runs the same tests on a real recording"
