@@ -66,6 +66,8 @@ class Decision:
     actions_seen: int = 0
     waits: dict[str, int] = field(default_factory=dict)  # wait actions per event name, in total
     held_taken: int = 0  # how many of the `held` events the episode took (the leading ones)
+    # External events a continue-as-new hands to the next execution (durabletask's save_events).
+    carryover: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

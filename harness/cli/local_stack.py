@@ -58,18 +58,23 @@ def check_stack_args(args: argparse.Namespace) -> None:
     if args.host_mode != "func" and not (args.app / "function_app.py").is_file():
         # Checked before the workspace is made, which would leave a .durableagent/ in any folder.
         raise UsageError(f"{args.app} is not a Functions app folder: it has no function_app.py")
-    if args.data is not None and args.data.exists():
-        if not args.data.is_dir():
-            raise UsageError(f"--data {args.data} is not a folder")
-        if foreign := foreign_entries(args.data):
-            raise UsageError(
-                f"--data {args.data} holds files that are not a workspace's ({', '.join(foreign[:3])}"
-                f"{', ...' if len(foreign) > 3 else ''}); name a new or empty folder"
-            )
+    check_data_dir(args.data)
     if getattr(args, "key", None) is not None:
         raise UsageError("--key is sent to the app at --url; a local stack needs no key")
     if args.live:
         warn_live_settings(args.app)
+
+
+def check_data_dir(data: Path | None) -> None:
+    """`--data DIR` must be a folder a workspace may take: new, empty, or a workspace already."""
+    if data is not None and data.exists():
+        if not data.is_dir():
+            raise UsageError(f"--data {data} is not a folder")
+        if foreign := foreign_entries(data):
+            raise UsageError(
+                f"--data {data} holds files that are not a workspace's ({', '.join(foreign[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}); name a new or empty folder"
+            )
 
 
 def check_agent_first(args: argparse.Namespace) -> None:

@@ -39,6 +39,7 @@ from .options import running_url_for
 from .replay import REPLAY_CHECK
 from .rewind import REWIND_TO
 from .sessions import FORK, SESSIONS, SHOW
+from .sidecar import SIDECAR
 from .transfer import EXPORT, IMPORT
 
 COMMANDS: tuple[Command, ...] = (
@@ -47,6 +48,7 @@ COMMANDS: tuple[Command, ...] = (
     ASK,
     HOST,
     CLOCK,
+    SIDECAR,
     BENCH,
     CHAOS,
     SESSIONS,

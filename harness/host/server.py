@@ -33,12 +33,13 @@ from .api import BASE_PATH, ApiGuard, KeyPolicy, unsupported
 from .clock import TIME_MODES, VIRTUAL_TIME_ENV, Clock, VirtualClock, clock_for
 from .clock_api import ClockApi, RequestCount
 from .entities.api import EntityApi
-from .entities.dispatcher import EntityDispatcher
+from .entities.dispatcher import EntityDispatcher, RemoteEntities
 from .entities.store import EntityStore, StorageUnavailable
 from .errors import AppLoadError
 from .loader import AppIndex, load_app
 from .orchestrations.api import InstanceApi
 from .orchestrations.engine import EngineSettings, OrchestrationEngine
+from .orchestrations.executor import RemoteExecutor
 from .orchestrations.store import InstanceStore
 from .responses import PARSER_LIMIT, JsonErrorRunner, json_errors, json_response
 from .settings import KEY_ENV, HostConfig, apply_local_settings, export_storage
@@ -92,8 +93,14 @@ class LocalHost:
         function_key: str | None = None,
         hub_name: str | None = None,
         clock: Clock | None = None,
+        remote: RemoteExecutor | None = None,
+        remote_entities: RemoteEntities | None = None,
     ) -> None:
-        """`clock`: what time it is for everything durable on the host (default: the wall clock)."""
+        """`clock`: what time it is for everything durable on the host (default: the wall clock);
+        `remote` / `remote_entities`: run the orchestrators and activities / the entity batches instead
+        of the app (the sidecar's workers)."""
+        self.remote = remote
+        self.remote_entities = remote_entities
         self.app_dir = Path(app_dir).resolve()
         self.port = port
         self.host = host
@@ -218,7 +225,9 @@ class LocalHost:
             self.outputs.check(name, outputs)
         keys = KeyPolicy(self.enforce_keys, self.function_key)
         timeout = config.function_timeout
-        self.dispatcher = EntityDispatcher(self.store, self.index.entities, self._executor, timeout)
+        self.dispatcher = EntityDispatcher(
+            self.store, self.index.entities, self._executor, timeout, self.remote_entities
+        )
         self.engine = OrchestrationEngine(
             self.instances,
             self.dispatcher,
@@ -228,6 +237,7 @@ class LocalHost:
             self.outputs,
             EngineSettings(config.max_activities, config.max_orchestrators, timeout),
             self.clock,
+            self.remote,
         )
         functions = FunctionServer(
             self.index,

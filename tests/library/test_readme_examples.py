@@ -51,6 +51,10 @@ SKIPPED = {
         "a pytest module for the `virtual_time` marker: it needs a virtual-time host for the "
         "human-in-the-loop sample; tests/integration/test_sample_hitl_virtual_time.py runs it for real"
     ),
+    'worker.TaskHubGrpcWorker(host_address="localhost:8080")': (
+        "connects to a sidecar on port 8080 with the reader's own orchestrator and activity; "
+        "tests/sidecar/test_sidecar_orchestrations.py runs the same calls against a sidecar"
+    ),
     '@pytest.mark.fake_script("recordings/oslo.json"': (
         "pytest tests for the `fake_script` marker: they need a recorded script file and a running host; "
         "tests/harness/test_plugin_fake_script.py runs the same tests on a real recording"

@@ -50,7 +50,7 @@ class EntityApi:
         """Validated (lower-cased name, key) from the URL, or the error response."""
         name = request.match_info["name"].lower()
         key = request.match_info.get("key", "x") if with_key else "x"
-        if name not in self.dispatcher.entities:
+        if self.dispatcher.remote is None and name not in self.dispatcher.entities:  # remote: any name
             return json_error(404, f"no entity function named {name!r}")
         reason = invalid_key_reason(name, key)
         if reason:

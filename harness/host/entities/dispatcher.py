@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, Protocol
 
 import azure.functions as func
 
@@ -52,6 +52,18 @@ def split_instance_id(iid: str) -> tuple[str, str]:
     return name, key
 
 
+class RemoteEntities(Protocol):
+    """Runs entity batches somewhere else (the sidecar's connected workers) instead of the app's
+    entity functions: same input as `build_request`, and a response of the same shape as the SDK's
+    (`results` of `{"isError", "result"}`, `entityExists`, `entityState`, `signals`)."""
+
+    async def entity_batch(
+        self, iid: str, exists: bool, state: str | None, batch: list[PendingSignal]
+    ) -> dict[str, Any]:
+        """Apply `batch` to the entity; raises when the batch as a whole failed."""
+        ...
+
+
 class EntityDispatcher(KeyedWorkers):
     """Owns the per-entity workers and the per-entity locks that also serialise purges."""
 
@@ -63,9 +75,12 @@ class EntityDispatcher(KeyedWorkers):
         entities: dict[str, EntityFunction],
         executor: Executor,
         timeout: float | None = None,
+        remote: RemoteEntities | None = None,
     ) -> None:
-        """`timeout`: host.json's functionTimeout in seconds for one batch (None: unbounded)."""
+        """`timeout`: host.json's functionTimeout in seconds for one batch (None: unbounded);
+        `remote`: runs the batches instead of the app's entity functions."""
         super().__init__()
+        self.remote = remote
         self.timeout = timeout
         self.store = store
         self.entities = entities
@@ -186,7 +201,7 @@ class EntityDispatcher(KeyedWorkers):
             self._forget(iid, signals)
             return len(signals)
         entity = self.entities.get(name)
-        if entity is None:
+        if entity is None and self.remote is None:
             log.error("entity %s: no entity function named %r; dropping %d signals", iid, name, len(signals))
             await self._answer_failed(signals, f"no entity function named {name!r}")
             await self.store.commit(None, name, key, False, None, signals)
@@ -194,12 +209,19 @@ class EntityDispatcher(KeyedWorkers):
             return len(signals)
         before = await self.store.read(iid)
         exists = before is not None and before.exists
-        request = build_request(name, key, exists, before.state if exists and before else None, signals)
-        loop = asyncio.get_running_loop()
         try:
-            call = loop.run_in_executor(self.executor, entity.fn, func.EntityContext(request))
-            raw = await within(self.timeout, call, entity.function_name)
-            response = json.loads(raw)
+            if self.remote is not None:
+                state_text = before.state if exists and before else None
+                response = await self.remote.entity_batch(iid, exists, state_text, signals)
+            else:
+                assert entity is not None
+                request = build_request(
+                    name, key, exists, before.state if exists and before else None, signals
+                )
+                call = asyncio.get_running_loop().run_in_executor(
+                    self.executor, entity.fn, func.EntityContext(request)
+                )
+                response = json.loads(await within(self.timeout, call, entity.function_name))
         except Exception as exc:
             raise _BatchFailed(signals, f"{type(exc).__name__}: {exc}") from exc
         for signal, result in zip(signals, response.get("results") or [], strict=False):
@@ -245,7 +267,7 @@ class EntityDispatcher(KeyedWorkers):
             except (AttributeError, KeyError, TypeError):
                 log.warning("entity %s emitted a signal the host does not understand: %r", source, signal)
                 continue
-            if name not in self.entities or invalid_key_reason(name, key):
+            if (self.remote is None and name not in self.entities) or invalid_key_reason(name, key):
                 log.warning("entity %s signalled unknown entity @%s@%s", source, name, key)
                 continue
             text = payload if isinstance(payload, str) or payload is None else json.dumps(payload)

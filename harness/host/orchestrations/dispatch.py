@@ -36,6 +36,7 @@ from ..storage.tables import RETRIABLE, Backoff, ConcurrencyConflict
 from ..triggers.outputs import OutputWriter
 from ..workers import DaemonThreadPool, KeyedWorkers, within
 from . import history as h
+from .executor import ActivityFailed, RemoteExecutor
 from .replay import Work
 from .store import InstanceRecord, InstanceStore, invalid_instance_id
 
@@ -63,6 +64,7 @@ class WorkDispatch(KeyedWorkers):
     outputs: OutputWriter
     settings: EngineSettings
     scheduler: Scheduler
+    remote: RemoteExecutor | None
     now: Callable[[], datetime]
     _running: dict[tuple[str, str, int], asyncio.Task[Any]]  # activities in flight
     _tasks: set[asyncio.Task[Any]]
@@ -147,6 +149,9 @@ class WorkDispatch(KeyedWorkers):
 
     async def _run_activity(self, iid: str, execution: str, work: Work) -> None:
         try:
+            if self.remote is not None:
+                await self._run_remote_activity(iid, execution, work)
+                return
             activity = self.activities.get(work.name.lower())
             if activity is None:
                 reason = f"activity function '{work.name}' is not defined by this app"
@@ -170,6 +175,25 @@ class WorkDispatch(KeyedWorkers):
         finally:
             if self._running.get((iid, execution, work.task_id)) is asyncio.current_task():
                 del self._running[(iid, execution, work.task_id)]
+
+    async def _run_remote_activity(self, iid: str, execution: str, work: Work) -> None:
+        """An activity the remote executor runs (no app function, no functionTimeout: the worker's)."""
+        assert self.remote is not None
+        async with self._activity_slots:
+            try:
+                result = await self.remote.activity(iid, execution, work)
+            except ActivityFailed as exc:
+                await self._answer(
+                    iid,
+                    execution,
+                    h.TASK_FAILED,
+                    work.task_id,
+                    Reason=exc.reason,
+                    Details=exc.details,
+                    **exc.fields,
+                )
+                return
+        await self._answer(iid, execution, h.TASK_COMPLETED, work.task_id, Result=result)
 
     async def _call_activity(self, activity: ActivityFunction, input_text: str | None) -> str:
         """Decode the input and encode the result as the Functions worker does."""
@@ -231,7 +255,7 @@ class WorkDispatch(KeyedWorkers):
     async def _send_to_entity(self, iid: str, execution: str, work: Work, row_key: str, again: bool) -> None:
         name, key = split_instance_id(work.target) if work.target.count("@") >= 2 else ("", "")
         problem = invalid_key_reason(name, key) if name else "not an entity id"
-        if problem is None and name not in self.entities.entities:
+        if problem is None and self.entities.remote is None and name not in self.entities.entities:
             problem = f"no entity function named {name!r}"
         if problem is not None:
             # A call fails with the problem; a signal is acknowledged all the same (nothing will

@@ -31,6 +31,7 @@ from ..triggers.outputs import OutputWriter
 from ..workers import DaemonThreadPool, FunctionTimeoutError, within
 from . import history as h
 from .dispatch import EngineSettings, WorkDispatch
+from .executor import RemoteExecutor
 from .inbox import CONTROL, acknowledged, take_batch
 from .recovery import unfinished_work
 from .replay import Decision, Instance, run_episode, with_cancellations
@@ -62,10 +63,13 @@ class OrchestrationEngine(WorkDispatch):
         outputs: OutputWriter,
         settings: EngineSettings | None = None,
         clock: Clock | None = None,
+        remote: RemoteExecutor | None = None,
     ) -> None:
         """`outputs` calls activities with their output bindings (queue outputs) bound; `clock` gives
-        history times, `current_utc_datetime` and the timers' times (default: the wall clock)."""
+        history times, `current_utc_datetime` and the timers' times (default: the wall clock);
+        `remote` runs episodes and activities instead of the app's functions (`executor.py`)."""
         super().__init__()
+        self.remote = remote
         self.outputs = outputs
         self.store = store
         self.entities = entities
@@ -100,6 +104,9 @@ class OrchestrationEngine(WorkDispatch):
     # -- the API's operations --------------------------------------------------------------------
     def orchestrator(self, name: str) -> OrchestratorFunction | None:
         """The orchestrator registered under `name` (case-insensitive)."""
+        if self.remote is not None:
+            known = self.remote.orchestrator_name(name)
+            return None if known is None else OrchestratorFunction(known, known, _remote_only)
         return self.orchestrators.get(name.lower())
 
     async def start(self, name: str, iid: str, input_text: str | None) -> InstanceRecord:
@@ -321,7 +328,8 @@ class OrchestrationEngine(WorkDispatch):
             return False
         if record.finishing is not None:
             return await self._finish_after_signals(record, rest, consumed, marks)
-        batch, acks, dropped, held = take_batch(record, rest, self.now())
+        buffered = self.remote is not None and self.remote.buffers_events
+        batch, acks, dropped, held = take_batch(record, rest, self.now(), hold_events=not buffered)
         consumed.extend(dropped)
         consumed.extend(m.row_key for m, _ in [*batch, *acks])
         marks.extend(e for _, e in acks)
@@ -348,6 +356,9 @@ class OrchestrationEngine(WorkDispatch):
     ) -> Decision:
         function = self.orchestrator(record.name)
         now = self.now()
+        if self.remote is not None and function is not None:
+            async with self._orchestrator_slots:
+                return await self.remote.decide(record, events, now)
         if function is None:
             decision = Decision(status="Failed", events=[h.event(h.ORCHESTRATOR_STARTED, now), *events])
             decision.output = f"orchestrator function '{record.name}' is not defined by this app"
@@ -407,6 +418,8 @@ class OrchestrationEngine(WorkDispatch):
             return
         if decision.status == "ContinuedAsNew":
             _continue(new, decision.continue_input)
+            for event in decision.carryover:  # for the new execution only: void if the commit fails
+                await self.send(new.instance_id, event, new.execution_id)
         await self._commit(new, record, consumed)
         self._after_commit(record, new, decision)
 
@@ -507,6 +520,10 @@ class OrchestrationEngine(WorkDispatch):
         """Start again what the history scheduled and nothing completed (after a restart)."""
         for work, signal_key in unfinished_work(record, inbox):
             await self._start_work(record.instance_id, record.execution_id, work, signal_key, again=True)
+
+
+def _remote_only(*_: Any) -> Any:
+    raise RuntimeError("this orchestrator runs in a remote worker")  # pragma: no cover - never called
 
 
 def _continue(record: InstanceRecord, input_text: str | None) -> None:

@@ -31,7 +31,9 @@ class Batch(NamedTuple):
     held: list[tuple[Message, dict[str, Any]]]  # external events tried after the others
 
 
-def take_batch(record: InstanceRecord, inbox: list[Message], now: datetime) -> Batch:
+def take_batch(
+    record: InstanceRecord, inbox: list[Message], now: datetime, hold_events: bool = True
+) -> Batch:
     """The events this episode hands the SDK, the signal acknowledgements it records, the
     messages to drop (stale or duplicate), and the external events it may try after the others.
 
@@ -39,6 +41,7 @@ def take_batch(record: InstanceRecord, inbox: list[Message], now: datetime) -> B
     waits of a name that has one are `held`: the episode tries them after the rest, in arrival
     order, and takes them only if each found its wait open (a loop of waits opens the next one as
     the previous one is answered), so the inbox of a waiting instance goes in a few episodes.
+    `hold_events=False` (code that buffers early events itself): every external event is taken.
     """
     done = h.completed_ids(record.history)
     scheduled = {int(e["EventId"]) for e in record.history if e["EventType"] in _SCHEDULING}
@@ -92,6 +95,8 @@ def take_batch(record: InstanceRecord, inbox: list[Message], now: datetime) -> B
                 answered.add(name)
             elif waits.get(name, 0) > 0:
                 waits[name] -= 1
+            elif not hold_events:
+                pass
             else:
                 if name in waiting:
                     held.append((message, event))
