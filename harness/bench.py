@@ -463,6 +463,89 @@ def turn_cost(latency: Figures, floor: Figures, added: Figures) -> Figures:
     return figures
 
 
+async def bench_purge(url: str, instances: int, at_once: int = 50) -> Figures:
+    """Purge by filter (`DELETE /instances?createdTimeFrom=...`) of `instances` finished one-activity
+    orchestrations, started just before (so the filter matches exactly those), each run to its end
+    through a start with `timeout` (the host answers when the instance has ended)."""
+    from datetime import UTC, datetime, timedelta
+
+    figures = Figures(f"Purge by filter ({instances} finished instances)")
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+        since = datetime.now(UTC) - timedelta(milliseconds=1)
+        slots = asyncio.Semaphore(at_once)
+
+        async def one() -> None:
+            async with slots:
+                started = await client.post(
+                    f"{DURABLE_API}/orchestrators/one_activity", params={"timeout": "120"}, json=2
+                )
+                if started.status_code != 200:
+                    raise RuntimeError(f"start answered {started.status_code}: {started.text[:200]}")
+
+        began = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(instances)))
+        figures.add("instances made (start to Completed)", instances / (time.perf_counter() - began), "/s")
+        began = time.perf_counter()
+        purged = await client.delete(
+            f"{DURABLE_API}/instances", params={"createdTimeFrom": since.isoformat()}
+        )
+        seconds = time.perf_counter() - began
+        deleted = purged.json().get("instancesDeleted") if purged.status_code == 200 else purged.text[:200]
+    figures.add("purge by filter", seconds, "s", "< 1 s")
+    figures.add("instances deleted", str(deleted), "", str(instances))
+    return figures
+
+
+async def bench_listing(url: str, connection_string: str, sizes: tuple[int, ...], repeat: int) -> Figures:
+    """`GET /api/agents/{name}?top=20` p50 as the session count grows, against one turn's p50.
+
+    The newest sessions are real ones (a turn each, through the run route; their turns give the turn
+    figure); the rest are index rows written in bulk straight into the index table (100-row
+    transactions), older than every real session, so a page reads what it reads with that many real
+    sessions. Azurite scans a table for every request, so each bulk write costs time that grows
+    with the table (10,000 rows: about half a minute; 100,000: about an hour).
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from durableagent._session_index import DEFAULT_TABLE, TableSessionIndex
+    from durableagent.session import entity_name_for
+
+    figures = Figures("Session listing (GET /api/agents/{name}?top=20, by sessions)")
+    name = entity_name_for(AGENT)
+    index = TableSessionIndex(connection_string, DEFAULT_TABLE)
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+
+        async def listing() -> None:
+            response = await client.get(f"/api/agents/{AGENT}", params={"top": "20"})
+            if response.status_code != 200 or len(response.json().get("sessions", [])) != 20:
+                raise RuntimeError(f"listing answered {response.status_code}: {response.text[:200]}")
+
+        turns = [
+            await _timed(lambda: _post_run(client, "hello", f"list-{uuid.uuid4().hex[:12]}"))
+            for _ in range(40)
+        ]
+        turn50 = statistics.median(turns)
+        figures.add("one turn p50", turn50, "ms")
+        await listing()  # a partition's first listing reconciles it with the entity listing
+        made = len(await index.keys(name))
+        oldest = datetime.now(UTC) - timedelta(days=1)
+        for size in sorted(sizes):
+            rows = [
+                (f"bulk-{uuid.uuid4().hex}", oldest - timedelta(seconds=made + i)) for i in range(size - made)
+            ]
+            for start in range(0, len(rows), 1000):
+                await index.put_many(name, rows[start : start + 1000])
+            made = max(made, size)
+            times = [await _timed(listing) for _ in range(repeat)]
+            query = [await _timed(lambda: index.page(name, None, 21)) for _ in range(repeat)]
+            p50 = statistics.median(times)
+            figures.add(f"listing p50 at {size} sessions", p50, "ms")
+            figures.add(f"  index page query alone at {size}", statistics.median(query), "ms")
+            figures.add(f"  listing / one turn at {size}", _ratio(p50, turn50), goal="<= 3x at 10,000")
+    await index.close()
+    return figures
+
+
 def bench_start(app_dir: Path) -> Figures:
     """Seconds from launching `python -m harness up` to the first answered `/run`."""
     port = free_port()
