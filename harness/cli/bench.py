@@ -21,6 +21,16 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--orchestration-runs", type=int, default=100, help="one-activity runs timed")
     parser.add_argument("--floor-writes", type=int, default=200, help="Azurite writes timed for the floor")
     parser.add_argument("--stream-turns", type=int, default=50, help="turns for the streaming figures")
+    parser.add_argument(
+        "--purge", type=int, default=1000, help="finished instances one purge by filter deletes"
+    )
+    parser.add_argument(
+        "--listing",
+        type=int,
+        nargs="+",
+        default=[1000, 10000],
+        help="session counts the listing is timed at (Azurite: 100,000 takes about an hour to write)",
+    )
     parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
 

