@@ -39,7 +39,7 @@ def lose_one_answer(monkeypatch: pytest.MonkeyPatch, client: Any, method: str, w
     async def land_then_lose(entity: dict, *args: Any, **kwargs: Any) -> Any:
         result = await real(entity, *args, **kwargs)
         if not lost and when(entity):
-            lost.append(dict(entity) if isinstance(entity, dict) else {"operations": entity})
+            lost.append(dict(entity))
             raise ServiceResponseError(LOST)
         return result
 
@@ -54,13 +54,11 @@ async def test_an_instance_commit_whose_answer_was_lost_keeps_its_blobs_and_runs
     the committed episode scheduled must still start."""
     assert host.instances is not None
     big = "x" * 200_000  # too long for a row: the input goes to a blob on every write
-    lost = lose_one_answer(  # an episode's commit: its history row and instance row, one transaction
+    lost = lose_one_answer(
         monkeypatch,
         host.instances._table,
-        "submit_transaction",
-        lambda operations: any(
-            op[1].get("inputBlob") and op[1].get("status") == "Running" for op in operations
-        ),
+        "update_entity",
+        lambda entity: entity.get("inputBlob") and entity.get("status") == "Running",
     )
     links = await start(http, host, "hello_sequence", [big])
     done = await wait_done(http, links, timeout=20, showInput="false")  # a readable failure

@@ -1,7 +1,7 @@
 """What a turn and an episode wait for on the local host (issue 21, item 4): the run route is woken by
 its entity's commit, with the committed state, instead of polling the Durable API for it; the session
-index write is made off the turn's path, yet a listing made after the turn shows the session; and an
-episode's history row goes to storage in the same request as the instance row that counts it."""
+index write is made off the turn's path, yet a listing made after the turn shows the session; and a
+short orchestration's history rides in its instance row, so an episode commits in one request."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from durableagent import turns
 from durableagent._commits import COMMITS
 from durableagent._session_index import TableSessionIndex
 from harness.host import LocalHost
+from harness.host.orchestrations.store import InstanceStore
 
 from .conftest import REPO
 from .test_host_orchestrations import ORCH_APP, start, wait_done
@@ -83,28 +84,30 @@ async def test_a_slow_index_write_does_not_hold_up_the_turn_and_the_listing_stil
     assert [s["sessionId"] for s in listed] == ["quick"] and listed[0]["message_count"] == 2
 
 
-async def test_an_episode_writes_its_history_row_in_the_request_of_its_instance_row(
+async def test_a_short_orchestrations_episodes_commit_in_one_request_each_and_read_back_whole(
     azurite_connstr: str, hub: str, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ):
     async with LocalHost(ORCH_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
         assert host.instances is not None
         table = host.instances._table  # private: which requests a commit makes is what this is about
-        alone: list[str] = []
-        together: list[list[str]] = []
-        real_upsert, real_submit = table.upsert_entity, table.submit_transaction
+        history_rows: list[str] = []
+        real_upsert = table.upsert_entity
 
         async def upsert(entity: Any, *args: Any, **kwargs: Any) -> Any:
-            alone.append(entity["RowKey"])
+            history_rows.append(entity["RowKey"])
             return await real_upsert(entity, *args, **kwargs)
 
-        async def submit(operations: Any, *args: Any, **kwargs: Any) -> Any:
-            together.append([operation[1]["RowKey"] for operation in operations])
-            return await real_submit(operations, *args, **kwargs)
-
         monkeypatch.setattr(table, "upsert_entity", upsert)
-        monkeypatch.setattr(table, "submit_transaction", submit)
-        done = await wait_done(http, await start(http, host, "hello_sequence", ["A", "B", "C"]))
-        assert done["runtimeStatus"] == "Completed" and done["output"] == ["Hello A", "Hello B", "Hello C"]
-    assert not [key for key in alone if key.startswith("h-")], alone
-    episodes = [keys for keys in together if keys[-1] == "instance"]
-    assert len(episodes) >= 4 and all(keys[0].startswith("h-") for keys in episodes), together
+        links = await start(http, host, "hello_sequence", ["A", "B", "C"])
+        done = await wait_done(http, links, showHistory="true")
+        assert done["output"] == ["Hello A", "Hello B", "Hello C"]
+        cached = host.instances.records.get(links["id"])[1]
+        assert cached is not None
+    assert history_rows == []  # its history rides in the instance row: one write per episode
+    other = InstanceStore(azurite_connstr, hub)  # no cache: reads storage
+    try:
+        stored = await other.read(links["id"])
+    finally:
+        await other.close()
+    assert stored is not None and stored.history == cached.history
+    assert [e["EventType"] for e in done["historyEvents"]][-1] == "ExecutionCompleted"
