@@ -153,7 +153,7 @@ class Signalled:
     store: StreamStore | None = None
     subscription: Subscription | None = field(default=None, repr=False)
     watch: Watch | None = field(default=None, repr=False)
-    """The session's commits, when a host in this process serves its task hub (`_commits.py`)."""
+    """The session's commits, when a host in this process serves the client's back end (`_commits.py`)."""
 
 
 class Turns:
