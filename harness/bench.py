@@ -590,9 +590,9 @@ async def bench_listing(url: str, connection_string: str, sizes: tuple[int, ...]
             times = [await _timed(listing) for _ in range(repeat)]
             query = [await _timed(lambda: index.page(name, None, 21)) for _ in range(repeat)]
             p50 = statistics.median(times)
-            figures.add(f"listing p50 at {size} sessions", p50, "ms")
-            figures.add(f"  index page query alone at {size}", statistics.median(query), "ms")
-            figures.add(f"  listing / one turn at {size}", _ratio(p50, turn50), goal="<= 3x at 10,000")
+            figures.add(f"listing p50 at {made} sessions", p50, "ms")
+            figures.add(f"  index page query alone at {made}", statistics.median(query), "ms")
+            figures.add(f"  listing / one turn at {made}", _ratio(p50, turn50), goal="<= 3x at 10,000")
     await index.close()
     return figures
 

@@ -9,6 +9,7 @@ from harness import bench
 from harness.stack import DEFAULT_APP_DIR
 
 from .base import Command
+from .options import positive_int
 
 
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,11 +23,11 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--floor-writes", type=int, default=200, help="Azurite writes timed for the floor")
     parser.add_argument("--stream-turns", type=int, default=50, help="turns for the streaming figures")
     parser.add_argument(
-        "--purge", type=int, default=1000, help="finished instances one purge by filter deletes"
+        "--purge", type=positive_int, default=1000, help="finished instances one purge by filter deletes"
     )
     parser.add_argument(
         "--listing",
-        type=int,
+        type=positive_int,
         nargs="+",
         default=[1000, 10000],
         help="session counts the listing is timed at (Azurite: 100,000 takes about an hour to write)",
