@@ -84,7 +84,11 @@ async def read_state(client: DurableClient, session: AgentSessionId) -> dict[str
         raise
     if not response.entity_exists:
         return None
-    state = response.entity_state
+    return parse_state(response.entity_state, session)
+
+
+def parse_state(state: Any, session: AgentSessionId) -> dict[str, Any] | None:
+    """A session's stored state as read (JSON text or already decoded) -> the state object, or None."""
     if isinstance(state, str):
         try:
             state = json.loads(state)

@@ -10,17 +10,22 @@ a partition query in key order is newest first and a page after a continuation t
 row per partition, `~index`, records when the partition was last reconciled; listings skip it.
 
 Who writes: the session entity, in the operation that changes the session's last activity (a turn,
-a seed, a reset; the newest history entry's time), before the entity commits: it inserts the new
-row, then deletes the row of its previous activity (idempotent: a retry writes the same rows).
-`delete` and TTL expiry remove the row the same way.
+a seed, a reset; the newest history entry's time): it upserts the new row and deletes the row of its
+previous activity (idempotent: a retry writes the same rows). `delete` and TTL expiry remove the row
+the same way. The write is off the turn's path (`write_later`): queued by the operation, it is made on
+the agent loop a moment later, once the turn is committed and answered, together with the other
+moves queued meanwhile (a table transaction per partition; moves of one session queued together
+become one), in order per session; a listing in the same process first has the queued writes made
+and waits for them (`flushed`), so a session shows in a listing made after its turn answered.
 
-Why a crash or a lost write loses no session: the session state stays the truth, and the index only
-orders it. A row whose write was lost leaves the session at its older row (the listing reads each
-listed session's state anyway, sees the row is not its newest, writes the right one and drops the
-old); a row whose session is gone (a lost delete) is dropped when listed; a session with no row at
-all (sessions from before the index, a first turn whose write failed) is found by reconciling the
-partition with the Durable HTTP API's entity listing: inline on a partition's first listing (the
-backfill), then in the background when the last one is older than `RECONCILE_SECONDS`.
+Why a crash or a lost write loses no session (a crash between the commit and the write is one): the
+session state stays the truth, and the index only orders it. A row whose write was lost leaves the
+session at its older row (the listing reads each listed session's state anyway, sees the row is not
+its newest, writes the right one and drops the old); a row whose session is gone (a lost delete) is
+dropped when listed; a session with no row at all (sessions from before the index, a first turn
+whose write failed or was cut off) is found by reconciling the partition with the Durable HTTP API's
+entity listing: inline on a partition's first listing (the backfill), then in the background when
+the last one is older than `RECONCILE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -29,12 +34,14 @@ import asyncio
 import hashlib
 import logging
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ._tables import LoopTable
+from .loop import background_loop
 from .state import AgentState
 
 logger = logging.getLogger(__name__)
@@ -44,6 +51,9 @@ META_ROW = "~index"
 """Sorts after every session row (digits): a listing stops before it."""
 RECONCILE_SECONDS = 300.0
 BATCH_LIMIT = 100  # operations per table transaction
+WRITE_SECONDS = 5.0  # one index write (`write_later`) gives up after this long
+DELAY = 0.05
+"""Seconds a session's move waits (`write_later`): by then its turn is committed and answered."""
 _INVERT = 10**17
 _ROW_KEY = re.compile(r"\d{17}\.[0-9a-f]{32}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -89,6 +99,15 @@ def iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@dataclass
+class _Move:
+    """A session's move in the index waiting to be written: from its row at `previous` (None: it
+    has none) to one at `when` (None: removed)."""
+
+    when: datetime | None
+    previous: datetime | None
+
+
 @dataclass(frozen=True)
 class IndexRow:
     row_key: str
@@ -103,6 +122,112 @@ class TableSessionIndex:
         self.connection_string = connection_string
         self.table = table
         self._table = LoopTable(connection_string, table)
+        self._lock = threading.Lock()
+        self._queued: dict[tuple[str, str], _Move] = {}  # one per session, in order
+        self._scheduled = False  # a drain is due or under way
+        self._drain_task: asyncio.Task[None] | None = None  # on the agent loop only
+
+    def write_later(
+        self, entity_name: str, key: str, when: datetime | None, previous: datetime | None
+    ) -> None:
+        """Move session `key` from its row at `previous` to one at `when` (None: remove it), soon
+        and without waiting: the operation that calls this answers, and its state is committed,
+        before the write is made (on the agent loop, `DELAY` seconds later, so it does not compete
+        with the commit). What is queued meanwhile goes out together, one table transaction per
+        partition, and moves of one session that wait together become one (the rows in between are
+        never written). Writes go out one drain at a time, so a session's moves land in order. A
+        write that fails is logged and costs only order in the listing, which repairs it."""
+        session = (entity_name, key)
+        with self._lock:
+            queued = self._queued.get(session)
+            if queued is not None:
+                queued.when = when  # still waiting: from its `previous` straight to the newest
+                return
+            self._queued[session] = _Move(when, previous)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        loop = background_loop()
+        loop.call_soon_threadsafe(loop.call_later, DELAY, self._kick)
+
+    def _kick(self) -> None:
+        """On the agent loop: drain the queue, unless a drain is under way (it drains all)."""
+        if self._drain_task is None or self._drain_task.done():
+            self._drain_task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while True:
+            with self._lock:
+                moves, self._queued = self._queued, {}
+                if not moves:
+                    self._scheduled = False
+                    return
+            try:
+                await asyncio.wait_for(self._write(moves), WRITE_SECONDS)
+            except Exception as exc:
+                logger.warning(
+                    "session index not updated for %d session(s) (the listing repairs it): %s",
+                    len(moves),
+                    exc,
+                )
+
+    async def _write(self, moves: dict[tuple[str, str], _Move]) -> None:
+        """Each partition's moves as transactions of up to BATCH_LIMIT operations; one move alone,
+        a removal of every row of a key, and a transaction storage refuses (a row to delete that
+        is gone already fails it whole) as single idempotent writes."""
+        single: list[tuple[tuple[str, str], _Move]] = []
+        batches: dict[str, list[tuple[tuple[str, str], _Move]]] = {}
+        for session, move in moves.items():
+            if move.when is None and move.previous is None:
+                single.append((session, move))
+            else:
+                batches.setdefault(session[0], []).append((session, move))
+        client = await self._table.client()
+        for entity_name, listed in batches.items():
+            for start in range(0, len(listed), BATCH_LIMIT // 2):
+                chunk = listed[start : start + BATCH_LIMIT // 2]
+                operations = [op for (_, key), move in chunk for op in _operations(entity_name, key, move)]
+                if len(chunk) == 1 or len(operations) <= 1:
+                    single.extend(chunk)
+                    continue
+                try:
+                    await client.submit_transaction(operations)
+                except Exception as exc:
+                    logger.debug("index transaction refused (%s); writing its moves one by one", exc)
+                    single.extend(chunk)
+        await asyncio.gather(*(self._apply(session, move) for session, move in single))
+
+    async def _apply(self, session: tuple[str, str], move: _Move) -> None:
+        entity_name, key = session
+        try:
+            if move.when is None:
+                await self.remove(entity_name, key, move.previous)
+            else:
+                await self.put(entity_name, key, move.when, move.previous)
+        except Exception as exc:
+            logger.warning(
+                "session index not updated for %s/%s (the listing repairs it): %s", entity_name, key, exc
+            )
+
+    async def _flush(self) -> None:
+        """On the agent loop: drain now what is queued, and wait for the drain."""
+        while True:
+            task = self._drain_task
+            if task is not None and not task.done():
+                await asyncio.wait([task])
+            with self._lock:
+                if not self._queued:
+                    return
+            self._kick()
+
+    async def flushed(self, timeout: float = WRITE_SECONDS) -> None:
+        """Wait (at most `timeout`) for the index writes this process has queued (`write_later`):
+        a listing made after a turn answered shows that turn."""
+        with self._lock:
+            idle = not self._scheduled
+        if not idle:
+            future = asyncio.run_coroutine_threadsafe(self._flush(), background_loop())
+            await asyncio.wait([asyncio.wrap_future(future)], timeout=timeout)
 
     async def close(self) -> None:
         """Close this loop's connections (an index outlives no loop in a host; tests make many)."""
@@ -110,9 +235,9 @@ class TableSessionIndex:
 
     async def put(self, entity_name: str, key: str, when: datetime, previous: datetime | None) -> None:
         """Move session `key` to activity `when` (from `previous`, whose row is deleted at the same
-        time: this runs before the turn commits, so one round trip instead of two; a crash that lets
-        the delete land and not the upsert leaves a session without a row, which the listing's
-        reconciliation finds, as it finds a lost first write)."""
+        time: one round trip instead of two; a crash that lets the delete land and not the upsert
+        leaves a session without a row, which the listing's reconciliation finds, as it finds a lost
+        first write)."""
         client = await self._table.client()
         new = row_key(key, when)
         writes = [client.upsert_entity(_row(entity_name, key, when))]
@@ -204,6 +329,18 @@ class TableSessionIndex:
 
 def _row(entity_name: str, key: str, when: datetime) -> dict[str, Any]:
     return {"PartitionKey": entity_name, "RowKey": row_key(key, when), "key": key, "last_activity": iso(when)}
+
+
+def _operations(entity_name: str, key: str, move: _Move) -> list[tuple[str, dict[str, Any]]]:
+    """A move as transaction operations: the new row's upsert, the previous row's delete."""
+    operations: list[tuple[str, dict[str, Any]]] = []
+    new = row_key(key, move.when) if move.when is not None else None
+    if move.when is not None:
+        operations.append(("upsert", _row(entity_name, key, move.when)))
+    if move.previous is not None and row_key(key, move.previous) != new:
+        old = {"PartitionKey": entity_name, "RowKey": row_key(key, move.previous)}
+        operations.append(("delete", old))
+    return operations
 
 
 def _index_row(entity: Any) -> IndexRow:

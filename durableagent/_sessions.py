@@ -203,6 +203,7 @@ async def indexed_page(
     if token is not None and not is_row_key(token):
         raise RequestError("invalid continuation token")
     name = entity_name_for(agent)
+    await index.flushed()  # the index writes of turns this process ran: a listing after a turn shows it
     now = clock.utc_now()
     known = _reconciled.get(_mark(index, name))
     if known is None or (now - known).total_seconds() > RECONCILE_SECONDS:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
@@ -293,9 +292,6 @@ def is_idle(state: AgentState, raw_input: object) -> bool:
     return (clock.utc_now() - stamp).total_seconds() > seconds
 
 
-INDEX_WRITE_SECONDS = 5.0
-
-
 def _update_index(
     index: LazyIndex | None,
     entity_name: str,
@@ -305,22 +301,12 @@ def _update_index(
     *,
     removed: bool = False,
 ) -> None:
-    """Keep the session index (`_session_index.py`) up to date, before the operation commits; a
-    write that fails is logged and costs only order in the listing, which repairs it."""
+    """Keep the session index (`_session_index.py`) up to date, off the operation's path: the write
+    is queued here and made once the turn is committed (`TableSessionIndex.write_later`)."""
     table = index.get() if index is not None else None
     if table is None:
         return
-    try:
-        if removed:
-            write = table.remove(entity_name, key, before)
-        else:
-            assert after is not None
-            write = table.put(entity_name, key, after, before)
-        run_coroutine(asyncio.wait_for(write, INDEX_WRITE_SECONDS))
-    except Exception as exc:
-        logger.warning(
-            "session index not updated for %s/%s (the listing repairs it): %s", entity_name, key, exc
-        )
+    table.write_later(entity_name, key, None if removed else after, before)
 
 
 def create_entity_function(

@@ -40,3 +40,8 @@ def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
         coro.close()
         raise RuntimeError("run_coroutine was called from the agent loop itself")
     return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+
+def background_loop() -> asyncio.AbstractEventLoop:
+    """The shared loop (started at first use), for callers that schedule work on it themselves."""
+    return _background_loop()

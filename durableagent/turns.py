@@ -39,10 +39,12 @@ from ._backend import (
     both_spellings,
     internal_error,
     is_backend_failure,
+    parse_state,
     read_state,
     reply_body,
     within,
 )
+from ._commits import COMMITS, Watch
 from ._run_request import IDEMPOTENCY_HEADER, RunRequest
 from ._sse import mark_queued, turn_events
 from ._storage import LazyStore
@@ -57,6 +59,8 @@ RUN_OPERATION = "run_agent"
 ACCEPTED_TEXT = "Agent request accepted"
 REMEMBERED_SESSIONS = 1024
 FIRST_READ_BUDGET = 50  # at most this many reads' cost of waiting before the first read
+FALLBACK_SECONDS = 0.05
+"""Woken by commits (`_commits.py`), a wait still reads the state after this long without one."""
 _IDEMPOTENT_SESSIONS = uuid.UUID("5d0c5c9e-6a55-4c43-8a0e-8f1f2f0f6d1a")
 
 Status = Literal["success", "error", "accepted", "unavailable", "internal"]
@@ -148,6 +152,8 @@ class Signalled:
     deadline: float
     store: StreamStore | None = None
     subscription: Subscription | None = field(default=None, repr=False)
+    watch: Watch | None = field(default=None, repr=False)
+    """The session's commits, when a host in this process serves the client's back end (`_commits.py`)."""
 
 
 class Turns:
@@ -171,6 +177,8 @@ class Turns:
         if isinstance(signalled, TurnOutcome):
             return signalled
         if not wait:
+            if signalled.watch is not None:
+                signalled.watch.close()
             return self.accepted(turn)
         return await self.wait(client, signalled)
 
@@ -188,6 +196,11 @@ class Turns:
         subscription = Subscription(turn.stream) if events else None
         if store is not None:
             entity_input[STREAM_FIELD] = True
+        # Watching before the signal too: the commit may come before the caller waits.
+        backend = getattr(getattr(client, "_orchestration_bindings", None), "rpc_base_url", None)
+        watch = None
+        if not events and COMMITS.served(backend):
+            watch = COMMITS.watch(backend, entity_name_for(turn.session.name), turn.session.key)
         try:
             signalled = within(
                 client.signal_entity(turn.session.to_entity_id(), RUN_OPERATION, entity_input),
@@ -201,6 +214,8 @@ class Turns:
         except Exception as exc:
             if subscription is not None:
                 subscription.close()
+            if watch is not None:
+                watch.close()
             if not is_backend_failure(exc):
                 return _internal(turn, exc, f"signalling {turn.session}")
             error = str(exc) or f"no answer in time ({type(exc).__name__})"
@@ -209,7 +224,7 @@ class Turns:
             hint = f"the turn may still run; retry with the same {IDEMPOTENCY_HEADER} header to be safe"
             body = {"status": "error", "error": f"durable backend unavailable: {error} ({hint})", **turn.ids}
             return TurnOutcome(turn, "unavailable", body)
-        return Signalled(turn, deadline, store, subscription)
+        return Signalled(turn, deadline, store, subscription, watch)
 
     def accepted(self, turn: Turn) -> TurnOutcome:
         body = {"status": "accepted", "response": ACCEPTED_TEXT, "message": turn.request.message, **turn.ids}
@@ -221,12 +236,18 @@ class Turns:
         "unavailable" (a retry would not be needed)."""
         turn = signalled.turn
         try:
-            entry, state = await self._wait_for_reply(client, turn, signalled.deadline)
+            if signalled.watch is not None:
+                entry, state = await self._wait_for_commit(client, turn, signalled.deadline, signalled.watch)
+            else:
+                entry, state = await self._wait_for_reply(client, turn, signalled.deadline)
         except ValueError as exc:
             body = {"status": "error", "error": f"stored state is unreadable: {exc}", **turn.ids}
             return TurnOutcome(turn, "internal", body)
         except Exception as exc:
             return _internal(turn, exc, f"waiting for the reply of {turn.session}")
+        finally:
+            if signalled.watch is not None:
+                signalled.watch.close()
         if entry is None:
             return self.accepted(turn)
         body = reply_body(entry, state.message_count, turn.request.message, turn.ids)
@@ -287,6 +308,35 @@ class Turns:
             # A large history makes each read expensive: never spend more than a third of the
             # wait reading, so polling does not slow down the turn it waits for.
             await asyncio.sleep(min(max(next(intervals), 2 * read_cost), remaining))
+
+    async def _wait_for_commit(
+        self, client: DurableClient, turn: Turn, deadline: float, watch: Watch
+    ) -> tuple[dict[str, Any] | None, AgentState]:
+        """The reply from the state the host in this process commits (`_commits.py`): no reads while
+        the turn runs. Between commits it still reads now and then (the polling intervals, from
+        `FALLBACK_SECONDS` on), so a commit it is not told of is seen all the same."""
+        session = turn.session
+        state = AgentState()
+        intervals = self.polling.intervals(max(self.polling.first_interval, FALLBACK_SECONDS))
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None, state
+            committed = await watch.next(min(next(intervals), remaining))
+            if committed is not None:
+                exists, text = committed
+                data = parse_state(text, session) if exists and text is not None else None
+            else:
+                try:
+                    data = await within(read_state(client, session), deadline)
+                except (BackendUnavailable, TimeoutError) as exc:
+                    logger.warning("reading %s failed; its turn is accepted: %s", session, exc or "timed out")
+                    return None, state
+            if data is not None:
+                state = AgentState.from_dict(data)
+                entry = state.reply_for(turn.correlation_id)
+                if entry is not None:
+                    return entry, state
 
     def _remember_turn(self, session: str, seconds: float, read_cost: float) -> None:
         self._last_turn[session] = (seconds, read_cost)

@@ -677,6 +677,140 @@ def turn_cost(latency: Figures, floor: Figures, added: Figures) -> Figures:
     return figures
 
 
+async def _instance_rows(connection_string: str) -> int:
+    """Rows in every `<hub>Instances` table of the account (instance, history and inbox rows)."""
+    from azure.data.tables.aio import TableServiceClient
+
+    count = 0
+    async with TableServiceClient.from_connection_string(connection_string) as service:
+        async for table in service.list_tables():
+            if table.name.endswith("Instances"):
+                client = service.get_table_client(table.name)
+                count += sum([1 async for _ in client.list_entities(select=["RowKey"])])
+    return count
+
+
+async def _delete_floor(connection_string: str, rows: int = 600, in_flight: int = 32) -> float:
+    """Rows per second Azurite deletes, one request per row, `in_flight` at once (as a purge does)."""
+    from azure.data.tables.aio import TableServiceClient
+
+    table_name = f"benchdel{uuid.uuid4().hex[:12]}"
+    async with TableServiceClient.from_connection_string(connection_string) as service:
+        table = await service.create_table(table_name)
+        try:
+            keys = [(f"p{i % 200:04d}", f"r{i:06d}") for i in range(rows)]
+            for part in sorted({p for p, _ in keys}):
+                await table.submit_transaction(
+                    [
+                        ("upsert", {"PartitionKey": p, "RowKey": r, "x": "y" * 500})
+                        for p, r in keys
+                        if p == part
+                    ]
+                )
+            slots = asyncio.Semaphore(in_flight)
+
+            async def delete(partition: str, row: str) -> None:
+                async with slots:
+                    await table.delete_entity(partition, row)
+
+            began = time.perf_counter()
+            await asyncio.gather(*(delete(p, r) for p, r in keys))
+            return rows / (time.perf_counter() - began)
+        finally:
+            await service.delete_table(table_name)
+
+
+async def bench_purge(url: str, instances: int, connection_string: str, at_once: int = 50) -> Figures:
+    """Purge by filter (`DELETE /instances?createdTimeFrom=...`) of `instances` finished one-activity
+    orchestrations, started just before (so the filter matches exactly those), each run to its end
+    through a start with `timeout` (the host answers when the instance has ended). Against the
+    floor: the rows it deletes at the rate Azurite deletes rows (one request each, as many in flight)."""
+    from datetime import UTC, datetime, timedelta
+
+    figures = Figures(f"Purge by filter ({instances} finished instances)")
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+        since = datetime.now(UTC) - timedelta(milliseconds=1)
+        slots = asyncio.Semaphore(at_once)
+
+        async def one() -> None:
+            async with slots:
+                started = await client.post(
+                    f"{DURABLE_API}/orchestrators/one_activity", params={"timeout": "120"}, json=2
+                )
+                if started.status_code != 200:
+                    raise RuntimeError(f"start answered {started.status_code}: {started.text[:200]}")
+
+        began = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(instances)))
+        figures.add("instances made (start to Completed)", instances / (time.perf_counter() - began), "/s")
+        await asyncio.sleep(1.0)  # the clean-up after each last commit (consumed rows) is done
+        rows = await _instance_rows(connection_string)
+        began = time.perf_counter()
+        purged = await client.delete(
+            f"{DURABLE_API}/instances", params={"createdTimeFrom": since.isoformat()}
+        )
+        seconds = time.perf_counter() - began
+        deleted = purged.json().get("instancesDeleted") if purged.status_code == 200 else purged.text[:200]
+        rows -= await _instance_rows(connection_string)
+    rate = await _delete_floor(connection_string)
+    figures.add("purge by filter", seconds, "s", "< 1 s")
+    figures.add("instances deleted", str(deleted), "", str(instances))
+    figures.add("rows deleted (instance, history, inbox)", str(rows))
+    figures.add("Azurite deletes rows at (floor, 32 in flight)", rate, "rows/s")
+    figures.add("those rows at that rate (the floor of this purge)", rows / rate if rate else math.nan, "s")
+    return figures
+
+
+async def bench_listing(url: str, connection_string: str, sizes: tuple[int, ...], repeat: int) -> Figures:
+    """`GET /api/agents/{name}?top=20` p50 as the session count grows, against one turn's p50.
+
+    The newest sessions are real ones (a turn each, through the run route; their turns give the turn
+    figure); the rest are index rows written in bulk straight into the index table (100-row
+    transactions), older than every real session, so a page reads what it reads with that many real
+    sessions. Azurite scans a table for every request, so each bulk write costs time that grows
+    with the table (10,000 rows: about half a minute; 100,000: about an hour).
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from durableagent._session_index import DEFAULT_TABLE, TableSessionIndex
+    from durableagent.session import entity_name_for
+
+    figures = Figures("Session listing (GET /api/agents/{name}?top=20, by sessions)")
+    name = entity_name_for(AGENT)
+    index = TableSessionIndex(connection_string, DEFAULT_TABLE)
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+
+        async def listing() -> None:
+            response = await client.get(f"/api/agents/{AGENT}", params={"top": "20"})
+            if response.status_code != 200 or len(response.json().get("sessions", [])) != 20:
+                raise RuntimeError(f"listing answered {response.status_code}: {response.text[:200]}")
+
+        turns = [
+            await _timed(lambda: _post_run(client, "hello", f"list-{uuid.uuid4().hex[:12]}"))
+            for _ in range(40)
+        ]
+        turn50 = statistics.median(turns)
+        figures.add("one turn p50", turn50, "ms")
+        await listing()  # a partition's first listing reconciles it with the entity listing
+        made = len(await index.keys(name))
+        oldest = datetime.now(UTC) - timedelta(days=1)
+        for size in sorted(sizes):
+            rows = [
+                (f"bulk-{uuid.uuid4().hex}", oldest - timedelta(seconds=made + i)) for i in range(size - made)
+            ]
+            for start in range(0, len(rows), 1000):
+                await index.put_many(name, rows[start : start + 1000])
+            made = max(made, size)
+            times = [await _timed(listing) for _ in range(repeat)]
+            query = [await _timed(lambda: index.page(name, None, 21)) for _ in range(repeat)]
+            p50 = statistics.median(times)
+            figures.add(f"listing p50 at {made} sessions", p50, "ms")
+            figures.add(f"  index page query alone at {made}", statistics.median(query), "ms")
+            figures.add(f"  listing / one turn at {made}", _ratio(p50, turn50), goal="<= 3x at 10,000")
+    await index.close()
+    return figures
+
+
 def bench_start(app_dir: Path) -> Figures:
     """Seconds from launching `python -m harness up` to the first answered `/run`."""
     port = free_port()
@@ -750,7 +884,8 @@ async def _stack_benchmarks(stack: Stack, args: argparse.Namespace) -> list[Figu
     fork = await bench_fork(stack.url, tuple(args.history), args.samples)
     sizes = (min(args.history), max(args.history))
     added = await bench_stack_added(stack.url, stack.script_path, sizes, args.samples)
-    return [latency, floor, throughput, history, fork, added, turn_cost(latency, floor, added)]
+    listing = await bench_listing(stack.url, stack.connection_string, tuple(args.listing), args.samples)
+    return [latency, floor, throughput, history, fork, added, turn_cost(latency, floor, added), listing]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -760,6 +895,7 @@ def run(args: argparse.Namespace) -> int:
         results.extend(asyncio.run(_stack_benchmarks(stack, args)))
     with Stack(ORCHESTRATION_APP, host_mode="local", progress=True) as stack:
         results.append(asyncio.run(bench_orchestrations(stack.url, args.orchestration_runs, 100, 50, 10)))
+        results.append(asyncio.run(bench_purge(stack.url, args.purge, stack.connection_string)))
     results.append(asyncio.run(bench_streaming(args.stream_turns)))
     results.append(asyncio.run(bench_virtual_time(args.virtual_time_runs)))
     results.append(asyncio.run(bench_mcp(args.mcp_turns)))

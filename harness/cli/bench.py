@@ -9,6 +9,7 @@ from harness import bench
 from harness.stack import DEFAULT_APP_DIR
 
 from .base import Command
+from .options import positive_int
 
 
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +26,16 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--virtual-time-runs", type=int, default=5, help="72-hour timeouts and 7-day TTL expiries timed"
     )
     parser.add_argument("--mcp-turns", type=int, default=50, help="turns for the MCP tool call figures")
+    parser.add_argument(
+        "--purge", type=positive_int, default=1000, help="finished instances one purge by filter deletes"
+    )
+    parser.add_argument(
+        "--listing",
+        type=positive_int,
+        nargs="+",
+        default=[1000, 10000],
+        help="session counts the listing is timed at (Azurite: 100,000 takes about an hour to write)",
+    )
     parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
 

@@ -25,6 +25,7 @@ from urllib.parse import quote
 from aiohttp import web
 from azure.core.exceptions import AzureError
 
+from durableagent._commits import COMMITS
 from durableagent.clock import use_time_source
 from durableagent.scripting import LOCAL_HOST_ENV
 from harness.processes import port_argument
@@ -114,6 +115,7 @@ class LocalHost:
         self.config: HostConfig | None = None
         self.store: EntityStore | None = None
         self.dispatcher: EntityDispatcher | None = None
+        self._commits_served: str | None = None
         self.instances: InstanceStore | None = None
         self.engine: OrchestrationEngine | None = None
         self.triggers: list[Trigger] = []  # one per trigger kind the app uses (`triggers/registry.py`)
@@ -302,6 +304,11 @@ class LocalHost:
         await self._bind_clock(storage, config.hub_name, requests)
         guard.gate = self.dispatcher.gate = self.engine.gate = self.lease.problem
         self.store.gate = self.instances.gate = self.lease.problem
+        # The app's turns in this process are woken by the commits of their entities (no polling).
+        backend = self.rpc_base_url()
+        self.dispatcher.committed = partial(COMMITS.committed, backend)
+        COMMITS.serve(backend)
+        self._commits_served = backend
         await site.start()
         self._started = time.monotonic()
         self._resume_task = asyncio.get_running_loop().create_task(self._resume())
@@ -370,6 +377,9 @@ class LocalHost:
 
     async def stop(self) -> None:
         """Stop serving; unapplied signals stay in storage for the next start."""
+        if self._commits_served is not None:
+            COMMITS.stop(self._commits_served)
+            self._commits_served = None
         if self._resume_task is not None:
             self._resume_task.cancel()
             await asyncio.gather(self._resume_task, return_exceptions=True)

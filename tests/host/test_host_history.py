@@ -15,6 +15,7 @@ import pytest
 from azure.data.tables.aio import TableClient
 
 from harness.host import LocalHost
+from harness.host.orchestrations import store as store_module
 from harness.host.orchestrations.store import HISTORY_PREFIX, INSTANCE_ROW, InstanceStore
 
 from .test_host_orchestrations import API, ORCH_APP, start, status, wait_done
@@ -100,7 +101,10 @@ async def test_rows_past_the_committed_length_are_ignored(host: LocalHost, http,
     assert done["historyEvents"][-1]["EventType"] == "ExecutionCompleted"
 
 
-async def test_continue_as_new_leaves_only_the_current_executions_history(host: LocalHost, http, table):
+async def test_continue_as_new_leaves_only_the_current_executions_history(
+    host: LocalHost, http, table, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(store_module, "TAIL_CHARS", 0)  # every commit's entries in a history row
     links = await start(http, host, "counting")
     iid = links["id"]
     for item in ("a", "b", "c"):
@@ -118,7 +122,10 @@ async def test_continue_as_new_leaves_only_the_current_executions_history(host: 
     await _until(only_current, "the history rows of the executions before were not deleted")
 
 
-async def test_an_instance_stored_in_the_layout_before_loads_and_runs_on(azurite_connstr, hub, http, table):
+async def test_an_instance_stored_in_the_layout_before_loads_and_runs_on(
+    azurite_connstr, hub, http, table, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(store_module, "TAIL_CHARS", 0)  # the history in rows, which the test folds back
     async with LocalHost(ORCH_APP, port=0, storage=azurite_connstr, hub_name=hub) as first:
         links = await start(http, first, "two_events")
         iid = links["id"]

@@ -63,7 +63,8 @@ def test_sdk_methods_we_call_keep_their_signature(user, owner, name, expected):
 
 
 def test_the_durable_client_keeps_its_bindings_with_the_rpc_base_url():
-    """`_sessions.entity_lister` lists entities at `client._orchestration_bindings.rpc_base_url`."""
+    """`_sessions.entity_lister` lists entities at `client._orchestration_bindings.rpc_base_url`, and
+    `turns.Turns.signal` asks by it whether a host in this process reports its commits."""
     binding = {
         "taskHubName": "hub",
         "creationUrls": {},

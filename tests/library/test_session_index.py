@@ -66,6 +66,13 @@ async def _close(app: AgentFunctionApp) -> None:
         await asyncio.to_thread(run_coroutine, table.close())
 
 
+async def _written(app: AgentFunctionApp) -> None:
+    """The index writes the app's entities queued (they are made off the turn's path) are made."""
+    table = app._index.get()
+    assert table is not None
+    await table.flushed()
+
+
 async def test_newest_first_with_counts_and_last_activity(indexed):
     await _newest(indexed)
 
@@ -139,16 +146,17 @@ async def test_an_invalid_token_or_top_is_a_400(indexed):
 
 
 async def test_delete_removes_the_row(indexed, index):
-    _, host = indexed(_echo_agent())
+    app, host = indexed(_echo_agent())
     for key in ["keep", "gone"]:
         await host.run("WeatherAgent", {"message": "hi", "sessionId": key})
     assert (await host.delete("WeatherAgent", "gone"))[0] == 204
+    await _written(app)
     assert await index.keys(ENTITY) == {"keep"}
     assert [s["sessionId"] for s in await _listing(host)] == ["keep"]
 
 
 async def test_sessions_idle_past_the_ttl_are_expired_and_end_the_listing(indexed, index):
-    _, host = indexed(_echo_agent(), session_ttl=timedelta(hours=1))
+    app, host = indexed(_echo_agent(), session_ttl=timedelta(hours=1))
     for key in ["old", "fresh"]:
         await host.run("WeatherAgent", {"message": "hi", "sessionId": key})
     await _listing(host)
@@ -158,23 +166,25 @@ async def test_sessions_idle_past_the_ttl_are_expired_and_end_the_listing(indexe
     assert [s["sessionId"] for s in await _listing(host)] == ["fresh"]
     await host.drain()
     assert (await host.state("WeatherAgent", "old"))[0] == 404
+    await _written(app)
     assert await index.keys(ENTITY) == {"fresh"}  # the entity removed its row as it expired
 
 
 async def test_a_lost_index_write_loses_no_session(indexed, index, monkeypatch):
-    _, host = indexed(_echo_agent())
+    app, host = indexed(_echo_agent())
     for key in ["a", "b"]:
         await host.run("WeatherAgent", {"message": "hi", "sessionId": key})
     await _listing(host)
-    real_put = TableSessionIndex.put
+    real_write = TableSessionIndex._write
 
     async def lost(*args: Any) -> None:
         raise ConnectionResetError("the index write was lost")
 
-    monkeypatch.setattr(TableSessionIndex, "put", lost)
+    monkeypatch.setattr(TableSessionIndex, "_write", lost)
     await host.run("WeatherAgent", {"message": "again", "sessionId": "a"})  # its row stays the old one
     await host.run("WeatherAgent", {"message": "hi", "sessionId": "new"})  # no row at all
-    monkeypatch.setattr(TableSessionIndex, "put", real_put)
+    await _written(app)  # (made, and lost)
+    monkeypatch.setattr(TableSessionIndex, "_write", real_write)
     monkeypatch.setattr(sessions_module, "REPAIR_AFTER", timedelta(0))
     # "a" is still listed (at its older row), with its state's count and newest time, and repaired.
     listed = await _listing(host)

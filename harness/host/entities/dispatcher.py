@@ -99,6 +99,9 @@ class EntityDispatcher(KeyedWorkers):
         # commits, so an answer is never lost; a repeat (the batch re-applied after a crash) is
         # dropped by the instance.
         self.respond: Callable[[str, str, str, str], Awaitable[None]] | None = None
+        # Told of each commit of an entity's state, with that state (name, key, exists, state text):
+        # the app's turns in this process wait on it instead of polling (durableagent's `_commits`).
+        self.committed: Callable[[str, str, bool, str | None], None] | None = None
 
     def notify(self, iid: str, signal: PendingSignal | None = None) -> None:
         """A signal for `iid` was persisted (None: maybe several, ask storage): run its worker."""
@@ -243,6 +246,8 @@ class EntityDispatcher(KeyedWorkers):
         await self._forward_signals(iid, response.get("signals") or [])
         await self.store.commit(before, name, key, new_exists, state, signals)
         self._forget(iid, signals)
+        if self.committed is not None:
+            self.committed(name, key, new_exists, state)
         log.debug("entity %s applied %d operations", iid, len(signals))
         return len(signals)
 

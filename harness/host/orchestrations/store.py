@@ -12,11 +12,15 @@ Layout (one table and one blob container per task hub, beside the entity ones):
   holds `events` (a JSON list of the entries one commit appended, from entry `start` on); an entry
   is a DTFx event, or `{"Amend": i, "Event": e}` replacing event `i` (how an episode marks a timer
   it cancelled, since stored events are never rewritten). A reader takes the rows of the row's
-  `executionId` whose start is below `historyLength` and ignores anything past it. An episode's
-  history row is written (upserted, under the key its start gives) just before the ETag-checked
-  write of the instance row that counts it: a crash or a refused write between the two leaves a row
-  past the committed length, which nothing reads and the next commit overwrites. So one step writes
-  only what it appended, whatever the history's length. A continue-as-new starts the next
+  `executionId` whose start is below `historyRows` and ignores anything past it; the entries after
+  those, up to `historyLength`, are the instance row's text `tail` (a row without `historyRows`
+  has them all in rows). A commit appends its entries to the tail while the tail stays within
+  `TAIL_CHARS` of JSON, so a short orchestration's episode is one write; past that, the tail and
+  the new entries go to a history row (upserted, under the key its start gives) written just before
+  the ETag-checked write of the instance row that counts it, with an empty tail: a crash or a
+  refused write between the two leaves a row past the committed rows, which nothing reads and the
+  next commit overwrites. So one step writes what it appended plus at most the tail, whatever the
+  history's length. A continue-as-new starts the next
   execution with no history rows; the old execution's rows are deleted after the commit (a crash
   before that leaves rows nothing reads, deleted with the instance by a purge). Rows written before
   this layout keep the whole history in the text `history` of the instance row (no
@@ -29,7 +33,7 @@ Layout (one table and one blob container per task hub, beside the entity ones):
   scheduled, not completed) has the activity run again or the timer re-armed. An episode reads the
   inbox a page (`INBOX_PAGE` rows) at a time (`inbox_page`).
 A message row is written before anything acknowledges it. An episode ends in ONE ETag-checked write
-of the instance row (after the history row it appends): the new history length,
+of the instance row (after the history row it appends, if any): the new history length,
 status and output, and the keys of the messages it consumed (`applied`); the consumed rows are
 deleted afterwards and dropped from `applied` by a later commit.
 `commit` is that write and its clean-up, the one way an episode ends.
@@ -87,9 +91,12 @@ HISTORY_PREFIX = "h-"
 INBOX_PAGE = 200  # inbox rows one read takes (an episode takes at most 100 events)
 SCAN_ROWS = 20_000  # rows one scan for a purge by filter reads at most
 FEW_ROWS = 8  # rows a purge deletes one by one (more go in transactions, costly to build and parse)
+TAIL_CHARS = 4096
+"""History entries a commit appends stay in the instance row (`tail`) until they pass this many
+characters of JSON; then they go to a history row (see the module docstring)."""
 TERMINAL = frozenset({"Completed", "Failed", "Terminated"})
 RUNTIME_STATUSES = ("Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated", "Suspended")
-_TEXTS = ("input", "output", "customStatus", "waits", "applied", "finishing")
+_TEXTS = ("input", "output", "customStatus", "waits", "applied", "finishing", "tail")
 _LEGACY_HISTORY = "history"  # the whole history as one text of the instance row (the layout before)
 # Every property that may name a blob: the instance row's texts, a history row's, a message's.
 _BLOB_NAMES = [f"{p}Blob" for p in (*_TEXTS, _LEGACY_HISTORY, "events", "event")]
@@ -162,10 +169,13 @@ class InstanceRecord:
     applied: frozenset[str] = frozenset()
     etag: str | None = None
     blobs: tuple[str, ...] = ()
-    # What of `history` the history rows hold: its first `history_stored` events, in
-    # `history_entries` entries (the row's `historyLength`; events plus amendments).
+    # What of `history` is stored: its first `history_stored` events, in `history_entries` entries
+    # (the row's `historyLength`; events plus amendments), of which the history rows hold the first
+    # `history_rows` (`historyRows`) and the instance row the rest (`history_tail`, its text `tail`).
     history_stored: int = 0
     history_entries: int = 0
+    history_rows: int = 0
+    history_tail: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def terminal(self) -> bool:
@@ -204,12 +214,16 @@ class InstanceStore(HubStorage):
         texts = {prop: await self.get_text(row, prop) for prop in _TEXTS}
         parent_task = row.get("parentTask")
         length = row.get("historyLength")
+        in_rows = row.get("historyRows")
         history: list[dict[str, Any]] = []
-        stored = entries = 0
+        stored = entries = rows = 0
+        tail: list[dict[str, Any]] = []
         if isinstance(length, int):
             entries = length
+            rows = in_rows if isinstance(in_rows, int) else length  # no `historyRows`: all in rows
+            tail = json.loads(texts.get("tail") or "[]") if rows < length else []
             if with_history and length:
-                history = await self._history(row["PartitionKey"], row.get("executionId", ""), length)
+                history = await self._history(row["PartitionKey"], row.get("executionId", ""), rows, tail)
                 stored = len(history)
         elif with_history:  # the layout before: the whole history in the instance row
             legacy = await self.get_text(row, _LEGACY_HISTORY)
@@ -236,10 +250,15 @@ class InstanceStore(HubStorage):
             blobs=tuple(str(row[f"{p}Blob"]) for p in (*_TEXTS, _LEGACY_HISTORY) if row.get(f"{p}Blob")),
             history_stored=stored,
             history_entries=entries,
+            history_rows=rows,
+            history_tail=tail,
         )
 
-    async def _history(self, iid: str, execution: str, length: int) -> list[dict[str, Any]]:
-        """The first `length` entries of an execution's history rows, amendments applied.
+    async def _history(
+        self, iid: str, execution: str, length: int, tail: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The first `length` entries of an execution's history rows, then `tail` (the instance row's
+        entries), amendments applied.
 
         Rows at or past `length` are ignored (nothing committed names them). Fewer entries than
         `length` means a continue-as-new replaced the execution since its instance row was read
@@ -247,15 +266,16 @@ class InstanceStore(HubStorage):
         """
         prefix = f"{HISTORY_PREFIX}{execution}-"
         entries: list[Any] = []
-        async for row in self._rows(iid, prefix):
-            start = int(row["RowKey"][len(prefix) :])
-            if start != len(entries) or start >= length:
-                break
-            entries.extend(json.loads(await self.get_text(row, "events") or "[]"))
-        if len(entries) < length:
-            raise _Moved(iid)
+        if length:
+            async for row in self._rows(iid, prefix):
+                start = int(row["RowKey"][len(prefix) :])
+                if start != len(entries) or start >= length:
+                    break
+                entries.extend(json.loads(await self.get_text(row, "events") or "[]"))
+            if len(entries) < length:
+                raise _Moved(iid)
         history: list[dict[str, Any]] = []
-        for entry in entries[:length]:
+        for entry in [*entries[:length], *tail]:
             if "Amend" in entry and "EventType" not in entry:
                 history[int(entry["Amend"])] = entry["Event"]
             else:
@@ -551,6 +571,7 @@ class InstanceStore(HubStorage):
             "parentExecution": record.parent_execution or "",
             "actionsSeen": record.actions_seen,
             "historyLength": record.history_entries,
+            "historyRows": record.history_rows,
         }
         if record.parent_task is not None:
             entity["parentTask"] = record.parent_task
@@ -562,6 +583,7 @@ class InstanceStore(HubStorage):
             "waits": json.dumps(record.waits) if record.waits else None,
             "applied": ",".join(sorted(record.applied)) if record.applied else None,
             "finishing": json.dumps(record.finishing) if record.finishing else None,
+            "tail": json.dumps(record.history_tail) if record.history_tail else None,
         }
         budget = RowBudget()  # several texts share the row
         for prop, text in texts.items():
@@ -573,11 +595,14 @@ class InstanceStore(HubStorage):
     async def _appended(
         self, record: InstanceRecord, before: InstanceRecord | None, blobs: list[str]
     ) -> dict[str, Any] | None:
-        """The history row holding what `record` appends to `before`'s stored history (None when
-        nothing); sets `record.history_entries` and `history_stored` to what is stored after it."""
+        """What `record` appends to `before`'s stored history: kept in the instance row's tail while
+        the tail stays within TAIL_CHARS (None: no history row to write), else the tail and it as a
+        history row (returned); sets `record`'s `history_*` fields to what is stored after it."""
         same = before is not None and before.execution_id == record.execution_id
         base = before.history_stored if same and before is not None else 0
         first = before.history_entries if same and before is not None else 0
+        rows = before.history_rows if same and before is not None else 0
+        tail = list(before.history_tail) if same and before is not None else []
         old = before.history if before is not None else []
         if len(record.history) < base:
             raise ValueError(f"the history of {record.instance_id} shrank within one execution")
@@ -589,11 +614,15 @@ class InstanceStore(HubStorage):
         entries.extend(record.history[base:])
         record.history_entries = first + len(entries)
         record.history_stored = len(record.history)
-        if not entries:
+        tail.extend(entries)
+        text = json.dumps(tail) if tail else ""
+        if len(text) <= TAIL_CHARS:
+            record.history_rows, record.history_tail = rows, tail
             return None
-        row_key = f"{HISTORY_PREFIX}{record.execution_id}-{first:010d}"
+        record.history_rows, record.history_tail = rows + len(tail), []
+        row_key = f"{HISTORY_PREFIX}{record.execution_id}-{rows:010d}"
         chunk: dict[str, Any] = {"PartitionKey": record.instance_id, "RowKey": row_key}
-        blob = await self.put_text(chunk, "events", "history", record.instance_id, json.dumps(entries))
+        blob = await self.put_text(chunk, "events", "history", record.instance_id, text)
         if blob:
             blobs.append(blob)
         return chunk
@@ -602,11 +631,12 @@ class InstanceStore(HubStorage):
         self, record: InstanceRecord, before: InstanceRecord | None, create: bool = False
     ) -> None:
         """Write the instance row: created when `create`, else replaced if unchanged since `before`;
-        the history row of what `record.history` appends is written just before it (two plain writes
-        cost the storage client less than one transaction)."""
+        what `record.history` appends goes into its tail, or, past TAIL_CHARS, to a history row
+        written just before it (two plain writes cost the storage client less than one transaction,
+        measured on Azurite; an episode that writes only the instance row costs one)."""
         await self.ensure()
         record.updated = self.clock.now()
-        stored = (record.history_stored, record.history_entries)
+        stored = (record.history_stored, record.history_entries, record.history_rows, record.history_tail)
         blobs: list[str] = []  # written for this write: the history row's, then the instance row's
         try:
             chunk = await self._appended(record, before, blobs)
@@ -622,7 +652,7 @@ class InstanceStore(HubStorage):
                 await self._table.upsert_entity(chunk, mode=UpdateMode.REPLACE)
             result: Any = await self._single(operation)
         except _REFUSED as exc:
-            record.history_stored, record.history_entries = stored
+            record.history_stored, record.history_entries, record.history_rows, record.history_tail = stored
             if error_code(exc) in ("TableNotFound",) or (exc.status_code or 0) >= 500:
                 raise self.fail(exc) from exc
             await self.delete_blobs(blobs)  # refused: no row names them
@@ -631,7 +661,7 @@ class InstanceStore(HubStorage):
         except AzureError as exc:
             # No answer (a timeout, a reset, a 5xx): the write may have landed, and the rows would then
             # name these blobs, so they stay (an orphan is harmless; a row naming a deleted blob is not).
-            record.history_stored, record.history_entries = stored
+            record.history_stored, record.history_entries, record.history_rows, record.history_tail = stored
             raise self.fail(exc) from exc
         self.records.healthy = True
         record.blobs = tuple(row_blobs)
@@ -646,7 +676,7 @@ class InstanceStore(HubStorage):
                 if not self.deleted[record.instance_id]:
                     del self.deleted[record.instance_id]
             await self.delete_blobs([b for b in before.blobs if b not in row_blobs])
-            if before.execution_id != record.execution_id and before.history_entries:
+            if before.execution_id != record.execution_id and before.history_rows:
                 self._spawn(self._drop_history(record.instance_id, before.execution_id), record.instance_id)
 
     async def _single(self, operation: tuple[Any, ...]) -> Mapping[str, Any]:

@@ -1,0 +1,123 @@
+"""Word from a host in this process that it committed an entity's state, with the state it committed,
+so a turn that waits on its own host is woken by the commit instead of polling for it.
+
+Why: the run route waits for the reply its entity stores. When the host runs in the same process as
+the route (the local host), polling costs a sleep of up to one interval after the commit plus an
+HTTP read of the whole state per try (at 1,000 stored messages each read decodes about 150 KB, and
+early reads compete with the turn for the CPU). A host that says so (`serve(its rpcBaseUrl)`) calls
+`committed` after each commit of an entity's state; a waiter then takes that state as it was
+committed (nothing a crash can take back: the write has landed), without a read.
+
+Where no host in this process serves the client's back end (Azure: the Functions host commits in another
+process), nothing here is used and turns poll as before. A waiter also keeps a bounded fallback
+wait, so a commit it is not told of (by another host process) is still seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections import Counter
+
+
+class Watch:
+    """The commits of one entity from the moment it is made: `next` returns the newest committed
+    state text (None: the entity was deleted) or times out. Made before the signal is sent, so a
+    commit that comes before the caller waits is not missed."""
+
+    def __init__(self, feed: CommitFeed, key: tuple[str, str, str]) -> None:
+        self._feed = feed
+        self._key = key
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+        self._state: tuple[bool, str | None] | None = None
+
+    def _committed(self, exists: bool, state: str | None) -> None:
+        """On this watch's loop: keep the newest commit and wake the waiter."""
+        self._state = (exists, state)
+        self._event.set()
+
+    async def next(self, timeout: float) -> tuple[bool, str | None] | None:
+        """(exists, state text) of the newest commit since the last call, or None after `timeout`."""
+        if self._state is None:
+            try:
+                await asyncio.wait_for(self._event.wait(), timeout)
+            except TimeoutError:
+                return None
+        committed, self._state = self._state, None
+        self._event.clear()
+        return committed
+
+    def close(self) -> None:
+        self._feed._unwatch(self._key, self)
+
+
+class CommitFeed:
+    """Process-wide: the back ends (by `rpcBaseUrl`) a host here serves, and their entities' watches."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._backends: Counter[str] = Counter()
+        self._watches: dict[tuple[str, str, str], weakref.WeakSet[Watch]] = {}
+
+    def serve(self, backend: str) -> None:
+        """A host in this process commits the entities of the durable back end at `backend` (a client
+        binding's `rpcBaseUrl`) and reports each commit."""
+        with self._lock:
+            self._backends[_url(backend)] += 1
+
+    def stop(self, backend: str) -> None:
+        with self._lock:
+            self._backends[_url(backend)] -= 1
+            if self._backends[_url(backend)] <= 0:
+                del self._backends[_url(backend)]
+
+    def served(self, backend: str | None) -> bool:
+        return bool(backend) and _url(backend) in self._backends  # type: ignore[union-attr]
+
+    def watch(self, backend: str, name: str, key: str) -> Watch:
+        """Watch entity `name`/`key` of `backend` (close it when done; a dropped watch goes by itself)."""
+        entity = (_url(backend), name.lower(), key)
+        watch = Watch(self, entity)
+        with self._lock:
+            self._watches.setdefault(entity, weakref.WeakSet()).add(watch)
+        return watch
+
+    def committed(self, backend: str, name: str, key: str, exists: bool, state: str | None) -> None:
+        """The host at `backend` committed `state` for entity `name`/`key` (any thread)."""
+        entity = (_url(backend), name.lower(), key)
+        with self._lock:
+            watches = list(self._watches.get(entity, ()))
+            if not watches:
+                self._watches.pop(entity, None)  # only dropped watches were left
+        for watch in watches:
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is watch._loop:
+                watch._committed(exists, state)
+            elif not watch._loop.is_closed():
+                watch._loop.call_soon_threadsafe(watch._committed, exists, state)
+
+    def _unwatch(self, entity: tuple[str, str, str], watch: Watch) -> None:
+        with self._lock:
+            watches = self._watches.get(entity)
+            if watches is not None:
+                watches.discard(watch)
+                if not watches:
+                    del self._watches[entity]
+
+    def __len__(self) -> int:
+        """Entities watched now (a test checks nothing is kept for entities nobody waits on)."""
+        with self._lock:
+            return sum(1 for watches in self._watches.values() if watches)
+
+
+def _url(backend: str) -> str:
+    return backend.rstrip("/").lower()
+
+
+COMMITS = CommitFeed()
+"""The process's feed: the local host serves it, turns read it."""
