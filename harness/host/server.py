@@ -53,6 +53,9 @@ from .triggers.outputs import OutputWriter
 from .triggers.registry import KINDS
 from .workers import DaemonThreadPool, format_timespan
 
+HOSTNAME_ENV = "WEBSITE_HOSTNAME"
+"""Set (unless the user did) to `localhost:{port}` as `func start` sets it: apps build URLs from it."""
+
 log = logging.getLogger(__name__)
 
 HOST_VERSION = "4.0.0-durableagent-local"
@@ -298,6 +301,8 @@ class LocalHost:
         # the host that has the port (and maybe the hub). Connections wait in the backlog meanwhile.
         site = _BindFirstSite(self._runner, self.host, self.port)
         self.port = await site.bind()
+        if HOSTNAME_ENV not in os.environ:  # as `func start` sets it: apps build their own URLs from it
+            self._applied_settings[HOSTNAME_ENV] = os.environ[HOSTNAME_ENV] = f"localhost:{self.port}"
         # The hub is ours before anything is served (a second host refuses to start here).
         self.lease = HubLease(storage, config.hub_name, new_lease_id(), self.url, self._lease_changed)
         await self.lease.acquire()

@@ -3,6 +3,7 @@ and indexed the way the local host does it (its local.settings.json applied firs
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from durableagent.replay import Orchestrators
@@ -11,7 +12,14 @@ from harness.host.settings import apply_local_settings
 
 
 def folder_orchestrators(app_dir: Path) -> Orchestrators:
-    """The orchestrators of the app in `app_dir`; `AppLoadError` when it cannot be imported."""
-    apply_local_settings(app_dir)
-    index = load_app(app_dir)
+    """The orchestrators of the app in `app_dir`; `AppLoadError` when it cannot be imported.
+
+    The settings are in the environment while the app is imported, and taken out again after: a
+    replay check run in-process (a test) must not leave one app's settings to the next."""
+    applied = apply_local_settings(app_dir)
+    try:
+        index = load_app(app_dir)
+    finally:
+        for name in applied:
+            os.environ.pop(name, None)
     return lambda name: found.fn if (found := index.orchestrators.get(name.lower())) else None

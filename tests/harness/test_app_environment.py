@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
@@ -54,8 +55,11 @@ def env_app(tmp_path: Path) -> Path:
 
 
 def _environment(**extra: str) -> dict[str, str]:
+    """The test's environment for the host: no storage setting of its own, a task hub of its own
+    (the session's Azurite is shared: another host may serve the default hub)."""
     env = {k: v for k, v in os.environ.items() if k != "AzureWebJobsStorage"}
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
+    hub = "env" + uuid.uuid4().hex[:12]
+    return {**env, "PYTHONUNBUFFERED": "1", "DURABLEAGENT_TASK_HUB": hub, **extra}
 
 
 @pytest.mark.integration

@@ -105,6 +105,13 @@ def test_content_approval_waits_for_a_person_then_publishes(host_client):
     assert request["responseSchema"]["properties"]["approved"]["type"] == "boolean"
     respond = request["respondUrl"]
     assert respond == body["respondUri"].replace("{requestId}", request["requestId"])
+    # the notifier was told the same place to answer (WorkflowHitlContext, from the host's WEBSITE_HOSTNAME)
+    stream = host_client.get(
+        body["statusQueryGetUri"], headers={"Accept": "text/event-stream"}, params={"timeoutSeconds": "1"}
+    ).text
+    told = next(line for line in stream.splitlines() if "Please review the draft" in line)
+    host_and_port, path = respond.split("//", 1)[1].split("/", 1)
+    assert path in told and f":{host_and_port.rsplit(':', 1)[1]}/" in told
 
     bad = host_client.post(respond, json={"approved": "maybe"})
     assert bad.status_code == 400 and "ApprovalResponse" in bad.json()["error"]
