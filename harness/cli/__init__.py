@@ -5,7 +5,8 @@
   `--host`, `--port`, `--url`, `--key`) and the argument types.
 - `local_stack.py`: checking those options and starting the local stack for `chat`, `up` and `ask`.
 - `chat.py` (`chat`, `up`), `ask.py`, `sessions.py` (`sessions`, `show`, `fork`), `instances.py`
-  (`instances`, `start`, `status`, `raise`, `terminate`, `purge`), `host.py`, `bench.py`, `chaos.py`.
+  (`instances`, `start`, `status`, `raise`, `terminate`, `purge`), `host.py`, `bench.py`, `chaos.py`,
+  `workflow.py` (`workflow run|status|respond|watch`).
 - `main.py`: the registry (`COMMANDS`), the parser built from it, and `main()`.
 
 This file imports nothing, so a command module importing `harness.cli.base` loads no other command.

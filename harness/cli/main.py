@@ -35,8 +35,21 @@ from .host import HOST
 from .instances import INSTANCE_COMMANDS
 from .options import running_url_for
 from .sessions import FORK, SESSIONS, SHOW
+from .workflow import WORKFLOW
 
-COMMANDS: tuple[Command, ...] = (CHAT, UP, ASK, HOST, BENCH, CHAOS, SESSIONS, SHOW, FORK, *INSTANCE_COMMANDS)
+COMMANDS: tuple[Command, ...] = (
+    CHAT,
+    UP,
+    ASK,
+    HOST,
+    BENCH,
+    CHAOS,
+    SESSIONS,
+    SHOW,
+    FORK,
+    *INSTANCE_COMMANDS,
+    WORKFLOW,
+)
 """Every command, in the order `--help` lists them."""
 BY_NAME = {command.name: command for command in COMMANDS}
 
