@@ -38,9 +38,11 @@ ORCHESTRATOR_PREFIX = "dafx-"
 """A workflow's orchestrator is `dafx-{workflow}` (Microsoft's name, peer notes)."""
 SUB_SEPARATOR = "~"
 EVENT_STREAM = "text/event-stream"
-STREAM_SECONDS = 30
+STREAM_SECONDS = 2
 """How long one event-stream response follows a running instance before the reader reconnects
-with `Last-Event-ID` (the route bounds a response; nothing is missed in between)."""
+with `Last-Event-ID` (nothing is missed in between). Short, because a host that cannot stream a
+body (an app without `http_streams=True`) sends a response's events when it ends: this bounds how
+late they are; a streaming host sends each as it happens either way."""
 MAX_WAIT_SECONDS = 200
 """The run route's upper bound for `timeoutSeconds`."""
 RECONNECTS = 3
