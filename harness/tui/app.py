@@ -1,7 +1,7 @@
 """ChatApp: chat with a durable agent and inspect what its entity stored.
 
 Panes: agents (from `/api/health`), sessions of the selected agent (newest first), orchestration
-instances (newest first, refreshed periodically; Enter opens the instance inspector; ctrl+w the
+instances (newest first, refreshed periodically; Enter opens the instance inspector; ctrl+f the
 hosted workflows, harness/tui/workflows.py), the chat of the
 current session and an inspector tree of the stored state. The chat is re-rendered from the stored
 history after every turn, so what you see is what the host persisted.
@@ -97,7 +97,8 @@ class ChatApp(App[None]):
         Binding("ctrl+y", "copy_session_id", "Copy id"),
         Binding("ctrl+g", "next_agent", "Agent"),
         Binding("ctrl+o", "focus_instances", "Instances"),
-        Binding("ctrl+w", "show_workflows", "Workflows"),
+        # Not in the footer: at 80 columns it has no room left (the command palette lists it).
+        Binding("ctrl+f", "show_workflows", "Workflows", show=False),
         Binding("ctrl+r", "refresh", "Refresh"),
         Binding("ctrl+l", "show_logs", "Logs"),
         Binding("ctrl+b", "toggle_inspector", "Inspector"),
@@ -146,7 +147,7 @@ class ChatApp(App[None]):
         `session_filter` limits the sessions pane (tests sharing a store with other tests);
         `show_instances=False` leaves out the orchestration instances pane; `instances_every` is its
         refresh period in seconds (0: only on ctrl+r); `workflow_graphs` are the graphs the
-        Workflows screen (ctrl+w) draws, else read from `app_dir` when it is first shown."""
+        Workflows screen (ctrl+f) draws, else read from `app_dir` when it is first shown."""
         super().__init__()
         self.client = client
         self.logs = {name: Path(path) for name, path in (logs or {}).items()}
@@ -588,7 +589,7 @@ class ChatApp(App[None]):
             )
         yield SystemCommand(
             "Workflows",
-            "Workflow instances, graphs, events and approvals (ctrl+w)",
+            "Workflow instances, graphs, events and approvals (ctrl+f)",
             self.action_show_workflows,
         )
         yield SystemCommand("Show logs", "Tail of the host and Azurite logs (ctrl+l)", self.action_show_logs)

@@ -1,4 +1,5 @@
-"""The Workflows screen: hosted agent-framework Workflows, one instance at a time, as they run.
+"""The Workflows screen (ctrl+f in the chat, or the command palette): hosted agent-framework
+Workflows, one instance at a time, as they run.
 
 Left, the workflow instances (Durable instance API: orchestrators `dafx-{workflow}`, sub-workflow
 children left out); in the middle, the selected instance's graph as agent-framework's `WorkflowViz`
@@ -70,8 +71,10 @@ def graph_lines(graph: WorkflowGraph, states: Mapping[str, str]) -> list[tuple[s
             text.append(f"{indent}{STATE_MARKS.get(state, '○')} ", style=style)
             text.append(executor, style=f"{style} bold" if state != "idle" else "bold")
             kind = KIND_NOTES.get(graph.executors.get(executor, ""), "")
-            notes = [note for note in (kind, "start" if executor == graph.start else "", state) if note]
-            text.append(f"  {' · '.join(notes)}", style="dim")
+            shown_state = "" if state == "idle" else state
+            notes = [note for note in (kind, "start" if executor == graph.start else "", shown_state) if note]
+            if notes:
+                text.append(f"  {' · '.join(notes)}", style="dim")
             groups: dict[str, list[str]] = {}
             for target, edge_kind in graph.targets(executor):
                 groups.setdefault(edge_kind, []).append(target)
