@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.client import SyncAgentClient
 from harness.testing import WorkflowTimeout
 
 pytestmark = pytest.mark.integration
@@ -79,3 +80,16 @@ def test_waiting_for_a_request_that_never_comes_fails_at_once(workflow_runner):
     run = workflow_runner.start("shared_state", {"doc_id": "r2", "text": "x"})
     with pytest.raises(WorkflowTimeout, match="ended Completed without asking a person"):
         run.wait_for_request()
+
+
+def test_app_environment_runs_workflows_without_pytest_fixtures(function_host):
+    from harness.testing import AppEnvironment
+
+    with AppEnvironment.from_url(function_host.url) as env:
+        run = env.workflows.run("shared_state", {"doc_id": "env", "text": "one two"})
+        assert run.output == {"doc_id": "env", "words": 2, "text": "one two"}
+        waiting = env.workflows.start("content_approval", "Announce Nimbus")
+        waiting.wait_for_request()
+    with SyncAgentClient(function_host.url) as client:  # leaving the block terminated what still ran
+        status = client.wait(waiting.id, timeout=30)
+    assert status["runtimeStatus"] == "Terminated"
