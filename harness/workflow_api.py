@@ -15,6 +15,7 @@ the local host, `func` and a deployed app. Two facts come from elsewhere:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -45,8 +46,9 @@ body (an app without `http_streams=True`) sends a response's events when it ends
 late they are; a streaming host sends each as it happens either way."""
 MAX_WAIT_SECONDS = 200
 """The run route's upper bound for `timeoutSeconds`."""
-RECONNECTS = 3
-"""Consecutive failed connections before the event reader gives up."""
+RECONNECTS = 10
+"""Consecutive failed connections before the event reader gives up (with the pauses between
+them, about 15 s: a host restarting after a crash is back well within that)."""
 FINISHED = ("Completed", "Failed", "Terminated", "Canceled")
 
 
@@ -228,14 +230,17 @@ class _Follower:
         self.failures = 0
         return event
 
-    def ended(self) -> bool:
-        """A response ended without the `status` event: False when it is time to give up."""
+    def keep_following(self) -> bool:
+        """A response ended without the `status` event: whether to ask again (the deadline)."""
         return self.deadline is None or time.monotonic() < self.deadline
 
-    def broke(self, exc: Exception) -> None:
+    def broke(self, exc: Exception) -> float:
+        """A connection failed: the pause before the next one (a host restarting takes seconds);
+        after `RECONNECTS` failures in a row, a one-line ClientError."""
         self.failures += 1
         if self.failures > RECONNECTS:
             raise ClientError(f"the event stream of {self.instance_id!r} broke: {exc}") from None
+        return min(0.25 * 2 ** (self.failures - 1), 2.0)
 
 
 def iter_events(
@@ -263,9 +268,9 @@ def iter_events(
                     if event.kind == "status":
                         return
         except (httpx.TransportError, SSEError) as exc:
-            follower.broke(exc)
+            time.sleep(follower.broke(exc))
             continue
-        if not follower.ended():
+        if not follower.keep_following():
             return
 
 
@@ -293,9 +298,9 @@ async def aiter_events(
                     if event.kind == "status":
                         return
         except (httpx.TransportError, SSEError) as exc:
-            follower.broke(exc)
+            await asyncio.sleep(follower.broke(exc))
             continue
-        if not follower.ended():
+        if not follower.keep_following():
             return
 
 

@@ -5,12 +5,14 @@ the instance waits for."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from harness.client import SyncAgentClient
 from harness.testing import WorkflowTimeout
+from tests.integration.conftest import wait_until
 
 pytestmark = pytest.mark.integration
 APP = Path(__file__).resolve().parents[2] / "samples" / "workflows"
@@ -93,3 +95,16 @@ def test_app_environment_runs_workflows_without_pytest_fixtures(function_host):
     with SyncAgentClient(function_host.url) as client:  # leaving the block terminated what still ran
         status = client.wait(waiting.id, timeout=30)
     assert status["runtimeStatus"] == "Terminated"
+
+
+def test_the_event_reader_rides_out_a_host_crash(workflow_runner, function_host):
+    run = workflow_runner.start("content_approval", "Announce Nimbus")
+    run.wait_for_request()
+    with ThreadPoolExecutor(1) as pool:
+        following = pool.submit(run.wait, 90)  # reading the stream while the host goes down
+        wait_until(lambda: run.events, 30, "the first events")
+        function_host.restart(kill=True)
+        run.respond({"approved": True})
+        following.result()
+    assert run.output.startswith("published: ")
+    assert [e.id for e in run.events] == list(range(len(run.events)))  # none lost, none twice
