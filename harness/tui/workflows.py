@@ -14,9 +14,10 @@ session in the chat (agent `{workflow}-{executor}`, session key the instance id)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Header, Input, Label, ListItem, ListView, Static, Switch
 
@@ -290,6 +292,7 @@ class WorkflowsScreen(Screen[None]):
         self._rows_shown: list[tuple[Any, ...]] | None = None
         self.selected: tuple[str, str] | None = None  # (workflow, instance id)
         self.status: dict[str, Any] | None = None
+        self.drawn: dict[str, Any] | None = None  # the status the graph and the boxes show
         self.events: list[WorkflowEvent] = []
         self.executor_ids: list[str] = []
         self.executor: str | None = None
@@ -348,19 +351,29 @@ class WorkflowsScreen(Screen[None]):
             chosen.append(row)
         return chosen
 
+    @contextlib.contextmanager
+    def _unless_gone(self) -> Iterator[None]:
+        """A worker whose screen was closed (esc, `o`, the app quitting) while it awaited the host:
+        its widgets are gone, and so is the reason to draw them (the screen's own widgets are never
+        missing otherwise)."""
+        with contextlib.suppress(NoMatches):
+            yield
+
     @work(exclusive=True, group="wf-reload")
     async def reload(self) -> None:
         """Graphs (once), the instance list, then the selected instance."""
-        if self.graphs is None and self.app_dir is not None:
-            self.graphs = await asyncio.to_thread(app_workflows, self.app_dir)
-            self.app_dir = None  # read once: an app that cannot say is not asked again
-        await self._load_instances()
-        if self.selected is not None:
-            await self._load_status()
+        with self._unless_gone():
+            if self.graphs is None and self.app_dir is not None:
+                self.graphs = await asyncio.to_thread(app_workflows, self.app_dir)
+                self.app_dir = None  # read once: an app that cannot say is not asked again
+            await self._load_instances()
+            if self.selected is not None:
+                await self._load_status()
 
     @work(exclusive=True, group="wf-instances")
     async def load_instances(self) -> None:
-        await self._load_instances()
+        with self._unless_gone():
+            await self._load_instances()
 
     async def _load_instances(self) -> None:
         view = self.query_one("#wf-instances", ListView)
@@ -409,8 +422,9 @@ class WorkflowsScreen(Screen[None]):
         if self.selected == (name, instance_id):
             return
         self.selected = (name, instance_id)
-        self.status, self.events, self.executor, self._status_shown = None, [], None, None
-        self.query_one("#wf-events", DataTable).clear()
+        self.status, self.drawn, self.events, self.executor, self._status_shown = None, None, [], None, None
+        with self._unless_gone():
+            self.query_one("#wf-events", DataTable).clear()
         self.load_status()
         self.follow_events()
 
@@ -427,7 +441,8 @@ class WorkflowsScreen(Screen[None]):
 
     @work(exclusive=True, group="wf-status")
     async def load_status(self) -> None:
-        await self._load_status()
+        with self._unless_gone():
+            await self._load_status()
 
     async def _load_status(self) -> None:
         if self.selected is None:
@@ -443,11 +458,12 @@ class WorkflowsScreen(Screen[None]):
         fingerprint = json.dumps(status, sort_keys=True, default=str)
         if fingerprint == self._status_shown:
             return
-        self._status_shown = fingerprint
         self.status = status
         await self._draw_graph()
         self._draw_pending()
         self._draw_executor()
+        self._status_shown = fingerprint  # only once drawn: a reload cancelled mid-way draws again
+        self.drawn = status
 
     @work(exclusive=True, group="wf-events")
     async def follow_events(self) -> None:
@@ -456,14 +472,15 @@ class WorkflowsScreen(Screen[None]):
             return
         name, instance_id = self.selected
         try:
-            async for event in self.client.workflow_events(name, instance_id, after=len(self.events) - 1):
-                if self.selected != (name, instance_id):
-                    return
-                self.events.append(event)
-                self._add_event(event)
-                self._draw_executor()
-                if event.kind in ("executor_completed", "executor_failed", "request_info", "status"):
-                    self.load_status()
+            with self._unless_gone():
+                async for event in self.client.workflow_events(name, instance_id, after=len(self.events) - 1):
+                    if self.selected != (name, instance_id) or not self.is_attached:
+                        return
+                    self.events.append(event)
+                    self._add_event(event)
+                    self._draw_executor()
+                    if event.kind in ("executor_completed", "executor_failed", "request_info", "status"):
+                        self.load_status()
         except ClientError as exc:
             self.notify(str(exc), title="Events", severity="error")
 
@@ -587,6 +604,8 @@ class WorkflowsScreen(Screen[None]):
 
     @work(group="wf-action")
     async def respond(self, name: str, instance_id: str, request_id: str, answer: Any) -> None:
+        """Send the form's answer; the host's refusal (a wrong shape, a request already answered)
+        is a notice."""
         try:
             await self.client.workflow_respond(name, instance_id, request_id, answer)
         except ClientError as exc:

@@ -122,7 +122,7 @@ def screen_for(app: ChatApp, graphs: dict[str, WorkflowGraph], instance_id: str)
         app.client,
         graphs,
         show_volatile=False,
-        refresh_every=0.2,
+        refresh_every=0.5,
         instance_filter=lambda row: row.get("instanceId") == instance_id,
     )
 
@@ -147,11 +147,14 @@ async def until(pilot, condition: Callable[[], Any], what: str, timeout: float =
 
 
 def has_ended(screen: WorkflowsScreen) -> bool:
-    return bool(screen.events) and screen.events[-1].kind == "status"
+    """All events shown, and the graph drawn from the final status."""
+    ended = bool(screen.events) and screen.events[-1].kind == "status"
+    return ended and (screen.drawn or {}).get("runtimeStatus") == screen.events[-1].data["runtimeStatus"]
 
 
 def waits_for_a_person(screen: WorkflowsScreen, events: int = 14) -> bool:
-    pending = (screen.status or {}).get("pendingHumanInputRequests")
+    """The request drawn, and the events up to it shown."""
+    pending = (screen.drawn or {}).get("pendingHumanInputRequests")
     return bool(pending) and len(screen.events) >= events
 
 
