@@ -366,6 +366,8 @@ class WorkflowsScreen(Screen[None]):
             if self.graphs is None and self.app_dir is not None:
                 self.graphs = await asyncio.to_thread(app_workflows, self.app_dir)
                 self.app_dir = None  # read once: an app that cannot say is not asked again
+                if self.graphs is not None and getattr(self.app, "workflow_graphs", False) is None:
+                    self.app.workflow_graphs = self.graphs  # type: ignore[attr-defined]  # the next ctrl+f
             await self._load_instances()
             if self.selected is not None:
                 await self._load_status()

@@ -321,3 +321,4 @@ async def test_ctrl_f_opens_the_screen_with_the_apps_graphs(app_url) -> None:
         assert all("~" not in str(r["instanceId"]) for r in screen.rows)  # sub-workflow children left out
         await pilot.press("escape")
         assert not isinstance(app.screen, WorkflowsScreen)
+        assert app.workflow_graphs == screen.graphs  # read once: the next ctrl+f has them at once
