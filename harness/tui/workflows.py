@@ -525,6 +525,18 @@ class WorkflowsScreen(Screen[None]):
             self.executor = self.executor_ids[index]
             self._draw_executor()
 
+    @on(DataTable.RowHighlighted, "#wf-events")
+    def event_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """An event of an executor picks that executor in the graph (its input and output below)."""
+        if not 0 <= event.cursor_row < len(self.events):
+            return
+        data = self.events[event.cursor_row].data
+        executor = data.get("executor") or data.get("sourceExecutor")
+        if executor in self.executor_ids and executor != self.executor:
+            self.executor = str(executor)
+            self.query_one("#wf-graph", ListView).index = self.executor_ids.index(self.executor)
+            self._draw_executor()
+
     def _draw_executor(self) -> None:
         box = self.query_one("#wf-executor", Static)
         graph = self.graph()

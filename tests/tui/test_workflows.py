@@ -186,6 +186,12 @@ async def test_a_finished_run_shows_its_events_states_and_an_executors_output(ap
         detail = str(screen.query_one("#wf-executor").render())
         assert "Physically, it is about energy and motion." in detail and "Tokens" in detail
         assert f"expert_review-Physicist / {instance_id} (o opens it)" in detail
+        events = screen.query_one("#wf-events", DataTable)
+        events.focus()
+        events.move_cursor(row=13)  # aggregate's executor_completed: the graph follows
+        await pilot.pause()
+        assert screen.executor == "aggregate"
+        assert '"Chemist": "Chemically' in str(screen.query_one("#wf-executor").render())
 
 
 async def test_an_approval_is_answered_in_place(app_url, graphs) -> None:
