@@ -135,7 +135,7 @@ class AgentFunctionApp(df.DFApp):
         )
         self._workflows: dict[str, RegisteredWorkflow] = {}
         self._swapped: set[int] = set()
-        self._workflow_routes = WorkflowRoutes(self._resolve_workflow)
+        self._workflow_routes = WorkflowRoutes(self._resolve_workflow, self._streams)
         self._register_routes(enable_health_check)
         if session_ttl is not None:
             self._register_sweeper(session_sweep_schedule)

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from ._run_request import ALLOWED_ROLES, RunRequest
 from .session import AgentSessionId, entity_name_for, validate_key
+from .streams import STREAM_FIELD
 from .turns import ACCEPTED_TEXT, RUN_OPERATION, turn_input
 
 logger = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ class AgentRunTask(AtomicTask):
 
     agent_name: str = ""
     response_format: ResponseFormat | None = None
+    correlation_id: str = ""
 
     def set_value(self, is_error: bool, value: Any) -> None:
         if not is_error:
@@ -169,9 +171,14 @@ def _completed_task(value: Any, is_played: bool) -> TaskBase:
 class OrchestrationAgent:
     """An agent as an orchestrator sees it: `run` returns a task to `yield`, never a coroutine."""
 
-    def __init__(self, context: df.DurableOrchestrationContext, name: str) -> None:
+    def __init__(
+        self, context: df.DurableOrchestrationContext, name: str, *, stream_events: bool = False
+    ) -> None:
+        """`stream_events`: the entity also writes each turn's chunks to the app's reply streams
+        (read back by a workflow's event stream); the task's `correlation_id` names the stream."""
         self.context = context
         self.name = name
+        self.stream_events = stream_events
         self.id = name
         self.display_name = name
         self.description = f"Durable agent {name} (runs as entity {entity_name_for(name)})"
@@ -217,6 +224,8 @@ class OrchestrationAgent:
         entity_id = df.EntityId(entity_name_for(self.name), key)
         correlation_id = uuid.UUID(self.context.new_uuid()).hex
         request = turn_input(RunRequest(text, key, role, enable_tool_calls, schema), correlation_id)
+        if self.stream_events:
+            request[STREAM_FIELD] = True
         if not options.get("wait_for_response", True):
             self.context.signal_entity(entity_id, RUN_OPERATION, request)
             accepted = AgentResponse(
@@ -231,6 +240,7 @@ class OrchestrationAgent:
         task = self.context._generate_task(action, task_constructor=AgentRunTask)
         task.agent_name = self.name
         task.response_format = response_format
+        task.correlation_id = correlation_id
         return task
 
     def __repr__(self) -> str:

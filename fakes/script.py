@@ -325,15 +325,20 @@ def to_rule(value: Any, *, where: str = "rule") -> Rule:
     return Rule(when=when, then=to_step(value["then"], where=f"{where}.then", variables=variables))
 
 
+def _regex(data: Mapping[str, Any], key: str, where: str) -> re.Pattern[str] | None:
+    """The case-insensitive regex under `key` of a condition, if given."""
+    if key not in data:
+        return None
+    regex = _typed(data[key], str, f"{where}.{key}", "a regex string")
+    try:
+        return re.compile(regex, re.IGNORECASE)
+    except re.error as exc:
+        raise ScriptError(f"{where}.{key}: bad regex {regex!r}: {exc}") from exc
+
+
 def _condition(data: Mapping[str, Any], where: str) -> Condition:
     _check_keys(data, WHEN_KEYS, where, "condition")
-    pattern = None
-    if "user" in data:
-        regex = _typed(data["user"], str, f"{where}.user", "a regex string")
-        try:
-            pattern = re.compile(regex, re.IGNORECASE)
-        except re.error as exc:
-            raise ScriptError(f"{where}.user: bad regex {regex!r}: {exc}") from exc
+    pattern = _regex(data, "user", where)
     after_tool = (
         _typed(data["after_tool"], bool, f"{where}.after_tool", "true or false")
         if "after_tool" in data
@@ -341,13 +346,7 @@ def _condition(data: Mapping[str, Any], where: str) -> Condition:
     )
     tool = _typed(data["tool"], str, f"{where}.tool", "a tool name") if "tool" in data else None
     offered = _typed(data["offered"], str, f"{where}.offered", "a tool name") if "offered" in data else None
-    instructions = None
-    if "instructions" in data:
-        regex = _typed(data["instructions"], str, f"{where}.instructions", "a regex string")
-        try:
-            instructions = re.compile(regex, re.IGNORECASE)
-        except re.error as exc:
-            raise ScriptError(f"{where}.instructions: bad regex {regex!r}: {exc}") from exc
+    instructions = _regex(data, "instructions", where)
     if tool is not None and after_tool is False:
         raise ScriptError(
             f"{where}: 'tool' means the request ends with that tool's result; it contradicts after_tool=false"

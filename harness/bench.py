@@ -413,6 +413,63 @@ async def bench_streaming(turns: int) -> Figures:
     return figures
 
 
+# -- workflows: what hosting an agent-framework Workflow as an orchestration adds, against the same
+# steps written as a hand-made orchestrator (harness/benchapps/workflows), on one local host and its
+# own Azurite. Both start through the Durable instance API and are polled the same way, so the ratio
+# is the workflow engine's own cost (routing, the activity envelope, custom status).
+WORKFLOW_APP = Path(__file__).resolve().parent / "benchapps" / "workflows"
+
+
+async def _run_workflow_case(
+    client: httpx.AsyncClient, name: str, payload: Any, workflow: bool
+) -> dict[str, Any]:
+    status = await _run_orchestration(client, f"dafx-{name}" if workflow else name, payload)
+    if status["runtimeStatus"] != "Completed":
+        raise RuntimeError(f"{name} ended {status['runtimeStatus']}: {status.get('output')}")
+    return status
+
+
+async def bench_workflows(runs: int) -> Figures:
+    import tempfile
+
+    from .azurite import Azurite
+    from .host import LocalHost
+
+    figures = Figures(f"Workflows vs hand-made orchestrators (local host, {runs} runs each)")
+    with tempfile.TemporaryDirectory() as work:
+        azurite = Azurite(Path(work)).start()
+        try:
+            async with LocalHost(WORKFLOW_APP, port=0, storage=azurite.connection_string) as host:
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{host.port}", timeout=120) as client:
+                    cases = [
+                        ("5-executor sequential workflow", "chain5", "hand_chain5", {"input": "go"}, "go"),
+                        ("20-way fan-out/fan-in workflow", "fan20", "hand_fan20", {"input": 3}, 3),
+                    ]
+                    for title, workflow, hand, wf_input, hand_input in cases:
+                        await _run_workflow_case(client, workflow, wf_input, True)  # warm-up
+                        await _run_workflow_case(client, hand, hand_input, False)
+                        made: list[float] = []
+                        written: list[float] = []
+                        for _ in range(runs):  # interleaved, so load drifts hit both alike
+                            made.append(
+                                await _timed(
+                                    lambda w=workflow, i=wf_input: _run_workflow_case(client, w, i, True)
+                                )
+                            )
+                            written.append(
+                                await _timed(
+                                    lambda h=hand, i=hand_input: _run_workflow_case(client, h, i, False)
+                                )
+                            )
+                        wf50, hand50 = percentile(made, 50), percentile(written, 50)
+                        figures.add(f"{title}, start to Completed p50", wf50, "ms")
+                        figures.add("  same steps, hand-made orchestrator p50", hand50, "ms")
+                        figures.add("  workflow / hand-made", _ratio(wf50, hand50), goal="<= 1.5x")
+        finally:
+            azurite.stop()
+    return figures
+
+
 def _ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}x" if denominator > 0 else "n/a"
 
@@ -547,6 +604,7 @@ def run(args: argparse.Namespace) -> int:
     with Stack(ORCHESTRATION_APP, host_mode="local", progress=True) as stack:
         results.append(asyncio.run(bench_orchestrations(stack.url, args.orchestration_runs, 100, 50, 10)))
     results.append(asyncio.run(bench_streaming(args.stream_turns)))
+    results.append(asyncio.run(bench_workflows(args.orchestration_runs)))
     results.append(bench_start(args.app))
     if args.suite:
         results.append(bench_suite())

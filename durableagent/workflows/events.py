@@ -21,12 +21,14 @@ executor, error}; `request_info` {requestId, sourceExecutor, requestData, respon
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from dataclasses import dataclass
 from typing import Any
 
 from .codec import decode, plain
 from .orchestrator import SUB_SEPARATOR, function_name
 
 TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
+Event = tuple[str, dict[str, Any]]
 
 
 def _results_by_executor(name: str, instance_id: str, history: list[dict[str, Any]]) -> dict[str, deque]:
@@ -96,9 +98,20 @@ def _completion(superstep: int, executor: str, event: dict[str, Any]) -> list[tu
     return events
 
 
-def derive(name: str, status: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+@dataclass
+class OpenTurn:
+    """An agent executor's turn that has started and not ended: where its chunks are streamed."""
+
+    number: int
+    """The number of its `executor_invoked` event."""
+    executor: str
+    correlation_id: str
+
+
+def derive(name: str, status: dict[str, Any], open_turns: list[OpenTurn] | None = None) -> list[Event]:
     """The instance's events so far, from its status with history and outputs (Durable HTTP API
-    shape: `runtimeStatus`, `customStatus`, `historyEvents`, `input`, `output`)."""
+    shape: `runtimeStatus`, `customStatus`, `historyEvents`, `input`, `output`). Agent turns still
+    running are appended to `open_turns` when it is given."""
     instance_id = str(status.get("instanceId") or "")
     history = status.get("historyEvents") or []
     custom = status.get("customStatus") if isinstance(status.get("customStatus"), dict) else {}
@@ -124,19 +137,28 @@ def derive(name: str, status: dict[str, Any]) -> list[tuple[str, dict[str, Any]]
             continue
         superstep = int(entry.get("superstep", 0))
         events.append(("superstep_started", {"superstep": superstep}))
-        for executor in entry.get("executors") or []:
+        ran = entry.get("executors") or []
+        invoked: dict[str, int] = {}
+        for executor in ran:
+            invoked[executor["id"]] = len(events)
             events.append(
                 (
                     "executor_invoked",
                     {"superstep": superstep, "executor": executor["id"], "input": executor.get("input")},
                 )
             )
-        for executor in entry.get("executors") or []:
+        for position, executor in enumerate(ran):
             queue = results.get(executor["id"].lower())
             if not queue:
                 if ended:  # a failed superstep: its other executors never report
                     continue
                 complete = False
+                if open_turns is not None:
+                    open_turns.extend(
+                        OpenTurn(invoked[waiting["id"]], waiting["id"], waiting["turn"])
+                        for waiting in ran[position:]
+                        if waiting.get("turn") and not results.get(waiting["id"].lower())
+                    )
                 break
             done = _completion(superstep, executor["id"], queue.popleft())
             broken = broken or done[0][0] == "executor_failed"

@@ -117,6 +117,8 @@ class WorkflowRun:
         self.executor_state: dict[str, str] = {}
         self.children: list[str] = []
         self.timeline: list[dict[str, Any]] = []
+        self.streams: dict[str, str] = {}
+        """Agent executor -> the correlation id of its turn this superstep (its reply stream)."""
         self.superstep = 0
         self._answered: dict[str, dict[str, Any]] = {}
         self.session_key = session_key_for(context.instance_id)
@@ -164,7 +166,11 @@ class WorkflowRun:
         self.timeline.append(
             {
                 "superstep": self.superstep,
-                "executors": [{"id": d.target, "input": preview(d.message.data)} for d in ran],
+                "executors": [
+                    {"id": d.target, "input": preview(d.message.data)}
+                    | ({"turn": self.streams.pop(d.target)} if d.target in self.streams else {})
+                    for d in ran
+                ],
             }
         )
         self._status("running")
@@ -234,8 +240,11 @@ class WorkflowRun:
         else:
             cache.extend(normalize_messages(data))  # type: ignore[arg-type]
         text = _transcript(cache) or "please continue."
-        agent = OrchestrationAgent(self.context, scoped_agent_name(self.name, executor.id))
+        agent = OrchestrationAgent(
+            self.context, scoped_agent_name(self.name, executor.id), stream_events=True
+        )
         task = agent.run(text, session=self.session_key)
+        self.streams[executor.id] = task.correlation_id
         conversation = list(cache)
         cache.clear()
 

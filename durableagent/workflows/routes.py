@@ -14,7 +14,8 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import azure.functions as func
@@ -24,9 +25,12 @@ from .._backend import is_backend_failure
 from .._routes import bug_response, error_response, json_response, unavailable_response
 from .._run_request import RequestError, decode_body, parse_flag, wants_events
 from .._sse import EventStream, sse
+from .._storage import LazyStore
+from ..session import entity_name_for
+from ..streams import StreamId, parse_event_id
 from .codec import CodecError, _resolve, convert_input, encode, input_types_of, json_schema_of, type_name
-from .events import derive
-from .orchestrator import SUB_SEPARATOR, function_name
+from .events import OpenTurn, derive
+from .orchestrator import SUB_SEPARATOR, function_name, scoped_agent_name, session_key_for
 
 WAIT_HEADER = "x-ms-wait-for-response"
 DEFAULT_TIMEOUT_SECONDS = 10
@@ -91,17 +95,31 @@ DEFAULT_STREAM_SECONDS = 60
 reconnects with `Last-Event-ID` (an `EventSource` does so by itself) and misses nothing."""
 
 
-def _after(req: func.HttpRequest) -> int:
+@dataclass(frozen=True)
+class Cursor:
+    """Where an event stream resumes: after event `after`, and for a chunk id (`N:M:A.S`, an
+    agent's text while its executor `M` runs) after stream row `A.S` of that executor's turn."""
+
+    after: int = -1
+    executor: int | None = None
+    row: str | None = None
+
+
+def _cursor(req: func.HttpRequest) -> Cursor:
     raw = req.headers.get("last-event-id") or req.params.get("cursor")
     if raw in (None, ""):
-        return -1
+        return Cursor()
+    problem = f"Last-Event-ID must be an event id of this stream (N, or N:M:A.S), got {raw[:64]!r}"
+    parts = raw.strip().split(":")
     try:
-        value = int(raw)
+        after = int(parts[0])
+        if after < -1 or len(parts) not in (1, 3):
+            raise ValueError(problem)
+        if len(parts) == 1:
+            return Cursor(after)
+        return Cursor(after, int(parts[1]), parse_event_id(parts[2]))
     except ValueError:
-        raise RequestError(f"Last-Event-ID must be an event number, got {raw!r}") from None
-    if value < -1:
-        raise RequestError(f"Last-Event-ID must be an event number, got {raw!r}")
-    return value
+        raise RequestError(problem) from None
 
 
 def _stream_seconds(req: func.HttpRequest) -> float:
@@ -121,19 +139,63 @@ def status_json(status: Any) -> dict[str, Any]:
     }
 
 
-async def follow(client: Any, name: str, instance_id: str, after: int, seconds: float):  # noqa: ANN201
-    """The instance's events after number `after`, as they appear, until it ends or `seconds` pass."""
+async def follow(
+    client: Any, streams: LazyStore | None, name: str, instance_id: str, cursor: Cursor, seconds: float
+) -> AsyncIterator[str]:
+    """The instance's events after `cursor`, as they appear, until it ends or `seconds` pass.
+
+    Between them, the text of agent executors whose turn is running (`agent_update`, id
+    `N:M:A.S`: N the last event sent, M the executor's `executor_invoked`, A.S the reply stream's
+    row). A resumed stream continues the chunks of the executor its id names; chunks another
+    running agent streamed meanwhile are skipped (its `executor_completed` carries the whole reply)."""
     deadline = time.monotonic() + seconds
     interval = 0.05
+    after = cursor.after
+    rows: dict[int, str | None] = {}
+    if cursor.executor is not None:
+        rows[cursor.executor] = cursor.row
+    store = streams.get() if streams is not None else None
+    skip_to_latest = cursor.executor is not None
+    following: list[OpenTurn] = []
+
+    async def chunks(turns: list[OpenTurn]) -> AsyncIterator[str]:
+        assert store is not None
+        for turn in turns:
+            stream = StreamId(
+                entity_name_for(scoped_agent_name(name, turn.executor)),
+                session_key_for(instance_id),
+                turn.correlation_id,
+            )
+            fresh = await store.read(stream, rows.get(turn.number))
+            if fresh:
+                rows[turn.number] = fresh[-1].row_key
+            if skip_to_latest and turn.number != cursor.executor:
+                continue
+            for row in fresh:
+                if row.kind in ("text", "tool_call", "tool_result"):
+                    data = {"executor": turn.executor, "kind": row.kind, **row.data}
+                    yield sse("agent_update", data, f"{after}:{turn.number}:{row.event_id}")
+
     while True:
         status = await client.get_status(instance_id, show_history=True, show_history_output=True)
-        events = derive(name, status_json(status))
+        open_turns: list[OpenTurn] = []
+        events = derive(name, status_json(status), open_turns)
+        if store is not None:
+            # turns that ended since the last read: their last chunks come before their completion
+            still = {turn.number for turn in open_turns}
+            async for chunk in chunks([turn for turn in following if turn.number not in still]):
+                yield chunk
+            following = open_turns
         for number in range(after + 1, len(events)):
             kind, data = events[number]
             yield sse(kind, data, str(number))
         after = max(after, len(events) - 1)
         if (events and events[-1][0] == "status") or time.monotonic() + interval > deadline:
             return
+        if store is not None:
+            async for chunk in chunks(open_turns):
+                yield chunk
+            skip_to_latest = False
         await asyncio.sleep(interval)
         interval = min(interval * 1.5, 1.0)
 
@@ -145,8 +207,11 @@ def _iso(value: Any) -> str | None:
 class WorkflowRoutes:
     """Route logic for one app's workflows; `lookup` maps a route's name to a registered workflow."""
 
-    def __init__(self, lookup: Callable[[str], tuple[str, Workflow] | None]) -> None:
+    def __init__(
+        self, lookup: Callable[[str], tuple[str, Workflow] | None], streams: LazyStore | None = None
+    ) -> None:
         self._lookup = lookup
+        self._streams = streams
 
     def _workflow(self, name: str) -> tuple[str, Workflow]:
         found = self._lookup(name)
@@ -201,7 +266,9 @@ class WorkflowRoutes:
             instance_id = await client.start_new(function_name(name), instance_id, {"input": encode(value)})
             if wants_events(req.headers.get("accept")):
                 headers = {"Cache-Control": "no-cache", "x-ms-instance-id": instance_id}
-                return EventStream(follow(client, name, instance_id, -1, _stream_seconds(req)), headers)
+                return EventStream(
+                    follow(client, self._streams, name, instance_id, Cursor(), _stream_seconds(req)), headers
+                )
             if wait:
                 finished = await self._wait(client, instance_id, timeout)
                 if finished is not None:
@@ -269,9 +336,10 @@ class WorkflowRoutes:
             instance_id = req.route_params.get("instance_id", "")
             status = await self._instance(client, name, instance_id)
             if wants_events(req.headers.get("accept")):
-                after, seconds = _after(req), _stream_seconds(req)
+                cursor, seconds = _cursor(req), _stream_seconds(req)
                 return EventStream(
-                    follow(client, name, instance_id, after, seconds), {"Cache-Control": "no-cache"}
+                    follow(client, self._streams, name, instance_id, cursor, seconds),
+                    {"Cache-Control": "no-cache"},
                 )
             pending = await self._pending(client, req, name, status)
         except RequestError as exc:

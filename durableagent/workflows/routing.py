@@ -52,28 +52,26 @@ class _Recorder:
         self._deliveries.append(Delivery(self.id, list(source_executor_ids), message))
 
 
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _routing_loop() -> asyncio.AbstractEventLoop:
+    """One event loop on a daemon thread for the process, made on first use: orchestrator code runs
+    with and without a running loop of its own (Azure's worker, the local host), and a loop per
+    call would cost more than the routing it runs."""
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="durableagent-routing", daemon=True).start()
+            _loop = loop
+        return _loop
+
+
 def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run the coroutine `make()` returns to its end from synchronous code (orchestrator bodies
-    and activities are called without an event loop on Azure, and from one on the local host):
-    on a private loop, in a helper thread when this thread already runs one."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make())
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            result["value"] = asyncio.run(make())
-        except BaseException as exc:  # handed back to the caller's thread
-            result["error"] = exc
-
-    thread = threading.Thread(target=target, name="durableagent-workflow")
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]  # type: ignore[no-any-return]
+    """Run the coroutine `make()` returns to its end from synchronous code, on the routing loop."""
+    return asyncio.run_coroutine_threadsafe(make(), _routing_loop()).result()
 
 
 class Router:

@@ -525,3 +525,20 @@ async def test_chunk_delay_spaces_the_streamed_chunks():
         client=ScriptedChatClient([{"chunks": ["a", "b"], "chunk_delay": 0.1}]), name="a"
     ).run("hi")
     assert whole.text == "ab"
+
+
+async def test_an_instructions_condition_tells_agents_with_the_same_input_apart():
+    fake = ScriptedChatClient(
+        rules=[
+            {"when": {"instructions": "physicist"}, "then": "energy"},
+            {"when": {"instructions": "chemist", "user": "ice"}, "then": "bonds"},
+        ],
+        default="neither",
+    )
+    physicist = Agent(client=fake, name="P", instructions="Answer as a Physicist.")
+    chemist = Agent(client=fake, name="C", instructions="Answer as a chemist.")
+    plain = Agent(client=fake, name="N")
+    assert (await physicist.run("why does ice melt")).text == "energy"
+    assert (await chemist.run("why does ice melt")).text == "bonds"
+    assert (await chemist.run("why is the sky blue")).text == "neither"
+    assert (await plain.run("why does ice melt")).text == "neither"

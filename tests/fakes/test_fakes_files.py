@@ -219,6 +219,7 @@ def test_read_recorded_rejects_corrupt_middle_line(tmp_path: Path):
         ({"steps": "hello"}, "'steps' must be a list"),
         ({"rules": {"when": {}}}, "'rules' must be a list"),
         ({"rules": [{"when": {"user": "("}, "then": "x"}]}, r"rules\[0\]\.when\.user: bad regex"),
+        ({"rules": [{"when": {"instructions": "["}, "then": "x"}]}, r"when\.instructions: bad regex"),
         ({"rules": [{"when": {"usr": "x"}, "then": "x"}]}, "unknown condition key.*'usr'"),
         ({"rules": [{"when": {"after_tool": "yes"}, "then": "x"}]}, "after_tool: must be true or false"),
         ({"rules": [{"when": {"user": "x"}}]}, r"rules\[0\]: a rule needs a 'then'"),

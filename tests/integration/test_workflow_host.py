@@ -103,3 +103,35 @@ def test_a_hand_written_orchestrator_reaches_a_workflow_agent(host_client):
     assert "marco" in status["output"]
     session = host_client.get(f"/api/agents/slow-Echo/{urls['id']}").json()
     assert session["message_count"] == 2
+
+
+def test_agent_text_streams_into_the_events_while_its_turn_runs(host_client, chat_script):
+    chat_script.set({"default": {"chunks": ["first ", "second ", "third"], "chunk_delay": 0.2}})
+    body = started(host_client, "slow", "stream me")
+    response = host_client.get(body["statusQueryGetUri"], headers={"Accept": "text/event-stream"})
+    events = parse_events_with_chunks(response.text)
+    kinds = [kind for _, kind, _ in events]
+    invoked = kinds.index("executor_invoked")
+    completed = kinds.index("executor_completed")
+    updates = [(event_id, data) for event_id, kind, data in events if kind == "agent_update"]
+    assert updates and all(invoked < kinds.index("agent_update") < completed for _ in updates)
+    assert "".join(d.get("text", "") for _, d in updates) == "first second third"
+    assert all(d["executor"] == "Echo" for _, d in updates)
+    assert events[completed][2]["text"] == "first second third" and kinds[-1] == "status"
+    # resuming after a chunk: the rest of the run, no event twice
+    first_chunk = updates[0][0]
+    resumed = parse_events_with_chunks(
+        host_client.get(
+            body["statusQueryGetUri"], headers={"Accept": "text/event-stream", "Last-Event-ID": first_chunk}
+        ).text
+    )
+    assert [kind for _, kind, _ in resumed] == kinds[int(first_chunk.split(":")[0]) + 1 :][-len(resumed) :]
+    assert "agent_update" not in [kind for _, kind, _ in resumed]
+
+
+def parse_events_with_chunks(body: str) -> list[tuple[str, str, dict]]:
+    events = []
+    for block in body.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        events.append((fields["id"], fields["event"], json.loads(fields["data"])))
+    return events
