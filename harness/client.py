@@ -502,9 +502,14 @@ class AgentClient(_Requests):
         return workflow_api.respond_result(await self._send("POST", path, **options), name)
 
     async def workflow_events(
-        self, name: str, instance_id: str, after: int = -1, seconds: float = workflow_api.STREAM_SECONDS
+        self,
+        name: str,
+        instance_id: str,
+        after: int | str = -1,
+        seconds: float = workflow_api.STREAM_SECONDS,
     ) -> AsyncIterator[WorkflowEvent]:
-        """The instance's events after number `after`, as they happen, up to its `status` event."""
+        """The instance's events after `after` (a number or an event's `cursor`), as they happen, up
+        to its `status` event."""
         if self._http is None:
             self._http = httpx.AsyncClient(transport=self._transport, **self._client_options())
         try:
@@ -682,12 +687,12 @@ class SyncAgentClient(_Requests):
         self,
         name: str,
         instance_id: str,
-        after: int = -1,
+        after: int | str = -1,
         seconds: float = workflow_api.STREAM_SECONDS,
         until: float | None = None,
     ) -> Iterator[WorkflowEvent]:
-        """The instance's events after number `after`, as they happen, up to its `status` event (or
-        the `time.monotonic()` deadline `until`)."""
+        """The instance's events after `after` (a number or an event's `cursor`), as they happen,
+        up to its `status` event (or the `time.monotonic()` deadline `until`)."""
         try:
             yield from workflow_api.iter_events(self._http, name, instance_id, after, seconds, until)
         except httpx.HTTPError as exc:

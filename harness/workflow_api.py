@@ -165,11 +165,19 @@ def respond_result(response: httpx.Response, name: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class WorkflowEvent:
-    """One event of a workflow instance (events.py lists the kinds); `id` is its position."""
+    """One event of a workflow instance (events.py lists the kinds); `id` is its position, -1 for
+    an `agent_update` (an agent executor's text as it streams, between numbered events); `cursor`
+    is the SSE id as sent, what `Last-Event-ID` resumes after."""
 
     id: int
     kind: str
     data: dict[str, Any] = field(default_factory=dict)
+    cursor: str = ""
+
+    @property
+    def numbered(self) -> bool:
+        """A workflow event proper (not an agent's streamed text)."""
+        return self.id >= 0
 
 
 def _event(kind: str, data: str, event_id: str) -> WorkflowEvent:
@@ -181,7 +189,8 @@ def _event(kind: str, data: str, event_id: str) -> WorkflowEvent:
         number = int(event_id)
     except ValueError:
         number = -1
-    return WorkflowEvent(number, kind or "message", parsed if isinstance(parsed, dict) else {"value": parsed})
+    body = parsed if isinstance(parsed, dict) else {"value": parsed}
+    return WorkflowEvent(number, kind or "message", body, event_id or "")
 
 
 class _Follower:
@@ -189,12 +198,13 @@ class _Follower:
     event seen), and when to stop."""
 
     def __init__(
-        self, name: str, instance_id: str, after: int, seconds: float, deadline: float | None
+        self, name: str, instance_id: str, after: int | str, seconds: float, deadline: float | None
     ) -> None:
         self.path = instance_path(name, instance_id, "status")
         self.name = name
         self.instance_id = instance_id
-        self.after = after
+        # an event number, or an `agent_update`'s cursor (`N:M:A.S`) to go on with its agent's text
+        self.cursor = after if isinstance(after, str) else (str(after) if after >= 0 else "")
         self.seconds = seconds
         self.deadline = deadline
         self.failures = 0
@@ -205,8 +215,8 @@ class _Follower:
             seconds = min(seconds, self.deadline - time.monotonic())
         whole = max(1, min(MAX_WAIT_SECONDS, int(seconds)))
         headers = {"Accept": EVENT_STREAM}
-        if self.after >= 0:
-            headers["Last-Event-ID"] = str(self.after)
+        if self.cursor:
+            headers["Last-Event-ID"] = self.cursor
         return self.path, {
             "headers": headers,
             "params": {"timeoutSeconds": str(whole)},
@@ -226,7 +236,8 @@ class _Follower:
 
     def take(self, kind: str, data: str, event_id: str) -> WorkflowEvent:
         event = _event(kind, data, event_id)
-        self.after = max(self.after, event.id)
+        if event.cursor:
+            self.cursor = event.cursor
         self.failures = 0
         return event
 
@@ -247,12 +258,13 @@ def iter_events(
     http: httpx.Client,
     name: str,
     instance_id: str,
-    after: int = -1,
+    after: int | str = -1,
     seconds: float = STREAM_SECONDS,
     until: float | None = None,
 ) -> Iterator[WorkflowEvent]:
-    """The instance's events after number `after`, as they happen, up to the `status` event (or
-    `until`, a `time.monotonic()` deadline); a response the route ends is resumed by its id."""
+    """The instance's events after `after` (an event number, or the `cursor` of the last event
+    seen), as they happen, up to the `status` event (or `until`, a `time.monotonic()` deadline); a
+    response the route ends is resumed after the last event it sent."""
     follower = _Follower(name, instance_id, after, seconds, until)
     while True:
         path, options = follower.request()
@@ -278,7 +290,7 @@ async def aiter_events(
     http: httpx.AsyncClient,
     name: str,
     instance_id: str,
-    after: int = -1,
+    after: int | str = -1,
     seconds: float = STREAM_SECONDS,
     until: float | None = None,
 ) -> AsyncIterator[WorkflowEvent]:
@@ -373,6 +385,14 @@ def describe_event(event: WorkflowEvent, limit: int = 120) -> EventLine:
         )
     if kind == "output":
         return EventLine("⇒", f"output of {data.get('executor')}", _short(data.get("data"), limit), "bold")
+    if kind == "agent_update":
+        executor = str(data.get("executor"))
+        if data.get("kind") == "tool_call":
+            call = f"{data.get('name')}({_short(data.get('arguments'), limit)})"
+            return EventLine("…", executor, f"calls {call}", "magenta")
+        if data.get("kind") == "tool_result":
+            return EventLine("…", executor, f"tool result {_short(data.get('result'), limit)}", "magenta")
+        return EventLine("…", executor, _short(data.get("text") or "", limit), "dim")
     if kind == "status":
         runtime = str(data.get("runtimeStatus"))
         value = data.get("error") if data.get("error") is not None else data.get("output")
@@ -392,6 +412,8 @@ class ExecutorRecord:
     results: list[dict[str, Any]] = field(default_factory=list)
     errors: list[Any] = field(default_factory=list)
     tokens: int = 0
+    streamed: str = ""
+    """An agent executor's text streamed since its last invocation (`agent_update`)."""
 
 
 def executor_records(events: list[WorkflowEvent]) -> dict[str, ExecutorRecord]:
@@ -399,11 +421,16 @@ def executor_records(events: list[WorkflowEvent]) -> dict[str, ExecutorRecord]:
     records: dict[str, ExecutorRecord] = {}
     for event in events:
         executor = event.data.get("executor")
-        if event.kind not in ("executor_invoked", "executor_completed", "executor_failed") or not executor:
+        kinds = ("executor_invoked", "executor_completed", "executor_failed", "agent_update")
+        if event.kind not in kinds or not executor:
             continue
         record = records.setdefault(str(executor), ExecutorRecord())
-        if event.kind == "executor_invoked":
+        if event.kind == "agent_update":
+            if event.data.get("kind") == "text":
+                record.streamed += str(event.data.get("text") or "")
+        elif event.kind == "executor_invoked":
             record.inputs.append(event.data.get("input"))
+            record.streamed = ""
         elif event.kind == "executor_failed":
             record.errors.append(event.data.get("error"))
         else:

@@ -229,7 +229,7 @@ def event_line(event: Any, instance_id: str) -> Text:
     """One event as one terminal line: its number, a mark, what it is about and the detail."""
     line = describe_event(event)
     text = Text()
-    text.append(f"{event.id:>3} ", style="dim")
+    text.append(f"{event.id:>3} " if event.numbered else "    ", style="dim")
     text.append(f"{line.mark} ", style=line.style)
     text.append(line.subject, style=line.style or "bold")
     if line.detail:
@@ -250,9 +250,8 @@ def run_watch(args: argparse.Namespace) -> int:
         for event in client.workflow_events(name, args.instance, after=args.after):
             last = event
             if args.json:
-                print(
-                    json.dumps({"id": event.id, "event": event.kind, "data": event.data}, ensure_ascii=False)
-                )
+                number = event.id if event.numbered else event.cursor  # an agent_update's is N:M:A.S
+                print(json.dumps({"id": number, "event": event.kind, "data": event.data}, ensure_ascii=False))
             else:
                 console.print(event_line(event, args.instance), soft_wrap=True)
     if last is not None and last.kind == "status" and last.data.get("runtimeStatus") != "Completed":

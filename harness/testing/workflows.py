@@ -42,7 +42,10 @@ class WorkflowRun:
         self.id = instance_id
         self.timeout = timeout
         self.events: list[WorkflowEvent] = []
+        self.updates: list[WorkflowEvent] = []
+        """`agent_update` events: agent executors' text and tool calls as they streamed."""
         self.status: dict[str, Any] = {}
+        self._cursor: int | str = -1
 
     def __repr__(self) -> str:
         return f"WorkflowRun({self.name!r}, {self.id!r}, {self.runtime_status or 'not read yet'})"
@@ -71,8 +74,16 @@ class WorkflowRun:
         """The open requests of the last status read (`pendingHumanInputRequests`)."""
         return list(self.status.get("pendingHumanInputRequests") or [])
 
+    def streamed_text(self, executor: str) -> str:
+        """The text an agent executor streamed (its `agent_update` text chunks, joined)."""
+        return "".join(
+            str(u.data.get("text") or "")
+            for u in self.updates
+            if u.data.get("executor") == executor and u.data.get("kind") == "text"
+        )
+
     def kinds(self) -> list[str]:
-        """The kind of each event so far, e.g. to assert their order."""
+        """The kind of each event so far (not the `updates`), e.g. to assert their order."""
         return [event.kind for event in self.events]
 
     def of(self, kind: str, executor: str | None = None) -> list[dict[str, Any]]:
@@ -112,9 +123,9 @@ class WorkflowRun:
         """Follow the events until the instance ends; then `status` is its final status."""
         limit = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
-        after = self.events[-1].id if self.events else -1
-        for event in self.client.workflow_events(self.name, self.id, after=after, until=deadline):
-            self.events.append(event)
+        for event in self.client.workflow_events(self.name, self.id, after=self._cursor, until=deadline):
+            self._cursor = event.cursor or self._cursor
+            (self.events if event.numbered else self.updates).append(event)
         if not self.events or self.events[-1].kind != "status":
             raise self._timeout("end", limit)
         self.read()

@@ -294,6 +294,9 @@ class WorkflowsScreen(Screen[None]):
         self.status: dict[str, Any] | None = None
         self.drawn: dict[str, Any] | None = None  # the status the graph and the boxes show
         self.events: list[WorkflowEvent] = []
+        self.updates: list[WorkflowEvent] = []  # agent_update: agents' text as it streams
+        self.received: list[WorkflowEvent] = []  # both, in the order they came
+        self._cursor: int | str = -1  # the last event's id, to resume after
         self.executor_ids: list[str] = []
         self.executor: str | None = None
         self._status_shown: str | None = None
@@ -425,6 +428,7 @@ class WorkflowsScreen(Screen[None]):
             return
         self.selected = (name, instance_id)
         self.status, self.drawn, self.events, self.executor, self._status_shown = None, None, [], None, None
+        self.updates, self.received, self._cursor = [], [], -1
         with self._unless_gone():
             self.query_one("#wf-events", DataTable).clear()
         self.load_status()
@@ -475,11 +479,16 @@ class WorkflowsScreen(Screen[None]):
         name, instance_id = self.selected
         try:
             with self._unless_gone():
-                async for event in self.client.workflow_events(name, instance_id, after=len(self.events) - 1):
+                async for event in self.client.workflow_events(name, instance_id, after=self._cursor):
                     if self.selected != (name, instance_id) or not self.is_attached:
                         return
-                    self.events.append(event)
-                    self._add_event(event)
+                    self._cursor = event.cursor or self._cursor
+                    self.received.append(event)
+                    if event.numbered:
+                        self.events.append(event)
+                        self._add_event(event)
+                    else:  # an agent's streamed text: shown in the executor box, not as rows
+                        self.updates.append(event)
                     self._draw_executor()
                     if event.kind in ("executor_completed", "executor_failed", "request_info", "status"):
                         self.load_status()
@@ -546,7 +555,7 @@ class WorkflowsScreen(Screen[None]):
             return
         executor = self.executor
         kind = graph.executors.get(executor, "executor")
-        record = executor_records(self.events).get(executor)
+        record = executor_records(self.received).get(executor)
         state = executor_states(self.status).get(executor, "idle")
         box.border_title = f"{executor} ({KIND_NOTES.get(kind) or 'executor'})"
         text = Text()
@@ -564,6 +573,8 @@ class WorkflowsScreen(Screen[None]):
         else:
             for value in record.inputs[-1:]:
                 line("Input", format_value(value, 300))
+            if record.streamed and len(record.results) < len(record.inputs):
+                line("Streaming", format_value(record.streamed, 300), "italic")
             for result in record.results[-1:]:
                 if result.get("kind") == "agent":
                     line("Reply", format_value(result.get("text") or "", 300))

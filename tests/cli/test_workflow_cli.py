@@ -100,8 +100,11 @@ def test_approval_round_trip(app_url, capsys):
     code, out = cli(capsys, "workflow", "respond", run_id, request_id, '{"approved": true}', "--url", app_url)
     assert code == 0 and "Answered" in out
     code, out = cli(capsys, "workflow", "watch", run_id, "--json", "--url", app_url)
-    events = [json.loads(line) for line in out.strip().splitlines()]
+    received = [json.loads(line) for line in out.strip().splitlines()]
+    events = [e for e in received if e["event"] != "agent_update"]  # the Writer's streamed text
     assert [e["id"] for e in events] == list(range(len(events)))
+    streamed = "".join(e["data"].get("text", "") for e in received if e["event"] == "agent_update")
+    assert streamed in ("", "Meet Nimbus, our new cloud notebook. It syncs everywhere.")
     kinds = [e["event"] for e in events]
     assert "request_info" in kinds and "request_answered" in kinds and kinds[-1] == "status"
     assert events[-1]["data"]["output"].startswith("published: ")

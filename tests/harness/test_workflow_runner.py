@@ -46,6 +46,9 @@ def test_agent_executors_report_their_text_and_tokens(workflow_runner):
     answers = {d["executor"]: d for d in run.of("executor_completed") if d["kind"] == "agent"}
     assert answers["Physicist"]["text"] == "Physically, it is about energy and motion."
     assert answers["Chemist"]["usage"]["total_tokens"] > 0
+    # the agents' text as it streamed (agent_update), apart from the numbered events
+    assert all(u.kind == "agent_update" and u.id == -1 for u in run.updates)
+    assert run.streamed_text("Physicist") in ("", "Physically, it is about energy and motion.")
     assert run.output == {
         "Physicist": "Physically, it is about energy and motion.",
         "Chemist": "Chemically, it is about bonds breaking and forming.",
