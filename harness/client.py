@@ -23,6 +23,7 @@ from urllib.parse import quote
 import httpx
 
 from durableagent.state import AgentState
+from harness import workflow_api
 from harness.answers import (
     ClientError,
     error_text,
@@ -34,6 +35,7 @@ from harness.answers import (
 )
 from harness.formatting import parse_time
 from harness.reply_stream import ReplyEvent, StreamBroken, aiter_reply, iter_reply
+from harness.workflow_api import WorkflowEvent
 
 __all__ = [
     "DEFAULT_PORT",
@@ -512,6 +514,37 @@ class AgentClient(_Requests):
         """Delete an instance and its history; returns how many instances were deleted."""
         return self._purge_result(await self._send("DELETE", self._instance_path(instance_id)), instance_id)
 
+    # ---- workflows (Microsoft's routes; harness/workflow_api.py) ---------------------------------
+
+    async def workflow_status(self, name: str, instance_id: str) -> dict[str, Any] | None:
+        """The status route's body (custom status, pending requests); None for an unknown instance."""
+        path = workflow_api.instance_path(name, instance_id, "status")
+        return workflow_api.status_result(await self._send("GET", path), name, instance_id)
+
+    async def workflow_respond(
+        self, name: str, instance_id: str, request_id: str, answer: Any
+    ) -> dict[str, Any]:
+        """Answer an open request of the instance (a 4xx is a one-line ClientError)."""
+        path, options = workflow_api.respond_request(name, instance_id, request_id, answer)
+        return workflow_api.respond_result(await self._send("POST", path, **options), name)
+
+    async def workflow_events(
+        self,
+        name: str,
+        instance_id: str,
+        after: int | str = -1,
+        seconds: float = workflow_api.STREAM_SECONDS,
+    ) -> AsyncIterator[WorkflowEvent]:
+        """The instance's events after `after` (a number or an event's `cursor`), as they happen, up
+        to its `status` event."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(transport=self._transport, **self._client_options())
+        try:
+            async for event in workflow_api.aiter_events(self._http, name, instance_id, after, seconds):
+                yield event
+        except httpx.HTTPError as exc:
+            raise transport_error(self.base_url, exc) from None
+
 
 class SyncAgentClient(_Requests):
     """Blocking client with the same methods, for the CLI and scripts."""
@@ -638,6 +671,69 @@ class SyncAgentClient(_Requests):
     def purge(self, instance_id: str) -> int:
         """Delete an instance and its history; returns how many instances were deleted."""
         return self._purge_result(self._send("DELETE", self._instance_path(instance_id)), instance_id)
+
+    # ---- workflows (Microsoft's routes; harness/workflow_api.py) ---------------------------------
+
+    def workflow_run(
+        self, name: str, input: Any = None, run_id: str | None = None, wait: float | None = None
+    ) -> dict[str, Any]:
+        """Start workflow `name` (text input as text, else JSON): the 202 body with its links; with
+        `wait` seconds, the 200 body once it finished (or the 202 body when it had not)."""
+        method, path, options = workflow_api.run_request(name, input, run_id)
+        if wait is not None:
+            seconds = max(1, min(workflow_api.MAX_WAIT_SECONDS, round(wait)))
+            options["params"] = {
+                **options["params"],
+                "waitForResponse": "true",
+                "timeoutSeconds": str(seconds),
+            }
+            options["timeout"] = max(self.timeout, seconds + 30)
+        return workflow_api.run_result(self._send(method, path, **options), name)
+
+    def workflow_status(self, name: str, instance_id: str) -> dict[str, Any] | None:
+        """The status route's body (custom status, pending requests); None for an unknown instance."""
+        path = workflow_api.instance_path(name, instance_id, "status")
+        return workflow_api.status_result(self._send("GET", path), name, instance_id)
+
+    def workflow_of(self, instance_id: str) -> str:
+        """The workflow an instance runs (its orchestrator is `dafx-{workflow}`); one-line
+        ClientError for an unknown instance or one that is not a workflow's."""
+        status = self.instance(instance_id)
+        if status is None:
+            raise ClientError(f"no instance {instance_id!r}", status=404)
+        name = workflow_api.workflow_of(status)
+        if name is None:
+            raise ClientError(
+                f"instance {instance_id!r} is not a workflow instance "
+                f"(its orchestrator is {status.get('name')!r})"
+            )
+        if not workflow_api.is_top_level(status):
+            parent = instance_id.split(workflow_api.SUB_SEPARATOR, 1)[0]
+            raise ClientError(
+                f"instance {instance_id!r} runs sub-workflow {name!r} inside instance {parent!r}; "
+                "its requests and events are read through that one"
+            )
+        return name
+
+    def workflow_respond(self, name: str, instance_id: str, request_id: str, answer: Any) -> dict[str, Any]:
+        """Answer an open request of the instance (a 4xx is a one-line ClientError)."""
+        path, options = workflow_api.respond_request(name, instance_id, request_id, answer)
+        return workflow_api.respond_result(self._send("POST", path, **options), name)
+
+    def workflow_events(
+        self,
+        name: str,
+        instance_id: str,
+        after: int | str = -1,
+        seconds: float = workflow_api.STREAM_SECONDS,
+        until: float | None = None,
+    ) -> Iterator[WorkflowEvent]:
+        """The instance's events after `after` (a number or an event's `cursor`), as they happen,
+        up to its `status` event (or the `time.monotonic()` deadline `until`)."""
+        try:
+            yield from workflow_api.iter_events(self._http, name, instance_id, after, seconds, until)
+        except httpx.HTTPError as exc:
+            raise transport_error(self.base_url, exc) from None
 
     def wait(
         self,

@@ -8,7 +8,9 @@ themselves with ``unique_session`` keys.
 event, read output and history). It talks to the Durable instance HTTP API through
 ``harness.client`` like the CLI and TUI, so overriding ``orchestration_client`` points the same
 tests at ``func`` or a deployed app; a timeout fails the test with the instance's last status, which
-is what one needs to see to tell a slow orchestration from a stuck one.
+is what one needs to see to tell a slow orchestration from a stuck one. ``workflow_runner`` does the
+same for hosted agent-framework Workflows through their routes: a run's output, its events, and the
+answers to what it asks a person.
 
 The engine is ``harness.testing`` (no pytest there): ``HostPool``, ``ChatScript``, ``Orchestrations``;
 this module adds what only pytest has: fixtures and their scopes, markers, options, the xprocess
@@ -47,6 +49,7 @@ from harness.testing.hosts import HostPool
 from harness.testing.keys import key_stem, unique_key
 from harness.testing.orchestrations import Orchestrations
 from harness.testing.script import ChatScript, load_script, unused_message, write_script
+from harness.testing.workflows import WorkflowRunner
 
 if TYPE_CHECKING:
     import httpx
@@ -535,5 +538,25 @@ def orchestration(
     with the last status and the end of the history.
     """
     helper = Orchestrations(orchestration_client, id_prefix=f"{key_stem(request.node.name)}-")
+    yield helper
+    helper.terminate_unfinished()
+
+
+# -- workflows -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def workflow_runner(
+    orchestration_client: SyncAgentClient, request: pytest.FixtureRequest
+) -> Iterator[WorkflowRunner]:
+    """Run hosted workflows on the session host through their routes; instances still running when
+    the test ends are terminated.
+
+    ``run = workflow_runner.run("shared_state", {...})`` -> ``run.output``, ``run.events`` (kinds:
+    ``run.kinds()``), ``run.status``, ``run.executors``; an approval: ``run = workflow_runner.start(...)``,
+    ``run.wait_for_request()``, ``run.respond({"approved": True})``, ``run.wait()``. Waits time out
+    after 30 s unless given ``timeout``, failing the test with what the instance waits for.
+    """
+    helper = WorkflowRunner(orchestration_client, id_prefix=f"{key_stem(request.node.name)}-")
     yield helper
     helper.terminate_unfinished()

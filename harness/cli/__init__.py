@@ -7,7 +7,7 @@
 - `chat.py` (`chat`, `up`), `ask.py`, `sessions.py` (`sessions`, `show`, `fork`), `instances.py`
   (`instances`, `start`, `status`, `raise`, `terminate`, `purge`), `host.py`, `bench.py`, `chaos.py`,
   `replay.py` (`replay-check`), `transfer.py` (`export`, `import`),
-  `rewind.py` (`rewind-to`).
+  `rewind.py` (`rewind-to`), `workflow.py` (`workflow run|status|respond|watch`).
 - `main.py`: the registry (`COMMANDS`), the parser built from it, and `main()`.
 
 This file imports nothing, so a command module importing `harness.cli.base` loads no other command.

@@ -22,7 +22,7 @@ from .local_stack import (
     reject_stack_options,
     start_stack,
 )
-from .options import remote_options, stack_options
+from .options import default_app, remote_options, stack_options
 
 if TYPE_CHECKING:
     from harness.tui import ChatApp
@@ -39,15 +39,15 @@ def run_chat(args: argparse.Namespace) -> int:
     console = stdout_console()
     from harness.tui import ChatApp
 
+    app_dir = None  # the app whose workflow graphs the TUI draws: unknown behind --url
     if args.url:
         reject_stack_options(args)
     else:
         args.url = attach_url(args)
+        app_dir = args.app if args.app is not None else default_app()[0]
     if args.url:
         agent = check_agent(args.agent, agents_of(args.url, args.key))
-        tui = ChatApp(AgentClient(args.url, key=args.key), agent, None)
-        tui.app_dir = getattr(args, "app", None)  # the instance inspector's replay check reads its code
-        return run_tui(tui)
+        return run_tui(ChatApp(AgentClient(args.url, key=args.key), agent, None, app_dir=app_dir))
     check_stack_args(args)
     check_agent_first(args)
     stack = make_stack(args)
@@ -56,9 +56,7 @@ def run_chat(args: argparse.Namespace) -> int:
         agents = agents_of(stack.url)
         banner(console, stack, seconds, agents, args.app_note)
         agent = check_agent(args.agent, agents)
-        tui = ChatApp(AgentClient(stack.url), agent, stack.log_paths)
-        tui.app_dir = stack.app_dir  # the instance inspector's replay check reads its code
-        return run_tui(tui)
+        return run_tui(ChatApp(AgentClient(stack.url), agent, stack.log_paths, app_dir=stack.app_dir))
     finally:
         stack.stop()
 

@@ -41,6 +41,7 @@ from .rewind import REWIND_TO
 from .sessions import FORK, SESSIONS, SHOW
 from .sidecar import SIDECAR
 from .transfer import EXPORT, IMPORT
+from .workflow import WORKFLOW
 
 COMMANDS: tuple[Command, ...] = (
     CHAT,
@@ -56,6 +57,7 @@ COMMANDS: tuple[Command, ...] = (
     FORK,
     MCP,
     *INSTANCE_COMMANDS,
+    WORKFLOW,
     REPLAY_CHECK,
     EXPORT,
     IMPORT,

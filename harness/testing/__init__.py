@@ -7,6 +7,8 @@
 - `Orchestrations`, `OrchestrationRun`, `OrchestrationTimeout` (`orchestrations.py`): start, wait,
   raise events, read output and history through the Durable HTTP API.
 - `ClockControl` (`clock.py`): the host's clock; moves a virtual one (`advance`, `to`, `sleep`).
+- `WorkflowRunner`, `WorkflowRun`, `WorkflowTimeout` (`workflows.py`): run hosted workflows through
+  their routes, get their events and output, answer their requests.
 - `HostPool` (`hosts.py`): one host per app, started once, on one storage and one script.
 - `unique_key` (`keys.py`): readable keys that never collide between tests.
 
@@ -24,9 +26,11 @@ from harness.testing.orchestrations import (
     OrchestrationTimeout,
 )
 from harness.testing.script import ChatScript, load_script, unused_message, write_script
+from harness.testing.workflows import DEFAULT_WORKFLOW_TIMEOUT, WorkflowRun, WorkflowRunner, WorkflowTimeout
 
 __all__ = [
     "DEFAULT_ORCHESTRATION_TIMEOUT",
+    "DEFAULT_WORKFLOW_TIMEOUT",
     "AppEnvironment",
     "ChatScript",
     "ClockControl",
@@ -34,6 +38,9 @@ __all__ = [
     "OrchestrationRun",
     "OrchestrationTimeout",
     "Orchestrations",
+    "WorkflowRun",
+    "WorkflowRunner",
+    "WorkflowTimeout",
     "key_stem",
     "load_script",
     "unique_key",

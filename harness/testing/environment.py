@@ -32,6 +32,7 @@ from .clock import ClockControl
 from .hosts import HostPool
 from .orchestrations import DEFAULT_ORCHESTRATION_TIMEOUT, Orchestrations
 from .script import ChatScript, load_script, write_script
+from .workflows import WorkflowRunner
 
 if TYPE_CHECKING:
     from harness.client import SyncAgentClient
@@ -75,6 +76,7 @@ class AppEnvironment:
         self._client: SyncAgentClient | None = None
         self._script: ChatScript | None = None
         self._orchestrations: Orchestrations | None = None
+        self._workflows: WorkflowRunner | None = None
 
     @classmethod
     def from_url(cls, url: str, key: str | None = None, **options: Any) -> Self:
@@ -125,6 +127,11 @@ class AppEnvironment:
         """`sleep` for an `async with` block (the blocking call runs in a thread)."""
         await asyncio.to_thread(self.sleep, duration)
 
+    @property
+    def workflows(self) -> WorkflowRunner:
+        """Run hosted workflows and answer their requests (`run`, `start`, `get`)."""
+        return self._started(self._workflows)
+
     def _started(self, value: Any) -> Any:
         if value is None:
             raise RuntimeError("the environment is not started: use `with AppEnvironment(...) as env:`")
@@ -143,6 +150,7 @@ class AppEnvironment:
                 self._start_stack()
             self._client = SyncAgentClient(self.url, key=self._key)
             self._orchestrations = Orchestrations(self._client, timeout=self._orchestration_timeout)
+            self._workflows = WorkflowRunner(self._client, timeout=self._orchestration_timeout)
         except BaseException:
             self.stop(keep_files=True)
             raise
@@ -175,10 +183,12 @@ class AppEnvironment:
         try:
             if self._orchestrations is not None:
                 self._orchestrations.terminate_unfinished()
+            if self._workflows is not None:
+                self._workflows.terminate_unfinished()
         finally:
             if self._client is not None:
                 self._client.close()
-            self._client = self._orchestrations = self._script = None
+            self._client = self._orchestrations = self._workflows = self._script = None
             if self._pool is not None:
                 self._pool.close()
                 self._pool = self.host = None

@@ -1,7 +1,8 @@
 """ChatApp: chat with a durable agent and inspect what its entity stored.
 
 Panes: agents (from `/api/health`), sessions of the selected agent (newest first), orchestration
-instances (newest first, refreshed periodically; Enter opens the instance inspector), the chat of the
+instances (newest first, refreshed periodically; Enter opens the instance inspector; ctrl+f the
+hosted workflows, harness/tui/workflows.py), the chat of the
 current session and an inspector tree of the stored state. The chat is re-rendered from the stored
 history after every turn, so what you see is what the host persisted.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ from harness.tui.widgets import (
     UserBubble,
     history_widgets,
 )
+from harness.tui.workflows import WorkflowsScreen
+from harness.workflow_graph import WorkflowGraph
 
 SessionFilter = Callable[[SessionSummary], bool]
 
@@ -98,6 +101,8 @@ class ChatApp(App[None]):
         Binding("ctrl+y", "copy_session_id", "Copy id"),
         Binding("ctrl+g", "next_agent", "Agent"),
         Binding("ctrl+o", "focus_instances", "Instances"),
+        # Not in the footer: at 80 columns it has no room left (the command palette lists it).
+        Binding("ctrl+f", "show_workflows", "Workflows", show=False),
         Binding("ctrl+r", "refresh", "Refresh"),
         Binding("ctrl+l", "show_logs", "Logs"),
         Binding("ctrl+b", "toggle_inspector", "Inspector"),
@@ -116,6 +121,7 @@ class ChatApp(App[None]):
             "copy_session_id",
             "next_agent",
             "focus_instances",
+            "show_workflows",
             "toggle_inspector",
         }
     )
@@ -138,11 +144,14 @@ class ChatApp(App[None]):
         session_id_factory: Callable[[], str] = new_session_id,
         show_instances: bool = True,
         instances_every: float = INSTANCE_REFRESH_SECONDS,
+        app_dir: Path | None = None,
+        workflow_graphs: Mapping[str, WorkflowGraph] | None = None,
     ) -> None:
         """`show_volatile=False` hides times, correlation ids and the URL (stable snapshots);
         `session_filter` limits the sessions pane (tests sharing a store with other tests);
         `show_instances=False` leaves out the orchestration instances pane; `instances_every` is its
-        refresh period in seconds (0: only on ctrl+r)."""
+        refresh period in seconds (0: only on ctrl+r); `workflow_graphs` are the graphs the
+        Workflows screen (ctrl+f) draws, else read from `app_dir` when it is first shown."""
         super().__init__()
         self.client = client
         self.logs = {name: Path(path) for name, path in (logs or {}).items()}
@@ -163,6 +172,8 @@ class ChatApp(App[None]):
         # real time, where `_clock_real` stops asking (func and Azure have no clock route).
         self.virtual_now: str | None = None
         self._clock_real = False
+        self.app_dir = app_dir
+        self.workflow_graphs = workflow_graphs
         self.set_reactive(ChatApp.agent, agent)
 
     def exit(self, result: None = None, return_code: int = 0, message: Any = None) -> None:
@@ -577,6 +588,17 @@ class ChatApp(App[None]):
             return
         self.query_one("#instances", ListView).focus()
 
+    def action_show_workflows(self) -> None:
+        """The Workflows screen: hosted workflows' instances, graphs, events and open requests."""
+        screen = WorkflowsScreen(
+            self.client,
+            self.workflow_graphs,
+            self.app_dir,
+            show_volatile=self.show_volatile,
+            refresh_every=self.instances_every,
+        )
+        self.push_screen(screen)
+
     def action_toggle_inspector(self) -> None:
         inspector = self.query_one(StateInspector)
         inspector.display = not inspector.display
@@ -598,6 +620,11 @@ class ChatApp(App[None]):
             yield SystemCommand(
                 "Instances", "Go to the orchestration instances (ctrl+o)", self.action_focus_instances
             )
+        yield SystemCommand(
+            "Workflows",
+            "Workflow instances, graphs, events and approvals (ctrl+f)",
+            self.action_show_workflows,
+        )
         yield SystemCommand("Show logs", "Tail of the host and Azurite logs (ctrl+l)", self.action_show_logs)
         if self.virtual_now is not None:
             for duration, words in CLOCK_STEPS:
