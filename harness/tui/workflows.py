@@ -391,7 +391,14 @@ class WorkflowsScreen(Screen[None]):
         if shown == self._rows_shown:
             return
         self._rows_shown = shown
+        same = [r.get("instanceId") for r in rows] == [r.get("instanceId") for r in self.rows]
         self.rows = rows
+        items = list(view.query(ListItem))
+        if same and rows and len(items) == len(rows):
+            # The same instances with new statuses: relabelled in place, the selection untouched.
+            for item, row in zip(items, rows, strict=True):
+                item.query_one(Static).update(self._instance_label(row))
+            return
         index = view.index
         await view.clear()
         if not rows:
@@ -418,6 +425,8 @@ class WorkflowsScreen(Screen[None]):
     @on(ListView.Highlighted, "#wf-instances")
     def instance_highlighted(self, event: ListView.Highlighted) -> None:
         view = self.query_one("#wf-instances", ListView)
+        if event.item is not view.highlighted_child:
+            return  # posted during a rebuild of the list: the row it names is no longer highlighted
         index = view.index
         if index is not None and 0 <= index < len(self.rows):
             self._select(self.rows[index])
@@ -519,7 +528,15 @@ class WorkflowsScreen(Screen[None]):
         view.border_title = f"Graph: {graph.name}"
         view.border_subtitle = runtime
         index = view.index
-        self.executor_ids = [executor for executor, _ in rows]
+        ids = [executor for executor, _ in rows]
+        items = list(view.query(ListItem))
+        if ids == self.executor_ids and len(items) == len(rows):
+            # The same executors in new states: redrawn in place, so a selection the user makes
+            # meanwhile is not lost to a rebuild.
+            for item, (_, text) in zip(items, rows, strict=True):
+                item.query_one(Static).update(text)
+            return
+        self.executor_ids = ids
         await view.clear()
         await view.extend(ListItem(Static(text)) for _, text in rows)
         if self.executor in self.executor_ids:
@@ -529,6 +546,8 @@ class WorkflowsScreen(Screen[None]):
 
     @on(ListView.Highlighted, "#wf-graph")
     def executor_highlighted(self, event: ListView.Highlighted) -> None:
+        if event.item is not self.query_one("#wf-graph", ListView).highlighted_child:
+            return  # posted during a rebuild of the graph: no longer what is highlighted
         index = self.query_one("#wf-graph", ListView).index
         if index is not None and 0 <= index < len(self.executor_ids):
             self.executor = self.executor_ids[index]
@@ -536,8 +555,9 @@ class WorkflowsScreen(Screen[None]):
 
     @on(DataTable.RowHighlighted, "#wf-events")
     def event_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        """An event of an executor picks that executor in the graph (its input and output below)."""
-        if not 0 <= event.cursor_row < len(self.events):
+        """An event of an executor picks that executor in the graph (its input and output below), when
+        the user moves through the events: rows a refresh adds must not take the graph's selection."""
+        if not event.data_table.has_focus or not 0 <= event.cursor_row < len(self.events):
             return
         data = self.events[event.cursor_row].data
         executor = data.get("executor") or data.get("sourceExecutor")
@@ -548,6 +568,9 @@ class WorkflowsScreen(Screen[None]):
 
     def _draw_executor(self) -> None:
         box = self.query_one("#wf-executor", Static)
+        index = self.query_one("#wf-graph", ListView).index
+        if index is not None and 0 <= index < len(self.executor_ids):
+            self.executor = self.executor_ids[index]  # what the graph shows highlighted is what is shown
         graph = self.graph()
         if self.executor is None or graph is None:
             box.border_title = "Executor"

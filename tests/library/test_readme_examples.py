@@ -51,6 +51,10 @@ SKIPPED = {
         "a pytest module for the `virtual_time` marker: it needs a virtual-time host for the "
         "human-in-the-loop sample; tests/integration/test_sample_hitl_virtual_time.py runs it for real"
     ),
+    "def test_shared_state(workflow_runner):": (
+        "a pytest module for the `workflow_runner` fixture: it needs the session's host serving "
+        "samples/workflows; tests/harness/test_workflow_runner.py runs the same calls for real"
+    ),
     'worker.TaskHubGrpcWorker(host_address="localhost:8080")': (
         "connects to a sidecar on port 8080 with the reader's own orchestrator and activity; "
         "tests/sidecar/test_sidecar_orchestrations.py runs the same calls against a sidecar"

@@ -170,6 +170,19 @@ def executor_row(screen: WorkflowsScreen, executor: str) -> int:
     return screen.executor_ids.index(executor)
 
 
+async def select_executor(pilot, screen: WorkflowsScreen, executor: str) -> None:
+    """Move the graph's highlight to `executor` with the arrow keys, as a user does, until the
+    screen shows it (a status redraw may land between two key presses)."""
+    view = screen.query_one("#wf-graph", ListView)
+    view.focus()
+    await pilot.pause()
+    deadline = time.monotonic() + 30
+    while screen.executor != executor:
+        assert time.monotonic() < deadline, f"waited 30 s for {executor} to be selected"
+        await pilot.press("up" if (view.index or 0) > executor_row(screen, executor) else "down")
+        await pilot.pause(0.05)
+
+
 async def test_a_finished_run_shows_its_events_states_and_an_executors_output(app_url, graphs) -> None:
     instance_id = started(app_url, "expert_review", "why is the sea salty", f"tui-er-{uuid.uuid4().hex[:6]}")
     app = chat_app(app_url)
@@ -181,8 +194,7 @@ async def test_a_finished_run_shows_its_events_states_and_an_executors_output(ap
         assert screen.events[-1].data["runtimeStatus"] == "Completed"
         graph = str(screen.query_one("#wf-graph", ListView).border_title)
         assert graph == "Graph: expert_review"
-        screen.query_one("#wf-graph", ListView).index = executor_row(screen, "Physicist")
-        await pilot.pause()
+        await select_executor(pilot, screen, "Physicist")
         detail = str(screen.query_one("#wf-executor").render())
         assert "Physically, it is about energy and motion." in detail and "Tokens" in detail
         assert f"expert_review-Physicist / {instance_id} (o opens it)" in detail
@@ -280,8 +292,7 @@ def test_snapshot_finished_fan_out(app_url, graphs, snap_compare) -> None:
     async def run_before(pilot) -> None:
         screen = await show(pilot, graphs, instance_id)
         await until(pilot, lambda: has_ended(screen) and screen.executor_ids, "the run's end")
-        screen.query_one("#wf-graph", ListView).index = executor_row(screen, "Physicist")
-        screen.query_one("#wf-graph", ListView).focus()
+        await select_executor(pilot, screen, "Physicist")
         await pilot.pause()
 
     assert snap_compare(chat_app(app_url), terminal_size=SIZE, run_before=run_before)
