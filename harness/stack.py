@@ -267,12 +267,12 @@ def host_error(log: str) -> str | None:
     return None
 
 
-_AGENT_INDEX = """
+_APP_INDEX = """
 import contextlib, json, os, sys
 from pathlib import Path
 
 app = Path(sys.argv[1])
-names = None
+found = {"agents": None, "workflows": None}
 try:
     from harness.host.loader import import_app
     from harness.host.settings import apply_local_settings, export_storage
@@ -283,22 +283,31 @@ try:
         module = import_app(app)
     from durableagent import AgentFunctionApp
 
-    for value in vars(module).values():
-        if isinstance(value, AgentFunctionApp):
-            names = (names or []) + [{"name": n} for n in value.agents]
+    apps = [value for value in vars(module).values() if isinstance(value, AgentFunctionApp)]
+    if apps:
+        found["agents"] = [{"name": n} for value in apps for n in value.agents]
+    try:
+        from harness.workflow_graph import graph_of
+
+        if apps:
+            found["workflows"] = {
+                name: graph_of(workflow, name).to_json()
+                for value in apps
+                for name, workflow in value.workflows.items()
+            }
+    except BaseException:
+        pass  # a graph that cannot be drawn leaves the agents known
 except BaseException:
-    names = None
-print(json.dumps({"agents": names}))
+    found = {"agents": None, "workflows": None}
+print(json.dumps(found))
 """
 
 
-def app_agents(app_dir: Path, *, script: Path | None = None, timeout: float = 60.0) -> list[str] | None:
-    """The agents the app defines, read by importing it in a child as the local host would (its local
-    settings applied, the fake model's script set), before any stack process starts; None when that
-    cannot say (the import fails: the host reports why; not a durableagent app; too slow).
-
-    `chat` and `ask` check the agent's name with it, so a mistyped one costs an import, not a stack.
-    """
+def app_index(app_dir: Path, *, script: Path | None = None, timeout: float = 60.0) -> dict[str, Any]:
+    """What the app defines (`agents`: [{"name"}], `workflows`: {name: graph JSON}), read by importing
+    it in a child as the local host would (its local settings applied, the fake model's `script` set),
+    before any stack process starts; `{}` when that cannot say (the import fails: the host reports
+    why; too slow), a key None when it is not a durableagent app."""
     import json
     import subprocess
 
@@ -310,7 +319,7 @@ def app_agents(app_dir: Path, *, script: Path | None = None, timeout: float = 60
         env["DURABLEAGENT_CHAT_SCRIPT"] = str(script)
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _AGENT_INDEX, str(app_dir)],
+            [sys.executable, "-c", _APP_INDEX, str(app_dir)],
             cwd=app_dir,
             env=env,
             capture_output=True,
@@ -319,9 +328,19 @@ def app_agents(app_dir: Path, *, script: Path | None = None, timeout: float = 60
             stdin=subprocess.DEVNULL,
         )
         lines = done.stdout.strip().splitlines()
-        agents = json.loads(lines[-1]).get("agents") if lines else None
-    except (OSError, ValueError, AttributeError, subprocess.TimeoutExpired):
-        return None
+        found = json.loads(lines[-1]) if lines else {}
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def app_agents(app_dir: Path, *, script: Path | None = None, timeout: float = 60.0) -> list[str] | None:
+    """The agents the app defines (`app_index`); None when that cannot say (the import fails: the
+    host reports why; not a durableagent app; too slow).
+
+    `chat` and `ask` check the agent's name with it, so a mistyped one costs an import, not a stack.
+    """
+    agents = app_index(app_dir, script=script, timeout=timeout).get("agents")
     if not isinstance(agents, list):
         return None
     from harness.client import agent_names

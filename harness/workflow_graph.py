@@ -8,10 +8,6 @@ by URL has no graph and the TUI shows its executors from the instance's custom s
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,63 +96,19 @@ def graph_of(workflow: Any, name: str | None = None) -> WorkflowGraph:
     return WorkflowGraph(name or workflow.name, workflow.start_executor_id, executors, tuple(edges))
 
 
-_WORKFLOW_INDEX = """
-import contextlib, json, sys
-from pathlib import Path
-
-app = Path(sys.argv[1])
-graphs = None
-try:
-    from harness.host.loader import import_app
-    from harness.host.settings import apply_local_settings, export_storage
-
-    apply_local_settings(app)
-    export_storage(None)
-    with contextlib.redirect_stdout(sys.stderr):
-        module = import_app(app)
-    from durableagent import AgentFunctionApp
-    from harness.workflow_graph import graph_of
-
-    for value in vars(module).values():
-        if isinstance(value, AgentFunctionApp):
-            graphs = graphs or {}
-            for name, workflow in value.workflows.items():
-                graphs[name] = graph_of(workflow, name).to_json()
-except BaseException:
-    graphs = None
-print(json.dumps({"workflows": graphs}))
-"""
-
-
 def app_workflows(
     app_dir: Path, *, script: Path | None = None, timeout: float = 60.0
 ) -> dict[str, WorkflowGraph] | None:
-    """The graphs of the workflows the app hosts, read by importing it in a child as the local host
-    would (its local settings applied, the fake model's script set); None when that cannot say (the
+    """The graphs of the workflows the app hosts (`harness.stack.app_index`: the app imported in a
+    child as the local host would, the fake model's script set); None when that cannot say (the
     import fails, not a durableagent app, too slow)."""
-    from durableagent.scripting import LOCAL_HOST_ENV
-    from harness.stack import CHAT_ENV_VARS, default_script_path
+    from harness.stack import app_index, default_script_path
 
     app_dir = Path(app_dir).resolve()
-    env = {k: v for k, v in os.environ.items() if k not in CHAT_ENV_VARS}
-    env[LOCAL_HOST_ENV] = "1"
     chosen = script if script is not None else default_script_path(app_dir)
-    if chosen is not None:
-        env["DURABLEAGENT_CHAT_SCRIPT"] = str(Path(chosen).resolve())
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _WORKFLOW_INDEX, str(app_dir)],
-            cwd=app_dir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-        lines = done.stdout.strip().splitlines()
-        graphs = json.loads(lines[-1]).get("workflows") if lines else None
-    except (OSError, ValueError, AttributeError, subprocess.TimeoutExpired):
-        return None
+    graphs = app_index(app_dir, script=Path(chosen).resolve() if chosen else None, timeout=timeout).get(
+        "workflows"
+    )
     if not isinstance(graphs, dict):
         return None
     try:
