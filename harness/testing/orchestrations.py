@@ -216,10 +216,16 @@ class Orchestrations:
 
     def terminate_unfinished(self) -> None:
         """Terminate the instances this test started that still run (done after each test)."""
-        from harness.client import ClientError, is_finished
+        terminate_unfinished(self.client, [run.id for run in self.started])
 
-        for run in self.started:
-            with contextlib.suppress(ClientError):
-                status = self.client.instance(run.id)
-                if status is not None and not is_finished(status):
-                    self.client.terminate(run.id, "test ended")
+
+def terminate_unfinished(client: Any, instance_ids: Sequence[str]) -> None:
+    """Terminate those of `instance_ids` that still run: what a test started and left behind (an
+    orchestration's or a workflow's instance alike)."""
+    from harness.client import ClientError, is_finished
+
+    for instance_id in instance_ids:
+        with contextlib.suppress(ClientError):
+            status = client.instance(instance_id)
+            if status is not None and not is_finished(status):
+                client.terminate(instance_id, "test ended")

@@ -13,12 +13,12 @@ instance waits for and its last events: what one needs to tell a slow workflow f
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from harness.formatting import format_value
+from harness.testing.orchestrations import terminate_unfinished
 from harness.workflow_api import FINISHED, WorkflowEvent, describe_event, executor_states
 
 if TYPE_CHECKING:
@@ -193,10 +193,4 @@ class WorkflowRunner:
 
     def terminate_unfinished(self) -> None:
         """Terminate the instances this test started that still run (done after each test)."""
-        from harness.client import ClientError, is_finished
-
-        for run in self.started:
-            with contextlib.suppress(ClientError):
-                status = self.client.instance(run.id)
-                if status is not None and not is_finished(status):
-                    self.client.terminate(run.id, "test ended")
+        terminate_unfinished(self.client, [run.id for run in self.started])
