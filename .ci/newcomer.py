@@ -4,8 +4,9 @@ tox installs the `dev` extra, which pulls in everything, so a module that `pytho
 but the README's extras do not install stays invisible to the test run (it happened: `httpx_sse`).
 This check builds a fresh venv with exactly the README's install command (read from the README, so
 the two cannot drift), runs `python -m harness --help` and a headless `ask` against the weather
-sample with `--fresh`, then gives each sample's `requirements.txt` a venv of its own and imports the
-sample's `function_app.py` there. Any failure prints what failed and exits 1.
+sample with `--fresh`, then gives each sample's `requirements.txt` a venv of its own (of the Python its
+`.python-version` names, if any: Durable Functions 2.x needs 3.13) and imports the sample's
+`function_app.py` there. Any failure prints what failed and exits 1.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,9 +37,29 @@ def readme_install_command() -> list[str]:
     sys.exit("newcomer: README.md has no line 'pip install ... && python -m harness chat ...'")
 
 
-def make_venv(where: Path) -> Path:
-    venv.EnvBuilder(with_pip=True, clear=True).create(where)
+def make_venv(where: Path, python: str | None = None) -> Path:
+    """A venv of this Python, or of `python` (a sample's own version: see `sample_python`)."""
+    if python is None:
+        venv.EnvBuilder(with_pip=True, clear=True).create(where)
+    else:
+        run([python, "-m", "venv", "--clear", where])
     return where / "bin" / "python"
+
+
+def sample_python(sample: Path) -> str | None:
+    """The Python a sample names in `.python-version` (pyenv's file), found under pyenv's versions or
+    as `pythonX.Y` on PATH; None when it names none (this Python is used)."""
+    wanted = sample / ".python-version"
+    if not wanted.is_file():
+        return None
+    version = wanted.read_text(encoding="utf-8").split()[0]
+    pyenv = sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/python{version}"))
+    if pyenv:  # before PATH: pyenv's shim is there for installed versions not enabled, and fails
+        return str(pyenv[-1])
+    found = shutil.which(f"python{version}")
+    if found is None:
+        sys.exit(f"newcomer: samples/{sample.name} needs Python {version}, which this machine does not have")
+    return found
 
 
 def run(args: list[str], *, cwd: Path = ROOT, timeout: float = 900, env: dict[str, str] | None = None) -> str:
@@ -111,9 +133,9 @@ def check_samples(work: Path) -> None:
     groups: dict[tuple[str, ...], list[Path]] = {}
     for sample in sorted(ROOT.joinpath("samples").iterdir()):
         if sample.joinpath("requirements.txt").is_file():
-            groups.setdefault(sample_requirements(sample), []).append(sample)
-    for number, (requirements, samples) in enumerate(groups.items()):
-        python = make_venv(work / f"sample-venv-{number}")
+            groups.setdefault((sample_python(sample), *sample_requirements(sample)), []).append(sample)
+    for number, ((version, *requirements), samples) in enumerate(groups.items()):
+        python = make_venv(work / f"sample-venv-{number}", version)
         # `durableagent` is this checkout; every other line comes from the package index as on Azure.
         wanted = [str(ROOT) if re.fullmatch(r"durableagent\b.*", r) else r for r in requirements]
         run([python, "-m", "pip", "install", "--quiet", *wanted])

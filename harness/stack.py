@@ -101,10 +101,14 @@ class FunctionHost(ManagedService):
         log_path: Path | None = None,
         host: str = "127.0.0.1",
         virtual_time: str | None = None,
+        python: str | Path | None = None,
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
         if not self.app_dir.is_dir():
             raise StartupError(f"app folder {self.app_dir} does not exist")
+        # The app's own Python (Durable Functions 2.x needs 3.13): the local host runs the app in it;
+        # `func` is told through the Python worker's own setting.
+        self.python = str(python) if python is not None else None
         self.storage = storage
         self.requested_mode: HostMode = mode
         # Virtual time (`auto`/`manual`, None: real) is the local host's: `func` runs on the wall clock.
@@ -154,6 +158,8 @@ class FunctionHost(ManagedService):
             env["DURABLEAGENT_TASK_HUB"] = self.task_hub
         if self.mode == "func":  # as `func start` sets it; durableagent's model swap needs it
             env.setdefault("AZURE_FUNCTIONS_ENVIRONMENT", "Development")
+            if self.python:
+                env["languageWorkers__python__defaultExecutablePath"] = self.python
         env.update(self.extra_env)
         return env
 
@@ -170,6 +176,8 @@ class FunctionHost(ManagedService):
             args += ["--storage", self.storage]
         if self.virtual_time:
             args += ["--virtual-time", self.virtual_time]
+        if self.python:
+            args += ["--python", self.python]
         return args
 
     def start(self, timeout: float = 120.0) -> Self:
@@ -375,7 +383,8 @@ class Stack(StartStop):
     benchmarks and ``--fresh`` keep their data apart and leave nothing behind; ``work_dir`` names a
     folder that is kept; ``workspace`` is one kept across runs and locked while this stack uses it.
     ``virtual_time`` (``auto`` or ``manual``) runs the local host on a virtual clock
-    (``docs/virtual-time.md``); None is real time.
+    (``docs/virtual-time.md``); None is real time. ``python`` runs the app in that interpreter
+    (Durable Functions 2.x apps: ``docs/durable-2x.md``).
     """
 
     def __init__(
@@ -395,6 +404,7 @@ class Stack(StartStop):
         on_progress: Callable[[str], None] | None = None,
         progress: bool | None = None,
         virtual_time: str | None = None,
+        python: str | Path | None = None,
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
         self.host_mode = host_mode
@@ -441,6 +451,7 @@ class Stack(StartStop):
             env=env,
             log_path=logs / "host.log",
             virtual_time=virtual_time,
+            python=python,
         )
         self._status: object | None = None
 

@@ -140,6 +140,7 @@ def shaping_options(args: argparse.Namespace) -> list[str]:
             ("--data", args.data),
             ("--fresh", args.fresh),
             ("--virtual-time", getattr(args, "virtual_time", None)),
+            ("--python", getattr(args, "python", None)),
         )
         if value
     ]
@@ -214,6 +215,7 @@ def make_stack(args: argparse.Namespace) -> Stack:
             preferred_port=DEFAULT_PORT if args.port is None and args.command in ("up", "chat") else None,
             workspace=workspace,
             virtual_time=getattr(args, "virtual_time", None),
+            python=getattr(args, "python", None),
         )
     except (StartupError, ValueError) as exc:
         raise StartupFailed(str(exc)) from None

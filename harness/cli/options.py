@@ -37,8 +37,8 @@ __all__ = [
 
 
 def stack_options(sub: argparse.ArgumentParser) -> None:
-    """--app, --data/--fresh, --host, --script, --live, --record, --port, --virtual-time: what a local
-    stack runs."""
+    """--app, --data/--fresh, --host, --script, --live, --record, --port, --virtual-time, --python:
+    what a local stack runs."""
     sub.add_argument(
         "--app",
         type=Path,
@@ -85,6 +85,13 @@ def stack_options(sub: argparse.ArgumentParser) -> None:
         default=None,
         help="run the local host on a virtual clock: auto (jumps to the next timer whenever the host is "
         "idle) or manual (moved by `clock advance`); default: real time",
+    )
+    sub.add_argument(
+        "--python",
+        metavar="PATH",
+        default=None,
+        help="run the app in this Python (Durable Functions 2.x apps need 3.13); default: the app's "
+        ".venv when it holds azure-functions-durable 2.x, else the harness's own",
     )
 
 

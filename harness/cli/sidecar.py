@@ -113,7 +113,8 @@ def _serve(args: argparse.Namespace, storage: str, data: Path | None = None) -> 
     from azure.core.exceptions import AzureError
 
     from harness.host.errors import AppLoadError
-    from harness.host.sidecar.server import PortBusy, Sidecar
+    from harness.host.sidecar.listen import PortBusy
+    from harness.host.sidecar.server import Sidecar
 
     sidecar = Sidecar(storage=storage, grpc_port=args.grpc_port, port=args.port, host=args.host, hub=args.hub)
 

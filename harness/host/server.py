@@ -22,8 +22,12 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
+import grpc
 from aiohttp import web
 from azure.core.exceptions import AzureError
+from durabletask.internal.orchestrator_service_pb2_grpc import (
+    add_TaskHubSidecarServiceServicer_to_server as add_sidecar_service,
+)
 
 from durableagent._commits import COMMITS
 from durableagent.clock import use_time_source
@@ -37,6 +41,10 @@ from .entities.api import EntityApi
 from .entities.dispatcher import EntityDispatcher, RemoteEntities
 from .entities.store import EntityStore, StorageUnavailable
 from .errors import AppLoadError
+from .isolated.index import remote_index
+from .isolated.interpreter import app_python
+from .isolated.process import AppProcess
+from .isolated.work import AppWorkItems
 from .loader import AppIndex, load_app
 from .orchestrations.api import InstanceApi
 from .orchestrations.engine import EngineSettings, OrchestrationEngine
@@ -44,6 +52,8 @@ from .orchestrations.executor import RemoteExecutor
 from .orchestrations.store import InstanceStore
 from .responses import PARSER_LIMIT, JsonErrorRunner, json_errors, json_response
 from .settings import KEY_ENV, HostConfig, apply_local_settings, export_storage
+from .sidecar.listen import MAX_MESSAGE, grpc_server
+from .sidecar.service import SidecarService
 from .storage.hub_clock import HubClock
 from .storage.lease import HubLease, new_lease_id
 from .triggers.base import Trigger, TriggerServices
@@ -99,12 +109,19 @@ class LocalHost:
         clock: Clock | None = None,
         remote: RemoteExecutor | None = None,
         remote_entities: RemoteEntities | None = None,
+        python: str | os.PathLike[str] | None = None,
     ) -> None:
         """`clock`: what time it is for everything durable on the host (default: the wall clock);
         `remote` / `remote_entities`: run the orchestrators and activities / the entity batches instead
-        of the app (the sidecar's workers)."""
+        of the app (the sidecar's workers); `python`: run the app in that interpreter (default: the
+        app folder's `.venv` when it holds Durable Functions 2.x, else this process; see
+        `isolated/interpreter.py`)."""
         self.remote = remote
         self.remote_entities = remote_entities
+        self.python = python
+        self.app_process: AppProcess | None = None  # the app's own interpreter, when it has one
+        self._grpc: grpc.aio.Server | None = None  # the durable client's endpoint for a 2.x app
+        self.grpc_port: int | None = None
         self.app_dir = Path(app_dir).resolve()
         self.port = port
         self.host = host
@@ -179,6 +196,18 @@ class LocalHost:
         if self.enforce_keys:
             query += f"&code={self.function_key}"
         management = self.management_urls()
+        if self.grpc_port is not None:  # Durable Functions 2.x: the client speaks gRPC to the engine
+            return json.dumps(
+                {
+                    "taskHubName": self.hub_name,
+                    "rpcBaseUrl": f"http://127.0.0.1:{self.grpc_port}",
+                    "httpBaseUrl": f"{self.url}{BASE_PATH}",
+                    "baseUrl": f"{self.url}{BASE_PATH}",
+                    "managementUrls": management,
+                    "requiredQueryStringParameters": query,
+                    "maxGrpcMessageSizeInBytes": MAX_MESSAGE,
+                }
+            )
         creation = {
             "createNewInstancePostUri": f"{public}orchestrators/{{functionName}}[/{{instanceId}}]?{query}",
             "createAndWaitOnNewInstancePostUri": (
@@ -215,7 +244,7 @@ class LocalHost:
         if self._hub_arg:
             config = dataclasses.replace(config, hub_name=self._hub_arg)
         self.config = config
-        self.index = load_app(self.app_dir)
+        self.index = await self._load_app(config)
         self.store = EntityStore(storage, config.hub_name, self.clock)
         self.instances = InstanceStore(storage, config.hub_name, self.clock)
         try:
@@ -244,6 +273,12 @@ class LocalHost:
             self.clock,
             self.remote,
         )
+        if self.app_process is not None:  # the 2.x app's durable client calls the engine over gRPC
+            work = self.remote
+            assert isinstance(work, AppWorkItems)
+            self._grpc, self.grpc_port = grpc_server("127.0.0.1", 0)
+            add_sidecar_service(SidecarService(self.engine, work, config.hub_name), self._grpc)
+            await self._grpc.start()
         functions = FunctionServer(
             self.index,
             config.route_prefix,
@@ -303,6 +338,8 @@ class LocalHost:
         self.port = await site.bind()
         if HOSTNAME_ENV not in os.environ:  # as `func start` sets it: apps build their own URLs from it
             self._applied_settings[HOSTNAME_ENV] = os.environ[HOSTNAME_ENV] = f"localhost:{self.port}"
+        if self.app_process is not None:
+            self.app_process.set_env({HOSTNAME_ENV: os.environ[HOSTNAME_ENV]})
         # The hub is ours before anything is served (a second host refuses to start here).
         self.lease = HubLease(storage, config.hub_name, new_lease_id(), self.url, self._lease_changed)
         await self.lease.acquire()
@@ -325,6 +362,27 @@ class LocalHost:
             await self.mcp.start()
         self._banner(functions)
         return self
+
+    async def _load_app(self, config: HostConfig) -> AppIndex:
+        """The app's index: imported here, or described by the app's own interpreter (Durable
+        Functions 2.x), whose orchestrators, activities and entities the engine then runs there."""
+        python = app_python(self.app_dir, self.python)
+        if python is None:
+            return load_app(self.app_dir)
+        self.app_process = AppProcess(python, self.app_dir)
+        description = await self.app_process.start()
+        sdk = description.get("sdk") or ""
+        if not sdk[:1].isdigit() or int(sdk.split(".")[0]) < 2:
+            found = f"azure-functions-durable {sdk}" if sdk else "no azure-functions-durable"
+            raise AppLoadError(
+                f"{python} has {found}: an app runs in its own interpreter only on Durable Functions 2.x; "
+                "run a 1.x app without --python (in the host's interpreter)"
+            )
+        index = remote_index(self.app_process)
+        work = AppWorkItems(self.app_process, index, config.function_timeout)
+        self.remote = self.remote_entities = work
+        log.info("app runs in %s (Python %s, azure-functions-durable %s)", python, description["python"], sdk)
+        return index
 
     async def _bind_clock(self, storage: str, hub: str, requests: RequestCount) -> None:
         """The hub's kind of time checked (a virtual hub refuses a real host and the other way round)
@@ -402,6 +460,11 @@ class LocalHost:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._grpc is not None:
+            await self._grpc.stop(grace=1.0)
+            self._grpc = None
+        if self.app_process is not None:
+            await self.app_process.stop()
         if self.store is not None:
             await self.store.close()
         if self.instances is not None:
@@ -532,6 +595,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the clock of timers, retries, schedules and TTLs: real (default), auto (jumps to the next "
         f"timer whenever the host is idle) or manual (moved by POST /admin/clock); env {VIRTUAL_TIME_ENV}",
     )
+    parser.add_argument(
+        "--python",
+        default=None,
+        metavar="PATH",
+        help="run the app in this Python (Durable Functions 2.x apps, which need 3.13); "
+        "default: the app folder's .venv when it holds azure-functions-durable 2.x",
+    )
     parser.add_argument("--verbose", "-v", action="store_true")
     return parser
 
@@ -601,6 +671,7 @@ def main(argv: list[str] | None = None) -> int:
         storage=args.storage,
         enforce_keys=args.enforce_keys,
         clock=clock,
+        python=args.python,
     )
     try:
         asyncio.run(_serve(host))

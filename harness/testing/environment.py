@@ -47,6 +47,7 @@ class AppEnvironment:
     `script`: the fake model's script to start from, as data (a dict, or a list of steps) or a file
     (default: the app's `fake_model.json`, else the weather script). `env`: app settings for the host.
     `virtual_time`: `auto` or `manual` runs the local host on a virtual clock (None: real time).
+    `python`: run the app in that interpreter (Durable Functions 2.x apps, `docs/durable-2x.md`).
     Attributes once started: `url`, `client` (`SyncAgentClient`), `script` (`ChatScript`),
     `orchestrations` (`Orchestrations`), `clock` (`ClockControl`), `host`, `azurite`, `work_dir`.
     """
@@ -60,10 +61,12 @@ class AppEnvironment:
         env: Mapping[str, str] | None = None,
         orchestration_timeout: float = DEFAULT_ORCHESTRATION_TIMEOUT,
         virtual_time: str | None = None,
+        python: str | Path | None = None,
     ) -> None:
         self.app_dir = Path(app_dir or DEFAULT_APP_DIR).resolve()
         self.mode: HostMode = mode
         self.virtual_time = virtual_time
+        self.python = str(python) if python is not None else None
         self._initial_script = script
         self._env = dict(env or {})
         self._orchestration_timeout = orchestration_timeout
@@ -165,7 +168,9 @@ class AppEnvironment:
         write_script(script_path, default)
         self.azurite = Azurite(self.work_dir / "azurite-data", log_path=logs / "azurite.log").start()
         self._pool = HostPool(self.azurite.connection_string, script_path, record_path, logs)
-        self.host = self._pool.get(self.app_dir, self.mode, self._env, virtual_time=self.virtual_time)
+        self.host = self._pool.get(
+            self.app_dir, self.mode, self._env, virtual_time=self.virtual_time, python=self.python
+        )
         self._script = ChatScript(script_path, record_path, default)
 
     def _script_data(self) -> dict[str, Any]:

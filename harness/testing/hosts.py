@@ -40,12 +40,14 @@ class HostPool:
         mode: HostMode = "auto",
         env: Mapping[str, str] | None = None,
         virtual_time: str | None = None,
+        python: str | None = None,
     ) -> FunctionHost:
         """The running host of `app_dir` (started now if it is the first ask). `virtual_time` (`auto`,
         `manual`) makes a host of its own, on the local host, with a task hub of its own (a hub keeps
-        one kind of time, and the real-time host of the same app holds the app's hub)."""
+        one kind of time, and the real-time host of the same app holds the app's hub). `python`: the
+        app's own interpreter (Durable Functions 2.x apps)."""
         env = dict(env or {})
-        key = (Path(app_dir).resolve(), mode, tuple(sorted(env.items())), virtual_time)
+        key = (Path(app_dir).resolve(), mode, tuple(sorted(env.items())), virtual_time, python)
         if key in self.hosts:
             return self.hosts[key][0]
         if key in self.failures:  # fail fast instead of waiting for the same broken start-up again
@@ -62,6 +64,7 @@ class HostPool:
             env=env,
             log_path=self.log_path(name),
             virtual_time=virtual_time,
+            python=python,
             task_hub=f"VirtualTime{virtual_time.title()}{len(self.hosts)}" if virtual_time else None,
         )
         self.starting(name, host)

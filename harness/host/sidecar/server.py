@@ -18,6 +18,7 @@ import grpc
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 
 from ..server import LocalHost
+from .listen import grpc_server
 from .router import HubRouter
 from .service import SidecarService
 from .workitems import WorkItems
@@ -27,11 +28,6 @@ log = logging.getLogger(__name__)
 APP_DIR = Path(__file__).resolve().parent / "app"
 DEFAULT_HUB = "default"
 DEFAULT_GRPC_PORT = 8080  # the Durable Task Scheduler emulator's, so clients set up for it connect
-MAX_MESSAGE = 64 * 1024 * 1024  # bytes a gRPC message may have (a long history in one work item)
-
-
-class PortBusy(OSError):
-    """The gRPC port could not be bound."""
 
 
 @dataclass
@@ -109,21 +105,7 @@ class Sidecar:
     async def start(self) -> Sidecar:
         """Bind the gRPC port, start the default hub's host, then serve gRPC."""
         try:
-            options = [
-                ("grpc.max_receive_message_length", MAX_MESSAGE),
-                ("grpc.max_send_message_length", MAX_MESSAGE),
-                ("grpc.so_reuseport", 0),
-            ]
-            self._server = grpc.aio.server(options=options)
-            try:
-                bound = self._server.add_insecure_port(f"{self.bind}:{self.grpc_port}")
-            except RuntimeError as exc:
-                raise PortBusy(
-                    f"gRPC port {self.grpc_port} on {self.bind} is in use or cannot be bound"
-                ) from exc
-            if not bound:
-                raise PortBusy(f"gRPC port {self.grpc_port} on {self.bind} is in use or cannot be bound")
-            self.grpc_port = bound
+            self._server, self.grpc_port = grpc_server(self.bind, self.grpc_port)
             router = HubRouter(self.hub, self._open_hub)
             router.add(self.hub, await self._open_hub(self.hub, self.port))
             stubs.add_TaskHubSidecarServiceServicer_to_server(router, self._server)

@@ -104,6 +104,11 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
             raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, problem)
         if not request.name:
             raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "name (the orchestrator) is required")
+        if self.engine.orchestrator(request.name) is None:  # an app's (2.x) names are known up front
+            raise _Refused(
+                grpc.StatusCode.NOT_FOUND,
+                f"orchestrator function '{request.name}' is not defined by this app",
+            )
         if request.HasField("scheduledStartTimestamp"):
             raise _Refused(
                 grpc.StatusCode.UNIMPLEMENTED, "scheduled starts are not supported by the sidecar yet"

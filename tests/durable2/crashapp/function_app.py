@@ -1,0 +1,60 @@
+"""A Durable Functions 2.x test app: activities that take long, fail, or end their own process."""
+
+import os
+import time
+from pathlib import Path
+
+import azure.durable_functions as df
+import azure.functions as func
+
+app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.route(route="start/{name}", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def start(req: func.HttpRequest, client: df.DurableFunctionsClient) -> func.HttpResponse:
+    instance_id = await client.schedule_new_orchestration(req.route_params["name"], input=req.get_json())
+    return client.create_check_status_response(req, instance_id)
+
+
+@app.route(route="pid", methods=["GET"])
+def pid(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(str(os.getpid()))
+
+
+@app.orchestration_trigger(context_name="context")
+def slow_then_done(context: df.DurableOrchestrationContext):
+    """Runs the `slow` activity (which records each attempt in a folder) and returns its result."""
+    result = yield context.call_activity("slow", context.get_input())
+    return result
+
+
+@app.orchestration_trigger(context_name="context")
+def catches(context: df.DurableOrchestrationContext):
+    """Calls `fails` and returns what the failure said."""
+    try:
+        yield context.call_activity("fails", context.get_input())
+    except Exception as exc:  # the activity's failure, as the orchestrator sees it
+        return f"caught: {exc}"
+    return "no failure"
+
+
+@app.orchestration_trigger(context_name="context")
+def waits(context: df.DurableOrchestrationContext):
+    """Waits for the `Go` event, then returns its data."""
+    value = yield context.wait_for_external_event("Go")
+    return {"go": value}
+
+
+@app.activity_trigger(input_name="job")
+def slow(job: dict) -> str:
+    folder = Path(job["folder"])
+    attempt = len(list(folder.glob("attempt-*"))) + 1
+    (folder / f"attempt-{attempt}").write_text(str(os.getpid()))
+    time.sleep(float(job.get("seconds", 0)) if attempt == 1 else 0)
+    return f"done after {attempt} attempts"
+
+
+@app.activity_trigger(input_name="text")
+def fails(text: str) -> str:
+    raise ValueError(f"bad input {text!r}")
