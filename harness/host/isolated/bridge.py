@@ -270,6 +270,16 @@ async def serve(bridge: Bridge) -> None:
         task.add_done_callback(running.discard)
 
 
+def _app_line(exc: BaseException, app_dir: Path) -> str:
+    """Where in the app's own files the import failed (` (at models.py:12)`), the deepest such frame."""
+    found = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = Path(frame.filename)
+        if path.is_relative_to(app_dir):
+            found = f" (at {path.relative_to(app_dir)}:{frame.lineno})"
+    return found
+
+
 def main() -> int:
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     sys.stdout.flush()
@@ -282,9 +292,9 @@ def main() -> int:
     try:
         description = bridge.load()
     except BaseException as exc:  # noqa: BLE001 - the app's import failing, whatever it raised
-        traceback.print_exc()
         first = (str(exc).splitlines() or [""])[0]
-        bridge.send({"fatal": f"importing function_app.py failed: {type(exc).__name__}: {first}"})
+        where = _app_line(exc, bridge.app_dir)
+        bridge.send({"fatal": f"importing function_app.py failed: {type(exc).__name__}: {first}{where}"})
         return 2
     bridge.send({"ready": description})
     asyncio.run(serve(bridge))

@@ -23,7 +23,7 @@ from typing import Any
 import azure.functions as func
 
 from ..loader import AppIndex, index_functions
-from .process import AppProcess
+from .process import AppFunctionError, AppProcess
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,10 @@ def _proxy(process: AppProcess, described: dict[str, Any]) -> Callable[..., Any]
                     f"function {name}: a {trigger['type']} argument of type {type(value).__name__} "
                     "cannot be passed to an app in its own interpreter yet"
                 )
-        return _result(await process.call(name, args))
+        try:
+            return _result(await process.call(name, args))
+        except AppFunctionError as exc:
+            raise exc.as_raised() from None
 
     params = [inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY) for p in described["params"]]
     call.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

@@ -44,6 +44,15 @@ class AppFunctionError(Exception):
     def __str__(self) -> str:
         return f"{self.type}: {self.message}"
 
+    def as_raised(self) -> Exception:
+        """The failure as the host reports an in-process function's: an exception named as the app's
+        was (`ValueError: ...`, not `AppFunctionError: ValueError: ...`), the app's stack as a note."""
+        named = type(self.type if self.type.isidentifier() else "AppError", (Exception,), {})
+        raised = named(self.message)
+        if self.stack:
+            raised.add_note(f"in the app's process:\n{self.stack.rstrip()}")
+        return raised
+
 
 class AppProcess:
     """One child interpreter running the app (see the module docstring)."""

@@ -1,0 +1,149 @@
+"""A 2.x app's promises on the local host: its process killed mid-activity, the host SIGKILLed
+mid-wait, an activity that fails; and the start refused with one line for a bad `--python`.
+
+The app (`crashapp/`) runs in its own Python 3.13 as the sample does; the host is a subprocess, so
+it can be SIGKILLed (with the app's process: they share the process group) and started again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from harness.azurite import Azurite
+from harness.client import SyncAgentClient
+from harness.stack import FunctionHost
+from harness.testing.orchestrations import OrchestrationRun
+
+APP = Path(__file__).resolve().parent / "crashapp"
+
+
+@pytest.fixture(scope="module")
+def crash_host(
+    azurite: Azurite, durable2_python: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FunctionHost]:
+    host = FunctionHost(
+        APP,
+        storage=azurite.connection_string,
+        mode="local",
+        python=durable2_python,
+        task_hub="Crash2" + uuid.uuid4().hex[:10],
+        log_path=tmp_path_factory.mktemp("crash2") / "host.log",
+    )
+    host.start()
+    try:
+        yield host
+    finally:
+        host.stop()
+
+
+def start(host: FunctionHost, name: str, body: Any) -> OrchestrationRun:
+    answer = httpx.post(f"{host.url}/api/start/{name}", json=body, timeout=30)
+    assert answer.status_code == 202, answer.text
+    return OrchestrationRun(SyncAgentClient(host.url), answer.json()["id"], timeout=90, interval=0.1)
+
+
+def app_pid(host: FunctionHost) -> int:
+    return int(httpx.get(f"{host.url}/api/pid", timeout=30).text)
+
+
+def wait_for_file(path: Path, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_app_process_killed_mid_activity_runs_it_again(crash_host: FunctionHost, tmp_path: Path) -> None:
+    run = start(crash_host, "slow_then_done", {"folder": str(tmp_path), "seconds": 60})
+    wait_for_file(tmp_path / "attempt-1")
+    first = app_pid(crash_host)
+    assert int((tmp_path / "attempt-1").read_text()) == first
+    os.kill(first, signal.SIGKILL)
+    status = run.wait()
+    assert status["runtimeStatus"] == "Completed", status
+    assert status["output"] == "done after 2 attempts"
+    assert app_pid(crash_host) != first  # a new process serves the app
+
+
+def test_an_app_functions_failure_is_reported_as_its_own(crash_host: FunctionHost) -> None:
+    answer = httpx.post(f"{crash_host.url}/api/start/waits", content=b"not json", timeout=30)
+    assert answer.status_code == 500
+    error = answer.json()["error"]
+    assert error.startswith("Exception while executing function start: JSONDecodeError: Expecting value"), (
+        error
+    )
+
+
+def test_failed_activity_reaches_the_orchestrator(crash_host: FunctionHost) -> None:
+    run = start(crash_host, "catches", "xyz")
+    status = run.wait()
+    assert status["runtimeStatus"] == "Completed", status
+    assert "bad input 'xyz'" in status["output"]
+
+
+def test_host_sigkill_while_waiting_loses_nothing(crash_host: FunctionHost) -> None:
+    run = start(crash_host, "waits", {})
+    run.wait_for(status="Running")
+    crash_host.restart(kill=True)
+    run = OrchestrationRun(SyncAgentClient(crash_host.url), run.id, timeout=90, interval=0.1)
+    run.client.raise_event(run.id, "Go", {"after": "restart"})
+    status = run.wait()
+    assert status["output"] == {"go": {"after": "restart"}}, status
+
+
+def host_command(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", "host", *args, "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_a_python_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
+    done = host_command(str(APP), "--python", str(tmp_path / "nope" / "python"))
+    assert done.returncode == 2
+    errors = [line for line in done.stdout.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "no such file" in errors[0], done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_2x_app_without_its_python_says_what_to_do() -> None:
+    done = host_command(str(APP))
+    assert done.returncode == 2
+    assert "--python" in done.stdout and "azure-functions-durable 2.x" in done.stdout, done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_import_error_is_one_line_naming_where(tmp_path: Path) -> None:
+    (tmp_path / "function_app.py").write_text(
+        "import azure.functions as func\n\nraise KeyError('MY_SETTING')\n"
+    )
+    done = host_command(str(tmp_path), "--python", sys.executable)
+    assert done.returncode == 2
+    errors = [line for line in done.stdout.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, done.stdout
+    assert "KeyError: 'MY_SETTING' (at function_app.py:3)" in errors[0]
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_python_without_the_2x_sdk_is_refused(tmp_path: Path, azurite: Azurite) -> None:
+    (tmp_path / "function_app.py").write_text(
+        "import azure.functions as func\n\napp = func.FunctionApp()\n\n\n"
+        "@app.route(route='hello')\ndef hello(req: func.HttpRequest) -> str:\n    return 'hi'\n"
+    )
+    done = host_command(str(tmp_path), "--python", sys.executable, "--storage", azurite.connection_string)
+    assert done.returncode == 2
+    assert "an app runs in its own interpreter only on Durable Functions 2.x" in done.stdout, done.stdout
