@@ -316,6 +316,35 @@ async def bench_orchestrations(url: str, runs: int, fan_out: int, concurrent: in
     return figures
 
 
+DURABLE2_APP = Path(__file__).resolve().parent / "benchapps" / "durable2"
+
+
+def bench_durable2(runs: int, one_x: Figures) -> Figures:
+    """The same orchestrations on a Durable Functions 2.x app (in its own Python 3.13, driven over the
+    Durable Task protocol) as on the 1.x sample (`one_x`): each figure and its ratio to 1.x's."""
+    from .host.isolated.venvs import NoPython, app_venv
+
+    title = f"Orchestrations on a Durable Functions 2.x app (own Python 3.13 process), {runs} runs each"
+    figures = Figures(title)
+    try:
+        python = app_venv(DURABLE2_APP)
+    except NoPython as exc:
+        figures.add("not measured", str(exc))
+        return figures
+    with Stack(DURABLE2_APP, host_mode="local", progress=True, python=python) as stack:
+        two_x = asyncio.run(bench_orchestrations(stack.url, runs, 100, 50, 10))
+    for name, value in two_x.data.items():
+        before = one_x.data.get(name)
+        if isinstance(value, float):
+            unit = "instances/s" if "at once" in name else "ms"
+            figures.add(name, value, unit)
+            if isinstance(before, float) and before:
+                figures.add(f"  as a multiple of 1.x's ({before:.1f} {unit})", value / before, "x")
+        else:
+            figures.add(name, value, goal="0")
+    return figures
+
+
 STREAMING_APP = DEFAULT_APP_DIR.parent / "streaming"
 STREAM_CHUNKS = 20
 CHUNK_DELAY = 0.005  # the sample script's bench rule: the fake makes its chunks 5 ms apart
@@ -894,8 +923,10 @@ def run(args: argparse.Namespace) -> int:
     with Stack(args.app, host_mode="local", progress=True) as stack:
         results.extend(asyncio.run(_stack_benchmarks(stack, args)))
     with Stack(ORCHESTRATION_APP, host_mode="local", progress=True) as stack:
-        results.append(asyncio.run(bench_orchestrations(stack.url, args.orchestration_runs, 100, 50, 10)))
+        one_x = asyncio.run(bench_orchestrations(stack.url, args.orchestration_runs, 100, 50, 10))
+        results.append(one_x)
         results.append(asyncio.run(bench_purge(stack.url, args.purge, stack.connection_string)))
+    results.append(bench_durable2(args.orchestration_runs, one_x))
     results.append(asyncio.run(bench_streaming(args.stream_turns)))
     results.append(asyncio.run(bench_virtual_time(args.virtual_time_runs)))
     results.append(asyncio.run(bench_mcp(args.mcp_turns)))
