@@ -378,3 +378,19 @@ def test_imported_into_the_local_host_and_rewound(deployed, function_host, host_
     (failed,) = failed  # the recorded failure was cut off; this one is the rerun's
     assert failed["FunctionName"] == "publish" and not failed["Timestamp"].startswith("2026-11-30")
     assert "the release feed refused the post" in failed["Reason"]
+
+
+def test_what_is_read_is_bounded(deployed, tmp_path, capsys, monkeypatch):
+    """The bounds `replay-check` and `import` put on a file hold while reading (lowered here, so a
+    history and a large-message blob pass them without writing 200,000 rows or 64 MiB)."""
+    out = tmp_path / "x.json"
+    monkeypatch.setattr("harness.azure_task_hub.MAX_EVENTS", 20)
+    assert _export(deployed, out, deployed["release"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "history has more than the 20 events an export may hold" in err, err
+    monkeypatch.setattr("harness.azure_task_hub.MAX_EVENTS", 200_000)
+    monkeypatch.setattr("harness.azure_task_hub.MAX_FILE_BYTES", 50_000)
+    assert _export(deployed, out, deployed["release"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the export would pass the 50000 bytes an export may have" in err, err
+    assert not out.exists()
