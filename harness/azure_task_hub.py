@@ -139,17 +139,21 @@ async def _table_exists(service: TableServiceClient, name: str) -> bool:
 
 async def hub_layout(connection: str, hub: str) -> str:
     """Which layout the task hub's tables have: a `<hub>History` table means the Azure Storage
-    provider (the local host never makes one), else `<hub>Instances` or `<hub>Entities` the local
-    host; neither is a one-line `ClientError` naming the tables looked for."""
+    provider (the local host never makes one; the provider's hub names are letters and digits), else
+    the local host's `Instances` or `Entities` table means the local host; neither is a one-line
+    `ClientError` naming the tables looked for."""
+    from harness.host.storage.tables import table_name_for
+
+    local = [table_name_for(hub, suffix) for suffix in ("Instances", "Entities")]
     async with TableServiceClient.from_connection_string(connection, **_OPTIONS) as service:
-        if await _table_exists(service, history_table(hub)):
+        if hub.isascii() and hub.isalnum() and await _table_exists(service, history_table(hub)):
             return AZURE_STORAGE
-        for suffix in ("Instances", "Entities"):
-            if await _table_exists(service, f"{hub}{suffix}"):
+        for table in local:
+            if await _table_exists(service, table):
                 return LOCAL_HOST
     raise ClientError(
         f"no task hub {hub!r} in this storage account: no table {history_table(hub)} or "
-        f"{instances_table(hub)} (Azure Storage provider) nor {hub}Instances or {hub}Entities (local host)"
+        f"{instances_table(hub)} (Azure Storage provider) nor {' or '.join(local)} (local host)"
     )
 
 

@@ -394,3 +394,10 @@ def test_what_is_read_is_bounded(deployed, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the export would pass the 50000 bytes an export may have" in err, err
     assert not out.exists()
+
+
+def test_instance_ids_are_escaped_as_the_provider_escapes_partition_keys():
+    from harness.azure_task_hub import escape_partition_key
+
+    assert escape_partition_key("a/b\\c#d?e^f\x01g\x85") == "a^0b^1c^2d^3e^^f^\u00c1g^\u0145"
+    assert escape_partition_key("@dafx-writeragent@s-42") == "@dafx-writeragent@s-42"
