@@ -295,6 +295,15 @@ def test_export_reads_the_provider_layout_and_replays(deployed, tmp_path, capsys
     assert [e["EventType"] for e in countdown["history"]] == [12, 0, 4, 13]
     assert countdown["inputText"] == "0" and countdown["history"][1]["Generation"] == 1
 
+    # Read only: the deployed account has the provider's tables and container, nothing of ours.
+    tables = TableServiceClient.from_connection_string(deployed["storage"])
+    prefix = deployed["hub"].lower()
+    assert sorted(t.name for t in tables.list_tables() if t.name.lower().startswith(prefix)) == [
+        f"{deployed['hub']}History", f"{deployed['hub']}Instances"
+    ]  # fmt: skip
+    blobs = BlobServiceClient.from_connection_string(deployed["storage"], api_version="2021-12-02")
+    assert [c.name for c in blobs.list_containers(name_starts_with=prefix)] == [f"{prefix}-largemessages"]
+
     capsys.readouterr()
     assert main(["replay-check", str(out), "--app", str(APP)]) == 0, capsys.readouterr().out
     lines = capsys.readouterr().out.splitlines()
