@@ -8,7 +8,8 @@ state (the session entity's state, as the entity API serves it). An instance's e
 sessions of the agents it called (its entity calls to `dafx-*` entities).
 
 Sources: a running app through its HTTP API (`--url/--key`, or the app's local stack), or the task
-hub's tables directly (`--storage/--hub`, the local host's layout). Importing writes instances into
+hub's tables directly (`--storage/--hub`: a deployed app's hub in the Azure Storage provider's layout,
+read by `harness/azure_task_hub.py`, or the local host's). Importing writes instances into
 a task hub's tables (the local host's layout: `status`, `instances`, the TUI and `replay-check`
 see them) and seeds sessions through the app's own entity API (the session's `seed` operation, the
 one `fork` uses, which never overwrites a conversation): `chat`, `show` and `fork` then work on them.
@@ -122,7 +123,9 @@ def _get(http: httpx.Client, url: str, path: str, params: dict[str, str]) -> Any
 def export_from_storage(
     connection: str, hub: str, instance_ids: Iterable[str], sessions: Iterable[tuple[str, str]]
 ) -> dict[str, Any]:
-    """An export read from a local-host task hub's tables (raw histories included)."""
+    """An export read from a task hub's tables (raw histories included): a deployed app's, in the
+    Azure Storage provider's layout (`harness/azure_task_hub.py`), or the local host's; which one
+    is told by the tables the hub has (`hub_layout`)."""
     return _on_storage(hub, _export_from_storage(connection, hub, list(instance_ids), list(sessions)))
 
 
@@ -145,38 +148,69 @@ def _on_storage(hub: str, work: Coroutine[Any, Any, T]) -> T:
 async def _export_from_storage(
     connection: str, hub: str, instance_ids: list[str], sessions: list[tuple[str, str]]
 ) -> dict[str, Any]:
-    from harness.host.entities.store import EntityStore, instance_id
-    from harness.host.orchestrations.api import status_json
-    from harness.host.orchestrations.history import public_history
-    from harness.host.orchestrations.store import InstanceStore
+    from harness.azure_task_hub import AZURE_STORAGE, AzureStorageHub, hub_layout
 
+    layout = await hub_layout(connection, hub)
+    reader: AzureStorageHub | _LocalHub
+    reader = AzureStorageHub(connection, hub) if layout == AZURE_STORAGE else _LocalHub(connection, hub)
     bundle = new_bundle(f"storage:{hub}")
+    bundle["storageLayout"] = layout
     asked = set(sessions)
-    instances, entities = InstanceStore(connection, hub), EntityStore(connection, hub)
     try:
         for iid in instance_ids:
-            record = await instances.read(iid)
-            if record is None:
+            item = await reader.instance(iid)
+            if item is None:
                 raise ClientError(f"no orchestration instance {iid!r} in task hub {hub!r}")
-            item = status_json(record)
-            item["historyEvents"] = public_history(record.history, True, True)
-            item["history"] = record.history
-            item["inputText"] = record.input
-            item["executionId"] = record.execution_id
-            item["actionsSeen"] = record.actions_seen
-            item["waits"] = record.waits
             bundle["instances"].append(item)
             sessions += [s for s in agent_sessions(item) if s not in sessions]
         for agent, session_id in sessions:
-            found = await entities.read(instance_id(entity_name(agent), session_id))
-            state = json.loads(found.state) if found and found.exists and found.state is not None else None
+            state = await reader.entity_state(_entity_id(agent, session_id))
             if state is None and (agent, session_id) in asked:
                 raise ClientError(f"no session {session_id!r} of agent {agent!r} in task hub {hub!r}")
             _add_session(bundle, agent, session_id, state)
     finally:
-        await instances.close()
-        await entities.close()
+        await reader.close()
     return bundle
+
+
+def _entity_id(agent: str, session_id: str) -> str:
+    """The Durable instance id of an agent's session entity (entity names are lower-cased)."""
+    return f"@{entity_name(agent).lower()}@{session_id}"
+
+
+class _LocalHub:
+    """A task hub in the local host's layout (`harness/host/orchestrations/store.py`): raw
+    histories as the host stores them, with its bookkeeping (`actionsSeen`, `waits`)."""
+
+    def __init__(self, connection: str, hub: str) -> None:
+        from harness.host.entities.store import EntityStore
+        from harness.host.orchestrations.store import InstanceStore
+
+        self.instances, self.entities = InstanceStore(connection, hub), EntityStore(connection, hub)
+
+    async def instance(self, iid: str) -> dict[str, Any] | None:
+        from harness.host.orchestrations.api import status_json
+        from harness.host.orchestrations.history import public_history
+
+        record = await self.instances.read(iid)
+        if record is None:
+            return None
+        item = status_json(record)
+        item["historyEvents"] = public_history(record.history, True, True)
+        item["history"] = record.history
+        item["inputText"] = record.input
+        item["executionId"] = record.execution_id
+        item["actionsSeen"] = record.actions_seen
+        item["waits"] = record.waits
+        return item
+
+    async def entity_state(self, entity_id: str) -> Any | None:
+        found = await self.entities.read(entity_id)
+        return json.loads(found.state) if found and found.exists and found.state is not None else None
+
+    async def close(self) -> None:
+        await self.instances.close()
+        await self.entities.close()
 
 
 # -- reading an export -------------------------------------------------------------------------------

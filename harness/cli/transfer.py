@@ -33,9 +33,7 @@ def _session(text: str) -> tuple[str, str]:
 
 
 def _storage_options(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument(
-        "--storage", metavar="CONNECTION_STRING", help=f"{what} the task hub's tables directly"
-    )
+    parser.add_argument("--storage", metavar="CONNECTION_STRING", help=what)
     parser.add_argument("--hub", metavar="NAME", help="the task hub (with --storage)")
 
 
@@ -48,7 +46,10 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here (default: stdout)")
     remote_options(parser, True)
-    _storage_options(parser, "read")
+    _storage_options(
+        parser,
+        "read the task hub's tables directly (a deployed app's Azure Storage hub, or the local host's)",
+    )
 
 
 def _storage(args: argparse.Namespace) -> tuple[str, str] | None:
@@ -102,7 +103,7 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
     clash.add_argument("--replace", action="store_true", help="replace an instance or session of the same id")
     clash.add_argument("--new-id", action="store_true", help="import under a new id when the id exists")
     remote_options(parser, True)
-    _storage_options(parser, "write instances into")
+    _storage_options(parser, "write instances into the task hub's tables directly")
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -144,7 +145,8 @@ EXPORT = Command(
     _export,
     description="Export orchestration instances (status, input, output, custom status, history, and "
     "the sessions of the agents they called) and agent sessions (stored state) from a running app "
-    "(--url/--key, or the app's local stack) or a task hub's tables (--storage/--hub).",
+    "(--url/--key, or the app's local stack) or a task hub's tables (--storage/--hub: a deployed app's "
+    "hub in the Azure Storage provider's layout, or the local host's).",
     finds_app=True,
 )
 IMPORT = Command(
