@@ -248,6 +248,8 @@ def banner(
     table.add_column(overflow="fold")
     table.add_row("App", f"{stack.app_dir}" + (f" ({app_note})" if app_note else ""))
     table.add_row("Host", f"{stack.host.mode}, ready in {seconds:.1f} s")
+    if stack.host.python:
+        table.add_row("App's Python", stack.host.python)
     table.add_row("URL", stack.url)
     if agents is not None:
         table.add_row("Health", f"{stack.url}/api/health")

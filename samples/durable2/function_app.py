@@ -6,7 +6,9 @@ Written for the 2.x SDK only: nothing here knows about durableagent or the harne
 made with `python3.13 -m venv .venv && .venv/bin/pip install -r requirements.txt`).
 """
 
+from collections.abc import Generator
 from datetime import timedelta
+from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -48,7 +50,7 @@ async def counter(req: func.HttpRequest, client: df.DurableFunctionsClient) -> f
 
 
 @app.orchestration_trigger(context_name="context")
-def chain(context: df.DurableOrchestrationContext):
+def chain(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     """Three activities in a row, each given the one before's output."""
     first = yield context.call_activity("greet", "Tokyo")
     second = yield context.call_activity("greet", first)
@@ -57,7 +59,7 @@ def chain(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
-def fan_out(context: df.DurableOrchestrationContext):
+def fan_out(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     """`count` activities at once, their results summed."""
     count = int(context.get_input() or 5)
     results = yield context.task_all([context.call_activity("square", n) for n in range(count)])
@@ -65,7 +67,7 @@ def fan_out(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
-def approval(context: df.DurableOrchestrationContext):
+def approval(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     """Wait for the `Approval` event for at most `hours` (default 72) of durable time."""
     hours = float(context.get_input() or 72)
     deadline = context.current_utc_datetime + timedelta(hours=hours)
@@ -79,7 +81,7 @@ def approval(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
-def count_up(context: df.DurableOrchestrationContext):
+def count_up(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     """Call the counter entity from an orchestration and return its value."""
     entity = df.EntityId("Counter", context.get_input() or "shared")
     yield context.call_entity(entity, "add", 10)
@@ -98,7 +100,7 @@ def square(n: int) -> int:
 
 
 @app.entity_trigger(context_name="context", entity_name="Counter")
-def counter_entity(context: df.DurableEntityContext):
+def counter_entity(context: df.DurableEntityContext) -> None:
     """A counter: `add` adds the input, `get` returns the value, `reset` sets it to 0."""
     value = context.get_state(lambda: 0)
     operation = context.operation_name
