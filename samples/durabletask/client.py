@@ -5,12 +5,14 @@ from the entity's state), orchestrations with `DurableTaskSchedulerClient`, the 
 `DurableWorkflowClient`. Each shape is one function returning what it got, so tests drive them too.
 
     python samples/durabletask/client.py single_agent      # or multi_agent, chaining, concurrency,
-    python samples/durabletask/client.py all               # conditionals, human_in_the_loop, workflow
+    python samples/durabletask/client.py all               # conditionals, human_in_the_loop, workflow,
+                                                           # workflow_branches, sub_workflow
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -25,6 +27,8 @@ from durabletask.client import OrchestrationState, OrchestrationStatus
 LOCAL_ENDPOINT = "http://localhost:8080"
 REVIEW_EVENT = "ReviewDecision"  # worker.py's
 WORKFLOW_NAME = "launch_note"  # worker.py's
+SORTER_WORKFLOW = "mail_sorter"  # worker.py's
+REFUND_WORKFLOW = "refund_desk"  # worker.py's
 ENDED = {OrchestrationStatus.COMPLETED, OrchestrationStatus.FAILED, OrchestrationStatus.TERMINATED}
 
 
@@ -135,21 +139,51 @@ def human_in_the_loop(client: DurableTaskSchedulerClient, timeout_seconds: float
     return {"instance_id": instance_id, "drafts": drafts, "output": output(state)}
 
 
-def workflow(client: DurableTaskSchedulerClient, approve: bool = True, timeout: float = 60) -> dict[str, Any]:
-    """Start the workflow, answer its sign-off request, read its output."""
+def wait_for_request(flows: DurableWorkflowClient, instance_id: str, timeout: float = 60) -> dict[str, Any]:
+    """The workflow's first pending request for a person, once it has one."""
+    deadline = time.monotonic() + timeout
+    while not (pending := flows.get_pending_hitl_requests(instance_id)):
+        if flows.get_runtime_status(instance_id) in {"COMPLETED", "FAILED", "TERMINATED"}:
+            raise RuntimeError(f"{instance_id} ended before asking a person")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{instance_id} asked nobody in {timeout} s")
+        time.sleep(0.1)
+    return pending[0]
+
+
+def workflow(client: DurableTaskSchedulerClient, approve: bool = True) -> dict[str, Any]:
+    """Start the launch-note workflow, answer its sign-off request, read its output."""
     flows = DurableWorkflowClient(client, workflow_name=WORKFLOW_NAME)
     instance_id = flows.start_workflow(
         input={"product": "Nimbus", "audience": "note takers"}, instance_id=f"launch-{uuid.uuid4().hex[:8]}"
     )
-    deadline = time.monotonic() + timeout
-    while not (pending := flows.get_pending_hitl_requests(instance_id)):
-        if flows.get_runtime_status(instance_id) in {"COMPLETED", "FAILED", "TERMINATED"}:
-            raise RuntimeError(f"{instance_id} ended before asking for sign-off")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{instance_id} did not ask for sign-off in {timeout} s")
-        time.sleep(0.1)
-    request = pending[0]
+    request = wait_for_request(flows, instance_id)
     flows.send_hitl_response(instance_id, request["request_id"], {"approved": approve, "comment": "ship it"})
+    return {
+        "instance_id": instance_id,
+        "request": request,
+        "output": flows.await_workflow_output(instance_id),
+    }
+
+
+async def workflow_branches(client: DurableTaskSchedulerClient) -> dict[str, Any]:
+    """The switch-case workflow on two e-mails, one awaited, one streamed event by event."""
+    flows = DurableWorkflowClient(client, workflow_name=SORTER_WORKFLOW)
+    spam = await flows.run_workflow("You are a winner! Claim your prize.")
+    instance_id = await flows.run_workflow("Can we move our call to Tuesday?", wait=False)
+    events = [event async for event in flows.stream_workflow(instance_id, poll_interval_seconds=0.1)]
+    outputs = [event.data for event in events if event.type == "output"]
+    executors = [event.executor_id for event in events if event.type == "executor_invoked"]
+    return {"spam": spam, "reply": outputs, "executors": executors, "instance_id": instance_id}
+
+
+def sub_workflow(client: DurableTaskSchedulerClient, approve: bool = True) -> dict[str, Any]:
+    """The refund desk: its sub-workflow (a child orchestration) asks a manager; the request id the
+    client sees is qualified with the sub-workflow's node, and the answer is routed to the child."""
+    flows = DurableWorkflowClient(client, workflow_name=REFUND_WORKFLOW)
+    instance_id = flows.start_workflow(input={"order": "o-17", "amount": 25.0, "reason": "arrived broken"})
+    request = wait_for_request(flows, instance_id)
+    flows.send_hitl_response(instance_id, request["request_id"], {"approved": approve})
     return {
         "instance_id": instance_id,
         "request": request,
@@ -165,6 +199,8 @@ SHAPES = (
     "conditionals",
     "human_in_the_loop",
     "workflow",
+    "workflow_branches",
+    "sub_workflow",
 )
 
 
@@ -178,6 +214,8 @@ def main() -> None:
     for shape in SHAPES if args.shape == "all" else (args.shape,):
         target = agents(client) if shape in {"single_agent", "multi_agent"} else client
         result = globals()[shape](target)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
         json.dump({shape: result}, sys.stdout, indent=2, default=str)
         print()
 

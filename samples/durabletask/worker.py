@@ -32,11 +32,14 @@ from agent_framework import (
     AgentExecutorResponse,
     AgentResponse,
     BaseChatClient,
+    Case,
+    Default,
     Executor,
     Message,
     Workflow,
     WorkflowBuilder,
     WorkflowContext,
+    WorkflowExecutor,
     handler,
     response_handler,
     tool,
@@ -53,6 +56,8 @@ FAKE_MODEL = HERE / "fake_model.json"
 LOCAL_ENDPOINT = "http://localhost:8080"
 REVIEW_EVENT = "ReviewDecision"
 WORKFLOW_NAME = "launch_note"
+SORTER_WORKFLOW = "mail_sorter"
+REFUND_WORKFLOW = "refund_desk"
 
 
 # --- the model --------------------------------------------------------------------------------------
@@ -315,6 +320,167 @@ def build_workflow(chat_client: BaseChatClient) -> Workflow:
     )
 
 
+# --- a workflow that branches -----------------------------------------------------------------------
+
+
+def screened_as_spam(message: Any) -> bool:
+    """The switch-case condition: the screener's structured answer says spam."""
+    if not isinstance(message, AgentExecutorResponse):
+        return False
+    return SpamVerdict.model_validate_json(message.agent_response.text).is_spam
+
+
+class Junk(Executor):
+    """Where the spam branch ends."""
+
+    def __init__(self) -> None:
+        super().__init__(id="junk")
+
+    @handler
+    async def handle(self, screened: AgentExecutorResponse, ctx: WorkflowContext[Never, str]) -> None:
+        verdict = SpamVerdict.model_validate_json(screened.agent_response.text)
+        await ctx.yield_output(f"junk: {verdict.reason}")
+
+
+class Outbox(Executor):
+    """Where the reply branch ends."""
+
+    def __init__(self) -> None:
+        super().__init__(id="outbox")
+
+    @handler
+    async def handle(self, reply: AgentExecutorResponse, ctx: WorkflowContext[Never, str]) -> None:
+        await ctx.yield_output(f"sent: {reply.agent_response.text}")
+
+
+def build_sorter_workflow(chat_client: BaseChatClient) -> Workflow:
+    """Screener (an agent, the start) -> junk when spam, else Replier (an agent) -> outbox."""
+    screener = Agent(
+        client=chat_client,
+        name="Screener",
+        instructions="You decide whether an e-mail is spam. Answer in JSON.",
+        default_options={"response_format": SpamVerdict},
+    )
+    replier = Agent(client=chat_client, name="Replier", instructions="You draft polite e-mail replies.")
+    junk, outbox = Junk(), Outbox()
+    return (
+        WorkflowBuilder(name=SORTER_WORKFLOW, start_executor=screener)
+        .add_switch_case_edge_group(
+            screener, [Case(condition=screened_as_spam, target=junk), Default(target=replier)]
+        )
+        .add_edge(replier, outbox)
+        .build()
+    )
+
+
+# --- a workflow with a sub-workflow that asks a person ----------------------------------------------
+
+
+@dataclass
+class RefundClaim:
+    """What the refund desk is started with."""
+
+    order: str
+    amount: float
+    reason: str
+
+
+@dataclass
+class RefundDecision:
+    """What the inner workflow hands back to the outer one."""
+
+    order: str
+    approved: bool
+    advice: str
+
+
+class ManagerAnswer(BaseModel):
+    """The manager's answer to the inner workflow's question."""
+
+    approved: bool
+
+
+class Assess(Executor):
+    """The inner workflow's start: asks the advisor agent about the claim."""
+
+    def __init__(self) -> None:
+        super().__init__(id="assess")
+
+    @handler
+    async def handle(self, claim: RefundClaim, ctx: WorkflowContext[AgentExecutorRequest]) -> None:
+        ctx.set_state("claim", claim)
+        prompt = f"Should we refund {claim.amount:.2f} for order {claim.order}? Reason: {claim.reason}"
+        await ctx.send_message(
+            AgentExecutorRequest(messages=[Message(role="user", contents=[prompt])], should_respond=True)
+        )
+
+
+class AskManager(Executor):
+    """Pauses the inner workflow for a manager's decision, then hands it back to the outer one."""
+
+    def __init__(self) -> None:
+        super().__init__(id="ask_manager")
+
+    @handler
+    async def handle(self, advice: AgentExecutorResponse, ctx: WorkflowContext) -> None:
+        claim: RefundClaim = ctx.get_state("claim")
+        await ctx.request_info(
+            request_data=RefundDecision(order=claim.order, approved=False, advice=advice.agent_response.text),
+            response_type=ManagerAnswer,
+        )
+
+    @response_handler
+    async def on_answer(
+        self, request: RefundDecision, answer: ManagerAnswer, ctx: WorkflowContext[Never, RefundDecision]
+    ) -> None:
+        await ctx.yield_output(
+            RefundDecision(order=request.order, approved=answer.approved, advice=request.advice)
+        )
+
+
+class Intake(Executor):
+    """The outer workflow's start: passes the claim to the review sub-workflow."""
+
+    def __init__(self) -> None:
+        super().__init__(id="intake")
+
+    @handler
+    async def handle(self, claim: RefundClaim, ctx: WorkflowContext[RefundClaim]) -> None:
+        await ctx.send_message(claim)
+
+
+class CloseClaim(Executor):
+    """The outer workflow's output, from the sub-workflow's decision."""
+
+    def __init__(self) -> None:
+        super().__init__(id="close_claim")
+
+    @handler
+    async def handle(self, decision: RefundDecision, ctx: WorkflowContext[Never, str]) -> None:
+        verdict = "refunded" if decision.approved else "refused"
+        await ctx.yield_output(f"order {decision.order} {verdict} ({decision.advice})")
+
+
+def build_refund_workflow(chat_client: BaseChatClient) -> Workflow:
+    """intake -> refund_review (the sub-workflow refund_check: assess -> RefundAdvisor -> ask_manager)
+    -> close_claim; the sub-workflow runs as a child orchestration."""
+    advisor = Agent(client=chat_client, name="RefundAdvisor", instructions="You advise on refunds.")
+    assess, ask = Assess(), AskManager()
+    inner = (
+        WorkflowBuilder(name="refund_check", start_executor=assess)
+        .add_edge(assess, advisor)
+        .add_edge(advisor, ask)
+        .build()
+    )
+    intake, review, close = Intake(), WorkflowExecutor(inner, id="refund_review"), CloseClaim()
+    return (
+        WorkflowBuilder(name=REFUND_WORKFLOW, start_executor=intake)
+        .add_edge(intake, review)
+        .add_edge(review, close)
+        .build()
+    )
+
+
 # --- the worker -------------------------------------------------------------------------------------
 
 
@@ -347,6 +513,8 @@ def setup_worker(worker: DurableTaskSchedulerWorker, chat_client: BaseChatClient
     for activity in ACTIVITIES:
         worker.add_activity(activity)
     agent_worker.configure_workflow(build_workflow(chat_client))
+    agent_worker.configure_workflow(build_sorter_workflow(chat_client))
+    agent_worker.configure_workflow(build_refund_workflow(chat_client))
     return agent_worker
 
 

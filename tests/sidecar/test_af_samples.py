@@ -9,6 +9,7 @@ process (conftest's); what the agents said is also read back through the sidecar
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import sys
@@ -247,3 +248,18 @@ def test_a_worker_killed_mid_agent_call_leaves_the_call_to_the_next_worker(
         for proc in (first, second):
             if proc is not None:
                 stop(proc)
+
+
+def test_workflow_branches_on_the_screeners_verdict_and_streams_its_events(client: Any) -> None:
+    result = asyncio.run(client_sample.workflow_branches(client))
+    assert result["spam"] == ["junk: it says 'winner'"]
+    assert result["reply"] == ["sent: Thanks for your note. Tuesday works for me."]
+    assert "junk" not in result["executors"] and "outbox" in result["executors"]
+
+
+def test_sub_workflow_asks_a_person_through_its_child_orchestration(sidecar: Sidecar, client: Any) -> None:
+    result = client_sample.sub_workflow(client, approve=True)
+    assert result["request"]["request_id"].startswith("refund_review~0~")
+    assert result["output"] == ["order o-17 refunded (Refund 25.00 for o-17: the reason holds.)"]
+    events = [e["EventType"] for e in instance(sidecar, result["instance_id"])["historyEvents"]]
+    assert "SubOrchestrationInstanceCompleted" in events
