@@ -5,6 +5,7 @@
 The worker runs in a thread of the test process (so the fake's requests can be read), the sidecar in
 process (conftest's); what the agents said is also read back through the sidecar's Durable HTTP API
 (the agents' sessions are entities `dafx-<agent>`), as `python -m harness instances` reads it.
+Two crash tests: a worker SIGKILLed during an agent's model call, and a sidecar SIGKILLed during one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import importlib.util
 import json
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,11 +27,12 @@ from agent_framework_durabletask import AgentSessionId
 from durabletask.azuremanaged.client import DurableTaskSchedulerClient
 from durabletask.grpc_options import GrpcWorkerResiliencyOptions
 
-from fakes import ScriptedChatClient, load_script
+from fakes import ScriptedChatClient, load_script, load_script_data
+from harness.azurite import Azurite
 from harness.host.sidecar.server import Sidecar
 
 from .conftest import wait_for
-from .test_sidecar_durability import kill, spawn, stop
+from .test_sidecar_durability import SidecarProcess, kill, spawn, stop
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "durabletask"
 WORKER_PROC = Path(__file__).resolve().parent / "af_worker_proc.py"
@@ -78,10 +81,9 @@ def client(sidecar: Sidecar, worker: Any) -> Iterator[DurableTaskSchedulerClient
     connected.close()
 
 
-def entity_state(sidecar: Sidecar, session: str, hub: str | None = None) -> dict[str, Any]:
-    """An agent session's entity, read through the Durable HTTP API of the sidecar's hub `hub`."""
+def entity_state(base: str, session: str) -> dict[str, Any]:
+    """An agent session's entity, read through the Durable HTTP API at `base` (a hub's host URL)."""
     parsed = AgentSessionId.parse(session)
-    base = sidecar.hubs[(hub or sidecar.hub).lower()].local.url
     url = f"{base}/runtime/webhooks/durabletask/entities/{parsed.entity_name}/{parsed.key}"
     response = httpx.get(url, timeout=10)
     assert response.status_code == 200, response.text
@@ -118,7 +120,7 @@ def test_single_agent_keeps_its_session_across_turns(sidecar: Sidecar, client: A
         result["replies"][0],
         "And why does it survive a crash?",
     ]
-    assert conversation(entity_state(sidecar, result["session"])) == [
+    assert conversation(entity_state(sidecar.url, result["session"])) == [
         "What is a durable entity?",
         result["replies"][0],
         "And why does it survive a crash?",
@@ -137,7 +139,7 @@ def test_chaining_runs_one_agent_twice_on_one_session(sidecar: Sidecar, client: 
     result = client_sample.chaining(client)
     assert result["draft"] == "Acme Coffee: the coffee that remembers your name."
     assert result["tagline"] == "Acme Coffee. Remembered."
-    assert conversation(entity_state(sidecar, result["session"])) == [
+    assert conversation(entity_state(sidecar.url, result["session"])) == [
         "Write a tagline for Acme Coffee.",
         result["draft"],
         f"Make it shorter: {result['draft']}",
@@ -234,7 +236,7 @@ def test_a_worker_killed_mid_agent_call_leaves_the_call_to_the_next_worker(
         state = client.wait_for_orchestration_completion(instance_id, timeout=60)
         result = client_sample.output(state)
         assert result["tagline"] == "Acme Coffee. Remembered."
-        assert conversation(entity_state(sidecar, result["session"], hub)) == [
+        assert conversation(entity_state(sidecar.hubs[hub.lower()].local.url, result["session"])) == [
             "Write a tagline for Acme Coffee.",
             result["draft"],
             f"Make it shorter: {result['draft']}",
@@ -263,3 +265,55 @@ def test_sub_workflow_asks_a_person_through_its_child_orchestration(sidecar: Sid
     assert result["output"] == ["order o-17 refunded (Refund 25.00 for o-17: the reason holds.)"]
     events = [e["EventType"] for e in instance(sidecar, result["instance_id"])["historyEvents"]]
     assert "SubOrchestrationInstanceCompleted" in events
+
+
+def test_a_sidecar_killed_mid_agent_call_gets_the_turn_recorded_once(
+    azurite: Azurite, tmp_path: Path
+) -> None:
+    """SIGKILL the sidecar while an agent's model call runs in the worker: the worker's answer goes
+    nowhere, the restarted sidecar hands the entity operation out again, and the session holds the
+    turn once although the model answered twice (at-least-once, as on Azure)."""
+    entered, release = threading.Event(), threading.Event()
+    drafts: list[str] = []
+
+    def slow_draft(request: Any) -> dict[str, str]:
+        drafts.append(request.user_text)
+        entered.set()
+        release.wait(30)
+        return {"text": "Acme Coffee: the coffee that remembers your name."}
+
+    script = load_script_data(SAMPLES / "fake_model.json")
+    first = {"when": {"user": "^Write a tagline"}, "then": {"fn": slow_draft}}
+    model = ScriptedChatClient(rules=[first, *script["rules"]], default=script["default"])
+    process = SidecarProcess(azurite.connection_string, tmp_path)
+    process.start()
+    quick = GrpcWorkerResiliencyOptions(reconnect_backoff_base_seconds=0.1, reconnect_backoff_cap_seconds=0.5)
+    dts_worker = worker_sample.get_worker(process.address, process.hub, resiliency_options=quick)
+    worker_sample.setup_worker(dts_worker, model)
+    dts_worker.start()
+    try:
+        client = client_sample.get_client(process.address, process.hub)
+        instance_id = client.schedule_new_orchestration("tagline_chain", input="Acme Coffee")
+        client.close()
+        assert entered.wait(30), "the draft's model call never started"
+        assert process.process is not None
+        kill(process.process)  # SIGKILL while the model answers
+        release.set()  # the worker's completion goes nowhere: the sidecar that asked is gone
+        process.start()
+        # Watched over HTTP: gRPC channels to the address share a connection in reconnect back-off.
+        wait_for(lambda: process.finished(instance_id), 60)
+        body = process.instance(instance_id)
+        session = entity_state(process.url, body["output"]["session"])
+    finally:
+        dts_worker.stop()
+        assert process.process is not None
+        stop(process.process)
+    assert body["runtimeStatus"] == "Completed", body
+    assert body["output"]["tagline"] == "Acme Coffee. Remembered."
+    assert drafts == ["Write a tagline for Acme Coffee."] * 2  # the model was asked again after the restart
+    assert conversation(session) == [
+        "Write a tagline for Acme Coffee.",
+        "Acme Coffee: the coffee that remembers your name.",
+        "Make it shorter: Acme Coffee: the coffee that remembers your name.",
+        "Acme Coffee. Remembered.",
+    ]
