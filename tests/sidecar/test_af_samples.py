@@ -120,6 +120,8 @@ def test_single_agent_keeps_its_session_across_turns(sidecar: Sidecar, client: A
         result["replies"][0],
         "And why does it survive a crash?",
     ]
+    listed = httpx.get(f"{sidecar.url}/runtime/webhooks/durabletask/entities/dafx-TutorAgent", timeout=10)
+    assert AgentSessionId.parse(result["session"]).key in [e["entityId"]["key"] for e in listed.json()]
     assert conversation(entity_state(sidecar.url, result["session"])) == [
         "What is a durable entity?",
         result["replies"][0],
@@ -311,9 +313,12 @@ def test_a_sidecar_killed_mid_agent_call_gets_the_turn_recorded_once(
     assert body["runtimeStatus"] == "Completed", body
     assert body["output"]["tagline"] == "Acme Coffee. Remembered."
     assert drafts == ["Write a tagline for Acme Coffee."] * 2  # the model was asked again after the restart
-    assert conversation(session) == [
+    session_texts = conversation(session)
+    assert session_texts == [
         "Write a tagline for Acme Coffee.",
         "Acme Coffee: the coffee that remembers your name.",
         "Make it shorter: Acme Coffee: the coffee that remembers your name.",
         "Acme Coffee. Remembered.",
     ]
+    # The second turn, after the restart, reached the model with the first turn from the stored session.
+    assert [m.text for m in model.requests[-1].messages][-3:] == session_texts[:3]
