@@ -171,7 +171,8 @@ def email_triage(
         options={"response_format": SpamVerdict},
     )
     result = verdict.value
-    assert isinstance(result, SpamVerdict)
+    if not isinstance(result, SpamVerdict):
+        raise ValueError(f"the spam detector gave no verdict: {verdict.text!r}")
     if result.is_spam:
         outcome = yield context.call_activity(quarantine_email, input=result.reason)
         return {"id": email["id"], "spam": True, "outcome": outcome}
