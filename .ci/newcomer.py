@@ -6,7 +6,8 @@ This check builds a fresh venv with exactly the README's install command (read f
 the two cannot drift), runs `python -m harness --help` and a headless `ask` against the weather
 sample with `--fresh`, then gives each sample's `requirements.txt` a venv of its own (of the Python its
 `.python-version` names, if any: Durable Functions 2.x needs 3.13) and imports the sample's
-`function_app.py` there. Any failure prints what failed and exits 1.
+`function_app.py` there (a sample without one, a standalone worker and client, has each of its
+modules imported). Any failure prints what failed and exits 1.
 """
 
 from __future__ import annotations
@@ -128,9 +129,21 @@ if not functions:
 print(len(functions), "functions")
 """
 
+# A sample that is not a Functions app (samples/durabletask: a standalone worker and client, which
+# need a running scheduler or sidecar to do anything): each module is loaded without running its main.
+MODULES_CHECK = """
+import pathlib, runpy, sys
+modules = sorted(pathlib.Path(".").glob("*.py"))
+if not modules:
+    sys.exit("no function_app.py and no modules")
+for module in modules:
+    runpy.run_path(str(module), run_name="newcomer_import")
+print(len(modules), "modules")
+"""
+
 
 def check_samples(work: Path) -> None:
-    groups: dict[tuple[str, ...], list[Path]] = {}
+    groups: dict[tuple[str | None, ...], list[Path]] = {}
     for sample in sorted(ROOT.joinpath("samples").iterdir()):
         if sample.joinpath("requirements.txt").is_file():
             groups.setdefault((sample_python(sample), *sample_requirements(sample)), []).append(sample)
@@ -141,7 +154,8 @@ def check_samples(work: Path) -> None:
         run([python, "-m", "pip", "install", "--quiet", *wanted])
         for sample in samples:
             env = clean_env() | sample_settings(sample)
-            out = run([python, "-c", IMPORT_CHECK], cwd=sample, env=env, timeout=300)
+            check = IMPORT_CHECK if sample.joinpath("function_app.py").is_file() else MODULES_CHECK
+            out = run([python, "-c", check], cwd=sample, env=env, timeout=300)
             print(f"newcomer: samples/{sample.name} imports with its requirements.txt ({out.strip()})")
 
 
