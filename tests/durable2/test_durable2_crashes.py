@@ -7,6 +7,7 @@ it can be SIGKILLed (with the app's process: they share the process group) and s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,6 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from harness.azurite import Azurite
 from harness.client import SyncAgentClient
@@ -29,8 +32,13 @@ APP = Path(__file__).resolve().parent / "crashapp"
 
 
 @pytest.fixture(scope="module")
+def tick_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ticks")
+
+
+@pytest.fixture(scope="module")
 def crash_host(
-    azurite: Azurite, durable2_python: str, tmp_path_factory: pytest.TempPathFactory
+    azurite: Azurite, durable2_python: str, tmp_path_factory: pytest.TempPathFactory, tick_dir: Path
 ) -> Iterator[FunctionHost]:
     host = FunctionHost(
         APP,
@@ -39,6 +47,7 @@ def crash_host(
         python=durable2_python,
         task_hub="Crash2" + uuid.uuid4().hex[:10],
         log_path=tmp_path_factory.mktemp("crash2") / "host.log",
+        env={"TICK_DIR": str(tick_dir)},
     )
     host.start()
     try:
@@ -83,6 +92,33 @@ def test_an_app_functions_failure_is_reported_as_its_own(crash_host: FunctionHos
     assert error.startswith("Exception while executing function start: JSONDecodeError: Expecting value"), (
         error
     )
+
+
+def test_a_queue_trigger_starts_an_orchestration(crash_host: FunctionHost, azurite: Azurite) -> None:
+    iid = "from-queue-" + uuid.uuid4().hex[:8]
+    queue = QueueClient.from_connection_string(
+        azurite.connection_string, "starts2", message_encode_policy=TextBase64EncodePolicy()
+    )
+    with queue:
+        with contextlib.suppress(ResourceExistsError):
+            queue.create_queue()
+        queue.send_message(iid)
+    client = SyncAgentClient(crash_host.url)
+    deadline = time.monotonic() + 60
+    while (client.instance(iid) or {}).get("runtimeStatus") != "Running":
+        assert time.monotonic() < deadline, "the queue message started no orchestration"
+        time.sleep(0.1)
+    run = OrchestrationRun(client, iid, timeout=60, interval=0.1)
+    run.client.raise_event(iid, "Go", 1)
+    assert run.wait()["output"] == {"go": 1}
+
+
+def test_a_timer_trigger_fires_in_the_apps_process(crash_host: FunctionHost, tick_dir: Path) -> None:
+    ticks = tick_dir / "ticks"
+    wait_for_file(ticks)
+    pid, past_due = ticks.read_text().splitlines()[0].split()
+    assert past_due in ("past_due=False", "past_due=True")
+    assert int(pid) != crash_host.pid  # the app's own process, not the host's
 
 
 def test_failed_activity_reaches_the_orchestrator(crash_host: FunctionHost) -> None:

@@ -16,10 +16,11 @@ whatever the app prints or logs reaches the host's console and never the protoco
   `{"id": N, "error": {"type", "message", "stack"}}`.
 
 An ARG is `{"http": {...}}` (an HTTP request, rebuilt as `func.HttpRequest`) or `{"datum": {"type",
-"value"}}`, decoded by the converter the app's azure-functions registered for the binding's type, as
-the worker decodes it (so the durable SDK's own converters run: 1.x or 2.x alike). A result is encoded
-the same way: an `http` response, or the trigger converter's datum (a 2.x orchestrator's base64
-protobuf, an activity's JSON), or plain JSON.
+"value"}, "metadata": {NAME: datum}}`, decoded by the converter the app's azure-functions registered
+for the binding's type with that trigger metadata, as the worker decodes it (so the durable SDK's own
+converters run: 1.x or 2.x alike; a timer's and a queue message's too). A result is encoded the same
+way: an `http` response, or the trigger converter's datum (a 2.x orchestrator's base64 protobuf, an
+activity's JSON), or plain JSON.
 
 The bridge keeps no state of its own between calls: everything durable is the host's, so a bridge
 that dies (the app called `os._exit`, or was killed) is started again and the call retried.
@@ -175,7 +176,8 @@ class Bridge:
         converter = meta.get_binding_registry().get(binding) if binding else None
         if converter is None:
             return datum["value"]
-        return converter.decode(meta.Datum(datum["value"], datum["type"]), trigger_metadata={})
+        metadata = {k: meta.Datum(v["value"], v["type"]) for k, v in (arg.get("metadata") or {}).items()}
+        return converter.decode(meta.Datum(datum["value"], datum["type"]), trigger_metadata=metadata)
 
     def _encode(self, function: str, result: Any) -> Any:
         import azure.functions as func

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import base64
 import inspect
+import json
 import logging
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import azure.functions as func
+from azure.functions.timer import TimerRequest
 
 from ..loader import AppIndex, index_functions
 from .process import AppFunctionError, AppProcess
@@ -83,6 +85,10 @@ def _proxy(process: AppProcess, described: dict[str, Any]) -> Callable[..., Any]
                 continue  # `context` (the child makes its own) and output bindings (not served)
             if isinstance(value, func.HttpRequest):
                 args[param] = {"http": _request(value)}
+            elif isinstance(value, TimerRequest):
+                args[param] = {"datum": {"type": "json", "value": json.dumps({"IsPastDue": value.past_due})}}
+            elif isinstance(value, func.QueueMessage):
+                args[param] = _queue_message(value)
             elif isinstance(value, str):
                 args[param] = {"datum": {"type": "string", "value": value}}
             elif value is None:
@@ -112,6 +118,25 @@ def _request(request: func.HttpRequest) -> dict[str, Any]:
         "route_params": dict(request.route_params),
         "body": base64.b64encode(request.get_body() or b"").decode("ascii"),
     }
+
+
+def _queue_message(message: func.QueueMessage) -> dict[str, Any]:
+    """A queue message as the worker hands it over: the body, and its properties as trigger metadata
+    (what the queue trigger's converter rebuilds the `func.QueueMessage` from)."""
+    metadata: dict[str, Any] = {
+        "Id": {"type": "string", "value": message.id},
+        "DequeueCount": {"type": "int", "value": message.dequeue_count},
+        "PopReceipt": {"type": "string", "value": message.pop_receipt},
+    }
+    for key, value in (
+        ("ExpirationTime", message.expiration_time),
+        ("InsertionTime", message.insertion_time),
+        ("NextVisibleTime", message.time_next_visible),
+    ):
+        if value is not None:
+            metadata[key] = {"type": "string", "value": value.isoformat()}
+    body = message.get_body().decode("utf-8", errors="replace")
+    return {"datum": {"type": "string", "value": body}, "metadata": metadata}
 
 
 def _result(result: dict[str, Any] | None) -> Any:

@@ -1,4 +1,5 @@
-"""A Durable Functions 2.x test app: activities that take long, fail, or end their own process."""
+"""A Durable Functions 2.x test app: activities that take long, fail, or end their own process; a
+queue trigger that starts orchestrations and a timer trigger that leaves a mark."""
 
 import os
 import time
@@ -58,3 +59,17 @@ def slow(job: dict) -> str:
 @app.activity_trigger(input_name="text")
 def fails(text: str) -> str:
     raise ValueError(f"bad input {text!r}")
+
+
+@app.queue_trigger(arg_name="message", queue_name="starts2", connection="AzureWebJobsStorage")
+@app.durable_client_input(client_name="client")
+async def start_from_queue(message: func.QueueMessage, client: df.DurableFunctionsClient) -> None:
+    """Each message's body is the instance id of a `waits` orchestration to start."""
+    await client.schedule_new_orchestration("waits", instance_id=message.get_body().decode())
+
+
+@app.timer_trigger(arg_name="timer", schedule="*/1 * * * * *")
+def tick(timer: func.TimerRequest) -> None:
+    folder = os.environ.get("TICK_DIR")
+    if folder:
+        Path(folder, "ticks").open("a").write(f"{os.getpid()} past_due={timer.past_due}\n")
