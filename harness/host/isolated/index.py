@@ -46,7 +46,14 @@ class _Function:
         return SimpleNamespace(**self._described["trigger"])
 
     def get_bindings(self) -> list[Any]:
-        return [SimpleNamespace(**b) for b in self._described["bindings"]]
+        bindings = []
+        for binding in self._described["bindings"]:
+            if binding.get("direction") != 0 and binding.get("type") != "http":
+                # Output bindings are not passed to the app's process yet: listed as dropped (the
+                # start warns), not as outputs the host would write.
+                binding = {**binding, "type": f"{binding.get('type')}, in the app's own interpreter"}
+            bindings.append(SimpleNamespace(**binding))
+        return bindings
 
     def get_user_function(self) -> Callable[..., Any]:
         return self._fn
