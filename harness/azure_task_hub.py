@@ -78,7 +78,7 @@ from azure.data.tables.aio import TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient
 
 from durableagent.replay import events as ev
-from durableagent.replay.recorded import MAX_EVENTS, MAX_FILE_BYTES
+from durableagent.replay.recorded import MAX_EVENTS, MAX_FILE_BYTES, json_text
 from harness.answers import ClientError
 
 AZURE_STORAGE = "azure-storage"  # the provider's layout: <hub>History + <hub>Instances
@@ -220,9 +220,9 @@ class AzureStorageHub:
             name=str(row.get("Name") or started.get("Name") or ""),
             status=str(row.get("RuntimeStatus") or "Pending"),
             execution_id=str(row.get("ExecutionId") or ""),
-            input=_json_text(input_text),
-            output=_json_text(await self._payload(row.get("Output"), iid)),
-            custom_status=_json_text(row.get("CustomStatus")),
+            input=json_text(input_text),
+            output=json_text(await self._payload(row.get("Output"), iid)),
+            custom_status=json_text(row.get("CustomStatus")),
             history=history,
             created=_datetime(row.get("CreatedTime")),
             updated=_datetime(row.get("LastUpdatedTime")),
@@ -388,16 +388,3 @@ def _json_value(text: Any) -> Any:
         return json.loads(text)
     except ValueError:
         return None
-
-
-def _json_text(value: Any) -> str | None:
-    """JSON text for a stored payload: JSON text as it is, other text (an error message) quoted."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            json.loads(value)
-            return value
-        except ValueError:
-            return json.dumps(value)
-    return json.dumps(value)

@@ -128,7 +128,7 @@ def decoded(value: Any) -> Any:
     return value
 
 
-def _as_text(value: Any) -> str | None:
+def json_text(value: Any) -> str | None:
     """JSON text for a field that the served shape gives either as JSON text or as a value."""
     if value is None:
         return None
@@ -258,7 +258,7 @@ def _served_run(item: dict[str, Any], events: list[Any], source: str) -> Recorde
     if "input" in item and item.get("input") is not None:
         input_text = json.dumps(item["input"])
     else:
-        input_text = _as_text(first.get("Input"))
+        input_text = json_text(first.get("Input"))
     run = RecordedRun(
         source=source,
         instance_id=str(item.get("instanceId") or "replayed"),
@@ -355,7 +355,7 @@ def _served_run(item: dict[str, Any], events: list[Any], source: str) -> Recorde
         elif kind == "EventRaised":
             name_raised = str(event.get("Name") or "")
             call = requests.get(name_raised)
-            text = _as_text(event.get("Input"))
+            text = json_text(event.get("Input"))
             if call is not None:
                 run.incoming.append(Incoming(n, "answered", ref=call.ref, text=text, at=at))
             else:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,25 +37,33 @@ def durable2_python() -> str:
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="module")
-def durable2_host(
-    azurite: Azurite, durable2_python: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[FunctionHost]:
-    """The local host serving the 2.x sample in its Python 3.13, on a task hub of this module's own."""
-    logs = tmp_path_factory.mktemp("durable2")
+@contextmanager
+def app_host(app: Path, azurite: Azurite, python: str, logs: Path, **options: Any) -> Iterator[FunctionHost]:
+    """The local host serving `app` in `python` (a subprocess), on a task hub of its own; `options` go
+    to `FunctionHost` (`virtual_time`, `env`)."""
     host = FunctionHost(
-        SAMPLE,
+        app,
         storage=azurite.connection_string,
         mode="local",
-        python=durable2_python,
-        task_hub="Durable2" + uuid.uuid4().hex[:10],
+        python=python,
+        task_hub=app.name.replace("_", "") + uuid.uuid4().hex[:10],
         log_path=logs / "host.log",
+        **options,
     )
     host.start()
     try:
         yield host
     finally:
         host.stop()
+
+
+@pytest.fixture(scope="module")
+def durable2_host(
+    azurite: Azurite, durable2_python: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FunctionHost]:
+    """The local host serving the 2.x sample in its Python 3.13, on a task hub of this module's own."""
+    with app_host(SAMPLE, azurite, durable2_python, tmp_path_factory.mktemp("durable2")) as host:
+        yield host
 
 
 @pytest.fixture

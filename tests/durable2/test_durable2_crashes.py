@@ -28,6 +28,8 @@ from harness.client import SyncAgentClient
 from harness.stack import FunctionHost
 from harness.testing.orchestrations import OrchestrationRun
 
+from .conftest import app_host
+
 APP = Path(__file__).resolve().parent / "crashapp"
 
 
@@ -40,20 +42,9 @@ def tick_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def crash_host(
     azurite: Azurite, durable2_python: str, tmp_path_factory: pytest.TempPathFactory, tick_dir: Path
 ) -> Iterator[FunctionHost]:
-    host = FunctionHost(
-        APP,
-        storage=azurite.connection_string,
-        mode="local",
-        python=durable2_python,
-        task_hub="Crash2" + uuid.uuid4().hex[:10],
-        log_path=tmp_path_factory.mktemp("crash2") / "host.log",
-        env={"TICK_DIR": str(tick_dir)},
-    )
-    host.start()
-    try:
+    logs = tmp_path_factory.mktemp("crash2")
+    with app_host(APP, azurite, durable2_python, logs, env={"TICK_DIR": str(tick_dir)}) as host:
         yield host
-    finally:
-        host.stop()
 
 
 def start(host: FunctionHost, name: str, body: Any) -> OrchestrationRun:

@@ -4,7 +4,6 @@ host runs on an `auto` virtual clock, and the orchestrator's own clock (its repl
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -16,27 +15,16 @@ from harness.client import SyncAgentClient
 from harness.stack import FunctionHost
 from harness.testing.orchestrations import OrchestrationRun
 
-from .conftest import SAMPLE
+from .conftest import SAMPLE, app_host
 
 
 @pytest.fixture(scope="module")
 def virtual_host(
     azurite: Azurite, durable2_python: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FunctionHost]:
-    host = FunctionHost(
-        SAMPLE,
-        storage=azurite.connection_string,
-        mode="local",
-        python=durable2_python,
-        virtual_time="auto",
-        task_hub="Virtual2" + uuid.uuid4().hex[:10],
-        log_path=tmp_path_factory.mktemp("virtual2") / "host.log",
-    )
-    host.start()
-    try:
+    logs = tmp_path_factory.mktemp("virtual2")
+    with app_host(SAMPLE, azurite, durable2_python, logs, virtual_time="auto") as host:
         yield host
-    finally:
-        host.stop()
 
 
 def stamp(text: str) -> datetime:
