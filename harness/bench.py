@@ -927,6 +927,10 @@ def run(args: argparse.Namespace) -> int:
         results.append(one_x)
         results.append(asyncio.run(bench_purge(stack.url, args.purge, stack.connection_string)))
     results.append(bench_durable2(args.orchestration_runs, one_x))
+    with Stack(ORCHESTRATION_APP, host_mode="local", progress=True) as stack:  # its Azurite
+        from .bench_sidecar import bench_sidecar
+
+        results.extend(bench_sidecar(stack.connection_string, args.orchestration_runs))
     results.append(asyncio.run(bench_streaming(args.stream_turns)))
     results.append(asyncio.run(bench_virtual_time(args.virtual_time_runs)))
     results.append(asyncio.run(bench_mcp(args.mcp_turns)))

@@ -1,0 +1,131 @@
+"""The sidecar's benchmark: the same orchestrations through Microsoft's `durabletask` worker and client,
+against `python -m harness sidecar` (durable, over Azurite) and against `durabletask.testing`'s
+in-memory backend (which keeps nothing), each figure with its ratio; and the storage floor under it.
+
+Worker and client run in this process, the sidecar on an event loop in a thread (as in the tests).
+A one-activity orchestration cannot cost less than its writes on the sidecar: the start, the first
+episode's commit and the last one's (the activity's result travels in memory to the next episode,
+and is made durable by that commit), so its figure is also given as a multiple of three writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable, Generator
+from typing import Any
+
+from durabletask import task
+
+from .bench import Figures, bench_storage_floor, percentile
+from .processes import free_port
+
+FAN_OUT = 100
+AT_ONCE = 50
+
+
+def _square(_: Any, value: int) -> int:
+    return value * value
+
+
+def one_activity(ctx: Any, value: int) -> Generator[Any, Any, int]:
+    result = yield ctx.call_activity(_square, input=value)
+    return result
+
+
+def fan_out(ctx: Any, count: int) -> Generator[Any, Any, int]:
+    results = yield task.when_all([ctx.call_activity(_square, input=i) for i in range(count)])
+    return sum(results)
+
+
+def _measure(address: str, runs: int) -> dict[str, float]:
+    """The figures of one backend at `address` (a worker and a client of its own)."""
+    from durabletask import client as dt_client
+    from durabletask import worker as dt_worker
+
+    worker = dt_worker.TaskHubGrpcWorker(host_address=address)
+    worker.add_orchestrator(one_activity)
+    worker.add_orchestrator(fan_out)
+    worker.add_activity(_square)
+    worker.start()
+    client = dt_client.TaskHubGrpcClient(host_address=address)
+    try:
+
+        def run(orchestrator: Callable[..., Any], value: int) -> float:
+            began = time.perf_counter()
+            iid = client.schedule_new_orchestration(orchestrator, input=value)
+            state = client.wait_for_orchestration_completion(iid, timeout=120)
+            assert state is not None and state.runtime_status.name == "COMPLETED", state
+            return (time.perf_counter() - began) * 1000
+
+        for _ in range(5):
+            run(one_activity, 2)  # warm-up: channels, the worker's stream, the hub's first writes
+        one = [run(one_activity, 2) for _ in range(runs)]
+        fans = [run(fan_out, FAN_OUT) for _ in range(max(3, runs // 10))]
+        began = time.perf_counter()
+        ids = [client.schedule_new_orchestration(one_activity, input=i) for i in range(AT_ONCE)]
+        for iid in ids:
+            client.wait_for_orchestration_completion(iid, timeout=120)
+        at_once = AT_ONCE / (time.perf_counter() - began)
+    finally:
+        worker.stop()
+        client.close()
+    return {
+        "one activity, start to completion p50": percentile(one, 50),
+        "one activity, start to completion mean": statistics.fmean(one),
+        f"{FAN_OUT}-activity fan-out p50": percentile(fans, 50),
+        f"{AT_ONCE} one-activity orchestrations at once": at_once,
+    }
+
+
+def bench_sidecar(connection_string: str, runs: int) -> list[Figures]:
+    """Both backends' figures, the ratios, and the storage floor measured in the same run."""
+    from durabletask.testing import create_test_backend
+
+    from .host.sidecar.server import Sidecar
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True, name="bench-sidecar")
+    thread.start()
+    sidecar = Sidecar(storage=connection_string, grpc_port=0, hub="bench" + uuid.uuid4().hex[:10])
+    asyncio.run_coroutine_threadsafe(sidecar.start(), loop).result(120)
+    try:
+        durable = _measure(sidecar.address, runs)
+    finally:
+        asyncio.run_coroutine_threadsafe(sidecar.stop(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+    port = free_port()
+    backend = create_test_backend(port=port)
+    try:
+        memory = _measure(f"localhost:{port}", runs)
+    finally:
+        backend.stop()
+    floor = asyncio.run(bench_storage_floor(connection_string, 50, 1024))
+    title = f"The sidecar (durabletask worker and client), {runs} runs; in memory: durabletask.testing"
+    figures = Figures(title)
+    for name, value in durable.items():
+        unit = "instances/s" if "at once" in name else "ms"
+        figures.add(name, value, unit)
+        figures.add(
+            f"  as a multiple of in memory ({memory[name]:.1f} {unit})", _ratio(name, value, memory), "x"
+        )
+    write = float(floor.data["one write p50"])
+    figures.add(
+        "one activity p50 as a multiple of three writes (start, two commits)",
+        durable["one activity, start to completion p50"] / (3 * write),
+        "x",
+        f"one write p50 {write:.1f} ms",
+    )
+    return [figures]
+
+
+def _ratio(name: str, value: float, memory: dict[str, float]) -> float:
+    """How many times slower the sidecar is (a throughput's ratio is turned round to say the same)."""
+    other = memory[name]
+    if "at once" in name:
+        return other / value if value else float("inf")
+    return value / other if other else float("inf")
