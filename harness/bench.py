@@ -345,6 +345,33 @@ def bench_durable2(runs: int, one_x: Figures) -> Figures:
     return figures
 
 
+def bench_sidecar(connection_string: str, runs: int) -> Figures:
+    """The sidecar against durabletask.testing's in-memory backend (`bench_sidecar.py`), each figure
+    with its ratio, and a one-activity orchestration as a multiple of its three writes (the start and
+    two commits), the floor measured in the same run."""
+    from .bench_sidecar import measure_sidecar, ratio
+
+    durable, memory = measure_sidecar(connection_string, runs)
+    floor = asyncio.run(bench_storage_floor(connection_string, 50, 1024))
+    figures = Figures(
+        f"The sidecar (durabletask worker and client), {runs} runs; in memory: durabletask.testing"
+    )
+    for name, value in durable.items():
+        unit = "instances/s" if "at once" in name else "ms"
+        figures.add(name, value, unit)
+        figures.add(
+            f"  as a multiple of in memory ({memory[name]:.1f} {unit})", ratio(name, value, memory), "x"
+        )
+    write = float(floor.data["one write p50"])
+    figures.add(
+        "one activity p50 as a multiple of three writes (start, two commits)",
+        durable["one activity, start to completion p50"] / (3 * write),
+        "x",
+        f"one write p50 {write:.1f} ms",
+    )
+    return figures
+
+
 STREAMING_APP = DEFAULT_APP_DIR.parent / "streaming"
 STREAM_CHUNKS = 20
 CHUNK_DELAY = 0.005  # the sample script's bench rule: the fake makes its chunks 5 ms apart
@@ -927,10 +954,8 @@ def run(args: argparse.Namespace) -> int:
         results.append(one_x)
         results.append(asyncio.run(bench_purge(stack.url, args.purge, stack.connection_string)))
     results.append(bench_durable2(args.orchestration_runs, one_x))
-    with Stack(ORCHESTRATION_APP, host_mode="local", progress=True) as stack:  # its Azurite
-        from .bench_sidecar import bench_sidecar
-
-        results.extend(bench_sidecar(stack.connection_string, args.orchestration_runs))
+    with Stack(ORCHESTRATION_APP, host_mode="local", progress=True) as stack:  # for its Azurite
+        results.append(bench_sidecar(stack.connection_string, args.orchestration_runs))
     results.append(asyncio.run(bench_streaming(args.stream_turns)))
     results.append(asyncio.run(bench_virtual_time(args.virtual_time_runs)))
     results.append(asyncio.run(bench_mcp(args.mcp_turns)))

@@ -1,11 +1,11 @@
-"""The sidecar's benchmark: the same orchestrations through Microsoft's `durabletask` worker and client,
-against `python -m harness sidecar` (durable, over Azurite) and against `durabletask.testing`'s
-in-memory backend (which keeps nothing), each figure with its ratio; and the storage floor under it.
+"""The sidecar's measurements, shown by `bench.bench_sidecar`: the same orchestrations through
+Microsoft's `durabletask` worker and client, against `python -m harness sidecar` (durable, over
+Azurite) and against `durabletask.testing`'s in-memory backend (which keeps nothing).
 
 Worker and client run in this process, the sidecar on an event loop in a thread (as in the tests).
 A one-activity orchestration cannot cost less than its writes on the sidecar: the start, the first
 episode's commit and the last one's (the activity's result travels in memory to the next episode,
-and is made durable by that commit), so its figure is also given as a multiple of three writes.
+and is made durable by that commit).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any
 
 from durabletask import task
 
-from .bench import Figures, bench_storage_floor, percentile
 from .processes import free_port
 
 FAN_OUT = 100
@@ -74,15 +73,15 @@ def _measure(address: str, runs: int) -> dict[str, float]:
         worker.stop()
         client.close()
     return {
-        "one activity, start to completion p50": percentile(one, 50),
+        "one activity, start to completion p50": statistics.median(one),
         "one activity, start to completion mean": statistics.fmean(one),
-        f"{FAN_OUT}-activity fan-out p50": percentile(fans, 50),
+        f"{FAN_OUT}-activity fan-out p50": statistics.median(fans),
         f"{AT_ONCE} one-activity orchestrations at once": at_once,
     }
 
 
-def bench_sidecar(connection_string: str, runs: int) -> list[Figures]:
-    """Both backends' figures, the ratios, and the storage floor measured in the same run."""
+def measure_sidecar(connection_string: str, runs: int) -> tuple[dict[str, float], dict[str, float]]:
+    """The figures on the sidecar (over `connection_string`'s storage) and in memory, by name."""
     from durabletask.testing import create_test_backend
 
     from .host.sidecar.server import Sidecar
@@ -104,26 +103,10 @@ def bench_sidecar(connection_string: str, runs: int) -> list[Figures]:
         memory = _measure(f"localhost:{port}", runs)
     finally:
         backend.stop()
-    floor = asyncio.run(bench_storage_floor(connection_string, 50, 1024))
-    title = f"The sidecar (durabletask worker and client), {runs} runs; in memory: durabletask.testing"
-    figures = Figures(title)
-    for name, value in durable.items():
-        unit = "instances/s" if "at once" in name else "ms"
-        figures.add(name, value, unit)
-        figures.add(
-            f"  as a multiple of in memory ({memory[name]:.1f} {unit})", _ratio(name, value, memory), "x"
-        )
-    write = float(floor.data["one write p50"])
-    figures.add(
-        "one activity p50 as a multiple of three writes (start, two commits)",
-        durable["one activity, start to completion p50"] / (3 * write),
-        "x",
-        f"one write p50 {write:.1f} ms",
-    )
-    return [figures]
+    return durable, memory
 
 
-def _ratio(name: str, value: float, memory: dict[str, float]) -> float:
+def ratio(name: str, value: float, memory: dict[str, float]) -> float:
     """How many times slower the sidecar is (a throughput's ratio is turned round to say the same)."""
     other = memory[name]
     if "at once" in name:
