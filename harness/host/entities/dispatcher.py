@@ -9,6 +9,7 @@ time, and the signal that times out alone is dropped (its caller gets the timeou
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,11 +17,14 @@ from concurrent.futures import Executor
 from typing import Any, Protocol
 
 import azure.functions as func
+from azure.core.exceptions import ResourceExistsError
 
 from ..loader import EntityFunction
 from ..workers import KeyedWorkers, within
+from . import locks
 from .store import (
     MAX_BATCH,
+    EntityRecord,
     EntityStore,
     PendingSignal,
     instance_id,
@@ -28,6 +32,8 @@ from .store import (
 )
 
 log = logging.getLogger(__name__)
+
+LOCKED_SCAN = 5000  # pending signals a locked entity reads to find its lock holder's among the others
 
 
 def build_request(name: str, key: str, exists: bool, state: str | None, batch: list[PendingSignal]) -> str:
@@ -192,10 +198,19 @@ class EntityDispatcher(KeyedWorkers):
             self._accepted.pop(iid, None)
 
     async def _apply_once(self, iid: str, limit: int) -> int:
-        """Apply up to `limit` pending signals; returns how many were applied."""
-        signals = await self._pending(iid, limit)
+        """Apply up to `limit` pending signals; returns how many were applied. A lock or unlock
+        (`locks.py`) is applied alone; while the entity is locked, only the messages of the
+        orchestration holding the lock are (the others wait, in order)."""
+        held = await self.store.read(iid)
+        owner = held.lock_owner if held is not None and held.locked_by else None
+        signals = await self._pending(iid, LOCKED_SCAN if owner else limit)
+        if owner is not None:
+            signals = [s for s in signals if s.parent == owner]
         if not signals:
             return 0
+        if signals[0].control:
+            return await self._control(iid, held, signals[0])
+        signals = list(itertools.takewhile(lambda s: not s.control, signals))[:limit]
         name, key = split_instance_id(iid)
         if invalid_key_reason(name, key) is not None:
             log.error("entity %s: invalid id, dropping %d signals", iid, len(signals))
@@ -250,6 +265,65 @@ class EntityDispatcher(KeyedWorkers):
             self.committed(name, key, new_exists, state)
         log.debug("entity %s applied %d operations", iid, len(signals))
         return len(signals)
+
+    async def _control(self, iid: str, before: EntityRecord | None, signal: PendingSignal) -> int:
+        """Apply a critical section's lock request or unlock (`locks.py`): a lock is taken when the
+        entity is free, then passed on to the next entity of the set or granted (written before the
+        commit, so at-least-once: the next entity drops a copy it holds or has released already)."""
+        name, key = split_instance_id(iid)
+        message = locks.parse(signal.input)
+        section = str(message.get("section") or "")
+        exists = before is not None and before.exists
+        state = before.state if before is not None and exists else None
+        lock: tuple[str, str] | None | bool = True
+        released = None
+        if signal.control == "lock" and section and before is not None and section in before.released:
+            log.debug("entity %s: lock request of released section %s dropped", iid, section)
+        elif signal.control == "lock" and before is not None and before.locked_by == section:
+            log.debug("entity %s: lock request of section %s again (held): dropped", iid, section)
+        elif signal.control == "lock" and before is not None and before.locked_by:
+            return 0  # locked by another section of the same orchestration: waits for its unlock
+        elif signal.control == "lock":
+            lock = (section, signal.parent or "")
+            await self._pass_lock(signal, message)
+        else:
+            if before is not None and before.locked_by == section:
+                lock = None
+            released = section
+            if signal.parent and signal.request_id and self.respond is not None:  # acknowledged
+                await self.respond(signal.parent, signal.parent_execution, signal.request_id, locks.GRANTED)
+        await self.store.commit(before, name, key, exists, state, [signal], lock=lock, released=released)
+        self._forget(iid, [signal])
+        return 1
+
+    async def _pass_lock(self, signal: PendingSignal, message: dict[str, Any]) -> None:
+        """The lock request goes on to the next entity of its set (under the same row key, so a copy
+        sent again is not written twice), or the orchestration is told the whole set is locked."""
+        lock_set = [str(e) for e in message.get("lockSet") or []]
+        position = int(message.get("position") or 0) + 1
+        target = locks.entity_of(lock_set[position]) if position < len(lock_set) else None
+        if target is None:
+            if position < len(lock_set):
+                log.warning("lock set %s names %r, not an entity id; granted", lock_set, lock_set[position])
+            if signal.parent and signal.request_id and self.respond is not None:
+                await self.respond(signal.parent, signal.parent_execution, signal.request_id, locks.GRANTED)
+            return
+        section = str(message.get("section") or "")
+        try:
+            passed = await self.store.add_signal(
+                *target,
+                locks.LOCK_OPERATION,
+                locks.lock_request(section, lock_set, position),
+                row_key=signal.row_key,
+                request_id=signal.request_id,
+                parent=signal.parent,
+                call=True,
+                parent_execution=signal.parent_execution,
+                control="lock",
+            )
+        except ResourceExistsError:
+            passed = None  # passed on before a restart: the next entity reads it from storage
+        self.notify(instance_id(*target), passed)
 
     async def _answer_failed(self, signals: list[PendingSignal], reason: str) -> None:
         """Calls that will never run get an error answer (their orchestrations would wait forever)."""

@@ -8,10 +8,13 @@ per task hub):
   JSON text: in `state`, split over `state`, `state1`, ... (`stateParts`) when longer than one
   table property holds, or in a blob (`stateBlob`) when longer than a row holds. A split state is
   rewritten by merging only the parts that changed, so parts past `stateParts` may be left over
-  from a longer state: only the first `stateParts` make the text;
+  from a longer state: only the first `stateParts` make the text; and the entity's lock, if an
+  orchestration's critical section holds it (`lockedBy`, `lockOwner`, with the sections released
+  lately in `released`: see `locks.py`);
 - rows `sig-<20-digit sequence>`: accepted signals (`op`, and `input` stored the same way; one from
   an orchestration also has `requestId`, `parent` (the instance whose inbox gets the answer, or for
-  a signal the acknowledgement), `parentExecution` and `call`, and its row key was recorded in that
+  a signal the acknowledgement), `parentExecution` and `call` (and `control` for a critical
+  section's lock or unlock), and its row key was recorded in that
   instance's history first, so sending it again is harmless).
 A signal row is written before the API answers 202. Applying a batch ends in ONE ETag-checked write
 of the state row that also lists the applied signals' row keys in `applied`; those signal rows are
@@ -78,6 +81,7 @@ STATE_ROW = "state"
 SIGNAL_PREFIX = "sig-"
 # Signals applied in one batch (their row keys are listed in the state row until deleted).
 MAX_BATCH = 50
+RELEASED_KEPT = 32  # critical sections an entity remembers as released (see `locks.py`)
 _BAD_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
 
@@ -121,6 +125,7 @@ class PendingSignal:
     parent: str | None = None
     call: bool = False  # a call (the orchestration waits for the result), not a signal
     parent_execution: str = ""  # the execution of `parent` that sent it (answers to others are dropped)
+    control: str | None = None  # `lock` or `unlock` of a critical section (`locks.py`), no operation
 
 
 @dataclass
@@ -137,6 +142,9 @@ class EntityRecord:
     state_blob: str | None = None
     applied: frozenset[str] = frozenset()  # signal row keys applied (their rows may still exist)
     state_parts: tuple[int, ...] = ()  # lengths of the properties `state` is split over, if it is
+    locked_by: str | None = None  # the critical section holding the entity's lock (`locks.py`)
+    lock_owner: str | None = None  # the orchestration instance whose section that is
+    released: tuple[str, ...] = ()  # the last critical sections released here, oldest first
 
     def unchanged_parts(self, parts: list[str]) -> set[int]:
         """Which of a new state's `parts` this record already stores, in the same property."""
@@ -189,6 +197,7 @@ class EntityStore(HubStorage):
         parent: str | None = None,
         call: bool = False,
         parent_execution: str = "",
+        control: str | None = None,
     ) -> PendingSignal:
         """Persist an accepted signal; returns it as the worker will apply it.
 
@@ -214,6 +223,8 @@ class EntityStore(HubStorage):
             entity["call"] = True
         if parent_execution:
             entity["parentExecution"] = parent_execution
+        if control:
+            entity["control"] = control
         try:
             await self.put_text(entity, "input", "signal", iid, input_text)
             await self._table.create_entity(entity)
@@ -230,6 +241,7 @@ class EntityStore(HubStorage):
             parent,
             call,
             parent_execution,  # answers to an execution that has ended are then recognised
+            control,
         )
 
     async def pending(self, iid: str, limit: int = MAX_BATCH) -> list[PendingSignal]:
@@ -259,6 +271,7 @@ class EntityStore(HubStorage):
                         row.get("parent"),
                         bool(row.get("call")),
                         row.get("parentExecution") or "",
+                        row.get("control") or None,
                     )
                 )
                 if len(result) >= limit:
@@ -298,6 +311,9 @@ class EntityStore(HubStorage):
             state_blob=blob,
             applied=_applied_keys(row),
             state_parts=tuple(len(part) for part in row_parts(row, "state")),
+            locked_by=row.get("lockedBy") or None,
+            lock_owner=row.get("lockOwner") or None,
+            released=tuple(k for k in str(row.get("released") or "").split(",") if k),
         )
 
     async def read(self, iid: str) -> EntityRecord | None:
@@ -336,10 +352,20 @@ class EntityStore(HubStorage):
         exists: bool,
         state: str | None,
         applied: list[PendingSignal],
+        lock: tuple[str, str] | None | bool = True,
+        released: str | None = None,
     ) -> None:
-        """Write the new state, listing the applied signals, in one ETag-checked write."""
+        """Write the new state, listing the applied signals, in one ETag-checked write. `lock`: the
+        (critical section, orchestration) now holding the entity's lock, None when none does, True
+        to keep what `before` had; `released`: a critical section to remember as released."""
         iid = instance_id(name, key)
-        if not exists and not (before and (before.exists or before.applied)):
+        if lock is True:
+            lock = (before.locked_by, before.lock_owner or "") if before and before.locked_by else None
+        assert lock is not False
+        kept_released = list(before.released) if before else []
+        if released and released not in kept_released:
+            kept_released = [*kept_released, released][-RELEASED_KEPT:]
+        if not exists and not lock and not (before and (before.exists or before.applied or before.released)):
             await self._drop_signals(iid, applied)  # nothing to keep: no state, nothing to replay
             return
         listed_before = before.applied if before else frozenset()
@@ -354,6 +380,9 @@ class EntityStore(HubStorage):
             "exists": exists,
             "lastOperationTime": stamp,
             "applied": ",".join(sorted(listed)),
+            "lockedBy": lock[0] if lock else "",
+            "lockOwner": lock[1] if lock else "",
+            "released": ",".join(kept_released),
         }
         kept = state if exists else None
         parts = split_text(kept) if kept is not None else None
@@ -391,7 +420,19 @@ class EntityStore(HubStorage):
             self._deleted[iid] = remaining
         sizes = tuple(len(part) for part in parts) if parts else ()
         record = EntityRecord(
-            iid, name.lower(), key, exists, kept, stamp, None, new_blob, frozenset(listed), sizes
+            iid,
+            name.lower(),
+            key,
+            exists,
+            kept,
+            stamp,
+            None,
+            new_blob,
+            frozenset(listed),
+            sizes,
+            lock[0] if lock else None,
+            lock[1] if lock else None,
+            tuple(kept_released),
         )
         self._remember(record, result)
         garbage = [s.input_blob for s in applied if s.input_blob]

@@ -28,6 +28,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
+from ..entities import locks
 from ..entities.dispatcher import EntityDispatcher, split_instance_id
 from ..entities.store import PendingSignal, invalid_key_reason, new_signal_key
 from ..loader import ActivityFunction, OrchestratorFunction
@@ -299,9 +300,29 @@ class WorkDispatch(KeyedWorkers):
                 parent=iid,
                 call=work.kind == "call",
                 parent_execution=execution,
+                control=locks.control_of(work.name),
             )
         except ResourceExistsError:
             return None
+
+    async def release_locks(self, record: InstanceRecord) -> None:
+        """An instance that ends without unlocking (terminated) releases the entity locks its critical
+        sections requested: an unlock to every entity of each set (one that the request has not
+        reached yet then drops it when it comes). Written before the instance's commit, so a crash
+        in between sends them again; an unlock sent twice is harmless."""
+        for section, targets in locks.unreleased(record.history).items():
+            for target in targets:
+                entity = locks.entity_of(target)
+                if entity is None:
+                    continue
+                signal = await self.entities.store.add_signal(
+                    *entity,
+                    locks.UNLOCK_OPERATION,
+                    locks.unlock_request(section),
+                    parent=record.instance_id,
+                    control="unlock",
+                )
+                self.entities.notify(target, signal)
 
     async def entity_answered(self, parent: str, execution: str, request: str, payload: str) -> None:
         """The entity dispatcher's answer to a call or acknowledgement of a signal (written before the

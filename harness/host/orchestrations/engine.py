@@ -313,6 +313,7 @@ class OrchestrationEngine(WorkDispatch):
         terminate = next((e for e in control if e["EventType"] == h.EXECUTION_TERMINATED), None)
         if terminate is not None:
             consumed = [m.row_key for m in inbox]
+            await self.release_locks(record)
             await self._finish(record, consumed, "Terminated", terminate.get("Reason"), [terminate])
             self._give_up_activities(iid)
             return True

@@ -440,6 +440,8 @@ def _entity(record: EntityRecord, with_state: bool) -> pb.EntityMetadata:
     metadata = pb.EntityMetadata(
         instanceId=record.instance_id, lastModifiedTime=convert.stamp(record.last_operation_time)
     )
+    if record.locked_by:  # the orchestration whose critical section holds it (as DTFx shows it)
+        metadata.lockedBy.value = record.lock_owner or record.locked_by
     if with_state and record.state is not None:
         metadata.serializedState.value = record.state
     return metadata

@@ -1,0 +1,176 @@
+"""Entity locks and critical sections through the sidecar with Microsoft's durabletask worker and
+client: `lock_entities` grants every entity of the set, calls inside the section are applied, other
+operations (a client's signal, a second orchestration's lock) wait until the section ends, and the
+locks are released at its end, when the orchestration fails inside it, and when it is terminated; a lock held
+survives a SIGKILL of the sidecar."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from durabletask import client as dt_client
+from durabletask import entities, task
+from durabletask.internal import orchestrator_service_pb2 as pb
+from durabletask.internal import orchestrator_service_pb2_grpc as stubs
+
+from harness.host.sidecar.server import Sidecar
+
+from . import test_sidecar_durability as durability
+from .conftest import new_client, new_id, running_worker, wait_for
+from .test_sidecar_durability import SidecarProcess, kill
+from .test_sidecar_entities import counter, state_of
+
+Status = dt_client.OrchestrationStatus
+restartable = durability.sidecar_process  # that module's fixture: a sidecar in a process of its own
+
+
+def transfer(ctx: task.OrchestrationContext, spec: dict[str, Any]) -> Any:
+    """Locks two counters, moves one from the first to the second, and (when asked) holds the locks
+    until the event `go`; returns what each call inside the section saw."""
+    first = entities.EntityInstanceId("counter", spec["keys"][0])
+    second = entities.EntityInstanceId("counter", spec["keys"][1])
+    with (yield ctx.lock_entities([second, first])):
+        seen = [(yield ctx.call_entity(first, "add", -1)), (yield ctx.call_entity(second, "add", 1))]
+        if spec.get("hold"):
+            ctx.set_custom_status("holding")
+            yield ctx.wait_for_external_event("go")
+        seen.append((yield ctx.call_entity(first, "add", 0)))
+    return seen
+
+
+def failing_section(ctx: task.OrchestrationContext, key: str) -> Any:
+    """Fails inside its critical section (the entity operation's failure is not caught)."""
+    entity = entities.EntityInstanceId("counter", key)
+    with (yield ctx.lock_entities([entity])):
+        yield ctx.call_entity(entity, "boom")
+    return "unreachable"
+
+
+@pytest.fixture(scope="module")
+def client(sidecar: Sidecar) -> Iterator[dt_client.TaskHubGrpcClient]:
+    with running_worker(sidecar.address, [transfer, failing_section], [], [counter]):
+        connected = new_client(sidecar.address)
+        yield connected
+        connected.close()
+
+
+def holding(client: dt_client.TaskHubGrpcClient, iid: str) -> bool:
+    state = client.get_orchestration_state(iid)
+    return state is not None and state.serialized_custom_status == json.dumps("holding")
+
+
+def stays(condition: Any, seconds: float = 0.5) -> bool:
+    """True when `condition` holds throughout `seconds` (a check that something does not happen)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not condition():
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def keys() -> list[str]:
+    return [uuid.uuid4().hex[:10] for _ in range(2)]
+
+
+def locked_by(sidecar: Sidecar, entity: entities.EntityInstanceId) -> str | None:
+    """The entity's `lockedBy` as the protocol gives it (the SDK's `get_locked_by` reads it as an
+    entity id; the Durable Task Framework, and the sidecar, give the orchestration's instance id)."""
+    with grpc.insecure_channel(sidecar.address) as channel:
+        found = stubs.TaskHubSidecarServiceStub(channel).GetEntity(
+            pb.GetEntityRequest(instanceId=str(entity))
+        )
+    return found.entity.lockedBy.value if found.exists and found.entity.HasField("lockedBy") else None
+
+
+def test_critical_section_defers_others_until_released(
+    client: dt_client.TaskHubGrpcClient, sidecar: Sidecar
+) -> None:
+    pair = keys()
+    first = entities.EntityInstanceId("counter", pair[0])
+    client.signal_entity(first, "add", 10)
+    wait_for(lambda: state_of(client, first) == 10)
+    holder = client.schedule_new_orchestration(
+        transfer, input={"keys": pair, "hold": True}, instance_id=new_id()
+    )
+    wait_for(lambda: holding(client, holder))
+    assert locked_by(sidecar, first) == holder
+    client.signal_entity(first, "add", 100)  # waits: the entity is locked by `holder`
+    waiter = client.schedule_new_orchestration(transfer, input={"keys": pair}, instance_id=new_id())
+    client.wait_for_orchestration_start(waiter, timeout=30)
+    assert stays(lambda: client.get_orchestration_state(waiter).runtime_status == Status.RUNNING)
+    assert state_of(client, first) == 9
+    client.raise_orchestration_event(holder, "go")
+    done = client.wait_for_orchestration_completion(holder, timeout=30)
+    assert done is not None and done.runtime_status == Status.COMPLETED, done
+    assert json.loads(done.serialized_output) == [10, 0, 9]  # the signal did not slip in
+    done = client.wait_for_orchestration_completion(waiter, timeout=30)
+    assert done is not None and done.runtime_status == Status.COMPLETED, done
+    assert json.loads(done.serialized_output) == [109, 1, 108]  # after the released signal
+    wait_for(lambda: locked_by(sidecar, first) is None)
+
+
+def test_failure_inside_the_section_releases_the_lock(client: dt_client.TaskHubGrpcClient) -> None:
+    pair = keys()
+    failed = client.schedule_new_orchestration(failing_section, input=pair[0], instance_id=new_id())
+    done = client.wait_for_orchestration_completion(failed, timeout=30)
+    assert done is not None and done.runtime_status == Status.FAILED, done
+    assert "no such thing" in str(done.failure_details.message)
+    after = client.schedule_new_orchestration(transfer, input={"keys": pair}, instance_id=new_id())
+    done = client.wait_for_orchestration_completion(after, timeout=30)
+    assert done is not None and done.runtime_status == Status.COMPLETED, done
+    assert json.loads(done.serialized_output) == [0, 0, -1]
+
+
+def test_terminating_the_holder_releases_its_locks(client: dt_client.TaskHubGrpcClient) -> None:
+    pair = keys()
+    holder = client.schedule_new_orchestration(
+        transfer, input={"keys": pair, "hold": True}, instance_id=new_id()
+    )
+    wait_for(lambda: holding(client, holder))
+    waiter = client.schedule_new_orchestration(transfer, input={"keys": pair}, instance_id=new_id())
+    client.terminate_orchestration(holder, output="stop")
+    done = client.wait_for_orchestration_completion(waiter, timeout=30)
+    assert done is not None and done.runtime_status == Status.COMPLETED, done
+    assert json.loads(done.serialized_output) == [-1, 1, -2]
+
+
+def _http(sidecar: SidecarProcess, method: str, path: str, body: Any = None) -> Any:
+    """A call to the sidecar's Durable HTTP API (watched over HTTP after a restart: gRPC channels to
+    the address share a connection in reconnect back-off)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"{sidecar.url}/runtime/webhooks/durabletask{path}", data=data, method=method
+    )
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read()
+    return json.loads(text) if text else None
+
+
+def test_a_held_lock_survives_a_sidecar_kill(restartable: SidecarProcess) -> None:
+    pair = keys()
+    with running_worker(restartable.address, [transfer], [], [counter]):
+        client = new_client(restartable.address)
+        holder = client.schedule_new_orchestration(
+            transfer, input={"keys": pair, "hold": True}, instance_id=new_id()
+        )
+        wait_for(lambda: holding(client, holder))
+        client.close()
+        assert restartable.process is not None
+        kill(restartable.process)  # SIGKILL while the section holds both locks
+        restartable.start()
+        _http(restartable, "POST", f"/entities/counter/{pair[0]}?op=add", 100)  # must wait
+        _http(restartable, "POST", f"/instances/{holder}/raiseEvent/go", "now")
+        wait_for(lambda: restartable.finished(holder), 60)
+        body = restartable.instance(holder)
+        assert body["runtimeStatus"] == "Completed", body
+        assert body["output"] == [0, 0, -1]  # the signal did not slip into the section
+        wait_for(lambda: _http(restartable, "GET", f"/entities/counter/{pair[0]}") == 99)
