@@ -131,6 +131,8 @@ class WorkDispatch(KeyedWorkers):
             await self._start_child(iid, execution, work)
         elif work.kind in ("call", "signal"):
             await self._send_to_entity(iid, execution, work, signal_key or new_signal_key(), again)
+        elif work.kind in ("event", "terminate"):
+            pass  # sent before the episode committed (`OrchestrationEngine._send_out`)
         else:
             reason = f"{work.name} is not supported by the local host"
             await self._answer(iid, execution, h.TASK_FAILED, work.task_id, Reason=reason, Details="")

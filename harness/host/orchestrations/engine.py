@@ -34,8 +34,8 @@ from .dispatch import EngineSettings, WorkDispatch
 from .executor import RemoteExecutor
 from .inbox import CONTROL, acknowledged, take_batch
 from .recovery import unfinished_work
-from .replay import Decision, Instance, run_episode, with_cancellations
-from .store import MESSAGE_PREFIX, TERMINAL, InstanceRecord, InstanceStore, Message
+from .replay import Decision, Instance, Work, run_episode, with_cancellations
+from .store import MESSAGE_PREFIX, TERMINAL, InstanceRecord, InstanceStore, Message, invalid_instance_id
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +390,7 @@ class OrchestrationEngine(WorkDispatch):
         self, record: InstanceRecord, decision: Decision, consumed: list[str], marks: list[dict[str, Any]]
     ) -> None:
         """Commit an episode's outcome, then start what it scheduled."""
+        await self._send_out(record, decision.work)
         for item in decision.events:
             if item["EventType"] == h.EVENT_SENT:
                 item["SignalKey"] = new_signal_key()
@@ -423,6 +424,43 @@ class OrchestrationEngine(WorkDispatch):
                 await self.send(new.instance_id, event, new.execution_id)
         await self._commit(new, record, consumed)
         self._after_commit(record, new, decision)
+
+    async def _send_out(self, record: InstanceRecord, work: list[Work]) -> None:
+        """Events and terminates an episode sends other instances (a remote executor's `sendEvent` and
+        `terminateOrchestration`): written before the episode commits, so none is lost; a copy
+        written again (the episode ran again after a crash or a conflict) is recognised by the
+        receiver from its `SourceKey` and dropped (a terminate twice is harmless)."""
+        for item in work:
+            problem = invalid_instance_id(item.target) if item.kind in ("event", "terminate") else "-"
+            if problem == "-":
+                continue
+            if problem is not None:
+                log.warning(
+                    "instance %s: %s for %r dropped: %s", record.instance_id, item.kind, item.target, problem
+                )
+            elif item.kind == "event":
+                source = f"{record.instance_id}:{record.execution_id}:{item.task_id}"
+                event = h.event(
+                    h.EVENT_RAISED, self.now(), Name=item.name, Input=item.input, SourceKey=source
+                )
+                await self.send(item.target, event)
+            else:
+                await self.terminate(item.target, h.json_or_text(item.input), recursive=bool(item.name))
+
+    async def terminate(self, iid: str, reason: Any, recursive: bool = False) -> None:
+        """Terminate `iid` (and with `recursive` the children it started that still run, theirs too)."""
+        await self.control(iid, h.EXECUTION_TERMINATED, reason)
+        if not recursive:
+            return
+        record = await self.store.read(iid)
+        if record is None:
+            return
+        done = h.completed_ids(record.history)
+        for item in record.history:
+            if item["EventType"] == h.SUB_CREATED and int(item.get("EventId", -1)) not in done:
+                child = await self.store.read(str(item.get("InstanceId")))
+                if child is not None and not child.terminal and child.parent == iid:
+                    await self.terminate(child.instance_id, reason, recursive=True)
 
     async def _commit(self, new: InstanceRecord, before: InstanceRecord, consumed: list[str]) -> None:
         """The one way an episode ends: `InstanceStore.commit` (one ETag-checked write listing the

@@ -170,6 +170,11 @@ def to_event(
             )
         elif item.get("Result") is not None:
             event.executionCompleted.result.value = item["Result"]
+    elif kind == h.EVENT_SENT and item.get("Event"):
+        event.eventSent.instanceId = str(item.get("InstanceId"))
+        event.eventSent.name = str(item.get("Name"))
+        if item.get("Input") is not None:
+            event.eventSent.input.value = item["Input"]
     elif kind == h.EVENT_SENT and item.get("LockSet") is not None:
         requested = event.entityLockRequested
         requested.criticalSectionId = str(item.get("RequestId"))
@@ -271,14 +276,31 @@ def decision(
         elif kind == "sendEntityMessage" and action.sendEntityMessage.HasField("entityUnlockSent"):
             unlock = action.sendEntityMessage.entityUnlockSent
             new_events.append(_unlock(record, unlock, task_id, now, result))
+        elif kind == "sendEvent":
+            sent = action.sendEvent
+            target, data = sent.instance.instanceId, optional(sent, "data")
+            result.work.append(Work("event", task_id, sent.name, data, target=target))
+            new_events.append(
+                h.event(h.EVENT_SENT, now, task_id, Name=sent.name, InstanceId=target, Input=data, Event=True)
+            )
+        elif kind == "terminateOrchestration":
+            ended = action.terminateOrchestration
+            reason = optional(ended, "reason")
+            recurse = "recursive" if ended.recurse else ""
+            result.work.append(Work("terminate", task_id, recurse, reason, target=ended.instanceId))
+            new_events.append(
+                h.event(
+                    h.EVENT_SENT, now, task_id, Name="terminate", InstanceId=ended.instanceId, Terminate=True
+                )
+            )
         elif kind == "completeOrchestration":
             _complete(result, action.completeOrchestration, now)
         else:
             result.status = "Failed"
             result.output = f"the sidecar does not support the {kind} action yet"
             break
-    if result.status != "Running":  # signals (and unlocks) are sent before the instance ends
-        result.work = [w for w in result.work if w.kind == "signal"]
+    if result.status != "Running":  # signals (and unlocks), events and terminates still go out
+        result.work = [w for w in result.work if w.kind in ("signal", "event", "terminate")]
     new_events.append(h.event(h.ORCHESTRATOR_COMPLETED, now))
     return result
 

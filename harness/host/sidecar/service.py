@@ -164,11 +164,12 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
 
     @_guarded
     async def TerminateInstance(self, request: pb.TerminateRequest, context: Any) -> pb.TerminateResponse:  # noqa: N802
-        """Terminate: applied in order with the instance's other messages."""
+        """Terminate: applied in order with the instance's other messages (`recursive`: the
+        sub-orchestrations it started that still run too, theirs likewise)."""
         record = await self._existing(request.instanceId)
         output = convert.optional(request, "output")
         reason = h.json_or_text(output) if output is not None else None
-        await self.engine.control(record.instance_id, h.EXECUTION_TERMINATED, reason)
+        await self.engine.terminate(record.instance_id, reason, recursive=request.recursive)
         self.work.withdraw(record.instance_id)
         return pb.TerminateResponse()
 
