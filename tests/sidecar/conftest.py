@@ -40,10 +40,13 @@ class LoopThread:
 
 
 @pytest.fixture(scope="module")
-def sidecar(azurite: Azurite) -> Iterator[Sidecar]:
-    """A sidecar in-process on free ports, over a task hub of this module's own."""
+def sidecar(azurite: Azurite, request: pytest.FixtureRequest) -> Iterator[Sidecar]:
+    """A sidecar in-process on free ports, over a task hub of this module's own (on virtual time
+    when the module sets `SIDECAR_TIME = "manual"` or `"auto"`)."""
     loop = LoopThread()
-    running = Sidecar(storage=azurite.connection_string, grpc_port=0, hub="s" + uuid.uuid4().hex[:12])
+    time_mode = getattr(request.module, "SIDECAR_TIME", "real")
+    hub = "s" + uuid.uuid4().hex[:12]
+    running = Sidecar(storage=azurite.connection_string, grpc_port=0, hub=hub, time=time_mode)
     try:
 
         async def start() -> None:

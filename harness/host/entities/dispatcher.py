@@ -14,12 +14,14 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
+from datetime import datetime
 from typing import Any, Protocol
 
 import azure.functions as func
 from azure.core.exceptions import ResourceExistsError
 
 from ..loader import EntityFunction
+from ..scheduler import Scheduler
 from ..workers import KeyedWorkers, within
 from . import locks
 from .store import (
@@ -108,6 +110,8 @@ class EntityDispatcher(KeyedWorkers):
         # Told of each commit of an entity's state, with that state (name, key, exists, state text):
         # the app's turns in this process wait on it instead of polling (durableagent's `_commits`).
         self.committed: Callable[[str, str, bool, str | None], None] | None = None
+        # The timers of scheduled signals (the orchestration engine lends its own, on the host's clock).
+        self.scheduler: Scheduler | None = None
 
     def notify(self, iid: str, signal: PendingSignal | None = None) -> None:
         """A signal for `iid` was persisted (None: maybe several, ask storage): run its worker."""
@@ -120,11 +124,37 @@ class EntityDispatcher(KeyedWorkers):
         self.wake(iid)
 
     async def resume(self) -> int:
-        """Start workers for every entity with signals left over from a previous run."""
+        """Start workers for every entity with signals left over from a previous run, and arm the
+        timers of the scheduled signals (those due while the host was down are queued at once)."""
         ids = await self.store.instances_with_signals()
         for iid in sorted(ids):
             self.notify(iid)
+        for iid, row_key, due in await self.store.scheduled_signals():
+            self._arm(iid, row_key, due)
         return len(ids)
+
+    async def schedule(
+        self,
+        name: str,
+        key: str,
+        operation: str,
+        input_text: str | None,
+        due: datetime,
+        row_key: str | None = None,
+    ) -> None:
+        """Accept a signal to apply at `due` (stored first; queued for the entity when it is due)."""
+        stored = await self.store.add_scheduled_signal(name, key, operation, input_text, due, row_key)
+        self._arm(instance_id(name, key), stored, due)
+
+    def _arm(self, iid: str, row_key: str, due: datetime) -> None:
+        if self.scheduler is None:  # pragma: no cover - the engine always lends its scheduler
+            raise RuntimeError("scheduled signals need the engine's scheduler")
+        self.scheduler.at(due, (iid, row_key), self._release, iid, row_key)
+
+    async def _release(self, iid: str, row_key: str) -> None:
+        signal = await self.store.release_scheduled(iid, row_key)
+        if signal is not None:
+            self.notify(iid, signal)
 
     async def close(self) -> None:
         """Stop the workers; unapplied signals stay persisted for the next start."""

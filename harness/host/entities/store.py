@@ -15,7 +15,9 @@ per task hub):
   an orchestration also has `requestId`, `parent` (the instance whose inbox gets the answer, or for
   a signal the acknowledgement), `parentExecution` and `call` (and `control` for a critical
   section's lock or unlock), and its row key was recorded in that
-  instance's history first, so sending it again is harmless).
+  instance's history first, so sending it again is harmless);
+- rows `due-<20-digit sequence>`: scheduled signals (the same properties, and `due`), outside the
+  queue until their time, when one transaction turns each into the `sig-` row of its sequence.
 A signal row is written before the API answers 202. Applying a batch ends in ONE ETag-checked write
 of the state row that also lists the applied signals' row keys in `applied`; those signal rows are
 deleted afterwards, off the request path, and dropped from the list by a later commit once they are
@@ -41,7 +43,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from ..clock import Clock
 from ..storage.tables import (
@@ -79,6 +81,7 @@ log = logging.getLogger(__name__)
 
 STATE_ROW = "state"
 SIGNAL_PREFIX = "sig-"
+DUE_PREFIX = "due-"  # a scheduled signal waiting for its time (moved to a `sig-` row then)
 # Signals applied in one batch (their row keys are listed in the state row until deleted).
 MAX_BATCH = 50
 RELEASED_KEPT = 32  # critical sections an entity remembers as released (see `locks.py`)
@@ -243,6 +246,75 @@ class EntityStore(HubStorage):
             parent_execution,  # answers to an execution that has ended are then recognised
             control,
         )
+
+    async def add_scheduled_signal(
+        self,
+        name: str,
+        key: str,
+        operation: str,
+        input_text: str | None,
+        due: datetime,
+        row_key: str | None = None,
+    ) -> str:
+        """Persist a signal to apply at `due` (a `due-` row, outside the queue until then); returns
+        its row key. `row_key` (an orchestration's, recorded in its history): written once."""
+        await self.ensure()
+        iid = instance_id(name, key)
+        row_key = row_key or f"{DUE_PREFIX}{next_sequence():020d}"
+        entity: dict[str, Any] = {
+            "PartitionKey": iid,
+            "RowKey": row_key,
+            "op": operation,
+            "name": name.lower(),
+            "key": key,
+            "due": due,
+        }
+        try:
+            await self.put_text(entity, "input", "signal", iid, input_text)
+            await self._table.create_entity(entity)
+        except ResourceExistsError:
+            pass  # written before (sent again after a restart)
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        return row_key
+
+    async def scheduled_signals(self) -> list[tuple[str, str, datetime]]:
+        """(entity id, row key, due) of every scheduled signal not in its entity's queue yet."""
+        await self.ensure()
+        found: list[tuple[str, str, datetime]] = []
+        query = "RowKey ge @lo and RowKey lt @hi"
+        try:
+            async for row in self._table.query_entities(
+                query, parameters={"lo": DUE_PREFIX, "hi": "due."}, select=["PartitionKey", "RowKey", "due"]
+            ):
+                found.append((row["PartitionKey"], row["RowKey"], row["due"]))
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        return found
+
+    async def release_scheduled(self, iid: str, row_key: str) -> PendingSignal | None:
+        """A scheduled signal came due: its row moves into the queue (a `sig-` row with the same
+        sequence, so it sorts where it was accepted) in one transaction, so it is neither lost nor
+        queued twice. None when it was released already."""
+        try:
+            row = await self._table.get_entity(iid, row_key)
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        queued = {k: v for k, v in row.items() if k != "due"}
+        queued["RowKey"] = SIGNAL_PREFIX + row_key[len(DUE_PREFIX) :]
+        try:
+            await self._table.submit_transaction(
+                [("create", queued), ("delete", {"PartitionKey": iid, "RowKey": row_key})]
+            )
+        except (TableTransactionError, ResourceExistsError, ResourceNotFoundError):
+            await self.delete_row(iid, row_key)  # queued before (the delete's answer was lost)
+            return None
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        text = await self.get_text(queued, "input")
+        return PendingSignal(queued["RowKey"], queued.get("op", ""), text, queued.get("inputBlob"))
 
     async def pending(self, iid: str, limit: int = MAX_BATCH) -> list[PendingSignal]:
         """The oldest pending signals of one entity, in arrival order (applied ones skipped)."""

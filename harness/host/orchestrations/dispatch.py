@@ -30,7 +30,7 @@ from azure.functions.durable_functions import ActivityTriggerConverter
 
 from ..entities import locks
 from ..entities.dispatcher import EntityDispatcher, split_instance_id
-from ..entities.store import PendingSignal, invalid_key_reason, new_signal_key
+from ..entities.store import DUE_PREFIX, SIGNAL_PREFIX, PendingSignal, invalid_key_reason, new_signal_key
 from ..loader import ActivityFunction, OrchestratorFunction
 from ..scheduler import Scheduler
 from ..storage.tables import RETRIABLE, Backoff, ConcurrencyConflict
@@ -273,6 +273,15 @@ class WorkDispatch(KeyedWorkers):
             )
             return
         input_text = None if work.input in (None, "null") else json.dumps(work.input)
+        if work.kind == "signal" and work.fire_at is not None and work.fire_at > self.now():
+            # A scheduled signal: stored (under the row key the history recorded) until it is due,
+            # and acknowledged now, so the instance need not wait for it to end.
+            due_key = DUE_PREFIX + row_key.removeprefix(SIGNAL_PREFIX)
+            # Queued later with no parent, it is read as a client's signal: stored as a client's is.
+            stored = work.input if self.entities.remote is not None else input_text
+            await self.entities.schedule(name, key, work.name, stored, work.fire_at, due_key)
+            await self.entity_answered(iid, execution, work.request_id, json.dumps({"result": "null"}))
+            return
         if again:
             # Sending again after a restart: under the entity's lock, so that its worker is not
             # half-way through applying the first copy (which its state row would then list).

@@ -19,6 +19,7 @@ import logging
 import uuid
 from concurrent.futures import Executor
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from ..clock import Clock
@@ -100,6 +101,7 @@ class OrchestrationEngine(WorkDispatch):
         # being started): their next episode starts that work from the history first, as start-up does.
         self._uncertain: set[str] = set()
         entities.respond = self.entity_answered
+        entities.scheduler = self.scheduler
 
     # -- the API's operations --------------------------------------------------------------------
     def orchestrator(self, name: str) -> OrchestratorFunction | None:
@@ -109,8 +111,11 @@ class OrchestrationEngine(WorkDispatch):
             return None if known is None else OrchestratorFunction(known, known, _remote_only)
         return self.orchestrators.get(name.lower())
 
-    async def start(self, name: str, iid: str, input_text: str | None) -> InstanceRecord:
-        """Create (or restart a finished) instance; its first episode runs right after."""
+    async def start(
+        self, name: str, iid: str, input_text: str | None, scheduled: datetime | None = None
+    ) -> InstanceRecord:
+        """Create (or restart a finished) instance; its first episode runs right after (or, with
+        `scheduled`, once the host's clock reaches that time)."""
         function = self.orchestrator(name)
         assert function is not None
         async with self.lock(iid):
@@ -121,6 +126,7 @@ class OrchestrationEngine(WorkDispatch):
                 execution_id=uuid.uuid4().hex,
                 input=input_text,
                 created=self.now(),
+                scheduled_start=scheduled,
             )
             found, cached = self.store.records.get(iid)
             created = False
@@ -197,6 +203,10 @@ class OrchestrationEngine(WorkDispatch):
                 return found
 
         return sum(await asyncio.gather(*(one(iid, status) for iid, status in page)))
+
+    async def _start_due(self, iid: str) -> None:
+        """A scheduled start's time came: run the instance's first episode."""
+        self.notify(iid)
 
     def _forget_instance(self, iid: str) -> None:
         self._give_up_activities(iid)
@@ -327,6 +337,13 @@ class OrchestrationEngine(WorkDispatch):
                 await self._commit_only(record, consumed, status, marks)
                 return True
             return False
+        if not record.history and record.scheduled_start is not None and record.scheduled_start > self.now():
+            # A scheduled start: nothing runs (events wait in the inbox) until its time; a restart
+            # arms the timer again (every unfinished instance has an episode at start-up).
+            if marks:
+                await self._commit_only(record, consumed, status, marks)
+            self.scheduler.at(record.scheduled_start, (iid, "start"), self._start_due, iid)
+            return bool(marks)
         if record.finishing is not None:
             return await self._finish_after_signals(record, rest, consumed, marks)
         buffered = self.remote is not None and self.remote.buffers_events

@@ -125,6 +125,8 @@ def to_event(
             started.input.value = item["Input"]
         started.orchestrationInstance.instanceId = record.instance_id
         started.orchestrationInstance.executionId.value = record.execution_id
+        if record.scheduled_start is not None:
+            started.scheduledStartTimestamp.CopyFrom(stamp(record.scheduled_start))
         if record.parent:
             started.parentInstance.orchestrationInstance.instanceId = record.parent
             started.parentInstance.taskScheduledId = int(record.parent_task or 0)
@@ -316,10 +318,21 @@ def _entity_message(
     body: dict[str, Any] = {"op": operation, "id": rid, "parent": record.instance_id, "input": input_text}
     if not call:
         body["signal"] = True
+    due = from_stamp(sent.scheduledTime) if not call and sent.HasField("scheduledTime") else None
     result.work.append(
-        Work("call" if call else "signal", task_id, operation, input_text, target=target, request_id=rid)
+        Work(
+            "call" if call else "signal",
+            task_id,
+            operation,
+            input_text,
+            target=target,
+            request_id=rid,
+            fire_at=due,
+        )
     )
-    ids = {"RequestId": rid} if call else {"SignalId": rid}
+    ids: dict[str, Any] = {"RequestId": rid} if call else {"SignalId": rid}
+    if due is not None:
+        ids["ScheduledTime"] = h.iso(due)
     return h.event(
         h.EVENT_SENT, now, task_id, Name=operation, InstanceId=target, Input=json.dumps(body), **ids
     )
@@ -413,6 +426,8 @@ def state(record: InstanceRecord, with_payloads: bool) -> pb.OrchestrationState:
     )
     if record.terminal:
         result.completedTimestamp.CopyFrom(stamp(record.updated or record.created))
+    if record.scheduled_start is not None:
+        result.scheduledStartTimestamp.CopyFrom(stamp(record.scheduled_start))
     if record.status == "Failed":
         message = h.json_or_text(record.output)
         message = message if isinstance(message, str) else json.dumps(message)

@@ -104,12 +104,11 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
             raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, problem)
         if not request.name:
             raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "name (the orchestrator) is required")
-        if request.HasField("scheduledStartTimestamp"):
-            raise _Refused(
-                grpc.StatusCode.UNIMPLEMENTED, "scheduled starts are not supported by the sidecar yet"
-            )
+        scheduled = None
+        if request.HasField("scheduledStartTimestamp"):  # on the host's clock (virtual time applies)
+            scheduled = convert.from_stamp(request.scheduledStartTimestamp)
         try:
-            await self.engine.start(request.name, iid, convert.optional(request, "input"))
+            await self.engine.start(request.name, iid, convert.optional(request, "input"), scheduled)
         except InstanceExists as exc:
             raise _Refused(grpc.StatusCode.ALREADY_EXISTS, str(exc)) from None
         return pb.CreateInstanceResponse(instanceId=iid)
@@ -314,11 +313,13 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         name, key = self._entity_id(request.instanceId)
         if not request.name:
             raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "name (the operation) is required")
-        if request.HasField("scheduledTime"):
-            raise _Refused(
-                grpc.StatusCode.UNIMPLEMENTED, "scheduled signals are not supported by the sidecar yet"
-            )
         dispatcher = self.engine.entities
+        input_text = convert.optional(request, "input")
+        if request.HasField("scheduledTime"):  # on the host's clock (virtual time applies)
+            due = convert.from_stamp(request.scheduledTime)
+            if due > self.engine.now():
+                await dispatcher.schedule(name, key, request.name, input_text, due)
+                return pb.SignalEntityResponse()
         signal = await dispatcher.store.add_signal(
             name, key, request.name, convert.optional(request, "input")
         )
