@@ -575,14 +575,18 @@ class EntityStore(HubStorage):
         return bool(keys)
 
     async def list_entities(
-        self, name: str, top: int, after: str | None, fetch_state: bool
+        self, name: str, top: int, after: str | None, fetch_state: bool, transient: bool = False
     ) -> tuple[list[EntityRecord], str | None]:
-        """Existing entities of one name in instance-id order; returns (page, last id if more remain)."""
+        """Existing entities of one name (every name for "") in instance-id order; returns (page, last
+        id if more remain). `transient`: also the rows of entities with no state (a lock, or what
+        their last batch applied)."""
         await self.ensure()
-        prefix = f"@{name.lower()}@"
-        upper = f"@{name.lower()}A"  # 'A' follows '@': the end of the prefix range
+        prefix = f"@{name.lower()}@" if name else "@"
+        upper = f"@{name.lower()}A" if name else "A"  # 'A' follows '@': the end of the prefix range
         lower_op = "gt" if after else "ge"
-        query = f"PartitionKey {lower_op} @lo and PartitionKey lt @hi and RowKey eq @rk and exists eq true"
+        query = f"PartitionKey {lower_op} @lo and PartitionKey lt @hi and RowKey eq @rk"
+        if not transient:
+            query += " and exists eq true"
         params = {"lo": after or prefix, "hi": upper, "rk": STATE_ROW}
         rows: list[Any] = []
         try:
@@ -597,7 +601,7 @@ class EntityStore(HubStorage):
                     page.append(await self._record(row, with_state=fetch_state))
                 except ResourceNotFoundError:  # state blob replaced meanwhile
                     fresh = await self.read(row["PartitionKey"])
-                    if fresh is not None and fresh.exists:
+                    if fresh is not None and (fresh.exists or transient):
                         page.append(fresh)
         except AzureError as exc:
             raise self.fail(exc) from exc
