@@ -1,6 +1,7 @@
-"""Orchestrations acting on other instances through the sidecar: `send_event` with Microsoft's worker,
-the `terminateOrchestration` action (no durabletask API sends it: a worker speaking the protocol
-directly), and terminating an instance with its sub-orchestrations (`recursive`)."""
+"""Orchestrations and entities acting on other instances through the sidecar: `send_event` with
+Microsoft's worker, the `terminateOrchestration` action (no durabletask API sends it: a worker speaking
+the protocol directly), terminating an instance with its sub-orchestrations (`recursive`), and an
+entity starting an orchestration."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import grpc
 import pytest
 from durabletask import client as dt_client
-from durabletask import task
+from durabletask import entities, task
 from durabletask.history import EventSentEvent
 from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
@@ -41,9 +42,14 @@ def holder(ctx: task.OrchestrationContext, child: str) -> Any:
     return (yield ctx.call_sub_orchestrator(waiter, instance_id=child))
 
 
+def launcher(ctx: entities.EntityContext, iid: str) -> Any:
+    """Starts `waiter` under the id given and remembers it."""
+    ctx.set_state(ctx.schedule_new_orchestration("waiter", input=None, instance_id=iid))
+
+
 @pytest.fixture(scope="module")
 def client(sidecar: Sidecar) -> Iterator[dt_client.TaskHubGrpcClient]:
-    with running_worker(sidecar.address, [waiter, sender, holder], []):
+    with running_worker(sidecar.address, [waiter, sender, holder], [], [launcher]):
         connected = new_client(sidecar.address)
         yield connected
         connected.close()
@@ -141,3 +147,15 @@ def test_the_terminate_action(sidecar: Sidecar) -> None:
         finally:
             stream.cancel()
             thread.join(10)
+
+
+def test_an_entity_starts_an_orchestration(client: dt_client.TaskHubGrpcClient) -> None:
+    iid = new_id("e")
+    entity = entities.EntityInstanceId("launcher", uuid.uuid4().hex[:8])
+    client.signal_entity(entity, "launch", iid)
+    wait_for(lambda: status(client, iid) == Status.RUNNING)
+    client.raise_orchestration_event(iid, "approve", data="from the test")
+    done = client.wait_for_orchestration_completion(iid, timeout=30)
+    assert done is not None and json.loads(done.serialized_output) == "from the test"
+    found = client.get_entity(entity)
+    assert found is not None and found.get_typed_state() == iid

@@ -110,6 +110,9 @@ class EntityDispatcher(KeyedWorkers):
         # Told of each commit of an entity's state, with that state (name, key, exists, state text):
         # the app's turns in this process wait on it instead of polling (durableagent's `_commits`).
         self.committed: Callable[[str, str, bool, str | None], None] | None = None
+        # Starts an orchestration an entity asked for (name, instance id, input, scheduled time); the
+        # orchestration engine sets it. Called before the batch commits (at-least-once, as signals).
+        self.start: Callable[[str, str, str | None, datetime | None], Awaitable[None]] | None = None
         # The timers of scheduled signals (the orchestration engine lends its own, on the host's clock).
         self.scheduler: Scheduler | None = None
 
@@ -289,6 +292,7 @@ class EntityDispatcher(KeyedWorkers):
         if state is not None and not isinstance(state, str):
             state = json.dumps(state)
         await self._forward_signals(iid, response.get("signals") or [])
+        await self._start_orchestrations(iid, response.get("starts") or [])
         await self.store.commit(before, name, key, new_exists, state, signals)
         self._forget(iid, signals)
         if self.committed is not None:
@@ -363,6 +367,16 @@ class EntityDispatcher(KeyedWorkers):
                 await self.respond(
                     signal.parent, signal.parent_execution, signal.request_id, json.dumps(answer)
                 )
+
+    async def _start_orchestrations(self, source: str, starts: list[dict[str, Any]]) -> None:
+        """Start the orchestrations a batch asked for (written before its commit, like its signals)."""
+        for start in starts:
+            if self.start is None:
+                log.warning("entity %s asked to start %r: nothing here starts orchestrations", source, start)
+                continue
+            await self.start(
+                str(start["name"]), str(start["instanceId"]), start.get("input"), start.get("scheduled")
+            )
 
     async def _forward_signals(self, source: str, signals: list[Any]) -> None:
         """Enqueue signals an entity sent to other entities (at-least-once: written before the commit)."""

@@ -102,6 +102,7 @@ class OrchestrationEngine(WorkDispatch):
         self._uncertain: set[str] = set()
         entities.respond = self.entity_answered
         entities.scheduler = self.scheduler
+        entities.start = self.start_for_entity
 
     # -- the API's operations --------------------------------------------------------------------
     def orchestrator(self, name: str) -> OrchestratorFunction | None:
@@ -147,6 +148,23 @@ class OrchestrationEngine(WorkDispatch):
                 await self.store.write(record, None, create=True)
         self.notify(iid)
         return record
+
+    async def start_for_entity(
+        self, name: str, iid: str, input_text: str | None, scheduled: datetime | None
+    ) -> None:
+        """An entity starts an orchestration. Its batch may run again after a crash (its effects go out
+        before it commits): an instance of that id that is still running is left as it is, so one
+        given an id by the entity is started once; a generated id is not known again."""
+        problem = invalid_instance_id(iid) or (
+            None if self.orchestrator(name) else f"no orchestrator {name!r}"
+        )
+        if problem is not None:
+            log.warning("an entity asked to start %s %r: %s; not started", name, iid, problem)
+            return
+        try:
+            await self.start(name, iid, input_text, scheduled)
+        except InstanceExists:
+            log.info("an entity asked to start %s again while it runs: left as it is", iid)
 
     async def send(self, iid: str, event: dict[str, Any], execution: str = "") -> None:
         """Persist a message for `iid`, then wake its worker."""
