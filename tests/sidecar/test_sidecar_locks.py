@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -22,13 +21,10 @@ from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 
 from harness.host.sidecar.server import Sidecar
 
-from . import test_sidecar_durability as durability
-from .conftest import new_client, new_id, running_worker, wait_for
-from .test_sidecar_durability import SidecarProcess, kill
+from .conftest import SidecarProcess, kill, new_client, new_id, running_worker, wait_for
 from .test_sidecar_entities import counter, state_of
 
 Status = dt_client.OrchestrationStatus
-restartable = durability.sidecar_process  # that module's fixture: a sidecar in a process of its own
 
 
 def transfer(ctx: task.OrchestrationContext, spec: dict[str, Any]) -> Any:
@@ -142,35 +138,22 @@ def test_terminating_the_holder_releases_its_locks(client: dt_client.TaskHubGrpc
     assert json.loads(done.serialized_output) == [-1, 1, -2]
 
 
-def _http(sidecar: SidecarProcess, method: str, path: str, body: Any = None) -> Any:
-    """A call to the sidecar's Durable HTTP API (watched over HTTP after a restart: gRPC channels to
-    the address share a connection in reconnect back-off)."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"{sidecar.url}/runtime/webhooks/durabletask{path}", data=data, method=method
-    )
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        text = response.read()
-    return json.loads(text) if text else None
-
-
-def test_a_held_lock_survives_a_sidecar_kill(restartable: SidecarProcess) -> None:
+def test_a_held_lock_survives_a_sidecar_kill(sidecar_process: SidecarProcess) -> None:
     pair = keys()
-    with running_worker(restartable.address, [transfer], [], [counter]):
-        client = new_client(restartable.address)
+    with running_worker(sidecar_process.address, [transfer], [], [counter]):
+        client = new_client(sidecar_process.address)
         holder = client.schedule_new_orchestration(
             transfer, input={"keys": pair, "hold": True}, instance_id=new_id()
         )
         wait_for(lambda: holding(client, holder))
         client.close()
-        assert restartable.process is not None
-        kill(restartable.process)  # SIGKILL while the section holds both locks
-        restartable.start()
-        _http(restartable, "POST", f"/entities/counter/{pair[0]}?op=add", 100)  # must wait
-        _http(restartable, "POST", f"/instances/{holder}/raiseEvent/go", "now")
-        wait_for(lambda: restartable.finished(holder), 60)
-        body = restartable.instance(holder)
+        assert sidecar_process.process is not None
+        kill(sidecar_process.process)  # SIGKILL while the section holds both locks
+        sidecar_process.start()
+        sidecar_process.api("POST", f"/entities/counter/{pair[0]}?op=add", 100)  # must wait
+        sidecar_process.api("POST", f"/instances/{holder}/raiseEvent/go", "now")
+        wait_for(lambda: sidecar_process.finished(holder), 60)
+        body = sidecar_process.instance(holder)
         assert body["runtimeStatus"] == "Completed", body
         assert body["output"] == [0, 0, -1]  # the signal did not slip into the section
-        wait_for(lambda: _http(restartable, "GET", f"/entities/counter/{pair[0]}") == 99)
+        wait_for(lambda: sidecar_process.api("GET", f"/entities/counter/{pair[0]}") == 99)

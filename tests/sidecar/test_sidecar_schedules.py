@@ -1,6 +1,7 @@
 """Scheduled starts and scheduled entity signals through the sidecar, on a manual virtual clock (the
 host's clock: nothing is due until the test moves it): an instance started for later stays Pending,
-a signal for later is not applied, until the clock gets there; both survive in storage meanwhile."""
+a signal for later is not applied, until the clock gets there; both survive a SIGKILL of the sidecar
+(a sidecar in a process of its own, on real time)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from durabletask import entities, task
 
 from harness.host.sidecar.server import Sidecar
 
-from .conftest import new_client, new_id, running_worker, wait_for
+from .conftest import SidecarProcess, kill, new_client, new_id, running_worker, wait_for
 from .test_sidecar_entities import counter, state_of
 from .test_sidecar_locks import stays
 
@@ -86,3 +87,22 @@ def test_scheduled_signals_wait_for_their_time(client: dt_client.TaskHubGrpcClie
     wait_for(lambda: state_of(client, entity) == 3)
     clock(sidecar, advance="PT30M")
     wait_for(lambda: state_of(client, entity) == 8)
+
+
+def test_schedules_survive_a_sidecar_kill(sidecar_process: SidecarProcess) -> None:
+    """A scheduled start and a scheduled signal due while no sidecar runs happen at its next start."""
+    key = uuid.uuid4().hex
+    entity = entities.EntityInstanceId("counter", key)
+    with running_worker(sidecar_process.address, [greet], [], [counter]):
+        client = new_client(sidecar_process.address)
+        due = datetime.now(UTC) + timedelta(seconds=2)
+        iid = client.schedule_new_orchestration(greet, input="again", instance_id=new_id(), start_at=due)
+        client.signal_entity(entity, "add", 4, signal_time=due)
+        client.close()
+        assert sidecar_process.process is not None
+        kill(sidecar_process.process)
+        wait_for(lambda: datetime.now(UTC) > due)  # both come due while no sidecar runs
+        sidecar_process.start()
+        wait_for(lambda: sidecar_process.finished(iid), 60)
+        assert sidecar_process.instance(iid)["output"]["hello"] == "again"
+        wait_for(lambda: sidecar_process.api("GET", f"/entities/counter/{key}") == 4)
