@@ -316,7 +316,10 @@ class EntityDispatcher(KeyedWorkers):
         elif signal.control == "lock" and before is not None and before.locked_by == section:
             log.debug("entity %s: lock request of section %s again (held): dropped", iid, section)
         elif signal.control == "lock" and before is not None and before.locked_by:
-            return 0  # locked by another section of the same orchestration: waits for its unlock
+            # Another section of the same orchestration holds it (its unlock is sent before a new
+            # request, so this is an orchestration that lost track): the request waits for it.
+            log.warning("entity %s: %s asks for a second lock while holding one", iid, signal.parent)
+            return 0
         elif signal.control == "lock":
             lock = (section, signal.parent or "")
             await self._pass_lock(signal, message)
