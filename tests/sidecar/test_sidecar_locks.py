@@ -49,9 +49,26 @@ def failing_section(ctx: task.OrchestrationContext, key: str) -> Any:
     return "unreachable"
 
 
+def register(ctx: entities.EntityContext, value: Any) -> Any:
+    """`get` answers the state, `set` replaces it: a read-modify-write needs a lock to be safe."""
+    if ctx.operation == "set":
+        ctx.set_state(value)
+    return ctx.get_state(int, 0)
+
+
+def increment(ctx: task.OrchestrationContext, spec: dict[str, Any]) -> Any:
+    """Reads both registers and writes each back plus one, inside one critical section."""
+    ids = [entities.EntityInstanceId("register", k) for k in spec["keys"]]
+    with (yield ctx.lock_entities(ids if spec["forward"] else ids[::-1])):
+        for entity in ids:
+            value = yield ctx.call_entity(entity, "get")
+            yield ctx.call_entity(entity, "set", value + 1)
+    return "done"
+
+
 @pytest.fixture(scope="module")
 def client(sidecar: Sidecar) -> Iterator[dt_client.TaskHubGrpcClient]:
-    with running_worker(sidecar.address, [transfer, failing_section], [], [counter]):
+    with running_worker(sidecar.address, [transfer, failing_section, increment], [], [counter, register]):
         connected = new_client(sidecar.address)
         yield connected
         connected.close()
@@ -157,3 +174,17 @@ def test_a_held_lock_survives_a_sidecar_kill(sidecar_process: SidecarProcess) ->
         assert body["runtimeStatus"] == "Completed", body
         assert body["output"] == [0, 0, -1]  # the signal did not slip into the section
         wait_for(lambda: sidecar_process.api("GET", f"/entities/counter/{pair[0]}") == 99)
+
+
+def test_sections_over_the_same_entities_exclude_each_other(client: dt_client.TaskHubGrpcClient) -> None:
+    pair = keys()
+    started = [
+        client.schedule_new_orchestration(increment, input={"keys": pair, "forward": n % 2 == 0})
+        for n in range(6)
+    ]  # the sets are asked for in both orders: locked in one order, they never deadlock
+    for iid in started:
+        done = client.wait_for_orchestration_completion(iid, timeout=60)
+        assert done is not None and done.runtime_status == Status.COMPLETED, done
+    for key in pair:  # no update lost: each section saw the previous one's writes
+        found = client.get_entity(entities.EntityInstanceId("register", key))
+        assert found is not None and found.get_typed_state() == 6
