@@ -285,6 +285,8 @@ def decision(
             new_events.append(
                 h.event(h.EVENT_SENT, now, task_id, Name=sent.name, InstanceId=target, Input=data, Event=True)
             )
+        elif kind == "terminateOrchestration" and task_id in _terminates(record.history):
+            continue  # no history event shows it to the worker, which may ask again: sent once
         elif kind == "terminateOrchestration":
             ended = action.terminateOrchestration
             reason = optional(ended, "reason")
@@ -336,6 +338,11 @@ def _entity_message(
     return h.event(
         h.EVENT_SENT, now, task_id, Name=operation, InstanceId=target, Input=json.dumps(body), **ids
     )
+
+
+def _terminates(history: list[dict[str, Any]]) -> set[int]:
+    """Task ids of the terminateOrchestration actions a history recorded."""
+    return {int(e["EventId"]) for e in history if e["EventType"] == h.EVENT_SENT and e.get("Terminate")}
 
 
 def _lock(
