@@ -16,6 +16,7 @@ import grpc
 import pytest
 from durabletask import client as dt_client
 from durabletask import entities, task
+from durabletask.history import EntityLockRequestedEvent
 from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 
@@ -188,3 +189,32 @@ def test_sections_over_the_same_entities_exclude_each_other(client: dt_client.Ta
     for key in pair:  # no update lost: each section saw the previous one's writes
         found = client.get_entity(entities.EntityInstanceId("register", key))
         assert found is not None and found.get_typed_state() == 6
+
+
+def lock_requested(client: dt_client.TaskHubGrpcClient, iid: str) -> bool:
+    return any(isinstance(e, EntityLockRequestedEvent) for e in client.get_orchestration_history(iid))
+
+
+def test_a_terminated_waiter_leaves_no_lock_behind(
+    client: dt_client.TaskHubGrpcClient, sidecar: Sidecar
+) -> None:
+    """A section terminated while its request waits at the first entity: the unlock reaches the
+    second entity (which has no row yet) first, and the request passed on there later is dropped."""
+    shared, other, fresh = "a" + uuid.uuid4().hex[:8], uuid.uuid4().hex[:8], "z" + uuid.uuid4().hex[:8]
+    holder = client.schedule_new_orchestration(
+        transfer, input={"keys": [shared, other], "hold": True}, instance_id=new_id()
+    )
+    wait_for(lambda: holding(client, holder))
+    waiter = client.schedule_new_orchestration(
+        transfer, input={"keys": [shared, fresh]}, instance_id=new_id()
+    )
+    wait_for(lambda: lock_requested(client, waiter))  # queued at `shared`, behind the holder's lock
+    client.terminate_orchestration(waiter, output="gone")
+    client.wait_for_orchestration_completion(waiter, timeout=30)
+    client.raise_orchestration_event(holder, "go")
+    assert client.wait_for_orchestration_completion(holder, timeout=30).runtime_status == Status.COMPLETED
+    after = client.schedule_new_orchestration(transfer, input={"keys": [shared, fresh]}, instance_id=new_id())
+    done = client.wait_for_orchestration_completion(after, timeout=30)
+    assert done is not None and done.runtime_status == Status.COMPLETED, done
+    fresh_id = entities.EntityInstanceId("counter", fresh)
+    wait_for(lambda: locked_by(sidecar, fresh_id) is None)

@@ -437,7 +437,8 @@ class EntityStore(HubStorage):
         kept_released = list(before.released) if before else []
         if released and released not in kept_released:
             kept_released = [*kept_released, released][-RELEASED_KEPT:]
-        if not exists and not lock and not (before and (before.exists or before.applied or before.released)):
+        keep = bool(before and (before.exists or before.applied or before.released))
+        if not exists and not lock and not released and not keep:
             await self._drop_signals(iid, applied)  # nothing to keep: no state, nothing to replay
             return
         listed_before = before.applied if before else frozenset()
