@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -67,9 +68,18 @@ def increment(ctx: task.OrchestrationContext, spec: dict[str, Any]) -> Any:
     return "done"
 
 
+def impatient(ctx: task.OrchestrationContext, pair: list[str]) -> Any:
+    """Gives up waiting for its locks after a second."""
+    wanted = [entities.EntityInstanceId("counter", k) for k in pair]
+    lock = ctx.lock_entities(wanted)
+    winner = yield task.when_any([lock, ctx.create_timer(timedelta(seconds=1))])
+    return "locked" if winner == lock else "gave up"
+
+
 @pytest.fixture(scope="module")
 def client(sidecar: Sidecar) -> Iterator[dt_client.TaskHubGrpcClient]:
-    with running_worker(sidecar.address, [transfer, failing_section, increment], [], [counter, register]):
+    orchestrators = [transfer, failing_section, increment, impatient]
+    with running_worker(sidecar.address, orchestrators, [], [counter, register]):
         connected = new_client(sidecar.address)
         yield connected
         connected.close()
@@ -218,3 +228,25 @@ def test_a_terminated_waiter_leaves_no_lock_behind(
     assert done is not None and done.runtime_status == Status.COMPLETED, done
     fresh_id = entities.EntityInstanceId("counter", fresh)
     wait_for(lambda: locked_by(sidecar, fresh_id) is None)
+
+
+def test_an_orchestration_that_gives_up_waiting_ends_at_once(
+    client: dt_client.TaskHubGrpcClient, sidecar: Sidecar
+) -> None:
+    """Its unlocks go to entities locked by another section: they are applied at once (they only mark
+    the section released there), so the instance ends without waiting for the other section."""
+    shared, other, fresh = "a" + uuid.uuid4().hex[:8], uuid.uuid4().hex[:8], "z" + uuid.uuid4().hex[:8]
+    holder = client.schedule_new_orchestration(
+        transfer, input={"keys": [shared, other], "hold": True}, instance_id=new_id()
+    )
+    wait_for(lambda: holding(client, holder))
+    quitter = client.schedule_new_orchestration(impatient, input=[shared, fresh], instance_id=new_id())
+    done = client.wait_for_orchestration_completion(quitter, timeout=30)
+    assert done is not None and json.loads(done.serialized_output) == "gave up"
+    assert holding(client, holder)  # the holder still holds its section
+    client.raise_orchestration_event(holder, "go")
+    assert client.wait_for_orchestration_completion(holder, timeout=30).runtime_status == Status.COMPLETED
+    after = client.schedule_new_orchestration(transfer, input={"keys": [shared, fresh]}, instance_id=new_id())
+    done = client.wait_for_orchestration_completion(after, timeout=30)
+    assert done is not None and done.runtime_status == Status.COMPLETED, done
+    wait_for(lambda: locked_by(sidecar, entities.EntityInstanceId("counter", shared)) is None)

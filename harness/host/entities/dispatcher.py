@@ -233,12 +233,12 @@ class EntityDispatcher(KeyedWorkers):
     async def _apply_once(self, iid: str, limit: int) -> int:
         """Apply up to `limit` pending signals; returns how many were applied. A lock or unlock
         (`locks.py`) is applied alone; while the entity is locked, only the messages of the
-        orchestration holding the lock are (the others wait, in order)."""
+        orchestration holding the lock are, and unlocks (the others wait, in order)."""
         held = await self.store.read(iid)
         owner = held.lock_owner if held is not None and held.locked_by else None
         signals = await self._pending(iid, LOCKED_SCAN if owner else limit)
-        if owner is not None:
-            signals = [s for s in signals if s.parent == owner]
+        if owner is not None:  # an unlock never waits: another section's only marks it released
+            signals = [s for s in signals if s.parent == owner or s.control == "unlock"]
         if not signals:
             return 0
         if signals[0].control:

@@ -9,11 +9,13 @@ as the engine carries them. One lock system, in the entity store and its dispatc
   answers the orchestration (the grant). Entities are locked one after the other in a fixed order,
   so two orchestrations never deadlock.
 - While locked, an entity applies only the messages of the orchestration holding the lock (its
-  calls, its unlock); the others wait in its queue, in order, until the unlock.
+  calls, its unlock) and unlocks; the others wait in its queue, in order, until the unlock.
 - An unlock is a signal marked `control=unlock`; the entity releases the lock if that section holds
   it and remembers the section as released (the last `store.RELEASED_KEPT`), so that a lock request of a
-  section already over (a copy passed on again after a restart, or one still on its way when the
-  orchestration was terminated) is dropped instead of locking the entity for ever.
+  section already over (a copy passed on again after a restart, one still on its way when the
+  orchestration was terminated, or one still queued here behind another section's lock when its
+  orchestration gave up) is dropped instead of locking the entity for ever. An unlock never waits
+  behind another section's lock, so an orchestration that ends is not held by its unlocks.
 
 Everything is in the entity's state row and signal rows, written before the commit that applies
 them (at-least-once, each step idempotent), so locks survive a restart.
