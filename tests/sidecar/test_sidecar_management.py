@@ -132,6 +132,7 @@ def test_clean_entity_storage(client: dt_client.TaskHubGrpcClient) -> None:
     client.signal_entity(first, "add", 100)
     emptied = entities.EntityInstanceId("counter", uuid.uuid4().hex[:8])
     client.signal_entity(emptied, "add", 1)
+    wait_for(lambda: state_of(client, emptied) == 1)  # a row with state, then none: an empty entity
     client.signal_entity(emptied, "reset")
     wait_for(lambda: state_of(client, first) == -1 and client.get_entity(emptied) is None)
     result = client.clean_entity_storage()
