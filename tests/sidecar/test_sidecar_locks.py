@@ -76,9 +76,20 @@ def impatient(ctx: task.OrchestrationContext, pair: list[str]) -> Any:
     return "locked" if winner == lock else "gave up"
 
 
+def relock(ctx: task.OrchestrationContext, spec: dict[str, Any]) -> Any:
+    """Adds one inside a critical section, and continues as new from inside it twice."""
+    entity = entities.EntityInstanceId("counter", spec["key"])
+    with (yield ctx.lock_entities([entity])):
+        seen = yield ctx.call_entity(entity, "add", 1)
+        if spec["round"] < 2:
+            ctx.continue_as_new({"key": spec["key"], "round": spec["round"] + 1})
+            return None
+    return seen
+
+
 @pytest.fixture(scope="module")
 def client(sidecar: Sidecar) -> Iterator[dt_client.TaskHubGrpcClient]:
-    orchestrators = [transfer, failing_section, increment, impatient]
+    orchestrators = [transfer, failing_section, increment, impatient, relock]
     with running_worker(sidecar.address, orchestrators, [], [counter, register]):
         connected = new_client(sidecar.address)
         yield connected
@@ -250,3 +261,11 @@ def test_an_orchestration_that_gives_up_waiting_ends_at_once(
     done = client.wait_for_orchestration_completion(after, timeout=30)
     assert done is not None and done.runtime_status == Status.COMPLETED, done
     wait_for(lambda: locked_by(sidecar, entities.EntityInstanceId("counter", shared)) is None)
+
+
+def test_continue_as_new_inside_a_section_releases_it(client: dt_client.TaskHubGrpcClient) -> None:
+    key = uuid.uuid4().hex[:8]
+    iid = client.schedule_new_orchestration(relock, input={"key": key, "round": 0}, instance_id=new_id())
+    done = client.wait_for_orchestration_completion(iid, timeout=30)
+    assert done is not None and done.runtime_status == Status.COMPLETED, done
+    assert json.loads(done.serialized_output) == 2  # three sections, one after the other
