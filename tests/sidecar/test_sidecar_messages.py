@@ -22,7 +22,8 @@ from google.protobuf import wrappers_pb2
 
 from harness.host.sidecar.server import Sidecar
 
-from .conftest import new_client, new_id, running_worker, wait_for
+from .conftest import SidecarProcess, kill, new_client, new_id, running_worker, wait_for
+from .test_sidecar_locks import stays
 
 Status = dt_client.OrchestrationStatus
 
@@ -42,8 +43,8 @@ def holder(ctx: task.OrchestrationContext, child: str) -> Any:
     return (yield ctx.call_sub_orchestrator(waiter, instance_id=child))
 
 
-def launcher(ctx: entities.EntityContext, iid: str) -> Any:
-    """Starts `waiter` under the id given and remembers it."""
+def launcher(ctx: entities.EntityContext, iid: str | None) -> Any:
+    """Starts `waiter` under the id given (a generated one for None) and remembers it."""
     ctx.set_state(ctx.schedule_new_orchestration("waiter", input=None, instance_id=iid))
 
 
@@ -159,3 +160,25 @@ def test_an_entity_starts_an_orchestration(client: dt_client.TaskHubGrpcClient) 
     assert done is not None and json.loads(done.serialized_output) == "from the test"
     found = client.get_entity(entity)
     assert found is not None and found.get_typed_state() == iid
+
+
+def test_an_entitys_start_is_not_done_again_after_a_restart(sidecar_process: SidecarProcess) -> None:
+    """The start is in the entity's committed outbox, which a restart starts again: under the
+    execution id it was given, so the instance already started (and finished) is left alone."""
+    entity = entities.EntityInstanceId("launcher", uuid.uuid4().hex[:8])
+    with running_worker(sidecar_process.address, [waiter], [], [launcher]):
+        client = new_client(sidecar_process.address)
+        client.signal_entity(entity, "launch", None)  # an id the SDK generates
+        wait_for(lambda: client.get_entity(entity) is not None)
+        iid = client.get_entity(entity).get_typed_state()
+        wait_for(lambda: client.get_orchestration_state(iid) is not None)  # started after the commit
+        client.raise_orchestration_event(iid, "approve", data="once")
+        done = client.wait_for_orchestration_completion(iid, timeout=30)
+        assert done is not None and done.runtime_status == Status.COMPLETED, done
+        client.close()
+        assert sidecar_process.process is not None
+        kill(sidecar_process.process)
+        sidecar_process.start()
+        assert stays(lambda: sidecar_process.instance(iid)["runtimeStatus"] == "Completed", 2.0)
+        listed = sidecar_process.api("GET", "/instances")
+        assert [i["instanceId"] for i in listed] == [iid]  # one instance: started once

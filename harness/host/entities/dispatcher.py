@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from datetime import datetime
@@ -22,6 +23,7 @@ from azure.core.exceptions import ResourceExistsError
 
 from ..loader import EntityFunction
 from ..scheduler import Scheduler
+from ..storage.tables import RETRIABLE, Backoff
 from ..workers import KeyedWorkers, within
 from . import locks
 from .store import (
@@ -110,9 +112,9 @@ class EntityDispatcher(KeyedWorkers):
         # Told of each commit of an entity's state, with that state (name, key, exists, state text):
         # the app's turns in this process wait on it instead of polling (durableagent's `_commits`).
         self.committed: Callable[[str, str, bool, str | None], None] | None = None
-        # Starts an orchestration an entity asked for (name, instance id, input, scheduled time); the
-        # orchestration engine sets it. Called before the batch commits (at-least-once, as signals).
-        self.start: Callable[[str, str, str | None, datetime | None], Awaitable[None]] | None = None
+        # Starts an orchestration an entity asked for (name, instance id, input, scheduled time, the
+        # execution id to give it); the orchestration engine sets it. Called after the batch commits.
+        self.start: Callable[[str, str, str | None, datetime | None, str], Awaitable[None]] | None = None
         # The timers of scheduled signals (the orchestration engine lends its own, on the host's clock).
         self.scheduler: Scheduler | None = None
 
@@ -134,6 +136,7 @@ class EntityDispatcher(KeyedWorkers):
             self.notify(iid)
         for iid, row_key, due in await self.store.scheduled_signals():
             self._arm(iid, row_key, due)
+        await self._redo_outboxes()
         return len(ids)
 
     async def schedule(
@@ -292,9 +295,10 @@ class EntityDispatcher(KeyedWorkers):
         if state is not None and not isinstance(state, str):
             state = json.dumps(state)
         await self._forward_signals(iid, response.get("signals") or [])
-        await self._start_orchestrations(iid, response.get("starts") or [])
-        await self.store.commit(before, name, key, new_exists, state, signals)
+        outbox = [_outbox_entry(start) for start in response.get("starts") or []]
+        await self.store.commit(before, name, key, new_exists, state, signals, outbox=outbox or None)
         self._forget(iid, signals)
+        await self._start_orchestrations(iid, outbox)
         if self.committed is not None:
             self.committed(name, key, new_exists, state)
         log.debug("entity %s applied %d operations", iid, len(signals))
@@ -371,15 +375,34 @@ class EntityDispatcher(KeyedWorkers):
                     signal.parent, signal.parent_execution, signal.request_id, json.dumps(answer)
                 )
 
-    async def _start_orchestrations(self, source: str, starts: list[dict[str, Any]]) -> None:
-        """Start the orchestrations a batch asked for (written before its commit, like its signals)."""
-        for start in starts:
+    async def _start_orchestrations(self, source: str, outbox: list[dict[str, Any]]) -> None:
+        """Start the orchestrations a committed batch asked for (its outbox). Each has the execution id
+        it gets, so starting one again (after a crash, from the outbox at start-up) finds it started."""
+        for entry in outbox:
             if self.start is None:
-                log.warning("entity %s asked to start %r: nothing here starts orchestrations", source, start)
+                log.warning("entity %s asked to start %r: nothing here starts orchestrations", source, entry)
                 continue
-            await self.start(
-                str(start["name"]), str(start["instanceId"]), start.get("input"), start.get("scheduled")
-            )
+            scheduled = datetime.fromisoformat(entry["scheduled"]) if entry.get("scheduled") else None
+            backoff = Backoff()
+            while not self._closing:  # committed: it must start, so a storage failure is retried
+                try:
+                    await self.start(
+                        str(entry["name"]),
+                        str(entry["instanceId"]),
+                        entry.get("input"),
+                        scheduled,
+                        entry["execution"],
+                    )
+                    break
+                except RETRIABLE as exc:
+                    await backoff.after(exc, f"entity {source}: starting {entry['instanceId']}")
+
+    async def _redo_outboxes(self) -> None:
+        """At start-up: start what the last batch of each entity asked for, if it has not started."""
+        for iid in await self.store.with_outbox():
+            record = await self.store.read(iid)
+            if record is not None and record.outbox:
+                await self._start_orchestrations(iid, list(record.outbox))
 
     async def _forward_signals(self, source: str, signals: list[Any]) -> None:
         """Enqueue signals an entity sent to other entities (at-least-once: written before the commit)."""
@@ -399,6 +422,18 @@ class EntityDispatcher(KeyedWorkers):
             text = payload if isinstance(payload, str) or payload is None else json.dumps(payload)
             forwarded = await self.store.add_signal(name, key, op, text)
             self.notify(instance_id(name, key), forwarded)
+
+
+def _outbox_entry(start: dict[str, Any]) -> dict[str, Any]:
+    """An orchestration start as the state row keeps it (JSON), with the execution id it will get."""
+    scheduled = start.get("scheduled")
+    return {
+        "name": str(start["name"]),
+        "instanceId": str(start["instanceId"]),
+        "input": start.get("input"),
+        "scheduled": scheduled.isoformat() if isinstance(scheduled, datetime) else scheduled,
+        "execution": uuid.uuid4().hex,
+    }
 
 
 class _BatchFailed(Exception):

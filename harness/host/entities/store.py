@@ -10,7 +10,8 @@ per task hub):
   rewritten by merging only the parts that changed, so parts past `stateParts` may be left over
   from a longer state: only the first `stateParts` make the text; and the entity's lock, if an
   orchestration's critical section holds it (`lockedBy`, `lockOwner`, with the sections released
-  lately in `released`: see `locks.py`);
+  lately in `released`: see `locks.py`); and the orchestrations the last batch started (`outbox`,
+  stored as the state is, and `outboxAt`), started after the commit and again at start-up;
 - rows `sig-<20-digit sequence>`: accepted signals (`op`, and `input` stored the same way; one from
   an orchestration also has `requestId`, `parent` (the instance whose inbox gets the answer, or for
   a signal the acknowledgement), `parentExecution` and `call` (and `control` for a critical
@@ -29,11 +30,12 @@ single update several times faster than a batch.)
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -51,6 +53,7 @@ from ..storage.tables import (
     PART_CHARS,
     ConcurrencyConflict,
     HubStorage,
+    RowBudget,
     RowCache,
     StorageUnavailable,
     container_name_for,
@@ -148,6 +151,10 @@ class EntityRecord:
     locked_by: str | None = None  # the critical section holding the entity's lock (`locks.py`)
     lock_owner: str | None = None  # the orchestration instance whose section that is
     released: tuple[str, ...] = ()  # the last critical sections released here, oldest first
+    # Orchestrations the last batch started (`{"name", "instanceId", "input", "scheduled",
+    # "execution"}`): committed with it, started after it, started again at start-up if need be.
+    outbox: tuple[dict[str, Any], ...] = ()
+    outbox_blob: str | None = None
 
     def unchanged_parts(self, parts: list[str]) -> set[int]:
         """Which of a new state's `parts` this record already stores, in the same property."""
@@ -278,6 +285,19 @@ class EntityStore(HubStorage):
             raise self.fail(exc) from exc
         return row_key
 
+    async def with_outbox(self) -> list[str]:
+        """Ids of the entities whose last commit started orchestrations (redone at start-up)."""
+        await self.ensure()
+        query = "RowKey eq @rk and outboxAt gt @epoch"
+        params = {"rk": STATE_ROW, "epoch": datetime(1970, 1, 1, tzinfo=UTC)}
+        try:
+            return [
+                row["PartitionKey"]
+                async for row in self._table.query_entities(query, parameters=params, select=["PartitionKey"])
+            ]
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+
     async def scheduled_signals(self) -> list[tuple[str, str, datetime]]:
         """(entity id, row key, due) of every scheduled signal not in its entity's queue yet."""
         await self.ensure()
@@ -372,6 +392,7 @@ class EntityStore(HubStorage):
         blob = row.get("stateBlob")
         text = await self.get_text(row, "state") if with_state or not blob else None
         stamp = row.get("lastOperationTime")
+        outbox = await self.get_text(row, "outbox") if row.get("outboxAt") is not None else None
         return EntityRecord(
             instance_id=row["PartitionKey"],
             name=row.get("name", ""),
@@ -386,6 +407,8 @@ class EntityStore(HubStorage):
             locked_by=row.get("lockedBy") or None,
             lock_owner=row.get("lockOwner") or None,
             released=tuple(k for k in str(row.get("released") or "").split(",") if k),
+            outbox=tuple(json.loads(outbox)) if outbox else (),
+            outbox_blob=row.get("outboxBlob"),
         )
 
     async def read(self, iid: str) -> EntityRecord | None:
@@ -426,10 +449,12 @@ class EntityStore(HubStorage):
         applied: list[PendingSignal],
         lock: tuple[str, str] | None | bool = True,
         released: str | None = None,
+        outbox: list[dict[str, Any]] | None = None,
     ) -> None:
         """Write the new state, listing the applied signals, in one ETag-checked write. `lock`: the
         (critical section, orchestration) now holding the entity's lock, None when none does, True
-        to keep what `before` had; `released`: a critical section to remember as released."""
+        to keep what `before` had; `released`: a critical section to remember as released;
+        `outbox`: the orchestrations the batch starts (JSON values), kept until the next commit."""
         iid = instance_id(name, key)
         if lock is True:
             lock = (before.locked_by, before.lock_owner or "") if before and before.locked_by else None
@@ -438,7 +463,7 @@ class EntityStore(HubStorage):
         if released and released not in kept_released:
             kept_released = [*kept_released, released][-RELEASED_KEPT:]
         keep = bool(before and (before.exists or before.applied or before.released))
-        if not exists and not lock and not released and not keep:
+        if not exists and not lock and not released and not outbox and not keep:
             await self._drop_signals(iid, applied)  # nothing to keep: no state, nothing to replay
             return
         listed_before = before.applied if before else frozenset()
@@ -461,8 +486,10 @@ class EntityStore(HubStorage):
         parts = split_text(kept) if kept is not None else None
         same = before.unchanged_parts(parts) if before is not None and parts else set()
         new_blob: str | None = None
+        outbox_blob: str | None = None
+        had_outbox = before is not None and bool(before.outbox)
         try:
-            if before is not None and parts and same:
+            if before is not None and parts and same and not outbox and not had_outbox:
                 # A long state mostly changes at its end: send only the parts that differ.
                 for index, part in enumerate(parts):
                     if index not in same:
@@ -472,7 +499,12 @@ class EntityStore(HubStorage):
                     entity, mode=UpdateMode.MERGE, etag=before.etag, match_condition=_IF_MATCH
                 )
             else:
-                new_blob = await self.put_text(entity, "state", "state", iid, kept)
+                budget = RowBudget() if outbox else None  # two texts share the row
+                new_blob = await self.put_text(entity, "state", "state", iid, kept, budget)
+                if outbox:
+                    entity["outboxAt"] = stamp
+                    outbox_text = json.dumps(outbox)
+                    outbox_blob = await self.put_text(entity, "outbox", "outbox", iid, outbox_text, budget)
                 if before is None:
                     result = await self._table.create_entity(entity)
                 else:
@@ -480,8 +512,7 @@ class EntityStore(HubStorage):
                         entity, mode=UpdateMode.REPLACE, etag=before.etag, match_condition=_IF_MATCH
                     )
         except (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError) as exc:
-            if new_blob:
-                await self.delete_blobs([new_blob])
+            await self.delete_blobs([b for b in (new_blob, outbox_blob) if b])
             self.states.forget(iid)
             raise ConcurrencyConflict(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
         except AzureError as exc:
@@ -506,11 +537,15 @@ class EntityStore(HubStorage):
             lock[0] if lock else None,
             lock[1] if lock else None,
             tuple(kept_released),
+            tuple(outbox or ()),
+            outbox_blob,
         )
         self._remember(record, result)
         garbage = [s.input_blob for s in applied if s.input_blob]
         if before is not None and before.state_blob and before.state_blob != new_blob:
             garbage.append(before.state_blob)
+        if before is not None and before.outbox_blob:
+            garbage.append(before.outbox_blob)
         self._clean_up(iid, set(listed), garbage)
 
     async def _drop_signals(self, iid: str, signals: list[PendingSignal]) -> None:

@@ -113,10 +113,16 @@ class OrchestrationEngine(WorkDispatch):
         return self.orchestrators.get(name.lower())
 
     async def start(
-        self, name: str, iid: str, input_text: str | None, scheduled: datetime | None = None
+        self,
+        name: str,
+        iid: str,
+        input_text: str | None,
+        scheduled: datetime | None = None,
+        execution: str | None = None,
     ) -> InstanceRecord:
         """Create (or restart a finished) instance; its first episode runs right after (or, with
-        `scheduled`, once the host's clock reaches that time)."""
+        `scheduled`, once the host's clock reaches that time). `execution`: its execution id (new
+        when None)."""
         function = self.orchestrator(name)
         assert function is not None
         async with self.lock(iid):
@@ -124,7 +130,7 @@ class OrchestrationEngine(WorkDispatch):
                 instance_id=iid,
                 name=function.name,
                 status="Pending",
-                execution_id=uuid.uuid4().hex,
+                execution_id=execution or uuid.uuid4().hex,
                 input=input_text,
                 created=self.now(),
                 scheduled_start=scheduled,
@@ -150,11 +156,14 @@ class OrchestrationEngine(WorkDispatch):
         return record
 
     async def start_for_entity(
-        self, name: str, iid: str, input_text: str | None, scheduled: datetime | None
+        self, name: str, iid: str, input_text: str | None, scheduled: datetime | None, execution: str
     ) -> None:
-        """An entity starts an orchestration. Its batch may run again after a crash (its effects go out
-        before it commits): an instance of that id that is still running is left as it is, so one
-        given an id by the entity is started once; a generated id is not known again."""
+        """An entity starts an orchestration, after its batch committed (the start is in the entity's
+        outbox): under the execution id the outbox gave it, so a start done already (the outbox is
+        started again at start-up) is recognised. An instance of that id that runs is left as it is."""
+        existing = await self.store.read(iid) if not invalid_instance_id(iid) else None
+        if existing is not None and existing.execution_id == execution:
+            return
         problem = invalid_instance_id(iid) or (
             None if self.orchestrator(name) else f"no orchestrator {name!r}"
         )
@@ -162,7 +171,7 @@ class OrchestrationEngine(WorkDispatch):
             log.warning("an entity asked to start %s %r: %s; not started", name, iid, problem)
             return
         try:
-            await self.start(name, iid, input_text, scheduled)
+            await self.start(name, iid, input_text, scheduled, execution)
         except InstanceExists:
             log.info("an entity asked to start %s again while it runs: left as it is", iid)
 
