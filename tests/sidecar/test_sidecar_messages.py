@@ -163,8 +163,9 @@ def test_an_entity_starts_an_orchestration(client: dt_client.TaskHubGrpcClient) 
 
 
 def test_an_entitys_start_is_not_done_again_after_a_restart(sidecar_process: SidecarProcess) -> None:
-    """The start is in the entity's committed outbox, which a restart starts again: under the
-    execution id it was given, so the instance already started (and finished) is left alone."""
+    """The start is in the entity's committed outbox, emptied once started (a restart starts what is
+    left there again, under the execution id it was given, so one started already is left alone):
+    the instance is started once, and one purged since is not started again."""
     entity = entities.EntityInstanceId("launcher", uuid.uuid4().hex[:8])
     with running_worker(sidecar_process.address, [waiter], [], [launcher]):
         client = new_client(sidecar_process.address)
@@ -182,3 +183,7 @@ def test_an_entitys_start_is_not_done_again_after_a_restart(sidecar_process: Sid
         assert stays(lambda: sidecar_process.instance(iid)["runtimeStatus"] == "Completed", 2.0)
         listed = sidecar_process.api("GET", "/instances")
         assert [i["instanceId"] for i in listed] == [iid]  # one instance: started once
+        sidecar_process.api("DELETE", f"/instances/{iid}")  # purged: a later start-up leaves it so
+        kill(sidecar_process.process)
+        sidecar_process.start()
+        assert stays(lambda: sidecar_process.api("GET", "/instances") == [], 2.0)

@@ -298,7 +298,9 @@ class EntityDispatcher(KeyedWorkers):
         outbox = [_outbox_entry(start) for start in response.get("starts") or []]
         await self.store.commit(before, name, key, new_exists, state, signals, outbox=outbox or None)
         self._forget(iid, signals)
-        await self._start_orchestrations(iid, outbox)
+        if outbox:
+            await self._start_orchestrations(iid, outbox)
+            await self._clear_outbox(iid)
         if self.committed is not None:
             self.committed(name, key, new_exists, state)
         log.debug("entity %s applied %d operations", iid, len(signals))
@@ -400,9 +402,20 @@ class EntityDispatcher(KeyedWorkers):
     async def _redo_outboxes(self) -> None:
         """At start-up: start what the last batch of each entity asked for, if it has not started."""
         for iid in await self.store.with_outbox():
-            record = await self.store.read(iid)
-            if record is not None and record.outbox:
-                await self._start_orchestrations(iid, list(record.outbox))
+            async with self.lock(iid):
+                record = await self.store.read(iid)
+                if record is not None and record.outbox:
+                    await self._start_orchestrations(iid, list(record.outbox))
+                    await self._clear_outbox(iid)
+
+    async def _clear_outbox(self, iid: str) -> None:
+        """The outbox's orchestrations started: empty it (one more write of the state row), so that a
+        later start-up does not start one again that was purged since."""
+        record = await self.store.read(iid)
+        if record is None or not record.outbox:
+            return
+        name, key = split_instance_id(iid)
+        await self.store.commit(record, name, key, record.exists, record.state if record.exists else None, [])
 
     async def _forward_signals(self, source: str, signals: list[Any]) -> None:
         """Enqueue signals an entity sent to other entities (at-least-once: written before the commit)."""

@@ -462,7 +462,7 @@ class EntityStore(HubStorage):
         kept_released = list(before.released) if before else []
         if released and released not in kept_released:
             kept_released = [*kept_released, released][-RELEASED_KEPT:]
-        keep = bool(before and (before.exists or before.applied or before.released))
+        keep = bool(before and (before.exists or before.applied or before.released or before.outbox))
         if not exists and not lock and not released and not outbox and not keep:
             await self._drop_signals(iid, applied)  # nothing to keep: no state, nothing to replay
             return
