@@ -53,6 +53,13 @@ def _arguments(sub: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--storage", metavar="CONNSTR", help="use this storage (a running Azurite); start no Azurite"
     )
+    sub.add_argument(
+        "--virtual-time",
+        choices=("real", "auto", "manual"),
+        default="real",
+        help="the clock of timers, scheduled starts and signals: real (default), auto (jumps to the next "
+        "timer whenever idle) or manual (moved by POST /admin/clock on each hub's HTTP API)",
+    )
     sub.add_argument("--verbose", "-v", action="store_true")
 
 
@@ -116,7 +123,14 @@ def _serve(args: argparse.Namespace, storage: str, data: Path | None = None) -> 
     from harness.host.sidecar.listen import PortBusy
     from harness.host.sidecar.server import Sidecar
 
-    sidecar = Sidecar(storage=storage, grpc_port=args.grpc_port, port=args.port, host=args.host, hub=args.hub)
+    sidecar = Sidecar(
+        storage=storage,
+        grpc_port=args.grpc_port,
+        port=args.port,
+        host=args.host,
+        hub=args.hub,
+        time=args.virtual_time,
+    )
 
     async def serve() -> None:
         stop = asyncio.Event()

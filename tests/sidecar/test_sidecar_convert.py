@@ -1,4 +1,5 @@
-"""The edge conversion alone (pure): failure details, retried task ids, a failed instance's state."""
+"""The edge conversion alone (pure): failure details, retried task ids, a failed instance's state,
+a critical section's messages."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import UTC, datetime
 
 from durabletask.internal import orchestrator_service_pb2 as pb
 
+from harness.host.entities import locks
 from harness.host.orchestrations import history as h
 from harness.host.orchestrations.store import InstanceRecord
 from harness.host.sidecar import convert
@@ -58,3 +60,43 @@ def test_a_failed_instance_shows_the_workers_failure() -> None:
     failed.output = json.dumps("Orchestrator function 'orch' failed: builtins.KeyError: 'k'")
     details = convert.state(failed, with_payloads=True).failureDetails
     assert (details.errorType, details.errorMessage) == ("builtins.KeyError", "'k'")
+
+
+def test_a_critical_section_round_trips() -> None:
+    """A lock request is a call to the set's first entity whose answer the worker reads as the grant;
+    an unlock is an acknowledged signal; a failing instance still sends its unlocks."""
+    section, target = "cs-1", "@counter@a"
+    lock = pb.EntityLockRequestedEvent(criticalSectionId=section, lockSet=[target, "@counter@b"])
+    response = pb.OrchestratorResponse(
+        actions=[
+            pb.OrchestratorAction(
+                id=1, sendEntityMessage=pb.SendEntityMessageAction(entityLockRequested=lock)
+            )
+        ]
+    )
+    started = [h.event(h.ORCHESTRATOR_STARTED, NOW)]
+    decided = convert.decision(record([]), started, NOW, response)
+    assert [(w.kind, w.target, w.request_id) for w in decided.work] == [("call", target, section)]
+    granted = h.event(h.EVENT_RAISED, NOW, Name=section, Input='{"result": "null"}')
+    later = record(decided.events)
+    events = convert.to_events([*later.history, granted], later)
+    assert [list(e.entityLockRequested.lockSet) for e in events if e.HasField("entityLockRequested")] == [
+        [target, "@counter@b"]
+    ]
+    assert events[-1].entityLockGranted.criticalSectionId == section
+    unlock = pb.EntityUnlockSentEvent(criticalSectionId=section)
+    unlock.targetInstanceId.value = target
+    failed = pb.CompleteOrchestrationAction(orchestrationStatus=pb.ORCHESTRATION_STATUS_FAILED)
+    response = pb.OrchestratorResponse(
+        actions=[
+            pb.OrchestratorAction(
+                id=2, sendEntityMessage=pb.SendEntityMessageAction(entityUnlockSent=unlock)
+            ),
+            pb.OrchestratorAction(id=3, completeOrchestration=failed),
+        ]
+    )
+    decided = convert.decision(later, started, NOW, response)
+    assert decided.status == "Failed"
+    assert [(w.kind, w.target) for w in decided.work] == [("signal", target)]
+    assert locks.unreleased([*later.history, *decided.events]) == {}
+    assert locks.unreleased(later.history) == {section: [target, "@counter@b"]}

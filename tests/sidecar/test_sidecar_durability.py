@@ -3,102 +3,19 @@ finishes it, each activity's result recorded once; a worker SIGKILLed mid activi
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 import threading
-import urllib.request
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from durabletask import client as dt_client
 from durabletask import task
 
-from harness.azurite import Azurite
-from harness.processes import free_port, port_is_open
+from .conftest import SidecarProcess, kill, new_client, new_id, running_worker, spawn, stop, wait_for
 
-from .conftest import new_client, new_id, running_worker, wait_for
-
-REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 Status = dt_client.OrchestrationStatus
-
-
-def spawn(args: list[str], log: Path, **env: str) -> subprocess.Popen[bytes]:
-    """A child process with its output in `log`. Plain Popen (posix_spawn, no fork): forking a
-    process whose gRPC threads run (the worker's, the client's) can crash it."""
-    with open(log, "ab") as out:
-        return subprocess.Popen(args, cwd=REPO, env={**os.environ, **env}, stdout=out, stderr=out)
-
-
-def kill(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL (a crash) and reap."""
-    proc.kill()
-    proc.wait()
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 10 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            kill(proc)
-
-
-class SidecarProcess:
-    """`python -m harness sidecar` on fixed ports over the session's Azurite (restartable)."""
-
-    def __init__(self, storage: str, logs: Path) -> None:
-        self.grpc_port, self.port = free_port(), free_port()
-        self.hub = "k" + uuid.uuid4().hex[:12]
-        self.address = f"localhost:{self.grpc_port}"
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.args = [sys.executable, "-m", "harness", "sidecar", "--storage", storage, "--hub", self.hub]
-        self.args += ["--grpc-port", str(self.grpc_port), "--port", str(self.port)]
-        self.log = logs / "sidecar.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = spawn(self.args, self.log)
-        wait_for(self._ready, 60)
-
-    def _ready(self) -> bool:
-        assert self.process is not None and self.process.poll() is None, self.log.read_text()
-        try:
-            with urllib.request.urlopen(self.url + "/admin/host/status", timeout=1) as response:
-                status = json.loads(response.read())
-        except OSError:
-            return False
-        return status.get("taskHubLease") == "held" and port_is_open(self.grpc_port)
-
-    def instance(self, iid: str) -> dict[str, Any]:
-        """The instance as the HTTP API shows it, with its history."""
-        url = (
-            f"{self.url}/runtime/webhooks/durabletask/instances/{iid}?showHistory=true&showHistoryOutput=true"
-        )
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return dict(json.loads(response.read()))
-
-    def finished(self, iid: str) -> bool:
-        return self.instance(iid)["runtimeStatus"] in ("Completed", "Failed", "Terminated")
-
-
-@pytest.fixture
-def sidecar_process(azurite: Azurite, tmp_path: Path) -> Iterator[SidecarProcess]:
-    running = SidecarProcess(azurite.connection_string, tmp_path)
-    running.start()
-    try:
-        yield running
-    finally:
-        assert running.process is not None
-        stop(running.process)
 
 
 entered = threading.Event()

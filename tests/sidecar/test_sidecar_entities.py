@@ -99,10 +99,6 @@ def test_bad_entity_ids_are_named(sidecar: Sidecar) -> None:
             stub.GetEntity(pb.GetEntityRequest(instanceId="not-an-entity"))
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "not an entity id" in str(raised.value.details())
-        with pytest.raises(grpc.RpcError) as raised:
-            stub.QueryEntities(pb.QueryEntitiesRequest(query=pb.EntityQuery()))
-        assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert "@name@" in str(raised.value.details())
 
 
 def test_orchestration_calls_and_signals_an_entity(client: dt_client.TaskHubGrpcClient) -> None:

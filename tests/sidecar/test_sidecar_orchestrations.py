@@ -348,10 +348,15 @@ def test_restart_and_history(client: dt_client.TaskHubGrpcClient) -> None:
 
 
 def test_rewind_is_refused_with_a_reason(client: dt_client.TaskHubGrpcClient) -> None:
-    state = run(client, failing, "x")
+    """Only a Failed instance is rewound (test_sidecar_management rewinds one)."""
+    state = run(client, sequence, ["x"])
     with pytest.raises(grpc.RpcError) as raised:
         client.rewind_orchestration(state.instance_id)
-    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED and "rewind" in str(raised.value.details())
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "only a Failed one" in str(raised.value.details())
+    with pytest.raises(grpc.RpcError) as raised:
+        client.rewind_orchestration(new_id())
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_durable_task_scheduler_classes_connect_as_to_the_emulator(sidecar: Sidecar) -> None:

@@ -9,18 +9,26 @@ time, and the signal that times out alone is dropped (its caller gets the timeou
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
+from datetime import datetime
 from typing import Any, Protocol
 
 import azure.functions as func
+from azure.core.exceptions import ResourceExistsError
 
 from ..loader import EntityFunction
+from ..scheduler import Scheduler
+from ..storage.tables import RETRIABLE, Backoff
 from ..workers import KeyedWorkers, within
+from . import locks
 from .store import (
     MAX_BATCH,
+    EntityRecord,
     EntityStore,
     PendingSignal,
     instance_id,
@@ -28,6 +36,8 @@ from .store import (
 )
 
 log = logging.getLogger(__name__)
+
+LOCKED_SCAN = 5000  # pending signals a locked entity reads to find its lock holder's among the others
 
 
 def build_request(name: str, key: str, exists: bool, state: str | None, batch: list[PendingSignal]) -> str:
@@ -102,6 +112,11 @@ class EntityDispatcher(KeyedWorkers):
         # Told of each commit of an entity's state, with that state (name, key, exists, state text):
         # the app's turns in this process wait on it instead of polling (durableagent's `_commits`).
         self.committed: Callable[[str, str, bool, str | None], None] | None = None
+        # Starts an orchestration an entity asked for (name, instance id, input, scheduled time, the
+        # execution id to give it); the orchestration engine sets it. Called after the batch commits.
+        self.start: Callable[[str, str, str | None, datetime | None, str], Awaitable[None]] | None = None
+        # The timers of scheduled signals (the orchestration engine lends its own, on the host's clock).
+        self.scheduler: Scheduler | None = None
 
     def notify(self, iid: str, signal: PendingSignal | None = None) -> None:
         """A signal for `iid` was persisted (None: maybe several, ask storage): run its worker."""
@@ -114,11 +129,38 @@ class EntityDispatcher(KeyedWorkers):
         self.wake(iid)
 
     async def resume(self) -> int:
-        """Start workers for every entity with signals left over from a previous run."""
+        """Start workers for every entity with signals left over from a previous run, and arm the
+        timers of the scheduled signals (those due while the host was down are queued at once)."""
         ids = await self.store.instances_with_signals()
         for iid in sorted(ids):
             self.notify(iid)
+        for iid, row_key, due in await self.store.scheduled_signals():
+            self._arm(iid, row_key, due)
+        await self._redo_outboxes()
         return len(ids)
+
+    async def schedule(
+        self,
+        name: str,
+        key: str,
+        operation: str,
+        input_text: str | None,
+        due: datetime,
+        row_key: str | None = None,
+    ) -> None:
+        """Accept a signal to apply at `due` (stored first; queued for the entity when it is due)."""
+        stored = await self.store.add_scheduled_signal(name, key, operation, input_text, due, row_key)
+        self._arm(instance_id(name, key), stored, due)
+
+    def _arm(self, iid: str, row_key: str, due: datetime) -> None:
+        if self.scheduler is None:  # pragma: no cover - the engine always lends its scheduler
+            raise RuntimeError("scheduled signals need the engine's scheduler")
+        self.scheduler.at(due, (iid, row_key), self._release, iid, row_key)
+
+    async def _release(self, iid: str, row_key: str) -> None:
+        signal = await self.store.release_scheduled(iid, row_key)
+        if signal is not None:
+            self.notify(iid, signal)
 
     async def close(self) -> None:
         """Stop the workers; unapplied signals stay persisted for the next start."""
@@ -192,10 +234,19 @@ class EntityDispatcher(KeyedWorkers):
             self._accepted.pop(iid, None)
 
     async def _apply_once(self, iid: str, limit: int) -> int:
-        """Apply up to `limit` pending signals; returns how many were applied."""
-        signals = await self._pending(iid, limit)
+        """Apply up to `limit` pending signals; returns how many were applied. A lock or unlock
+        (`locks.py`) is applied alone; while the entity is locked, only the messages of the
+        orchestration holding the lock are, and unlocks (the others wait, in order)."""
+        held = await self.store.read(iid)
+        owner = held.lock_owner if held is not None and held.locked_by else None
+        signals = await self._pending(iid, LOCKED_SCAN if owner else limit)
+        if owner is not None:  # an unlock never waits: another section's only marks it released
+            signals = [s for s in signals if s.parent == owner or s.control == "unlock"]
         if not signals:
             return 0
+        if signals[0].control:
+            return await self._control(iid, held, signals[0])
+        signals = list(itertools.takewhile(lambda s: not s.control, signals))[:limit]
         name, key = split_instance_id(iid)
         if invalid_key_reason(name, key) is not None:
             log.error("entity %s: invalid id, dropping %d signals", iid, len(signals))
@@ -244,12 +295,78 @@ class EntityDispatcher(KeyedWorkers):
         if state is not None and not isinstance(state, str):
             state = json.dumps(state)
         await self._forward_signals(iid, response.get("signals") or [])
-        await self.store.commit(before, name, key, new_exists, state, signals)
+        outbox = [_outbox_entry(start) for start in response.get("starts") or []]
+        await self.store.commit(before, name, key, new_exists, state, signals, outbox=outbox or None)
         self._forget(iid, signals)
+        if outbox:
+            await self._start_orchestrations(iid, outbox)
+            await self._clear_outbox(iid)
         if self.committed is not None:
             self.committed(name, key, new_exists, state)
         log.debug("entity %s applied %d operations", iid, len(signals))
         return len(signals)
+
+    async def _control(self, iid: str, before: EntityRecord | None, signal: PendingSignal) -> int:
+        """Apply a critical section's lock request or unlock (`locks.py`): a lock is taken when the
+        entity is free, then passed on to the next entity of the set or granted (written before the
+        commit, so at-least-once: the next entity drops a copy it holds or has released already)."""
+        name, key = split_instance_id(iid)
+        message = locks.parse(signal.input)
+        section = str(message.get("section") or "")
+        exists = before is not None and before.exists
+        state = before.state if before is not None and exists else None
+        lock: tuple[str, str] | None | bool = True
+        released = None
+        if signal.control == "lock" and section and before is not None and section in before.released:
+            log.debug("entity %s: lock request of released section %s dropped", iid, section)
+        elif signal.control == "lock" and before is not None and before.locked_by == section:
+            log.debug("entity %s: lock request of section %s again (held): dropped", iid, section)
+        elif signal.control == "lock" and before is not None and before.locked_by:
+            # Another section of the same orchestration holds it (its unlock is sent before a new
+            # request, so this is an orchestration that lost track): the request waits for it.
+            log.warning("entity %s: %s asks for a second lock while holding one", iid, signal.parent)
+            return 0
+        elif signal.control == "lock":
+            lock = (section, signal.parent or "")
+            await self._pass_lock(signal, message)
+        else:
+            if before is not None and before.locked_by == section:
+                lock = None
+            released = section
+            if signal.parent and signal.request_id and self.respond is not None:  # acknowledged
+                await self.respond(signal.parent, signal.parent_execution, signal.request_id, locks.GRANTED)
+        await self.store.commit(before, name, key, exists, state, [signal], lock=lock, released=released)
+        self._forget(iid, [signal])
+        return 1
+
+    async def _pass_lock(self, signal: PendingSignal, message: dict[str, Any]) -> None:
+        """The lock request goes on to the next entity of its set (under the same row key, so a copy
+        sent again is not written twice), or the orchestration is told the whole set is locked."""
+        lock_set = [str(e) for e in message.get("lockSet") or []]
+        position = int(message.get("position") or 0) + 1
+        target = locks.entity_of(lock_set[position]) if position < len(lock_set) else None
+        if target is None:
+            if position < len(lock_set):
+                log.warning("lock set %s names %r, not an entity id; granted", lock_set, lock_set[position])
+            if signal.parent and signal.request_id and self.respond is not None:
+                await self.respond(signal.parent, signal.parent_execution, signal.request_id, locks.GRANTED)
+            return
+        section = str(message.get("section") or "")
+        try:
+            passed = await self.store.add_signal(
+                *target,
+                locks.LOCK_OPERATION,
+                locks.lock_request(section, lock_set, position),
+                row_key=signal.row_key,
+                request_id=signal.request_id,
+                parent=signal.parent,
+                call=True,
+                parent_execution=signal.parent_execution,
+                control="lock",
+            )
+        except ResourceExistsError:
+            passed = None  # passed on before a restart: the next entity reads it from storage
+        self.notify(instance_id(*target), passed)
 
     async def _answer_failed(self, signals: list[PendingSignal], reason: str) -> None:
         """Calls that will never run get an error answer (their orchestrations would wait forever)."""
@@ -259,6 +376,46 @@ class EntityDispatcher(KeyedWorkers):
                 await self.respond(
                     signal.parent, signal.parent_execution, signal.request_id, json.dumps(answer)
                 )
+
+    async def _start_orchestrations(self, source: str, outbox: list[dict[str, Any]]) -> None:
+        """Start the orchestrations a committed batch asked for (its outbox). Each has the execution id
+        it gets, so starting one again (after a crash, from the outbox at start-up) finds it started."""
+        for entry in outbox:
+            if self.start is None:
+                log.warning("entity %s asked to start %r: nothing here starts orchestrations", source, entry)
+                continue
+            scheduled = datetime.fromisoformat(entry["scheduled"]) if entry.get("scheduled") else None
+            backoff = Backoff()
+            while not self._closing:  # committed: it must start, so a storage failure is retried
+                try:
+                    await self.start(
+                        str(entry["name"]),
+                        str(entry["instanceId"]),
+                        entry.get("input"),
+                        scheduled,
+                        entry["execution"],
+                    )
+                    break
+                except RETRIABLE as exc:
+                    await backoff.after(exc, f"entity {source}: starting {entry['instanceId']}")
+
+    async def _redo_outboxes(self) -> None:
+        """At start-up: start what the last batch of each entity asked for, if it has not started."""
+        for iid in await self.store.with_outbox():
+            async with self.lock(iid):
+                record = await self.store.read(iid)
+                if record is not None and record.outbox:
+                    await self._start_orchestrations(iid, list(record.outbox))
+                    await self._clear_outbox(iid)
+
+    async def _clear_outbox(self, iid: str) -> None:
+        """The outbox's orchestrations started: empty it (one more write of the state row), so that a
+        later start-up does not start one again that was purged since."""
+        record = await self.store.read(iid)
+        if record is None or not record.outbox:
+            return
+        name, key = split_instance_id(iid)
+        await self.store.commit(record, name, key, record.exists, record.state if record.exists else None, [])
 
     async def _forward_signals(self, source: str, signals: list[Any]) -> None:
         """Enqueue signals an entity sent to other entities (at-least-once: written before the commit)."""
@@ -278,6 +435,18 @@ class EntityDispatcher(KeyedWorkers):
             text = payload if isinstance(payload, str) or payload is None else json.dumps(payload)
             forwarded = await self.store.add_signal(name, key, op, text)
             self.notify(instance_id(name, key), forwarded)
+
+
+def _outbox_entry(start: dict[str, Any]) -> dict[str, Any]:
+    """An orchestration start as the state row keeps it (JSON), with the execution id it will get."""
+    scheduled = start.get("scheduled")
+    return {
+        "name": str(start["name"]),
+        "instanceId": str(start["instanceId"]),
+        "input": start.get("input"),
+        "scheduled": scheduled.isoformat() if isinstance(scheduled, datetime) else scheduled,
+        "execution": uuid.uuid4().hex,
+    }
 
 
 class _BatchFailed(Exception):

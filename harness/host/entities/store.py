@@ -8,11 +8,17 @@ per task hub):
   JSON text: in `state`, split over `state`, `state1`, ... (`stateParts`) when longer than one
   table property holds, or in a blob (`stateBlob`) when longer than a row holds. A split state is
   rewritten by merging only the parts that changed, so parts past `stateParts` may be left over
-  from a longer state: only the first `stateParts` make the text;
+  from a longer state: only the first `stateParts` make the text; and the entity's lock, if an
+  orchestration's critical section holds it (`lockedBy`, `lockOwner`, with the sections released
+  lately in `released`: see `locks.py`); and the orchestrations the last batch started (`outbox`,
+  stored as the state is, and `outboxAt`), started after the commit and again at start-up;
 - rows `sig-<20-digit sequence>`: accepted signals (`op`, and `input` stored the same way; one from
   an orchestration also has `requestId`, `parent` (the instance whose inbox gets the answer, or for
-  a signal the acknowledgement), `parentExecution` and `call`, and its row key was recorded in that
-  instance's history first, so sending it again is harmless).
+  a signal the acknowledgement), `parentExecution` and `call` (and `control` for a critical
+  section's lock or unlock), and its row key was recorded in that
+  instance's history first, so sending it again is harmless);
+- rows `due-<20-digit sequence>`: scheduled signals (the same properties, and `due`), outside the
+  queue until their time, when one transaction turns each into the `sig-` row of its sequence.
 A signal row is written before the API answers 202. Applying a batch ends in ONE ETag-checked write
 of the state row that also lists the applied signals' row keys in `applied`; those signal rows are
 deleted afterwards, off the request path, and dropped from the list by a later commit once they are
@@ -24,11 +30,12 @@ single update several times faster than a batch.)
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -38,7 +45,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from ..clock import Clock
 from ..storage.tables import (
@@ -46,6 +53,7 @@ from ..storage.tables import (
     PART_CHARS,
     ConcurrencyConflict,
     HubStorage,
+    RowBudget,
     RowCache,
     StorageUnavailable,
     container_name_for,
@@ -76,8 +84,10 @@ log = logging.getLogger(__name__)
 
 STATE_ROW = "state"
 SIGNAL_PREFIX = "sig-"
+DUE_PREFIX = "due-"  # a scheduled signal waiting for its time (moved to a `sig-` row then)
 # Signals applied in one batch (their row keys are listed in the state row until deleted).
 MAX_BATCH = 50
+RELEASED_KEPT = 32  # critical sections an entity remembers as released (see `locks.py`)
 _BAD_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
 
@@ -121,6 +131,7 @@ class PendingSignal:
     parent: str | None = None
     call: bool = False  # a call (the orchestration waits for the result), not a signal
     parent_execution: str = ""  # the execution of `parent` that sent it (answers to others are dropped)
+    control: str | None = None  # `lock` or `unlock` of a critical section (`locks.py`), no operation
 
 
 @dataclass
@@ -137,6 +148,13 @@ class EntityRecord:
     state_blob: str | None = None
     applied: frozenset[str] = frozenset()  # signal row keys applied (their rows may still exist)
     state_parts: tuple[int, ...] = ()  # lengths of the properties `state` is split over, if it is
+    locked_by: str | None = None  # the critical section holding the entity's lock (`locks.py`)
+    lock_owner: str | None = None  # the orchestration instance whose section that is
+    released: tuple[str, ...] = ()  # the last critical sections released here, oldest first
+    # Orchestrations the last batch started (`{"name", "instanceId", "input", "scheduled",
+    # "execution"}`): committed with it, started after it, started again at start-up if need be.
+    outbox: tuple[dict[str, Any], ...] = ()
+    outbox_blob: str | None = None
 
     def unchanged_parts(self, parts: list[str]) -> set[int]:
         """Which of a new state's `parts` this record already stores, in the same property."""
@@ -189,6 +207,7 @@ class EntityStore(HubStorage):
         parent: str | None = None,
         call: bool = False,
         parent_execution: str = "",
+        control: str | None = None,
     ) -> PendingSignal:
         """Persist an accepted signal; returns it as the worker will apply it.
 
@@ -214,6 +233,8 @@ class EntityStore(HubStorage):
             entity["call"] = True
         if parent_execution:
             entity["parentExecution"] = parent_execution
+        if control:
+            entity["control"] = control
         try:
             await self.put_text(entity, "input", "signal", iid, input_text)
             await self._table.create_entity(entity)
@@ -230,7 +251,90 @@ class EntityStore(HubStorage):
             parent,
             call,
             parent_execution,  # answers to an execution that has ended are then recognised
+            control,
         )
+
+    async def add_scheduled_signal(
+        self,
+        name: str,
+        key: str,
+        operation: str,
+        input_text: str | None,
+        due: datetime,
+        row_key: str | None = None,
+    ) -> str:
+        """Persist a signal to apply at `due` (a `due-` row, outside the queue until then); returns
+        its row key. `row_key` (an orchestration's, recorded in its history): written once."""
+        await self.ensure()
+        iid = instance_id(name, key)
+        row_key = row_key or f"{DUE_PREFIX}{next_sequence():020d}"
+        entity: dict[str, Any] = {
+            "PartitionKey": iid,
+            "RowKey": row_key,
+            "op": operation,
+            "name": name.lower(),
+            "key": key,
+            "due": due,
+        }
+        try:
+            await self.put_text(entity, "input", "signal", iid, input_text)
+            await self._table.create_entity(entity)
+        except ResourceExistsError:
+            pass  # written before (sent again after a restart)
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        return row_key
+
+    async def with_outbox(self) -> list[str]:
+        """Ids of the entities whose last commit started orchestrations (redone at start-up)."""
+        await self.ensure()
+        query = "RowKey eq @rk and outboxAt gt @epoch"
+        params = {"rk": STATE_ROW, "epoch": datetime(1970, 1, 1, tzinfo=UTC)}
+        try:
+            return [
+                row["PartitionKey"]
+                async for row in self._table.query_entities(query, parameters=params, select=["PartitionKey"])
+            ]
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+
+    async def scheduled_signals(self) -> list[tuple[str, str, datetime]]:
+        """(entity id, row key, due) of every scheduled signal not in its entity's queue yet."""
+        await self.ensure()
+        found: list[tuple[str, str, datetime]] = []
+        query = "RowKey ge @lo and RowKey lt @hi"
+        try:
+            async for row in self._table.query_entities(
+                query, parameters={"lo": DUE_PREFIX, "hi": "due."}, select=["PartitionKey", "RowKey", "due"]
+            ):
+                found.append((row["PartitionKey"], row["RowKey"], row["due"]))
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        return found
+
+    async def release_scheduled(self, iid: str, row_key: str) -> PendingSignal | None:
+        """A scheduled signal came due: its row moves into the queue (a `sig-` row with the same
+        sequence, so it sorts where it was accepted) in one transaction, so it is neither lost nor
+        queued twice. None when it was released already."""
+        try:
+            row = await self._table.get_entity(iid, row_key)
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        queued = {k: v for k, v in row.items() if k != "due"}
+        queued["RowKey"] = SIGNAL_PREFIX + row_key[len(DUE_PREFIX) :]
+        try:
+            await self._table.submit_transaction(
+                [("create", queued), ("delete", {"PartitionKey": iid, "RowKey": row_key})]
+            )
+        except (TableTransactionError, ResourceExistsError, ResourceNotFoundError):
+            await self.delete_row(iid, row_key)  # queued before (the delete's answer was lost)
+            return None
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        text = await self.get_text(queued, "input")
+        return PendingSignal(queued["RowKey"], queued.get("op", ""), text, queued.get("inputBlob"))
 
     async def pending(self, iid: str, limit: int = MAX_BATCH) -> list[PendingSignal]:
         """The oldest pending signals of one entity, in arrival order (applied ones skipped)."""
@@ -259,6 +363,7 @@ class EntityStore(HubStorage):
                         row.get("parent"),
                         bool(row.get("call")),
                         row.get("parentExecution") or "",
+                        row.get("control") or None,
                     )
                 )
                 if len(result) >= limit:
@@ -287,6 +392,7 @@ class EntityStore(HubStorage):
         blob = row.get("stateBlob")
         text = await self.get_text(row, "state") if with_state or not blob else None
         stamp = row.get("lastOperationTime")
+        outbox = await self.get_text(row, "outbox") if row.get("outboxAt") is not None else None
         return EntityRecord(
             instance_id=row["PartitionKey"],
             name=row.get("name", ""),
@@ -298,6 +404,11 @@ class EntityStore(HubStorage):
             state_blob=blob,
             applied=_applied_keys(row),
             state_parts=tuple(len(part) for part in row_parts(row, "state")),
+            locked_by=row.get("lockedBy") or None,
+            lock_owner=row.get("lockOwner") or None,
+            released=tuple(k for k in str(row.get("released") or "").split(",") if k),
+            outbox=tuple(json.loads(outbox)) if outbox else (),
+            outbox_blob=row.get("outboxBlob"),
         )
 
     async def read(self, iid: str) -> EntityRecord | None:
@@ -336,10 +447,23 @@ class EntityStore(HubStorage):
         exists: bool,
         state: str | None,
         applied: list[PendingSignal],
+        lock: tuple[str, str] | None | bool = True,
+        released: str | None = None,
+        outbox: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Write the new state, listing the applied signals, in one ETag-checked write."""
+        """Write the new state, listing the applied signals, in one ETag-checked write. `lock`: the
+        (critical section, orchestration) now holding the entity's lock, None when none does, True
+        to keep what `before` had; `released`: a critical section to remember as released;
+        `outbox`: the orchestrations the batch starts (JSON values), kept until the next commit."""
         iid = instance_id(name, key)
-        if not exists and not (before and (before.exists or before.applied)):
+        if lock is True:
+            lock = (before.locked_by, before.lock_owner or "") if before and before.locked_by else None
+        assert lock is not False
+        kept_released = list(before.released) if before else []
+        if released and released not in kept_released:
+            kept_released = [*kept_released, released][-RELEASED_KEPT:]
+        keep = bool(before and (before.exists or before.applied or before.released or before.outbox))
+        if not exists and not lock and not released and not outbox and not keep:
             await self._drop_signals(iid, applied)  # nothing to keep: no state, nothing to replay
             return
         listed_before = before.applied if before else frozenset()
@@ -354,13 +478,18 @@ class EntityStore(HubStorage):
             "exists": exists,
             "lastOperationTime": stamp,
             "applied": ",".join(sorted(listed)),
+            "lockedBy": lock[0] if lock else "",
+            "lockOwner": lock[1] if lock else "",
+            "released": ",".join(kept_released),
         }
         kept = state if exists else None
         parts = split_text(kept) if kept is not None else None
         same = before.unchanged_parts(parts) if before is not None and parts else set()
         new_blob: str | None = None
+        outbox_blob: str | None = None
+        had_outbox = before is not None and bool(before.outbox)
         try:
-            if before is not None and parts and same:
+            if before is not None and parts and same and not outbox and not had_outbox:
                 # A long state mostly changes at its end: send only the parts that differ.
                 for index, part in enumerate(parts):
                     if index not in same:
@@ -370,7 +499,12 @@ class EntityStore(HubStorage):
                     entity, mode=UpdateMode.MERGE, etag=before.etag, match_condition=_IF_MATCH
                 )
             else:
-                new_blob = await self.put_text(entity, "state", "state", iid, kept)
+                budget = RowBudget() if outbox else None  # two texts share the row
+                new_blob = await self.put_text(entity, "state", "state", iid, kept, budget)
+                if outbox:
+                    entity["outboxAt"] = stamp
+                    outbox_text = json.dumps(outbox)
+                    outbox_blob = await self.put_text(entity, "outbox", "outbox", iid, outbox_text, budget)
                 if before is None:
                     result = await self._table.create_entity(entity)
                 else:
@@ -378,8 +512,7 @@ class EntityStore(HubStorage):
                         entity, mode=UpdateMode.REPLACE, etag=before.etag, match_condition=_IF_MATCH
                     )
         except (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError) as exc:
-            if new_blob:
-                await self.delete_blobs([new_blob])
+            await self.delete_blobs([b for b in (new_blob, outbox_blob) if b])
             self.states.forget(iid)
             raise ConcurrencyConflict(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
         except AzureError as exc:
@@ -391,12 +524,28 @@ class EntityStore(HubStorage):
             self._deleted[iid] = remaining
         sizes = tuple(len(part) for part in parts) if parts else ()
         record = EntityRecord(
-            iid, name.lower(), key, exists, kept, stamp, None, new_blob, frozenset(listed), sizes
+            iid,
+            name.lower(),
+            key,
+            exists,
+            kept,
+            stamp,
+            None,
+            new_blob,
+            frozenset(listed),
+            sizes,
+            lock[0] if lock else None,
+            lock[1] if lock else None,
+            tuple(kept_released),
+            tuple(outbox or ()),
+            outbox_blob,
         )
         self._remember(record, result)
         garbage = [s.input_blob for s in applied if s.input_blob]
         if before is not None and before.state_blob and before.state_blob != new_blob:
             garbage.append(before.state_blob)
+        if before is not None and before.outbox_blob:
+            garbage.append(before.outbox_blob)
         self._clean_up(iid, set(listed), garbage)
 
     async def _drop_signals(self, iid: str, signals: list[PendingSignal]) -> None:
@@ -462,14 +611,18 @@ class EntityStore(HubStorage):
         return bool(keys)
 
     async def list_entities(
-        self, name: str, top: int, after: str | None, fetch_state: bool
+        self, name: str, top: int, after: str | None, fetch_state: bool, transient: bool = False
     ) -> tuple[list[EntityRecord], str | None]:
-        """Existing entities of one name in instance-id order; returns (page, last id if more remain)."""
+        """Existing entities of one name (every name for "") in instance-id order; returns (page, last
+        id if more remain). `transient`: also the rows of entities with no state (a lock, or what
+        their last batch applied)."""
         await self.ensure()
-        prefix = f"@{name.lower()}@"
-        upper = f"@{name.lower()}A"  # 'A' follows '@': the end of the prefix range
+        prefix = f"@{name.lower()}@" if name else "@"
+        upper = f"@{name.lower()}A" if name else "A"  # 'A' follows '@': the end of the prefix range
         lower_op = "gt" if after else "ge"
-        query = f"PartitionKey {lower_op} @lo and PartitionKey lt @hi and RowKey eq @rk and exists eq true"
+        query = f"PartitionKey {lower_op} @lo and PartitionKey lt @hi and RowKey eq @rk"
+        if not transient:
+            query += " and exists eq true"
         params = {"lo": after or prefix, "hi": upper, "rk": STATE_ROW}
         rows: list[Any] = []
         try:
@@ -484,7 +637,7 @@ class EntityStore(HubStorage):
                     page.append(await self._record(row, with_state=fetch_state))
                 except ResourceNotFoundError:  # state blob replaced meanwhile
                     fresh = await self.read(row["PartitionKey"])
-                    if fresh is not None and fresh.exists:
+                    if fresh is not None and (fresh.exists or transient):
                         page.append(fresh)
         except AzureError as exc:
             raise self.fail(exc) from exc

@@ -28,8 +28,9 @@ from azure.core.exceptions import ResourceExistsError
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
+from ..entities import locks
 from ..entities.dispatcher import EntityDispatcher, split_instance_id
-from ..entities.store import PendingSignal, invalid_key_reason, new_signal_key
+from ..entities.store import DUE_PREFIX, SIGNAL_PREFIX, PendingSignal, invalid_key_reason, new_signal_key
 from ..loader import ActivityFunction, OrchestratorFunction
 from ..scheduler import Scheduler
 from ..storage.tables import RETRIABLE, Backoff, ConcurrencyConflict
@@ -130,6 +131,8 @@ class WorkDispatch(KeyedWorkers):
             await self._start_child(iid, execution, work)
         elif work.kind in ("call", "signal"):
             await self._send_to_entity(iid, execution, work, signal_key or new_signal_key(), again)
+        elif work.kind in ("event", "terminate"):
+            pass  # sent before the episode committed (`OrchestrationEngine._send_out`)
         else:
             reason = f"{work.name} is not supported by the local host"
             await self._answer(iid, execution, h.TASK_FAILED, work.task_id, Reason=reason, Details="")
@@ -270,6 +273,15 @@ class WorkDispatch(KeyedWorkers):
             )
             return
         input_text = None if work.input in (None, "null") else json.dumps(work.input)
+        if work.kind == "signal" and work.fire_at is not None and work.fire_at > self.now():
+            # A scheduled signal: stored (under the row key the history recorded) until it is due,
+            # and acknowledged now, so the instance need not wait for it to end.
+            due_key = DUE_PREFIX + row_key.removeprefix(SIGNAL_PREFIX)
+            # Queued later with no parent, it is read as a client's signal: stored as a client's is.
+            stored = work.input if self.entities.remote is not None else input_text
+            await self.entities.schedule(name, key, work.name, stored, work.fire_at, due_key)
+            await self.entity_answered(iid, execution, work.request_id, json.dumps({"result": "null"}))
+            return
         if again:
             # Sending again after a restart: under the entity's lock, so that its worker is not
             # half-way through applying the first copy (which its state row would then list).
@@ -299,9 +311,29 @@ class WorkDispatch(KeyedWorkers):
                 parent=iid,
                 call=work.kind == "call",
                 parent_execution=execution,
+                control=locks.control_of(work.name),
             )
         except ResourceExistsError:
             return None
+
+    async def release_locks(self, record: InstanceRecord) -> None:
+        """An instance that ends without unlocking (terminated) releases the entity locks its critical
+        sections requested: an unlock to every entity of each set (one that the request has not
+        reached yet then drops it when it comes). Written before the instance's commit, so a crash
+        in between sends them again; an unlock sent twice is harmless."""
+        for section, targets in locks.unreleased(record.history).items():
+            for target in targets:
+                entity = locks.entity_of(target)
+                if entity is None:
+                    continue
+                signal = await self.entities.store.add_signal(
+                    *entity,
+                    locks.UNLOCK_OPERATION,
+                    locks.unlock_request(section),
+                    parent=record.instance_id,
+                    control="unlock",
+                )
+                self.entities.notify(target, signal)
 
     async def entity_answered(self, parent: str, execution: str, request: str, payload: str) -> None:
         """The entity dispatcher's answer to a call or acknowledgement of a signal (written before the

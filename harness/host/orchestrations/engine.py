@@ -19,6 +19,7 @@ import logging
 import uuid
 from concurrent.futures import Executor
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from ..clock import Clock
@@ -34,8 +35,8 @@ from .dispatch import EngineSettings, WorkDispatch
 from .executor import RemoteExecutor
 from .inbox import CONTROL, acknowledged, take_batch
 from .recovery import unfinished_work
-from .replay import Decision, Instance, run_episode, with_cancellations
-from .store import MESSAGE_PREFIX, TERMINAL, InstanceRecord, InstanceStore, Message
+from .replay import Decision, Instance, Work, run_episode, with_cancellations
+from .store import MESSAGE_PREFIX, TERMINAL, InstanceRecord, InstanceStore, Message, invalid_instance_id
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,8 @@ class OrchestrationEngine(WorkDispatch):
         # being started): their next episode starts that work from the history first, as start-up does.
         self._uncertain: set[str] = set()
         entities.respond = self.entity_answered
+        entities.scheduler = self.scheduler
+        entities.start = self.start_for_entity
 
     # -- the API's operations --------------------------------------------------------------------
     def orchestrator(self, name: str) -> OrchestratorFunction | None:
@@ -109,8 +112,17 @@ class OrchestrationEngine(WorkDispatch):
             return None if known is None else OrchestratorFunction(known, known, _remote_only)
         return self.orchestrators.get(name.lower())
 
-    async def start(self, name: str, iid: str, input_text: str | None) -> InstanceRecord:
-        """Create (or restart a finished) instance; its first episode runs right after."""
+    async def start(
+        self,
+        name: str,
+        iid: str,
+        input_text: str | None,
+        scheduled: datetime | None = None,
+        execution: str | None = None,
+    ) -> InstanceRecord:
+        """Create (or restart a finished) instance; its first episode runs right after (or, with
+        `scheduled`, once the host's clock reaches that time). `execution`: its execution id (new
+        when None)."""
         function = self.orchestrator(name)
         assert function is not None
         async with self.lock(iid):
@@ -118,9 +130,10 @@ class OrchestrationEngine(WorkDispatch):
                 instance_id=iid,
                 name=function.name,
                 status="Pending",
-                execution_id=uuid.uuid4().hex,
+                execution_id=execution or uuid.uuid4().hex,
                 input=input_text,
                 created=self.now(),
+                scheduled_start=scheduled,
             )
             found, cached = self.store.records.get(iid)
             created = False
@@ -141,6 +154,26 @@ class OrchestrationEngine(WorkDispatch):
                 await self.store.write(record, None, create=True)
         self.notify(iid)
         return record
+
+    async def start_for_entity(
+        self, name: str, iid: str, input_text: str | None, scheduled: datetime | None, execution: str
+    ) -> None:
+        """An entity starts an orchestration, after its batch committed (the start is in the entity's
+        outbox): under the execution id the outbox gave it, so a start done already (the outbox is
+        started again at start-up) is recognised. An instance of that id that runs is left as it is."""
+        existing = await self.store.read(iid) if not invalid_instance_id(iid) else None
+        if existing is not None and existing.execution_id == execution:
+            return
+        problem = invalid_instance_id(iid) or (
+            None if self.orchestrator(name) else f"no orchestrator {name!r}"
+        )
+        if problem is not None:
+            log.warning("an entity asked to start %s %r: %s; not started", name, iid, problem)
+            return
+        try:
+            await self.start(name, iid, input_text, scheduled, execution)
+        except InstanceExists:
+            log.info("an entity asked to start %s again while it runs: left as it is", iid)
 
     async def send(self, iid: str, event: dict[str, Any], execution: str = "") -> None:
         """Persist a message for `iid`, then wake its worker."""
@@ -197,6 +230,10 @@ class OrchestrationEngine(WorkDispatch):
                 return found
 
         return sum(await asyncio.gather(*(one(iid, status) for iid, status in page)))
+
+    async def _start_due(self, iid: str) -> None:
+        """A scheduled start's time came: run the instance's first episode."""
+        self.notify(iid)
 
     def _forget_instance(self, iid: str) -> None:
         self._give_up_activities(iid)
@@ -313,6 +350,7 @@ class OrchestrationEngine(WorkDispatch):
         terminate = next((e for e in control if e["EventType"] == h.EXECUTION_TERMINATED), None)
         if terminate is not None:
             consumed = [m.row_key for m in inbox]
+            await self.release_locks(record)
             await self._finish(record, consumed, "Terminated", terminate.get("Reason"), [terminate])
             self._give_up_activities(iid)
             return True
@@ -326,6 +364,13 @@ class OrchestrationEngine(WorkDispatch):
                 await self._commit_only(record, consumed, status, marks)
                 return True
             return False
+        if not record.history and record.scheduled_start is not None and record.scheduled_start > self.now():
+            # A scheduled start: nothing runs (events wait in the inbox) until its time; a restart
+            # arms the timer again (every unfinished instance has an episode at start-up).
+            if marks:
+                await self._commit_only(record, consumed, status, marks)
+            self.scheduler.at(record.scheduled_start, (iid, "start"), self._start_due, iid)
+            return bool(marks)
         if record.finishing is not None:
             return await self._finish_after_signals(record, rest, consumed, marks)
         buffered = self.remote is not None and self.remote.buffers_events
@@ -389,6 +434,7 @@ class OrchestrationEngine(WorkDispatch):
         self, record: InstanceRecord, decision: Decision, consumed: list[str], marks: list[dict[str, Any]]
     ) -> None:
         """Commit an episode's outcome, then start what it scheduled."""
+        await self._send_out(record, decision.work)
         for item in decision.events:
             if item["EventType"] == h.EVENT_SENT:
                 item["SignalKey"] = new_signal_key()
@@ -422,6 +468,43 @@ class OrchestrationEngine(WorkDispatch):
                 await self.send(new.instance_id, event, new.execution_id)
         await self._commit(new, record, consumed)
         self._after_commit(record, new, decision)
+
+    async def _send_out(self, record: InstanceRecord, work: list[Work]) -> None:
+        """Events and terminates an episode sends other instances (a remote executor's `sendEvent` and
+        `terminateOrchestration`): written before the episode commits, so none is lost; a copy
+        written again (the episode ran again after a crash or a conflict) is recognised by the
+        receiver from its `SourceKey` and dropped (a terminate twice is harmless)."""
+        for item in work:
+            problem = invalid_instance_id(item.target) if item.kind in ("event", "terminate") else "-"
+            if problem == "-":
+                continue
+            if problem is not None:
+                log.warning(
+                    "instance %s: %s for %r dropped: %s", record.instance_id, item.kind, item.target, problem
+                )
+            elif item.kind == "event":
+                source = f"{record.instance_id}:{record.execution_id}:{item.task_id}"
+                event = h.event(
+                    h.EVENT_RAISED, self.now(), Name=item.name, Input=item.input, SourceKey=source
+                )
+                await self.send(item.target, event)
+            else:
+                await self.terminate(item.target, h.json_or_text(item.input), recursive=bool(item.name))
+
+    async def terminate(self, iid: str, reason: Any, recursive: bool = False) -> None:
+        """Terminate `iid` (and with `recursive` the children it started that still run, theirs too)."""
+        await self.control(iid, h.EXECUTION_TERMINATED, reason)
+        if not recursive:
+            return
+        record = await self.store.read(iid)
+        if record is None:
+            return
+        done = h.completed_ids(record.history)
+        for item in record.history:
+            if item["EventType"] == h.SUB_CREATED and int(item.get("EventId", -1)) not in done:
+                child = await self.store.read(str(item.get("InstanceId")))
+                if child is not None and not child.terminal and child.parent == iid:
+                    await self.terminate(child.instance_id, reason, recursive=True)
 
     async def _commit(self, new: InstanceRecord, before: InstanceRecord, consumed: list[str]) -> None:
         """The one way an episode ends: `InstanceStore.commit` (one ETag-checked write listing the

@@ -137,6 +137,12 @@ def public_history(
             origin = scheduled.get(int(item["TimerId"]), {})
             if "RetryOf" not in origin:
                 shown.append({"EventType": "TimerFired", "Timestamp": at, "FireAt": item.get("FireAt")})
+        elif kind == EVENT_SENT and (item.get("Event") or item.get("Terminate")):  # to an instance
+            entry = {"EventType": "EventSent", "Timestamp": at, "InstanceId": item.get("InstanceId")}
+            entry["Name"] = item.get("Name")
+            if with_input and item.get("Event"):
+                entry["Input"] = json_or_text(item.get("Input"))
+            shown.append(entry)
         elif kind == EVENT_SENT:
             entry = {
                 "EventType": "EntityCalled" if item.get("RequestId") else "EntitySignaled",

@@ -51,6 +51,7 @@ def take_batch(
     }
     signals = {e["SignalId"] for e in record.history if e["EventType"] == h.EVENT_SENT and e.get("SignalId")}
     answered = set(h.raised_names(record.history)) | acknowledged(record.history)
+    sources = {e["SourceKey"] for e in record.history if e.get("SourceKey")}  # events sent by instances
     waits = dict(record.waits)
     for name in h.raised_names(record.history):
         if name in waits:
@@ -76,6 +77,11 @@ def take_batch(
             done.add(task_id)
         elif kind == h.EVENT_RAISED:
             name = str(event.get("Name"))
+            if event.get("SourceKey"):  # sent by an instance's episode: a copy sent again is dropped
+                if event["SourceKey"] in sources:
+                    dropped.append(message.row_key)
+                    continue
+                sources.add(event["SourceKey"])
             if name in signals:  # an entity acknowledges a signal: noted, not handed to the SDK
                 if name not in answered:
                     answered.add(name)

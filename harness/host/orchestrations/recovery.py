@@ -58,6 +58,7 @@ def unfinished_work(record: InstanceRecord, inbox: list[Message]) -> list[tuple[
                     message.get("input"),
                     target=str(item.get("InstanceId")),
                     request_id=str(message.get("id") or ""),
+                    fire_at=h.parse_time(item["ScheduledTime"]) if item.get("ScheduledTime") else None,
                 )
                 found.append((work, item.get("SignalKey")))
     return found

@@ -3,7 +3,8 @@
 Layout (one table and one blob container per task hub, beside the entity ones):
 - table `<hub>Instances`, PartitionKey = the instance id;
 - row `instance`: `name`, `status`, `executionId`, `createdTime`, `lastUpdatedTime`, `parent`,
-  `parentTask`, `parentExecution`, `actionsSeen`, `historyLength` (the committed length of the
+  `parentTask`, `parentExecution`, `actionsSeen`, `scheduledStart` (a scheduled start's time: the
+  first episode waits for it), `historyLength` (the committed length of the
   current execution's history, in entries, see below), and the texts `input`, `output`,
   `customStatus`, `waits` (wait-for-event actions per name, JSON), `finishing` (how an instance whose
   last episode signalled entities ends once they acknowledged) and `applied` (see below), each stored
@@ -176,6 +177,7 @@ class InstanceRecord:
     history_entries: int = 0
     history_rows: int = 0
     history_tail: list[dict[str, Any]] = field(default_factory=list)
+    scheduled_start: datetime | None = None  # a Pending instance's first episode waits until then
 
     @property
     def terminal(self) -> bool:
@@ -252,6 +254,7 @@ class InstanceStore(HubStorage):
             history_entries=entries,
             history_rows=rows,
             history_tail=tail,
+            scheduled_start=row.get("scheduledStart") or None,
         )
 
     async def _history(
@@ -575,6 +578,8 @@ class InstanceStore(HubStorage):
         }
         if record.parent_task is not None:
             entity["parentTask"] = record.parent_task
+        if record.scheduled_start is not None:
+            entity["scheduledStart"] = record.scheduled_start
         blobs: list[str] = []
         texts = {
             "input": record.input,

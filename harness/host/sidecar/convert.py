@@ -21,6 +21,7 @@ from typing import Any
 from durabletask.internal import orchestrator_service_pb2 as pb
 from google.protobuf import timestamp_pb2, wrappers_pb2
 
+from ..entities import locks
 from ..orchestrations import history as h
 from ..orchestrations.replay import Decision, Work
 from ..orchestrations.store import InstanceRecord
@@ -105,10 +106,14 @@ def worker_ids(history: list[dict[str, Any]]) -> dict[int, int]:
 
 
 def to_event(
-    item: dict[str, Any], record: InstanceRecord, ids: dict[int, int] | None = None
+    item: dict[str, Any],
+    record: InstanceRecord,
+    ids: dict[int, int] | None = None,
+    sections: set[str] | None = None,
 ) -> pb.HistoryEvent | None:
-    """One stored history event as the worker reads it (task ids as the worker knows them, `ids`);
-    None for the host's own marks."""
+    """One stored history event as the worker reads it (task ids as the worker knows them, `ids`;
+    the answer to one of the critical sections' lock requests, `sections`, is their grant); None
+    for the host's own marks."""
     ids = ids or {}
     kind = item["EventType"]
     event_id = int(item.get("EventId", -1))
@@ -120,6 +125,8 @@ def to_event(
             started.input.value = item["Input"]
         started.orchestrationInstance.instanceId = record.instance_id
         started.orchestrationInstance.executionId.value = record.execution_id
+        if record.scheduled_start is not None:
+            started.scheduledStartTimestamp.CopyFrom(stamp(record.scheduled_start))
         if record.parent:
             started.parentInstance.orchestrationInstance.instanceId = record.parent
             started.parentInstance.taskScheduledId = int(record.parent_task or 0)
@@ -165,6 +172,23 @@ def to_event(
             )
         elif item.get("Result") is not None:
             event.executionCompleted.result.value = item["Result"]
+    elif kind == h.EVENT_SENT and item.get("Event"):
+        event.eventSent.instanceId = str(item.get("InstanceId"))
+        event.eventSent.name = str(item.get("Name"))
+        if item.get("Input") is not None:
+            event.eventSent.input.value = item["Input"]
+    elif kind == h.EVENT_SENT and item.get("LockSet") is not None:
+        requested = event.entityLockRequested
+        requested.criticalSectionId = str(item.get("RequestId"))
+        requested.lockSet.extend(str(e) for e in item["LockSet"])
+        requested.parentInstanceId.value = record.instance_id
+    elif kind == h.EVENT_SENT and item.get("Unlock"):
+        unlocked = event.entityUnlockSent
+        unlocked.criticalSectionId = str(item["Unlock"])
+        unlocked.parentInstanceId.value = record.instance_id
+        unlocked.targetInstanceId.value = str(item.get("InstanceId"))
+    elif kind == h.EVENT_RAISED and sections and item.get("Name") in sections:
+        event.entityLockGranted.criticalSectionId = str(item.get("Name"))
     elif kind == h.EVENT_SENT and (item.get("RequestId") or item.get("SignalId")):
         # An entity call or signal; its answer comes back as the EventRaised the worker maps by the
         # request id (the entity protocol the Functions extension speaks, which the worker reads).
@@ -193,7 +217,9 @@ def to_event(
 def to_events(items: list[dict[str, Any]], record: InstanceRecord) -> list[pb.HistoryEvent]:
     """Stored history events as the worker reads them (the host's own marks left out)."""
     ids = worker_ids(record.history)
-    return [event for event in (to_event(item, record, ids) for item in items) if event is not None]
+    sections = {str(e["RequestId"]) for e in record.history if e.get("LockSet") is not None}
+    converted = (to_event(item, record, ids, sections) for item in items)
+    return [event for event in converted if event is not None]
 
 
 def request(record: InstanceRecord, events: list[dict[str, Any]]) -> pb.OrchestratorRequest:
@@ -246,16 +272,39 @@ def decision(
             "entityOperationSignaled",
         ):
             new_events.append(_entity_message(record, action.sendEntityMessage, task_id, now, result))
+        elif kind == "sendEntityMessage" and action.sendEntityMessage.HasField("entityLockRequested"):
+            lock = action.sendEntityMessage.entityLockRequested
+            new_events.append(_lock(record, lock, task_id, now, result))
+        elif kind == "sendEntityMessage" and action.sendEntityMessage.HasField("entityUnlockSent"):
+            unlock = action.sendEntityMessage.entityUnlockSent
+            new_events.append(_unlock(record, unlock, task_id, now, result))
+        elif kind == "sendEvent":
+            sent = action.sendEvent
+            target, data = sent.instance.instanceId, optional(sent, "data")
+            result.work.append(Work("event", task_id, sent.name, data, target=target))
+            new_events.append(
+                h.event(h.EVENT_SENT, now, task_id, Name=sent.name, InstanceId=target, Input=data, Event=True)
+            )
+        elif kind == "terminateOrchestration" and task_id in _terminates(record.history):
+            continue  # no history event shows it to the worker, which may ask again: sent once
+        elif kind == "terminateOrchestration":
+            ended = action.terminateOrchestration
+            reason = optional(ended, "reason")
+            recurse = "recursive" if ended.recurse else ""
+            result.work.append(Work("terminate", task_id, recurse, reason, target=ended.instanceId))
+            new_events.append(
+                h.event(
+                    h.EVENT_SENT, now, task_id, Name="terminate", InstanceId=ended.instanceId, Terminate=True
+                )
+            )
         elif kind == "completeOrchestration":
             _complete(result, action.completeOrchestration, now)
         else:
             result.status = "Failed"
             result.output = f"the sidecar does not support the {kind} action yet"
             break
-    if result.status in ("Completed", "ContinuedAsNew"):
-        result.work = [w for w in result.work if w.kind == "signal"]  # sent before the instance ends
-    elif result.status != "Running":
-        result.work = []
+    if result.status != "Running":  # signals (and unlocks), events and terminates still go out
+        result.work = [w for w in result.work if w.kind in ("signal", "event", "terminate")]
     new_events.append(h.event(h.ORCHESTRATOR_COMPLETED, now))
     return result
 
@@ -271,12 +320,81 @@ def _entity_message(
     body: dict[str, Any] = {"op": operation, "id": rid, "parent": record.instance_id, "input": input_text}
     if not call:
         body["signal"] = True
+    due = from_stamp(sent.scheduledTime) if not call and sent.HasField("scheduledTime") else None
     result.work.append(
-        Work("call" if call else "signal", task_id, operation, input_text, target=target, request_id=rid)
+        Work(
+            "call" if call else "signal",
+            task_id,
+            operation,
+            input_text,
+            target=target,
+            request_id=rid,
+            fire_at=due,
+        )
     )
-    ids = {"RequestId": rid} if call else {"SignalId": rid}
+    ids: dict[str, Any] = {"RequestId": rid} if call else {"SignalId": rid}
+    if due is not None:
+        ids["ScheduledTime"] = h.iso(due)
     return h.event(
         h.EVENT_SENT, now, task_id, Name=operation, InstanceId=target, Input=json.dumps(body), **ids
+    )
+
+
+def _terminates(history: list[dict[str, Any]]) -> set[int]:
+    """Task ids of the terminateOrchestration actions a history recorded."""
+    return {int(e["EventId"]) for e in history if e["EventType"] == h.EVENT_SENT and e.get("Terminate")}
+
+
+def _lock(
+    record: InstanceRecord,
+    request: pb.EntityLockRequestedEvent,
+    task_id: int,
+    now: datetime,
+    result: Decision,
+) -> dict[str, Any]:
+    """A critical section's lock request: a call to the first entity of the set (`entities/locks.py`),
+    answered (the grant) once every entity of the set is locked; the history keeps the set."""
+    section, lock_set = request.criticalSectionId, list(request.lockSet)
+    input_text = locks.lock_request(section, lock_set)
+    target = lock_set[0] if lock_set else ""
+    body = {"op": locks.LOCK_OPERATION, "id": section, "parent": record.instance_id, "input": input_text}
+    result.work.append(
+        Work("call", task_id, locks.LOCK_OPERATION, input_text, target=target, request_id=section)
+    )
+    return h.event(
+        h.EVENT_SENT,
+        now,
+        task_id,
+        Name=locks.LOCK_OPERATION,
+        InstanceId=target,
+        Input=json.dumps(body),
+        RequestId=section,
+        LockSet=lock_set,
+    )
+
+
+def _unlock(
+    record: InstanceRecord, unlock: pb.EntityUnlockSentEvent, task_id: int, now: datetime, result: Decision
+) -> dict[str, Any]:
+    """A critical section's unlock of one entity: a signal the entity acknowledges (an instance that
+    ends waits for that, so its locks are released even when it ends right after)."""
+    section, target = unlock.criticalSectionId, unlock.targetInstanceId.value
+    rid = f"unlock:{section}:{target}"
+    input_text = locks.unlock_request(section)
+    body = {"op": locks.UNLOCK_OPERATION, "id": rid, "parent": record.instance_id, "input": input_text}
+    body["signal"] = True
+    result.work.append(
+        Work("signal", task_id, locks.UNLOCK_OPERATION, input_text, target=target, request_id=rid)
+    )
+    return h.event(
+        h.EVENT_SENT,
+        now,
+        task_id,
+        Name=locks.UNLOCK_OPERATION,
+        InstanceId=target,
+        Input=json.dumps(body),
+        SignalId=rid,
+        Unlock=section,
     )
 
 
@@ -315,6 +433,8 @@ def state(record: InstanceRecord, with_payloads: bool) -> pb.OrchestrationState:
     )
     if record.terminal:
         result.completedTimestamp.CopyFrom(stamp(record.updated or record.created))
+    if record.scheduled_start is not None:
+        result.scheduledStartTimestamp.CopyFrom(stamp(record.scheduled_start))
     if record.status == "Failed":
         message = h.json_or_text(record.output)
         message = message if isinstance(message, str) else json.dumps(message)

@@ -17,6 +17,7 @@ from types import TracebackType
 import grpc
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 
+from ..clock import clock_for
 from ..server import LocalHost
 from .listen import grpc_server
 from .router import HubRouter
@@ -50,13 +51,16 @@ class Sidecar:
         port: int = 0,
         host: str = "127.0.0.1",
         hub: str = DEFAULT_HUB,
+        time: str = "real",
     ) -> None:
-        """`port`: the default hub's HTTP instance API's (0: any free port); `grpc_port` likewise."""
+        """`port`: the default hub's HTTP instance API's (0: any free port); `grpc_port` likewise;
+        `time`: each hub's clock (`real`, or virtual time `auto` / `manual`, kept per hub)."""
         self.storage = storage
         self.grpc_port = grpc_port
         self.port = port
         self.bind = host
         self.hub = hub
+        self.time = time
         self.hubs: dict[str, _Hub] = {}
         self._server: grpc.aio.Server | None = None
 
@@ -92,6 +96,7 @@ class Sidecar:
             hub_name=name,
             remote=work,
             remote_entities=work,
+            clock=clock_for(self.time),
         )
         await local.start()
         self.hubs[name.lower()] = _Hub(local, work)

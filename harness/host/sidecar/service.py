@@ -25,6 +25,7 @@ from ..entities.dispatcher import split_instance_id
 from ..entities.store import EntityRecord, StorageUnavailable, instance_id, invalid_key_reason
 from ..orchestrations import history as h
 from ..orchestrations.engine import InstanceExists, OrchestrationEngine
+from ..orchestrations.rewind import RewindRefused, rewind
 from ..orchestrations.store import TERMINAL, InstanceFilter, InstanceRecord, invalid_instance_id
 from . import convert
 from .workitems import WorkItems
@@ -109,12 +110,11 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
                 grpc.StatusCode.NOT_FOUND,
                 f"orchestrator function '{request.name}' is not defined by this app",
             )
-        if request.HasField("scheduledStartTimestamp"):
-            raise _Refused(
-                grpc.StatusCode.UNIMPLEMENTED, "scheduled starts are not supported by the sidecar yet"
-            )
+        scheduled = None
+        if request.HasField("scheduledStartTimestamp"):  # on the host's clock (virtual time applies)
+            scheduled = convert.from_stamp(request.scheduledStartTimestamp)
         try:
-            await self.engine.start(request.name, iid, convert.optional(request, "input"))
+            await self.engine.start(request.name, iid, convert.optional(request, "input"), scheduled)
         except InstanceExists as exc:
             raise _Refused(grpc.StatusCode.ALREADY_EXISTS, str(exc)) from None
         return pb.CreateInstanceResponse(instanceId=iid)
@@ -169,11 +169,12 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
 
     @_guarded
     async def TerminateInstance(self, request: pb.TerminateRequest, context: Any) -> pb.TerminateResponse:  # noqa: N802
-        """Terminate: applied in order with the instance's other messages."""
+        """Terminate: applied in order with the instance's other messages (`recursive`: the
+        sub-orchestrations it started that still run too, theirs likewise)."""
         record = await self._existing(request.instanceId)
         output = convert.optional(request, "output")
         reason = h.json_or_text(output) if output is not None else None
-        await self.engine.control(record.instance_id, h.EXECUTION_TERMINATED, reason)
+        await self.engine.terminate(record.instance_id, reason, recursive=request.recursive)
         self.work.withdraw(record.instance_id)
         return pb.TerminateResponse()
 
@@ -202,7 +203,11 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
     ) -> pb.PurgeInstancesResponse:  # noqa: N802
         """Delete one instance, or the finished ones a filter matches."""
         which = request.WhichOneof("request")
-        if which == "instanceId":
+        if which == "instanceId" and request.recursive:
+            deleted = 0
+            for iid in await self._tree(request.instanceId):
+                deleted += int(await self.engine.purge(iid))
+        elif which == "instanceId":
             deleted = int(await self.engine.purge(request.instanceId))
         elif which == "purgeInstanceFilter":
             found = request.purgeInstanceFilter
@@ -223,6 +228,21 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         return pb.PurgeInstancesResponse(
             deletedInstanceCount=deleted, isComplete=convert.wrappers_pb2.BoolValue(value=True)
         )
+
+    async def _tree(self, iid: str) -> list[str]:
+        """`iid` and the sub-orchestrations its history started (theirs too), parents first."""
+        found, todo = [], [iid]
+        while todo:
+            current = todo.pop(0)
+            found.append(current)
+            record = await self.store.read(current)
+            for item in record.history if record is not None else []:
+                child = str(item.get("InstanceId") or "")
+                if item["EventType"] == h.SUB_CREATED and child not in found and child not in todo:
+                    kid = await self.store.read(child)
+                    if kid is not None and kid.parent == current:
+                        todo.append(child)
+        return found
 
     @_guarded
     async def QueryInstances(
@@ -282,15 +302,59 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         """The hub's storage is created when the sidecar starts: nothing to do."""
         return pb.CreateTaskHubResponse()
 
-    async def RewindInstance(self, request: Any, context: Any) -> Any:  # noqa: N802
-        """Not offered yet."""
-        await _abort(context, grpc.StatusCode.UNIMPLEMENTED, "rewind is not supported by the sidecar yet")
+    @_guarded
+    async def RewindInstance(
+        self, request: pb.RewindInstanceRequest, context: Any
+    ) -> pb.RewindInstanceResponse:  # noqa: N802
+        """Rewind a Failed instance: the episode that failed is dropped and what it answered (the
+        failed activity or sub-orchestration) runs again (the host's rewind, `orchestrations/rewind.py`)."""
+        if not request.instanceId:
+            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "instanceId is required")
+        try:
+            await rewind(self.engine, request.instanceId, None)
+        except RewindRefused as exc:
+            codes = {404: grpc.StatusCode.NOT_FOUND, 400: grpc.StatusCode.INVALID_ARGUMENT}
+            raise _Refused(codes.get(exc.status, grpc.StatusCode.FAILED_PRECONDITION), str(exc)) from None
+        return pb.RewindInstanceResponse()
 
-    async def ListInstanceIds(self, request: Any, context: Any) -> Any:  # noqa: N802
-        """Not offered yet (QueryInstances lists instances)."""
-        await _abort(
-            context, grpc.StatusCode.UNIMPLEMENTED, "ListInstanceIds is not supported yet; use QueryInstances"
+    @_guarded
+    async def ListInstanceIds(  # noqa: N802
+        self, request: pb.ListInstanceIdsRequest, context: Any
+    ) -> pb.ListInstanceIdsResponse:
+        """Ids of finished instances in completion-time order (optionally by status and completion-time
+        range), a page at a time; `lastInstanceKey` continues after the page's last."""
+        statuses = {convert.STATUS_NAMES.get(s, "") for s in request.runtimeStatus} or set(TERMINAL)
+        since = (
+            convert.from_stamp(request.completedTimeFrom) if request.HasField("completedTimeFrom") else None
         )
+        until = convert.from_stamp(request.completedTimeTo) if request.HasField("completedTimeTo") else None
+        cursor: tuple[str, str] | None = None
+        if request.HasField("lastInstanceKey") and request.lastInstanceKey.value:
+            stamp_text, sep, last_id = request.lastInstanceKey.value.partition("|")
+            if not sep:
+                raise _Refused(
+                    grpc.StatusCode.INVALID_ARGUMENT, "lastInstanceKey is not one this sidecar gave"
+                )
+            cursor = (stamp_text, last_id)
+        matching: list[tuple[str, str]] = []
+        after = None
+        while True:  # every finished instance is read: a local hub holds few enough
+            records, after = await self.store.list(InstanceFilter(statuses & set(TERMINAL)), MAX_QUERY, after)
+            for record in records:
+                done_at = record.updated or record.created
+                if done_at is None or (since and done_at < since) or (until and done_at >= until):
+                    continue
+                matching.append((h.iso(done_at), record.instance_id))
+            if after is None:
+                break
+        matching.sort()
+        if cursor is not None:
+            matching = [key for key in matching if key > cursor]
+        size = request.pageSize if request.pageSize > 0 else DEFAULT_QUERY
+        page = matching[:size]
+        more = len(matching) > size
+        last = convert.text(f"{page[-1][0]}|{page[-1][1]}") if more and page else None
+        return pb.ListInstanceIdsResponse(instanceIds=[iid for _, iid in page], lastInstanceKey=last)
 
     async def DeleteTaskHub(self, request: Any, context: Any) -> Any:  # noqa: N802
         """Not offered: a sidecar's hub is deleted with its data folder."""
@@ -318,11 +382,13 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         name, key = self._entity_id(request.instanceId)
         if not request.name:
             raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "name (the operation) is required")
-        if request.HasField("scheduledTime"):
-            raise _Refused(
-                grpc.StatusCode.UNIMPLEMENTED, "scheduled signals are not supported by the sidecar yet"
-            )
         dispatcher = self.engine.entities
+        input_text = convert.optional(request, "input")
+        if request.HasField("scheduledTime"):  # on the host's clock (virtual time applies)
+            due = convert.from_stamp(request.scheduledTime)
+            if due > self.engine.now():
+                await dispatcher.schedule(name, key, request.name, input_text, due)
+                return pb.SignalEntityResponse()
         signal = await dispatcher.store.add_signal(
             name, key, request.name, convert.optional(request, "input")
         )
@@ -340,15 +406,16 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
 
     @_guarded
     async def QueryEntities(self, request: pb.QueryEntitiesRequest, context: Any) -> pb.QueryEntitiesResponse:  # noqa: N802
-        """Entities of one name (the query's `instanceIdStartsWith` must name it: `@name@...`)."""
+        """Entities in instance-id order: all of them, or those whose id starts with
+        `instanceIdStartsWith` (`@name@...`, or `@na` for names starting so; names are case-insensitive),
+        optionally by last-modified range; `includeTransient`: also those with no state (locked)."""
         query = request.query
         prefix = convert.optional(query, "instanceIdStartsWith") or ""
-        if not prefix.startswith("@") or prefix.count("@") < 2:
-            raise _Refused(
-                grpc.StatusCode.UNIMPLEMENTED,
-                "the sidecar lists entities of one name: give instanceIdStartsWith as '@name@' (or more)",
-            )
-        name = prefix[1:].split("@", 1)[0].lower()
+        if prefix and not prefix.startswith("@"):
+            prefix = "@" + prefix  # a bare entity name, as some clients give it
+        parts = prefix.split("@", 2)
+        name = parts[1].lower() if len(parts) == 3 else ""  # the whole name is known: one range
+        lowered = "@".join([parts[0], parts[1].lower(), *parts[2:]]) if len(parts) > 1 else prefix
         top = min(
             query.pageSize.value if query.HasField("pageSize") and query.pageSize.value > 0 else 100,
             MAX_QUERY,
@@ -356,9 +423,10 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         after = convert.optional(query, "continuationToken") or None
         store = self.engine.entities.store
         found: list[pb.EntityMetadata] = []
-        lowered = "@" + prefix[1:].split("@", 1)[0].lower() + "@" + prefix.split("@", 2)[2]
         while True:
-            page, after = await store.list_entities(name, top, after, query.includeState)
+            page, after = await store.list_entities(
+                name, top, after, query.includeState, transient=query.includeTransient
+            )
             for record in page:
                 if not record.instance_id.startswith(lowered):
                     continue
@@ -376,11 +444,44 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
                 break
         return pb.QueryEntitiesResponse(entities=found, continuationToken=convert.text(after))
 
+    @_guarded
     async def CleanEntityStorage(  # noqa: N802
         self, request: pb.CleanEntityStorageRequest, context: Any
     ) -> pb.CleanEntityStorageResponse:
-        """Nothing to clean: an entity whose state is deleted leaves no row behind, and no locks are kept."""
-        return pb.CleanEntityStorageResponse(emptyEntitiesRemoved=0, orphanedLocksReleased=0)
+        """Release the locks of orchestrations that are gone or finished (`releaseOrphanedLocks`),
+        and remove the rows of entities with no state, no lock and nothing queued (`removeEmptyEntities`)."""
+        dispatcher = self.engine.entities
+        store = dispatcher.store
+        released = removed = 0
+        after = convert.optional(request, "continuationToken") or None
+        page, after = await store.list_entities("", MAX_QUERY, after, False, transient=True)
+        for listed in page:
+            iid = listed.instance_id
+            async with dispatcher.lock(iid):
+                record = await store.read(iid)
+                if record is None:
+                    continue
+                if request.releaseOrphanedLocks and record.locked_by:
+                    owner = await self.store.read(record.lock_owner) if record.lock_owner else None
+                    if owner is None or owner.terminal:
+                        name, key = split_instance_id(iid)
+                        state = record.state if record.exists else None
+                        await store.commit(
+                            record, name, key, record.exists, state, [], lock=None, released=record.locked_by
+                        )
+                        released += 1
+                        dispatcher.notify(iid)  # what waited for the lock goes on
+                        continue
+                empty = not record.exists and not record.locked_by
+                if request.removeEmptyEntities and empty and not await store.pending(iid, 1):
+                    await store.purge(iid)
+                    dispatcher.discard(iid)
+                    removed += 1
+        return pb.CleanEntityStorageResponse(
+            emptyEntitiesRemoved=removed,
+            orphanedLocksReleased=released,
+            continuationToken=convert.text(after),
+        )
 
     async def CompleteEntityTask(
         self, request: pb.EntityBatchResult, context: Any
@@ -445,6 +546,8 @@ def _entity(record: EntityRecord, with_state: bool) -> pb.EntityMetadata:
     metadata = pb.EntityMetadata(
         instanceId=record.instance_id, lastModifiedTime=convert.stamp(record.last_operation_time)
     )
+    if record.locked_by:  # the orchestration whose critical section holds it (as DTFx shows it)
+        metadata.lockedBy.value = record.lock_owner or record.locked_by
     if with_state and record.state is not None:
         metadata.serializedState.value = record.state
     return metadata

@@ -149,9 +149,21 @@ class WorkItems:
                 results.append({"isError": True, "result": json.dumps(reason)})
             else:
                 results.append({"isError": False, "result": convert.optional(outcome.success, "result")})
-        signals = []
+        signals: list[dict[str, Any]] = []
+        starts: list[dict[str, Any]] = []
         for action in result.actions:
-            if action.HasField("sendSignal"):
+            if action.HasField("startNewOrchestration"):
+                start = action.startNewOrchestration
+                due = convert.from_stamp(start.scheduledTime) if start.HasField("scheduledTime") else None
+                starts.append(
+                    {
+                        "name": start.name,
+                        "instanceId": start.instanceId,
+                        "input": convert.optional(start, "input"),
+                        "scheduled": due,
+                    }
+                )
+            elif action.HasField("sendSignal"):
                 signal = action.sendSignal
                 if signal.instanceId.count("@") < 2 or not signal.instanceId.startswith("@"):
                     log.warning("entity %s signalled %r, not an entity id; dropped", iid, signal.instanceId)
@@ -173,6 +185,7 @@ class WorkItems:
             "entityExists": exists_now,
             "entityState": result.entityState.value if exists_now else None,
             "signals": signals,
+            "starts": starts,
         }
 
     async def _run(self, item: pb.WorkItem, kind: str, iid: str | None = None) -> Any:
