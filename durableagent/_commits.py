@@ -11,6 +11,14 @@ committed (nothing a crash can take back: the write has landed), without a read.
 Where no host in this process serves the client's back end (Azure: the Functions host commits in another
 process), nothing here is used and turns poll as before. A waiter also keeps a bounded fallback
 wait, so a commit it is not told of (by another host process) is still seen.
+
+A host here may also take operations directly (`serve(backend, runner)`): a turn whose caller waits
+for the reply hands its operation to the runner instead of signalling through the host's HTTP API.
+The runner runs it at once when the entity is idle, storing it as an accepted signal while it runs
+(so the signal's write overlaps the turn instead of preceding it), and returns once it is accepted
+(stored or committed); it declines (False) otherwise, and the turn signals as before. Its contract
+is the signal's: once it returns True the operation is applied exactly once, also across a SIGKILL;
+raising BackendUnavailable means it may or may not run (only a keyed retry is safe).
 """
 
 from __future__ import annotations
@@ -19,6 +27,11 @@ import asyncio
 import threading
 import weakref
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+Runner = Callable[[str, str, str, Any], Awaitable[bool]]
+"""(entity name, key, operation, input) -> accepted (True) or declined (False); see the module docstring."""
 
 
 class Watch:
@@ -59,19 +72,31 @@ class CommitFeed:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._backends: Counter[str] = Counter()
+        self._runners: dict[str, Runner] = {}
         self._watches: dict[tuple[str, str, str], weakref.WeakSet[Watch]] = {}
 
-    def serve(self, backend: str) -> None:
+    def serve(self, backend: str, runner: Runner | None = None) -> None:
         """A host in this process commits the entities of the durable back end at `backend` (a client
-        binding's `rpcBaseUrl`) and reports each commit."""
+        binding's `rpcBaseUrl`) and reports each commit; with `runner`, it also takes operations
+        directly (`runner`)."""
         with self._lock:
             self._backends[_url(backend)] += 1
+            if runner is not None:
+                self._runners[_url(backend)] = runner
 
     def stop(self, backend: str) -> None:
         with self._lock:
             self._backends[_url(backend)] -= 1
             if self._backends[_url(backend)] <= 0:
                 del self._backends[_url(backend)]
+                self._runners.pop(_url(backend), None)
+
+    def runner(self, backend: str | None) -> Runner | None:
+        """How the host serving `backend` in this process takes an operation directly, if it does."""
+        if not backend:
+            return None
+        with self._lock:
+            return self._runners.get(_url(backend))
 
     def served(self, backend: str | None) -> bool:
         return bool(backend) and _url(backend) in self._backends  # type: ignore[union-attr]

@@ -27,7 +27,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -78,6 +78,9 @@ STATE_ROW = "state"
 SIGNAL_PREFIX = "sig-"
 # Signals applied in one batch (their row keys are listed in the state row until deleted).
 MAX_BATCH = 50
+HELD_INPUT_CHARS = 16 * 1024
+"""Longest input an operation held in the state row may have (`EntityStore.hold`; longer ones are
+signals in rows of their own): a table property holds 32K UTF-16 characters."""
 _BAD_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
 
@@ -109,6 +112,24 @@ def _applied_keys(row: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(k for k in str(row.get("applied") or "").split(",") if k)
 
 
+def _held(row: Mapping[str, Any]) -> PendingSignal | None:
+    """The operation a state row holds (`EntityStore.hold`), if any."""
+    key = row.get("held")
+    if not key:
+        return None
+    return PendingSignal(str(key), str(row.get("heldOp") or ""), row.get("heldInput"), held=True)
+
+
+def _held_properties(signal: PendingSignal | None) -> dict[str, Any]:
+    """A state row's properties for the operation it holds (None: it holds none; "" clears a merge)."""
+    if signal is None:
+        return {"held": "", "heldOp": "", "heldInput": ""}
+    properties = {"held": signal.row_key, "heldOp": signal.operation}
+    if signal.input is not None:
+        properties["heldInput"] = signal.input
+    return properties
+
+
 @dataclass
 class PendingSignal:
     """An accepted signal waiting to be applied."""
@@ -121,6 +142,7 @@ class PendingSignal:
     parent: str | None = None
     call: bool = False  # a call (the orchestration waits for the result), not a signal
     parent_execution: str = ""  # the execution of `parent` that sent it (answers to others are dropped)
+    held: bool = False  # stored in the entity's state row (`hold`), not in a row of its own
 
 
 @dataclass
@@ -137,6 +159,7 @@ class EntityRecord:
     state_blob: str | None = None
     applied: frozenset[str] = frozenset()  # signal row keys applied (their rows may still exist)
     state_parts: tuple[int, ...] = ()  # lengths of the properties `state` is split over, if it is
+    held: PendingSignal | None = None  # an accepted operation stored in this row (`EntityStore.hold`)
 
     def unchanged_parts(self, parts: list[str]) -> set[int]:
         """Which of a new state's `parts` this record already stores, in the same property."""
@@ -238,7 +261,8 @@ class EntityStore(HubStorage):
         applied = record.applied if record is not None else frozenset()
         leftover: set[str] = set()
         leftover_blobs: list[str] = []
-        result: list[PendingSignal] = []
+        # An operation the state row holds came while nothing else was queued: it is the oldest.
+        result: list[PendingSignal] = [record.held] if record is not None and record.held else []
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
         params = {"pk": iid, "lo": SIGNAL_PREFIX, "hi": "sig."}
         try:
@@ -266,16 +290,22 @@ class EntityStore(HubStorage):
         except AzureError as exc:
             raise self.fail(exc) from exc
         self._clean_up(iid, leftover, leftover_blobs)
-        return result
+        return sorted(result, key=lambda signal: signal.row_key)[:limit]
 
     async def instances_with_signals(self) -> set[str]:
         """Instance ids that have pending signals (resumed at start-up)."""
         await self.ensure()
         found: set[str] = set()
         query = "RowKey ge @lo and RowKey lt @hi"
+        # State rows holding an operation (`hold`); a cleared one holds "", below SIGNAL_PREFIX.
+        holding = "RowKey eq @state and held ge @lo"
         try:
             async for row in self._table.query_entities(
                 query, parameters={"lo": SIGNAL_PREFIX, "hi": "sig."}, select=["PartitionKey"]
+            ):
+                found.add(row["PartitionKey"])
+            async for row in self._table.query_entities(
+                holding, parameters={"state": STATE_ROW, "lo": SIGNAL_PREFIX}, select=["PartitionKey"]
             ):
                 found.add(row["PartitionKey"])
         except AzureError as exc:
@@ -298,6 +328,7 @@ class EntityStore(HubStorage):
             state_blob=blob,
             applied=_applied_keys(row),
             state_parts=tuple(len(part) for part in row_parts(row, "state")),
+            held=_held(row),
         )
 
     async def read(self, iid: str) -> EntityRecord | None:
@@ -339,12 +370,17 @@ class EntityStore(HubStorage):
     ) -> None:
         """Write the new state, listing the applied signals, in one ETag-checked write."""
         iid = instance_id(name, key)
-        if not exists and not (before and (before.exists or before.applied)):
+        held_before = before.held if before is not None else None
+        if not exists and not (before and (before.exists or before.applied or held_before)):
             await self._drop_signals(iid, applied)  # nothing to keep: no state, nothing to replay
             return
+        # An operation the row holds is cleared by the write that commits it (nothing to list or
+        # delete); one not applied in this batch stays held.
+        keys = {s.row_key for s in applied}
+        held = held_before if held_before is not None and held_before.row_key not in keys else None
         listed_before = before.applied if before else frozenset()
         gone = listed_before & self._deleted.get(iid, set())  # deleted since: no longer listed
-        listed = listed_before - gone | {s.row_key for s in applied}
+        listed = listed_before - gone | {s.row_key for s in applied if not s.held}
         stamp = self.clock.now()
         entity: dict[str, Any] = {
             "PartitionKey": iid,
@@ -355,6 +391,8 @@ class EntityStore(HubStorage):
             "lastOperationTime": stamp,
             "applied": ",".join(sorted(listed)),
         }
+        if held is not None or held_before is not None:
+            entity.update(_held_properties(held))
         kept = state if exists else None
         parts = split_text(kept) if kept is not None else None
         same = before.unchanged_parts(parts) if before is not None and parts else set()
@@ -391,7 +429,7 @@ class EntityStore(HubStorage):
             self._deleted[iid] = remaining
         sizes = tuple(len(part) for part in parts) if parts else ()
         record = EntityRecord(
-            iid, name.lower(), key, exists, kept, stamp, None, new_blob, frozenset(listed), sizes
+            iid, name.lower(), key, exists, kept, stamp, None, new_blob, frozenset(listed), sizes, held
         )
         self._remember(record, result)
         garbage = [s.input_blob for s in applied if s.input_blob]
@@ -399,10 +437,53 @@ class EntityStore(HubStorage):
             garbage.append(before.state_blob)
         self._clean_up(iid, set(listed), garbage)
 
+    async def hold(
+        self, before: EntityRecord | None, name: str, key: str, signal: PendingSignal
+    ) -> EntityRecord:
+        """Accept `signal` by storing it in the entity's state row (one ETag-checked write; a new
+        row, not existing yet, when `before` is None), for an entity with nothing else queued.
+
+        Why: a signal row costs a write to accept it and a delete after its commit; a held operation
+        costs neither, since the commit that applies it clears it in the same write. After a crash
+        the row still holds it and it is applied like any stored signal (`pending`,
+        `instances_with_signals`). ConcurrencyConflict: the row is not as `before` says (or exists,
+        for None); nothing was stored."""
+        iid = instance_id(name, key)
+        held = replace(signal, held=True)
+        try:
+            if before is None:
+                entity: dict[str, Any] = {
+                    "PartitionKey": iid,
+                    "RowKey": STATE_ROW,
+                    "name": name.lower(),
+                    "key": key,
+                    "exists": False,
+                    "applied": "",
+                    **_held_properties(held),
+                }
+                result = await self._table.create_entity(entity)
+                record = EntityRecord(iid, name.lower(), key, False, None, None, None, held=held)
+            else:
+                if before.etag is None:
+                    raise ResourceModifiedError("no ETag for the cached row")
+                entity = {"PartitionKey": iid, "RowKey": STATE_ROW, **_held_properties(held)}
+                result = await self._table.update_entity(
+                    entity, mode=UpdateMode.MERGE, etag=before.etag, match_condition=_IF_MATCH
+                )
+                record = replace(before, held=held)
+        except (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError) as exc:
+            self.states.forget(iid)
+            raise ConcurrencyConflict(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        self.states.healthy = True
+        self._remember(record, result)
+        return record
+
     async def _drop_signals(self, iid: str, signals: list[PendingSignal]) -> None:
         """Delete signals whose batch left no entity behind (re-applying them would change nothing)."""
         try:
-            await self.delete_rows(iid, [s.row_key for s in signals])
+            await self.delete_rows(iid, [s.row_key for s in signals if not s.held])
         except AzureError as exc:
             raise self.fail(exc) from exc
         await self.delete_blobs([s.input_blob for s in signals if s.input_blob])
