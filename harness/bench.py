@@ -638,14 +638,19 @@ async def bench_storage_floor(
     replace through the same SDK): the floor under a turn, which stores its request and its reply.
 
     A turn cannot cost less than its writes, so `POST /run` is judged against this (see
-    `turn_cost`), not against an absolute number that moves with the machine.
+    `turn_cost`), not against an absolute number that moves with the machine. The client has the
+    host's options (`client_options`: on Azurite, no proxy look-up per request), so the floor is
+    what the host's own writes cost at best.
     """
     from azure.data.tables import UpdateMode
     from azure.data.tables.aio import TableServiceClient
 
+    from durableagent._tables import client_options
+
     table_name = f"benchfloor{uuid.uuid4().hex[:12]}"
     text = "x" * row_bytes
-    async with TableServiceClient.from_connection_string(connection_string) as service:
+    options = client_options(connection_string)
+    async with TableServiceClient.from_connection_string(connection_string, **options) as service:
         table = await service.create_table(table_name)
         try:
             row = {"PartitionKey": "floor", "RowKey": "state", "P": text}
@@ -691,11 +696,15 @@ async def _instance_rows(connection_string: str) -> int:
 
 
 async def _delete_floor(connection_string: str, rows: int = 600, in_flight: int = 32) -> float:
-    """Rows per second Azurite deletes, one request per row, `in_flight` at once (as a purge does)."""
+    """Rows per second Azurite deletes, one request per row, `in_flight` at once (as a purge does),
+    through a client with the host's options."""
     from azure.data.tables.aio import TableServiceClient
 
+    from durableagent._tables import client_options
+
     table_name = f"benchdel{uuid.uuid4().hex[:12]}"
-    async with TableServiceClient.from_connection_string(connection_string) as service:
+    options = client_options(connection_string)
+    async with TableServiceClient.from_connection_string(connection_string, **options) as service:
         table = await service.create_table(table_name)
         try:
             keys = [(f"p{i % 200:04d}", f"r{i:06d}") for i in range(rows)]
