@@ -28,31 +28,40 @@ import threading
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 Runner = Callable[[str, str, str, Any], Awaitable[bool]]
 """(entity name, key, operation, input) -> accepted (True) or declined (False); see the module docstring."""
 
 
+class Committed(NamedTuple):
+    """One commit of an entity: whether it exists, its state text, and, when the commit applied one
+    operation, that operation's result as the entity function returned it (JSON text)."""
+
+    exists: bool
+    state: str | None
+    result: str | None = None
+
+
 class Watch:
-    """The commits of one entity from the moment it is made: `next` returns the newest committed
-    state text (None: the entity was deleted) or times out. Made before the signal is sent, so a
-    commit that comes before the caller waits is not missed."""
+    """The commits of one entity from the moment it is made: `next` returns the newest commit or
+    times out. Made before the signal is sent, so a commit that comes before the caller waits is
+    not missed."""
 
     def __init__(self, feed: CommitFeed, key: tuple[str, str, str]) -> None:
         self._feed = feed
         self._key = key
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
-        self._state: tuple[bool, str | None] | None = None
+        self._state: Committed | None = None
 
-    def _committed(self, exists: bool, state: str | None) -> None:
+    def _committed(self, committed: Committed) -> None:
         """On this watch's loop: keep the newest commit and wake the waiter."""
-        self._state = (exists, state)
+        self._state = committed
         self._event.set()
 
-    async def next(self, timeout: float) -> tuple[bool, str | None] | None:
-        """(exists, state text) of the newest commit since the last call, or None after `timeout`."""
+    async def next(self, timeout: float) -> Committed | None:
+        """The newest commit since the last call, or None after `timeout`."""
         if self._state is None:
             try:
                 await asyncio.wait_for(self._event.wait(), timeout)
@@ -109,8 +118,12 @@ class CommitFeed:
             self._watches.setdefault(entity, weakref.WeakSet()).add(watch)
         return watch
 
-    def committed(self, backend: str, name: str, key: str, exists: bool, state: str | None) -> None:
-        """The host at `backend` committed `state` for entity `name`/`key` (any thread)."""
+    def committed(
+        self, backend: str, name: str, key: str, exists: bool, state: str | None, result: str | None = None
+    ) -> None:
+        """The host at `backend` committed `state` for entity `name`/`key` (any thread); `result`:
+        the result of the one operation the commit applied (None when it applied several)."""
+        committed = Committed(exists, state, result)
         entity = (_url(backend), name.lower(), key)
         with self._lock:
             watches = list(self._watches.get(entity, ()))
@@ -122,9 +135,9 @@ class CommitFeed:
             except RuntimeError:
                 running = None
             if running is watch._loop:
-                watch._committed(exists, state)
+                watch._committed(committed)
             elif not watch._loop.is_closed():
-                watch._loop.call_soon_threadsafe(watch._committed, exists, state)
+                watch._loop.call_soon_threadsafe(watch._committed, committed)
 
     def _unwatch(self, entity: tuple[str, str, str], watch: Watch) -> None:
         with self._lock:

@@ -104,9 +104,10 @@ class EntityDispatcher(KeyedWorkers):
         # commits, so an answer is never lost; a repeat (the batch re-applied after a crash) is
         # dropped by the instance.
         self.respond: Callable[[str, str, str, str], Awaitable[None]] | None = None
-        # Told of each commit of an entity's state, with that state (name, key, exists, state text):
-        # the app's turns in this process wait on it instead of polling (durableagent's `_commits`).
-        self.committed: Callable[[str, str, bool, str | None], None] | None = None
+        # Told of each commit of an entity's state, with that state (name, key, exists, state text,
+        # and the result of a batch of one operation): the app's turns in this process wait on it
+        # instead of polling (durableagent's `_commits`).
+        self.committed: Callable[[str, str, bool, str | None, str | None], None] | None = None
         # Operations run at once on an idle entity (`accept_inline`), by entity.
         self._inline: dict[str, asyncio.Task[None]] = {}
 
@@ -292,7 +293,9 @@ class EntityDispatcher(KeyedWorkers):
         await self.store.commit(before, name, key, new_exists, state, applied)
         self._forget(iid, signals)
         if self.committed is not None:
-            self.committed(name, key, new_exists, state)
+            results = response.get("results") or []
+            one = results[0].get("result") if len(signals) == 1 and len(results) == 1 else None
+            self.committed(name, key, new_exists, state, one if isinstance(one, str) else None)
 
     # -- inline operations: run at once on an idle entity, accepted while they run ---------------
     def _can_run_inline(self, iid: str, name: str, key: str, running: bool = False) -> bool:

@@ -262,7 +262,8 @@ class EntityStore(HubStorage):
         leftover: set[str] = set()
         leftover_blobs: list[str] = []
         # An operation the state row holds came while nothing else was queued: it is the oldest.
-        result: list[PendingSignal] = [record.held] if record is not None and record.held else []
+        held = await self._held_now(iid)
+        result: list[PendingSignal] = [held] if held is not None else []
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
         params = {"pk": iid, "lo": SIGNAL_PREFIX, "hi": "sig."}
         try:
@@ -291,6 +292,19 @@ class EntityStore(HubStorage):
             raise self.fail(exc) from exc
         self._clean_up(iid, leftover, leftover_blobs)
         return sorted(result, key=lambda signal: signal.row_key)[:limit]
+
+    async def _held_now(self, iid: str) -> PendingSignal | None:
+        """The operation the entity's state row holds, read from storage (not the cache: this is
+        asked after a restart or a failure, and by observers that are not the row's writer)."""
+        try:
+            row = await self._table.get_entity(iid, STATE_ROW, select=["held", "heldOp", "heldInput"])
+        except ResourceNotFoundError as exc:
+            if error_code(exc) == "TableNotFound":
+                raise self.fail(exc) from exc
+            return None
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        return _held(row)
 
     async def instances_with_signals(self) -> set[str]:
         """Instance ids that have pending signals (resumed at start-up)."""
