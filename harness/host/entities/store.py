@@ -19,6 +19,13 @@ deleted afterwards, off the request path, and dropped from the list by a later c
 gone. A killed host therefore neither loses an accepted signal nor applies one twice: a signal row
 whose key the state row lists was applied. (One write instead of a transaction: Azurite answers a
 single update several times faster than a batch.)
+
+An operation may instead be accepted in the state row itself (`hold`: `held` = its signal key,
+`heldOp`, `heldInput`), when it comes while nothing else is queued for the entity (the run route's
+turns, `EntityDispatcher.accept_inline`): one write where a signal row costs an insert and, after
+its commit, a delete. The commit that applies it clears those properties in the same write. After
+a crash the row still holds it: `instances_with_signals` finds such rows and `pending` returns the
+held operation first (it came before any signal row of the entity).
 """
 
 from __future__ import annotations
