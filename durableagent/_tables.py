@@ -7,6 +7,29 @@ from __future__ import annotations
 import asyncio
 import weakref
 from typing import Any
+from urllib.parse import urlsplit
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def client_options(connection_string: str) -> dict[str, Any]:
+    """Azure SDK client options for `connection_string`: storage on this machine (Azurite) is reached
+    without looking at proxy settings.
+
+    Why: with them (the default), aiohttp looks up the proxy environment and `.netrc` on a worker
+    thread for every request, which cost about a third of the client's CPU time per table request
+    (0.45 of 1.3 ms measured on Azurite). A loopback address is never meant to go through a proxy;
+    every other endpoint (Azure) keeps the default."""
+    if "usedevelopmentstorage=true" in connection_string.lower().replace(" ", ""):
+        return {"use_env_settings": False}
+    endpoints = [
+        value
+        for name, _, value in (part.partition("=") for part in connection_string.split(";"))
+        if name.strip().lower().endswith("endpoint") and value
+    ]
+    if endpoints and all(urlsplit(url.strip()).hostname in _LOOPBACK for url in endpoints):
+        return {"use_env_settings": False}
+    return {}
 
 
 class LoopTable:
@@ -23,7 +46,9 @@ class LoopTable:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = TableClient.from_connection_string(self.connection_string, self.table)
+            client = TableClient.from_connection_string(
+                self.connection_string, self.table, **client_options(self.connection_string)
+            )
             self._clients[loop] = client
         if not self._created:
             from azure.core.exceptions import ResourceExistsError

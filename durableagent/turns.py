@@ -24,6 +24,7 @@ and `events` then yields the turn's Server-Sent Events (`_sse.py`).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -173,7 +174,7 @@ class Turns:
 
     async def run(self, client: DurableClient, turn: Turn, *, wait: bool = True) -> TurnOutcome:
         """Run one turn: its reply when it finishes within the polling timeout, else `accepted`."""
-        signalled = await self.signal(client, turn)
+        signalled = await self.signal(client, turn, inline=wait)
         if isinstance(signalled, TurnOutcome):
             return signalled
         if not wait:
@@ -183,12 +184,15 @@ class Turns:
         return await self.wait(client, signalled)
 
     async def signal(
-        self, client: DurableClient, turn: Turn, *, events: bool = False
+        self, client: DurableClient, turn: Turn, *, events: bool = False, inline: bool = False
     ) -> Signalled | TurnOutcome:
         """Signal the turn (one deadline for signalling and waiting: a hung back end must not hold
         the caller past the timeout; the signal gets at least MIN_SIGNAL_SECONDS). `events`:
         subscribe to its stream first, and have the turn write it when a store is configured.
-        Returns the `unavailable` or `internal` outcome when the signal fails."""
+        `inline`: the caller waits for the reply, so a host in this process that takes operations
+        directly may run it at once (`_commits.py`: accepted as a signal is, one hop and one
+        storage round trip sooner). Returns the `unavailable` or `internal` outcome when the signal
+        fails."""
         deadline = time.monotonic() + self.polling.timeout
         entity_input = turn_input(turn.request, turn.correlation_id)
         store = self.streams.get() if events and self.streams is not None else None
@@ -201,7 +205,14 @@ class Turns:
         watch = None
         if not events and COMMITS.served(backend):
             watch = COMMITS.watch(backend, entity_name_for(turn.session.name), turn.session.key)
+        runner = COMMITS.runner(backend) if inline and watch is not None else None
         try:
+            if runner is not None and await within(
+                runner(entity_name_for(turn.session.name), turn.session.key, RUN_OPERATION, entity_input),
+                deadline,
+                MIN_SIGNAL_SECONDS,
+            ):
+                return Signalled(turn, deadline, store, subscription, watch)
             signalled = within(
                 client.signal_entity(turn.session.to_entity_id(), RUN_OPERATION, entity_input),
                 deadline,
@@ -250,7 +261,8 @@ class Turns:
                 signalled.watch.close()
         if entry is None:
             return self.accepted(turn)
-        body = reply_body(entry, state.message_count, turn.request.message, turn.ids)
+        count = state if isinstance(state, int) else state.message_count
+        body = reply_body(entry, count, turn.request.message, turn.ids)
         return TurnOutcome(turn, "error" if body["status"] == "error" else "success", body)
 
     def events(
@@ -311,10 +323,12 @@ class Turns:
 
     async def _wait_for_commit(
         self, client: DurableClient, turn: Turn, deadline: float, watch: Watch
-    ) -> tuple[dict[str, Any] | None, AgentState]:
+    ) -> tuple[dict[str, Any] | None, AgentState | int]:
         """The reply from the state the host in this process commits (`_commits.py`): no reads while
         the turn runs. Between commits it still reads now and then (the polling intervals, from
-        `FALLBACK_SECONDS` on), so a commit it is not told of is seen all the same."""
+        `FALLBACK_SECONDS` on), so a commit it is not told of is seen all the same. A commit of
+        this turn alone carries its result, which gives the reply without decoding the state
+        (whose cost grows with the history): then the message count comes with the entry."""
         session = turn.session
         state = AgentState()
         intervals = self.polling.intervals(max(self.polling.first_interval, FALLBACK_SECONDS))
@@ -324,7 +338,10 @@ class Turns:
                 return None, state
             committed = await watch.next(min(next(intervals), remaining))
             if committed is not None:
-                exists, text = committed
+                exists, text, result = committed
+                replied = _reply_from_result(result, turn.correlation_id) if exists else None
+                if replied is not None:
+                    return replied
                 data = parse_state(text, session) if exists and text is not None else None
             else:
                 try:
@@ -343,6 +360,28 @@ class Turns:
         self._last_turn.move_to_end(session)
         while len(self._last_turn) > REMEMBERED_SESSIONS:
             self._last_turn.popitem(last=False)
+
+
+def _reply_from_result(result: str | None, correlation_id: str) -> tuple[dict[str, Any], int] | None:
+    """(the reply entry as `reply_body` reads it, the session's message count) from the result of a
+    commit that applied this turn's `run_agent` alone (`entity.turn_result`); None when it is not
+    that (another operation, a redelivered turn still pending, a reply whose text the result would
+    not give exactly), and the caller reads the state as before."""
+    if result is None:
+        return None
+    try:
+        data = json.loads(result)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("correlation_id") != correlation_id:
+        return None
+    count = data.get("message_count")
+    if data.get("status") == "success" and isinstance(data.get("response"), str) and data["response"]:
+        if isinstance(count, int) and not isinstance(count, bool):
+            return {"status": "success", "content": data["response"]}, count
+    elif data.get("status") == "error" and isinstance(data.get("error"), str) and data["error"]:
+        return {"status": "error", "error": data["error"]}, 0
+    return None
 
 
 def _internal(turn: Turn, exc: BaseException, what: str) -> TurnOutcome:

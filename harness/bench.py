@@ -15,8 +15,10 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from rich.console import Console
@@ -694,14 +696,19 @@ async def bench_storage_floor(
     replace through the same SDK): the floor under a turn, which stores its request and its reply.
 
     A turn cannot cost less than its writes, so `POST /run` is judged against this (see
-    `turn_cost`), not against an absolute number that moves with the machine.
+    `turn_cost`), not against an absolute number that moves with the machine. The client has the
+    host's options (`client_options`: on Azurite, no proxy look-up per request), so the floor is
+    what the host's own writes cost at best.
     """
     from azure.data.tables import UpdateMode
     from azure.data.tables.aio import TableServiceClient
 
+    from durableagent._tables import client_options
+
     table_name = f"benchfloor{uuid.uuid4().hex[:12]}"
     text = "x" * row_bytes
-    async with TableServiceClient.from_connection_string(connection_string) as service:
+    options = client_options(connection_string)
+    async with TableServiceClient.from_connection_string(connection_string, **options) as service:
         table = await service.create_table(table_name)
         try:
             row = {"PartitionKey": "floor", "RowKey": "state", "P": text}
@@ -747,11 +754,15 @@ async def _instance_rows(connection_string: str) -> int:
 
 
 async def _delete_floor(connection_string: str, rows: int = 600, in_flight: int = 32) -> float:
-    """Rows per second Azurite deletes, one request per row, `in_flight` at once (as a purge does)."""
+    """Rows per second Azurite deletes, one request per row, `in_flight` at once (as a purge does),
+    through a client with the host's options."""
     from azure.data.tables.aio import TableServiceClient
 
+    from durableagent._tables import client_options
+
     table_name = f"benchdel{uuid.uuid4().hex[:12]}"
-    async with TableServiceClient.from_connection_string(connection_string) as service:
+    options = client_options(connection_string)
+    async with TableServiceClient.from_connection_string(connection_string, **options) as service:
         table = await service.create_table(table_name)
         try:
             keys = [(f"p{i % 200:04d}", f"r{i:06d}") for i in range(rows)]
@@ -867,6 +878,141 @@ async def bench_listing(url: str, connection_string: str, sizes: tuple[int, ...]
     return figures
 
 
+AZURITE_TABLE_DB = "__azurite_db_table__.json"
+REAL_SESSIONS = 40  # sessions the listing bench makes through turns (the newest; a page lists them)
+
+
+def seed_index_rows(azurite_dir: Path, entity_name: str, sessions: list[tuple[str, datetime]]) -> None:
+    """Bench only: add session index rows (as `TableSessionIndex.put_many` writes them) straight into
+    the table database of a stopped Azurite whose index table exists.
+
+    Why: Azurite checks every insert against the rows of its partition one by one, so writing
+    100,000 index rows through the API takes about an hour; this takes seconds. The rows are the
+    API's rows (same properties, keys and Timestamp), and the listing then reads them through the
+    API like any others. Azurite's own files, not the host's code: nothing on the turn or listing
+    path is bypassed, only the seeding."""
+    from durableagent._session_index import DEFAULT_TABLE, _row
+
+    path = azurite_dir / AZURITE_TABLE_DB
+    db = json.loads(path.read_text(encoding="utf-8"))
+    name = f"devstoreaccount1${DEFAULT_TABLE}"
+    collection = next(c for c in db["collections"] if c["name"] == name)
+    docs = collection["data"]
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+    created = int(time.time() * 1000)
+    next_id = int(collection["maxId"])
+    for key, when in sessions:
+        next_id += 1
+        row = _row(entity_name, key, when)
+        properties = {**row, "Timestamp": stamp, "Timestamp@odata.type": "Edm.DateTime"}
+        docs.append(
+            {
+                "PartitionKey": row["PartitionKey"],
+                "RowKey": row["RowKey"],
+                "properties": properties,
+                "lastModifiedTime": stamp,
+                "eTag": f"W/\"datetime'{quote(stamp, safe='')}'\"",
+                "meta": {"revision": 0, "created": created, "version": 0},
+                "$loki": next_id,
+            }
+        )
+    collection["maxId"] = next_id
+    collection["idIndex"] = None  # rebuilt by LokiJS on first use
+    for field_name in ("PartitionKey", "RowKey"):  # LokiJS binary indices: positions sorted by value
+        order = sorted(range(len(docs)), key=lambda i, f=field_name: docs[i][f])
+        collection["binaryIndices"][field_name] = {"name": field_name, "dirty": False, "values": order}
+    path.write_text(json.dumps(db), encoding="utf-8")
+
+
+async def _prepare_index(connection_string: str, entity_name: str) -> None:
+    """The index table, reconciled just now (so no listing reconciles the seeded rows while timed)."""
+    from durableagent._session_index import DEFAULT_TABLE, TableSessionIndex
+
+    index = TableSessionIndex(connection_string, DEFAULT_TABLE)
+    try:
+        await index.mark_reconciled(entity_name, datetime.now(UTC))
+    finally:
+        await index.close()
+
+
+def bench_listing_seeded(app_dir: Path, sizes: tuple[int, ...], repeat: int) -> Figures:
+    """`GET /api/agents/{name}?top=20` p50 by session count, each count on a stack of its own whose
+    Azurite starts with the index rows seeded (`seed_index_rows`): REAL_SESSIONS real sessions (a
+    turn each, the newest), the rest index rows older than them. Also the page query alone, through
+    the SDK, and one turn's p50, both on the same stack."""
+    import shutil
+    import tempfile
+
+    from durableagent._session_index import DEFAULT_TABLE, TableSessionIndex, row_key
+    from durableagent.session import entity_name_for
+
+    from .azurite import Azurite
+
+    figures = Figures("Session listing, index rows seeded into Azurite (GET /api/agents/{name}?top=20)")
+    name = entity_name_for(AGENT)
+    for size in sorted(sizes):
+        work = Path(tempfile.mkdtemp(prefix="durableagent-listing-"))
+        try:
+            azurite = Azurite(work / "azurite").start()
+            try:
+                asyncio.run(_prepare_index(azurite.connection_string, name))
+            finally:
+                azurite.stop()
+            oldest = datetime.now(UTC) - timedelta(days=1)
+            bulk = max(0, size - REAL_SESSIONS)
+            began = time.perf_counter()
+            seed_index_rows(
+                work / "azurite",
+                name,
+                [(f"bulk-{i:07d}", oldest - timedelta(seconds=i)) for i in range(bulk)],
+            )
+            figures.add(f"seeding {bulk} index rows", time.perf_counter() - began, "s")
+            with Stack(app_dir, host_mode="local", progress=False, work_dir=work) as stack:
+
+                async def measure(
+                    url: str = stack.url,
+                    connection: str = stack.connection_string,
+                    held: int = size,
+                    bulk: int = bulk,
+                    oldest: datetime = oldest,
+                ) -> None:
+                    index = TableSessionIndex(connection, DEFAULT_TABLE)
+                    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+
+                        async def listing() -> None:
+                            response = await client.get(f"/api/agents/{AGENT}", params={"top": "20"})
+                            if response.status_code != 200 or len(response.json().get("sessions", [])) != 20:
+                                raise RuntimeError(
+                                    f"listing answered {response.status_code}: {response.text[:200]}"
+                                )
+
+                        turns = [
+                            await _timed(lambda: _post_run(client, "hello", f"list-{uuid.uuid4().hex[:12]}"))
+                            for _ in range(REAL_SESSIONS)
+                        ]
+                        await listing()
+                        times = [await _timed(listing) for _ in range(repeat)]
+                        query = [await _timed(lambda: index.page(name, None, 21)) for _ in range(repeat)]
+                        if bulk and not await index.has(name, row_key("bulk-0000000", oldest)):
+                            raise RuntimeError("the seeded index rows are not in the table")
+                    await index.close()
+                    p50, turn50 = statistics.median(times), statistics.median(turns)
+                    figures.add(f"listing p50 at {held} sessions", p50, "ms")
+                    figures.add(f"  index page query alone at {held}", statistics.median(query), "ms")
+                    figures.add(
+                        f"  listing minus the page query at {held}", p50 - statistics.median(query), "ms"
+                    )
+                    figures.add(f"  one turn p50 at {held}", turn50, "ms")
+                    figures.add(
+                        f"  listing / one turn at {held}", _ratio(p50, turn50), goal="<= 3x at 10,000"
+                    )
+
+                asyncio.run(measure())
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return figures
+
+
 def bench_start(app_dir: Path) -> Figures:
     """Seconds from launching `python -m harness up` to the first answered `/run`."""
     port = free_port()
@@ -949,6 +1095,8 @@ def run(args: argparse.Namespace) -> int:
     results: list[Figures] = []
     with Stack(args.app, host_mode="local", progress=True) as stack:
         results.extend(asyncio.run(_stack_benchmarks(stack, args)))
+    if args.listing_seeded:
+        results.append(bench_listing_seeded(args.app, tuple(args.listing_seeded), args.samples))
     with Stack(ORCHESTRATION_APP, host_mode="local", progress=True) as stack:
         one_x = asyncio.run(bench_orchestrations(stack.url, args.orchestration_runs, 100, 50, 10))
         results.append(one_x)

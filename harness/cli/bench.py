@@ -36,6 +36,14 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
         default=[1000, 10000],
         help="session counts the listing is timed at (Azurite: 100,000 takes about an hour to write)",
     )
+    parser.add_argument(
+        "--listing-seeded",
+        type=positive_int,
+        nargs="*",
+        default=[1000, 10000, 100000],
+        help="session counts the listing is also timed at with the index rows seeded into Azurite's "
+        "files (seconds for 100,000; none: skip)",
+    )
     parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
 

@@ -20,6 +20,7 @@ import uuid
 from functools import partial
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from urllib.parse import quote
 
 import grpc
@@ -29,6 +30,7 @@ from durabletask.internal.orchestrator_service_pb2_grpc import (
     add_TaskHubSidecarServiceServicer_to_server as add_sidecar_service,
 )
 
+from durableagent._backend import BackendUnavailable
 from durableagent._commits import COMMITS
 from durableagent.clock import use_time_source
 from durableagent.scripting import LOCAL_HOST_ENV
@@ -37,7 +39,7 @@ from harness.processes import port_argument
 from .api import BASE_PATH, ApiGuard, KeyPolicy, unsupported
 from .clock import TIME_MODES, VIRTUAL_TIME_ENV, Clock, VirtualClock, clock_for
 from .clock_api import ClockApi, RequestCount
-from .entities.api import EntityApi
+from .entities.api import MAX_SIGNAL_BODY, EntityApi
 from .entities.dispatcher import EntityDispatcher, RemoteEntities
 from .entities.store import EntityStore, StorageUnavailable
 from .errors import AppLoadError
@@ -349,7 +351,7 @@ class LocalHost:
         # The app's turns in this process are woken by the commits of their entities (no polling).
         backend = self.rpc_base_url()
         self.dispatcher.committed = partial(COMMITS.committed, backend)
-        COMMITS.serve(backend)
+        COMMITS.serve(backend, self._accept_inline)
         self._commits_served = backend
         await site.start()
         self._started = time.monotonic()
@@ -437,6 +439,21 @@ class LocalHost:
             await self.dispatcher.idle()
         if self.engine is not None:
             await self.engine.idle()
+
+    async def _accept_inline(self, name: str, key: str, operation: str, operation_input: Any) -> bool:
+        """The app's turns in this process hand their operations here (`durableagent._commits`): the
+        same input text as the entity API would store for the client's signal, run at once when
+        the entity is idle (`EntityDispatcher.accept_inline`)."""
+        if self.dispatcher is None:
+            return False
+        # As the SDK's client posts it (the JSON text of its value, encoded once more) and the API stores it.
+        text = json.dumps(json.dumps(operation_input)) if operation_input else None
+        if text is not None and len(text.encode("utf-8")) > MAX_SIGNAL_BODY:
+            return False  # the API's own answer (413) applies
+        try:
+            return await self.dispatcher.accept_inline(name, key, operation, text)
+        except StorageUnavailable as exc:
+            raise BackendUnavailable(str(exc)) from exc
 
     async def stop(self) -> None:
         """Stop serving; unapplied signals stay in storage for the next start."""

@@ -10,6 +10,7 @@ from harness.bench import (
     bench_fork,
     bench_history,
     bench_latency,
+    bench_listing_seeded,
     bench_stack_added,
     bench_storage_floor,
     bench_throughput,
@@ -54,3 +55,14 @@ def test_the_virtual_time_figures_are_measured_on_their_own_stack():
     assert figures.data["of which not timed out"] == "0"
     assert 0 < figures.data["72-hour approval timeout, start to end, p50"] < 30_000  # ms
     assert 0 < figures.data["7-day session TTL: advance P8D to session gone, p50"] < 30_000
+
+
+def test_the_listing_is_measured_on_index_rows_seeded_into_azurite():
+    """The seeded rows are read back through the table API (else the function raises), and the
+    listing is timed on a stack of its own."""
+    from harness.stack import DEFAULT_APP_DIR
+
+    figures = bench_listing_seeded(DEFAULT_APP_DIR, sizes=(300,), repeat=2)
+    assert 0 < figures.data["listing p50 at 300 sessions"]
+    assert 0 < figures.data["  index page query alone at 300"]
+    assert figures.data["  listing / one turn at 300"].endswith("x")

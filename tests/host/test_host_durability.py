@@ -12,7 +12,7 @@ from azure.core.exceptions import ServiceResponseError
 
 from harness.azurite import Azurite
 from harness.host import LocalHost
-from harness.host.entities.store import EntityStore, instance_id
+from harness.host.entities.store import EntityStore, PendingSignal, instance_id, new_signal_key
 from harness.host.storage.lease import HubInUse
 from harness.processes import free_port
 
@@ -223,3 +223,109 @@ async def test_requests_the_http_parser_refuses_get_json_errors(host: LocalHost)
     assert head.split(b"\r\n")[0].endswith(b"400 Bad Request")
     assert b"application/json" in head
     assert "error" in json.loads(body)
+
+
+# -- operations held in the state row (`EntityDispatcher.accept_inline`, the run route's turns) ------
+
+
+async def test_an_operation_held_in_the_state_row_is_applied_once_after_start(
+    azurite_connstr: str, hub: str, http: aiohttp.ClientSession
+):
+    """A SIGKILL between the write that accepts an inline operation and its commit: the row holds
+    it, and the next start applies it once, after nothing else and before any later signal."""
+    store = EntityStore(azurite_connstr, hub)
+    try:
+        await store.open()
+        await store.hold(None, "counter", "new", PendingSignal(new_signal_key(), "add", sdk_body(5)))
+        await store.commit(None, "counter", "old", True, "10", [])
+        old = await store.read(instance_id("counter", "old"))
+        await store.hold(old, "counter", "old", PendingSignal(new_signal_key(), "add", sdk_body(5)))
+        await store.add_signal("counter", "old", "add", sdk_body(100))  # came after the held one
+    finally:
+        await store.close()
+    for _ in range(2):  # the second start must not re-apply anything
+        async with LocalHost(COUNTER_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
+            await host.wait_idle()
+            assert await read_state(http, host.url, "counter", "new") == (200, 5)
+            assert await read_state(http, host.url, "counter", "old") == (200, 115)
+            assert host.store is not None
+            for key in ("new", "old"):
+                assert await host.store.pending(instance_id("counter", key)) == []
+
+
+async def test_an_inline_operation_is_accepted_once_and_its_state_committed(
+    azurite_connstr: str, hub: str, http: aiohttp.ClientSession
+):
+    async with LocalHost(COUNTER_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
+        assert host.dispatcher is not None and host.store is not None
+        added: list[str] = []
+        real_add = host.store.add_signal
+
+        async def add_signal(*args, **kwargs):
+            added.append(args[2])
+            return await real_add(*args, **kwargs)
+
+        host.store.add_signal = add_signal  # type: ignore[method-assign]
+        for expected in (5, 10):  # a new entity (no read: its row is created), then a cached one
+            assert await host.dispatcher.accept_inline("Counter", "inline", "add", sdk_body(5)) is True
+            await host.wait_idle()
+            assert await read_state(http, host.url, "counter", "inline") == (200, expected)
+        assert added == []  # accepted in the state row: no signal row
+        record = await host.store.read(instance_id("counter", "inline"))
+        assert record is not None and record.held is None  # the commit cleared it
+
+
+async def test_inline_operations_wait_their_turn_behind_queued_signals(
+    azurite_connstr: str, hub: str, http: aiohttp.ClientSession
+):
+    """An entity with signals queued or applying declines (the caller signals, behind them)."""
+    async with LocalHost(COUNTER_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
+        assert host.dispatcher is not None
+        assert await signal(http, host.url, "counter", "busy", "set", 1) == 202
+        # The signal's worker runs or its signal is queued: not idle.
+        assert await host.dispatcher.accept_inline("Counter", "busy", "add", sdk_body(5)) is False
+        await host.wait_idle()
+        assert await host.dispatcher.accept_inline("Counter", "busy", "add", sdk_body(5)) is True
+        await host.wait_idle()
+        assert await read_state(http, host.url, "counter", "busy") == (200, 6)
+
+
+async def test_an_inline_commit_whose_answer_was_lost_is_not_applied_again(
+    azurite_connstr: str, hub: str, http: aiohttp.ClientSession
+):
+    """The commit of an inline operation lands and its answer is lost: the operation goes to the
+    ordinary path, which sees the row no longer holds it and does not apply it again."""
+    async with LocalHost(COUNTER_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
+        store, dispatcher = host.store, host.dispatcher
+        assert store is not None and dispatcher is not None
+        real_commit = store.commit
+        lost: list[bool] = []
+
+        async def commit_then_lose_the_answer(*args, **kwargs):
+            await real_commit(*args, **kwargs)
+            if not lost:
+                lost.append(True)
+                raise store.fail(ServiceResponseError("connection reset before the answer"))
+
+        store.commit = commit_then_lose_the_answer  # type: ignore[method-assign]
+        assert await dispatcher.accept_inline("Counter", "lost", "add", sdk_body(5)) is True
+        await host.wait_idle()
+        assert lost == [True]
+        assert await read_state(http, host.url, "counter", "lost") == (200, 5)
+        assert await dispatcher.accept_inline("Counter", "lost", "add", sdk_body(1)) is True
+        await host.wait_idle()
+        assert await read_state(http, host.url, "counter", "lost") == (200, 6)
+
+
+async def test_an_inline_operation_that_fails_keeps_the_state(
+    azurite_connstr: str, hub: str, http: aiohttp.ClientSession
+):
+    async with LocalHost(COUNTER_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
+        assert host.dispatcher is not None and host.store is not None
+        assert await host.dispatcher.accept_inline("Counter", "bad", "set", sdk_body(3)) is True
+        await host.wait_idle()
+        # An unknown operation raises in the entity function: an operation error, state kept.
+        assert await host.dispatcher.accept_inline("Counter", "bad", "nope", sdk_body(1)) is True
+        await host.wait_idle()
+        assert await read_state(http, host.url, "counter", "bad") == (200, 3)
+        assert await host.store.pending(instance_id("counter", "bad")) == []

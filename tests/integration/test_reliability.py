@@ -87,6 +87,65 @@ def test_sigkill_with_queued_signals_and_a_running_turn(
     assert reply.status_code == 200 and reply.json()["message_count"] == 2 * len(messages) + 2
 
 
+def _entity_rows(connection_string: str, partition: str) -> dict[str, dict]:
+    """The rows of one entity in every entity table of the account, by row key."""
+    from azure.data.tables import TableServiceClient
+
+    rows: dict[str, dict] = {}
+    with TableServiceClient.from_connection_string(connection_string) as service:
+        for table in service.list_tables():
+            if table.name.endswith("Entities"):
+                client = service.get_table_client(table.name)
+                query = client.query_entities("PartitionKey eq @pk", parameters={"pk": partition})
+                rows.update({row["RowKey"]: dict(row) for row in query})
+    return rows
+
+
+def test_sigkill_during_a_turn_the_run_route_waits_for(
+    function_host, host_client, unique_session, chat_script
+):
+    """The route's own turn on an idle session is accepted in the session's state row, not in a
+    signal row (one write instead of an insert and a delete): a kill while it runs still loses
+    nothing, and it is applied once after the restart."""
+    chat_script.set(
+        {
+            "rules": [{"when": {"user": "^held turn$"}, "then": {"text": "done: {user}", "delay": 3.0}}],
+            "default": {"text": "done: {user}"},
+        }
+    )
+    assert (
+        host_client.post(
+            "/api/agents/WeatherAgent/run", json={"message": "first", "sessionId": unique_session}
+        ).json()["message_count"]
+        == 2
+    )
+    outcome: dict[str, BaseException | httpx.Response] = {}
+
+    def waiting_turn() -> None:
+        try:
+            body = {"message": "held turn", "sessionId": unique_session}
+            outcome["r"] = host_client.post("/api/agents/WeatherAgent/run", json=body)
+        except httpx.HTTPError as exc:
+            outcome["r"] = exc
+
+    caller = threading.Thread(target=waiting_turn)
+    caller.start()
+    wait_until(lambda: "held turn" in _user_messages(chat_script.requests()), 30, "for the turn to run")
+    rows = _entity_rows(function_host.storage, f"@dafx-weatheragent@{unique_session}")
+    assert [key for key in rows if key.startswith("sig-")] == []  # no signal row: the state row holds it
+    assert rows["state"]["held"].startswith("sig-") and rows["state"]["heldOp"] == "run_agent"
+    assert function_host.process is not None
+    function_host.process.kill()
+    caller.join(30)
+    assert isinstance(outcome["r"], httpx.HTTPError)  # the caller saw the connection drop, no answer
+    function_host.restart()
+    state = wait_for_state(
+        host_client, "WeatherAgent", unique_session, lambda s: s["message_count"] >= 4, timeout=60
+    )
+    _assert_each_turn_once(state, ["first", "held turn"])
+    assert _user_messages(chat_script.requests()) == ["first", "held turn", "held turn"]
+
+
 @pytest.fixture
 def private_stack(tmp_path: Path):
     """Azurite on fixed ports (so it can be stopped and started again) and a host on it."""

@@ -131,3 +131,46 @@ async def test_a_streaming_signal_that_fails_closes_its_subscription():
     host.fail_with = ConnectionResetError("storage down")
     outcome = await app.turns.signal(host, Turn.new("WeatherAgent", RunRequest("hi")), events=True)
     assert isinstance(outcome, TurnOutcome) and outcome.status == "unavailable"
+
+
+def test_a_reply_taken_from_the_turns_result_is_the_one_the_state_gives():
+    """A commit of the turn alone carries `run_agent`'s result; the reply built from it must be the
+    reply built from the committed state (success, failure), and anything else is read from the state."""
+    import json
+
+    from durableagent._backend import reply_body
+    from durableagent.entity import turn_result
+    from durableagent.state import AgentState
+    from durableagent.turns import _reply_from_result
+
+    state = AgentState()
+    state.add_user_message("hi", "c1")
+    ok = state.add_assistant_message("hello there", None, "c1")
+    state.add_user_message("again", "c2")
+    failed = state.add_error("c2", "RuntimeError: the model is down")
+    ids = {"sessionId": "s", "correlationId": "c"}
+    for entry, correlation in ((ok, "c1"), (failed, "c2")):
+        result = json.dumps(turn_result(entry, state.message_count, None))
+        replied = _reply_from_result(result, correlation)
+        assert replied is not None
+        assert reply_body(*replied, "msg", ids) == reply_body(entry, state.message_count, "msg", ids)
+    assert _reply_from_result(json.dumps(turn_result(ok, 2, None)), "another turn") is None
+    assert _reply_from_result(json.dumps({"status": "pending", "correlation_id": "c1"}), "c1") is None
+    empty = {"status": "success", "response": "", "correlation_id": "c1", "message_count": 2}
+    assert _reply_from_result(json.dumps(empty), "c1") is None  # "" may stand for a None content
+    assert _reply_from_result(None, "c1") is None and _reply_from_result("not json", "c1") is None
+
+
+def test_client_options_skip_proxy_lookups_only_for_storage_on_this_machine():
+    from durableagent._tables import client_options
+
+    azurite = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+        "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+    )
+    assert client_options(azurite) == {"use_env_settings": False}
+    assert client_options("UseDevelopmentStorage=true") == {"use_env_settings": False}
+    azure = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net"
+    assert client_options(azure) == {}
+    mixed = "AccountName=a;AccountKey=a2V5;TableEndpoint=http://127.0.0.1:1/a;BlobEndpoint=https://a.blob.core.windows.net"
+    assert client_options(mixed) == {}

@@ -23,16 +23,19 @@ from azure.core.exceptions import ResourceExistsError
 
 from ..loader import EntityFunction
 from ..scheduler import Scheduler
-from ..storage.tables import RETRIABLE, Backoff
+from ..storage.tables import RETRIABLE, Backoff, StorageUnavailable
 from ..workers import KeyedWorkers, within
 from . import locks
 from .store import (
+    HELD_INPUT_CHARS,
     MAX_BATCH,
+    ConcurrencyConflict,
     EntityRecord,
     EntityStore,
     PendingSignal,
     instance_id,
     invalid_key_reason,
+    new_signal_key,
 )
 
 log = logging.getLogger(__name__)
@@ -109,9 +112,12 @@ class EntityDispatcher(KeyedWorkers):
         # commits, so an answer is never lost; a repeat (the batch re-applied after a crash) is
         # dropped by the instance.
         self.respond: Callable[[str, str, str, str], Awaitable[None]] | None = None
-        # Told of each commit of an entity's state, with that state (name, key, exists, state text):
-        # the app's turns in this process wait on it instead of polling (durableagent's `_commits`).
-        self.committed: Callable[[str, str, bool, str | None], None] | None = None
+        # Told of each commit of an entity's state, with that state (name, key, exists, state text,
+        # and the result of a batch of one operation): the app's turns in this process wait on it
+        # instead of polling (durableagent's `_commits`).
+        self.committed: Callable[[str, str, bool, str | None, str | None], None] | None = None
+        # Operations run at once on an idle entity (`accept_inline`), by entity.
+        self._inline: dict[str, asyncio.Task[None]] = {}
         # Starts an orchestration an entity asked for (name, instance id, input, scheduled time, the
         # execution id to give it); the orchestration engine sets it. Called after the batch commits.
         self.start: Callable[[str, str, str | None, datetime | None, str], Awaitable[None]] | None = None
@@ -164,7 +170,14 @@ class EntityDispatcher(KeyedWorkers):
 
     async def close(self) -> None:
         """Stop the workers; unapplied signals stay persisted for the next start."""
-        await self._stop_workers()
+        await self._stop_workers(*self._inline.values())
+
+    def busy(self) -> bool:
+        return super().busy() or bool(self._inline)
+
+    async def idle(self) -> None:
+        while self._workers or self._inline:
+            await asyncio.gather(*self._workers.values(), *self._inline.values(), return_exceptions=True)
 
     async def step(self, iid: str) -> bool:
         """Apply the next batch of `iid`'s signals (isolating and dropping one that crashes the
@@ -217,6 +230,11 @@ class EntityDispatcher(KeyedWorkers):
             record = await self.store.read(iid)
             for row_key in record.applied if record is not None else ():
                 accepted.pop(row_key, None)
+            # Likewise an operation the row held (`accept_inline`) and no longer holds: committed.
+            still_held = record.held.row_key if record is not None and record.held else None
+            for row_key, signal in list(accepted.items()):
+                if signal.held and row_key != still_held:
+                    accepted.pop(row_key)
             merged = {s.row_key: s for s in stored} | accepted
             return [merged[k] for k in sorted(merged)][:limit]
         return [accepted[k] for k in sorted(accepted)][:limit]
@@ -262,22 +280,48 @@ class EntityDispatcher(KeyedWorkers):
             self._forget(iid, signals)
             return len(signals)
         before = await self.store.read(iid)
+        response = await self._run_batch(iid, name, key, entity, before, signals)
+        await self._commit_batch(iid, name, key, before, signals, response, signals)
+        log.debug("entity %s applied %d operations", iid, len(signals))
+        return len(signals)
+
+    async def _run_batch(
+        self,
+        iid: str,
+        name: str,
+        key: str,
+        entity: EntityFunction | None,
+        before: EntityRecord | None,
+        signals: list[PendingSignal],
+    ) -> dict[str, Any]:
+        """The entity function's response to `signals` on the state `before` (_BatchFailed if it raised)."""
         exists = before is not None and before.exists
         try:
             if self.remote is not None:
                 state_text = before.state if exists and before else None
-                response = await self.remote.entity_batch(iid, exists, state_text, signals)
-            else:
-                assert entity is not None
-                request = build_request(
-                    name, key, exists, before.state if exists and before else None, signals
-                )
-                call = asyncio.get_running_loop().run_in_executor(
-                    self.executor, entity.fn, func.EntityContext(request)
-                )
-                response = json.loads(await within(self.timeout, call, entity.function_name))
+                return await self.remote.entity_batch(iid, exists, state_text, signals)
+            assert entity is not None
+            request = build_request(name, key, exists, before.state if exists and before else None, signals)
+            call = asyncio.get_running_loop().run_in_executor(
+                self.executor, entity.fn, func.EntityContext(request)
+            )
+            response: dict[str, Any] = json.loads(await within(self.timeout, call, entity.function_name))
+            return response
         except Exception as exc:
             raise _BatchFailed(signals, f"{type(exc).__name__}: {exc}") from exc
+
+    async def _commit_batch(
+        self,
+        iid: str,
+        name: str,
+        key: str,
+        before: EntityRecord | None,
+        signals: list[PendingSignal],
+        response: dict[str, Any],
+        applied: list[PendingSignal],
+    ) -> None:
+        """Answer the batch's calls, forward its signals, commit its state listing `applied` (the
+        signals of the batch that are stored), then tell the waiters in this process."""
         for signal, result in zip(signals, response.get("results") or [], strict=False):
             if result.get("isError"):
                 log.warning("entity %s operation %r failed: %s", iid, signal.operation, result.get("result"))
@@ -296,15 +340,114 @@ class EntityDispatcher(KeyedWorkers):
             state = json.dumps(state)
         await self._forward_signals(iid, response.get("signals") or [])
         outbox = [_outbox_entry(start) for start in response.get("starts") or []]
-        await self.store.commit(before, name, key, new_exists, state, signals, outbox=outbox or None)
+        await self.store.commit(before, name, key, new_exists, state, applied, outbox=outbox or None)
         self._forget(iid, signals)
         if outbox:
             await self._start_orchestrations(iid, outbox)
             await self._clear_outbox(iid)
         if self.committed is not None:
-            self.committed(name, key, new_exists, state)
-        log.debug("entity %s applied %d operations", iid, len(signals))
-        return len(signals)
+            results = response.get("results") or []
+            one = results[0].get("result") if len(signals) == 1 and len(results) == 1 else None
+            self.committed(name, key, new_exists, state, one if isinstance(one, str) else None)
+
+    # -- inline operations: run at once on an idle entity, accepted while they run ---------------
+    def _can_run_inline(self, iid: str, name: str, key: str, running: bool = False) -> bool:
+        """Whether `iid` is idle here: nothing queued, running or in doubt for it (then an operation
+        run at once is in arrival order), and its function is the app's own. `running`: asked by
+        the inline run itself."""
+        return not (
+            self._closing
+            or self.remote is not None
+            or name not in self.entities
+            or invalid_key_reason(name, key) is not None
+            or (self.gate is not None and self.gate())
+            or iid in self._workers
+            or (iid in self._inline and not running)
+            or iid in self._unknown
+            or self._accepted.get(iid)
+            or iid in self._batch_sizes
+            or iid in self._poison
+        )
+
+    async def accept_inline(self, name: str, key: str, operation: str, input_text: str | None) -> bool:
+        """Run one operation on an idle entity at once, without the signal's round trip through the
+        entity API and the worker; False (nothing done) when the entity is not idle or its input
+        is long.
+
+        The operation is accepted by storing it in the entity's state row (`EntityStore.hold`: one
+        ETag-checked write, where a signal costs a row insert and, after its commit, a delete), and
+        the commit that applies it clears it in the same write. Returns once it is accepted. A
+        SIGKILL before that means it was never accepted (the caller's connection drops); after, it
+        is applied after the restart as any stored signal is. Raises StorageUnavailable when it may
+        or may not have been stored. The commit wakes the entity's watches (`committed`).
+        """
+        iid = instance_id(name, key)
+        name = name.lower()
+        if len(input_text or "") > HELD_INPUT_CHARS or not self._can_run_inline(iid, name, key):
+            return False
+        loop = asyncio.get_running_loop()
+        accepted: asyncio.Future[bool] = loop.create_future()
+        signal = PendingSignal(new_signal_key(), operation, input_text, held=True)
+        self._inline[iid] = loop.create_task(
+            self._run_inline(iid, name, key, signal, accepted), name=f"inline {iid}"
+        )
+        return await asyncio.shield(accepted)
+
+    async def _run_inline(
+        self, iid: str, name: str, key: str, signal: PendingSignal, accepted: asyncio.Future[bool]
+    ) -> None:
+        taken = False
+        try:
+            async with self.lock(iid):
+                if not self._can_run_inline(iid, name, key, running=True):
+                    _settle(accepted, False)  # something came first: the caller signals instead
+                    return
+                before = await self._hold(iid, name, key, signal)
+                if before is None:
+                    _settle(accepted, False)
+                    return
+                _settle(accepted, True)
+                taken = True
+                try:
+                    response = await self._run_batch(iid, name, key, self.entities[name], before, [signal])
+                    await self._commit_batch(iid, name, key, before, [signal], response, [signal])
+                except Exception as exc:
+                    # Not committed (the function crashed, or the commit failed and may have
+                    # landed): the held operation goes the ordinary way, which retries, isolates
+                    # an operation that crashes the function, and reads what the row still holds.
+                    log.warning(
+                        "entity %s: %r not committed, retried as a signal: %s", iid, signal.operation, exc
+                    )
+                    if isinstance(exc, _BatchFailed):
+                        self._batch_sizes[iid] = 1  # as `step` does: the retry is the isolated one
+                    self._unknown.add(iid)
+                    self.notify(iid, signal)
+                    return
+        except asyncio.CancelledError:
+            _settle(accepted, StorageUnavailable("the host is stopping"))
+            raise
+        except Exception as exc:
+            if not taken:
+                log.warning("entity %s: %r not accepted: %s", iid, signal.operation, exc)
+                _settle(accepted, StorageUnavailable(f"storage failed: {exc}"))
+        finally:
+            self._inline.pop(iid, None)
+
+    async def _hold(self, iid: str, name: str, key: str, signal: PendingSignal) -> EntityRecord | None:
+        """Store `signal` in the entity's state row; the row as it is then (None: declined). An
+        entity this host has not seen is taken to be new (its row is created with the operation
+        in it), and read only when it turns out to exist: a new session's first turn costs no read."""
+        found, before = self.store.states.get(iid)
+        try:
+            return await self.store.hold(before, name, key, signal)
+        except ConcurrencyConflict:
+            if found and before is not None:
+                return None  # changed under a cached row: let the ordinary path sort it out
+        before = await self.store.read(iid)
+        try:
+            return await self.store.hold(before, name, key, signal)
+        except ConcurrencyConflict:
+            return None
 
     async def _control(self, iid: str, before: EntityRecord | None, signal: PendingSignal) -> int:
         """Apply a critical section's lock request or unlock (`locks.py`): a lock is taken when the
@@ -447,6 +590,16 @@ def _outbox_entry(start: dict[str, Any]) -> dict[str, Any]:
         "scheduled": scheduled.isoformat() if isinstance(scheduled, datetime) else scheduled,
         "execution": uuid.uuid4().hex,
     }
+
+
+def _settle(future: asyncio.Future[bool], outcome: bool | BaseException) -> None:
+    """Resolve `future` once: the first outcome wins."""
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 class _BatchFailed(Exception):

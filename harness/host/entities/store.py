@@ -25,6 +25,13 @@ deleted afterwards, off the request path, and dropped from the list by a later c
 gone. A killed host therefore neither loses an accepted signal nor applies one twice: a signal row
 whose key the state row lists was applied. (One write instead of a transaction: Azurite answers a
 single update several times faster than a batch.)
+
+An operation may instead be accepted in the state row itself (`hold`: `held` = its signal key,
+`heldOp`, `heldInput`), when it comes while nothing else is queued for the entity (the run route's
+turns, `EntityDispatcher.accept_inline`): one write where a signal row costs an insert and, after
+its commit, a delete. The commit that applies it clears those properties in the same write. After
+a crash the row still holds it: `instances_with_signals` finds such rows and `pending` returns the
+held operation first (it came before any signal row of the entity).
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,6 +95,9 @@ DUE_PREFIX = "due-"  # a scheduled signal waiting for its time (moved to a `sig-
 # Signals applied in one batch (their row keys are listed in the state row until deleted).
 MAX_BATCH = 50
 RELEASED_KEPT = 32  # critical sections an entity remembers as released (see `locks.py`)
+HELD_INPUT_CHARS = 16 * 1024
+"""Longest input an operation held in the state row may have (`EntityStore.hold`; longer ones are
+signals in rows of their own): a table property holds 32K UTF-16 characters."""
 _BAD_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
 
@@ -119,6 +129,24 @@ def _applied_keys(row: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(k for k in str(row.get("applied") or "").split(",") if k)
 
 
+def _held(row: Mapping[str, Any]) -> PendingSignal | None:
+    """The operation a state row holds (`EntityStore.hold`), if any."""
+    key = row.get("held")
+    if not key:
+        return None
+    return PendingSignal(str(key), str(row.get("heldOp") or ""), row.get("heldInput"), held=True)
+
+
+def _held_properties(signal: PendingSignal | None) -> dict[str, Any]:
+    """A state row's properties for the operation it holds (None: it holds none; "" clears a merge)."""
+    if signal is None:
+        return {"held": "", "heldOp": "", "heldInput": ""}
+    properties = {"held": signal.row_key, "heldOp": signal.operation}
+    if signal.input is not None:
+        properties["heldInput"] = signal.input
+    return properties
+
+
 @dataclass
 class PendingSignal:
     """An accepted signal waiting to be applied."""
@@ -132,6 +160,7 @@ class PendingSignal:
     call: bool = False  # a call (the orchestration waits for the result), not a signal
     parent_execution: str = ""  # the execution of `parent` that sent it (answers to others are dropped)
     control: str | None = None  # `lock` or `unlock` of a critical section (`locks.py`), no operation
+    held: bool = False  # stored in the entity's state row (`hold`), not in a row of its own
 
 
 @dataclass
@@ -155,6 +184,7 @@ class EntityRecord:
     # "execution"}`): committed with it, started after it, started again at start-up if need be.
     outbox: tuple[dict[str, Any], ...] = ()
     outbox_blob: str | None = None
+    held: PendingSignal | None = None  # an accepted operation stored in this row (`EntityStore.hold`)
 
     def unchanged_parts(self, parts: list[str]) -> set[int]:
         """Which of a new state's `parts` this record already stores, in the same property."""
@@ -342,7 +372,9 @@ class EntityStore(HubStorage):
         applied = record.applied if record is not None else frozenset()
         leftover: set[str] = set()
         leftover_blobs: list[str] = []
-        result: list[PendingSignal] = []
+        # An operation the state row holds came while nothing else was queued: it is the oldest.
+        held = await self._held_now(iid)
+        result: list[PendingSignal] = [held] if held is not None else []
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
         params = {"pk": iid, "lo": SIGNAL_PREFIX, "hi": "sig."}
         try:
@@ -371,16 +403,35 @@ class EntityStore(HubStorage):
         except AzureError as exc:
             raise self.fail(exc) from exc
         self._clean_up(iid, leftover, leftover_blobs)
-        return result
+        return sorted(result, key=lambda signal: signal.row_key)[:limit]
+
+    async def _held_now(self, iid: str) -> PendingSignal | None:
+        """The operation the entity's state row holds, read from storage (not the cache: this is
+        asked after a restart or a failure, and by observers that are not the row's writer)."""
+        try:
+            row = await self._table.get_entity(iid, STATE_ROW, select=["held", "heldOp", "heldInput"])
+        except ResourceNotFoundError as exc:
+            if error_code(exc) == "TableNotFound":
+                raise self.fail(exc) from exc
+            return None
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        return _held(row)
 
     async def instances_with_signals(self) -> set[str]:
         """Instance ids that have pending signals (resumed at start-up)."""
         await self.ensure()
         found: set[str] = set()
         query = "RowKey ge @lo and RowKey lt @hi"
+        # State rows holding an operation (`hold`); a cleared one holds "", below SIGNAL_PREFIX.
+        holding = "RowKey eq @state and held ge @lo"
         try:
             async for row in self._table.query_entities(
                 query, parameters={"lo": SIGNAL_PREFIX, "hi": "sig."}, select=["PartitionKey"]
+            ):
+                found.add(row["PartitionKey"])
+            async for row in self._table.query_entities(
+                holding, parameters={"state": STATE_ROW, "lo": SIGNAL_PREFIX}, select=["PartitionKey"]
             ):
                 found.add(row["PartitionKey"])
         except AzureError as exc:
@@ -409,6 +460,7 @@ class EntityStore(HubStorage):
             released=tuple(k for k in str(row.get("released") or "").split(",") if k),
             outbox=tuple(json.loads(outbox)) if outbox else (),
             outbox_blob=row.get("outboxBlob"),
+            held=_held(row),
         )
 
     async def read(self, iid: str) -> EntityRecord | None:
@@ -456,19 +508,26 @@ class EntityStore(HubStorage):
         to keep what `before` had; `released`: a critical section to remember as released;
         `outbox`: the orchestrations the batch starts (JSON values), kept until the next commit."""
         iid = instance_id(name, key)
+        held_before = before.held if before is not None else None
         if lock is True:
             lock = (before.locked_by, before.lock_owner or "") if before and before.locked_by else None
         assert lock is not False
         kept_released = list(before.released) if before else []
         if released and released not in kept_released:
             kept_released = [*kept_released, released][-RELEASED_KEPT:]
-        keep = bool(before and (before.exists or before.applied or before.released or before.outbox))
+        keep = bool(
+            before and (before.exists or before.applied or before.released or before.outbox or held_before)
+        )
         if not exists and not lock and not released and not outbox and not keep:
             await self._drop_signals(iid, applied)  # nothing to keep: no state, nothing to replay
             return
+        # An operation the row holds is cleared by the write that commits it (nothing to list or
+        # delete); one not applied in this batch stays held.
+        keys = {s.row_key for s in applied}
+        held = held_before if held_before is not None and held_before.row_key not in keys else None
         listed_before = before.applied if before else frozenset()
         gone = listed_before & self._deleted.get(iid, set())  # deleted since: no longer listed
-        listed = listed_before - gone | {s.row_key for s in applied}
+        listed = listed_before - gone | {s.row_key for s in applied if not s.held}
         stamp = self.clock.now()
         entity: dict[str, Any] = {
             "PartitionKey": iid,
@@ -482,6 +541,8 @@ class EntityStore(HubStorage):
             "lockOwner": lock[1] if lock else "",
             "released": ",".join(kept_released),
         }
+        if held is not None or held_before is not None:
+            entity.update(_held_properties(held))
         kept = state if exists else None
         parts = split_text(kept) if kept is not None else None
         same = before.unchanged_parts(parts) if before is not None and parts else set()
@@ -539,6 +600,7 @@ class EntityStore(HubStorage):
             tuple(kept_released),
             tuple(outbox or ()),
             outbox_blob,
+            held,
         )
         self._remember(record, result)
         garbage = [s.input_blob for s in applied if s.input_blob]
@@ -548,10 +610,53 @@ class EntityStore(HubStorage):
             garbage.append(before.outbox_blob)
         self._clean_up(iid, set(listed), garbage)
 
+    async def hold(
+        self, before: EntityRecord | None, name: str, key: str, signal: PendingSignal
+    ) -> EntityRecord:
+        """Accept `signal` by storing it in the entity's state row (one ETag-checked write; a new
+        row, not existing yet, when `before` is None), for an entity with nothing else queued.
+
+        Why: a signal row costs a write to accept it and a delete after its commit; a held operation
+        costs neither, since the commit that applies it clears it in the same write. After a crash
+        the row still holds it and it is applied like any stored signal (`pending`,
+        `instances_with_signals`). ConcurrencyConflict: the row is not as `before` says (or exists,
+        for None); nothing was stored."""
+        iid = instance_id(name, key)
+        held = replace(signal, held=True)
+        try:
+            if before is None:
+                entity: dict[str, Any] = {
+                    "PartitionKey": iid,
+                    "RowKey": STATE_ROW,
+                    "name": name.lower(),
+                    "key": key,
+                    "exists": False,
+                    "applied": "",
+                    **_held_properties(held),
+                }
+                result = await self._table.create_entity(entity)
+                record = EntityRecord(iid, name.lower(), key, False, None, None, None, held=held)
+            else:
+                if before.etag is None:
+                    raise ResourceModifiedError("no ETag for the cached row")
+                entity = {"PartitionKey": iid, "RowKey": STATE_ROW, **_held_properties(held)}
+                result = await self._table.update_entity(
+                    entity, mode=UpdateMode.MERGE, etag=before.etag, match_condition=_IF_MATCH
+                )
+                record = replace(before, held=held)
+        except (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError) as exc:
+            self.states.forget(iid)
+            raise ConcurrencyConflict(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        except AzureError as exc:
+            raise self.fail(exc) from exc
+        self.states.healthy = True
+        self._remember(record, result)
+        return record
+
     async def _drop_signals(self, iid: str, signals: list[PendingSignal]) -> None:
         """Delete signals whose batch left no entity behind (re-applying them would change nothing)."""
         try:
-            await self.delete_rows(iid, [s.row_key for s in signals])
+            await self.delete_rows(iid, [s.row_key for s in signals if not s.held])
         except AzureError as exc:
             raise self.fail(exc) from exc
         await self.delete_blobs([s.input_blob for s in signals if s.input_blob])

@@ -22,6 +22,8 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableServiceClient
 
+from durableagent._tables import client_options
+
 from ..clock import Clock, VirtualClock, iso, parse_time
 from ..errors import AppLoadError
 from .api_version import check_api_version
@@ -48,6 +50,7 @@ class HubClock:
         self.hub = hub
         self.table_name = table_name_for(hub, "Clock")
         options: dict[str, Any] = {"retry_total": 2, "retry_backoff_factor": 0.2, "connection_timeout": 5}
+        options.update(client_options(connection_string))
         self._service = TableServiceClient.from_connection_string(connection_string, **options)
         self._table = self._service.get_table_client(self.table_name)
 

@@ -37,6 +37,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, BlobServiceClient
 
+from durableagent._tables import client_options
 from harness.processes import pid_alive
 
 from ..errors import AppLoadError
@@ -84,6 +85,7 @@ class HubLease:
         }
         self.on_change = on_change  # called with the new state when the lease is lost or taken back
         options = {"retry_total": 1, "connection_timeout": 5, "read_timeout": 5}
+        options.update(client_options(connection_string))
         self._service = BlobServiceClient.from_connection_string(connection_string, **versioned(**options))
         self._blob: BlobClient = self._service.get_blob_client(container_name_for(hub), OWNER_BLOB)
         self._task: asyncio.Task[None] | None = None

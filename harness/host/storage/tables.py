@@ -36,6 +36,8 @@ from azure.data.tables import TableTransactionError
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
+from durableagent._tables import client_options
+
 from .api_version import check_api_version, versioned
 
 log = logging.getLogger(__name__)
@@ -247,6 +249,7 @@ class HubStorage:
         self.table_name = table_name
         self.container_name = container_name
         options: dict[str, Any] = {"retry_total": 1, "retry_backoff_factor": 0.2, "connection_timeout": 5}
+        options.update(client_options(connection_string))  # Azurite: no proxy look-up per request
         self._tables = TableServiceClient.from_connection_string(connection_string, **options)
         self._blobs = BlobServiceClient.from_connection_string(connection_string, **versioned(**options))
         self._table: TableClient = self._tables.get_table_client(table_name)
