@@ -80,6 +80,7 @@ def test_plugin_end_to_end(
     azurite_exe: Path, pytester: pytest.Pytester, stand_in_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DURABLEAGENT_AZURITE", str(azurite_exe))
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # the inner run is not an xdist worker
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_stack_fixtures=TESTS)
     result = pytester.runpytest_subprocess("--durableagent-host", "auto", "-v", "-p", "no:randomly")
