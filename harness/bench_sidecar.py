@@ -2,7 +2,7 @@
 Microsoft's `durabletask` worker and client, against `python -m harness sidecar` (durable, over
 Azurite) and against `durabletask.testing`'s in-memory backend (which keeps nothing).
 
-Worker and client run in this process, the sidecar on an event loop in a thread (as in the tests).
+Worker and client run in this process, the sidecar in its own (as a user runs it).
 A one-activity orchestration cannot cost less than its writes on the sidecar: the start, the first
 episode's commit and the last one's (the activity's result travels in memory to the next episode,
 and is made durable by that commit).
@@ -10,9 +10,10 @@ and is made durable by that commit).
 
 from __future__ import annotations
 
-import asyncio
+import socket
 import statistics
-import threading
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Generator
@@ -81,22 +82,24 @@ def _measure(address: str, runs: int) -> dict[str, float]:
 
 
 def measure_sidecar(connection_string: str, runs: int) -> tuple[dict[str, float], dict[str, float]]:
-    """The figures on the sidecar (over `connection_string`'s storage) and in memory, by name."""
+    """The figures on the sidecar (over `connection_string`'s storage) and in memory, by name. The
+    sidecar runs as users run it, a process of its own (`python -m harness sidecar`); the in-memory
+    backend in this process, as `durabletask.testing` is used."""
     from durabletask.testing import create_test_backend
 
-    from .host.sidecar.server import Sidecar
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True, name="bench-sidecar")
-    thread.start()
-    sidecar = Sidecar(storage=connection_string, grpc_port=0, hub="bench" + uuid.uuid4().hex[:10])
-    asyncio.run_coroutine_threadsafe(sidecar.start(), loop).result(120)
+    port = free_port()
+    command = [sys.executable, "-m", "harness", "sidecar", "--storage", connection_string]
+    command += ["--grpc-port", str(port), "--port", "0", "--hub", "bench" + uuid.uuid4().hex[:10]]
+    sidecar = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        durable = _measure(sidecar.address, runs)
+        _wait_for_port(port, sidecar)
+        durable = _measure(f"localhost:{port}", runs)
     finally:
-        asyncio.run_coroutine_threadsafe(sidecar.stop(), loop).result(60)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+        sidecar.terminate()
+        try:
+            sidecar.wait(30)
+        except subprocess.TimeoutExpired:
+            sidecar.kill()
     port = free_port()
     backend = create_test_backend(port=port)
     try:
@@ -104,6 +107,18 @@ def measure_sidecar(connection_string: str, runs: int) -> tuple[dict[str, float]
     finally:
         backend.stop()
     return durable, memory
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the sidecar exited with code {process.returncode} before serving")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"the sidecar did not serve on port {port} within {timeout:.0f} s")
 
 
 def ratio(name: str, value: float, memory: dict[str, float]) -> float:
