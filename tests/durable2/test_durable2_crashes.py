@@ -112,6 +112,20 @@ def test_a_timer_trigger_fires_in_the_apps_process(crash_host: FunctionHost, tic
     assert int(pid) != crash_host.pid  # the app's own process, not the host's
 
 
+def test_critical_sections_over_two_accounts_lose_no_update(crash_host: FunctionHost) -> None:
+    """Entity locks (the sidecar's, on the same engine) for a 2.x app's durabletask-native orchestrator:
+    transfers that run at once each see and leave consistent balances."""
+    names = {"source": "a-" + uuid.uuid4().hex[:6], "target": "b-" + uuid.uuid4().hex[:6]}
+    runs = [start(crash_host, "transfer", {**names, "amount": 10}) for _ in range(4)]
+    seen = sorted(run.wait()["output"] for run in runs)
+    assert seen == [-30, -20, -10, 0]  # each section read the balance the one before left
+    for key, balance in ((names["source"], -40), (names["target"], 40)):
+        answer = httpx.get(
+            f"{crash_host.url}/runtime/webhooks/durabletask/entities/Account/{key}", timeout=30
+        )
+        assert answer.status_code == 200 and answer.json() == balance, answer.text
+
+
 def test_failed_activity_reaches_the_orchestrator(crash_host: FunctionHost) -> None:
     run = start(crash_host, "catches", "xyz")
     status = run.wait()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import azure.durable_functions as df
 import azure.functions as func
+from durabletask import entities, task
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -73,3 +74,24 @@ def tick(timer: func.TimerRequest) -> None:
     folder = os.environ.get("TICK_DIR")
     if folder:
         Path(folder, "ticks").open("a").write(f"{os.getpid()} past_due={timer.past_due}\n")
+
+
+@app.entity_trigger(context_name="context", entity_name="Account")
+def account(context: df.DurableEntityContext) -> None:
+    balance = context.get_state(lambda: 0)
+    if context.operation_name == "add":
+        context.set_state(balance + int(context.get_input()))
+    elif context.operation_name == "get":
+        context.set_result(balance)
+
+
+@app.orchestration_trigger(context_name="context")
+def transfer(ctx: task.OrchestrationContext, job: dict):  # noqa: ANN201 - a durabletask-native orchestrator
+    """Moves `amount` from account `source` to `target` inside a critical section over both."""
+    source = entities.EntityInstanceId("Account", job["source"])
+    target = entities.EntityInstanceId("Account", job["target"])
+    with (yield ctx.lock_entities([source, target])):
+        before = yield ctx.call_entity(source, "get")
+        yield ctx.call_entity(source, "add", -job["amount"])
+        yield ctx.call_entity(target, "add", job["amount"])
+    return before
