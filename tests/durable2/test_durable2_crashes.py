@@ -126,6 +126,20 @@ def test_critical_sections_over_two_accounts_lose_no_update(crash_host: Function
         assert answer.status_code == 200 and answer.json() == balance, answer.text
 
 
+def test_function_timeout_fails_a_hung_activity_and_a_hung_orchestrator(crash_host: FunctionHost) -> None:
+    """host.json's functionTimeout (5 s in this app) bounds an activity and an episode in the app's
+    process as in the host's: the activity fails with the Functions host's words, the blocking
+    orchestrator fails its instance; the app's process goes on serving."""
+    activity = start(crash_host, "catches_a_hang", 30)
+    orchestrator = start(crash_host, "hangs_itself", 30)
+    words = "Timeout value of 00:00:05 was exceeded by function: Functions."
+    status = activity.wait()
+    assert status["runtimeStatus"] == "Completed" and words + "hangs" in status["output"], status
+    status = orchestrator.wait()
+    assert status["runtimeStatus"] == "Failed" and words + "hangs_itself" in str(status["output"]), status
+    assert app_pid(crash_host) > 0
+
+
 def test_failed_activity_reaches_the_orchestrator(crash_host: FunctionHost) -> None:
     run = start(crash_host, "catches", "xyz")
     status = run.wait()

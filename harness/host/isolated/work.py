@@ -42,7 +42,7 @@ class AppWorkItems(WorkItems):
         super().__init__()
         self.process = process
         self.index = index
-        self.timeout = timeout  # host.json's functionTimeout, for activities
+        self.timeout = timeout  # host.json's functionTimeout: activities, episodes and entity batches
 
     def orchestrator_name(self, name: str) -> str | None:
         """The app's orchestrator of that name (case-insensitive), None when it has none."""
@@ -76,7 +76,20 @@ class AppWorkItems(WorkItems):
         function = self.index.orchestrators.get(name.lower())
         if function is None:  # the engine checks first; an app changed under a running host
             raise RuntimeError(f"orchestrator function '{name}' is not defined by this app")
-        answer = await self._call(function.function_name, request)
+        try:
+            answer = await within(
+                self.timeout, self._call(function.function_name, request), function.function_name
+            )
+        except FunctionTimeoutError as exc:  # orchestrator code must not block: it fails its instance
+            failed = pb.CompleteOrchestrationAction(
+                orchestrationStatus=pb.ORCHESTRATION_STATUS_FAILED,
+                failureDetails=pb.TaskFailureDetails(
+                    errorType="FunctionTimeoutException", errorMessage=str(exc)
+                ),
+            )
+            return pb.OrchestratorResponse(
+                instanceId=request.instanceId, actions=[pb.OrchestratorAction(completeOrchestration=failed)]
+            )
         response = pb.OrchestratorResponse()
         response.ParseFromString(base64.b64decode(answer))
         return response
@@ -86,7 +99,9 @@ class AppWorkItems(WorkItems):
         entity = self.index.entities.get(name.lower())
         if entity is None:
             raise RuntimeError(f"no entity function named {name!r}")
-        answer = await self._call(entity.function_name, request)
+        # A batch over functionTimeout raises here: the dispatcher isolates and drops the operation
+        # that hangs, as for an entity in the host's process.
+        answer = await within(self.timeout, self._call(entity.function_name, request), entity.function_name)
         result = pb.EntityBatchResult()
         result.ParseFromString(base64.b64decode(answer))
         return result

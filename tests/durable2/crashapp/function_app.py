@@ -57,6 +57,30 @@ def slow(job: dict) -> str:
     return f"done after {attempt} attempts"
 
 
+@app.activity_trigger(input_name="seconds")
+def hangs(seconds: float) -> str:
+    time.sleep(seconds)
+    return "woke up"
+
+
+@app.orchestration_trigger(context_name="context")
+def catches_a_hang(context: df.DurableOrchestrationContext):  # noqa: ANN201
+    """Calls `hangs` for longer than host.json's functionTimeout and returns what the failure said."""
+    try:
+        yield context.call_activity("hangs", context.get_input())
+    except Exception as exc:
+        return f"caught: {exc}"
+    return "no failure"
+
+
+@app.orchestration_trigger(context_name="context")
+def hangs_itself(context: df.DurableOrchestrationContext):  # noqa: ANN201
+    """Orchestrator code that blocks (it must not): its instance fails at functionTimeout."""
+    time.sleep(float(context.get_input()))
+    yield context.call_activity("hangs", 0)
+    return "done"
+
+
 @app.activity_trigger(input_name="text")
 def fails(text: str) -> str:
     raise ValueError(f"bad input {text!r}")
