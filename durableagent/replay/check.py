@@ -198,13 +198,13 @@ class _Replayer:
     def _episode(self, batch: list[dict[str, Any]]) -> Decision:
         """Run one episode; a served history's clock is taken from what it scheduled next."""
         self.episodes += 1
-        decision = run_episode(self.handle, self.instance, batch, self.now)
+        decision = _run_episode(self.handle, self.instance, batch, self.now)
         if self.run.exact or all(item.retry_step for item in _new_items(decision)):
             return decision  # exact times, or nothing recorded to take the time from (a retry's own step)
         following = next((s for s in self.unmatched if not s.retry_step and s.at is not None), None)
         if following is not None and following.at is not None and following.at > self.now:
             self.now = following.at
-            decision = run_episode(self.handle, self.instance, batch, self.now)
+            decision = _run_episode(self.handle, self.instance, batch, self.now)
         return decision
 
     # -- comparing ---------------------------------------------------------------------------------
@@ -362,6 +362,14 @@ class _Replayer:
         return h.event(
             failed, self.now, TaskScheduledId=task_id, Reason=incoming.reason, Details=incoming.details
         )
+
+
+def _run_episode(handle: Any, instance: Instance, batch: list[dict[str, Any]], now: datetime) -> Decision:
+    """One episode: through the 1.x SDK's JSON handler, or by a handle that runs its own episodes
+    (`run_episode(instance, batch, now)`: an app in another interpreter, on the 2.x SDK, whose
+    orchestrator the harness drives over the Durable Task protocol). The comparing is the same."""
+    own = getattr(handle, "run_episode", None)
+    return own(instance, batch, now) if own is not None else run_episode(handle, instance, batch, now)
 
 
 def _new_items(decision: Decision) -> list[Scheduled]:

@@ -34,6 +34,13 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="the app folder whose orchestrators to replay (default: the current folder)",
     )
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        default=None,
+        help="the app's own Python (Durable Functions 2.x apps; default: the app's .venv when it "
+        "holds azure-functions-durable 2.x)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON for CI")
 
 
@@ -48,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
         except BadHistory as exc:
             return fail(str(exc), EXIT_USAGE)
     try:
-        orchestrators = folder_orchestrators(app)
+        orchestrators = folder_orchestrators(app, args.python)
     except AppLoadError as exc:
         return fail(f"cannot load the app in {app}: {exc}", EXIT_USAGE)
     results = []

@@ -44,7 +44,7 @@ from .entities.dispatcher import EntityDispatcher, RemoteEntities
 from .entities.store import EntityStore, StorageUnavailable
 from .errors import AppLoadError
 from .isolated.index import remote_index
-from .isolated.interpreter import app_python
+from .isolated.interpreter import app_python, require_2x
 from .isolated.process import AppProcess
 from .isolated.work import AppWorkItems
 from .loader import AppIndex, load_app
@@ -373,13 +373,7 @@ class LocalHost:
             return load_app(self.app_dir)
         self.app_process = AppProcess(python, self.app_dir)
         description = await self.app_process.start()
-        sdk = description.get("sdk") or ""
-        if not sdk[:1].isdigit() or int(sdk.split(".")[0]) < 2:
-            found = f"azure-functions-durable {sdk}" if sdk else "no azure-functions-durable"
-            raise AppLoadError(
-                f"{python} has {found}: an app runs in its own interpreter only on Durable Functions 2.x; "
-                "run a 1.x app without --python (in the host's interpreter)"
-            )
+        sdk = require_2x(description, python)
         index = remote_index(self.app_process)
         work = AppWorkItems(self.app_process, index, config.function_timeout)
         self.remote = self.remote_entities = work

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 DIRECTIONS = {"IN": 0, "OUT": 1, "INOUT": 2}
+LOG_LEVEL_ENV = "DURABLEAGENT_APP_LOG_LEVEL"  # the app's log level here (INFO; a replay check: WARNING)
 log = logging.getLogger("app")
 
 
@@ -286,7 +287,8 @@ def main() -> int:
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     sys.stdout.flush()
     os.dup2(2, 1)
-    logging.basicConfig(level=logging.INFO, format="[app] %(levelname)s %(name)s: %(message)s")
+    level = os.environ.get(LOG_LEVEL_ENV, "INFO").upper()
+    logging.basicConfig(level=level, format="[app] %(levelname)s %(name)s: %(message)s")
     if len(sys.argv) != 2:
         out.write(json.dumps({"fatal": "usage: bridge.py APP_DIR"}) + "\n")
         return 2

@@ -71,3 +71,16 @@ def app_python(app_dir: Path, python: str | os.PathLike[str] | None) -> str | No
             "-r requirements.txt)"
         )
     return None
+
+
+def require_2x(description: dict[str, object], python: str) -> str:
+    """The SDK version the app's interpreter reported; AppLoadError unless it is 2.x or later (an app
+    runs in its own interpreter only on the Durable Task protocol)."""
+    sdk = str(description.get("sdk") or "")
+    if not sdk[:1].isdigit() or int(re.match(r"\d+", sdk).group()) < 2:  # type: ignore[union-attr]
+        found = f"azure-functions-durable {sdk}" if sdk else "no azure-functions-durable"
+        raise AppLoadError(
+            f"{python} has {found}: an app runs in its own interpreter only on Durable Functions 2.x; "
+            "run a 1.x app without --python (in the host's interpreter)"
+        )
+    return sdk

@@ -57,9 +57,11 @@ class AppFunctionError(Exception):
 class AppProcess:
     """One child interpreter running the app (see the module docstring)."""
 
-    def __init__(self, python: str, app_dir: Path) -> None:
+    def __init__(self, python: str, app_dir: Path, env: dict[str, str] | None = None) -> None:
+        """`env`: settings for the child beside the host's own environment (which it inherits)."""
         self.python = python
         self.app_dir = app_dir
+        self._extra_env = dict(env or {})
         self.description: dict[str, Any] = {}
         self.env: dict[str, str] = {}  # settings sent to every child once it is up
         self._proc: asyncio.subprocess.Process | None = None
@@ -98,7 +100,7 @@ class AppProcess:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 cwd=self.app_dir,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self._extra_env},
                 limit=LINE_LIMIT,
             )
         except OSError as exc:
