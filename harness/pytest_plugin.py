@@ -62,7 +62,8 @@ STACK_FIXTURES = frozenset({"azurite", "function_host", "host_client"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """``--durableagent-app`` / ``--durableagent-host`` and their ini equivalents."""
+    """``--durableagent-app`` / ``--durableagent-host`` / ``--durableagent-python`` and their ini
+    equivalents."""
     group = parser.getgroup("durableagent", "durableagent local stack (Azurite + Functions host)")
     group.addoption(
         "--durableagent-app",
@@ -78,7 +79,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=HOST_MODES,
         help="func = Azure Functions Core Tools, local = python -m harness.host, auto = func if on PATH",
     )
+    group.addoption(
+        "--durableagent-python",
+        dest="durableagent_python",
+        default=None,
+        metavar="PATH",
+        help="the app's own Python (Durable Functions 2.x apps; default: ini durableagent_python, else "
+        "the app's .venv when it holds azure-functions-durable 2.x, else the host's)",
+    )
     parser.addini("durableagent_app", "Functions app folder for the function_host fixture", default="")
+    parser.addini("durableagent_python", "the app's own Python for the function_host fixture", default="")
     parser.addini(
         "durableagent_host", "host mode for the function_host fixture: func|local|auto", default="auto"
     )
@@ -255,6 +265,31 @@ def function_host_mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
+def function_host_python(request: pytest.FixtureRequest) -> str | None:
+    """The app's own Python from ``--durableagent-python`` / ini ``durableagent_python`` (relative
+    to where pytest runs / the ini file), None for the default (the app's 2.x ``.venv``, else the
+    host's own interpreter)."""
+    config = request.config
+    cli = config.getoption("durableagent_python")
+    if cli:
+        return _interpreter_path(Path(config.invocation_params.dir), str(cli))
+    ini = str(config.getini("durableagent_python") or "")
+    if ini:
+        base = config.inipath.parent if config.inipath else config.rootpath
+        return _interpreter_path(Path(base), ini)
+    return None
+
+
+def _interpreter_path(base: Path, given: str) -> str:
+    """A path relative to `base` made absolute without following links (a venv's `bin/python` is a
+    link to its base interpreter, which has none of the venv's packages); a bare name (`python3.13`)
+    is left to PATH."""
+    if "/" not in given:
+        return given
+    return os.path.abspath(base / Path(given).expanduser())
+
+
+@pytest.fixture(scope="session")
 def function_host_env() -> dict[str, str]:
     """Extra environment for the host process (override to set app settings)."""
     return {}
@@ -358,6 +393,7 @@ def function_host(
     function_host_mode: str,
     function_host_env: dict[str, str],
     function_host_virtual_time: str | None,
+    function_host_python: str | None,
 ) -> FunctionHost:
     """The Functions host for the app (started once per session), on Azurite, with the scripted fake model.
 
@@ -370,6 +406,7 @@ def function_host(
         function_host_mode,  # type: ignore[arg-type]
         function_host_env,
         virtual_time=function_host_virtual_time,
+        python=function_host_python,
     )
 
 

@@ -108,7 +108,10 @@ class FunctionHost(ManagedService):
             raise StartupError(f"app folder {self.app_dir} does not exist")
         # The app's own Python (Durable Functions 2.x needs 3.13): the local host runs the app in it;
         # `func` is told through the Python worker's own setting.
-        self.python = str(python) if python is not None else None
+        given = str(python) if python is not None else None
+        # Absolute for the host process, whose folder is not the caller's (links kept: see
+        # `harness/host/isolated/interpreter.py`); a bare name (`python3.13`) is left to PATH.
+        self.python = os.path.abspath(given) if given and "/" in given else given
         self.storage = storage
         self.requested_mode: HostMode = mode
         # Virtual time (`auto`/`manual`, None: real) is the local host's: `func` runs on the wall clock.

@@ -64,3 +64,18 @@ def test_a_named_python_that_is_missing_or_not_executable(tmp_path: Path) -> Non
     os.chmod(plain, 0o644)
     with pytest.raises(AppLoadError, match="not executable"):
         app_python(tmp_path, plain)
+
+
+def test_a_relative_python_is_made_absolute_without_following_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's process starts in the app folder, so a relative path must not be left relative; and
+    a venv's `bin/python` links to its base interpreter, which has none of the venv's packages."""
+    base = tmp_path / "base-python"
+    base.write_text("#!/bin/sh\n")
+    base.chmod(0o755)
+    link = tmp_path / "venv" / "bin" / "python"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(base)
+    monkeypatch.chdir(tmp_path)
+    assert app_python(tmp_path / "app", Path("venv/bin/python")) == str(link)

@@ -59,7 +59,9 @@ def app_python(app_dir: Path, python: str | os.PathLike[str] | None) -> str | No
             raise AppLoadError(f"--python {python}: no such file")
         if not os.access(path, os.X_OK):
             raise AppLoadError(f"--python {python}: not executable")
-        return str(path)
+        # Absolute (the app's process starts in the app folder), links kept (a venv's `bin/python`
+        # links to its base interpreter, which has none of the venv's packages).
+        return os.path.abspath(path)
     venv = venv_python(app_dir)
     if venv is not None and (venv_sdk_major(app_dir) or 0) >= 2:
         return str(venv)
