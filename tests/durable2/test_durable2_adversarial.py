@@ -31,6 +31,18 @@ def wait_until(done: object, seconds: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def test_http_function_returning_what_is_no_response_fails(
+    azurite: Azurite, durable2_python: str, tmp_path: Path
+) -> None:
+    """A generator (a streaming body) is not an HTTP answer: the call fails naming its type, as it
+    does in the host's process, never a 200 whose body is the generator's repr."""
+    with app_host(APP, azurite, durable2_python, tmp_path) as host:
+        answer = httpx.get(f"{host.url}/api/generator", timeout=30)
+    assert answer.status_code == 500, answer.text
+    assert "generator" in answer.json()["error"]
+    assert "<generator object" not in answer.text
+
+
 def test_host_sigterm_alone_mid_call_ends_host_and_app(
     azurite: Azurite, durable2_python: str, tmp_path: Path
 ) -> None:

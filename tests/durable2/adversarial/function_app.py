@@ -18,3 +18,8 @@ def pid(req: func.HttpRequest) -> func.HttpResponse:
 def sleep(req: func.HttpRequest) -> func.HttpResponse:
     time.sleep(float(req.params.get("seconds", "1")))
     return func.HttpResponse("slept")
+
+
+@app.route(route="generator", methods=["GET"])
+def generator(req: func.HttpRequest):  # noqa: ANN201 - a streaming body, which is not served
+    yield b"part"
