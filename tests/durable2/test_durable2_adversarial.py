@@ -1,12 +1,14 @@
 """A 2.x app's host treated as users do, found wanting once: the host SIGTERMed alone (as `kill PID`,
-`docker stop` or a supervisor do, not the whole process group) while an HTTP call is in flight, and
-an app Python behind a wrapper that prints to stdout before it runs Python.
+`docker stop` or a supervisor do, not the whole process group) while an HTTP call is in flight, an
+app Python behind a wrapper that prints to stdout before it runs Python, and an HTTP function whose
+return value is no response.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import signal
 import threading
@@ -31,6 +33,12 @@ def wait_until(done: object, seconds: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def call_quietly(url: str) -> None:
+    """A caller whose connection the stopping host may drop (what it gets is not asserted here)."""
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.get(url, timeout=150)
+
+
 def test_http_function_returning_what_is_no_response_fails(
     azurite: Azurite, durable2_python: str, tmp_path: Path
 ) -> None:
@@ -52,8 +60,7 @@ def test_host_sigterm_alone_mid_call_ends_host_and_app(
     with app_host(APP, azurite, durable2_python, tmp_path) as host:
         app = int(httpx.get(f"{host.url}/api/pid", timeout=30).text)
         caller = threading.Thread(
-            target=lambda: httpx.get(f"{host.url}/api/sleep", params={"seconds": 120}, timeout=150),
-            daemon=True,
+            target=call_quietly, args=(f"{host.url}/api/sleep?seconds=120",), daemon=True
         )
         caller.start()
         wait_until(
