@@ -200,6 +200,9 @@ class Bridge:
             return {"datum": {"type": datum.type, "value": datum.value}}
         if isinstance(result, bytes):
             return {"bytes": base64.b64encode(result).decode("ascii")}
+        if self.triggers[function] == "httpTrigger" and not _is_json(result):
+            # What the host's process answers for it too (a 500 naming the type), never its repr.
+            raise TypeError(f"Object of type {type(result).__name__} is not JSON serializable")
         return {"json": result if _is_json(result) else str(result)}
 
     async def call(self, message: dict[str, Any]) -> None:

@@ -105,16 +105,17 @@ class AppProcess:
             )
         except OSError as exc:
             raise AppLoadError(f"cannot run the app's Python {self.python}: {exc}") from exc
-        assert proc.stdout is not None
         try:
-            line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
+            first = await asyncio.wait_for(_first_message(proc), START_TIMEOUT)
         except TimeoutError:
             proc.kill()
+            await proc.wait()
             raise AppLoadError(
                 f"the app did not load within {START_TIMEOUT:.0f} s in {self.python}"
             ) from None
-        first = _parse(line)
         if first is None or "ready" not in first:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()  # a `fatal` bridge exits by itself; anything else must not be waited for
             await proc.wait()
             reason = (first or {}).get("fatal") or f"the app's Python exited with code {proc.returncode}"
             raise AppLoadError(f"{reason} (Python: {self.python})")
@@ -176,6 +177,12 @@ class AppProcess:
         except (ValueError, asyncio.LimitOverrunError) as exc:
             log.error("the app's process sent an answer the host cannot read (%s); restarting it", exc)
             proc.kill()
+        except asyncio.CancelledError:
+            # The host's loop is ending without `stop` (a stop that outran its grace): the child waits
+            # for its stdin to close, so it is killed, or both would wait for each other forever.
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            raise
         finally:
             code = await proc.wait()
             if not self._closing:
@@ -199,6 +206,21 @@ class AppProcess:
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 await self._reader
+
+
+async def _first_message(proc: asyncio.subprocess.Process) -> dict[str, Any] | None:
+    """The bridge's first message (None when the process ends without one). Lines before it that are
+    not the bridge's are logged and skipped: a wrapper (an env activation, a shim) may print to stdout
+    before it runs the app's Python."""
+    assert proc.stdout is not None
+    while line := await proc.stdout.readline():
+        message = _parse(line)
+        if message is not None and ("ready" in message or "fatal" in message):
+            return message
+        log.warning(
+            "the app's Python printed before the bridge started: %s", line.decode(errors="replace").rstrip()
+        )
+    return None
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:
