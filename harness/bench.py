@@ -24,7 +24,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from .processes import free_port
+from .processes import free_port, terminate
 from .stack import DEFAULT_APP_DIR, Stack
 
 console = Console(stderr=True)
@@ -1041,11 +1041,7 @@ def bench_start(app_dir: Path) -> Figures:
         figures.add("start to first /run", "timed out after 120 s")
         return figures
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        terminate(proc, 15)
 
 
 def bench_suite() -> Figures:

@@ -21,7 +21,7 @@ from typing import Any
 
 from durabletask import task
 
-from .processes import free_port
+from .processes import free_port, terminate
 
 FAN_OUT = 100
 AT_ONCE = 50
@@ -95,11 +95,7 @@ def measure_sidecar(connection_string: str, runs: int) -> tuple[dict[str, float]
         _wait_for_port(port, sidecar)
         durable = _measure(f"localhost:{port}", runs)
     finally:
-        sidecar.terminate()
-        try:
-            sidecar.wait(30)
-        except subprocess.TimeoutExpired:
-            sidecar.kill()
+        terminate(sidecar, 30)
     port = free_port()
     backend = create_test_backend(port=port)
     try:

@@ -137,6 +137,16 @@ def wait_port_free(port: int, host: str = "127.0.0.1", timeout: float = 5.0, wha
             time.sleep(0.05)
 
 
+def terminate(process: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM `process`, and SIGKILL it if it has not exited within `grace` seconds."""
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def tail(path: Path, lines: int = 20, *, missing_ok: bool = True) -> str:
     """The last ``lines`` lines of a (possibly binary-ish) log file; ``""`` when it is missing.
 
