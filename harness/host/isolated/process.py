@@ -61,9 +61,8 @@ class AppProcess:
         """`env`: settings for the child beside the host's own environment (which it inherits)."""
         self.python = python
         self.app_dir = app_dir
-        self._extra_env = dict(env or {})
         self.description: dict[str, Any] = {}
-        self.env: dict[str, str] = {}  # settings sent to every child once it is up
+        self.env: dict[str, str] = dict(env or {})  # given to every child at its start (`set_env`)
         self._proc: asyncio.subprocess.Process | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._next_id = 0
@@ -100,7 +99,7 @@ class AppProcess:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 cwd=self.app_dir,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **self._extra_env},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
                 limit=LINE_LIMIT,
             )
         except OSError as exc:
@@ -126,12 +125,11 @@ class AppProcess:
         self._proc = proc
         self.starts += 1
         self._reader = asyncio.get_running_loop().create_task(self._read(proc), name="app process")
-        if self.env:
-            self._write(proc, {"env": self.env})
         return proc
 
     def set_env(self, values: dict[str, str]) -> None:
-        """Settings the app sees from now on (in this child and every later one)."""
+        """Settings the app sees from now on: sent to the running child, given to every later one at
+        its start (e.g. the host's URL, known only once the app is loaded)."""
         self.env.update(values)
         if self._proc is not None and self._proc.returncode is None:
             self._write(self._proc, {"env": values})
