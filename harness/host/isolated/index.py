@@ -32,6 +32,16 @@ log = logging.getLogger(__name__)
 DURABLE_TRIGGERS = {"orchestrationTrigger", "activityTrigger", "entityTrigger"}
 
 
+class _Binding(SimpleNamespace):
+    """A described binding: what the SDK's object would have as None when the description left it
+    out (`get_dict_repr()` omits unset attributes, e.g. `methods` of a route that takes them all)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return None
+
+
 class _Function:
     """A described function in the shape `index_functions` reads (`get_function_name()`, ...)."""
 
@@ -43,7 +53,7 @@ class _Function:
         return str(self._described["name"])
 
     def get_trigger(self) -> Any:
-        return SimpleNamespace(**self._described["trigger"])
+        return _Binding(**self._described["trigger"])
 
     def get_bindings(self) -> list[Any]:
         bindings = []
@@ -52,7 +62,7 @@ class _Function:
                 # Output bindings are not passed to the app's process yet: listed as dropped (the
                 # start warns), not as outputs the host would write.
                 binding = {**binding, "type": f"{binding.get('type')}, in the app's own interpreter"}
-            bindings.append(SimpleNamespace(**binding))
+            bindings.append(_Binding(**binding))
         return bindings
 
     def get_user_function(self) -> Callable[..., Any]:

@@ -19,7 +19,7 @@ async def start(req: func.HttpRequest, client: df.DurableFunctionsClient) -> fun
     return client.create_check_status_response(req, instance_id)
 
 
-@app.route(route="pid", methods=["GET"])
+@app.route(route="pid")  # every method: its binding describes no `methods`
 def pid(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(str(os.getpid()))
 
