@@ -107,8 +107,9 @@ def test_a_queue_trigger_starts_an_orchestration(crash_host: FunctionHost, azuri
 def test_a_timer_trigger_fires_in_the_apps_process(crash_host: FunctionHost, tick_dir: Path) -> None:
     ticks = tick_dir / "ticks"
     wait_for_file(ticks)
-    pid, past_due = ticks.read_text().splitlines()[0].split()
+    pid, past_due, function = ticks.read_text().splitlines()[0].split()
     assert past_due in ("past_due=False", "past_due=True")
+    assert function == "tick"  # the invocation context the function asked for
     assert int(pid) != crash_host.pid  # the app's own process, not the host's
 
 

@@ -217,7 +217,7 @@ class Bridge:
             except (TypeError, ValueError):
                 wants_context = False
             context = _Context(name, str(self.app_dir))
-            if wants_context and "context" not in kwargs and self.triggers[name] == "httpTrigger":
+            if wants_context and "context" not in kwargs:  # as the worker gives any function asking
                 kwargs["context"] = context
             if inspect.iscoroutinefunction(fn):
                 result = await fn(**kwargs)
