@@ -34,6 +34,49 @@ PEER_METADATA_FIELDS = ("request_response_format", "wait_for_response", "created
 """Fields of Microsoft's `RunRequest` that describe the request rather than the turn: accepted in an
 entity input and not acted on (the entity always stores and answers the whole reply)."""
 HISTORY_CACHE_SESSIONS = 256
+STATE_CACHE_SESSIONS = 128
+
+
+class StoredStates:
+    """The state each session's last operation here stored, as its text and as the object it was
+    made from: the next operation on the session is handed that same text back (the host gives an
+    entity the state it committed), and then takes the object instead of decoding the text again,
+    a cost that grows with the conversation. The text decides: one that differs by a character (a
+    commit made elsewhere, a retry after a failed one) is decoded as before.
+
+    An entry is taken out by the operation that uses it and put back with the new text once the
+    operation has made it, so an operation that fails half-way leaves none to reuse."""
+
+    def __init__(self, limit: int = STATE_CACHE_SESSIONS) -> None:
+        self.limit = limit
+        self._states: OrderedDict[str, tuple[str, AgentState]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, key: str, text: str | None) -> AgentState | None:
+        with self._lock:
+            found = self._states.pop(key, None)
+        return found[1] if found is not None and text is not None and found[0] == text else None
+
+    def put(self, key: str, text: str, state: AgentState) -> None:
+        with self._lock:
+            self._states[key] = (text, state)
+            while len(self._states) > self.limit:
+                self._states.popitem(last=False)
+
+
+def stored_text(context: df.DurableEntityContext) -> str | None:
+    """The state's JSON text as the batch brought it (or as an earlier operation of the batch left
+    it), before the SDK decodes it; None when it is already decoded or there is none."""
+    text = getattr(context, "_state", None)
+    return text if isinstance(text, str) and getattr(context, "_state_is_raw", False) else None
+
+
+def store_text(context: df.DurableEntityContext, text: str) -> None:
+    """Set the entity's state to the JSON `text` as is: the SDK passes a raw state through
+    (`EntityState.to_json`), where it would encode a value itself (`tests/library/test_sdk_pins.py`
+    pins both)."""
+    context.set_state(text)
+    context._state_is_raw = True  # noqa: SLF001  # the SDK's own flag for a state kept as text
 
 
 def _fingerprint(state: AgentState, *, skip_last: bool = False) -> tuple[Any, ...]:
@@ -320,11 +363,15 @@ def create_entity_function(
     logic = AgentEntity(agent, agent_name, callback, streams)
     agent_type = agent_type_of(agent)
     entity_name = entity_name_for(agent_name)
+    states = StoredStates()
 
     def entity_function(context: df.DurableEntityContext) -> None:
-        stored = context.get_state(lambda: None)
+        text = stored_text(context)
+        state = states.take(context.entity_key, text)
+        stored: object = text if state is not None else context.get_state(lambda: None)
         try:
-            state = AgentState.from_dict(stored, agent_type=agent_type)
+            if state is None:
+                state = AgentState.from_dict(stored, agent_type=agent_type)
         except ValueError as exc:
             # Never overwrite state we cannot read: report and leave it as stored.
             logger.error("session %s has unreadable state: %s", context.entity_key, exc)
@@ -367,7 +414,9 @@ def create_entity_function(
             after = activity_of(state) or (clock.utc_now() if operation == "reset" else None)
             if after is not None and after != before:
                 _update_index(index, entity_name, context.entity_key, before, after)
-            context.set_state(state.to_dict())
+            text = state.to_json()
+            store_text(context, text)
+            states.put(context.entity_key, text, state)
 
     entity_function.__name__ = f"{agent_name}_entity"
     return entity_function

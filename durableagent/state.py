@@ -8,6 +8,7 @@ import uuid
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from agent_framework import AgentResponse, Message
@@ -191,6 +192,12 @@ class HistoryChunk:
 
     def to_dict(self) -> dict[str, Any]:
         return {"count": self.count, "correlation_ids": list(self.correlation_ids), "data": self.data}
+
+    @cached_property
+    def json_text(self) -> str:
+        """`json.dumps(self.to_dict())`, made once: a chunk never changes, and a long session's
+        stored text is mostly its chunks (`AgentState.to_json`)."""
+        return json.dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, value: Any) -> HistoryChunk:
@@ -482,30 +489,44 @@ class AgentState:
             self._earlier, self._chunks, self._earlier_count = None, chunks, count
             self._earlier_last_response = last
 
+    def _stored_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The stored form around its chunks: what comes before `earlier_history`, and what after."""
+        head: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "agent_type": self.agent_type}
+        if self.forked_from is not None:
+            head["forked_from"] = self.forked_from
+        if self.fork_failures:
+            head["fork_failures"] = self.fork_failures
+        tail = {
+            "recent_history": self._recent,
+            "message_count": self.message_count,
+            "last_response": self.last_response,
+        }
+        return head, tail
+
     def to_dict(self) -> dict[str, Any]:
         """The stored form: newest entries as objects, older ones in compressed chunks.
 
         What only grows comes first and what changes every turn last, so the stored text of a
         long conversation changes near its end (storage may then write only what changed).
         """
-        extra: dict[str, Any] = {}
-        if self.forked_from is not None:
-            extra["forked_from"] = self.forked_from
-        if self.fork_failures:
-            extra["fork_failures"] = self.fork_failures
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "agent_type": self.agent_type,
-            **extra,
-            "earlier_history": {
-                "chunks": [chunk.to_dict() for chunk in self._chunks],
-                "count": self._earlier_count,
-                "last_response": self._earlier_last_response,
-            },
-            "recent_history": self._recent,
-            "message_count": self.message_count,
-            "last_response": self.last_response,
+        head, tail = self._stored_parts()
+        earlier = {
+            "chunks": [chunk.to_dict() for chunk in self._chunks],
+            "count": self._earlier_count,
+            "last_response": self._earlier_last_response,
         }
+        return {**head, "earlier_history": earlier, **tail}
+
+    def to_json(self) -> str:
+        """`json.dumps(self.to_dict())`, with each chunk's text made once (`HistoryChunk.json_text`)
+        instead of on every turn: what a turn encodes no longer grows with the conversation."""
+        head, tail = self._stored_parts()
+        chunks = ", ".join(chunk.json_text for chunk in self._chunks)
+        count, last = json.dumps(self._earlier_count), json.dumps(self._earlier_last_response)
+        return (
+            f'{json.dumps(head)[:-1]}, "earlier_history": {{"chunks": [{chunks}], "count": {count}, '
+            f'"last_response": {last}}}, {json.dumps(tail)[1:]}'
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, *, agent_type: str = "Agent") -> AgentState:

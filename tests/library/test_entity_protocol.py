@@ -101,6 +101,32 @@ def test_cached_history_matches_the_stored_one_and_follows_outside_changes(build
     assert [m.text for m in fake.requests[-1].messages] == ["rewritten", "one", "c"]
 
 
+def test_a_turn_takes_the_state_it_stored_last_and_decodes_any_other_text(build, monkeypatch):
+    """The state a session's last operation stored comes back as the same text: the next turn takes
+    the object it was made from (no decoding, whose cost grows with the history). A text that
+    differs at all (here: only its last reply, as a commit made elsewhere would) is decoded."""
+    fake = ScriptedChatClient(steps=[{"text": "one"}, {"text": "two"}, {"text": "three"}])
+    _, host = build(make_agent(fake))
+    decoded: list[object] = []
+    real = AgentState.from_dict.__func__
+    monkeypatch.setattr(
+        AgentState,
+        "from_dict",
+        classmethod(lambda cls, data, **kw: decoded.append(data) or real(cls, data, **kw)),
+    )
+    host.run_batch(ENTITY, "k", [("run_agent", {"message": "a", "correlation_id": "c1"})])
+    host.run_batch(ENTITY, "k", [("run_agent", {"message": "b", "correlation_id": "c2"})])
+    assert decoded == [None]  # the new session's empty state only
+    assert [m.text for m in fake.requests[-1].messages] == ["a", "one", "b"]
+    stored = json.loads(host.states[(ENTITY, "k")])
+    stored["last_response"] = "changed elsewhere"
+    host.states[(ENTITY, "k")] = json.dumps(stored)
+    output = host.run_batch(ENTITY, "k", [("run_agent", {"message": "c", "correlation_id": "c3"})])
+    assert decoded[1:] == [stored]
+    assert _results(output)[0][1]["message_count"] == 6
+    assert [m.text for m in fake.requests[-1].messages] == ["a", "one", "b", "two", "c"]
+
+
 def test_read_only_and_bad_operations_create_no_session(build):
     _, host = build(make_agent(ScriptedChatClient(steps=[])))
     output = host.run_batch(

@@ -112,3 +112,30 @@ def test_generate_task_builds_our_task_class_for_a_call_entity_action():
     task = context._generate_task(action, task_constructor=AgentRunTask)
     assert isinstance(task, AgentRunTask), f"_generate_task built {type(task).__name__}, not the class passed"
     assert task._get_action() is action, "the task _generate_task built does not carry our action"
+
+
+def test_the_entity_handler_passes_a_raw_state_text_through():
+    """`entity.stored_text` reads the batch's state before the SDK decodes it, and `entity.store_text`
+    hands the SDK a JSON text it must store as is (its `_state`/`_state_is_raw` pair)."""
+    import azure.durable_functions as df
+
+    from durableagent.entity import store_text, stored_text
+
+    seen: list[str | None] = []
+
+    def body(context: df.DurableEntityContext) -> None:
+        seen.append(stored_text(context))
+        store_text(context, '{"kept": "as is"}')
+
+    request = {
+        "self": {"name": "e", "key": "k"},
+        "exists": True,
+        "state": '{"n": 1}',
+        "batch": [{"name": "op", "input": None, "isSignal": True}] * 2,
+    }
+    output = json.loads(df.Entity.create(body)(json.dumps(request)))
+    assert seen == ['{"n": 1}', '{"kept": "as is"}'], (
+        "the SDK no longer keeps a batch's state as its raw text"
+    )
+    assert output["entityExists"] is True
+    assert output["entityState"] == '{"kept": "as is"}', "the SDK no longer passes a raw state through"

@@ -311,3 +311,19 @@ def test_add_user_message_takes_role_positionally():
     state = AgentState()
     entry = state.add_user_message("be brief", "c", "system")
     assert entry["role"] == "system"
+
+
+@pytest.mark.parametrize("turns", [0, 1, RECENT_ENTRIES, 3 * RECENT_ENTRIES + 1])
+def test_the_stored_text_is_the_json_of_the_stored_form(turns):
+    """`to_json` (chunks encoded once) writes exactly what `json.dumps(to_dict())` would, also for a
+    restored and a forked state and after more turns fold more entries (texts made before reused)."""
+    state = _long_state(turns) if turns else AgentState()
+    assert state.to_json() == json.dumps(state.to_dict())
+    restored = AgentState.from_dict(json.loads(state.to_json()))
+    restored.forked_from = {"session": "origin \u00e9", "turns": 2}
+    restored.fork_failures = [{"fork_id": "f", "error": 'quote " and \\ backslash'}]
+    for n in range(RECENT_ENTRIES + 1):
+        restored.add_user_message(f"more {n}", f"m{n}")
+        restored.add_assistant_message(f"reply {n}", correlation_id=f"m{n}")
+        assert restored.to_json() == json.dumps(restored.to_dict())
+    assert AgentState.from_dict(json.loads(restored.to_json())).get_state() == restored.get_state()
