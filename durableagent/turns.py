@@ -61,7 +61,9 @@ ACCEPTED_TEXT = "Agent request accepted"
 REMEMBERED_SESSIONS = 1024
 FIRST_READ_BUDGET = 50  # at most this many reads' cost of waiting before the first read
 FALLBACK_SECONDS = 0.05
-"""Woken by commits (`_commits.py`), a wait still reads the state after this long without one."""
+"""Woken by commits (`_commits.py`), a wait still reads the state after this long without one, or
+after FALLBACK_TURNS times as long as the session's last turn (any session's, for its first) took."""
+FALLBACK_TURNS = 2.0
 _IDEMPOTENT_SESSIONS = uuid.UUID("5d0c5c9e-6a55-4c43-8a0e-8f1f2f0f6d1a")
 
 Status = Literal["success", "error", "accepted", "unavailable", "internal"]
@@ -171,6 +173,8 @@ class Turns:
         self.polling = polling
         self.streams = streams
         self._last_turn: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._committed_in: OrderedDict[str, float] = OrderedDict()  # seconds a turn took, by session
+        self._typical = 0.0  # of any session's turns lately (a moving average)
 
     async def run(self, client: DurableClient, turn: Turn, *, wait: bool = True) -> TurnOutcome:
         """Run one turn: its reply when it finishes within the polling timeout, else `accepted`."""
@@ -331,7 +335,8 @@ class Turns:
         (whose cost grows with the history): then the message count comes with the entry."""
         session = turn.session
         state = AgentState()
-        intervals = self.polling.intervals(max(self.polling.first_interval, FALLBACK_SECONDS))
+        started = time.monotonic()
+        intervals = self.polling.intervals(self._fallback_after(str(session)))
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -341,6 +346,7 @@ class Turns:
                 exists, text, result = committed
                 replied = _reply_from_result(result, turn.correlation_id) if exists else None
                 if replied is not None:
+                    self._remember_commit(str(session), time.monotonic() - started)
                     return replied
                 data = parse_state(text, session) if exists and text is not None else None
             else:
@@ -354,6 +360,21 @@ class Turns:
                 entry = state.reply_for(turn.correlation_id)
                 if entry is not None:
                     return entry, state
+
+    def _fallback_after(self, session: str) -> float:
+        """When a wait woken by commits first reads the state itself: a read then only finds what
+        the commits would have said (it is there for a commit this process is not told of), and a
+        long history or a slow model makes each one costly, so none comes while the turn is likely
+        still running."""
+        last = self._committed_in.get(session, self._typical)
+        return max(self.polling.first_interval, FALLBACK_SECONDS, FALLBACK_TURNS * last)
+
+    def _remember_commit(self, session: str, seconds: float) -> None:
+        self._typical = seconds if not self._typical else 0.8 * self._typical + 0.2 * seconds
+        self._committed_in[session] = seconds
+        self._committed_in.move_to_end(session)
+        while len(self._committed_in) > REMEMBERED_SESSIONS:
+            self._committed_in.popitem(last=False)
 
     def _remember_turn(self, session: str, seconds: float, read_cost: float) -> None:
         self._last_turn[session] = (seconds, read_cost)

@@ -3,12 +3,14 @@ and what an MCP tool call will (run one turn, get its reply), against the real r
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import azure.durable_functions as df
 import pytest
 
 from durableagent import AgentFunctionApp, Polling
+from durableagent._commits import COMMITS
 from durableagent._run_request import RunRequest
 from durableagent.streams import StreamEvent, StreamId
 from durableagent.turns import RUN_OPERATION, Signalled, Turn, TurnOutcome, idempotent_session_key
@@ -174,3 +176,41 @@ def test_client_options_skip_proxy_lookups_only_for_storage_on_this_machine():
     assert client_options(azure) == {}
     mixed = "AccountName=a;AccountKey=a2V5;TableEndpoint=http://127.0.0.1:1/a;BlobEndpoint=https://a.blob.core.windows.net"
     assert client_options(mixed) == {}
+
+
+class _CommittingHost(DurableClientDouble):
+    """A back end whose commits are reported in this process (`_commits.COMMITS`), as the local host's."""
+
+    URL = "http://commits.test/runtime/webhooks/durabletask/"
+
+    def __init__(self, app: AgentFunctionApp) -> None:
+        super().__init__(app)
+        self._orchestration_bindings = SimpleNamespace(rpc_base_url=self.URL)
+
+    def run_batch(self, name: str, key: str, operations: list[tuple[str, Any]]) -> dict[str, Any]:
+        output = super().run_batch(name, key, operations)
+        results = output["results"]
+        one = results[0]["result"] if len(results) == 1 else None
+        COMMITS.committed(self.URL, name, key, output["entityExists"], output["entityState"], one)
+        return output
+
+
+async def test_a_turn_woken_by_commits_reads_no_state_while_it_is_likely_still_running():
+    """The wait reads the state itself only as a safety net (a commit it is not told of): once a
+    session's turns are known to take a while (a slow model, a long history), no read comes while
+    its next turn runs; each would decode the whole state for nothing."""
+    app = AgentFunctionApp(
+        agents=[make_agent(ScriptedChatClient(steps=[{"text": "Slow.", "delay": 0.3}] * 2))],
+        polling=Polling(timeout=10.0),
+    )
+    host = _CommittingHost(app)
+    COMMITS.serve(host.URL)
+    try:
+        first = await app.turns.run(host, Turn.new("WeatherAgent", RunRequest("one"), session_key="slow"))
+        assert first.reply == "Slow."
+        reads = host.reads
+        second = await app.turns.run(host, Turn.new("WeatherAgent", RunRequest("two"), session_key="slow"))
+        assert second.reply == "Slow." and second.body["message_count"] == 4
+        assert host.reads == reads
+    finally:
+        COMMITS.stop(host.URL)
