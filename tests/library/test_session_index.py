@@ -421,3 +421,35 @@ def test_a_head_of_long_keys_holds_fewer_entries_and_reads_back(monkeypatch):
 
     read = index_module._parsed_head(Stored(entity))
     assert read.valid and read.entries == head.entries and not read.whole
+
+
+@pytest.mark.parametrize("before", ["no head", "a placeholder", "a short head"])
+async def test_a_head_made_from_rows_read_before_a_writers_row_is_not_stored(index, monkeypatch, before):
+    """A listing makes the head from a range query; a writer moves a row and writes the head right
+    after that query: the listing's head (which misses the row) must not replace the writer's."""
+    writer = TableSessionIndex(index.connection_string, index.table)
+    when = datetime.now(UTC)
+    try:
+        await index.put(ENTITY, "old", when, None)  # no head: a placeholder
+        if before == "no head":
+            await index.drop_head(ENTITY)
+        elif before == "a short head":
+            await index.put(ENTITY, "older", when - timedelta(seconds=1), None)
+            monkeypatch.setattr(index_module, "HEAD_SIZE", 1)
+            await index.rebuild_head(ENTITY)
+            monkeypatch.setattr(index_module, "HEAD_SIZE", 200)
+        real_page = TableSessionIndex.page
+
+        async def page_then_a_write(self: TableSessionIndex, *args: Any) -> Any:
+            rows = await real_page(self, *args)
+            if self is index:
+                await writer.put(ENTITY, "new", when + timedelta(seconds=1), None)
+            return rows
+
+        monkeypatch.setattr(TableSessionIndex, "page", page_then_a_write)
+        served = await index.head_page(ENTITY, None, 21)
+        assert [row.key for row in served or []] == ["old", "older"][: 2 if before == "a short head" else 1]
+        monkeypatch.undo()
+        assert [row.key for row in await index.head_page(ENTITY, None, 21) or []][:2] == ["new", "old"]
+    finally:
+        await writer.close()
