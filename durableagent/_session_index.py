@@ -92,7 +92,9 @@ HEAD_ROW = "head"
 HEAD_PART = 30_000
 """Characters of the head's JSON per string property (a property holds at most 32,768 UTF-16 units)."""
 HEAD_PARTS = 8
-"""String properties the head's JSON may use (long session keys cost entries, not the 1 MiB limit)."""
+"""String properties the head's JSON may use (long session keys cost entries, not the 1 MiB limit).
+An entry is at most about 1,650 characters (a 256-unit key, escaped), so a head holds at least 140:
+more than a page of `MAX_TOP` needs, so a head is never too short for a page by its size."""
 HEAD_ATTEMPTS = 6  # a head write that meets another's change reads it again, this many times at most
 HEAD_FORMAT = 1
 _INVERT = 10**17
@@ -442,19 +444,27 @@ class TableSessionIndex:
         fail. A write that cannot be made drops the head, so the next listing makes it again from
         the index; never raises (the rows are written: the head only orders them)."""
         try:
-            for attempt in range(HEAD_ATTEMPTS):
-                head = self._heads.get(entity_name) if attempt == 0 else None
+            head = self._heads.get(entity_name)  # as last seen here: its ETag is tried first
+            fresh = head is None
+            conflicts = 0
+            while True:
                 if head is None:
-                    head = await self.read_head(entity_name)
+                    head, fresh = await self.read_head(entity_name), True
                 merged = _merged(head, change) if head.valid else head
                 if head.valid and merged == head and not change.adds:
-                    return  # nothing of this writer's in the head's range: no rebuild can miss it
+                    if fresh:
+                        return  # nothing of this writer's in the head's range: no rebuild can miss it
+                    head = None  # as last seen here: it may hold the rows since
+                    continue
                 try:
                     await self._store_head(entity_name, merged, head.etag)
                     return
                 except _HeadConflict:
-                    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-            raise _HeadConflict(f"the head changed under its write {HEAD_ATTEMPTS} times")
+                    conflicts += 1
+                    if conflicts >= HEAD_ATTEMPTS:
+                        raise
+                    await asyncio.sleep(random.uniform(0, 0.002 * conflicts))
+                    head = None
         except Exception as exc:
             logger.warning(
                 "session index head of %s not written (%s); dropping it, the next listing makes it again",
