@@ -941,8 +941,10 @@ async def _prepare_index(connection_string: str, entity_name: str) -> None:
 def bench_listing_seeded(app_dir: Path, sizes: tuple[int, ...], repeat: int) -> Figures:
     """`GET /api/agents/{name}?top=20` p50 by session count, each count on a stack of its own whose
     Azurite starts with the index rows seeded (`seed_index_rows`): REAL_SESSIONS real sessions (a
-    turn each, the newest), the rest index rows older than them. Also the page query alone, through
-    the SDK, and one turn's p50, both on the same stack."""
+    turn each, the newest), the rest index rows older than them. Also, through the SDK on the same
+    stack: the head read alone (what a first page reads of the index), the range query alone (what
+    a page past the head reads), one turn's p50, and a new session's index write as the entity makes
+    it after the turn (its row alone; its row and the head)."""
     import shutil
     import tempfile
 
