@@ -413,7 +413,7 @@ class TableSessionIndex:
         nobody wrote it since: a writer that moved a row since then wrote the head after its row,
         and the query may have missed that row. Such a write is tried again, with the head and the
         rows read again, up to `attempts` times. Returns what the query read (the index's newest
-        rows when read), stored or not."""
+        rows when read), stored or not: a write that fails is logged, and the next listing tries."""
         built = _NO_HEAD
         for attempt in range(attempts):
             if head is None or attempt:
@@ -424,6 +424,9 @@ class TableSessionIndex:
                 return await self._store_head(entity_name, built, head.etag)
             except _HeadConflict:
                 logger.debug("session index head of %s changed while being made again", entity_name)
+            except Exception as exc:
+                logger.warning("session index head of %s not stored: %s", entity_name, exc)
+                break
         return built
 
     async def drop_head(self, entity_name: str) -> None:

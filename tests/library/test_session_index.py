@@ -453,3 +453,22 @@ async def test_a_head_made_from_rows_read_before_a_writers_row_is_not_stored(ind
         assert [row.key for row in await index.head_page(ENTITY, None, 21) or []][:2] == ["new", "old"]
     finally:
         await writer.close()
+
+
+async def test_a_listing_whose_head_cannot_be_stored_still_lists(indexed, index, monkeypatch):
+    from azure.core.exceptions import HttpResponseError
+
+    _, host = indexed(_echo_agent())
+    await _turns(host, ["a", "b"])
+    await _listing(host)
+    await index.drop_head(ENTITY)
+
+    async def refused(*args: Any) -> None:
+        raise HttpResponseError("the head write failed")
+
+    async def no_listing(*args: Any) -> Any:
+        raise AssertionError("the Durable HTTP API listing was read")
+
+    monkeypatch.setattr(TableSessionIndex, "_store_head", refused)
+    host.list_entities = no_listing  # type: ignore[method-assign]
+    assert [s["sessionId"] for s in await _listing(host)] == ["b", "a"]  # from the index still
