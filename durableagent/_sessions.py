@@ -1,8 +1,9 @@
 """Listing an agent's sessions, newest first, in pages.
 
 With the session index (`_session_index.py`, a table in the app's storage, the default wherever
-`AzureWebJobsStorage` is set) a page is one range query of it plus the page's states, whatever the
-number of sessions; its continuation token is the last row key sent.
+`AzureWebJobsStorage` is set) a page is one point read of the index's head (its newest rows; a range
+query of the index for pages past it) plus the page's states, whatever the number of sessions; its
+continuation token is the last row key sent.
 
 Without it (or when it cannot be read) the route falls back to the entity listing of the Durable
 HTTP API: the Python durable client has no entity listing, so this asks the API the client's binding
@@ -151,7 +152,8 @@ _background: set[asyncio.Task[None]] = set()
 
 async def reconcile(index: TableSessionIndex, lister: Lister, entity_name: str) -> int:
     """Give every session the Durable HTTP API lists and the index lacks a row (dated by its last
-    operation: its next turn, or a listing, moves it to its last turn); returns how many."""
+    operation: its next turn, or a listing, moves it to its last turn), and make the index's head
+    again from the index (a head write lost after its row's is repaired here); returns how many."""
     started = clock.utc_now()
     have = await index.keys(entity_name)
     added = 0
@@ -161,6 +163,7 @@ async def reconcile(index: TableSessionIndex, lister: Lister, entity_name: str) 
         ]
         added += await index.put_many(entity_name, missing)
     await index.mark_reconciled(entity_name, started)
+    await index.rebuild_head(entity_name)  # a head write lost (a crash after a row's) ends here
     _reconciled[_mark(index, entity_name)] = started
     if added:
         logger.info("session index of %s: %d session(s) added by reconciling", entity_name, added)
@@ -214,7 +217,9 @@ async def indexed_page(
             _reconcile_later(index, entity_lister(client), name)
         else:
             _reconciled[_mark(index, name)] = reconciled
-    rows = await index.page(name, token, top + 1)
+    rows = await index.head_page(name, token, top + 1)
+    if rows is None:  # past the head: a range query of the index
+        rows = await index.page(name, token, top + 1)
     more = rows[top - 1].row_key if len(rows) > top else None
     rows = rows[:top]
     if idle_seconds is not None:
@@ -225,17 +230,24 @@ async def indexed_page(
             rows, more = rows[: rows.index(idle[0])], None
     states = await asyncio.gather(*(read_state(client, AgentSessionId(agent, row.key)) for row in rows))
     entries: list[Entry] = []
+    page = (token, {row.row_key for row in rows})
     for row, data in zip(rows, states, strict=True):
-        entry = await _checked(index, name, row, data, now)
+        entry = await _checked(index, name, row, data, now, page)
         if entry is not None:
             entries.append(entry)
     return entries, more
 
 
 async def _checked(
-    index: TableSessionIndex, name: str, row: IndexRow, data: dict[str, Any] | None, now: datetime
+    index: TableSessionIndex,
+    name: str,
+    row: IndexRow,
+    data: dict[str, Any] | None,
+    now: datetime,
+    page: tuple[str | None, set[str]],
 ) -> Entry | None:
-    """The listing's entry for `row`, after repairing the row when it disagrees with the state."""
+    """The listing's entry for `row`, after repairing the row when it disagrees with the state;
+    `page`: the token the page starts after and its rows."""
     when = parse_time(row.last_activity)
     settled = when is None or now - when > REPAIR_AFTER
     if data is None:  # the session is gone (its delete's row removal was lost), or not committed yet
@@ -248,9 +260,13 @@ async def _checked(
         return row.key, row.last_activity, data  # unreadable: listed, so it can still be seen and deleted
     if activity is None or row_key(row.key, activity) == row.row_key or not settled:
         return row.key, row.last_activity, data
-    if await index.has(name, row_key(row.key, activity)):
-        await index.drop(name, row.row_key)  # a stale row: the session is listed at its own
-        return None
+    own = row_key(row.key, activity)
+    if await index.has(name, own):  # a stale row: the session is listed at its own
+        await index.drop(name, row.row_key, newer=IndexRow(own, row.key, iso(activity)))
+        after, listed = page
+        if own in listed or (after is not None and own <= after):
+            return None  # listed at its own row, on this page or an earlier one
+        return row.key, iso(activity), data  # a head that missed its own row (which it now holds)
     await index.put(name, row.key, activity, when)  # its newest row was lost: write it now
     return row.key, iso(activity), data
 

@@ -67,13 +67,13 @@ async def test_a_turn_on_its_own_host_takes_its_reply_from_the_commit_without_a_
 async def test_a_slow_index_write_does_not_hold_up_the_turn_and_the_listing_still_shows_it(
     weather: str, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ):
-    real_put = TableSessionIndex.put
+    real_put = TableSessionIndex._put_rows  # the drain's row write (the head's comes after it)
 
     async def slow(*args: Any) -> None:
         await asyncio.sleep(SLOW_INDEX_SECONDS)
         await real_put(*args)
 
-    monkeypatch.setattr(TableSessionIndex, "put", slow)
+    monkeypatch.setattr(TableSessionIndex, "_put_rows", slow)
     began = time.monotonic()
     answer = await _turn(http, weather, "quick", "weather in Paris?")
     assert answer["status"] == "success"
