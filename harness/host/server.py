@@ -11,6 +11,7 @@ import dataclasses
 import gc
 import json
 import logging
+import math
 import os
 import secrets
 import signal
@@ -618,9 +619,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 STOP_GRACE = 10.0  # seconds a SIGTERM/SIGINT stop may take before the process just exits
+STOP_GRACE_ENV = "DURABLEAGENT_STOP_GRACE"
+"""Another grace, in seconds: the tests of the grace itself wait two seconds for it, not ten."""
 
 
-async def _serve(host: LocalHost) -> None:
+def stop_grace() -> float:
+    """`DURABLEAGENT_STOP_GRACE` seconds when set, else `STOP_GRACE`; ValueError naming a bad value."""
+    text = os.environ.get(STOP_GRACE_ENV)
+    if text is None:
+        return STOP_GRACE
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{STOP_GRACE_ENV} must be a number of seconds over 0, not {text!r}")
+    return value
+
+
+async def _serve(host: LocalHost, grace: float = STOP_GRACE) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # asyncio.to_thread / run_in_executor(None) in app code: daemon threads too, so that asyncio.run's
@@ -638,14 +655,12 @@ async def _serve(host: LocalHost) -> None:
     finally:
         log.info("shutting down")
         try:
-            await asyncio.wait_for(host.stop(), STOP_GRACE)
+            await asyncio.wait_for(host.stop(), grace)
         except TimeoutError:
             # Storage went away with the stack (the CLI was killed, Azurite with it): its clients
             # would retry for half a minute. Ending here is a crash as far as storage can tell,
             # which every write of the host survives (unapplied work stays stored).
-            log.warning(
-                "stop did not finish within %.0f s (storage not answering?); exiting anyway", STOP_GRACE
-            )
+            log.warning("stop did not finish within %g s (storage not answering?); exiting anyway", grace)
 
 
 def _tune_gc() -> None:
@@ -675,6 +690,10 @@ def main(argv: list[str] | None = None) -> int:
         clock = clock_for(args.virtual_time)
     except ValueError as exc:
         return _report_error("%s", exc, 2, f"{VIRTUAL_TIME_ENV}: {exc}")
+    try:
+        grace = stop_grace()
+    except ValueError as exc:
+        return _report_error("%s", exc, 2)
     host = LocalHost(
         args.app_dir,
         port=args.port,
@@ -685,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
         python=args.python,
     )
     try:
-        asyncio.run(_serve(host))
+        asyncio.run(_serve(host, grace))
     except AppLoadError as exc:  # also SettingsError: a broken local.settings.json, host.json, --storage
         return _report_error("%s", exc, 2)
     except AzureError as exc:
