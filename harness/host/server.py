@@ -21,7 +21,7 @@ import uuid
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import grpc
@@ -59,12 +59,14 @@ from .sidecar.listen import MAX_MESSAGE, grpc_server
 from .sidecar.service import SidecarService
 from .storage.hub_clock import HubClock
 from .storage.lease import HubLease, new_lease_id
-from .triggers.base import Trigger, TriggerServices
+from .triggers.base import MCP_PATH, Trigger, TriggerServices
 from .triggers.http import MAX_HTTP_BODY, FunctionServer
-from .triggers.mcp import MCP_PATH, McpEndpoint
 from .triggers.outputs import OutputWriter
-from .triggers.registry import KINDS
+from .triggers.registry import KINDS, kind, mcp_endpoint
 from .workers import DaemonThreadPool, format_timespan
+
+if TYPE_CHECKING:
+    from .triggers.mcp import McpEndpoint
 
 HOSTNAME_ENV = "WEBSITE_HOSTNAME"
 """Set (unless the user did) to `localhost:{port}` as `func start` sets it: apps build URLs from it."""
@@ -306,9 +308,9 @@ class LocalHost:
             self.clock,
         )
         self.triggers = [
-            kind.create(self.index.triggered[kind.binding_type], services)
-            for kind in KINDS
-            if self.index.triggered.get(kind.binding_type)
+            kind(binding_type).create(self.index.triggered[binding_type], services)
+            for binding_type in KINDS
+            if self.index.triggered.get(binding_type)
         ]
         instance_api = InstanceApi(
             self.engine, lambda iid, request: self.management_urls(iid, f"{request.scheme}://{request.host}")
@@ -323,7 +325,7 @@ class LocalHost:
             entity_api.add_routes(app, base, wrap)
             instance_api.add_routes(app, base, wrap)
             app.router.add_route("*", base + r"/{tail:[\s\S]*}", wrap(unsupported))
-        self.mcp = McpEndpoint.create(self.triggers, keys)
+        self.mcp = mcp_endpoint(self.triggers, keys)
         if self.mcp is not None:
             self.mcp.add_routes(app)
         app.router.add_route("*", r"/{tail:[\s\S]*}", functions.handle)
@@ -552,7 +554,7 @@ class LocalHost:
                 log.warning(
                     "function %s: output binding %s is not supported; values set are dropped", name, dropped
                 )
-        served = {kind.binding_type for kind in KINDS}
+        served = set(KINDS)
         for trigger_type, functions in self.index.triggered.items():
             for function in functions if trigger_type not in served else []:
                 log.warning(
