@@ -9,7 +9,12 @@ Tests that start processes themselves, without such a fixture, carry an explicit
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
+
+from harness.azurite import ensure_azurite, find_azurite
 
 INTEGRATION_FIXTURES = frozenset(
     {
@@ -32,3 +37,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def azurite_exe() -> Path:
+    """The Azurite executable for a child pytest (`DURABLEAGENT_AZURITE`), resolved before pytester
+    swaps HOME: the child's empty cache would mean another npm install (15 s and the network)."""
+    if shutil.which("node") is None and find_azurite() is None:
+        pytest.skip("node is not installed")
+    return ensure_azurite()

@@ -20,7 +20,6 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.client import DEFAULT_PORT, ClientError, SyncAgentClient, check_agent
-from harness.mcp_client import endpoint_url, serves_mcp
 from harness.processes import StartupError
 from harness.workspace import foreign_entries
 
@@ -260,6 +259,8 @@ def banner(
         table.add_row(
             "Clock", f"virtual ({stack.host.virtual_time}): {PROG} clock, {PROG} clock advance PT1H"
         )
+    from harness.mcp_client import endpoint_url, serves_mcp  # the MCP SDK: loaded once a stack runs
+
     if serves_mcp(stack.url):
         table.add_row(
             "MCP", f"{endpoint_url(stack.url)} (Streamable HTTP), {endpoint_url(stack.url, sse=True)} (SSE)"

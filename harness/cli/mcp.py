@@ -12,16 +12,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
 
 from harness.client import ClientError
-from harness.mcp_client import Listing, McpTarget
 
 from .base import EXIT_NOT_COMPLETED, PROG, Command, UsageError, fail, print_json, stdout_console
 from .options import remote_options
+
+if TYPE_CHECKING:
+    from harness.mcp_client import Listing, McpTarget
 
 ACTIONS = ("list", "call", "read", "prompt")
 USAGE = f"{PROG} mcp [list] | call TOOL [JSON] | read URI | prompt NAME [JSON]"
@@ -68,6 +70,8 @@ def parse_words(words: list[str]) -> tuple[str, str | None, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.mcp_client import McpTarget  # the MCP SDK: loaded by this command only
+
     action, name, arguments = parse_words(args.words)
     target = McpTarget(args.url, args.key, sse=args.sse)
     if action == "list":

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-from harness.host.errors import AppLoadError
-from harness.replay import BadHistory, CheckResult, check_run, folder_orchestrators, load_runs
+from typing import TYPE_CHECKING
 
 from .base import EXIT_USAGE, Command, UsageError, fail, print_json
 from .options import default_app
+
+if TYPE_CHECKING:
+    from harness.replay import CheckResult
 
 EXIT_DIVERGED = 1
 
@@ -45,6 +46,10 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # The replay engine loads the Durable SDK and the host's isolated worker: this command only.
+    from harness.host.errors import AppLoadError
+    from harness.replay import BadHistory, check_run, folder_orchestrators, load_runs
+
     app = args.app or default_app()[0]
     if app is None or not (app / "function_app.py").is_file():
         raise UsageError(f"no function_app.py in {app or Path.cwd()}: give the app folder with --app")

@@ -11,14 +11,6 @@ from pathlib import Path
 
 import httpx
 
-from durableagent.replay import BadHistory
-from harness.transfer import (
-    check_bundle,
-    export_from_storage,
-    export_over_http,
-    import_instances,
-    import_sessions,
-)
 from harness.workspace import running_storage, running_url
 
 from .base import Command, UsageError
@@ -74,6 +66,9 @@ def _storage(args: argparse.Namespace) -> tuple[str, str] | None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    # harness.transfer loads the Durable SDK (history events): these two commands only.
+    from harness.transfer import export_from_storage, export_over_http
+
     if not args.instance and not args.session:
         raise UsageError("nothing to export: give --instance ID and/or --session AGENT/ID")
     storage = _storage(args)
@@ -107,6 +102,9 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from durableagent.replay import BadHistory
+    from harness.transfer import check_bundle, import_instances, import_sessions
+
     try:
         from durableagent.replay.recorded import MAX_FILE_BYTES
 

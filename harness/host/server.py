@@ -11,6 +11,7 @@ import dataclasses
 import gc
 import json
 import logging
+import math
 import os
 import secrets
 import signal
@@ -20,7 +21,7 @@ import uuid
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import grpc
@@ -58,12 +59,14 @@ from .sidecar.listen import MAX_MESSAGE, grpc_server
 from .sidecar.service import SidecarService
 from .storage.hub_clock import HubClock
 from .storage.lease import HubLease, new_lease_id
-from .triggers.base import Trigger, TriggerServices
+from .triggers.base import MCP_PATH, Trigger, TriggerServices
 from .triggers.http import MAX_HTTP_BODY, FunctionServer
-from .triggers.mcp import MCP_PATH, McpEndpoint
 from .triggers.outputs import OutputWriter
-from .triggers.registry import KINDS
+from .triggers.registry import KINDS, kind, mcp_endpoint
 from .workers import DaemonThreadPool, format_timespan
+
+if TYPE_CHECKING:
+    from .triggers.mcp import McpEndpoint
 
 HOSTNAME_ENV = "WEBSITE_HOSTNAME"
 """Set (unless the user did) to `localhost:{port}` as `func start` sets it: apps build URLs from it."""
@@ -305,9 +308,9 @@ class LocalHost:
             self.clock,
         )
         self.triggers = [
-            kind.create(self.index.triggered[kind.binding_type], services)
-            for kind in KINDS
-            if self.index.triggered.get(kind.binding_type)
+            kind(binding_type).create(self.index.triggered[binding_type], services)
+            for binding_type in KINDS
+            if self.index.triggered.get(binding_type)
         ]
         instance_api = InstanceApi(
             self.engine, lambda iid, request: self.management_urls(iid, f"{request.scheme}://{request.host}")
@@ -322,7 +325,7 @@ class LocalHost:
             entity_api.add_routes(app, base, wrap)
             instance_api.add_routes(app, base, wrap)
             app.router.add_route("*", base + r"/{tail:[\s\S]*}", wrap(unsupported))
-        self.mcp = McpEndpoint.create(self.triggers, keys)
+        self.mcp = mcp_endpoint(self.triggers, keys)
         if self.mcp is not None:
             self.mcp.add_routes(app)
         app.router.add_route("*", r"/{tail:[\s\S]*}", functions.handle)
@@ -551,7 +554,7 @@ class LocalHost:
                 log.warning(
                     "function %s: output binding %s is not supported; values set are dropped", name, dropped
                 )
-        served = {kind.binding_type for kind in KINDS}
+        served = set(KINDS)
         for trigger_type, functions in self.index.triggered.items():
             for function in functions if trigger_type not in served else []:
                 log.warning(
@@ -618,9 +621,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 STOP_GRACE = 10.0  # seconds a SIGTERM/SIGINT stop may take before the process just exits
+STOP_GRACE_ENV = "DURABLEAGENT_STOP_GRACE"
+"""Another grace, in seconds: the tests of the grace itself wait two seconds for it, not ten."""
 
 
-async def _serve(host: LocalHost) -> None:
+def stop_grace() -> float:
+    """`DURABLEAGENT_STOP_GRACE` seconds when set, else `STOP_GRACE`; ValueError naming a bad value."""
+    text = os.environ.get(STOP_GRACE_ENV)
+    if text is None:
+        return STOP_GRACE
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{STOP_GRACE_ENV} must be a number of seconds over 0, not {text!r}")
+    return value
+
+
+async def _serve(host: LocalHost, grace: float = STOP_GRACE) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # asyncio.to_thread / run_in_executor(None) in app code: daemon threads too, so that asyncio.run's
@@ -638,14 +657,12 @@ async def _serve(host: LocalHost) -> None:
     finally:
         log.info("shutting down")
         try:
-            await asyncio.wait_for(host.stop(), STOP_GRACE)
+            await asyncio.wait_for(host.stop(), grace)
         except TimeoutError:
             # Storage went away with the stack (the CLI was killed, Azurite with it): its clients
             # would retry for half a minute. Ending here is a crash as far as storage can tell,
             # which every write of the host survives (unapplied work stays stored).
-            log.warning(
-                "stop did not finish within %.0f s (storage not answering?); exiting anyway", STOP_GRACE
-            )
+            log.warning("stop did not finish within %g s (storage not answering?); exiting anyway", grace)
 
 
 def _tune_gc() -> None:
@@ -675,6 +692,10 @@ def main(argv: list[str] | None = None) -> int:
         clock = clock_for(args.virtual_time)
     except ValueError as exc:
         return _report_error("%s", exc, 2, f"{VIRTUAL_TIME_ENV}: {exc}")
+    try:
+        grace = stop_grace()
+    except ValueError as exc:
+        return _report_error("%s", exc, 2)
     host = LocalHost(
         args.app_dir,
         port=args.port,
@@ -685,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
         python=args.python,
     )
     try:
-        asyncio.run(_serve(host))
+        asyncio.run(_serve(host, grace))
     except AppLoadError as exc:  # also SettingsError: a broken local.settings.json, host.json, --storage
         return _report_error("%s", exc, 2)
     except AzureError as exc:

@@ -19,6 +19,7 @@ import httpx
 
 from harness.azurite import Azurite
 from harness.host.isolated.process import AppProcess
+from harness.host.server import STOP_GRACE_ENV
 from harness.processes import pid_alive
 
 from .conftest import app_host
@@ -54,10 +55,10 @@ def test_http_function_returning_what_is_no_response_fails(
 def test_host_sigterm_alone_mid_call_ends_host_and_app(
     azurite: Azurite, durable2_python: str, tmp_path: Path
 ) -> None:
-    """The host's stop gives up after its grace (10 s) when a call outlasts it; then the host must
-    still exit, and the app's process with it, instead of waiting forever for a child that waits
+    """The host's stop gives up after its grace (10 s; 2 s here) when a call outlasts it; then the host
+    must still exit, and the app's process with it, instead of waiting forever for a child that waits
     for the host."""
-    with app_host(APP, azurite, durable2_python, tmp_path) as host:
+    with app_host(APP, azurite, durable2_python, tmp_path, env={STOP_GRACE_ENV: "2"}) as host:
         app = int(httpx.get(f"{host.url}/api/pid", timeout=30).text)
         caller = threading.Thread(
             target=call_quietly, args=(f"{host.url}/api/sleep?seconds=120",), daemon=True
@@ -71,6 +72,7 @@ def test_host_sigterm_alone_mid_call_ends_host_and_app(
         os.kill(host_pid, signal.SIGTERM)
         wait_until(lambda: not pid_alive(host_pid), 40, "the host did not exit after SIGTERM")
         wait_until(lambda: not pid_alive(app), 10, "the app's process outlived the host")
+        assert "stop did not finish within 2 s" in host.log_path.read_text()  # the grace ended it
 
 
 async def test_app_python_behind_a_chatty_wrapper_loads(durable2_python: str, tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from .conftest import SAMPLE
@@ -30,8 +32,9 @@ def test_the_chain_completes(function_host):
 
 @pytest.mark.integration
 def test_function_host_serves_a_2x_app(
-    pytester: pytest.Pytester, durable2_python: str, monkeypatch: pytest.MonkeyPatch
+    azurite_exe: Path, pytester: pytest.Pytester, durable2_python: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("DURABLEAGENT_AZURITE", str(azurite_exe))
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # the inner run is not an xdist worker
     pytester.makepyfile(test_app=TESTS)
     result = pytester.runpytest_subprocess(

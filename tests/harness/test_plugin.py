@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from harness.azurite import ensure_azurite, find_azurite
 from tests.harness.standins import path_with, write_executable, write_fake_func
 
 pytest_plugins = ["pytester"]
@@ -65,14 +63,6 @@ def stand_in_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     func = write_fake_func(tmp_path / "bin")
     monkeypatch.setenv("PATH", path_with(func.parent))
     return func.parent
-
-
-@pytest.fixture(scope="module")
-def azurite_exe() -> Path:
-    """Resolved before pytester swaps HOME (an empty cache would mean another npm install)."""
-    if shutil.which("node") is None and find_azurite() is None:
-        pytest.skip("node is not installed")
-    return ensure_azurite()
 
 
 @pytest.mark.integration

@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.azurite import ensure_azurite, find_azurite
 from harness.stack import Stack
 from tests.openai_server import LocalOpenAI, ModelReply
 
@@ -87,14 +86,6 @@ def test_in_process_agent_replays_the_recording(fake_script):
 def test_the_fixture_needs_the_marker(fake_script):
     pass
 '''
-
-
-@pytest.fixture(scope="module")
-def azurite_exe() -> Path:
-    """Resolved before pytester swaps HOME (an empty cache would mean another npm install)."""
-    if shutil.which("node") is None and find_azurite() is None:
-        pytest.skip("node is not installed")
-    return ensure_azurite()
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,15 @@
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from harness.host.loader import load_app
 from harness.host.settings import HUB_ENV, HostConfig, apply_local_settings, resolve_storage
-from harness.host.triggers.registry import KINDS
+from harness.host.triggers.registry import KINDS, kind
 from harness.host.triggers.timers import timer
 
 from .conftest import COUNTER_APP
@@ -27,7 +29,7 @@ def test_counter_sample_is_indexed():
     assert len(by_name["boom"].methods) == 8  # no methods declared: all
     assert list(index.entities) == ["counter"]
     assert index.entities["counter"].display_name == "Counter"
-    assert set(index.triggered) <= {kind.binding_type for kind in KINDS}  # nothing unsupported
+    assert set(index.triggered) <= set(KINDS)  # nothing unsupported
     timers = [timer(f) for f in index.triggered["timerTrigger"]]
     assert [(t.function.name, t.schedule.text, t.run_on_startup) for t in timers] == [
         ("tick", "0 */5 * * * *", False)
@@ -87,3 +89,18 @@ def test_storage_names_are_valid_for_any_hub():
     for bad in ["a/b", "a\\b", "a#b", "a?b", "a\x00b", "a\x7fb", ""]:
         assert invalid_key_reason("counter", bad), repr(bad)
     assert invalid_key_reason("a@b", "k")
+
+
+def test_a_host_without_mcp_triggers_does_not_load_the_mcp_sdk():
+    """The MCP kinds are imported for an app that has MCP trigger functions only: the SDK is half a
+    second of every host start (and of every test that starts one)."""
+    check = (
+        "import sys; from harness.host.server import LocalHost; "
+        "from harness.host.triggers.registry import KINDS, kind; "
+        "[kind(b) for b in ('timerTrigger', 'queueTrigger')]; "
+        "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith('mcp.')))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert {b: kind(b).binding_type for b in KINDS} == {b: b for b in KINDS}  # each kind where it says

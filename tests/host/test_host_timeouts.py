@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from harness.host.server import STOP_GRACE
+from harness.host.server import STOP_GRACE_ENV
 from harness.host.settings import HostConfig, SettingsError, parse_timespan
 
 from .conftest import REPO
@@ -80,6 +80,8 @@ async def test_sigterm_with_hung_threads_exits_within_the_grace_period(
     host_process, http, tmp_path, monkeypatch
 ):
     monkeypatch.setenv(OVERRIDE, "00:10:00")
+    grace = 2.0  # the default ten seconds would be the same check, eight seconds longer
+    monkeypatch.setenv(STOP_GRACE_ENV, str(grace))
     start, procs = host_process
     url = start(TIMEOUT_APP)
     mark = tmp_path / "hung"
@@ -92,12 +94,14 @@ async def test_sigterm_with_hung_threads_exits_within_the_grace_period(
     sent = time.monotonic()
     procs[-1].send_signal(signal.SIGTERM)
     try:
-        code = await asyncio.to_thread(procs[-1].wait, STOP_GRACE + 5)
+        code = await asyncio.to_thread(procs[-1].wait, grace + 5)
     except subprocess.TimeoutExpired:
         procs[-1].kill()
         raise AssertionError("the host did not exit after SIGTERM") from None
     assert code == 0
-    assert time.monotonic() - sent < STOP_GRACE + 1
+    assert time.monotonic() - sent < grace + 1
+    log = (tmp_path / "host0.log").read_text()
+    assert f"stop did not finish within {grace:g} s" in log, log[-3000:]  # the grace ended the stop
     for request in requests:
         request.cancel()
     await asyncio.gather(*requests, return_exceptions=True)
@@ -168,6 +172,16 @@ async def test_a_timer_firing_over_the_timeout_is_abandoned_and_logged(host_proc
     while time.monotonic() < deadline and log.read_text().count(expected) < 2:
         await asyncio.sleep(0.1)
     assert log.read_text().count(expected) >= 2, log.read_text()[-3000:]
+
+
+@pytest.mark.parametrize("grace", ["0", "soon", "nan"])
+def test_a_bad_stop_grace_stops_the_start_with_one_line(grace: str, monkeypatch, caplog):
+    from harness.host.server import main
+
+    monkeypatch.setenv(STOP_GRACE_ENV, grace)
+    assert main([str(TIMEOUT_APP), "--port", "0"]) == 2  # before anything starts: no storage needed
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [f"{STOP_GRACE_ENV} must be a number of seconds over 0, not {grace!r}"], caplog.text
 
 
 def test_a_bad_function_timeout_stops_the_start_with_one_line(azurite_connstr, hub):

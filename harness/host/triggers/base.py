@@ -24,6 +24,9 @@ from .outputs import OutputWriter
 
 log = logging.getLogger(__name__)
 
+MCP_PATH = "/runtime/webhooks/mcp"
+"""Where the app's MCP trigger functions are served (`mcp.McpEndpoint`, loaded only for them)."""
+
 
 @dataclass(frozen=True)
 class TriggerServices:

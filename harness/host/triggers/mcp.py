@@ -35,11 +35,10 @@ from ..errors import AppLoadError
 from ..loader import TriggeredFunction
 from ..responses import json_error
 from .asgi import asgi_scope
-from .base import Trigger
+from .base import MCP_PATH, Trigger
 
 log = logging.getLogger(__name__)
 
-MCP_PATH = "/runtime/webhooks/mcp"
 SSE_PATH = f"{MCP_PATH}/sse"
 MESSAGE_PATH = f"{MCP_PATH}/message"
 SYSTEM_KEY = "mcp_extension"  # the system key Azure checks at these paths
