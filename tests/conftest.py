@@ -9,12 +9,17 @@ Tests that start processes themselves, without such a fixture, carry an explicit
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from harness.azurite import ensure_azurite, find_azurite
+# As `python -m harness.host` does: the workers fork processes after gRPC is loaded (the sidecar
+# tests), and its fork handlers can leave a child's gRPC threads on closed descriptors.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+from harness.azurite import ensure_azurite, find_azurite  # noqa: E402
 
 INTEGRATION_FIXTURES = frozenset(
     {
