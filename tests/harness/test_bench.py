@@ -64,5 +64,7 @@ def test_the_listing_is_measured_on_index_rows_seeded_into_azurite():
 
     figures = bench_listing_seeded(DEFAULT_APP_DIR, sizes=(300,), repeat=2)
     assert 0 < figures.data["listing p50 at 300 sessions"]
-    assert 0 < figures.data["  index page query alone at 300"]
+    assert 0 < figures.data["  head read alone (a first page's) at 300"]
+    assert 0 < figures.data["  range query alone (a page past the head) at 300"]
+    assert 0 < figures.data["  a session's index row and head write at 300"]
     assert figures.data["  listing / one turn at 300"].endswith("x")
