@@ -154,6 +154,7 @@ class LocalHost:
         self.lease: HubLease | None = None
         self._hub_clock: HubClock | None = None
         self._started = 0.0
+        self._running = False  # every trigger prepared and started: the status says Running
 
     @property
     def url(self) -> str:
@@ -360,12 +361,14 @@ class LocalHost:
         self._started = time.monotonic()
         self._resume_task = asyncio.get_running_loop().create_task(self._resume())
         for trigger in self.triggers:
+            await trigger.prepare()
             trigger.start()
         if isinstance(self.clock, VirtualClock):
             self.clock.start()
         if self.mcp is not None:
             await self.mcp.start()
         self._banner(functions)
+        self._running = True
         return self
 
     async def _load_app(self, config: HostConfig) -> AppIndex:
@@ -454,6 +457,7 @@ class LocalHost:
 
     async def stop(self) -> None:
         """Stop serving; unapplied signals stay in storage for the next start."""
+        self._running = False
         if self._commits_served is not None:
             COMMITS.stop(self._commits_served)
             self._commits_served = None
@@ -511,7 +515,7 @@ class LocalHost:
         """Readiness probe, same path and shape as the Functions host."""
         return json_response(
             {
-                "state": "Running",
+                "state": "Running" if self._running else "Initialized",  # as the Functions host
                 "id": self.instance_id,
                 "version": HOST_VERSION,
                 "processUptime": int((time.monotonic() - self._started) * 1000),

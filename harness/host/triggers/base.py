@@ -55,9 +55,14 @@ class Trigger(ABC):
     def create(cls, functions: list[TriggeredFunction], services: TriggerServices) -> Trigger:
         """The kind for these functions; `AppLoadError` naming the function for one it cannot run."""
 
+    async def prepare(self) -> None:
+        """Make what the kind's sources need before the host says it is ready (a queue a client
+        may send to as soon as the host answers); nothing by default."""
+        return None
+
     @abstractmethod
     def start(self) -> None:
-        """Begin firing (called once the host serves and holds the hub)."""
+        """Begin firing (called once the host serves and holds the hub, after `prepare`)."""
 
     @abstractmethod
     async def stop(self) -> None:

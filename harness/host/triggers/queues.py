@@ -75,6 +75,19 @@ class QueueTriggers(Trigger):
     def create(cls, functions: list[TriggeredFunction], services: TriggerServices) -> QueueTriggers:
         return cls([queue_binding(f, services.storage) for f in functions], services)
 
+    async def prepare(self) -> None:
+        """Create the queues before the host answers, so a message sent as soon as it does is not
+        refused (`QueueNotFound`); one that cannot be created now is created by its polling."""
+        for binding in self.bindings:
+            options = versioned(retry_total=1, connection_timeout=5)
+            try:
+                async with QueueClient.from_connection_string(
+                    binding.connection, binding.queue, **options
+                ) as queue:
+                    await ensure_queue(queue)
+            except AzureError as exc:
+                log.warning("queue %s: %s; created when polled", binding.queue, type(exc).__name__)
+
     def start(self) -> None:
         """Start polling every function's queue."""
         loop = asyncio.get_running_loop()
