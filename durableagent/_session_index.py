@@ -95,7 +95,8 @@ HEAD_PARTS = 8
 """String properties the head's JSON may use (long session keys cost entries, not the 1 MiB limit).
 An entry is at most about 1,650 characters (a 256-unit key, escaped), so a head holds at least 140:
 more than a page of `MAX_TOP` needs, so a head is never too short for a page by its size."""
-HEAD_ATTEMPTS = 6  # a head write that meets another's change reads it again, this many times at most
+HEAD_ATTEMPTS = 8  # a head write that meets another's change reads it again, this many times at most
+HEAD_BACKOFF = 0.004  # seconds, doubled at each conflict; a random part of it is waited
 HEAD_FORMAT = 1
 _INVERT = 10**17
 _ROW_KEY = re.compile(r"\d{17}\.[0-9a-f]{32}")
@@ -466,7 +467,7 @@ class TableSessionIndex:
                     conflicts += 1
                     if conflicts >= HEAD_ATTEMPTS:
                         raise
-                    await asyncio.sleep(random.uniform(0, 0.002 * conflicts))
+                    await asyncio.sleep(random.uniform(0, HEAD_BACKOFF * 2**conflicts))
                     head = None
         except Exception as exc:
             logger.warning(
