@@ -465,31 +465,7 @@ class EntityStore(HubStorage):
 
     async def read(self, iid: str) -> EntityRecord | None:
         """The state row of one entity (state text loaded from its blob when needed)."""
-        found, cached = self.states.get(iid)
-        if found:
-            return cached
-        generation = self.states.generation
-        await self.ensure()
-        for _ in range(5):
-            try:
-                row = await self._table.get_entity(iid, STATE_ROW)
-            except ResourceNotFoundError as exc:
-                if error_code(exc) == "TableNotFound":
-                    raise self.fail(exc) from exc
-                self.states.put(iid, None, generation)  # absence is cached too: a new session's reads
-                return None
-            except AzureError as exc:
-                raise self.fail(exc) from exc
-            try:
-                record = await self._record(row)
-            except ResourceNotFoundError:
-                continue  # a concurrent commit replaced the state blob: read the row again
-            except AzureError as exc:
-                raise self.fail(exc) from exc
-            self.states.healthy = True
-            self.states.put(iid, record, generation)
-            return record
-        raise StorageUnavailable(f"state of {iid} keeps changing; try again")
+        return await self.read_row(self.states, iid, STATE_ROW, self._record, f"state of {iid}")
 
     async def commit(
         self,

@@ -75,9 +75,9 @@ from ..clock import Clock
 from ..storage.tables import (
     ConcurrencyConflict,
     HubStorage,
+    Reread,
     RowBudget,
     RowCache,
-    StorageUnavailable,
     container_name_for,
     error_code,
     next_sequence,
@@ -123,7 +123,7 @@ def invalid_instance_id(iid: str) -> str | None:
     return None
 
 
-class _Moved(Exception):
+class _Moved(Reread):
     """The history rows an instance row named are gone (a continue-as-new replaced them)."""
 
 
@@ -295,30 +295,7 @@ class InstanceStore(HubStorage):
 
     async def read(self, iid: str) -> InstanceRecord | None:
         """The instance row (None when there is none)."""
-        found, cached = self.records.get(iid)
-        if found:
-            return cached
-        generation = self.records.generation
-        await self.ensure()
-        for _ in range(5):
-            try:
-                row = await self._table.get_entity(iid, INSTANCE_ROW)
-                record = await self._decode(row)
-            except ResourceNotFoundError as exc:
-                if error_code(exc) in ("TableNotFound", "ContainerNotFound"):
-                    raise self.fail(exc) from exc
-                if error_code(exc) == "BlobNotFound":
-                    continue  # a commit replaced a blob between our two reads
-                self.records.put(iid, None, generation)
-                return None
-            except _Moved:
-                continue  # a continue-as-new replaced the history between our two reads
-            except AzureError as exc:
-                raise self.fail(exc) from exc
-            self.records.healthy = True
-            self.records.put(iid, record, generation)
-            return record
-        raise StorageUnavailable(f"instance {iid} keeps changing; try again")
+        return await self.read_row(self.records, iid, INSTANCE_ROW, self._decode, f"instance {iid}")
 
     async def list(
         self, where: InstanceFilter, top: int, after: str | None

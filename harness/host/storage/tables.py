@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from azure.core.exceptions import (
@@ -50,10 +50,19 @@ MAX_PARTS = 12
 TRANSACTION_ROWS = 100  # the most operations a table transaction holds
 CACHED_ROWS = 4096  # rows a cache keeps in memory (least recently used dropped)
 _MISSING_CODES = {"TableNotFound", "ContainerNotFound", "ResourceNotFound"}
+_GONE_STORE = (
+    "TableNotFound",
+    "ContainerNotFound",
+)  # not a missing row or blob: the whole table or container
 
 
 class StorageUnavailable(RuntimeError):
     """Storage could not be reached (the API answers 503; workers retry later)."""
+
+
+class Reread(Exception):
+    """Raised by a row's decoder (`HubStorage.read_row`) when what the row names changed between the
+    two reads (a history that a continue-as-new replaced): the row is read again."""
 
 
 class ConcurrencyConflict(RuntimeError):
@@ -283,6 +292,47 @@ class HubStorage:
             self._ready = False
             return StorageUnavailable(f"{error_code(exc)}; recreating")
         return translate(exc)
+
+    async def read_row(
+        self,
+        cache: RowCache[R],
+        partition: str,
+        row_key: str,
+        decode: Callable[[Any], Awaitable[R]],
+        what: str,
+    ) -> R | None:
+        """One row through `cache`, decoded; None when there is none (absence is cached too: a new
+        session's or instance's reads). A decoder that finds a blob the row names gone, or raises
+        `Reread`, meets a commit that replaced it since: the row is read again, up to 5 times."""
+        found, cached = cache.get(partition)
+        if found:
+            return cached
+        generation = cache.generation
+        await self.ensure()
+        for _ in range(5):
+            try:
+                row = await self._table.get_entity(partition, row_key)
+            except ResourceNotFoundError as exc:
+                if error_code(exc) in _GONE_STORE:
+                    raise self.fail(exc) from exc
+                cache.put(partition, None, generation)
+                return None
+            except AzureError as exc:
+                raise self.fail(exc) from exc
+            try:
+                record = await decode(row)
+            except Reread:
+                continue
+            except ResourceNotFoundError as exc:
+                if error_code(exc) in _GONE_STORE:
+                    raise self.fail(exc) from exc
+                continue  # a blob the row named was replaced by a commit since
+            except AzureError as exc:
+                raise self.fail(exc) from exc
+            cache.healthy = True
+            cache.put(partition, record, generation)
+            return record
+        raise StorageUnavailable(f"{what} keeps changing; try again")
 
     async def ensure(self) -> None:
         """Open the table and container when they are not known to exist; refuse while the host
