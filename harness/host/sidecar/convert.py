@@ -315,28 +315,44 @@ def _entity_message(
     """An entity call or signal: the EventSent the engine's entity dispatch reads, and its work."""
     call = message.HasField("entityOperationCalled")
     sent = message.entityOperationCalled if call else message.entityOperationSignaled
-    target, operation, rid = sent.targetInstanceId.value, sent.operation, sent.requestId
-    input_text = optional(sent, "input")
-    body: dict[str, Any] = {"op": operation, "id": rid, "parent": record.instance_id, "input": input_text}
+    due = from_stamp(sent.scheduledTime) if not call and sent.HasField("scheduledTime") else None
+    fields = {"ScheduledTime": h.iso(due)} if due is not None else {}
+    return _sent_to_entity(
+        record, result, task_id, now, call, sent.operation, optional(sent, "input"),
+        sent.targetInstanceId.value, sent.requestId, due, **fields,
+    )  # fmt: skip
+
+
+def _sent_to_entity(
+    record: InstanceRecord,
+    result: Decision,
+    task_id: int,
+    now: datetime,
+    call: bool,
+    operation: str,
+    input_text: str | None,
+    target: str,
+    request_id: str,
+    fire_at: datetime | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A call (answered under `request_id`) or a signal to entity `target`: its work, and the
+    EventSent the engine's entity dispatch reads (`fields`: what else the history keeps of it)."""
+    body: dict[str, Any] = {
+        "op": operation,
+        "id": request_id,
+        "parent": record.instance_id,
+        "input": input_text,
+    }
     if not call:
         body["signal"] = True
-    due = from_stamp(sent.scheduledTime) if not call and sent.HasField("scheduledTime") else None
+    kind = "call" if call else "signal"
     result.work.append(
-        Work(
-            "call" if call else "signal",
-            task_id,
-            operation,
-            input_text,
-            target=target,
-            request_id=rid,
-            fire_at=due,
-        )
+        Work(kind, task_id, operation, input_text, target=target, request_id=request_id, fire_at=fire_at)
     )
-    ids: dict[str, Any] = {"RequestId": rid} if call else {"SignalId": rid}
-    if due is not None:
-        ids["ScheduledTime"] = h.iso(due)
+    ids = {"RequestId": request_id} if call else {"SignalId": request_id}
     return h.event(
-        h.EVENT_SENT, now, task_id, Name=operation, InstanceId=target, Input=json.dumps(body), **ids
+        h.EVENT_SENT, now, task_id, Name=operation, InstanceId=target, Input=json.dumps(body), **ids, **fields
     )
 
 
@@ -355,20 +371,18 @@ def _lock(
     """A critical section's lock request: a call to the first entity of the set (`entities/locks.py`),
     answered (the grant) once every entity of the set is locked; the history keeps the set."""
     section, lock_set = request.criticalSectionId, list(request.lockSet)
-    input_text = locks.lock_request(section, lock_set)
     target = lock_set[0] if lock_set else ""
-    body = {"op": locks.LOCK_OPERATION, "id": section, "parent": record.instance_id, "input": input_text}
-    result.work.append(
-        Work("call", task_id, locks.LOCK_OPERATION, input_text, target=target, request_id=section)
-    )
-    return h.event(
-        h.EVENT_SENT,
-        now,
+    input_text = locks.lock_request(section, lock_set)
+    return _sent_to_entity(
+        record,
+        result,
         task_id,
-        Name=locks.LOCK_OPERATION,
-        InstanceId=target,
-        Input=json.dumps(body),
-        RequestId=section,
+        now,
+        True,
+        locks.LOCK_OPERATION,
+        input_text,
+        target,
+        section,
         LockSet=lock_set,
     )
 
@@ -381,20 +395,8 @@ def _unlock(
     section, target = unlock.criticalSectionId, unlock.targetInstanceId.value
     rid = f"unlock:{section}:{target}"
     input_text = locks.unlock_request(section)
-    body = {"op": locks.UNLOCK_OPERATION, "id": rid, "parent": record.instance_id, "input": input_text}
-    body["signal"] = True
-    result.work.append(
-        Work("signal", task_id, locks.UNLOCK_OPERATION, input_text, target=target, request_id=rid)
-    )
-    return h.event(
-        h.EVENT_SENT,
-        now,
-        task_id,
-        Name=locks.UNLOCK_OPERATION,
-        InstanceId=target,
-        Input=json.dumps(body),
-        SignalId=rid,
-        Unlock=section,
+    return _sent_to_entity(
+        record, result, task_id, now, False, locks.UNLOCK_OPERATION, input_text, target, rid, Unlock=section
     )
 
 
