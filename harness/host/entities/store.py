@@ -245,33 +245,15 @@ class EntityStore(HubStorage):
         crash finds the row already there (ResourceExistsError) instead of adding a second one, with
         the `request_id` and `parent` instance its answer (for a `call`) or acknowledgement goes to.
         """
-        await self.ensure()
-        iid = instance_id(name, key)
-        row_key = row_key or new_signal_key()
-        entity: dict[str, Any] = {
-            "PartitionKey": iid,
-            "RowKey": row_key,
-            "op": operation,
-            "name": name.lower(),
-            "key": key,
+        extra: dict[str, Any] = {
+            "requestId": request_id,
+            "parent": parent,
+            "call": call or None,
+            "parentExecution": parent_execution,
+            "control": control,
         }
-        if request_id:
-            entity["requestId"] = request_id
-        if parent:
-            entity["parent"] = parent
-        if call:
-            entity["call"] = True
-        if parent_execution:
-            entity["parentExecution"] = parent_execution
-        if control:
-            entity["control"] = control
-        try:
-            await self.put_text(entity, "input", "signal", iid, input_text)
-            await self._table.create_entity(entity)
-        except ResourceExistsError:
-            raise
-        except AzureError as exc:
-            raise self.fail(exc) from exc
+        row_key = row_key or new_signal_key()
+        entity = await self._add_signal_row(name, key, row_key, operation, input_text, extra)
         return PendingSignal(
             row_key,
             operation,
@@ -295,25 +277,42 @@ class EntityStore(HubStorage):
     ) -> str:
         """Persist a signal to apply at `due` (a `due-` row, outside the queue until then); returns
         its row key. `row_key` (an orchestration's, recorded in its history): written once."""
+        row_key = row_key or f"{DUE_PREFIX}{next_sequence():020d}"
+        try:
+            await self._add_signal_row(name, key, row_key, operation, input_text, {"due": due})
+        except ResourceExistsError:
+            pass  # written before (sent again after a restart)
+        return row_key
+
+    async def _add_signal_row(
+        self,
+        name: str,
+        key: str,
+        row_key: str,
+        operation: str,
+        input_text: str | None,
+        extra: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Write one signal row (`extra`: its properties beyond the operation, those that are not
+        empty); ResourceExistsError when it is there already. Returns the row as written."""
         await self.ensure()
         iid = instance_id(name, key)
-        row_key = row_key or f"{DUE_PREFIX}{next_sequence():020d}"
         entity: dict[str, Any] = {
             "PartitionKey": iid,
             "RowKey": row_key,
             "op": operation,
             "name": name.lower(),
             "key": key,
-            "due": due,
+            **{prop: value for prop, value in extra.items() if value},
         }
         try:
             await self.put_text(entity, "input", "signal", iid, input_text)
             await self._table.create_entity(entity)
         except ResourceExistsError:
-            pass  # written before (sent again after a restart)
+            raise
         except AzureError as exc:
             raise self.fail(exc) from exc
-        return row_key
+        return entity
 
     async def with_outbox(self) -> list[str]:
         """Ids of the entities whose last commit started orchestrations (redone at start-up)."""
