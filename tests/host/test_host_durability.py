@@ -5,6 +5,7 @@ import json
 import shutil
 import signal as signals
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -48,6 +49,22 @@ async def test_persisted_unapplied_signal_is_applied_once_after_start(
             assert await host.store.pending(instance_id("counter", "left")) == []
 
 
+def lose_first_commit_answer(store: Any) -> list[bool]:
+    """Fault injection at the storage client: the store's next commit lands and its answer does
+    not (a connection reset); the list gets True once that happened."""
+    real_commit = store.commit
+    lost: list[bool] = []
+
+    async def commit_then_lose_the_answer(*args: Any, **kwargs: Any) -> None:
+        await real_commit(*args, **kwargs)
+        if not lost:
+            lost.append(True)
+            raise store.fail(ServiceResponseError("connection reset before the answer"))
+
+    store.commit = commit_then_lose_the_answer
+    return lost
+
+
 async def test_a_commit_whose_answer_was_lost_is_not_applied_again(
     azurite_connstr: str, hub: str, http: aiohttp.ClientSession
 ):
@@ -55,16 +72,7 @@ async def test_a_commit_whose_answer_was_lost_is_not_applied_again(
     async with LocalHost(COUNTER_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
         store = host.store
         assert store is not None
-        real_commit = store.commit
-        lost: list[bool] = []
-
-        async def commit_then_lose_the_answer(*args, **kwargs):
-            await real_commit(*args, **kwargs)
-            if not lost:
-                lost.append(True)
-                raise store.fail(ServiceResponseError("connection reset before the answer"))
-
-        store.commit = commit_then_lose_the_answer  # type: ignore[method-assign]
+        lost = lose_first_commit_answer(store)
         assert await signal(http, host.url, "counter", "lost", "add", 5) == 202
         await host.wait_idle()
         assert lost == [True]
@@ -298,16 +306,7 @@ async def test_an_inline_commit_whose_answer_was_lost_is_not_applied_again(
     async with LocalHost(COUNTER_APP, port=0, storage=azurite_connstr, hub_name=hub) as host:
         store, dispatcher = host.store, host.dispatcher
         assert store is not None and dispatcher is not None
-        real_commit = store.commit
-        lost: list[bool] = []
-
-        async def commit_then_lose_the_answer(*args, **kwargs):
-            await real_commit(*args, **kwargs)
-            if not lost:
-                lost.append(True)
-                raise store.fail(ServiceResponseError("connection reset before the answer"))
-
-        store.commit = commit_then_lose_the_answer  # type: ignore[method-assign]
+        lost = lose_first_commit_answer(store)
         assert await dispatcher.accept_inline("Counter", "lost", "add", sdk_body(5)) is True
         await host.wait_idle()
         assert lost == [True]
