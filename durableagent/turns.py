@@ -31,7 +31,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ._backend import (
     MIN_SIGNAL_SECONDS,
@@ -65,6 +65,8 @@ FALLBACK_SECONDS = 0.05
 after FALLBACK_TURNS times as long as the session's last turn (any session's, for its first) took."""
 FALLBACK_TURNS = 2.0
 _IDEMPOTENT_SESSIONS = uuid.UUID("5d0c5c9e-6a55-4c43-8a0e-8f1f2f0f6d1a")
+
+_V = TypeVar("_V")
 
 Status = Literal["success", "error", "accepted", "unavailable", "internal"]
 
@@ -371,16 +373,18 @@ class Turns:
 
     def _remember_commit(self, session: str, seconds: float) -> None:
         self._typical = seconds if not self._typical else 0.8 * self._typical + 0.2 * seconds
-        self._committed_in[session] = seconds
-        self._committed_in.move_to_end(session)
-        while len(self._committed_in) > REMEMBERED_SESSIONS:
-            self._committed_in.popitem(last=False)
+        _remember(self._committed_in, session, seconds)
 
     def _remember_turn(self, session: str, seconds: float, read_cost: float) -> None:
-        self._last_turn[session] = (seconds, read_cost)
-        self._last_turn.move_to_end(session)
-        while len(self._last_turn) > REMEMBERED_SESSIONS:
-            self._last_turn.popitem(last=False)
+        _remember(self._last_turn, session, (seconds, read_cost))
+
+
+def _remember(table: OrderedDict[str, _V], session: str, value: _V) -> None:
+    """Keep `value` for `session` as its newest, forgetting the least recent past REMEMBERED_SESSIONS."""
+    table[session] = value
+    table.move_to_end(session)
+    while len(table) > REMEMBERED_SESSIONS:
+        table.popitem(last=False)
 
 
 def _reply_from_result(result: str | None, correlation_id: str) -> tuple[dict[str, Any], int] | None:
